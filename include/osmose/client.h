@@ -1,0 +1,45 @@
+/* client.h: the client side of the control protocol; osmosectl's commands call this, never the socket. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "osmose/varlink.h"
+
+typedef struct osm_client osm_client;
+
+/* The socket to use: explicit path, else $OSMOSE_SOCKET, else the installed default. */
+const char *osm_client_default_socket(const char *explicit_path);
+
+/* Connect to path. Returns 0 or -errno (ENOENT/ECONNREFUSED: no daemon). */
+int osm_client_connect(const char *path, osm_client **out);
+osm_client *osm_client_free(osm_client *c);
+OSM_DEFINE_CLEANUP(osm_client *, osm_client_free)
+#define _cleanup_client_ _cleanup_(osm_client_freep)
+
+/* An error reply, or a transport failure. */
+typedef struct osm_call_error {
+        char *name;         /* Varlink error name, or NULL for a transport error */
+        json_t *parameters; /* error parameters, may be NULL */
+        char message[256];  /* a one-line human explanation */
+} osm_call_error;
+void osm_call_error_clear(osm_call_error *e);
+
+/* Call method with params (borrowed; NULL means {}), passing fds along (may be 0).
+ * On success returns 0 and *reply holds the reply parameters (owned by the caller).
+ * On an error reply returns -EREMOTEIO and fills *err. On transport failure -errno and
+ * *err->message. If reply_fds is non-NULL, fds received with the reply are stored there
+ * (up to *n_reply_fds on input; count on output); others are closed. */
+int osm_client_call(osm_client *c, const char *method, json_t *params,
+                    const int *fds, size_t n_fds,
+                    json_t **reply, int *reply_fds, size_t *n_reply_fds,
+                    osm_call_error *err);
+
+/* Call with "more": true. cb is invoked for each reply (continues true/false); a
+ * non-zero return from cb stops reading and is returned. Returns 0 after the last reply. */
+typedef int (*osm_client_stream_cb)(json_t *params, bool continues, void *userdata);
+int osm_client_call_more(osm_client *c, const char *method, json_t *params,
+                         osm_client_stream_cb cb, void *userdata, osm_call_error *err);
+
+/* The raw fd, for callers that wait on it together with other fds. */
+int osm_client_fd(osm_client *c);

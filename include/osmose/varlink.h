@@ -1,0 +1,102 @@
+/* varlink.h: the Varlink wire format shared by osmosed and its clients (NUL-terminated JSON). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "osmose/util.h"
+
+OSM_DEFINE_CLEANUP(json_t *, json_decref)
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+/* Limits on what one peer may send. */
+#define OSM_VARLINK_MAX_MESSAGE   (1024u * 1024u)   /* bytes in one message, NUL excluded */
+#define OSM_VARLINK_MAX_FDS       8                 /* fds passed with one message */
+
+/* Errors of the Varlink service interface (varlink.org). */
+#define OSM_ERR_INTERFACE_NOT_FOUND "org.varlink.service.InterfaceNotFound"
+#define OSM_ERR_METHOD_NOT_FOUND    "org.varlink.service.MethodNotFound"
+#define OSM_ERR_METHOD_NOT_IMPL     "org.varlink.service.MethodNotImplemented"
+#define OSM_ERR_INVALID_PARAMETER   "org.varlink.service.InvalidParameter"
+/* Errors common to all of Osmose's interfaces (interface io.osmose). */
+#define OSM_ERR_PERMISSION_DENIED   "io.osmose.PermissionDenied"
+#define OSM_ERR_INVALID_MESSAGE     "io.osmose.InvalidMessage"
+#define OSM_ERR_MESSAGE_TOO_LARGE   "io.osmose.MessageTooLarge"
+#define OSM_ERR_BUSY                "io.osmose.Busy"
+#define OSM_ERR_INTERNAL            "io.osmose.InternalError"
+#define OSM_ERR_NOT_FOUND           "io.osmose.NotFound"
+#define OSM_ERR_NOT_AVAILABLE       "io.osmose.NotAvailable"
+
+/* A parsed call as sent by a client. Borrowed pointers into `root`. */
+typedef struct osm_vl_call {
+        json_t *root;          /* the whole message (owned) */
+        const char *method;    /* fully qualified "io.osmose.Daemon.GetStatus" */
+        json_t *parameters;    /* an object, never NULL (empty object if absent) */
+        bool more;
+        bool oneway;
+        bool upgrade;
+} osm_vl_call;
+
+/* Parse one message (without its NUL) as a call. On failure returns -EBADMSG and sets
+ * *why to a static string naming the problem. */
+int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, const char **why);
+void osm_vl_call_done(osm_vl_call *c);
+
+/* A parsed reply. */
+typedef struct osm_vl_reply {
+        json_t *root;          /* owned */
+        json_t *parameters;    /* object, never NULL */
+        const char *error;     /* NULL unless an error reply */
+        bool continues;
+} osm_vl_reply;
+
+int osm_vl_parse_reply(const char *buf, size_t len, osm_vl_reply *out, const char **why);
+void osm_vl_reply_done(osm_vl_reply *r);
+
+/* Serialize {"method":…,"parameters":…,"more":…} / a reply / an error; the result is a
+ * malloc'd buffer including its terminating NUL, *len counts the NUL. NULL on ENOMEM. */
+char *osm_vl_format_call(const char *method, json_t *params, bool more, bool oneway, size_t *len);
+char *osm_vl_format_reply(json_t *params, bool continues, size_t *len);
+char *osm_vl_format_error(const char *error, json_t *params, size_t *len);
+
+/* Split a qualified method "a.b.C.Method" into interface and member. Returns false
+ * if it is not of that form. iface must hold at least 256 bytes. */
+bool osm_vl_split_method(const char *method, char *iface, size_t size, const char **member);
+
+/* The interface definitions compiled into the library (generated from src/lib/interfaces). */
+typedef enum osm_vl_kind {
+        OSM_VL_STRING = 's', OSM_VL_INT = 'i', OSM_VL_FLOAT = 'f', OSM_VL_BOOL = 'b',
+        OSM_VL_OBJECT = 'o', OSM_VL_ARRAY = 'a', OSM_VL_MAP = 'm', OSM_VL_ANY = 'x',
+} osm_vl_kind;
+
+typedef struct osm_vl_field {
+        const char *name;
+        char kind;              /* osm_vl_kind */
+        bool optional;
+        const char *const *enum_values;   /* for enums (kind 's'), NULL-terminated; else NULL */
+} osm_vl_field;
+
+typedef struct osm_vl_method {
+        const char *name;       /* qualified */
+        const osm_vl_field *in;
+        size_t n_in;
+} osm_vl_method;
+
+typedef struct osm_vl_interface {
+        const char *name;
+        const char *description;   /* the .varlink text */
+        const osm_vl_method *methods;
+        size_t n_methods;
+} osm_vl_interface;
+
+extern const osm_vl_interface *const osm_vl_interfaces[];
+extern const size_t osm_vl_n_interfaces;
+
+const osm_vl_interface *osm_vl_find_interface(const char *name);
+const osm_vl_method *osm_vl_find_method(const char *qualified);
+
+/* Check the top-level fields of params against a method's input definition: unknown
+ * fields, missing required ones, wrong JSON types, values outside an enum. Returns 0,
+ * or -EINVAL with *bad_field set to the offending field's name. */
+int osm_vl_check_params(const osm_vl_method *m, json_t *params, const char **bad_field);

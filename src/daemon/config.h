@@ -1,0 +1,95 @@
+/* config.h: osmosed's configuration: one table of keys (section, name, type, default, help)
+ * drives parsing, defaults, --check-config and --dump-config. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef struct osm_config {
+        /* [daemon] */
+        char *name;                  /* human name of the space; default: the host name */
+        char *state_dir;
+        char *socket_path;
+        int log_level;
+
+        /* [control] */
+        mode_t socket_mode;
+        char *socket_group;          /* members get full access; "" for none */
+        uint64_t max_connections;
+        uint64_t max_message_size;
+        uint64_t max_buffered;       /* unsent reply bytes per client */
+        uint64_t idle_timeout_us;
+        uint64_t partial_timeout_us;
+
+        /* [store] */
+        uint64_t db_budget;          /* bytes; writes past it fail */
+        uint64_t max_record_size;
+        uint64_t commit_delay_us;    /* group commit: wait at most this long to batch */
+        bool encrypt_objects;
+
+        /* [discovery] */
+        bool discovery_enabled;
+        char *service_types;         /* space-separated extra DNS-SD types to browse */
+
+        /* [sandbox] */
+        uint64_t uid_base;           /* first host uid/gid of the range mapped into sandboxes */
+        uint64_t uid_count;
+        uint64_t default_memory;
+        uint64_t default_pids;
+        uint64_t default_cpu_percent;
+        uint64_t log_size;           /* bytes of stdout/stderr kept per instance */
+        uint64_t stop_timeout_us;    /* SIGTERM, then SIGKILL after this */
+        char *network;               /* what a network grant gives: "none" or a bridge name */
+
+        /* [federation] */
+        bool federation_enabled;
+        char *federation_listen;     /* ADDR:PORT */
+        uint64_t federation_max_queue;
+        uint64_t audit_max_age_us;
+} osm_config;
+
+typedef enum osm_config_type {
+        OSM_CFG_STRING,
+        OSM_CFG_BOOL,
+        OSM_CFG_UINT,
+        OSM_CFG_SIZE,        /* "64M" */
+        OSM_CFG_DURATION,    /* "30s", stored in µs */
+        OSM_CFG_MODE,        /* octal file mode */
+        OSM_CFG_LOG_LEVEL,
+} osm_config_type;
+
+typedef struct osm_config_key {
+        const char *section;
+        const char *key;
+        osm_config_type type;
+        size_t offset;
+        const char *def;      /* default, parsed like a value from the file; NULL: computed */
+        const char *help;
+} osm_config_key;
+
+extern const osm_config_key osm_config_keys[];
+extern const size_t osm_config_n_keys;
+
+/* Fill cfg with the defaults. state_dir chooses the layout: NULL means the installed
+ * defaults (/var/lib/osmose, /run/osmose/osmosed.sock); a directory means everything
+ * under it (the embedded default for trying Osmose out). Returns 0 or -ENOMEM. */
+int osm_config_defaults(osm_config *cfg, const char *state_dir);
+
+/* Parse path into cfg (on top of what is there). Each problem is printed to `errors`
+ * as "path:line: message" (errors may be NULL). Returns the number of problems (0 = ok),
+ * or -errno if the file cannot be read (-ENOENT if missing). */
+int osm_config_load(osm_config *cfg, const char *path, FILE *errors);
+
+/* Set one key from a string ("section", "key", "value"); returns 0 or -EINVAL/-ENOENT
+ * with *why set. */
+int osm_config_set(osm_config *cfg, const char *section, const char *key, const char *value,
+                   const char **why);
+
+/* Print the configuration as an INI file with each key's help as a comment. */
+void osm_config_dump(const osm_config *cfg, FILE *out);
+
+/* Deep copy and free. */
+int osm_config_copy(osm_config *dst, const osm_config *src);
+void osm_config_free(osm_config *cfg);

@@ -1,0 +1,85 @@
+/* server.h: the Varlink control server: accepts clients on a Unix socket, frames messages,
+ * checks peer credentials and dispatches calls to the subsystems' method tables. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "osmose/varlink.h"
+
+typedef struct osm_server osm_server;
+typedef struct osm_call osm_call;
+
+/* Who may call a method. The policy lives in one place (server.c: call_allowed()). */
+typedef enum osm_access {
+        OSM_ACCESS_PUBLIC,   /* anyone who can connect: introspection, status */
+        OSM_ACCESS_READ,     /* reads room data: root and the osmose group */
+        OSM_ACCESS_WRITE,    /* changes state: root and the osmose group */
+} osm_access;
+
+/* A method handler. params has been checked against the method's .varlink input
+ * (top-level field names, JSON types, enums). The handler must eventually finish the
+ * call with osm_call_reply()/osm_call_error() (now or later, from the loop), possibly
+ * after replies with continues=true when osm_call_more(). params is borrowed. */
+typedef void (*osm_method_fn)(osm_call *call, json_t *params, void *userdata);
+
+typedef struct osm_method {
+        const char *name;          /* qualified, must exist in the .varlink files */
+        osm_method_fn fn;
+        osm_access access;
+} osm_method;
+
+typedef struct osm_server_limits {
+        unsigned max_connections;      /* beyond: new clients get io.osmose.Busy and are closed */
+        size_t max_message;            /* bytes per message */
+        size_t max_buffered;           /* unsent reply bytes per client before it is dropped */
+        uint64_t idle_timeout_ms;      /* a client silent this long between calls is dropped */
+        uint64_t partial_timeout_ms;   /* a half-sent message stalled this long: dropped */
+} osm_server_limits;
+
+/* Create a server on loop listening on listen_fd (already bound and listening; the
+ * server owns it). gid_allowed is the group whose members get full access (-1: none). */
+int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
+                   const osm_server_limits *limits, osm_server **out);
+/* Register methods; the table must outlive the server. Fails with -EEXIST on duplicates
+ * and -ENOENT if a method is not defined in any .varlink interface. */
+int osm_server_add_methods(osm_server *s, const osm_method *table, size_t n, void *userdata);
+/* Stop accepting; in-flight calls may still finish. */
+void osm_server_stop_accepting(osm_server *s);
+/* Number of calls currently in flight (for graceful shutdown). */
+unsigned osm_server_in_flight(osm_server *s);
+unsigned osm_server_n_clients(osm_server *s);
+void osm_server_set_limits(osm_server *s, const osm_server_limits *limits);
+/* Close every client (streams get no final reply) and free the server. close_cb runs
+ * when all handles are closed. */
+void osm_server_free(osm_server *s, void (*close_cb)(void *), void *userdata);
+
+/* --- for handlers --- */
+bool osm_call_more(const osm_call *c);
+const struct ucred *osm_call_cred(const osm_call *c);
+const char *osm_call_method(const osm_call *c);
+/* Received fds: the call owns them until taken. take returns -1 if idx is out of range. */
+size_t osm_call_n_fds(const osm_call *c);
+int osm_call_take_fd(osm_call *c, size_t idx);
+
+/* Reply. params is stolen (NULL means {}). With continues=true the call stays open
+ * (only valid if osm_call_more()); otherwise the call is finished and freed.
+ * fds (may be NULL) are sent with the reply and stay owned by the caller.
+ * Returns 0, or -ECONNRESET if the client has gone (the call is then finished too,
+ * when continues is false). */
+int osm_call_reply(osm_call *c, json_t *params, bool continues);
+int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *fds, size_t n_fds);
+/* Finish with an error. params stolen (may be NULL). */
+int osm_call_error(osm_call *c, const char *error, json_t *params);
+/* Shorthands: InvalidParameter {parameter}; an error with {"message": fmt…}. */
+int osm_call_invalid_param(osm_call *c, const char *parameter);
+int osm_call_errorf(osm_call *c, const char *error, const char *fmt, ...) OSM_PRINTF(3, 4);
+
+/* A handler that finishes later registers a cancel callback: it runs (once) if the
+ * client disconnects before the call is finished; after it the call object is freed
+ * by the server and must not be used. */
+void osm_call_set_cancel(osm_call *c, void (*cancel)(osm_call *c, void *userdata), void *userdata);
+/* Is the client still there? */
+bool osm_call_alive(const osm_call *c);
