@@ -7,7 +7,7 @@
 
 #include "osmose/util.h"
 
-OSM_DEFINE_CLEANUP(json_t *, json_decref)
+/* jansson (>= 2.9) provides json_decrefp for cleanup attributes. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* Limits on what one peer may send. */

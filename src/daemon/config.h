@@ -87,6 +87,9 @@ int osm_config_load(osm_config *cfg, const char *path, FILE *errors);
 int osm_config_set(osm_config *cfg, const char *section, const char *key, const char *value,
                    const char **why);
 
+/* Check values that depend on each other or on limits; prints problems, returns their count. */
+int osm_config_validate(const osm_config *cfg, FILE *errors);
+
 /* Print the configuration as an INI file with each key's help as a comment. */
 void osm_config_dump(const osm_config *cfg, FILE *out);
 

@@ -6,7 +6,7 @@
 #include <uv.h>
 
 #include "osmose/identity.h"
-#include "config.h"
+#include "build-config.h"
 #include "daemon/config.h"
 #include "daemon/control/server.h"
 
@@ -63,3 +63,32 @@ typedef struct osm_subsystem {
 
 /* Helper for status hooks: set "health" and "detail" (detail may be NULL). */
 void osm_status_set(json_t *obj, osm_health h, const char *detail);
+
+/* What the command line chose; re-applied on top of the file at every reload. */
+typedef struct osm_daemon_opts {
+        const char *config_path;   /* NULL: the default for the layout, if it exists */
+        const char *state_dir;     /* NULL: installed layout */
+        const char *socket_path;
+        const char *name;
+} osm_daemon_opts;
+
+/* Build the configuration from defaults, the file and the options. Problems are printed
+ * to errors; returns their number, or -errno if an explicitly named file is unreadable. */
+int osm_daemon_load_config(const osm_daemon_opts *o, osm_config *cfg, char **used_path, FILE *errors);
+
+/* Run the daemon until SIGTERM/SIGINT. Returns the process exit status. */
+int osm_daemon_run(const osm_daemon_opts *o);
+
+/* The subsystem table (daemon.c) and the status document served by GetStatus. */
+extern const osm_subsystem *const osm_subsystems[];
+extern const size_t osm_n_subsystems;
+json_t *osm_daemon_status(osm_daemon *d);
+/* Reload the configuration (SIGHUP, Daemon.Reload). *changed lists changed keys
+ * ("section.key"); returns 0, or the number of problems (old config kept). */
+int osm_daemon_reload(osm_daemon *d, json_t **changed);
+
+/* Methods of the built-in interfaces (control/iface-*.c). */
+extern const osm_method osm_service_methods[];
+extern const size_t osm_n_service_methods;
+extern const osm_method osm_daemon_methods[];
+extern const size_t osm_n_daemon_methods;

@@ -1,6 +1,7 @@
 /* tap.c: a tiny TAP producer for unit tests. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "tap.h"
 
@@ -28,6 +29,11 @@ void tap_skip(const char *why, const char *fmt, ...) {
         va_end(ap);
         printf(" # SKIP %s\n", why);
         fflush(stdout);
+}
+
+void tap_eq_str(const char *got, const char *want, const char *what) {
+        tap_ok(got && want && strcmp(got, want) == 0, "%s (got '%s', want '%s')", what, got ? got : "(null)",
+               want ? want : "(null)");
 }
 
 int tap_done(void) {

@@ -1,0 +1,75 @@
+/* osmosectl.c: the command table and global options; each command lives in cmd-*.c. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "build-config.h"
+
+static const osm_ctl_command commands[] = {
+        { "status", cmd_status, "", "space id and name, version, uptime, each subsystem and its health" },
+        { "reload", cmd_reload, "", "reload the daemon's configuration file" },
+        { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },
+};
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: osmosectl [--socket PATH] [--json] COMMAND [ARG]...\n"
+                "Talk to osmosed, the Osmose daemon of this room.\n\n"
+                "Options:\n"
+                "  -s, --socket PATH   daemon socket (default $OSMOSE_SOCKET or %s/osmosed.sock)\n"
+                "  -j, --json          machine-readable output: one JSON document, or JSON Lines for streams\n"
+                "  -V, --version       print the version\n"
+                "  -h, --help          this help; COMMAND --help for a command's\n\n"
+                "Commands:\n",
+                OSM_RUNDIR);
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(commands); i++) {
+                char syn[96];
+                snprintf(syn, sizeof syn, "%s %s", commands[i].name, commands[i].args);
+                fprintf(f, "  %-34s %s\n", syn, commands[i].help);
+        }
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "json", no_argument, NULL, 'j' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *socket = NULL;
+        osm_ctl ctl = { 0 };
+        int c;
+        /* "+": stop at the first non-option, the command; its options are its own. */
+        while ((c = getopt_long(argc, argv, "+s:jVh", opts, NULL)) != -1) {
+                switch (c) {
+                case 's': socket = optarg; break;
+                case 'j': ctl.json = true; break;
+                case 'V': printf("osmosectl %s\n", OSM_VERSION); return 0;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return 2;
+        }
+        ctl.socket = osm_client_default_socket(socket);
+        const char *name = argv[optind];
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(commands); i++) {
+                if (strcmp(commands[i].name, name) != 0)
+                        continue;
+                int sub_argc = argc - optind;
+                char **sub_argv = argv + optind;
+                optind = 0;   /* reset getopt for the command's own options */
+                int r = commands[i].fn(&ctl, sub_argc, sub_argv);
+                osm_client_free(ctl.client);
+                fflush(stdout);
+                if (ferror(stdout))
+                        return osm_ctl_fail("error writing output");
+                return r;
+        }
+        fprintf(stderr, "osmosectl: unknown command '%s' (osmosectl --help lists them)\n", name);
+        return 2;
+}

@@ -1,0 +1,184 @@
+/* output.c: what every osmosectl command shares: calls with one-line errors, tables, JSON. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/output.h"
+
+int osm_ctl_fail(const char *fmt, ...) {
+        va_list ap;
+        fputs("osmosectl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return 1;
+}
+
+osm_client *osm_ctl_client(osm_ctl *ctl) {
+        if (ctl->client)
+                return ctl->client;
+        int r = osm_client_connect(ctl->socket, &ctl->client);
+        if (r == -ENOENT || r == -ECONNREFUSED)
+                osm_ctl_fail("no osmosed is running at %s (%s)", ctl->socket, strerror(-r));
+        else if (r == -EACCES)
+                osm_ctl_fail("permission denied connecting to %s: you need to be root or in the group 'osmose'",
+                             ctl->socket);
+        else if (r < 0)
+                osm_ctl_fail("cannot connect to %s: %s", ctl->socket, strerror(-r));
+        return r < 0 ? NULL : ctl->client;
+}
+
+int osm_ctl_call_failed(const char *method, const osm_call_error *err) {
+        if (err->name)
+                return osm_ctl_fail("%s (%s)", err->message, err->name);
+        return osm_ctl_fail("%s: %s", method, err->message);
+}
+
+int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int *fds, size_t n_fds,
+                     json_t **reply, int *reply_fds, size_t *n_reply_fds) {
+        osm_client *c = osm_ctl_client(ctl);
+        if (!c)
+                return 1;
+        osm_call_error err = { 0 };
+        json_t *rep = NULL;
+        int r = osm_client_call(c, method, params, fds, n_fds, &rep, reply_fds, n_reply_fds, &err);
+        if (r < 0) {
+                osm_ctl_call_failed(method, &err);
+                osm_call_error_clear(&err);
+                return 1;
+        }
+        if (reply)
+                *reply = rep;
+        else
+                json_decref(rep);
+        return 0;
+}
+
+int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **reply) {
+        return osm_ctl_call_fds(ctl, method, params, NULL, 0, reply, NULL, NULL);
+}
+
+void osm_print_json(json_t *v) {
+        json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+}
+
+void osm_print_json_line(json_t *v) {
+        json_dumpf(v, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        fflush(stdout);
+}
+
+struct osm_table {
+        size_t cols, rows, cap;
+        char **cells;   /* rows * cols, row 0 = headers */
+};
+
+osm_table *osm_table_new(const char *first_header, ...) {
+        osm_table *t = calloc(1, sizeof *t);
+        if (!t)
+                abort();
+        va_list ap;
+        va_start(ap, first_header);
+        size_t n = 0;
+        for (const char *h = first_header; h; h = va_arg(ap, const char *))
+                n++;
+        va_end(ap);
+        t->cols = n;
+        t->cap = 16;
+        t->cells = calloc(t->cap * n, sizeof(char *));
+        if (!t->cells)
+                abort();
+        va_start(ap, first_header);
+        size_t i = 0;
+        for (const char *h = first_header; h; h = va_arg(ap, const char *))
+                t->cells[i++] = strdup(h);
+        va_end(ap);
+        t->rows = 1;
+        return t;
+}
+
+void osm_table_add(osm_table *t, const char *first_cell, ...) {
+        if (t->rows == t->cap) {
+                t->cap *= 2;
+                t->cells = realloc(t->cells, t->cap * t->cols * sizeof(char *));
+                if (!t->cells)
+                        abort();
+        }
+        va_list ap;
+        va_start(ap, first_cell);
+        for (size_t c = 0; c < t->cols; c++) {
+                const char *v = c == 0 ? first_cell : va_arg(ap, const char *);
+                char *s = strdup(v ? v : "-");
+                /* Names come from peers and workloads: never print control characters raw. */
+                for (char *p = s; *p; p++)
+                        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                                *p = '?';
+                t->cells[t->rows * t->cols + c] = s;
+        }
+        va_end(ap);
+        t->rows++;
+}
+
+void osm_table_print(osm_table *t) {
+        size_t *w = calloc(t->cols, sizeof *w);
+        for (size_t r = 0; r < t->rows; r++)
+                for (size_t c = 0; c < t->cols; c++)
+                        w[c] = OSM_MAX(w[c], strlen(t->cells[r * t->cols + c]));
+        for (size_t r = 0; r < t->rows; r++) {
+                for (size_t c = 0; c < t->cols; c++) {
+                        const char *s = t->cells[r * t->cols + c];
+                        if (c + 1 == t->cols)
+                                printf("%s\n", s);
+                        else
+                                printf("%-*s  ", (int) w[c], s);
+                }
+        }
+        for (size_t i = 0; i < t->rows * t->cols; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        free(w);
+        free(t);
+}
+
+bool osm_ctl_wants_help(int argc, char **argv) {
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--") == 0)
+                        return false;
+                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+                        return true;
+        }
+        return false;
+}
+
+void osm_ctl_usage(const char *cmd, const char *args, const char *help, const char *details) {
+        printf("Usage: osmosectl [--socket PATH] [--json] %s%s%s\n%s\n", cmd, args && *args ? " " : "",
+               args ? args : "", help);
+        if (details && *details)
+                printf("\n%s", details);
+}
+
+int osm_ctl_dispatch(osm_ctl *ctl, const char *group, const osm_ctl_command *table, size_t n,
+                     int argc, char **argv) {
+        if (argc >= 2) {
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(argv[1], table[i].name) == 0)
+                                return table[i].fn(ctl, argc - 1, argv + 1);
+        }
+        bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+        FILE *f = help ? stdout : stderr;
+        if (!help)
+                fprintf(stderr, "osmosectl: %s: %s\n", group,
+                        argc >= 2 ? "unknown subcommand" : "missing subcommand");
+        fprintf(f, "Usage: osmosectl %s COMMAND …\n\n", group);
+        for (size_t i = 0; i < n; i++)
+        {
+                char syn[128];
+                snprintf(syn, sizeof syn, "%s %s%s%s", group, table[i].name, table[i].args ? " " : "",
+                         table[i].args ? table[i].args : "");
+                fprintf(f, "  %-40s %s\n", syn, table[i].help);
+        }
+        return help ? 0 : 2;
+}

@@ -1,0 +1,60 @@
+/* output.h: what every osmosectl command shares: the context, calls with one-line errors,
+ * aligned tables, and JSON output. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "osmose/client.h"
+#include "osmose/util.h"
+
+typedef struct osm_ctl {
+        const char *socket;     /* resolved socket path */
+        bool json;              /* --json */
+        osm_client *client;     /* connected on first use */
+} osm_ctl;
+
+/* A command: argv[0] is the command's own name; returns the exit status. */
+typedef int (*osm_ctl_fn)(osm_ctl *ctl, int argc, char **argv);
+
+typedef struct osm_ctl_command {
+        const char *name;
+        osm_ctl_fn fn;
+        const char *args;       /* synopsis of the arguments */
+        const char *help;       /* one line */
+} osm_ctl_command;
+
+/* Print "osmosectl: …" on stderr; returns 1 (the exit status for failures). */
+int osm_ctl_fail(const char *fmt, ...) OSM_PRINTF(1, 2);
+
+/* Connect if needed; on failure prints one line naming the socket and returns NULL. */
+osm_client *osm_ctl_client(osm_ctl *ctl);
+
+/* Call method; on failure prints one line and returns 1; on success returns 0 and
+ * *reply (may be NULL to discard) holds the reply parameters. params is borrowed. */
+int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **reply);
+/* The same with fds to send and fds to receive (see osm_client_call). */
+int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int *fds, size_t n_fds,
+                     json_t **reply, int *reply_fds, size_t *n_reply_fds);
+/* Print an error of a call in one line ("osmosectl: METHOD: message (error name)"). */
+int osm_ctl_call_failed(const char *method, const osm_call_error *err);
+
+/* Print a JSON value as one document (indented) or one line (JSON Lines). */
+void osm_print_json(json_t *v);
+void osm_print_json_line(json_t *v);
+
+/* An aligned table for humans. Cells are copied. */
+typedef struct osm_table osm_table;
+osm_table *osm_table_new(const char *first_header, ...);   /* NULL-terminated headers */
+void osm_table_add(osm_table *t, const char *first_cell, ...); /* one cell per column, NULL → "-" */
+void osm_table_print(osm_table *t);   /* prints and frees */
+
+/* Parse a command's options: "-h/--help" prints usage and returns 0 through *exit_now.
+ * A helper for the common pattern of commands without further options. */
+bool osm_ctl_wants_help(int argc, char **argv);
+void osm_ctl_usage(const char *cmd, const char *args, const char *help, const char *details);
+
+/* Look a command up in a table (for groups with subcommands) and run it; prints the
+ * group's usage for an unknown or missing subcommand. */
+int osm_ctl_dispatch(osm_ctl *ctl, const char *group, const osm_ctl_command *table, size_t n,
+                     int argc, char **argv);

@@ -1,0 +1,356 @@
+/* config.c: osmosed's configuration: the key table, defaults, INI parsing through inih,
+ * and the --check-config / --dump-config views of it. */
+#include <errno.h>
+#include <stdarg.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "daemon/config.h"
+#include "osmose/log.h"
+#include "osmose/util.h"
+
+#define K(sec, key, type, field, def, help) \
+        { sec, key, OSM_CFG_##type, offsetof(osm_config, field), def, help }
+
+/* Every key of the configuration. Adding a key is one row here and a field in osm_config. */
+const osm_config_key osm_config_keys[] = {
+        K("daemon", "name", STRING, name, NULL, "human name of this space (default: the host name)"),
+        K("daemon", "state-dir", STRING, state_dir, NULL, "where the identity, database and objects live"),
+        K("daemon", "socket", STRING, socket_path, NULL, "path of the control socket"),
+        K("daemon", "log-level", LOG_LEVEL, log_level, "info", "debug, info, notice, warning or err"),
+
+        K("control", "socket-mode", MODE, socket_mode, "0660", "file mode of the control socket"),
+        K("control", "socket-group", STRING, socket_group, "osmose",
+          "group whose members may do everything (root and the daemon's own user always may)"),
+        K("control", "max-connections", UINT, max_connections, "512", "clients at once; more get io.osmose.Busy"),
+        K("control", "max-message-size", SIZE, max_message_size, "1M", "largest message a client may send"),
+        K("control", "max-buffered", SIZE, max_buffered, "16M", "unread reply bytes per client before it is dropped"),
+        K("control", "idle-timeout", DURATION, idle_timeout_us, "5min", "drop a client silent this long between calls"),
+        K("control", "partial-timeout", DURATION, partial_timeout_us, "10s", "drop a client that stalls mid-message this long"),
+
+        K("store", "db-budget", SIZE, db_budget, "1G", "size budget of the database; writes past it fail"),
+        K("store", "max-record-size", SIZE, max_record_size, "256K", "largest JSON body of one record"),
+        K("store", "commit-delay", DURATION, commit_delay_us, "0", "extra wait to gather a group commit (0: commit as soon as the previous one is done)"),
+        K("store", "encrypt-objects", BOOL, encrypt_objects, "no", "encrypt objects at rest (libsodium secretstream)"),
+
+        K("discovery", "enabled", BOOL, discovery_enabled, "yes", "publish this space and browse the LAN with Avahi"),
+        K("discovery", "service-types", STRING, service_types, "", "extra DNS-SD types to browse, space-separated"),
+
+        K("sandbox", "uid-base", UINT, uid_base, "524288", "first host uid/gid mapped into sandboxes"),
+        K("sandbox", "uid-count", UINT, uid_count, "65536", "number of host uids/gids available to sandboxes"),
+        K("sandbox", "default-memory", SIZE, default_memory, "256M", "memory limit of a workload that sets none"),
+        K("sandbox", "default-pids", UINT, default_pids, "64", "process limit of a workload that sets none"),
+        K("sandbox", "default-cpu", UINT, default_cpu_percent, "100", "CPU limit in percent of one core"),
+        K("sandbox", "log-size", SIZE, log_size, "256K", "stdout/stderr bytes kept per instance"),
+        K("sandbox", "stop-timeout", DURATION, stop_timeout_us, "5s", "grace between SIGTERM and SIGKILL"),
+        K("sandbox", "network", STRING, network, "none", "what a network grant gives: none, or a bridge name"),
+
+        K("federation", "enabled", BOOL, federation_enabled, "no", "serve and sync with paired remote spaces"),
+        K("federation", "listen", STRING, federation_listen, "127.0.0.1:7443", "address and port to serve on"),
+        K("federation", "max-queue", UINT, federation_max_queue, "100000", "records queued per remote while offline"),
+        K("federation", "audit-max-age", DURATION, audit_max_age_us, "90d", "how long audit entries are kept"),
+};
+const size_t osm_config_n_keys = OSM_ARRAY_SIZE(osm_config_keys);
+
+#undef K
+
+static void *field(osm_config *cfg, const osm_config_key *k) { return (char *) cfg + k->offset; }
+static const void *cfield(const osm_config *cfg, const osm_config_key *k) { return (const char *) cfg + k->offset; }
+
+static const osm_config_key *find_key(const char *section, const char *key) {
+        for (size_t i = 0; i < osm_config_n_keys; i++)
+                if (strcmp(osm_config_keys[i].section, section) == 0 && strcmp(osm_config_keys[i].key, key) == 0)
+                        return &osm_config_keys[i];
+        return NULL;
+}
+
+static int parse_bool(const char *v, bool *out) {
+        static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(yes); i++) {
+                if (strcasecmp(v, yes[i]) == 0) {
+                        *out = true;
+                        return 0;
+                }
+                if (strcasecmp(v, no[i]) == 0) {
+                        *out = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int set_value(osm_config *cfg, const osm_config_key *k, const char *v, const char **why) {
+        void *f = field(cfg, k);
+        int r;
+        switch (k->type) {
+        case OSM_CFG_STRING: {
+                if (strlen(v) > 4096) {
+                        *why = "value too long";
+                        return -EINVAL;
+                }
+                char *s = strdup(v);
+                if (!s)
+                        return -ENOMEM;
+                free(*(char **) f);
+                *(char **) f = s;
+                return 0;
+        }
+        case OSM_CFG_BOOL:
+                if (parse_bool(v, f) < 0) {
+                        *why = "expected yes or no";
+                        return -EINVAL;
+                }
+                return 0;
+        case OSM_CFG_UINT:
+                if ((r = osm_parse_u64(v, f)) < 0) {
+                        *why = "expected a non-negative integer";
+                        return r;
+                }
+                return 0;
+        case OSM_CFG_SIZE:
+                if ((r = osm_parse_size(v, f)) < 0) {
+                        *why = "expected a size such as 512K, 64M or 1G";
+                        return r;
+                }
+                return 0;
+        case OSM_CFG_DURATION:
+                if ((r = osm_parse_duration(v, f)) < 0) {
+                        *why = "expected a duration such as 500ms, 30s, 5min, 2h or 7d";
+                        return r;
+                }
+                return 0;
+        case OSM_CFG_MODE: {
+                char *end;
+                errno = 0;
+                unsigned long m = strtoul(v, &end, 8);
+                if (errno || *end || end == v || m > 07777) {
+                        *why = "expected an octal file mode such as 0660";
+                        return -EINVAL;
+                }
+                *(mode_t *) f = (mode_t) m;
+                return 0;
+        }
+        case OSM_CFG_LOG_LEVEL:
+                if ((r = osm_log_parse_level(v)) < 0) {
+                        *why = "expected debug, info, notice, warning or err";
+                        return r;
+                }
+                *(int *) f = r;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int osm_config_set(osm_config *cfg, const char *section, const char *key, const char *value, const char **why) {
+        const osm_config_key *k = find_key(section, key);
+        if (!k) {
+                *why = "unknown key";
+                return -ENOENT;
+        }
+        *why = NULL;
+        return set_value(cfg, k, value, why);
+}
+
+int osm_config_defaults(osm_config *cfg, const char *state_dir) {
+        memset(cfg, 0, sizeof *cfg);
+        for (size_t i = 0; i < osm_config_n_keys; i++) {
+                const char *why;
+                if (osm_config_keys[i].def && set_value(cfg, &osm_config_keys[i], osm_config_keys[i].def, &why) < 0)
+                        return -ENOMEM;   /* defaults are valid by construction; only ENOMEM remains */
+        }
+        char host[256] = "osmose";
+        if (gethostname(host, sizeof host - 1) < 0 || !*host)
+                strcpy(host, "osmose");
+        char sock[4096];
+        if (state_dir)
+                snprintf(sock, sizeof sock, "%s/osmosed.sock", state_dir);
+        else
+                snprintf(sock, sizeof sock, "%s/osmosed.sock", OSM_RUNDIR);
+        cfg->name = strdup(host);
+        cfg->state_dir = strdup(state_dir ? state_dir : OSM_LOCALSTATEDIR);
+        cfg->socket_path = strdup(sock);
+        if (!cfg->name || !cfg->state_dir || !cfg->socket_path)
+                return -ENOMEM;
+        return 0;
+}
+
+typedef struct parse_ctx {
+        osm_config *cfg;
+        const char *path;
+        FILE *errors;
+        FILE *in;
+        int line;
+        int problems;
+        int first_reported;
+} parse_ctx;
+
+static void problem(parse_ctx *p, const char *fmt, ...) OSM_PRINTF(2, 3);
+static void problem(parse_ctx *p, const char *fmt, ...) {
+        if (p->errors) {
+                va_list ap;
+                fprintf(p->errors, "%s:%d: ", p->path, p->line);
+                va_start(ap, fmt);
+                vfprintf(p->errors, fmt, ap);
+                va_end(ap);
+                fputc('\n', p->errors);
+        }
+        if (!p->first_reported)
+                p->first_reported = p->line;
+        p->problems++;
+}
+
+/* inih calls the handler without line numbers (unless built with INI_HANDLER_LINENO,
+ * which Debian's build is not) and reports only the first malformed line, so the reader
+ * counts lines and flags every line that is neither blank, a comment, a [section] nor
+ * key = value — the same rule inih applies. */
+static char *reader(char *str, int num, void *stream) {
+        parse_ctx *p = stream;
+        char *r = fgets(str, num, p->in);
+        if (!r)
+                return NULL;
+        p->line++;
+        const char *s = str;
+        while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+                s++;
+        if (!*s || *s == ';' || *s == '#' || s != str)   /* indented: a continuation line */
+                return r;
+        if (*s == '[' ? !strchr(s, ']') : !strpbrk(s, "=:"))
+                problem(p, "syntax error: expected [section] or key = value");
+        return r;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+        parse_ctx *p = user;
+        const char *why = NULL;
+        const osm_config_key *k = find_key(section, name);
+        int r;
+        if (!k) {
+                bool known_section = false;
+                for (size_t i = 0; i < osm_config_n_keys; i++)
+                        known_section |= strcmp(osm_config_keys[i].section, section) == 0;
+                if (known_section)
+                        problem(p, "unknown key '%s' in section [%s]", name, section);
+                else
+                        problem(p, "unknown section [%s]", section);
+                return 0;
+        }
+        r = set_value(p->cfg, k, value, &why);
+        if (r < 0) {
+                problem(p, "[%s] %s = %s: %s", section, name, value, why ? why : strerror(-r));
+                return 0;
+        }
+        return 1;
+}
+
+int osm_config_load(osm_config *cfg, const char *path, FILE *errors) {
+        parse_ctx p = { .cfg = cfg, .path = path, .errors = errors };
+        p.in = fopen(path, "re");
+        if (!p.in)
+                return -errno;
+        int r = ini_parse_stream(reader, &p, handler, &p);
+        fclose(p.in);
+        if (r > 0 && p.problems == 0) {
+                /* inih found something the reader's rule did not: still an error. */
+                p.line = r;
+                problem(&p, "syntax error");
+        }
+        return p.problems;
+}
+
+static void format_value(const osm_config *cfg, const osm_config_key *k, char *buf, size_t size) {
+        const void *f = cfield(cfg, k);
+        switch (k->type) {
+        case OSM_CFG_STRING: snprintf(buf, size, "%s", *(char *const *) f ? *(char *const *) f : ""); break;
+        case OSM_CFG_BOOL: snprintf(buf, size, "%s", *(const bool *) f ? "yes" : "no"); break;
+        case OSM_CFG_UINT:
+        case OSM_CFG_SIZE: snprintf(buf, size, "%llu", (unsigned long long) *(const uint64_t *) f); break;
+        case OSM_CFG_DURATION: {
+                uint64_t us = *(const uint64_t *) f;
+                if (us % 1000000 == 0)
+                        snprintf(buf, size, "%llus", (unsigned long long) (us / 1000000));
+                else
+                        snprintf(buf, size, "%lluus", (unsigned long long) us);
+                break;
+        }
+        case OSM_CFG_MODE: snprintf(buf, size, "%04o", (unsigned) *(const mode_t *) f); break;
+        case OSM_CFG_LOG_LEVEL: {
+                static const char *const names[] = { "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug" };
+                int l = *(const int *) f;
+                snprintf(buf, size, "%s", l >= 0 && l < 8 ? names[l] : "info");
+                break;
+        }
+        }
+}
+
+void osm_config_dump(const osm_config *cfg, FILE *out) {
+        const char *section = NULL;
+        for (size_t i = 0; i < osm_config_n_keys; i++) {
+                const osm_config_key *k = &osm_config_keys[i];
+                if (!section || strcmp(section, k->section) != 0) {
+                        fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+                        section = k->section;
+                }
+                char v[4200];
+                format_value(cfg, k, v, sizeof v);
+                fprintf(out, "# %s\n%s = %s\n", k->help, k->key, v);
+        }
+}
+
+int osm_config_copy(osm_config *dst, const osm_config *src) {
+        *dst = *src;
+        for (size_t i = 0; i < osm_config_n_keys; i++) {
+                const osm_config_key *k = &osm_config_keys[i];
+                if (k->type != OSM_CFG_STRING)
+                        continue;
+                char **d = field(dst, k);
+                if (*d && !(*d = strdup(*d))) {
+                        for (size_t j = 0; j < i; j++)
+                                if (osm_config_keys[j].type == OSM_CFG_STRING)
+                                        free(*(char **) field(dst, &osm_config_keys[j]));
+                        memset(dst, 0, sizeof *dst);
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+void osm_config_free(osm_config *cfg) {
+        for (size_t i = 0; i < osm_config_n_keys; i++)
+                if (osm_config_keys[i].type == OSM_CFG_STRING)
+                        free(*(char **) field(cfg, &osm_config_keys[i]));
+        memset(cfg, 0, sizeof *cfg);
+}
+
+int osm_config_validate(const osm_config *cfg, FILE *errors) {
+        int problems = 0;
+#define BAD(...) do { if (errors) fprintf(errors, __VA_ARGS__); problems++; } while (0)
+        size_t nl = cfg->name ? strlen(cfg->name) : 0;
+        bool printable = nl > 0;
+        for (size_t i = 0; i < nl; i++)
+                printable &= (unsigned char) cfg->name[i] >= 0x20 && cfg->name[i] != 0x7f;
+        if (nl == 0 || nl > 63 || !printable)
+                BAD("[daemon] name: must be 1-63 printable bytes (it is an mDNS label)\n");
+        if (!cfg->state_dir || cfg->state_dir[0] != '/')
+                BAD("[daemon] state-dir: must be an absolute path\n");
+        if (!cfg->socket_path || cfg->socket_path[0] != '/' || strlen(cfg->socket_path) >= 108)
+                BAD("[daemon] socket: must be an absolute path shorter than 108 bytes\n");
+        if (cfg->max_message_size < 4096 || cfg->max_message_size > 64u * 1024 * 1024)
+                BAD("[control] max-message-size: must be between 4K and 64M\n");
+        if (cfg->max_connections < 1 || cfg->max_connections > 65536)
+                BAD("[control] max-connections: must be between 1 and 65536\n");
+        if (cfg->max_buffered < cfg->max_message_size)
+                BAD("[control] max-buffered: must be at least max-message-size\n");
+        if (cfg->max_record_size < 64 || cfg->max_record_size > cfg->max_message_size)
+                BAD("[store] max-record-size: must be between 64 bytes and max-message-size\n");
+        if (cfg->uid_base == 0 || cfg->uid_count < 1 || cfg->uid_base + cfg->uid_count > 0xfffffffeull)
+                BAD("[sandbox] uid-base/uid-count: the range must be non-empty, above 0 and below 2^32-1\n");
+        if (cfg->default_cpu_percent < 1 || cfg->default_cpu_percent > 100000)
+                BAD("[sandbox] default-cpu: must be between 1 and 100000 percent\n");
+#undef BAD
+        return problems;
+}

@@ -1,0 +1,24 @@
+/* iface-daemon.c: io.osmose.Daemon — status and reload. */
+#include "daemon/daemon.h"
+
+static void get_status(osm_call *call, json_t *params, void *userdata) {
+        osm_call_reply(call, osm_daemon_status(userdata), false);
+}
+
+static void reload(osm_call *call, json_t *params, void *userdata) {
+        json_t *changed = NULL;
+        int r = osm_daemon_reload(userdata, &changed);
+        if (r != 0) {
+                osm_call_error(call, "io.osmose.Daemon.ConfigInvalid",
+                               json_pack("{s:i,s:s}", "problems", r, "message",
+                                         "the configuration has problems; the old one stays in force (see the log)"));
+                return;
+        }
+        osm_call_reply(call, json_pack("{s:o}", "changed", changed), false);
+}
+
+const osm_method osm_daemon_methods[] = {
+        { "io.osmose.Daemon.GetStatus", get_status, OSM_ACCESS_PUBLIC },
+        { "io.osmose.Daemon.Reload", reload, OSM_ACCESS_WRITE },
+};
+const size_t osm_n_daemon_methods = OSM_ARRAY_SIZE(osm_daemon_methods);

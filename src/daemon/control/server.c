@@ -1,0 +1,748 @@
+/* server.c: the Varlink control server on the libuv loop: accepting clients, framing
+ * NUL-terminated messages with fd passing, peer-credential access checks, per-client
+ * limits, and dispatch of calls to the subsystems' method tables.
+ *
+ * Each client has one uv_poll on its raw socket (not a uv_pipe: libuv's pipes can pass
+ * only libuv handles, and we need SCM_RIGHTS for arbitrary fds and SO_PEERCRED). A
+ * client runs one call at a time, as Varlink requires replies in order; messages that
+ * arrive meanwhile stay buffered (bounded) until the call finishes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "daemon/control/server.h"
+#include "osmose/log.h"
+
+#define MAX_ACCEPT_PER_WAKEUP 64
+#define READ_CHUNK 65536
+
+typedef struct method_entry {
+        const osm_method *m;
+        void *userdata;
+} method_entry;
+
+typedef struct out_seg {
+        struct out_seg *next;
+        char *buf;
+        size_t len, off;
+        int fds[OSM_VARLINK_MAX_FDS];   /* dup'ed; sent with the first byte */
+        size_t n_fds;
+        bool close_after;               /* close the client once this is sent */
+} out_seg;
+
+typedef struct client client;
+
+struct osm_call {
+        client *cl;              /* NULL once the client has gone */
+        osm_server *srv;
+        osm_vl_call msg;
+        bool more, oneway;
+        int fds[OSM_VARLINK_MAX_FDS];
+        size_t n_fds;
+        void (*cancel)(osm_call *, void *);
+        void *cancel_userdata;
+        struct ucred cred;
+};
+
+struct client {
+        client *prev, *next;
+        osm_server *srv;
+        int fd;
+        uv_poll_t poll;
+        uv_timer_t timer;
+        int poll_events;
+        struct ucred cred;
+        bool full_access;
+        char *rbuf;
+        size_t rlen, rcap;
+        int rfds[OSM_VARLINK_MAX_FDS];
+        size_t n_rfds;
+        out_seg *out_head, *out_tail;
+        size_t out_bytes;
+        osm_call *call;          /* the call in flight, if any */
+        bool dispatching;        /* inside process_input(): do not recurse */
+        bool closing;            /* no more reads; close once output is flushed */
+        bool dead;               /* uv_close issued */
+        int handles_open;        /* poll and timer, until their close callbacks ran */
+        uint64_t last_activity_us;
+};
+
+struct osm_server {
+        uv_loop_t *loop;
+        int listen_fd;
+        uv_poll_t listen_poll;
+        uv_timer_t accept_pause;
+        bool accepting;
+        gid_t gid_allowed;
+        osm_server_limits lim;
+        client *clients;
+        unsigned n_clients;
+        unsigned n_calls;
+        method_entry *methods;
+        size_t n_methods, cap_methods;
+        unsigned handles_open;
+        bool freeing;
+        void (*close_cb)(void *);
+        void *close_userdata;
+};
+
+static void client_close(client *cl);
+static void process_input(client *cl);
+static void update_poll(client *cl);
+
+/* ---------- access policy: the one place that decides who may call what ---------- */
+
+static bool peer_in_group(int fd, gid_t gid) {
+        gid_t groups[256];
+        socklen_t len = sizeof groups;
+        /* SO_PEERGROUPS (Linux 4.13) reports the supplementary groups the peer had at
+         * connect time, race-free, unlike reading /proc/PID/status. */
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == gid)
+                        return true;
+        return false;
+}
+
+static bool compute_full_access(osm_server *s, int fd, const struct ucred *cr) {
+        if (cr->uid == 0 || cr->uid == geteuid())
+                return true;
+        if (s->gid_allowed == (gid_t) -1)
+                return false;
+        return cr->gid == s->gid_allowed || peer_in_group(fd, s->gid_allowed);
+}
+
+static bool call_allowed(const client *cl, osm_access a) {
+        return a == OSM_ACCESS_PUBLIC || cl->full_access;
+}
+
+/* ---------- output ---------- */
+
+static void seg_free(out_seg *sg) {
+        for (size_t i = 0; i < sg->n_fds; i++)
+                close(sg->fds[i]);
+        free(sg->buf);
+        free(sg);
+}
+
+/* Write as much queued output as the socket takes. Returns 0, or -errno on a fatal
+ * error (the client is then closed by the caller). */
+static int flush_output(client *cl) {
+        while (cl->out_head) {
+                out_seg *sg = cl->out_head;
+                struct iovec iov = { .iov_base = sg->buf + sg->off, .iov_len = sg->len - sg->off };
+                union {
+                        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
+                        struct cmsghdr align;
+                } ctl;
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+                if (sg->off == 0 && sg->n_fds > 0) {
+                        memset(&ctl, 0, sizeof ctl);
+                        mh.msg_control = ctl.buf;
+                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * sg->n_fds);
+                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                        cm->cmsg_level = SOL_SOCKET;
+                        cm->cmsg_type = SCM_RIGHTS;
+                        cm->cmsg_len = CMSG_LEN(sizeof(int) * sg->n_fds);
+                        memcpy(CMSG_DATA(cm), sg->fds, sizeof(int) * sg->n_fds);
+                }
+                ssize_t n = sendmsg(cl->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                if (sg->off == 0)
+                        for (size_t i = 0; i < sg->n_fds; i++)
+                                sg->fds[i] = osm_close(sg->fds[i]);
+                sg->n_fds = 0;
+                sg->off += (size_t) n;
+                cl->out_bytes -= (size_t) n;
+                if (sg->off < sg->len)
+                        break;
+                bool close_after = sg->close_after;
+                cl->out_head = sg->next;
+                if (!cl->out_head)
+                        cl->out_tail = NULL;
+                seg_free(sg);
+                if (close_after) {
+                        client_close(cl);
+                        return 0;
+                }
+        }
+        if (!cl->dead)
+                update_poll(cl);
+        return 0;
+}
+
+/* Queue one framed message (buf includes its NUL; ownership taken) and try to send it. */
+static int queue_output(client *cl, char *buf, size_t len, const int *fds, size_t n_fds, bool close_after) {
+        if (cl->dead || (cl->closing && !close_after)) {
+                free(buf);
+                return -ECONNRESET;
+        }
+        out_seg *sg = calloc(1, sizeof *sg);
+        if (!sg) {
+                free(buf);
+                return -ENOMEM;
+        }
+        sg->buf = buf;
+        sg->len = len;
+        sg->close_after = close_after;
+        for (size_t i = 0; i < n_fds && i < OSM_VARLINK_MAX_FDS; i++) {
+                int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+                if (d < 0) {
+                        seg_free(sg);
+                        return -errno;
+                }
+                sg->fds[sg->n_fds++] = d;
+        }
+        if (cl->out_tail)
+                cl->out_tail->next = sg;
+        else
+                cl->out_head = sg;
+        cl->out_tail = sg;
+        cl->out_bytes += len;
+        if (cl->out_bytes > cl->srv->lim.max_buffered) {
+                /* A client that does not read its replies (or a stream it cannot keep
+                 * up with) must not make the daemon buffer without bound. */
+                log_warning("control: dropping client pid %d: %zu reply bytes unread",
+                            (int) cl->cred.pid, cl->out_bytes);
+                client_close(cl);
+                return -ECONNRESET;
+        }
+        int r = flush_output(cl);
+        if (r < 0) {
+                client_close(cl);
+                return -ECONNRESET;
+        }
+        return 0;
+}
+
+static void send_error_and_close(client *cl, const char *error, json_t *params) {
+        size_t len;
+        char *buf = osm_vl_format_error(error, params, &len);
+        json_decref(params);
+        if (!buf) {
+                client_close(cl);
+                return;
+        }
+        cl->closing = true;
+        queue_output(cl, buf, len, NULL, 0, true);
+}
+
+/* ---------- calls ---------- */
+
+static void call_free(osm_call *c) {
+        for (size_t i = 0; i < c->n_fds; i++)
+                close(c->fds[i]);
+        osm_vl_call_done(&c->msg);
+        c->srv->n_calls--;
+        free(c);
+}
+
+static void call_finished(osm_call *c) {
+        client *cl = c->cl;
+        call_free(c);
+        if (!cl)
+                return;
+        cl->call = NULL;
+        cl->last_activity_us = osm_now_mono_us();
+        if (!cl->dispatching && !cl->dead)
+                process_input(cl);
+}
+
+bool osm_call_more(const osm_call *c) { return c->more; }
+const struct ucred *osm_call_cred(const osm_call *c) { return &c->cred; }
+const char *osm_call_method(const osm_call *c) { return c->msg.method; }
+size_t osm_call_n_fds(const osm_call *c) { return c->n_fds; }
+bool osm_call_alive(const osm_call *c) { return c->cl && !c->cl->dead && !c->cl->closing; }
+
+int osm_call_take_fd(osm_call *c, size_t idx) {
+        if (idx >= c->n_fds || c->fds[idx] < 0)
+                return -1;
+        return steal_fd(&c->fds[idx]);
+}
+
+void osm_call_set_cancel(osm_call *c, void (*cancel)(osm_call *, void *), void *userdata) {
+        c->cancel = cancel;
+        c->cancel_userdata = userdata;
+}
+
+int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *fds, size_t n_fds) {
+        int r = 0;
+        if (continues && !c->more) {
+                log_error("control: %s replied with continues to a call without more", c->msg.method);
+                continues = false;
+        }
+        if (!c->cl) {
+                r = -ECONNRESET;
+        } else if (!c->oneway) {
+                size_t len;
+                char *buf = osm_vl_format_reply(params, continues, &len);
+                r = buf ? queue_output(c->cl, buf, len, fds, n_fds, false) : -ENOMEM;
+        }
+        json_decref(params);
+        if (!continues)
+                call_finished(c);
+        return r;
+}
+
+int osm_call_reply(osm_call *c, json_t *params, bool continues) {
+        return osm_call_reply_fds(c, params, continues, NULL, 0);
+}
+
+int osm_call_error(osm_call *c, const char *error, json_t *params) {
+        int r = 0;
+        if (!c->cl) {
+                r = -ECONNRESET;
+        } else if (!c->oneway) {
+                size_t len;
+                char *buf = osm_vl_format_error(error, params, &len);
+                r = buf ? queue_output(c->cl, buf, len, NULL, 0, false) : -ENOMEM;
+        }
+        json_decref(params);
+        call_finished(c);
+        return r;
+}
+
+int osm_call_invalid_param(osm_call *c, const char *parameter) {
+        return osm_call_error(c, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", parameter));
+}
+
+int osm_call_errorf(osm_call *c, const char *error, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        return osm_call_error(c, error, json_pack("{s:s}", "message", msg));
+}
+
+static const method_entry *find_handler(osm_server *s, const char *name) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                if (strcmp(s->methods[i].m->name, name) == 0)
+                        return &s->methods[i];
+        return NULL;
+}
+
+/* Route one parsed call. Errors that concern only this call are replied; the client
+ * stays connected. */
+static void dispatch(client *cl, osm_vl_call *msg) {
+        osm_server *s = cl->srv;
+        osm_call *c = calloc(1, sizeof *c);
+        if (!c) {
+                osm_vl_call_done(msg);
+                send_error_and_close(cl, OSM_ERR_INTERNAL, json_pack("{s:s}", "message", "out of memory"));
+                return;
+        }
+        s->n_calls++;
+        c->srv = s;
+        c->cl = cl;
+        c->msg = *msg;
+        c->more = msg->more;
+        c->oneway = msg->oneway;
+        c->cred = cl->cred;
+        memcpy(c->fds, cl->rfds, cl->n_rfds * sizeof(int));
+        c->n_fds = cl->n_rfds;
+        cl->n_rfds = 0;
+        cl->call = c;
+
+        const char *name = msg->method;
+        char iface[256];
+        const char *member;
+        if (msg->upgrade) {
+                osm_call_errorf(c, OSM_ERR_INVALID_MESSAGE, "protocol upgrades are not supported");
+                return;
+        }
+        if (!osm_vl_split_method(name, iface, sizeof iface, &member)) {
+                osm_call_error(c, OSM_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
+                return;
+        }
+        if (!osm_vl_find_interface(iface)) {
+                osm_call_error(c, OSM_ERR_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", iface));
+                return;
+        }
+        const osm_vl_method *def = osm_vl_find_method(name);
+        if (!def) {
+                osm_call_error(c, OSM_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
+                return;
+        }
+        const method_entry *h = find_handler(s, name);
+        if (!h) {
+                osm_call_error(c, OSM_ERR_METHOD_NOT_IMPL, json_pack("{s:s}", "method", name));
+                return;
+        }
+        if (!call_allowed(cl, h->m->access)) {
+                log_notice("control: denied %s to uid %u (pid %d)", name, (unsigned) cl->cred.uid,
+                           (int) cl->cred.pid);
+                osm_call_errorf(c, OSM_ERR_PERMISSION_DENIED,
+                                "uid %u may not call %s: only root and the group '%s' may",
+                                (unsigned) cl->cred.uid, name, "osmose");
+                return;
+        }
+        const char *bad = NULL;
+        if (osm_vl_check_params(def, c->msg.parameters, &bad) < 0) {
+                osm_call_invalid_param(c, bad);
+                return;
+        }
+        h->m->fn(c, c->msg.parameters, h->userdata);
+}
+
+/* Handle every complete message buffered, one call at a time. */
+static void process_input(client *cl) {
+        osm_server *s = cl->srv;
+        cl->dispatching = true;
+        while (!cl->dead && !cl->closing && !cl->call) {
+                char *nul = cl->rlen ? memchr(cl->rbuf, 0, cl->rlen) : NULL;
+                if (!nul) {
+                        if (cl->rlen > s->lim.max_message) {
+                                log_warning("control: client pid %d sent a message over %zu bytes",
+                                            (int) cl->cred.pid, s->lim.max_message);
+                                send_error_and_close(cl, OSM_ERR_MESSAGE_TOO_LARGE,
+                                                     json_pack("{s:I}", "limit", (json_int_t) s->lim.max_message));
+                        }
+                        break;
+                }
+                size_t len = (size_t) (nul - cl->rbuf);
+                if (len > s->lim.max_message) {
+                        send_error_and_close(cl, OSM_ERR_MESSAGE_TOO_LARGE,
+                                             json_pack("{s:I}", "limit", (json_int_t) s->lim.max_message));
+                        break;
+                }
+                osm_vl_call msg;
+                const char *why = NULL;
+                int r = osm_vl_parse_call(cl->rbuf, len, &msg, &why);
+                memmove(cl->rbuf, nul + 1, cl->rlen - len - 1);
+                cl->rlen -= len + 1;
+                if (r < 0) {
+                        /* Varlink: a message that is not a call ends the connection, after
+                         * telling the peer why. */
+                        log_notice("control: client pid %d sent an invalid message: %s", (int) cl->cred.pid, why);
+                        send_error_and_close(cl, OSM_ERR_INVALID_MESSAGE, json_pack("{s:s}", "message", why));
+                        break;
+                }
+                dispatch(cl, &msg);
+        }
+        cl->dispatching = false;
+        if (!cl->dead)
+                update_poll(cl);
+}
+
+/* ---------- input ---------- */
+
+static int read_input(client *cl) {
+        osm_server *s = cl->srv;
+        size_t limit = s->lim.max_message + 1;   /* one message plus its NUL */
+        if (cl->rlen >= limit)
+                return 0;   /* full: wait until the call in flight consumes it */
+        if (cl->rcap - cl->rlen < READ_CHUNK && cl->rcap < limit) {
+                size_t ncap = OSM_MIN(OSM_MAX(cl->rcap * 2, (size_t) READ_CHUNK), limit);
+                char *nb = realloc(cl->rbuf, ncap);
+                if (!nb)
+                        return -ENOMEM;
+                cl->rbuf = nb;
+                cl->rcap = ncap;
+        }
+        struct iovec iov = { .iov_base = cl->rbuf + cl->rlen, .iov_len = cl->rcap - cl->rlen };
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
+                struct cmsghdr align;
+        } ctl;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+        ssize_t n = recvmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        bool too_many = (mh.msg_flags & MSG_CTRUNC) != 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                int *in = (int *) CMSG_DATA(cm);
+                for (size_t i = 0; i < k; i++) {
+                        if (cl->n_rfds < OSM_VARLINK_MAX_FDS)
+                                cl->rfds[cl->n_rfds++] = in[i];
+                        else {
+                                close(in[i]);
+                                too_many = true;
+                        }
+                }
+        }
+        if (too_many)
+                return -E2BIG;
+        if (n == 0)
+                return -ECONNRESET;
+        cl->rlen += (size_t) n;
+        cl->last_activity_us = osm_now_mono_us();
+        return 1;
+}
+
+static void update_poll(client *cl) {
+        int ev = UV_DISCONNECT;
+        if (!cl->closing && cl->rlen < cl->srv->lim.max_message + 1)
+                ev |= UV_READABLE;
+        if (cl->out_head)
+                ev |= UV_WRITABLE;
+        if (ev != cl->poll_events) {
+                cl->poll_events = ev;
+                uv_poll_start(&cl->poll, ev, NULL);   /* callback kept from the first start */
+        }
+}
+
+static void on_client_poll(uv_poll_t *h, int status, int events) {
+        client *cl = h->data;
+        if (status < 0 && status != UV_EBADF) {
+                client_close(cl);
+                return;
+        }
+        if (events & UV_WRITABLE) {
+                if (flush_output(cl) < 0) {
+                        client_close(cl);
+                        return;
+                }
+                if (cl->dead)
+                        return;
+        }
+        if (events & (UV_READABLE | UV_DISCONNECT)) {
+                int r = read_input(cl);
+                if (r == -E2BIG) {
+                        send_error_and_close(cl, OSM_ERR_INVALID_MESSAGE,
+                                             json_pack("{s:s}", "message", "too many file descriptors"));
+                        return;
+                }
+                if (r < 0) {
+                        client_close(cl);
+                        return;
+                }
+                if (r > 0 && !cl->dispatching)
+                        process_input(cl);
+        }
+}
+
+/* ---------- timeouts ---------- */
+
+static void on_client_timer(uv_timer_t *t) {
+        client *cl = t->data;
+        osm_server *s = cl->srv;
+        uint64_t now = osm_now_mono_us();
+        uint64_t quiet_ms = (now - cl->last_activity_us) / 1000;
+        if (cl->call || cl->closing)
+                return;   /* a call in flight (a stream may be quiet for long) */
+        uint64_t limit = cl->rlen > 0 ? s->lim.partial_timeout_ms : s->lim.idle_timeout_ms;
+        if (limit && quiet_ms >= limit) {
+                log_info("control: dropping client pid %d: %s for %llu ms", (int) cl->cred.pid,
+                         cl->rlen > 0 ? "half a message stalled" : "idle", (unsigned long long) quiet_ms);
+                client_close(cl);
+        }
+}
+
+/* ---------- client lifetime ---------- */
+
+static void server_handle_closed(osm_server *s) {
+        s->handles_open--;
+        if (s->freeing && s->handles_open == 0) {
+                void (*cb)(void *) = s->close_cb;
+                void *ud = s->close_userdata;
+                free(s->methods);
+                free(s);
+                if (cb)
+                        cb(ud);
+        }
+}
+
+static void on_client_handle_closed(uv_handle_t *h) {
+        client *cl = h->data;
+        osm_server *s = cl->srv;
+        /* The fd may be closed only once libuv no longer polls it. */
+        if (h == (uv_handle_t *) &cl->poll)
+                cl->fd = osm_close(cl->fd);
+        if (--cl->handles_open == 0)
+                free(cl);
+        server_handle_closed(s);
+}
+
+static void client_close(client *cl) {
+        if (cl->dead)
+                return;
+        cl->dead = true;
+        osm_server *s = cl->srv;
+        if (cl->prev)
+                cl->prev->next = cl->next;
+        else
+                s->clients = cl->next;
+        if (cl->next)
+                cl->next->prev = cl->prev;
+        s->n_clients--;
+        osm_call *c = cl->call;
+        cl->call = NULL;
+        if (c) {
+                c->cl = NULL;
+                if (c->cancel) {
+                        c->cancel(c, c->cancel_userdata);
+                        call_free(c);
+                }
+                /* else: the handler still holds the call; its reply frees it. */
+        }
+        for (size_t i = 0; i < cl->n_rfds; i++)
+                close(cl->rfds[i]);
+        cl->n_rfds = 0;
+        while (cl->out_head) {
+                out_seg *sg = cl->out_head;
+                cl->out_head = sg->next;
+                seg_free(sg);
+        }
+        free(cl->rbuf);
+        cl->rbuf = NULL;
+        uv_close((uv_handle_t *) &cl->poll, on_client_handle_closed);
+        uv_close((uv_handle_t *) &cl->timer, on_client_handle_closed);
+}
+
+static void reject_busy(int fd) {
+        size_t len;
+        json_t *p = json_pack("{s:s}", "message", "too many clients; try again later");
+        char *buf = osm_vl_format_error(OSM_ERR_BUSY, p, &len);
+        json_decref(p);
+        if (buf)
+                (void) !send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        free(buf);
+        close(fd);
+}
+
+static void on_accept_pause(uv_timer_t *t) {
+        osm_server *s = t->data;
+        if (s->accepting)
+                uv_poll_start(&s->listen_poll, UV_READABLE, NULL);
+}
+
+static void on_listen_poll(uv_poll_t *h, int status, int events) {
+        osm_server *s = h->data;
+        if (status < 0 || !s->accepting)
+                return;
+        for (int i = 0; i < MAX_ACCEPT_PER_WAKEUP; i++) {
+                int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* Out of fds: stop accepting for a moment instead of spinning. */
+                                log_warning("control: cannot accept: %s; pausing 100 ms", strerror(errno));
+                                uv_poll_stop(&s->listen_poll);
+                                uv_timer_start(&s->accept_pause, on_accept_pause, 100, 0);
+                        }
+                        return;
+                }
+                if (s->n_clients >= s->lim.max_connections) {
+                        reject_busy(fd);
+                        continue;
+                }
+                client *cl = calloc(1, sizeof *cl);
+                struct ucred cr;
+                socklen_t len = sizeof cr;
+                if (!cl || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+                        free(cl);
+                        close(fd);
+                        continue;
+                }
+                cl->srv = s;
+                cl->fd = fd;
+                cl->cred = cr;
+                cl->full_access = compute_full_access(s, fd, &cr);
+                cl->last_activity_us = osm_now_mono_us();
+                uv_poll_init(s->loop, &cl->poll, fd);
+                uv_timer_init(s->loop, &cl->timer);
+                cl->poll.data = cl;
+                cl->timer.data = cl;
+                s->handles_open += 2;
+                cl->handles_open = 2;
+                cl->next = s->clients;
+                if (s->clients)
+                        s->clients->prev = cl;
+                s->clients = cl;
+                s->n_clients++;
+                cl->poll_events = UV_READABLE | UV_DISCONNECT;
+                uv_poll_start(&cl->poll, cl->poll_events, on_client_poll);
+                uint64_t tick = OSM_MAX(OSM_MIN(s->lim.partial_timeout_ms, s->lim.idle_timeout_ms) / 4, 50);
+                uv_timer_start(&cl->timer, on_client_timer, tick, tick);
+        }
+}
+
+/* ---------- server ---------- */
+
+int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
+                   const osm_server_limits *limits, osm_server **out) {
+        osm_server *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->loop = loop;
+        s->listen_fd = listen_fd;
+        s->gid_allowed = gid_allowed;
+        s->lim = *limits;
+        s->accepting = true;
+        int r = uv_poll_init(loop, &s->listen_poll, listen_fd);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        uv_timer_init(loop, &s->accept_pause);
+        s->listen_poll.data = s;
+        s->accept_pause.data = s;
+        s->handles_open = 2;
+        uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
+        *out = s;
+        return 0;
+}
+
+int osm_server_add_methods(osm_server *s, const osm_method *table, size_t n, void *userdata) {
+        for (size_t i = 0; i < n; i++) {
+                if (!osm_vl_find_method(table[i].name))
+                        return -ENOENT;
+                if (find_handler(s, table[i].name))
+                        return -EEXIST;
+        }
+        if (s->n_methods + n > s->cap_methods) {
+                size_t ncap = OSM_MAX(s->cap_methods * 2, s->n_methods + n);
+                method_entry *nm = realloc(s->methods, ncap * sizeof *nm);
+                if (!nm)
+                        return -ENOMEM;
+                s->methods = nm;
+                s->cap_methods = ncap;
+        }
+        for (size_t i = 0; i < n; i++)
+                s->methods[s->n_methods++] = (method_entry) { &table[i], userdata };
+        return 0;
+}
+
+void osm_server_set_limits(osm_server *s, const osm_server_limits *limits) { s->lim = *limits; }
+unsigned osm_server_in_flight(osm_server *s) { return s->n_calls; }
+unsigned osm_server_n_clients(osm_server *s) { return s->n_clients; }
+
+static void on_listen_closed(uv_handle_t *h) {
+        server_handle_closed(h->data);
+}
+
+void osm_server_stop_accepting(osm_server *s) {
+        if (!s->accepting)
+                return;
+        s->accepting = false;
+        uv_poll_stop(&s->listen_poll);
+        uv_timer_stop(&s->accept_pause);
+        close(s->listen_fd);
+        s->listen_fd = -1;
+}
+
+void osm_server_free(osm_server *s, void (*close_cb)(void *), void *userdata) {
+        osm_server_stop_accepting(s);
+        s->freeing = true;
+        s->close_cb = close_cb;
+        s->close_userdata = userdata;
+        while (s->clients)
+                client_close(s->clients);
+        uv_close((uv_handle_t *) &s->listen_poll, on_listen_closed);
+        uv_close((uv_handle_t *) &s->accept_pause, on_listen_closed);
+}

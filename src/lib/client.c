@@ -1,0 +1,265 @@
+/* client.c: a blocking Varlink client over a Unix socket, with fd passing; the wire is
+ * owned here so that osmosectl's commands only make calls. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "build-config.h"
+#include "osmose/client.h"
+
+/* Replies may be larger than calls (a query's records); still bounded. */
+#define CLIENT_MAX_REPLY (64u * 1024u * 1024u)
+
+struct osm_client {
+        int fd;
+        char *buf;          /* received bytes not yet consumed */
+        size_t len, cap;
+        int fds[OSM_VARLINK_MAX_FDS];   /* fds received and not yet handed out */
+        size_t n_fds;
+};
+
+const char *osm_client_default_socket(const char *explicit_path) {
+        if (explicit_path && *explicit_path)
+                return explicit_path;
+        const char *e = getenv("OSMOSE_SOCKET");
+        if (e && *e)
+                return e;
+        return OSM_RUNDIR "/osmosed.sock";
+}
+
+int osm_client_connect(const char *path, osm_client **out) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
+        osm_client *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->fd = steal_fd(&fd);
+        *out = c;
+        return 0;
+}
+
+static void drop_fds(osm_client *c) {
+        for (size_t i = 0; i < c->n_fds; i++)
+                close(c->fds[i]);
+        c->n_fds = 0;
+}
+
+osm_client *osm_client_free(osm_client *c) {
+        if (!c)
+                return NULL;
+        drop_fds(c);
+        osm_close(c->fd);
+        free(c->buf);
+        free(c);
+        return NULL;
+}
+
+int osm_client_fd(osm_client *c) { return c->fd; }
+
+void osm_call_error_clear(osm_call_error *e) {
+        if (!e)
+                return;
+        free(e->name);
+        json_decref(e->parameters);
+        memset(e, 0, sizeof *e);
+}
+
+static int transport_error(osm_call_error *err, int r, const char *what) {
+        if (err) {
+                osm_call_error_clear(err);
+                snprintf(err->message, sizeof err->message, "%s: %s", what, strerror(-r));
+        }
+        return r;
+}
+
+static int send_msg(osm_client *c, const char *buf, size_t len, const int *fds, size_t n_fds) {
+        if (n_fds > OSM_VARLINK_MAX_FDS)
+                return -E2BIG;
+        size_t off = 0;
+        while (off < len) {
+                struct iovec iov = { .iov_base = (char *) buf + off, .iov_len = len - off };
+                union {
+                        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
+                        struct cmsghdr align;
+                } ctl;
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+                /* fds ride along with the first byte of the message. */
+                if (off == 0 && n_fds > 0) {
+                        memset(&ctl, 0, sizeof ctl);
+                        mh.msg_control = ctl.buf;
+                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                        cm->cmsg_level = SOL_SOCKET;
+                        cm->cmsg_type = SCM_RIGHTS;
+                        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+                }
+                ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                off += (size_t) n;
+        }
+        return 0;
+}
+
+/* Read until a whole message is buffered; returns its length (without NUL). */
+static ssize_t recv_msg(osm_client *c) {
+        for (;;) {
+                char *nul = c->len ? memchr(c->buf, 0, c->len) : NULL;
+                if (nul)
+                        return nul - c->buf;
+                if (c->len >= CLIENT_MAX_REPLY)
+                        return -EMSGSIZE;
+                if (c->cap - c->len < 65536) {
+                        size_t ncap = c->cap ? c->cap * 2 : 131072;
+                        char *nb = realloc(c->buf, ncap);
+                        if (!nb)
+                                return -ENOMEM;
+                        c->buf = nb;
+                        c->cap = ncap;
+                }
+                struct iovec iov = { .iov_base = c->buf + c->len, .iov_len = c->cap - c->len };
+                union {
+                        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
+                        struct cmsghdr align;
+                } ctl;
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                                     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+                ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                                continue;
+                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        int *in = (int *) CMSG_DATA(cm);
+                        for (size_t i = 0; i < k; i++) {
+                                if (c->n_fds < OSM_VARLINK_MAX_FDS)
+                                        c->fds[c->n_fds++] = in[i];
+                                else
+                                        close(in[i]);
+                        }
+                }
+                if (mh.msg_flags & MSG_CTRUNC)
+                        return -EMSGSIZE;
+                if (n == 0)
+                        return -ECONNRESET;
+                c->len += (size_t) n;
+        }
+}
+
+static void consume(osm_client *c, size_t n) {
+        memmove(c->buf, c->buf + n, c->len - n);
+        c->len -= n;
+}
+
+/* Read one reply; on an error reply fills err and returns -EREMOTEIO. */
+static int read_reply(osm_client *c, osm_vl_reply *r, osm_call_error *err) {
+        ssize_t n = recv_msg(c);
+        if (n < 0)
+                return transport_error(err, (int) n, n == -ECONNRESET ? "connection closed by the daemon"
+                                                                       : "receiving reply");
+        const char *why = NULL;
+        int k = osm_vl_parse_reply(c->buf, (size_t) n, r, &why);
+        consume(c, (size_t) n + 1);
+        if (k < 0) {
+                if (err) {
+                        osm_call_error_clear(err);
+                        snprintf(err->message, sizeof err->message, "bad reply from the daemon: %s", why);
+                }
+                return -EBADMSG;
+        }
+        if (r->error) {
+                if (err) {
+                        osm_call_error_clear(err);
+                        err->name = strdup(r->error);
+                        err->parameters = json_incref(r->parameters);
+                        json_t *m = json_object_get(r->parameters, "message");
+                        json_t *p = json_object_get(r->parameters, "parameter");
+                        if (json_is_string(m))
+                                snprintf(err->message, sizeof err->message, "%s", json_string_value(m));
+                        else if (json_is_string(p))
+                                snprintf(err->message, sizeof err->message, "invalid parameter '%s'",
+                                         json_string_value(p));
+                        else
+                                snprintf(err->message, sizeof err->message, "%s", r->error);
+                }
+                osm_vl_reply_done(r);
+                return -EREMOTEIO;
+        }
+        return 0;
+}
+
+int osm_client_call(osm_client *c, const char *method, json_t *params,
+                    const int *fds, size_t n_fds,
+                    json_t **reply, int *reply_fds, size_t *n_reply_fds,
+                    osm_call_error *err) {
+        size_t len;
+        _cleanup_free_ char *msg = osm_vl_format_call(method, params, false, false, &len);
+        if (!msg)
+                return transport_error(err, -ENOMEM, "formatting call");
+        int r = send_msg(c, msg, len, fds, n_fds);
+        if (r < 0)
+                return transport_error(err, r, "sending call");
+        drop_fds(c);
+        osm_vl_reply rep;
+        r = read_reply(c, &rep, err);
+        if (r < 0) {
+                drop_fds(c);
+                return r;
+        }
+        if (reply_fds && n_reply_fds) {
+                size_t k = OSM_MIN(*n_reply_fds, c->n_fds);
+                memcpy(reply_fds, c->fds, k * sizeof(int));
+                memmove(c->fds, c->fds + k, (c->n_fds - k) * sizeof(int));
+                c->n_fds -= k;
+                *n_reply_fds = k;
+        }
+        drop_fds(c);
+        if (reply)
+                *reply = json_incref(rep.parameters);
+        osm_vl_reply_done(&rep);
+        return 0;
+}
+
+int osm_client_call_more(osm_client *c, const char *method, json_t *params,
+                         osm_client_stream_cb cb, void *userdata, osm_call_error *err) {
+        size_t len;
+        _cleanup_free_ char *msg = osm_vl_format_call(method, params, true, false, &len);
+        if (!msg)
+                return transport_error(err, -ENOMEM, "formatting call");
+        int r = send_msg(c, msg, len, NULL, 0);
+        if (r < 0)
+                return transport_error(err, r, "sending call");
+        for (;;) {
+                osm_vl_reply rep;
+                r = read_reply(c, &rep, err);
+                drop_fds(c);
+                if (r < 0)
+                        return r;
+                bool cont = rep.continues;
+                r = cb(rep.parameters, cont, userdata);
+                osm_vl_reply_done(&rep);
+                if (r != 0)
+                        return r;
+                if (!cont)
+                        return 0;
+        }
+}

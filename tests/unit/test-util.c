@@ -1,0 +1,65 @@
+/* test-util.c: sizes, durations, times, names, atomic files. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "osmose/util.h"
+#include "tap.h"
+
+int main(void) {
+        uint64_t v;
+        TAP_OK(osm_parse_size("64M", &v) == 0 && v == 64u << 20, "size 64M");
+        TAP_OK(osm_parse_size("1g", &v) == 0 && v == 1u << 30, "size 1g");
+        TAP_OK(osm_parse_size("512", &v) == 0 && v == 512, "size bare number");
+        TAP_OK(osm_parse_size("12Q", &v) == -EINVAL, "size bad suffix refused");
+        TAP_OK(osm_parse_size("-1", &v) == -EINVAL, "negative size refused");
+        TAP_OK(osm_parse_size("99999999999999999999", &v) == -ERANGE, "huge size refused");
+        TAP_OK(osm_parse_size("17179869184G", &v) == -ERANGE, "size overflow after multiplying refused");
+        TAP_OK(osm_parse_duration("7d", &v) == 0 && v == 7ull * 86400 * 1000000, "duration 7d");
+        TAP_OK(osm_parse_duration("1500ms", &v) == 0 && v == 1500000, "duration 1500ms");
+        TAP_OK(osm_parse_duration("30", &v) == 0 && v == 30000000, "bare duration is seconds");
+        TAP_OK(osm_parse_duration("h", &v) < 0, "duration without number refused");
+
+        int64_t t, now = 1700000000000000;
+        TAP_OK(osm_parse_time("2026-11-21T10:00:00Z", now, &t) == 0 && t == 1795255200000000LL, "RFC 3339 UTC");
+        TAP_OK(osm_parse_time("2026-11-21T11:00:00+01:00", now, &t) == 0 && t == 1795255200000000LL, "RFC 3339 offset");
+        TAP_OK(osm_parse_time("2026-11-21T10:00:00.25Z", now, &t) == 0 && t == 1795255200250000LL, "RFC 3339 fraction");
+        TAP_OK(osm_parse_time("-1h", now, &t) == 0 && t == now - 3600000000LL, "relative -1h");
+        TAP_OK(osm_parse_time("now", now, &t) == 0 && t == now, "now");
+        TAP_OK(osm_parse_time("1795255200000000", now, &t) == 0 && t == 1795255200000000LL, "epoch microseconds");
+        TAP_OK(osm_parse_time("2026-13-01T00:00:00Z", now, &t) < 0, "month 13 refused");
+        TAP_OK(osm_parse_time("2026-11-21T10:00:00", now, &t) < 0, "time without zone refused");
+        TAP_OK(osm_parse_time("2026-11-21T10:00:00Zjunk", now, &t) < 0, "trailing junk refused");
+        char buf[64];
+        TAP_EQ_STR(osm_format_time(1795255200250000LL, buf, sizeof buf), "2026-11-21T10:00:00.250000Z", "format time");
+        TAP_OK(osm_parse_time(buf, now, &t) == 0 && t == 1795255200250000LL, "format/parse round trip");
+
+        TAP_OK(osm_name_valid("sensors/temp", 128, true), "collection name with slash");
+        TAP_OK(!osm_name_valid("sensors/temp", 128, false), "slash refused when not allowed");
+        TAP_OK(!osm_name_valid("sensors/../secret", 128, true), "'..' segment refused");
+        TAP_OK(!osm_name_valid("/abs", 128, true), "leading slash refused");
+        TAP_OK(!osm_name_valid("a//b", 128, true), "empty segment refused");
+        TAP_OK(!osm_name_valid("a\nb", 128, true), "control character refused");
+        TAP_OK(!osm_name_valid("abcdef", 5, true), "over-long name refused");
+        TAP_OK(!osm_name_valid("", 5, true), "empty name refused");
+
+        char dir[] = "/tmp/osm-test-XXXXXX";
+        TAP_OK(mkdtemp(dir) != NULL, "temp dir");
+        char path[256];
+        snprintf(path, sizeof path, "%s/a/b/c", dir);
+        TAP_OK(osm_mkdir_p(path, 0700) == 0, "mkdir -p");
+        snprintf(path, sizeof path, "%s/a/file", dir);
+        TAP_OK(osm_write_file_atomic(path, "hello", 5, 0600) == 0, "atomic write");
+        char *data = NULL;
+        size_t len = 0;
+        TAP_OK(osm_read_file(path, 100, &data, &len) == 0 && len == 5 && memcmp(data, "hello", 5) == 0, "read back");
+        free(data);
+        struct stat st;
+        TAP_OK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "atomic write sets the mode");
+        TAP_OK(osm_read_file(path, 3, &data, &len) == -EFBIG, "read_file enforces its limit");
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        TAP_OK(system(cmd) == 0, "cleanup");
+        return tap_done();
+}

@@ -1,0 +1,96 @@
+/* test-varlink.c: parsing calls and replies, formatting, and checking parameters
+ * against the compiled interface definitions. */
+#include <string.h>
+
+#include "osmose/varlink.h"
+#include "tap.h"
+
+static int parse(const char *s, osm_vl_call *c, const char **why) {
+        return osm_vl_parse_call(s, strlen(s), c, why);
+}
+
+int main(void) {
+        osm_vl_call c;
+        const char *why = NULL;
+        TAP_OK(parse("{\"method\":\"io.osmose.Daemon.GetStatus\"}", &c, &why) == 0, "minimal call parses");
+        TAP_EQ_STR(c.method, "io.osmose.Daemon.GetStatus", "method name");
+        TAP_OK(json_is_object(c.parameters) && json_object_size(c.parameters) == 0, "absent parameters become {}");
+        osm_vl_call_done(&c);
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"parameters\":{\"x\":1},\"more\":true}", &c, &why) == 0 && c.more,
+               "more flag");
+        osm_vl_call_done(&c);
+        TAP_OK(parse("not json", &c, &why) == -EBADMSG, "garbage refused");
+        TAP_OK(parse("[1,2]", &c, &why) == -EBADMSG, "array refused");
+        TAP_OK(parse("{\"parameters\":{}}", &c, &why) == -EBADMSG, "missing method refused");
+        TAP_OK(parse("{\"method\":5}", &c, &why) == -EBADMSG, "non-string method refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"parameters\":[]}", &c, &why) == -EBADMSG, "array parameters refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"more\":\"yes\"}", &c, &why) == -EBADMSG, "non-bool more refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"more\":true,\"oneway\":true}", &c, &why) == -EBADMSG,
+               "more+oneway refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"method\":\"x.y.Z\"}", &c, &why) == -EBADMSG, "duplicate keys refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\"} {}", &c, &why) == -EBADMSG, "trailing data refused");
+        TAP_OK(parse("", &c, &why) == -EBADMSG, "empty message refused");
+
+        /* Deep nesting: jansson's own depth limit must turn it into an error, not a crash. */
+        size_t depth = 100000;
+        char *deep = malloc(depth * 2 + 64);
+        strcpy(deep, "{\"method\":\"a.b.C\",\"parameters\":{\"x\":");
+        size_t n = strlen(deep);
+        memset(deep + n, '[', depth);
+        memset(deep + n + depth, ']', depth);
+        strcpy(deep + n + 2 * depth, "}}");
+        TAP_OK(parse(deep, &c, &why) == -EBADMSG, "100000-deep nesting refused without crashing");
+        free(deep);
+
+        size_t len;
+        json_t *p = json_pack("{s:s}", "k", "v");
+        char *m = osm_vl_format_call("a.b.C", p, true, false, &len);
+        TAP_OK(m && m[len - 1] == 0 && strlen(m) == len - 1, "formatted call ends with exactly one NUL");
+        TAP_OK(m && strstr(m, "\"more\":true") != NULL, "formatted call carries more");
+        free(m);
+        m = osm_vl_format_error("io.osmose.NotFound", p, &len);
+        osm_vl_reply r;
+        TAP_OK(osm_vl_parse_reply(m, len - 1, &r, &why) == 0 && r.error && strcmp(r.error, "io.osmose.NotFound") == 0,
+               "error reply round trip");
+        osm_vl_reply_done(&r);
+        free(m);
+        json_decref(p);
+
+        char iface[256];
+        const char *member;
+        TAP_OK(osm_vl_split_method("io.osmose.Daemon.GetStatus", iface, sizeof iface, &member) &&
+               strcmp(iface, "io.osmose.Daemon") == 0 && strcmp(member, "GetStatus") == 0, "split method");
+        TAP_OK(!osm_vl_split_method("GetStatus", iface, sizeof iface, &member), "unqualified method refused");
+        TAP_OK(!osm_vl_split_method("io.GetStatus", iface, sizeof iface, &member), "one-part interface refused");
+
+        TAP_OK(osm_vl_find_interface("org.varlink.service") != NULL, "service interface compiled in");
+        TAP_OK(osm_vl_find_interface("io.osmose.Daemon") != NULL, "daemon interface compiled in");
+        const osm_vl_method *gid = osm_vl_find_method("org.varlink.service.GetInterfaceDescription");
+        TAP_OK(gid && gid->n_in == 1, "GetInterfaceDescription has one input field");
+        const char *bad = NULL;
+        json_t *ok = json_pack("{s:s}", "interface", "io.osmose.Daemon");
+        json_t *wrong = json_pack("{s:i}", "interface", 5);
+        json_t *extra = json_pack("{s:s,s:i}", "interface", "x", "extra", 1);
+        json_t *missing = json_object();
+        TAP_OK(gid && osm_vl_check_params(gid, ok, &bad) == 0, "valid parameters pass");
+        TAP_OK(gid && osm_vl_check_params(gid, wrong, &bad) == -EINVAL && strcmp(bad, "interface") == 0,
+               "wrong type names the field");
+        TAP_OK(gid && osm_vl_check_params(gid, extra, &bad) == -EINVAL && strcmp(bad, "extra") == 0,
+               "unknown field named");
+        TAP_OK(gid && osm_vl_check_params(gid, missing, &bad) == -EINVAL && strcmp(bad, "interface") == 0,
+               "missing field named");
+        json_decref(ok);
+        json_decref(wrong);
+        json_decref(extra);
+        json_decref(missing);
+
+        /* Every interface's text names itself: what GetInterfaceDescription serves is the file. */
+        bool all = true;
+        for (size_t i = 0; i < osm_vl_n_interfaces; i++) {
+                char want[300];
+                snprintf(want, sizeof want, "interface %s\n", osm_vl_interfaces[i]->name);
+                all &= strstr(osm_vl_interfaces[i]->description, want) != NULL;
+        }
+        TAP_OK(all, "each compiled description contains its interface line");
+        return tap_done();
+}
