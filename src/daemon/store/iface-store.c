@@ -1,0 +1,603 @@
+/* iface-store.c: the store subsystem: opens the store and serves io.osmose.Store over the
+ * control socket (records, collections, retention, watches, objects as fds). */
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "daemon/store/store.h"
+#include "daemon/store/store-params.h"
+#include "osmose/log.h"
+
+#define ERR_NO_COLLECTION  "io.osmose.Store.NoSuchCollection"
+#define ERR_NO_OBJECT      "io.osmose.Store.NoSuchObject"
+#define ERR_INVALID_NAME   "io.osmose.Store.InvalidName"
+#define ERR_INVALID_HASH   "io.osmose.Store.InvalidHash"
+#define ERR_INVALID_RECORD "io.osmose.Store.InvalidRecord"
+#define ERR_TOO_LARGE      "io.osmose.Store.RecordTooLarge"
+#define ERR_BUDGET         "io.osmose.Store.BudgetExceeded"
+#define ERR_DISK_FULL      "io.osmose.Store.DiskFull"
+#define ERR_STORE          "io.osmose.Store.StoreError"
+
+/* The writer recorded for a call over the control socket: the local user. */
+static void writer_for_call(osm_call *call, char *buf, size_t size) {
+        const struct ucred *cr = osm_call_cred(call);
+        uid_t uid = cr ? cr->uid : (uid_t) -1;
+        struct passwd pw, *res = NULL;
+        char tmp[1024];
+        if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res && pw.pw_name)
+                snprintf(buf, size, "user:%s", pw.pw_name);
+        else
+                snprintf(buf, size, "user:%u", (unsigned) uid);
+}
+
+/* A call waiting for the store: the call pointer goes NULL if the client leaves first. */
+typedef struct pending {
+        osm_call *call;
+        osm_daemon *d;
+        bool dead;              /* cancel ran */
+        /* PutBatch */
+        size_t queued, done, stored;
+        size_t bad_index;       /* first failed index (SIZE_MAX: none) */
+        int bad_r;
+        const char *bad_why;
+        size_t bad_size;
+        char first[OSM_STORE_MAX_ID], last[OSM_STORE_MAX_ID];
+        size_t first_index, last_index;
+        osm_store_watch *watch;
+        /* SetRetention */
+        osm_store_retention ret;
+        char name[OSM_STORE_MAX_NAME + 1];
+} pending;
+
+static void pending_cancel(osm_call *c, void *userdata) {
+        pending *p = userdata;
+        p->call = NULL;
+}
+
+static pending *pending_new(osm_call *call, osm_daemon *d) {
+        pending *p = calloc(1, sizeof(*p));
+        if (!p)
+                return NULL;
+        p->call = call;
+        p->d = d;
+        p->bad_index = SIZE_MAX;
+        osm_call_set_cancel(call, pending_cancel, p);
+        return p;
+}
+
+/* Reply to an error from the store, with the parameters of its io.osmose.Store error. */
+static void reply_store_error(osm_call *call, osm_daemon *d, int r, const char *why, size_t index,
+                              size_t stored, size_t size, const char *name) {
+        char msg[256];
+        switch (r) {
+        case -EINVAL:
+        case -ERANGE:
+                if (why && strstr(why, "collection name"))
+                        osm_call_error(call, ERR_INVALID_NAME,
+                                       json_pack("{s:s, s:s}", "name", name ? name : "", "message", why));
+                else
+                        osm_call_error(call, ERR_INVALID_RECORD,
+                                       json_pack("{s:I, s:I, s:s}", "index", (json_int_t) index,
+                                                 "stored", (json_int_t) stored, "message", why ? why : "invalid record"));
+                return;
+        case -EMSGSIZE:
+                osm_call_error(call, ERR_TOO_LARGE,
+                               json_pack("{s:I, s:I, s:I, s:I}", "index", (json_int_t) index, "stored",
+                                         (json_int_t) stored, "size", (json_int_t) size, "limit",
+                                         (json_int_t) d->cfg.max_record_size));
+                return;
+        case -EDQUOT: {
+                char b1[32];
+                snprintf(msg, sizeof(msg), "the database budget (%s) is reached; raise db_budget or set retention",
+                         osm_format_bytes(d->cfg.db_budget, b1, sizeof(b1)));
+                osm_call_error(call, ERR_BUDGET, json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message", msg));
+                return;
+        }
+        case -ENOSPC:
+                osm_call_error(call, ERR_DISK_FULL,
+                               json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message",
+                                         "no space left on the device holding the state directory"));
+                return;
+        case -ENOENT:
+                osm_call_error(call, ERR_NO_COLLECTION, json_pack("{s:s}", "collection", name ? name : ""));
+                return;
+        case -EBUSY:
+                osm_call_errorf(call, OSM_ERR_BUSY, "%s", why ? why : "the store is busy; try again");
+                return;
+        default:
+                snprintf(msg, sizeof(msg), "%s%s%s", why ? why : "", why ? ": " : "", strerror(-r));
+                osm_call_error(call, ERR_STORE, json_pack("{s:s}", "message", msg));
+                return;
+        }
+}
+
+/* ---- Put ---- */
+
+static void put_done(int r, const char *id, int64_t time_us, bool duplicate, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r < 0)
+                        reply_store_error(p->call, p->d, r, NULL, 0, 0, 0, NULL);
+                else
+                        osm_call_reply(p->call, json_pack("{s:s, s:I}", "id", id, "time", (json_int_t) time_us), false);
+        }
+        free(p);
+}
+
+static void method_put(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        char writer[OSM_STORE_MAX_WRITER];
+        osm_store_put_req req = {};
+        const char *why = NULL;
+
+        int r = osm_store_parse_put(params, &req, &why);
+        if (r < 0) {
+                reply_store_error(call, d, r, why, 0, 0, 0, req.collection);
+                return;
+        }
+        writer_for_call(call, writer, sizeof(writer));
+        req.writer = writer;
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        size_t len = 0;
+        r = osm_store_check_put(d->store, &req, &len, &why);
+        if (r == 0)
+                r = osm_store_put(d->store, &req, put_done, p, &why);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, why, 0, 0, json_dumpb(req.body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY),
+                                  req.collection);
+        }
+}
+
+/* ---- PutBatch ---- */
+
+static void batch_finish(pending *p) {
+        if (p->call) {
+                if (p->bad_index != SIZE_MAX)
+                        reply_store_error(p->call, p->d, p->bad_r, p->bad_why, p->bad_index, p->stored,
+                                          p->bad_size, p->name);
+                else {
+                        json_t *o = json_pack("{s:I}", "stored", (json_int_t) p->stored);
+                        if (o && p->stored > 0) {
+                                json_object_set_new(o, "first", json_string(p->first));
+                                json_object_set_new(o, "last", json_string(p->last));
+                        }
+                        osm_call_reply(p->call, o, false);
+                }
+        }
+        free(p);
+}
+
+/* Records of one batch may complete in more than one transaction: track the stored
+ * ones and the first failure. */
+static void batch_one_done(int r, const char *id, int64_t time_us, bool duplicate, void *userdata) {
+        pending *p = userdata;
+        size_t index = p->done++;
+        if (r < 0) {
+                if (index < p->bad_index) {
+                        p->bad_index = index;
+                        p->bad_r = r;
+                        p->bad_why = NULL;
+                }
+        } else {
+                p->stored++;
+                if (p->stored == 1 || index < p->first_index) {
+                        snprintf(p->first, sizeof(p->first), "%s", id);
+                        p->first_index = index;
+                }
+                if (p->stored == 1 || index >= p->last_index) {
+                        snprintf(p->last, sizeof(p->last), "%s", id);
+                        p->last_index = index;
+                }
+        }
+        if (p->done == p->queued)
+                batch_finish(p);
+}
+
+static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        char writer[OSM_STORE_MAX_WRITER];
+        const char *why = NULL;
+        const char *coll = json_string_value(json_object_get(params, "collection"));
+        json_t *records = json_object_get(params, "records");
+
+        int r = osm_store_check_batch(params, &why);
+        if (r < 0) {
+                reply_store_error(call, d, r, why, 0, 0, 0, coll);
+                return;
+        }
+        writer_for_call(call, writer, sizeof(writer));
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        snprintf(p->name, sizeof(p->name), "%s", coll);
+        int64_t now = osm_now_real_us();
+        size_t i;
+        json_t *body;
+        json_array_foreach(records, i, body) {
+                osm_store_put_req req = {
+                        .collection = coll, .writer = writer, .body = body,
+                        /* one batch, one arrival time, kept in line order by the sequence */
+                        .time_us = now,
+                };
+                r = osm_store_put(d->store, &req, batch_one_done, p, &why);
+                if (r < 0) {
+                        p->bad_index = i;
+                        p->bad_r = r;
+                        p->bad_why = why;
+                        p->bad_size = r == -EMSGSIZE ? json_dumpb(body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+                        break;
+                }
+                p->queued++;
+        }
+        if (p->queued == 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                batch_finish(p);
+        }
+}
+
+/* ---- Query ---- */
+
+static void query_done(int r, json_t *records, const char *cursor, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r < 0)
+                        reply_store_error(p->call, p->d, r, r == -EINVAL ? "invalid cursor" : NULL, 0, 0, 0, p->name);
+                else {
+                        json_t *o = json_pack("{s:o}", "records", records);
+                        records = NULL;
+                        if (o && cursor)
+                                json_object_set_new(o, "cursor", json_string(cursor));
+                        osm_call_reply(p->call, o, false);
+                }
+        }
+        json_decref(records);
+        free(p);
+}
+
+static void method_query(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        osm_store_query_req q;
+        const char *why = NULL;
+        int r = osm_store_parse_query(params, &q, &why);
+        if (r < 0) {
+                osm_call_error(call, OSM_ERR_INVALID_PARAMETER,
+                               json_pack("{s:s, s:s}", "parameter", why ? why : "", "message", "invalid query"));
+                return;
+        }
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        snprintf(p->name, sizeof(p->name), "%s", q.collection);
+        r = osm_store_query(d->store, &q, query_done, p);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, r == -EINVAL ? "invalid cursor" : NULL, 0, 0, 0, q.collection);
+        }
+}
+
+static void method_collections(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        json_t *arr = NULL;
+        int r = osm_store_collections(d->store, &arr);
+        if (r < 0) {
+                reply_store_error(call, d, r, "cannot list the collections", 0, 0, 0, NULL);
+                return;
+        }
+        osm_call_reply(call, json_pack("{s:o}", "collections", arr), false);
+}
+
+static void retention_done(int r, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r < 0)
+                        reply_store_error(p->call, p->d, r, NULL, 0, 0, 0, p->name);
+                else
+                        osm_call_reply(p->call, json_pack("{s:s, s:I, s:I, s:I}", "collection", p->name,
+                                "max_age", (json_int_t) p->ret.max_age_us,
+                                "max_records", (json_int_t) p->ret.max_records,
+                                "max_bytes", (json_int_t) p->ret.max_bytes), false);
+        }
+        free(p);
+}
+
+static void method_set_retention(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        osm_store_retention ret;
+        const char *coll = NULL, *why = NULL;
+        int r = osm_store_parse_retention(params, &coll, &ret, &why);
+        if (r < 0) {
+                if (why && strcmp(why, "collection") == 0)
+                        reply_store_error(call, d, -EINVAL, "invalid collection name", 0, 0, 0, coll);
+                else
+                        osm_call_invalid_param(call, why ? why : "");
+                return;
+        }
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        p->ret = ret;
+        snprintf(p->name, sizeof(p->name), "%s", coll);
+        r = osm_store_set_retention(d->store, coll, &ret, retention_done, p);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, NULL, 0, 0, 0, coll);
+        }
+}
+
+/* ---- Watch ---- */
+
+static void watch_record(const osm_record *rec, void *userdata) {
+        pending *p = userdata;
+        if (!p->call)
+                return;
+        json_t *body = json_loads(rec->body, JSON_DECODE_ANY, NULL);
+        json_t *o = json_pack("{s:{s:s, s:s, s:I, s:s, s:o}}", "record", "id", rec->id, "collection",
+                              rec->collection, "time", (json_int_t) rec->time_us, "writer", rec->writer,
+                              "body", body ? body : json_null());
+        osm_call_reply(p->call, o, true);
+}
+
+static void watch_cancel(osm_call *c, void *userdata) {
+        pending *p = userdata;
+        osm_store_watch_remove(p->watch);
+        free(p);
+}
+
+static void method_watch(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        const char *pattern = json_string_value(json_object_get(params, "pattern"));
+        if (!osm_call_more(call)) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "Watch streams records: call it with \"more\": true");
+                return;
+        }
+        if (!pattern || !*pattern || strlen(pattern) > OSM_STORE_MAX_NAME) {
+                osm_call_invalid_param(call, "pattern");
+                return;
+        }
+        pending *p = calloc(1, sizeof(*p));
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        p->call = call;
+        p->d = d;
+        p->watch = osm_store_watch_add(d->store, pattern, watch_record, p);
+        if (!p->watch) {
+                free(p);
+                osm_call_invalid_param(call, "pattern");
+                return;
+        }
+        osm_call_set_cancel(call, watch_cancel, p);
+}
+
+/* ---- objects ---- */
+
+static void object_put_done(int r, const char *hash, uint64_t size, bool created, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r < 0)
+                        reply_store_error(p->call, p->d, r,
+                                          r == -ETIMEDOUT ? "the content stopped arriving" : "cannot store the object",
+                                          0, 0, 0, NULL);
+                else
+                        osm_call_reply(p->call, json_pack("{s:s, s:I, s:b}", "hash", hash, "size", (json_int_t) size,
+                                                          "created", created), false);
+        }
+        free(p);
+}
+
+static void method_object_put(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        json_t *pin = json_object_get(params, "pin");
+        if (osm_call_n_fds(call) != 1) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
+                                "pass exactly one file descriptor with the content (got %zu)", osm_call_n_fds(call));
+                return;
+        }
+        int fd = osm_call_take_fd(call, 0);
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_close(fd);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        int r = osm_store_object_put_fd(d->store, fd, pin ? json_is_true(pin) : true, object_put_done, p);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, r == -EBUSY ? "too many object transfers; try again" : "cannot store the object",
+                                  0, 0, 0, NULL);
+        }
+}
+
+static void method_object_get(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        const char *hash = json_string_value(json_object_get(params, "hash"));
+        int fd = -1;
+        uint64_t size = 0;
+        if (!osm_store_hash_valid(hash)) {
+                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s}", "hash", hash ? hash : ""));
+                return;
+        }
+        int r = osm_store_object_open(d->store, hash, &fd, &size);
+        if (r == -ENOENT) {
+                osm_call_error(call, ERR_NO_OBJECT, json_pack("{s:s}", "hash", hash));
+                return;
+        }
+        if (r < 0) {
+                reply_store_error(call, d, r, "cannot open the object", 0, 0, 0, NULL);
+                return;
+        }
+        osm_call_reply_fds(call, json_pack("{s:I}", "size", (json_int_t) size), false, &fd, 1);
+        osm_close(fd);
+}
+
+static void method_object_list(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        json_t *arr = NULL;
+        int r = osm_store_objects(d->store, &arr);
+        if (r < 0) {
+                reply_store_error(call, d, r, "cannot list the objects", 0, 0, 0, NULL);
+                return;
+        }
+        osm_call_reply(call, json_pack("{s:o}", "objects", arr), false);
+}
+
+static void object_rm_done(int r, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r == -ENOENT)
+                        osm_call_error(p->call, ERR_NO_OBJECT, json_pack("{s:s}", "hash", p->name));
+                else if (r < 0)
+                        reply_store_error(p->call, p->d, r, "cannot remove the object", 0, 0, 0, NULL);
+                else
+                        osm_call_reply(p->call, json_pack("{s:b}", "deleted", r > 0), false);
+        }
+        free(p);
+}
+
+static void method_object_remove(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        const char *hash = json_string_value(json_object_get(params, "hash"));
+        if (!osm_store_hash_valid(hash)) {
+                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s}", "hash", hash ? hash : ""));
+                return;
+        }
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        snprintf(p->name, sizeof(p->name), "%s", hash);
+        int r = osm_store_object_ref(d->store, hash, 0, true, object_rm_done, p);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, "cannot remove the object", 0, 0, 0, NULL);
+        }
+}
+
+static void gc_done(int r, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r < 0)
+                        reply_store_error(p->call, p->d, r, "garbage collection failed", 0, 0, 0, NULL);
+                else
+                        osm_call_reply(p->call, json_pack("{s:i}", "removed", r), false);
+        }
+        free(p);
+}
+
+static void method_object_gc(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        int r = osm_store_object_gc(d->store, gc_done, p);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, "garbage collection failed", 0, 0, 0, NULL);
+        }
+}
+
+static const osm_method store_methods[] = {
+        { "io.osmose.Store.Put",          method_put,           OSM_ACCESS_WRITE },
+        { "io.osmose.Store.PutBatch",     method_put_batch,     OSM_ACCESS_WRITE },
+        { "io.osmose.Store.Query",        method_query,         OSM_ACCESS_READ },
+        { "io.osmose.Store.Collections",  method_collections,   OSM_ACCESS_READ },
+        { "io.osmose.Store.SetRetention", method_set_retention, OSM_ACCESS_WRITE },
+        { "io.osmose.Store.Watch",        method_watch,         OSM_ACCESS_READ },
+        { "io.osmose.Store.ObjectPut",    method_object_put,    OSM_ACCESS_WRITE },
+        { "io.osmose.Store.ObjectGet",    method_object_get,    OSM_ACCESS_READ },
+        { "io.osmose.Store.ObjectList",   method_object_list,   OSM_ACCESS_READ },
+        { "io.osmose.Store.ObjectRemove", method_object_remove, OSM_ACCESS_WRITE },
+        { "io.osmose.Store.ObjectGC",     method_object_gc,     OSM_ACCESS_WRITE },
+};
+
+/* ---- the subsystem ---- */
+
+static void options_from_config(const osm_daemon *d, osm_store_options *o) {
+        *o = (osm_store_options) {
+                .state_dir = d->cfg.state_dir,
+                .space_id = d->space_id,
+                .db_budget = d->cfg.db_budget,
+                .max_record_size = d->cfg.max_record_size,
+                .commit_delay_us = d->cfg.commit_delay_us,
+                .encrypt_objects = d->cfg.encrypt_objects,
+        };
+}
+
+static int store_start(osm_daemon *d) {
+        osm_store_options o;
+        const char *why = NULL;
+        options_from_config(d, &o);
+        int r = osm_store_open(d->loop, &o, &d->store, &why);
+        if (r < 0) {
+                log_error("store: %s (%s): %s", why ? why : "cannot open", d->cfg.state_dir, strerror(-r));
+                return r;
+        }
+        r = osm_server_add_methods(d->server, store_methods, OSM_ARRAY_SIZE(store_methods), d);
+        if (r < 0) {
+                log_error("store: cannot register io.osmose.Store: %s", strerror(-r));
+                osm_store_close(d->store);
+                d->store = NULL;
+                return r;
+        }
+        return 0;
+}
+
+static void store_stop(osm_daemon *d) {
+        osm_store_close(d->store);
+        d->store = NULL;
+}
+
+static void store_status(osm_daemon *d, json_t *obj) {
+        char detail[160], b1[32], b2[32];
+        if (!d->store) {
+                osm_status_set(obj, OSM_HEALTH_FAILED, "not open");
+                return;
+        }
+        osm_store_stats(d->store, obj);
+        uint64_t used = (uint64_t) json_integer_value(json_object_get(obj, "db_used"));
+        if (d->cfg.db_budget > 0)
+                snprintf(detail, sizeof(detail), "database %s of %s budget%s", osm_format_bytes(used, b1, sizeof(b1)),
+                         osm_format_bytes(d->cfg.db_budget, b2, sizeof(b2)),
+                         used >= d->cfg.db_budget ? " (full: writes refused)" : "");
+        else
+                snprintf(detail, sizeof(detail), "database %s, no budget", osm_format_bytes(used, b1, sizeof(b1)));
+        osm_status_set(obj, d->cfg.db_budget > 0 && used >= d->cfg.db_budget ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK,
+                       detail);
+}
+
+static void store_reload(osm_daemon *d, const osm_config *old) {
+        osm_store_options o;
+        options_from_config(d, &o);
+        osm_store_set_options(d->store, &o);
+}
+
+const osm_subsystem osm_store_subsystem = {
+        .name = "store",
+        .start = store_start,
+        .stop = store_stop,
+        .status = store_status,
+        .reload = store_reload,
+};

@@ -1,0 +1,741 @@
+/* objects.c: content-addressed objects: files objects/ab/cdef… written through a synced
+ * temp file while hashing (BLAKE2b-256), refcounts and pins in SQLite, garbage collection,
+ * optional encryption at rest with libsodium secretstream. */
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/store/store-internal.h"
+
+#define PLAIN_CHUNK      (256u * 1024u)
+/* Encrypted files: a secretstream header, then blocks of ENC_CHUNK plain bytes (+ABYTES);
+ * every block but the last is full, and the last carries TAG_FINAL (it may be empty). */
+#define ENC_CHUNK        (64u * 1024u)
+#define ENC_BLOCK        (ENC_CHUNK + crypto_secretstream_xchacha20poly1305_ABYTES)
+#define IO_TIMEOUT_MS    30000          /* a client fd that stalls this long is given up */
+#define MAX_TRANSFERS    4              /* object puts in flight */
+#define MAX_READERS      16             /* decrypting readers in flight */
+#define KEY_FILE         "object.key"
+
+static _Atomic unsigned n_readers;
+
+bool osm_store_hash_valid(const char *s) {
+        if (!s)
+                return false;
+        for (size_t i = 0; i < OSM_HASH_BYTES * 2; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return s[OSM_HASH_BYTES * 2] == 0;
+}
+
+static void object_path(osm_store *s, const char *hash, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%.2s/%s", s->obj_dir, hash, hash + 2);
+}
+
+static int fsync_path(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* ---- the key ---- */
+
+/* Load state_dir/object.key, or make it when create is set. Keeps it in guarded memory. */
+static int key_load(osm_store *s, bool create) {
+        if (s->obj_key)
+                return 0;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", s->state_dir, KEY_FILE);
+        uint8_t *key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+        if (!key)
+                return -ENOMEM;
+        int r;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+                struct stat st;
+                if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) ||
+                    st.st_uid != geteuid()) {
+                        r = -EPERM;
+                        goto fail;
+                }
+                ssize_t n = read(fd, key, crypto_secretstream_xchacha20poly1305_KEYBYTES + 1);
+                if (n != crypto_secretstream_xchacha20poly1305_KEYBYTES) {
+                        r = -EBADMSG;
+                        goto fail;
+                }
+        } else if (errno == ENOENT && create) {
+                crypto_secretstream_xchacha20poly1305_keygen(key);
+                r = osm_write_file_atomic(path, key, crypto_secretstream_xchacha20poly1305_KEYBYTES, 0600);
+                if (r < 0)
+                        goto fail;
+        } else {
+                r = errno == ENOENT ? -ENOKEY : -errno;
+                goto fail;
+        }
+        sodium_mprotect_readonly(key);
+        s->obj_key = key;
+        return 0;
+fail:
+        sodium_free(key);
+        return r;
+}
+
+int store_obj_init(osm_store *s, const char **why) {
+        int r = osm_mkdir_p(s->tmp_dir, 0700);
+        if (r < 0) {
+                *why = "cannot create the object directory";
+                return r;
+        }
+        /* Temp files left by a crash never made it into the store: remove them. */
+        DIR *d = opendir(s->tmp_dir);
+        if (d) {
+                struct dirent *e;
+                while ((e = readdir(d)))
+                        if (e->d_name[0] != '.')
+                                unlinkat(dirfd(d), e->d_name, 0);
+                closedir(d);
+        }
+        r = key_load(s, atomic_load(&s->encrypt_objects));
+        if (r < 0 && r != -ENOKEY) {
+                *why = r == -EPERM ? "object.key must be a regular file of mode 0600 owned by the daemon"
+                                   : "cannot read or create object.key";
+                return r;
+        }
+        /* A crash between a rename and its commit leaves a file with no row: collect it. */
+        store_op *gc = store_op_new(OP_OBJ_GC, 0);
+        if (gc)
+                store_enqueue(s, gc);
+        return 0;
+}
+
+void store_obj_fini(osm_store *s) {
+        sodium_free(s->obj_key);
+        s->obj_key = NULL;
+}
+
+/* ---- blocking I/O helpers (thread side) ---- */
+
+/* Read up to len bytes, stopping early only at end of file. Waits at most IO_TIMEOUT_MS
+ * for each chunk when fd is not a regular file. Returns bytes read or -errno. */
+static ssize_t read_full(int fd, bool regular, uint8_t *buf, size_t len) {
+        size_t got = 0;
+        while (got < len) {
+                if (!regular) {
+                        struct pollfd p = { .fd = fd, .events = POLLIN };
+                        int k = poll(&p, 1, IO_TIMEOUT_MS);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0)
+                                return -errno;
+                        if (k == 0)
+                                return -ETIMEDOUT;
+                }
+                ssize_t n = read(fd, buf + got, len - got);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                continue;   /* a non-blocking fd: poll again */
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        return (ssize_t) got;
+}
+
+/* ---- put: stream in, hash, write temp file (thread pool) ---- */
+
+typedef struct put_work {
+        uv_work_t req;
+        osm_store *s;
+        int fd;
+        bool pin;
+        bool enc;
+        int r;
+        char *tmp_path;
+        char hash[OSM_HASH_HEX];
+        uint64_t size;
+        osm_store_object_cb cb;
+        void *userdata;
+} put_work;
+
+static void put_run(uv_work_t *req) {
+        put_work *w = req->data;
+        osm_store *s = w->s;
+        crypto_generichash_state hs;
+        crypto_secretstream_xchacha20poly1305_state ss;
+        uint8_t digest[OSM_HASH_BYTES];
+        _cleanup_free_ uint8_t *buf = NULL, *cbuf = NULL;
+        _cleanup_close_ int out = -1;
+        size_t chunk = w->enc ? ENC_CHUNK : PLAIN_CHUNK;
+        struct stat st;
+        int r;
+
+        if (fstat(w->fd, &st) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        bool regular = S_ISREG(st.st_mode);
+        if (S_ISDIR(st.st_mode)) {
+                r = -EISDIR;
+                goto fail;
+        }
+        if (asprintf(&w->tmp_path, "%s/put-XXXXXX", s->tmp_dir) < 0) {
+                w->tmp_path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        out = mkostemp(w->tmp_path, O_CLOEXEC);
+        if (out < 0) {
+                r = -errno;
+                free(w->tmp_path);
+                w->tmp_path = NULL;
+                goto fail;
+        }
+        buf = malloc(chunk);
+        cbuf = w->enc ? malloc(ENC_BLOCK) : NULL;
+        if (!buf || (w->enc && !cbuf)) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        crypto_generichash_init(&hs, NULL, 0, OSM_HASH_BYTES);
+        if (w->enc) {
+                uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+                crypto_secretstream_xchacha20poly1305_init_push(&ss, header, s->obj_key);
+                r = osm_write_all(out, header, sizeof(header));
+                if (r < 0)
+                        goto fail;
+        }
+        for (;;) {
+                ssize_t n = read_full(w->fd, regular, buf, chunk);
+                if (n < 0) {
+                        r = (int) n;
+                        goto fail;
+                }
+                crypto_generichash_update(&hs, buf, (size_t) n);
+                w->size += (uint64_t) n;
+                bool last = (size_t) n < chunk;
+                if (w->enc) {
+                        unsigned long long clen;
+                        crypto_secretstream_xchacha20poly1305_push(&ss, cbuf, &clen, buf, (size_t) n, NULL, 0,
+                                last ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
+                        r = osm_write_all(out, cbuf, (size_t) clen);
+                } else
+                        r = osm_write_all(out, buf, (size_t) n);
+                if (r < 0)
+                        goto fail;
+                if (last)
+                        break;
+        }
+        crypto_generichash_final(&hs, digest, sizeof(digest));
+        sodium_bin2hex(w->hash, sizeof(w->hash), digest, sizeof(digest));
+        /* the content is durable before its name appears (the writer renames it) */
+        if (fsync(out) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        sodium_memzero(&ss, sizeof(ss));
+        w->r = 0;
+        return;
+fail:
+        sodium_memzero(&ss, sizeof(ss));
+        if (w->tmp_path) {
+                unlink(w->tmp_path);
+                free(w->tmp_path);
+                w->tmp_path = NULL;
+        }
+        w->r = r;
+}
+
+static void put_after(uv_work_t *req, int status) {
+        put_work *w = req->data;
+        osm_store *s = w->s;
+        osm_close(w->fd);
+        s->n_transfers--;
+        if (status < 0 && w->r == 0)
+                w->r = -ECANCELED;
+        if (w->r == 0 && s->closing)
+                w->r = -ECANCELED;
+        if (w->r < 0) {
+                if (w->tmp_path)
+                        unlink(w->tmp_path);
+                w->cb(w->r, NULL, 0, false, w->userdata);
+                goto out;
+        }
+        store_op *op = store_op_new(OP_OBJ_COMMIT, 0);
+        if (!op) {
+                unlink(w->tmp_path);
+                w->cb(-ENOMEM, NULL, 0, false, w->userdata);
+                goto out;
+        }
+        op->tmp_path = steal_pointer(&w->tmp_path);
+        memcpy(op->hash, w->hash, sizeof(op->hash));
+        op->size = w->size;
+        op->enc = w->enc;
+        op->pin = w->pin;
+        op->obj_cb = w->cb;
+        op->userdata = w->userdata;
+        store_enqueue(s, op);
+out:
+        free(w->tmp_path);
+        free(w);
+        store_work_done(s);
+}
+
+int osm_store_object_put_fd(osm_store *s, int fd, bool pin, osm_store_object_cb cb, void *userdata) {
+        if (s->closing) {
+                osm_close(fd);
+                return -ECANCELED;
+        }
+        if (s->n_transfers >= MAX_TRANSFERS) {
+                osm_close(fd);
+                return -EBUSY;
+        }
+        bool enc = atomic_load(&s->encrypt_objects);
+        if (enc) {
+                int r = key_load(s, true);
+                if (r < 0) {
+                        osm_close(fd);
+                        return r;
+                }
+        }
+        put_work *w = calloc(1, sizeof(*w));
+        if (!w) {
+                osm_close(fd);
+                return -ENOMEM;
+        }
+        w->s = s;
+        w->fd = fd;
+        w->pin = pin;
+        w->enc = enc;
+        w->cb = cb;
+        w->userdata = userdata;
+        w->req.data = w;
+        int r = uv_queue_work(s->loop, &w->req, put_run, put_after);
+        if (r < 0) {
+                osm_close(fd);
+                free(w);
+                return r;
+        }
+        s->n_works++;
+        s->n_transfers++;
+        return 0;
+}
+
+/* ---- the writer's side: inside its transaction ---- */
+
+static int add_unlink(store_op *op, const char *hash) {
+        char **n = realloc(op->unlink_after, (op->n_unlink + 1) * sizeof(char *));
+        if (!n)
+                return -ENOMEM;
+        op->unlink_after = n;
+        if (!(n[op->n_unlink] = strdup(hash)))
+                return -ENOMEM;
+        op->n_unlink++;
+        return 0;
+}
+
+static int obj_commit(osm_store *s, store_op *op) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char final[4096], dir[4096];
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->wdb, "SELECT 1 FROM objects WHERE hash=?1", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->wdb, rc);
+        sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return store_sqlite_errno(s->wdb, rc);
+        bool row = rc == SQLITE_ROW;
+        sqlite3_finalize(st);
+        st = NULL;
+
+        object_path(s, op->hash, final, sizeof(final));
+        if (row && access(final, F_OK) == 0) {
+                /* identical content is stored once */
+                unlink(op->tmp_path);
+        } else {
+                snprintf(dir, sizeof(dir), "%s/%.2s", s->obj_dir, op->hash);
+                if (mkdir(dir, 0700) == 0)
+                        fsync_path(s->obj_dir);
+                else if (errno != EEXIST)
+                        return -errno;
+                if (rename(op->tmp_path, final) < 0)
+                        return -errno;
+                int r = fsync_path(dir);
+                if (r < 0)
+                        return r;
+                op->created = !row;
+        }
+        if (row)
+                rc = sqlite3_prepare_v2(s->wdb,
+                        "UPDATE objects SET pinned = pinned OR ?2, refs = refs + ?3 WHERE hash=?1",
+                        -1, &st, NULL);
+        else
+                rc = sqlite3_prepare_v2(s->wdb,
+                        "INSERT INTO objects(hash, size, enc, refs, pinned, created) "
+                        "VALUES(?1, ?4, ?5, ?3, ?2, ?6)", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->wdb, rc);
+        sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, op->pin);
+        sqlite3_bind_int(st, 3, op->pin ? 0 : 1);
+        if (!row) {
+                sqlite3_bind_int64(st, 4, (int64_t) op->size);
+                sqlite3_bind_int(st, 5, op->enc);
+                sqlite3_bind_int64(st, 6, osm_now_real_us());
+        }
+        rc = sqlite3_step(st);
+        return rc == SQLITE_DONE ? 0 : store_sqlite_errno(s->wdb, rc);
+}
+
+static int obj_ref(osm_store *s, store_op *op) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->wdb, "SELECT refs, pinned FROM objects WHERE hash=?1", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->wdb, rc);
+        sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_sqlite_errno(s->wdb, rc);
+        int64_t refs = sqlite3_column_int64(st, 0) + op->delta;
+        bool pinned = sqlite3_column_int(st, 1) && !op->unpin;
+        if (refs < 0)
+                refs = 0;
+        sqlite3_finalize(st);
+        st = NULL;
+        bool gone = refs == 0 && !pinned;
+        rc = sqlite3_prepare_v2(s->wdb, gone ? "DELETE FROM objects WHERE hash=?1"
+                                             : "UPDATE objects SET refs=?2, pinned=?3 WHERE hash=?1",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->wdb, rc);
+        sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
+        if (!gone) {
+                sqlite3_bind_int64(st, 2, refs);
+                sqlite3_bind_int(st, 3, pinned);
+        }
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return store_sqlite_errno(s->wdb, rc);
+        op->created = gone;   /* for the caller: the object was deleted */
+        return gone ? add_unlink(op, op->hash) : 0;
+}
+
+/* Delete unreferenced rows (files go after the commit) and files that have no row. */
+static int obj_gc(osm_store *s, store_op *op) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *ex = NULL;
+        int rc = sqlite3_prepare_v2(s->wdb,
+                "DELETE FROM objects WHERE refs <= 0 AND pinned = 0 RETURNING hash", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->wdb, rc);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int r = add_unlink(op, (const char *) sqlite3_column_text(st, 0));
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return store_sqlite_errno(s->wdb, rc);
+        op->size = op->n_unlink;
+
+        rc = sqlite3_prepare_v2(s->wdb, "SELECT 1 FROM objects WHERE hash=?1", -1, &ex, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->wdb, rc);
+        DIR *top = opendir(s->obj_dir);
+        if (!top)
+                return 0;
+        struct dirent *e;
+        while ((e = readdir(top))) {
+                /* only the two-hex-digit fan-out directories hold objects */
+                if (strlen(e->d_name) != 2 || !isxdigit((unsigned char) e->d_name[0]) ||
+                    !isxdigit((unsigned char) e->d_name[1]))
+                        continue;
+                int dfd = openat(dirfd(top), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0)
+                        continue;
+                DIR *sub = fdopendir(dfd);
+                if (!sub) {
+                        close(dfd);
+                        continue;
+                }
+                struct dirent *f;
+                while ((f = readdir(sub))) {
+                        if (f->d_name[0] == '.')
+                                continue;
+                        char hash[OSM_HASH_HEX];
+                        bool keep = false;
+                        if (strlen(f->d_name) == OSM_HASH_BYTES * 2 - 2) {
+                                memcpy(hash, e->d_name, 2);
+                                memcpy(hash + 2, f->d_name, OSM_HASH_BYTES * 2 - 2 + 1);
+                        } else
+                                hash[0] = 0;
+                        if (osm_store_hash_valid(hash)) {
+                                sqlite3_reset(ex);
+                                sqlite3_bind_text(ex, 1, hash, -1, SQLITE_TRANSIENT);
+                                rc = sqlite3_step(ex);
+                                keep = rc == SQLITE_ROW;
+                                /* a row deleted just above still has its file: unlinked after commit */
+                                for (size_t i = 0; i < op->n_unlink && !keep; i++)
+                                        keep = strcmp(op->unlink_after[i], hash) == 0;
+                        }
+                        if (!keep && unlinkat(dfd, f->d_name, 0) == 0)
+                                op->size++;
+                }
+                closedir(sub);
+        }
+        closedir(top);
+        return 0;
+}
+
+int store_obj_exec(osm_store *s, store_op *op) {
+        switch (op->kind) {
+        case OP_OBJ_COMMIT: return obj_commit(s, op);
+        case OP_OBJ_REF: return obj_ref(s, op);
+        case OP_OBJ_GC: return obj_gc(s, op);
+        default: return -EINVAL;
+        }
+}
+
+void store_obj_after_commit(osm_store *s, store_op *op, bool committed) {
+        if (op->kind == OP_OBJ_COMMIT && !committed && op->tmp_path)
+                unlink(op->tmp_path);   /* ENOENT if it had been renamed: a stray the next gc takes */
+        if (!committed)
+                return;
+        for (size_t i = 0; i < op->n_unlink; i++) {
+                char path[4096];
+                object_path(s, op->unlink_after[i], path, sizeof(path));
+                unlink(path);
+        }
+}
+
+/* ---- completions on the loop ---- */
+
+void store_obj_done(osm_store *s, store_op *op) {
+        switch (op->kind) {
+        case OP_OBJ_COMMIT:
+                if (op->obj_cb)
+                        op->obj_cb(op->r, op->r >= 0 ? op->hash : NULL, op->size, op->created, op->userdata);
+                break;
+        case OP_OBJ_REF:
+                if (op->done_cb)
+                        op->done_cb(op->r < 0 ? op->r : op->created, op->userdata);
+                break;
+        case OP_OBJ_GC:
+                if (op->done_cb)
+                        op->done_cb(op->r < 0 ? op->r : (int) OSM_MIN(op->size, (uint64_t) INT32_MAX), op->userdata);
+                break;
+        default:
+                break;
+        }
+}
+
+int osm_store_object_ref(osm_store *s, const char *hash, int delta, bool unpin,
+                         osm_store_done_cb cb, void *userdata) {
+        if (s->closing)
+                return -ECANCELED;
+        if (!osm_store_hash_valid(hash))
+                return -EINVAL;
+        store_op *op = store_op_new(OP_OBJ_REF, 0);
+        if (!op)
+                return -ENOMEM;
+        memcpy(op->hash, hash, OSM_HASH_HEX);
+        op->delta = delta;
+        op->unpin = unpin;
+        op->done_cb = cb;
+        op->userdata = userdata;
+        store_enqueue(s, op);
+        return 0;
+}
+
+int osm_store_object_gc(osm_store *s, osm_store_done_cb cb, void *userdata) {
+        if (s->closing)
+                return -ECANCELED;
+        store_op *op = store_op_new(OP_OBJ_GC, 0);
+        if (!op)
+                return -ENOMEM;
+        op->done_cb = cb;
+        op->userdata = userdata;
+        store_enqueue(s, op);
+        return 0;
+}
+
+/* ---- reading ---- */
+
+typedef struct reader {
+        int in;          /* the encrypted file */
+        int out;         /* the pipe's write end */
+        uint8_t *key;    /* sodium_malloc'd copy */
+} reader;
+
+static int write_pipe(int fd, const uint8_t *buf, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, buf, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        int k = poll(&p, 1, IO_TIMEOUT_MS);
+                        if (k == 0)
+                                return -ETIMEDOUT;   /* nobody reads: give up */
+                        if (k < 0 && errno != EINTR)
+                                return -errno;
+                        continue;
+                }
+                if (n < 0)
+                        return -errno;
+                buf += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Decrypt r->in into the pipe; on any failure (tampering, a reader that went away) the pipe
+ * closes early, and the reader sees fewer bytes than the object's size. */
+static void *reader_main(void *arg) {
+        reader *rd = arg;
+        crypto_secretstream_xchacha20poly1305_state ss;
+        uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+        uint8_t *cbuf = malloc(ENC_BLOCK), *buf = malloc(ENC_CHUNK);
+
+        if (!cbuf || !buf)
+                goto out;
+        if (read_full(rd->in, true, header, sizeof(header)) != (ssize_t) sizeof(header))
+                goto out;
+        if (crypto_secretstream_xchacha20poly1305_init_pull(&ss, header, rd->key) != 0)
+                goto out;
+        for (;;) {
+                ssize_t n = read_full(rd->in, true, cbuf, ENC_BLOCK);
+                unsigned long long mlen;
+                unsigned char tag;
+                if (n < (ssize_t) crypto_secretstream_xchacha20poly1305_ABYTES)
+                        goto out;
+                if (crypto_secretstream_xchacha20poly1305_pull(&ss, buf, &mlen, &tag, cbuf, (size_t) n, NULL, 0) != 0)
+                        goto out;
+                if (write_pipe(rd->out, buf, (size_t) mlen) < 0)
+                        goto out;
+                if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL)
+                        break;
+                if ((size_t) n < ENC_BLOCK)
+                        goto out;   /* truncated: no final block */
+        }
+out:
+        sodium_memzero(&ss, sizeof(ss));
+        if (buf)
+                sodium_memzero(buf, ENC_CHUNK);
+        free(buf);
+        free(cbuf);
+        close(rd->in);
+        close(rd->out);
+        sodium_free(rd->key);
+        free(rd);
+        atomic_fetch_sub(&n_readers, 1);
+        return NULL;
+}
+
+int osm_store_object_open(osm_store *s, const char *hash, int *out_fd, uint64_t *out_size) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char path[4096];
+
+        if (!osm_store_hash_valid(hash))
+                return -EINVAL;
+        int rc = sqlite3_prepare_v2(s->rdb, "SELECT size, enc FROM objects WHERE hash=?1", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->rdb, rc);
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_sqlite_errno(s->rdb, rc);
+        uint64_t size = (uint64_t) sqlite3_column_int64(st, 0);
+        bool enc = sqlite3_column_int(st, 1);
+        object_path(s, hash, path, sizeof(path));
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? -ENOENT : -errno;
+        if (!enc) {
+                *out_fd = steal_fd(&fd);
+                *out_size = size;
+                return 0;
+        }
+
+        int r = key_load(s, false);
+        if (r < 0)
+                return r;
+        if (atomic_fetch_add(&n_readers, 1) >= MAX_READERS) {
+                atomic_fetch_sub(&n_readers, 1);
+                return -EBUSY;
+        }
+        int p[2];
+        reader *rd = calloc(1, sizeof(*rd));
+        uint8_t *key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+        if (!rd || !key || pipe2(p, O_CLOEXEC) < 0) {
+                r = rd && key ? -errno : -ENOMEM;
+                free(rd);
+                sodium_free(key);
+                atomic_fetch_sub(&n_readers, 1);
+                return r;
+        }
+        memcpy(key, s->obj_key, crypto_secretstream_xchacha20poly1305_KEYBYTES);
+        fcntl(p[1], F_SETFL, O_NONBLOCK);   /* our own end: waits are bounded by poll */
+        rd->in = steal_fd(&fd);
+        rd->out = p[1];
+        rd->key = key;
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = -pthread_create(&t, &attr, reader_main, rd);
+        pthread_attr_destroy(&attr);
+        if (r < 0) {
+                close(rd->in);
+                close(p[0]);
+                close(p[1]);
+                sodium_free(key);
+                free(rd);
+                atomic_fetch_sub(&n_readers, 1);
+                return r;
+        }
+        *out_fd = p[0];
+        *out_size = size;
+        return 0;
+}
+
+int osm_store_objects(osm_store *s, json_t **out) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_auto_t *arr = json_array();
+        if (!arr)
+                return -ENOMEM;
+        int rc = sqlite3_prepare_v2(s->rdb,
+                "SELECT hash, size, refs, pinned, enc, created FROM objects ORDER BY created, hash",
+                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->rdb, rc);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:b, s:I}",
+                        "hash", (const char *) sqlite3_column_text(st, 0),
+                        "size", (json_int_t) sqlite3_column_int64(st, 1),
+                        "refs", (json_int_t) sqlite3_column_int64(st, 2),
+                        "pinned", sqlite3_column_int(st, 3),
+                        "encrypted", sqlite3_column_int(st, 4),
+                        "created", (json_int_t) sqlite3_column_int64(st, 5));
+                if (!o || json_array_append_new(arr, o) < 0)
+                        return -ENOMEM;
+        }
+        if (rc != SQLITE_DONE)
+                return store_sqlite_errno(s->rdb, rc);
+        *out = steal_pointer(&arr);
+        return 0;
+}

@@ -1,0 +1,152 @@
+/* store-params.c: checks of io.osmose.Store call parameters beyond their Varlink types. */
+#include <limits.h>
+#include <string.h>
+
+#include "osmose/util.h"
+
+#include "daemon/store/store-params.h"
+
+static bool coll_ok(const char *c) {
+        return c && osm_name_valid(c, OSM_STORE_MAX_NAME, true);
+}
+
+/* An optional integer field: absent or null leaves *out alone. */
+static int opt_int(json_t *params, const char *key, int64_t min, int64_t max, int64_t *out) {
+        json_t *v = json_object_get(params, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_integer(v))
+                return -EINVAL;
+        json_int_t i = json_integer_value(v);
+        if (i < min || i > max)
+                return -ERANGE;
+        *out = i;
+        return 0;
+}
+
+int osm_store_parse_put(json_t *params, osm_store_put_req *req, const char **why) {
+        *req = (osm_store_put_req) {};
+        if (!json_is_object(params)) {
+                *why = "parameters must be an object";
+                return -EINVAL;
+        }
+        req->collection = json_string_value(json_object_get(params, "collection"));
+        if (!coll_ok(req->collection)) {
+                *why = "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'";
+                return -EINVAL;
+        }
+        req->body = json_object_get(params, "body");
+        if (!req->body) {
+                *why = "missing body";
+                return -EINVAL;
+        }
+        int64_t t = 0;
+        if (opt_int(params, "time", 1, INT64_C(253402300799999999), &t) < 0) {
+                *why = "time must be microseconds since the epoch, before the year 10000";
+                return -EINVAL;
+        }
+        req->time_us = t;
+        return 0;
+}
+
+int osm_store_check_batch(json_t *params, const char **why) {
+        if (!json_is_object(params)) {
+                *why = "parameters must be an object";
+                return -EINVAL;
+        }
+        if (!coll_ok(json_string_value(json_object_get(params, "collection")))) {
+                *why = "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'";
+                return -EINVAL;
+        }
+        json_t *records = json_object_get(params, "records");
+        if (!json_is_array(records)) {
+                *why = "records must be an array";
+                return -EINVAL;
+        }
+        size_t n = json_array_size(records);
+        if (n == 0 || n > OSM_STORE_MAX_BATCH) {
+                *why = "a batch holds 1 to 10000 records";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **why) {
+        *q = (osm_store_query_req) { .since_us = INT64_MIN, .until_us = INT64_MAX };
+        if (!json_is_object(params)) {
+                *why = "parameters";
+                return -EINVAL;
+        }
+        q->collection = json_string_value(json_object_get(params, "collection"));
+        if (!coll_ok(q->collection)) {
+                *why = "collection";
+                return -EINVAL;
+        }
+        int64_t limit = 0;
+        if (opt_int(params, "since", INT64_MIN, INT64_MAX, &q->since_us) < 0) {
+                *why = "since";
+                return -EINVAL;
+        }
+        if (opt_int(params, "until", INT64_MIN, INT64_MAX, &q->until_us) < 0) {
+                *why = "until";
+                return -EINVAL;
+        }
+        if (q->since_us > q->until_us) {
+                *why = "since";
+                return -ERANGE;
+        }
+        if (opt_int(params, "limit", 0, INT64_MAX, &limit) < 0) {
+                *why = "limit";
+                return -EINVAL;
+        }
+        q->limit = (uint64_t) limit;
+        json_t *rev = json_object_get(params, "reverse");
+        if (rev && !json_is_null(rev)) {
+                if (!json_is_boolean(rev)) {
+                        *why = "reverse";
+                        return -EINVAL;
+                }
+                q->reverse = json_is_true(rev);
+        }
+        json_t *cur = json_object_get(params, "cursor");
+        if (cur && !json_is_null(cur)) {
+                const char *c = json_string_value(cur);
+                if (!c || strlen(c) >= 64) {
+                        *why = "cursor";
+                        return -EINVAL;
+                }
+                q->cursor = c;
+        }
+        return 0;
+}
+
+int osm_store_parse_retention(json_t *params, const char **collection, osm_store_retention *ret,
+                              const char **why) {
+        int64_t age = 0, recs = 0, bytes = 0;
+        *ret = (osm_store_retention) {};
+        if (!json_is_object(params)) {
+                *why = "parameters";
+                return -EINVAL;
+        }
+        *collection = json_string_value(json_object_get(params, "collection"));
+        if (!coll_ok(*collection)) {
+                *why = "collection";
+                return -EINVAL;
+        }
+        if (opt_int(params, "max_age", 0, INT64_MAX, &age) < 0) {
+                *why = "max_age";
+                return -EINVAL;
+        }
+        if (opt_int(params, "max_records", 0, INT64_MAX, &recs) < 0) {
+                *why = "max_records";
+                return -EINVAL;
+        }
+        if (opt_int(params, "max_bytes", 0, INT64_MAX, &bytes) < 0) {
+                *why = "max_bytes";
+                return -EINVAL;
+        }
+        ret->max_age_us = (uint64_t) age;
+        ret->max_records = (uint64_t) recs;
+        ret->max_bytes = (uint64_t) bytes;
+        return 0;
+}

@@ -1,0 +1,20 @@
+/* store-params.h: checking the parameters of io.osmose.Store calls (shared by the control
+ * socket, the workload API and the fuzz harness). */
+#pragma once
+
+#include <jansson.h>
+
+#include "daemon/store/store.h"
+
+#define OSM_STORE_MAX_BATCH 10000   /* records in one PutBatch */
+
+/* Put: fills req (borrowed pointers into params; writer left NULL). Returns 0 or -EINVAL
+ * with *why naming the problem. */
+int osm_store_parse_put(json_t *params, osm_store_put_req *req, const char **why);
+/* PutBatch: the collection and the shape of records (each record is checked when queued). */
+int osm_store_check_batch(json_t *params, const char **why);
+/* Query: fills q (borrowed). On -EINVAL/-ERANGE *why is the offending parameter's name. */
+int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **why);
+/* SetRetention: *why is the offending parameter's name. */
+int osm_store_parse_retention(json_t *params, const char **collection, osm_store_retention *ret,
+                              const char **why);
