@@ -22,9 +22,12 @@
 
 #define SHUTDOWN_GRACE_MS 5000
 
+extern const osm_subsystem osm_store_subsystem;
+
 /* Subsystems in start order; stopped in reverse. Each entry is defined in its folder. */
 const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
+        &osm_store_subsystem,
 };
 const size_t osm_n_subsystems = OSM_ARRAY_SIZE(osm_subsystems);
 
