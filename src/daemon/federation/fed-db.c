@@ -1,0 +1,491 @@
+/* fed-db.c: federation's SQLite database: settings, remotes, shares, outbox and audit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fed-db.h"
+#include "osmose/util.h"
+#include "osmose/varlink.h"
+
+#define N_STMTS 40
+
+struct fed_db {
+        sqlite3 *db;
+        bool in_tx;
+        struct {
+                const char *sql;    /* string literal: its address is the cache key */
+                sqlite3_stmt *st;
+        } cache[N_STMTS];
+};
+
+static const char schema[] =
+        "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS remotes("
+        "  name TEXT PRIMARY KEY, url TEXT NOT NULL, pubkey TEXT NOT NULL UNIQUE,"
+        "  space_id TEXT NOT NULL UNIQUE, added_us INTEGER NOT NULL,"
+        "  last_contact_us INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+        "  sent INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0,"
+        "  dropped INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE IF NOT EXISTS shares("
+        "  collection TEXT NOT NULL, remote TEXT NOT NULL, since_us INTEGER NOT NULL,"
+        "  high_water_us INTEGER NOT NULL, PRIMARY KEY(collection, remote));"
+        "CREATE TABLE IF NOT EXISTS outbox("
+        "  seq INTEGER PRIMARY KEY AUTOINCREMENT, remote TEXT NOT NULL, collection TEXT NOT NULL,"
+        "  record_id TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL,"
+        "  UNIQUE(remote, record_id));"
+        "CREATE INDEX IF NOT EXISTS outbox_remote ON outbox(remote, seq);"
+        "CREATE TABLE IF NOT EXISTS audit("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT, time_us INTEGER NOT NULL, remote TEXT, peer TEXT,"
+        "  direction TEXT NOT NULL, kind TEXT NOT NULL, collection TEXT, object TEXT,"
+        "  records INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,"
+        "  status TEXT NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS audit_time ON audit(time_us);";
+
+/* A prepared statement for sql (a string literal), reset and cleared, or NULL. */
+static sqlite3_stmt *stmt(fed_db *db, const char *sql) {
+        size_t i;
+        for (i = 0; i < N_STMTS && db->cache[i].sql; i++)
+                if (db->cache[i].sql == sql) {
+                        sqlite3_reset(db->cache[i].st);
+                        sqlite3_clear_bindings(db->cache[i].st);
+                        return db->cache[i].st;
+                }
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v3(db->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+                return NULL;
+        if (i < N_STMTS) {
+                db->cache[i].sql = sql;
+                db->cache[i].st = st;
+        }
+        return st;   /* the cache is sized for every statement in this file */
+}
+
+static int begin(fed_db *db) {
+        if (db->in_tx)
+                return 0;
+        if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+                return -EIO;
+        db->in_tx = true;
+        return 0;
+}
+
+int fed_db_commit(fed_db *db) {
+        if (!db || !db->in_tx)
+                return 0;
+        db->in_tx = false;
+        if (sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+                sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+                return -EIO;
+        }
+        return 0;
+}
+
+static int step_done(sqlite3_stmt *st) {
+        int r = sqlite3_step(st);
+        int ret = (r == SQLITE_DONE || r == SQLITE_ROW) ? 0 : (r == SQLITE_CONSTRAINT ? -EEXIST : -EIO);
+        sqlite3_reset(st);
+        return ret;
+}
+
+int fed_db_open(const char *path, fed_db **out, const char **why) {
+        fed_db *db = calloc(1, sizeof(*db));
+        if (!db)
+                return -ENOMEM;
+        /* Create it 0600 before SQLite does (SQLite would use the umask). */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                int r = -errno;
+                free(db);
+                *why = "cannot create the federation database";
+                return r;
+        }
+        fchmod(fd, 0600);
+        close(fd);
+        if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+                *why = db->db ? sqlite3_errmsg(db->db) : "cannot open the federation database";
+                fed_db_close(db);
+                return -EIO;
+        }
+        sqlite3_busy_timeout(db->db, 1000);
+        if (sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+                *why = "cannot set up the federation database";
+                fed_db_close(db);
+                return -EIO;
+        }
+        *out = db;
+        return 0;
+}
+
+fed_db *fed_db_close(fed_db *db) {
+        if (!db)
+                return NULL;
+        fed_db_commit(db);
+        for (size_t i = 0; i < N_STMTS; i++)
+                sqlite3_finalize(db->cache[i].st);
+        sqlite3_close(db->db);
+        free(db);
+        return NULL;
+}
+
+int fed_db_get_setting(fed_db *db, const char *key, char **out) {
+        sqlite3_stmt *st = stmt(db, "SELECT value FROM settings WHERE key = ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        *out = NULL;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                *out = strdup((const char *) sqlite3_column_text(st, 0));
+                if (!*out) {
+                        sqlite3_reset(st);
+                        return -ENOMEM;
+                }
+        }
+        sqlite3_reset(st);
+        return 0;
+}
+
+int fed_db_set_setting(fed_db *db, const char *key, const char *value) {
+        sqlite3_stmt *st = stmt(db, "INSERT OR REPLACE INTO settings(key, value) VALUES(?, ?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        return r < 0 ? r : fed_db_commit(db);
+}
+
+int fed_db_remote_add(fed_db *db, const char *name, const char *url, const char *pubkey,
+                      const char *space_id, int64_t now_us) {
+        sqlite3_stmt *st = stmt(db, "INSERT INTO remotes(name, url, pubkey, space_id, added_us) VALUES(?,?,?,?,?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, pubkey, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, space_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now_us);
+        int r = step_done(st);
+        return r < 0 ? r : fed_db_commit(db);
+}
+
+int fed_db_remote_rm(fed_db *db, const char *name) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM remotes WHERE name = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(db->db) == 0)
+                return -ENOENT;
+        st = stmt(db, "DELETE FROM shares WHERE remote = ?");
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        step_done(st);
+        st = stmt(db, "DELETE FROM outbox WHERE remote = ?");
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        step_done(st);
+        return fed_db_commit(db);
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i) {
+        switch (sqlite3_column_type(st, i)) {
+        case SQLITE_INTEGER:
+                return json_integer(sqlite3_column_int64(st, i));
+        case SQLITE_TEXT:
+                return json_stringn((const char *) sqlite3_column_text(st, i), (size_t) sqlite3_column_bytes(st, i));
+        default:
+                return json_null();
+        }
+}
+
+/* Rows of st as an array of objects named by names[] (one per column). */
+static int rows_json(sqlite3_stmt *st, const char *const *names, size_t n, json_t **out) {
+        json_t *arr = json_array();
+        if (!arr)
+                return -ENOMEM;
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *o = json_object();
+                for (size_t i = 0; i < n; i++)
+                        json_object_set_new(o, names[i], col_json(st, (int) i));
+                json_array_append_new(arr, o);
+        }
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE) {
+                json_decref(arr);
+                return -EIO;
+        }
+        *out = arr;
+        return 0;
+}
+
+int fed_db_remotes(fed_db *db, json_t **out) {
+        static const char *const names[] = { "name", "url", "key", "space_id", "added",
+                                             "last_contact", "last_error", "sent", "received", "dropped" };
+        sqlite3_stmt *st = stmt(db, "SELECT name, url, pubkey, space_id, added_us, last_contact_us, last_error,"
+                                    " sent, received, dropped FROM remotes ORDER BY name");
+        if (!st)
+                return -EIO;
+        return rows_json(st, names, OSM_ARRAY_SIZE(names), out);
+}
+
+int fed_db_remote_contact(fed_db *db, const char *name, int64_t now_us, const char *error) {
+        sqlite3_stmt *st;
+        if (error) {
+                st = stmt(db, "UPDATE remotes SET last_error = ? WHERE name = ?");
+                if (!st || begin(db) < 0)
+                        return -EIO;
+                sqlite3_bind_text(st, 1, error, -1, SQLITE_STATIC);
+        } else {
+                st = stmt(db, "UPDATE remotes SET last_contact_us = ?, last_error = NULL WHERE name = ?");
+                if (!st || begin(db) < 0)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, now_us);
+        }
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int fed_db_remote_count(fed_db *db, const char *name, uint64_t sent, uint64_t received,
+                        uint64_t dropped) {
+        sqlite3_stmt *st = stmt(db, "UPDATE remotes SET sent = sent + ?, received = received + ?,"
+                                    " dropped = dropped + ? WHERE name = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, (int64_t) sent);
+        sqlite3_bind_int64(st, 2, (int64_t) received);
+        sqlite3_bind_int64(st, 3, (int64_t) dropped);
+        sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int fed_db_share_add(fed_db *db, const char *collection, const char *remote, int64_t now_us) {
+        sqlite3_stmt *st = stmt(db, "INSERT INTO shares(collection, remote, since_us, high_water_us) VALUES(?,?,?,?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_us);
+        sqlite3_bind_int64(st, 4, now_us);
+        int r = step_done(st);
+        return r < 0 ? r : fed_db_commit(db);
+}
+
+int fed_db_share_rm(fed_db *db, const char *collection, const char *remote) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM shares WHERE collection = ? AND remote = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(db->db) == 0)
+                return -ENOENT;
+        r = fed_db_outbox_clear(db, remote, collection);
+        return r < 0 ? r : fed_db_commit(db);
+}
+
+int fed_db_shares(fed_db *db, json_t **out) {
+        static const char *const names[] = { "collection", "remote", "since", "high_water" };
+        sqlite3_stmt *st = stmt(db, "SELECT collection, remote, since_us, high_water_us FROM shares ORDER BY remote, collection");
+        if (!st)
+                return -EIO;
+        return rows_json(st, names, OSM_ARRAY_SIZE(names), out);
+}
+
+int fed_db_share_high_water(fed_db *db, const char *collection, const char *remote, int64_t t) {
+        sqlite3_stmt *st = stmt(db, "UPDATE shares SET high_water_us = MAX(high_water_us, ?) WHERE collection = ? AND remote = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, t);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, remote, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+uint64_t fed_db_outbox_count(fed_db *db, const char *remote) {
+        sqlite3_stmt *st = stmt(db, "SELECT COUNT(*) FROM outbox WHERE remote = ?");
+        if (!st)
+                return 0;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        uint64_t n = 0;
+        if (sqlite3_step(st) == SQLITE_ROW)
+                n = (uint64_t) sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return n;
+}
+
+int fed_db_outbox_add(fed_db *db, const char *remote, const char *collection, const char *id,
+                      int64_t time_us, const char *body, bool *added) {
+        sqlite3_stmt *st = stmt(db, "INSERT OR IGNORE INTO outbox(remote, collection, record_id, time_us, body) VALUES(?,?,?,?,?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, time_us);
+        sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        *added = r == 0 && sqlite3_changes(db->db) > 0;
+        return r;
+}
+
+int fed_db_outbox_drop_oldest(fed_db *db, const char *remote, uint64_t n, uint64_t *dropped) {
+        *dropped = 0;
+        sqlite3_stmt *st = stmt(db, "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE remote = ? ORDER BY seq LIMIT ?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t) n);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        *dropped = (uint64_t) sqlite3_changes(db->db);
+        return 0;
+}
+
+int fed_db_outbox_peek(fed_db *db, const char *remote, unsigned max_records, size_t max_bytes,
+                       json_t **out, int64_t *last_seq, unsigned *n) {
+        *out = NULL;
+        *n = 0;
+        sqlite3_stmt *st = stmt(db, "SELECT collection FROM outbox WHERE remote = ? ORDER BY seq LIMIT 1");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return 0;
+        }
+        _cleanup_free_ char *collection = strdup((const char *) sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        if (!collection)
+                return -ENOMEM;
+
+        st = stmt(db, "SELECT seq, record_id, time_us, body FROM outbox WHERE remote = ? AND collection = ? ORDER BY seq LIMIT ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, max_records);
+        _cleanup_json_ json_t *recs = json_array();
+        size_t bytes = 0;
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                size_t blen = (size_t) sqlite3_column_bytes(st, 3);
+                if (*n > 0 && bytes + blen > max_bytes)
+                        break;
+                json_error_t jerr;
+                json_t *body = json_loadb((const char *) sqlite3_column_text(st, 3), blen,
+                                          JSON_DECODE_ANY, &jerr);
+                if (!body)
+                        body = json_null();   /* cannot happen: the store gave us valid JSON */
+                json_array_append_new(recs, json_pack("{s:s, s:I, s:o}",
+                                                      "id", (const char *) sqlite3_column_text(st, 1),
+                                                      "time", (json_int_t) sqlite3_column_int64(st, 2),
+                                                      "body", body));
+                *last_seq = sqlite3_column_int64(st, 0);
+                bytes += blen;
+                (*n)++;
+        }
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE && r != SQLITE_ROW)
+                return -EIO;
+        *out = json_pack("{s:s, s:O}", "collection", collection, "records", recs);
+        return *out ? 0 : -ENOMEM;
+}
+
+int fed_db_outbox_ack(fed_db *db, const char *remote, const char *collection, int64_t upto_seq) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM outbox WHERE remote = ? AND collection = ? AND seq <= ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, upto_seq);
+        int r = step_done(st);
+        return r < 0 ? r : sqlite3_changes(db->db);
+}
+
+int fed_db_outbox_clear(fed_db *db, const char *remote, const char *collection) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM outbox WHERE remote = ? AND collection = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
+        if (s)
+                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+int64_t fed_db_audit_add(fed_db *db, const fed_audit_entry *e) {
+        sqlite3_stmt *st = stmt(db, "INSERT INTO audit(time_us, remote, peer, direction, kind, collection, object,"
+                                    " records, bytes, status) VALUES(?,?,?,?,?,?,?,?,?,?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, e->time_us);
+        bind_text_or_null(st, 2, e->remote);
+        bind_text_or_null(st, 3, e->peer);
+        sqlite3_bind_text(st, 4, e->direction, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, e->kind, -1, SQLITE_STATIC);
+        bind_text_or_null(st, 6, e->collection);
+        bind_text_or_null(st, 7, e->object);
+        sqlite3_bind_int64(st, 8, e->records);
+        sqlite3_bind_int64(st, 9, e->bytes);
+        sqlite3_bind_text(st, 10, e->status, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        return sqlite3_last_insert_rowid(db->db);
+}
+
+int fed_db_audit_finish(fed_db *db, int64_t id, int64_t bytes, const char *status) {
+        sqlite3_stmt *st = stmt(db, "UPDATE audit SET bytes = ?, status = ? WHERE id = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, bytes);
+        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, id);
+        return step_done(st);
+}
+
+int fed_db_audit_list(fed_db *db, int64_t since_us, unsigned limit, json_t **out) {
+        static const char *const names[] = { "id", "time", "remote", "peer", "direction", "kind",
+                                             "collection", "object", "records", "bytes", "status" };
+        sqlite3_stmt *st = stmt(db, "SELECT id, time_us, remote, peer, direction, kind, collection, object,"
+                                    " records, bytes, status FROM audit WHERE time_us >= ? ORDER BY id LIMIT ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, since_us);
+        sqlite3_bind_int64(st, 2, limit);
+        return rows_json(st, names, OSM_ARRAY_SIZE(names), out);
+}
+
+int fed_db_audit_prune(fed_db *db, int64_t before_us, uint64_t max_rows, uint64_t *removed) {
+        *removed = 0;
+        sqlite3_stmt *st = stmt(db, "DELETE FROM audit WHERE time_us < ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, before_us);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        *removed += (uint64_t) sqlite3_changes(db->db);
+        st = stmt(db, "DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, (int64_t) max_rows);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        *removed += (uint64_t) sqlite3_changes(db->db);
+        return fed_db_commit(db);
+}
