@@ -7,3 +7,10 @@
 int cmd_status(osm_ctl *ctl, int argc, char **argv);
 int cmd_reload(osm_ctl *ctl, int argc, char **argv);
 int cmd_call(osm_ctl *ctl, int argc, char **argv);
+
+/* cmd-federation.c */
+int cmd_federation(osm_ctl *ctl, int argc, char **argv);
+int cmd_remote(osm_ctl *ctl, int argc, char **argv);
+int cmd_share(osm_ctl *ctl, int argc, char **argv);
+int cmd_unshare(osm_ctl *ctl, int argc, char **argv);
+int cmd_audit(osm_ctl *ctl, int argc, char **argv);

@@ -9,6 +9,11 @@
 static const osm_ctl_command commands[] = {
         { "status", cmd_status, "", "space id and name, version, uptime, each subsystem and its health" },
         { "reload", cmd_reload, "", "reload the daemon's configuration file" },
+        { "federation", cmd_federation, "enable|disable|status", "federation with remote spaces (off by default)" },
+        { "remote", cmd_remote, "add|ls|rm|fetch", "paired remote spaces" },
+        { "share", cmd_share, "COLLECTION --with REMOTE", "send a collection's new records to a remote" },
+        { "unshare", cmd_unshare, "COLLECTION --with REMOTE", "stop sharing a collection with a remote" },
+        { "audit", cmd_audit, "[--since T]", "what left the space: when, to whom, what, how many bytes" },
         { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },
 };
 

@@ -25,9 +25,15 @@
 extern const osm_subsystem osm_store_subsystem;
 
 /* Subsystems in start order; stopped in reverse. Each entry is defined in its folder. */
+#if HAVE_MHD
+extern const osm_subsystem osm_federation_subsystem;
+#endif
 const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
         &osm_store_subsystem,
+#if HAVE_MHD
+        &osm_federation_subsystem,
+#endif
 };
 const size_t osm_n_subsystems = OSM_ARRAY_SIZE(osm_subsystems);
 

@@ -29,6 +29,8 @@ typedef struct fed_server_ops {
 int fed_server_start(uv_loop_t *loop, const char *listen, size_t max_body,
                      const fed_server_ops *ops, void *userdata, fed_server **out,
                      char *bound, size_t bound_size, const char **why);
+/* Is listen a valid "ADDR:PORT"? 0 or -EINVAL. */
+int fed_server_check_listen(const char *listen);
 /* Stop at once: pending requests get no response (gone runs for each), the listening
  * socket and every connection close. */
 void fed_server_stop(fed_server *s);

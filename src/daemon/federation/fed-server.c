@@ -95,6 +95,12 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
         return 0;
 }
 
+int fed_server_check_listen(const char *listen) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        return parse_listen(listen, &ss, &sl);
+}
+
 static void format_addr(const struct sockaddr *sa, char *buf, size_t size) {
         char host[INET6_ADDRSTRLEN] = "?";
         unsigned port = 0;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "config.h"
+#include "daemon/federation/fed-build.h"
 #include "federation.h"
 #include "osmose/log.h"
 #include "osmose/varlink.h"
@@ -482,8 +482,11 @@ static int srv_begin(fed_req *req, void *userdata) {
         if (rr == FED_OK)
                 rr = fed_auth_check_envelope(&ctx->auth, f->d->space_id, osm_now_real_us(), f->listen_started_us);
         fed_remote *r = NULL;
-        if (rr == FED_OK) {
+        if (rr == FED_OK || rr == FED_STALE || rr == FED_WRONG_RECIPIENT) {
+                /* Named in the log line even when refused for its envelope. */
                 r = remote_by_pk(f, ctx->auth.from_pk);
+        }
+        if (rr == FED_OK) {
                 if (!r) {
                         rr = FED_UNKNOWN_KEY;
                         why = ctx->auth.from_id;
@@ -532,6 +535,14 @@ static void serve_hello(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remot
 }
 
 #if HAVE_FED_STORE
+/* Refuse a request whose context is still attached, and free the context. */
+static void refuse_ctx(osm_federation *f, fed_req *req, srv_ctx *ctx, const char *who, fed_refusal why,
+                       const char *detail) {
+        fed_req_set_data(req, NULL);
+        respond_refusal(f, req, who, why, detail);
+        free(ctx);
+}
+
 static void push_finish(srv_ctx *ctx) {
         osm_federation *f = ctx->f;
         fed_req *req = ctx->req;
@@ -584,14 +595,14 @@ static bool id_from_origin(const char *id, const char *origin_id) {
 
 static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, json_t *j) {
         if (!f->d->store) {
-                respond_refusal(f, req, r->name, FED_BUSY, "the store is not running");
+                refuse_ctx(f, req, ctx, r->name, FED_BUSY, "the store is not running");
                 return;
         }
         const char *coll = json_string_value(json_object_get(j, "collection"));
         json_t *recs = json_object_get(j, "records");
         if (!coll || !osm_name_valid(coll, OSM_STORE_MAX_NAME, true) || !json_is_array(recs) ||
             json_array_size(recs) == 0 || json_array_size(recs) > FED_MAX_RECORDS_IN) {
-                respond_refusal(f, req, r->name, FED_BAD_PAYLOAD, "records: bad collection or record list");
+                refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, "records: bad collection or record list");
                 return;
         }
         char writer[OSM_STORE_MAX_WRITER];
@@ -604,7 +615,7 @@ static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_rem
                 json_t *t = json_object_get(rec, "time");
                 if (!id || strlen(id) > OSM_STORE_MAX_ID || !id_from_origin(id, r->id) ||
                     !json_is_integer(t) || json_integer_value(t) <= 0 || !json_object_get(rec, "body")) {
-                        respond_refusal(f, req, r->name, FED_BAD_PAYLOAD, "records: a record lacks a valid id, time or body");
+                        refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, "records: a record lacks a valid id, time or body");
                         return;
                 }
         }
@@ -707,23 +718,26 @@ static void srv_complete(fed_req *req, void *userdata) {
         }
 
         r->last_contact_us = osm_now_real_us();
+        /* The remote just proved it is up: whatever waits for it can go now rather than
+         * at the end of its backoff. */
+        if (r->failing && !r->call) {
+                uv_timer_stop(r->retry);
+                r->backoff_ms = 0;
+                r->need_hello = true;
+                remote_pump(r);
+        }
         const char *path = fed_req_path(req);
         if (strcmp(path, "/v1/hello") == 0) {
                 fed_req_set_data(req, NULL);
                 serve_hello(f, req, ctx, r);
                 free(ctx);
-                /* The remote is up: whatever waits for it can go now. */
-                if (r->failing)
-                        uv_timer_stop(r->retry);
-                r->need_hello = r->need_hello && !r->failing;
-                remote_pump(r);
                 return;
         }
 #if HAVE_FED_STORE
         if (strcmp(path, "/v1/records") == 0) {
+                /* Answers now (a refusal) or once the store made the records durable;
+                 * either way ctx is then freed by serve_records' path. */
                 serve_records(f, req, ctx, r, j);
-                if (!fed_req_data(req) || ctx->pending == 0)
-                        return;
                 return;
         }
         if (strcmp(path, "/v1/object") == 0) {
@@ -1032,8 +1046,10 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
                         return;
                 }
         }
-        if (!listen || !*listen) {
-                osm_call_invalid_param(call, "listen");
+        if (!listen || fed_server_check_listen(listen) < 0) {
+                /* Refused before anything changes: a typo does not switch federation off. */
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
+                                "listen: must be ADDR:PORT or [ADDR6]:PORT with a numeric address");
                 return;
         }
         if (f->enabled)

@@ -1,0 +1,319 @@
+/* cmd-federation.c: federation enable/disable/status, remote add/ls/rm/fetch, share,
+ * unshare and audit. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+#define FED "io.osmose.Federation."
+
+static const char *fmt_time(json_t *v, char *buf, size_t size) {
+        json_int_t t = json_integer_value(v);
+        if (t <= 0)
+                return "never";
+        return osm_format_time(t, buf, size);
+}
+
+/* --- federation --- */
+static int fed_enable(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "listen", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' }, {},
+        };
+        const char *listen = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "+l:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'l': listen = optarg; break;
+                case 'h':
+                        osm_ctl_usage("federation enable", "[--listen ADDR:PORT]",
+                                      "Serve paired remotes on ADDR:PORT (default: the last one used, else federation.listen) and start syncing.",
+                                      "The choice is kept across restarts. Port 0 picks a free port; 'federation status' shows it.\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (optind < argc)
+                return osm_ctl_fail("federation enable: unexpected argument '%s'", argv[optind]);
+        _cleanup_json_ json_t *p = listen ? json_pack("{s:s}", "listen", listen) : json_object();
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "Enable", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else
+                printf("federation enabled, listening on %s\n", json_string_value(json_object_get(rep, "listen")));
+        return 0;
+}
+
+static int fed_disable(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("federation disable", "", "Close the listener and stop all outbound work at once; kept across restarts.", NULL);
+                return 0;
+        }
+        if (argc > 1)
+                return osm_ctl_fail("federation disable: unexpected argument '%s'", argv[1]);
+        if (osm_ctl_call(ctl, FED "Disable", NULL, NULL))
+                return 1;
+        if (!ctl->json)
+                printf("federation disabled\n");
+        return 0;
+}
+
+static int fed_status(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("federation status", "", "Whether federation is on, where it listens, this space's key for pairing, and counters.", NULL);
+                return 0;
+        }
+        if (argc > 1)
+                return osm_ctl_fail("federation status: unexpected argument '%s'", argv[1]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "GetStatus", NULL, &rep))
+                return 1;
+        if (ctl->json) {
+                osm_print_json(rep);
+                return 0;
+        }
+        bool on = json_is_true(json_object_get(rep, "enabled"));
+        printf("Federation:   %s\n", on ? "enabled" : "disabled");
+        if (on)
+                printf("Listening on: %s\n", json_string_value(json_object_get(rep, "listen")));
+        printf("Space id:     %s\n", json_string_value(json_object_get(rep, "space_id")));
+        printf("Key:          %s\n", json_string_value(json_object_get(rep, "key")));
+        printf("Remotes:      %lld\n", (long long) json_integer_value(json_object_get(rep, "remotes")));
+        printf("Requests in:  %lld (%lld refused)\n", (long long) json_integer_value(json_object_get(rep, "requests_in")),
+               (long long) json_integer_value(json_object_get(rep, "requests_refused")));
+        printf("Requests out: %lld (%lld bytes, %lld connections)\n",
+               (long long) json_integer_value(json_object_get(rep, "requests_out")),
+               (long long) json_integer_value(json_object_get(rep, "bytes_out")),
+               (long long) json_integer_value(json_object_get(rep, "connections_out")));
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(rep, "refusals"), k, v)
+                printf("  refused %-16s %lld\n", k, (long long) json_integer_value(v));
+        return 0;
+}
+
+int cmd_federation(osm_ctl *ctl, int argc, char **argv) {
+        static const osm_ctl_command table[] = {
+                { "enable", fed_enable, "[--listen ADDR:PORT]", "serve paired remotes and sync with them" },
+                { "disable", fed_disable, "", "no listening socket, no outbound connection" },
+                { "status", fed_status, "", "state, listen address, this space's key, counters" },
+        };
+        return osm_ctl_dispatch(ctl, "federation", table, OSM_ARRAY_SIZE(table), argc, argv);
+}
+
+/* --- remote --- */
+static int remote_add(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "key", required_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' }, {},
+        };
+        const char *key = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'k': key = optarg; break;
+                case 'h':
+                        osm_ctl_usage("remote add", "NAME URL --key PUBKEY",
+                                      "Pair with a remote space: URL is where it serves (http://HOST:PORT), PUBKEY the key its 'federation status' prints.",
+                                      "Both operators pair: each adds the other. Requests are signed and their bodies encrypted to PUBKEY.\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (argc - optind != 2 || !key)
+                return osm_ctl_fail("remote add: usage: remote add NAME URL --key PUBKEY");
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:s, s:s}", "name", argv[optind], "url", argv[optind + 1], "key", key);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "AddRemote", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else
+                printf("paired with %s (space %s)\n", argv[optind], json_string_value(json_object_get(rep, "space_id")));
+        return 0;
+}
+
+static int remote_ls(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("remote ls", "", "Paired remotes: state (off, never, idle, syncing, offline), last contact, queue, shares.", NULL);
+                return 0;
+        }
+        if (argc > 1)
+                return osm_ctl_fail("remote ls: unexpected argument '%s'", argv[1]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "ListRemotes", NULL, &rep))
+                return 1;
+        if (ctl->json) {
+                osm_print_json(json_object_get(rep, "remotes"));
+                return 0;
+        }
+        osm_table *t = osm_table_new("NAME", "STATE", "LAST CONTACT", "QUEUED", "DROPPED", "SENT", "RECEIVED", "SHARES", "URL", "LAST ERROR", NULL);
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(rep, "remotes"), i, r) {
+                char tb[64], q[24], d[24], s[24], rv[24], shares[256] = "";
+                snprintf(q, sizeof(q), "%lld", (long long) json_integer_value(json_object_get(r, "queued")));
+                snprintf(d, sizeof(d), "%lld", (long long) json_integer_value(json_object_get(r, "dropped")));
+                snprintf(s, sizeof(s), "%lld", (long long) json_integer_value(json_object_get(r, "sent")));
+                snprintf(rv, sizeof(rv), "%lld", (long long) json_integer_value(json_object_get(r, "received")));
+                size_t k;
+                json_t *c;
+                json_array_foreach(json_object_get(r, "shares"), k, c) {
+                        size_t l = strlen(shares);
+                        snprintf(shares + l, sizeof(shares) - l, "%s%s", l ? "," : "", json_string_value(c));
+                }
+                osm_table_add(t, json_string_value(json_object_get(r, "name")), json_string_value(json_object_get(r, "state")),
+                              fmt_time(json_object_get(r, "last_contact"), tb, sizeof(tb)), q, d, s, rv,
+                              shares[0] ? shares : NULL, json_string_value(json_object_get(r, "url")),
+                              json_string_value(json_object_get(r, "last_error")));
+        }
+        osm_table_print(t);
+        return 0;
+}
+
+static int remote_rm(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("remote rm", "NAME", "Unpair a remote: its shares and queue go too; its requests are refused from now on.", NULL);
+                return 0;
+        }
+        if (argc != 2)
+                return osm_ctl_fail("remote rm: usage: remote rm NAME");
+        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
+        if (osm_ctl_call(ctl, FED "RemoveRemote", p, NULL))
+                return 1;
+        if (!ctl->json)
+                printf("removed %s\n", argv[1]);
+        return 0;
+}
+
+static int remote_fetch(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("remote fetch", "NAME HASH", "Fetch an object (or bundle) by hash from a remote; it is verified against HASH and stored here, pinned.", NULL);
+                return 0;
+        }
+        if (argc != 3)
+                return osm_ctl_fail("remote fetch: usage: remote fetch NAME HASH");
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "remote", argv[1], "hash", argv[2]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "FetchObject", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else
+                printf("%s %lld bytes, verified\n", json_string_value(json_object_get(rep, "hash")),
+                       (long long) json_integer_value(json_object_get(rep, "size")));
+        return 0;
+}
+
+int cmd_remote(osm_ctl *ctl, int argc, char **argv) {
+        static const osm_ctl_command table[] = {
+                { "add", remote_add, "NAME URL --key PUBKEY", "pair with a remote space" },
+                { "ls", remote_ls, "", "paired remotes, their state and last contact" },
+                { "rm", remote_rm, "NAME", "unpair a remote" },
+                { "fetch", remote_fetch, "NAME HASH", "fetch and verify an object from a remote" },
+        };
+        return osm_ctl_dispatch(ctl, "remote", table, OSM_ARRAY_SIZE(table), argc, argv);
+}
+
+/* --- share / unshare --- */
+static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
+        const char *cmd = share ? "share" : "unshare";
+        static const struct option opts[] = {
+                { "with", required_argument, NULL, 'w' }, { "help", no_argument, NULL, 'h' }, {},
+        };
+        const char *with = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'w': with = optarg; break;
+                case 'h':
+                        osm_ctl_usage(cmd, "COLLECTION --with REMOTE",
+                                      share ? "Send this space's new records of COLLECTION to REMOTE (queued, bounded, while it is unreachable)."
+                                            : "Stop sending COLLECTION to REMOTE; what is still queued for it is dropped.",
+                                      NULL);
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (argc - optind != 1 || !with)
+                return osm_ctl_fail("%s: usage: %s COLLECTION --with REMOTE", cmd, cmd);
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "collection", argv[optind], "remote", with);
+        if (osm_ctl_call(ctl, share ? FED "Share" : FED "Unshare", p, NULL))
+                return 1;
+        if (!ctl->json)
+                printf("%s %s with %s\n", share ? "sharing" : "no longer sharing", argv[optind], with);
+        return 0;
+}
+
+int cmd_share(osm_ctl *ctl, int argc, char **argv) {
+        return share_common(ctl, argc, argv, true);
+}
+
+int cmd_unshare(osm_ctl *ctl, int argc, char **argv) {
+        return share_common(ctl, argc, argv, false);
+}
+
+/* --- audit --- */
+int cmd_audit(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "since", required_argument, NULL, 's' }, { "limit", required_argument, NULL, 'n' },
+                { "help", no_argument, NULL, 'h' }, {},
+        };
+        const char *since = NULL, *limit = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "s:n:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 's': since = optarg; break;
+                case 'n': limit = optarg; break;
+                case 'h':
+                        osm_ctl_usage("audit", "[--since T] [--limit N]",
+                                      "What left this space: when, to which remote, what (collection, object), records and bytes.",
+                                      "T: RFC 3339, -1h, now, or µs since the epoch. Entries are kept for federation.audit-max-age.\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (optind < argc)
+                return osm_ctl_fail("audit: unexpected argument '%s'", argv[optind]);
+        _cleanup_json_ json_t *p = json_object();
+        if (since) {
+                int64_t t;
+                if (osm_parse_time(since, osm_now_real_us(), &t) < 0)
+                        return osm_ctl_fail("audit: --since: not a time: '%s'", since);
+                json_object_set_new(p, "since", json_integer(t));
+        }
+        if (limit) {
+                uint64_t n;
+                if (osm_parse_u64(limit, &n) < 0 || n == 0 || n > 100000)
+                        return osm_ctl_fail("audit: --limit: 1 to 100000");
+                json_object_set_new(p, "limit", json_integer((json_int_t) n));
+        }
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "Audit", p, &rep))
+                return 1;
+        size_t i;
+        json_t *e;
+        if (ctl->json) {
+                json_array_foreach(json_object_get(rep, "entries"), i, e)
+                        osm_print_json_line(e);
+                return 0;
+        }
+        osm_table *t = osm_table_new("TIME", "REMOTE", "DIRECTION", "KIND", "WHAT", "RECORDS", "BYTES", "STATUS", "PEER", NULL);
+        json_array_foreach(json_object_get(rep, "entries"), i, e) {
+                char tb[64], rec[24], by[24];
+                snprintf(rec, sizeof(rec), "%lld", (long long) json_integer_value(json_object_get(e, "records")));
+                snprintf(by, sizeof(by), "%lld", (long long) json_integer_value(json_object_get(e, "bytes")));
+                const char *what = json_string_value(json_object_get(e, "collection"));
+                if (!what)
+                        what = json_string_value(json_object_get(e, "object"));
+                osm_table_add(t, fmt_time(json_object_get(e, "time"), tb, sizeof(tb)),
+                              json_string_value(json_object_get(e, "remote")),
+                              json_string_value(json_object_get(e, "direction")),
+                              json_string_value(json_object_get(e, "kind")), what, rec, by,
+                              json_string_value(json_object_get(e, "status")),
+                              json_string_value(json_object_get(e, "peer")));
+        }
+        osm_table_print(t);
+        return 0;
+}
