@@ -187,7 +187,7 @@ wait_for 20 paired; ok $? "…and b is reached again"
 if on a call io.osmose.Federation.Share '{"collection":"t/x","remote":"b"}' 2>&1 | grep -q 'no store'; then
     skip "sharing and sync" "this build has no store"
 else
-    . "$(dirname "$0")/test-federation-sync.inc"
+    . "$(dirname "$0")/test-federation-sync.inc"  # sharing, sync through outages, fetch
 fi
 
 done_testing
