@@ -1,0 +1,454 @@
+/* test-sandbox.c: real sandboxes through the sandbox API: escape attempts by the probe, limits, signals, errors. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/sandbox/sandbox.h"
+#include "tap.h"
+
+#define UID_BASE 200000
+#define UID_COUNT 65536
+
+static char tmpdir[] = "/tmp/osm-sandbox-test-XXXXXX";
+static const char *probe;
+static osm_sandbox *sb;
+
+/* Every attempt the probe must make (and report as held) in "escape" mode. */
+static const char *const expected[] = {
+        "read-host-file", "read-host-file-via-proc1-root", "read-host-file-via-dotdot", "read-host-shadow",
+        "read-host-ssh-dir", "chroot", "open-by-handle", "write-root-create", "write-root-mkdir", "write-usr",
+        "write-etc", "write-dev", "write-proc-sys", "write-sysrq-trigger", "tmp-writable", "data-writable",
+        "exec-from-tmp", "see-host-processes", "see-host-pid", "signal-host-pid", "pid-namespace",
+        "network-interfaces", "reach-1.1.1.1", "reach-10.0.0.1", "reach-192.168.1.1", "reach-169.254.169.254",
+        "reach-ipv6", "reach-host-loopback", "reach-host-abstract-socket", "raw-socket", "ptrace-attach-init",
+        "ptrace-traceme", "process-vm-readv", "mount-tmpfs", "remount-root-rw", "umount-proc", "pivot-root",
+        "fsopen", "open-tree", "init-module", "finit-module", "delete-module", "bpf", "keyctl", "add-key",
+        "request-key", "perf-event-open", "userfaultfd", "io-uring-setup", "kexec-load", "reboot",
+        "mknod-device", "clock-settime", "syslog", "swapon", "personality", "open-dev-mem", "open-dev-sda",
+        "tiocsti-stdin", "tiocsti-stdin-high-bits", "tioclinux", "tiocsti-own-pty", "open-controlling-tty",
+        "new-session", "write-proc-self-exe", "write-proc-1-exe", "read-proc-1-exe", "read-proc-1-environ",
+        "read-proc-1-mem", "no-capabilities", "capset-raise", "bounding-set-empty", "ambient-raise",
+        "no-new-privs", "no-new-privs-clear", "unshare-user", "unshare-mount", "clone-newuser", "setns", "uid",
+        "inherited-fds", "inherited-fds-usable", "sethostname", "setdomainname", "hostname-unchanged",
+        "alive-after-denials",
+};
+
+typedef struct run_result {
+        int spawn;              /* osm_sandbox_spawn's return */
+        char err[256];
+        bool exited;            /* reaped within the timeout */
+        osm_sandbox_exit ex;
+        osm_cgroup_stats stats;
+        bool have_stats;
+        char out[65536];        /* the workload's stdout */
+} run_result;
+
+/* Run spec to completion (timeout_s, then SIGKILL), collecting stdout. */
+static void run(osm_sandbox_spec *spec, int timeout_s, int send_sig_after_start, run_result *res) {
+        memset(res, 0, sizeof(*res));
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                abort();
+        spec->stdout_fd = pfd[1];
+        osm_sandbox_proc *p = NULL;
+        res->spawn = osm_sandbox_spawn(sb, spec, &p, res->err, sizeof(res->err));
+        close(pfd[1]);
+        if (res->spawn < 0) {
+                close(pfd[0]);
+                return;
+        }
+        if (send_sig_after_start)
+                osm_sandbox_proc_kill(p, send_sig_after_start);
+        size_t used = 0;
+        struct pollfd fds[2] = { { .fd = pfd[0], .events = POLLIN }, { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN } };
+        int waited_ms = 0;
+        bool out_open = true;
+        while (waited_ms < timeout_s * 1000) {
+                int n = poll(fds, 2, 100);
+                if (n == 0)
+                        waited_ms += 100;
+                if (out_open && (fds[0].revents & (POLLIN | POLLHUP))) {
+                        ssize_t r = read(pfd[0], res->out + used, sizeof(res->out) - 1 - used);
+                        if (r > 0)
+                                used += r;
+                        else
+                                out_open = false;
+                        if (!out_open)
+                                fds[0].fd = -1;
+                }
+                if (fds[1].revents & POLLIN) {
+                        /* Drain what is left of stdout (the writers are gone with the sandbox). */
+                        if (osm_sandbox_proc_reap(p, &res->ex) == 0) {
+                                res->exited = true;
+                                break;
+                        }
+                }
+        }
+        res->out[used] = 0;
+        if (!res->exited) {
+                osm_sandbox_proc_kill(p, SIGKILL);
+                for (int i = 0; i < 50 && osm_sandbox_proc_reap(p, &res->ex) == -EAGAIN; i++)
+                        usleep(100 * 1000);
+        }
+        ssize_t r;
+        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+        while (used < sizeof(res->out) - 1 && (r = read(pfd[0], res->out + used, sizeof(res->out) - 1 - used)) > 0)
+                used += r;
+        res->out[used] = 0;
+        close(pfd[0]);
+        if (osm_sandbox_proc_cgroup(p))
+                res->have_stats = osm_cgroup_stats_read(osm_sandbox_proc_cgroup(p), &res->stats) == 0;
+        osm_sandbox_proc_free(p);
+}
+
+/* Check each probe line and that every expected attempt was reported. */
+static void check_escape_output(const char *what, const run_result *res) {
+        bool seen[sizeof(expected) / sizeof(expected[0])] = { 0 };
+        char *copy = strdup(res->out), *save = NULL;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                bool ok = strncmp(line, "ok - ", 5) == 0;
+                bool notok = strncmp(line, "not ok - ", 9) == 0;
+                if (!ok && !notok)
+                        continue;
+                const char *name = line + (ok ? 5 : 9);
+                size_t nl = strcspn(name, ":");
+                for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
+                        if (strlen(expected[i]) == nl && strncmp(expected[i], name, nl) == 0)
+                                seen[i] = true;
+                tap_ok(ok, "%s: %s", what, name);
+        }
+        free(copy);
+        for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
+                if (!seen[i])
+                        tap_ok(false, "%s: attempt '%s' was not reported by the probe", what, expected[i]);
+        tap_ok(res->exited && WIFEXITED(res->ex.status) && WEXITSTATUS(res->ex.status) == 0,
+               "%s: probe finished with status 0 (status 0x%x)", what, res->ex.status);
+}
+
+static int listen_tcp(int *port) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET };
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        socklen_t l = sizeof(a);
+        if (s < 0 || bind(s, (struct sockaddr *) &a, sizeof(a)) < 0 || listen(s, 4) < 0 ||
+            getsockname(s, (struct sockaddr *) &a, &l) < 0)
+                return -1;
+        *port = ntohs(a.sin_port);
+        return s;
+}
+
+static int listen_abstract(const char *name) {
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        memcpy(un.sun_path + 1, name, strlen(name));
+        if (s < 0 || bind(s, (struct sockaddr *) &un, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name))) < 0 ||
+            listen(s, 4) < 0)
+                return -1;
+        return s;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode) {
+        int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        char buf[65536];
+        ssize_t n;
+        int r = in >= 0 && out >= 0 ? 0 : -1;
+        while (r == 0 && (n = read(in, buf, sizeof(buf))) > 0)
+                if (write(out, buf, n) != n)
+                        r = -1;
+        if (in >= 0)
+                close(in);
+        if (out >= 0)
+                close(out);
+        return r;
+}
+
+static void test_escape(void) {
+        char secret[256], data[256], pidbuf[16], portbuf[16], abstract[64];
+        snprintf(secret, sizeof(secret), "%s/secret", tmpdir);
+        snprintf(data, sizeof(data), "%s/data", tmpdir);
+        FILE *f = fopen(secret, "w");
+        fputs("host secret\n", f);
+        fclose(f);
+        chmod(secret, 0644);   /* world-readable: only the mount namespace protects it */
+
+        int port = 0;
+        int tcp = listen_tcp(&port);
+        snprintf(abstract, sizeof(abstract), "osmose-probe-%d", (int) getpid());
+        int ab = listen_abstract(abstract);
+        TAP_OK(tcp >= 0 && ab >= 0, "host listeners for the network attempts");
+        snprintf(pidbuf, sizeof(pidbuf), "%d", (int) getpid());
+        snprintf(portbuf, sizeof(portbuf), "%d", port);
+
+        /* Leave fds open without CLOEXEC on the host side: none may reach the probe. */
+        int leaked[4];
+        leaked[0] = open("/", O_RDONLY | O_DIRECTORY);
+        leaked[1] = open(secret, O_RDONLY);
+        leaked[2] = dup(tcp);
+        leaked[3] = dup(ab);
+
+        /* A terminal on stdin for TIOCSTI. */
+        int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        int slave = -1;
+        if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0)
+                slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+        TAP_OK(slave >= 0, "a pty for the terminal injection attempts");
+
+        char hostname_before[256] = "", hostname_after[256] = "";
+        gethostname(hostname_before, sizeof(hostname_before));
+
+        const char *argv[] = { "/opt/probe", "escape", secret, pidbuf, portbuf, abstract, NULL };
+        osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = "escape";
+        spec.argv = argv;
+        spec.data_dir = data;
+        spec.binds = binds;
+        spec.n_binds = 1;
+        spec.stdin_fd = slave;
+        spec.stderr_fd = 2;
+        static run_result res;
+        run(&spec, 60, 0, &res);
+        TAP_OK(res.spawn == 0, "spawn the probe in the minimal root (%s)", res.err);
+        if (res.spawn == 0)
+                check_escape_output("minimal root", &res);
+
+        gethostname(hostname_after, sizeof(hostname_after));
+        TAP_OK(strcmp(hostname_after, hostname_before) == 0, "host hostname unchanged (%s)", hostname_after);
+        struct stat st;
+        char probefile[600];
+        snprintf(probefile, sizeof(probefile), "%s/probe", data);
+        TAP_OK(stat(probefile, &st) == 0 && st.st_uid == UID_BASE,
+               "the probe's /data file is on the host, owned by the mapped uid %d", UID_BASE);
+        TAP_OK(stat(data, &st) == 0 && (st.st_mode & 0777) == 0700 && st.st_uid == UID_BASE,
+               "data dir is 0700 and owned by the mapped uid");
+
+        /* The same from a bundle-style rootfs holding nothing but the (static) probe. */
+        char rootfs[256], bin[300], pbin[400];
+        snprintf(rootfs, sizeof(rootfs), "%s/rootfs", tmpdir);
+        snprintf(bin, sizeof(bin), "%s/bin", rootfs);
+        snprintf(pbin, sizeof(pbin), "%s/probe", bin);
+        mkdir(rootfs, 0755);
+        mkdir(bin, 0755);
+        TAP_OK(copy_file(probe, pbin, 0755) == 0, "a rootfs with the probe");
+        const char *argv2[] = { "/bin/probe", "escape", secret, pidbuf, portbuf, abstract, NULL };
+        spec.name = "escape-rootfs";
+        spec.root = rootfs;
+        spec.argv = argv2;
+        spec.binds = NULL;
+        spec.n_binds = 0;
+        run(&spec, 60, 0, &res);
+        TAP_OK(res.spawn == 0, "spawn the probe in a bundle rootfs (%s)", res.err);
+        if (res.spawn == 0)
+                check_escape_output("bundle rootfs", &res);
+        TAP_OK(access(rootfs, F_OK) == 0 && access(pbin, X_OK) == 0, "the bundle rootfs is untouched");
+        char stray[600];
+        snprintf(stray, sizeof(stray), "%s/probe-was-here", rootfs);
+        TAP_OK(access(stray, F_OK) < 0, "nothing written into the bundle rootfs");
+
+        for (int i = 0; i < 4; i++)
+                if (leaked[i] >= 0)
+                        close(leaked[i]);
+        close(tcp);
+        close(ab);
+        if (slave >= 0)
+                close(slave);
+        if (master >= 0)
+                close(master);
+}
+
+static void test_forkbomb(void) {
+        const osm_sandbox_features *f = osm_sandbox_caps(sb);
+        if (f->pids < OSM_LIMIT_CGROUP1) {
+                tap_skip("no pids cgroup on this host", "fork bomb bounded by the pids limit");
+                return;
+        }
+        const char *argv[] = { "/opt/probe", "forkbomb", "32", NULL };
+        osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = "forkbomb";
+        spec.argv = argv;
+        spec.binds = binds;
+        spec.n_binds = 1;
+        spec.limits.pids = 32;
+        static run_result res;
+        run(&spec, 60, 0, &res);
+        TAP_OK(res.spawn == 0, "spawn the fork bomb (%s)", res.err);
+        int n = -1;
+        char why[128] = "";
+        sscanf(res.out, "forkbomb %d %127[^\n]", &n, why);
+        TAP_OK(n >= 0 && n < 32, "fork bomb stopped below the pids limit of 32 (forked %d)", n);
+        TAP_OK(strstr(why, "temporarily unavailable") != NULL, "fork refused with EAGAIN (%s)", why);
+        TAP_OK(res.exited, "the fork bomb's sandbox is gone");
+        pid_t p = fork();
+        if (p == 0)
+                _exit(0);
+        int st;
+        TAP_OK(p > 0 && waitpid(p, &st, 0) == p, "the host can still fork");
+}
+
+static void test_memhog(void) {
+        const osm_sandbox_features *f = osm_sandbox_caps(sb);
+        if (f->memory < OSM_LIMIT_CGROUP1) {
+                tap_skip("no memory cgroup on this host", "memory hog killed at the memory limit");
+                return;
+        }
+        const char *argv[] = { "/opt/probe", "memhog", "512", NULL };
+        osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = "memhog";
+        spec.argv = argv;
+        spec.binds = binds;
+        spec.n_binds = 1;
+        spec.limits.memory = 32 << 20;
+        static run_result res;
+        run(&spec, 60, 0, &res);
+        TAP_OK(res.spawn == 0, "spawn the memory hog (%s)", res.err);
+        TAP_OK(res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGKILL,
+               "the memory hog was killed (status 0x%x, output: %.60s)", res.ex.status, res.out);
+        TAP_OK(res.ex.oom_killed, "reported as killed by the memory limit");
+        TAP_OK(strstr(res.out, "survived") == NULL, "it never got its 512 MiB");
+        TAP_OK(res.have_stats && res.stats.memory_peak != UINT64_MAX && res.stats.memory_peak <= (32 << 20) + (1 << 20),
+               "peak memory within the limit (%llu bytes)", (unsigned long long) res.stats.memory_peak);
+        TAP_OK(res.have_stats && res.stats.cpu_usec != UINT64_MAX && res.stats.cpu_usec > 0,
+               "CPU time accounted (%llu us)", (unsigned long long) res.stats.cpu_usec);
+        /* The manager (the daemon's side) is unaffected: the next instance starts. */
+        const char *argv2[] = { "/opt/probe", "true", NULL };
+        spec.name = "after-memhog";
+        spec.argv = argv2;
+        spec.limits.memory = 0;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == 0 && res.exited && WIFEXITED(res.ex.status) && WEXITSTATUS(res.ex.status) == 0,
+               "a new instance runs after the hog (%s)", res.err);
+}
+
+static void test_signals_and_errors(void) {
+        osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.binds = binds;
+        spec.n_binds = 1;
+        static run_result res;
+
+        const char *sleep_argv[] = { "/opt/probe", "sleep", NULL };
+        spec.name = "sleeper";
+        spec.argv = sleep_argv;
+        run(&spec, 30, SIGTERM, &res);
+        TAP_OK(res.spawn == 0 && res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGTERM,
+               "SIGTERM reaches the workload through the sandbox's init (status 0x%x)", res.ex.status);
+        run(&spec, 30, SIGKILL, &res);
+        TAP_OK(res.spawn == 0 && res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGKILL,
+               "SIGKILL ends the instance (status 0x%x)", res.ex.status);
+
+        const char *exit_argv[] = { "/bin/sh", "-c", "exit 7", NULL };
+        spec.name = "exit7";
+        spec.argv = exit_argv;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == 0 && res.exited && WIFEXITED(res.ex.status) && WEXITSTATUS(res.ex.status) == 7,
+               "the workload's exit code comes back (status 0x%x)", res.ex.status);
+
+        const char *path_argv[] = { "sh", "-c", "echo $PATH; id -u; hostname", NULL };
+        spec.name = "pathsearch";
+        spec.argv = path_argv;
+        spec.hostname = "room-42";
+        spec.uid = 1000;
+        spec.gid = 1000;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == 0 && strstr(res.out, "/usr/bin") && strstr(res.out, "\n1000\n") && strstr(res.out, "room-42"),
+               "argv[0] looked up in PATH, runs as the chosen uid with its hostname (%s)", res.out);
+        spec.hostname = NULL;
+        spec.uid = spec.gid = 0;
+
+        const char *bad_argv[] = { "/nonexistent/program", NULL };
+        spec.name = "noexec";
+        spec.argv = bad_argv;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == -ENOENT && strstr(res.err, "execve /nonexistent/program"),
+               "a missing program fails spawn with the failing step (%d: %s)", res.spawn, res.err);
+
+        osm_sandbox_bind bad_bind[] = { { .source = probe, .target = "/opt/../etc/x" } };
+        spec.name = "badbind";
+        spec.argv = sleep_argv;
+        spec.binds = bad_bind;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == -EINVAL, "a bind target with '..' is refused (%s)", res.err);
+        spec.binds = binds;
+
+        spec.name = "../evil";
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == -EINVAL, "an instance name with '/' is refused (%s)", res.err);
+
+        spec.name = "nonet";
+        spec.network = true;
+        run(&spec, 5, SIGKILL, &res);
+        TAP_OK(res.spawn == 0, "a network grant with network=none gives loopback only (%s)", res.err);
+        spec.network = false;
+
+        const char *devs[] = { "/dev/sda-does-not-exist" };
+        spec.name = "baddev";
+        spec.devices = devs;
+        spec.n_devices = 1;
+        run(&spec, 5, 0, &res);
+        TAP_OK(res.spawn == -EINVAL, "a device that is not a device node is refused (%s)", res.err);
+}
+
+int main(int argc, char **argv) {
+        probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
+        if (!probe || access(probe, X_OK) < 0) {
+                printf("1..0 # SKIP the probe program is missing\n");
+                return 0;
+        }
+        if (geteuid() != 0) {
+                printf("1..0 # SKIP needs root (id ranges, cgroups)\n");
+                return 0;
+        }
+        if (!mkdtemp(tmpdir))
+                return 1;
+        chmod(tmpdir, 0755);
+        char stage[600];
+        snprintf(stage, sizeof(stage), "%s/stage", tmpdir);
+        osm_sandbox_options o = { .uid_base = UID_BASE, .uid_count = UID_COUNT, .stage_dir = stage,
+                                  .cgroup_name = "osmose-test" };
+        mkdir(stage, 0755);
+        int r = osm_sandbox_new(&o, &sb);
+        if (r < 0) {
+                printf("Bail out! osm_sandbox_new: %s\n", strerror(-r));
+                return 1;
+        }
+        const osm_sandbox_features *f = osm_sandbox_caps(sb);
+        json_t *j = osm_sandbox_features_json(f);
+        char *js = json_dumps(j, JSON_COMPACT);
+        printf("# host: %s\n", js);
+        free(js);
+        json_decref(j);
+        if (!f->userns || !f->seccomp) {
+                /* e.g. under qemu-user, which cannot unshare or load filters */
+                printf("1..0 # SKIP sandboxes cannot be made here: %s\n", f->detail);
+                osm_sandbox_free(sb);
+                return 0;
+        }
+        test_escape();
+        test_forkbomb();
+        test_memhog();
+        test_signals_and_errors();
+        osm_sandbox_free(sb);
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+                printf("# could not remove %s\n", tmpdir);
+        return tap_done();
+}
