@@ -23,6 +23,7 @@
 #define SHUTDOWN_GRACE_MS 5000
 
 extern const osm_subsystem osm_store_subsystem;
+extern const osm_subsystem osm_sandbox_subsystem;
 
 /* Subsystems in start order; stopped in reverse. Each entry is defined in its folder. */
 #if HAVE_MHD
@@ -31,6 +32,7 @@ extern const osm_subsystem osm_federation_subsystem;
 const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
         &osm_store_subsystem,
+        &osm_sandbox_subsystem,
 #if HAVE_MHD
         &osm_federation_subsystem,
 #endif

@@ -55,6 +55,16 @@ typedef struct run_result {
         char out[65536];        /* the workload's stdout */
 } run_result;
 
+/* s with newlines shown as '|', for one-line TAP messages (static buffer). */
+static const char *oneline(const char *s) {
+        static char buf[256];
+        size_t i = 0;
+        for (; s[i] && i < sizeof(buf) - 1; i++)
+                buf[i] = s[i] == '\n' ? '|' : s[i];
+        buf[i] = 0;
+        return buf;
+}
+
 /* Run spec to completion (timeout_s, then SIGKILL), collecting stdout. */
 static void run(osm_sandbox_spec *spec, int timeout_s, int send_sig_after_start, run_result *res) {
         memset(res, 0, sizeof(*res));
@@ -319,7 +329,7 @@ static void test_memhog(void) {
         run(&spec, 60, 0, &res);
         TAP_OK(res.spawn == 0, "spawn the memory hog (%s)", res.err);
         TAP_OK(res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGKILL,
-               "the memory hog was killed (status 0x%x, output: %.60s)", res.ex.status, res.out);
+               "the memory hog was killed (status 0x%x, output: %s)", res.ex.status, oneline(res.out));
         TAP_OK(res.ex.oom_killed, "reported as killed by the memory limit");
         TAP_OK(strstr(res.out, "survived") == NULL, "it never got its 512 MiB");
         TAP_OK(res.have_stats && res.stats.memory_peak != UINT64_MAX && res.stats.memory_peak <= (32 << 20) + (1 << 20),
@@ -369,7 +379,7 @@ static void test_signals_and_errors(void) {
         spec.gid = 1000;
         run(&spec, 30, 0, &res);
         TAP_OK(res.spawn == 0 && strstr(res.out, "/usr/bin") && strstr(res.out, "\n1000\n") && strstr(res.out, "room-42"),
-               "argv[0] looked up in PATH, runs as the chosen uid with its hostname (%s)", res.out);
+               "argv[0] looked up in PATH, runs as the chosen uid with its hostname (%s)", oneline(res.out));
         spec.hostname = NULL;
         spec.uid = spec.gid = 0;
 
@@ -408,6 +418,9 @@ static void test_signals_and_errors(void) {
 
 int main(int argc, char **argv) {
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
+        static char probe_abs[4096];
+        if (probe && realpath(probe, probe_abs))
+                probe = probe_abs;
         if (!probe || access(probe, X_OK) < 0) {
                 printf("1..0 # SKIP the probe program is missing\n");
                 return 0;

@@ -68,6 +68,7 @@ struct osm_sandbox {
         char *stage_dir;
         char *network;
         unsigned last_cap;
+        osm_sandbox_limits defaults;
         osm_sandbox_features feat;
         osm_cg_host cg;
         osm_seccomp_cache seccomp;
@@ -996,11 +997,12 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         }
 
         osm_sandbox_limits lim = spec->limits;
-        lim.memory = pick(lim.memory, DEFAULT_MEMORY);
-        lim.pids = pick(lim.pids, DEFAULT_PIDS);
-        lim.tmp_size = pick(lim.tmp_size, DEFAULT_TMP);
-        lim.nofile = pick(lim.nofile, DEFAULT_NOFILE);
-        lim.file_size = pick(lim.file_size, DEFAULT_FSIZE);
+        lim.memory = pick(lim.memory, sb->defaults.memory);
+        lim.pids = pick(lim.pids, sb->defaults.pids);
+        lim.cpu_percent = pick(lim.cpu_percent, sb->defaults.cpu_percent);
+        lim.tmp_size = pick(lim.tmp_size, sb->defaults.tmp_size);
+        lim.nofile = pick(lim.nofile, sb->defaults.nofile);
+        lim.file_size = pick(lim.file_size, sb->defaults.file_size);
 
         const char *hostname = spec->hostname ? spec->hostname : "osmose";
         builder b = { 0 };
@@ -1025,7 +1027,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         p->limits = sb->feat;
         p->limits.detail[0] = 0;
         char why[200] = "";
-        r = osm_cg_create(&sb->cg, spec->name, lim.memory, lim.pids, spec->limits.cpu_percent, &p->cg, why,
+        r = osm_cg_create(&sb->cg, spec->name, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
                           sizeof(why));
         if (r < 0)
                 goto fail;
@@ -1270,6 +1272,13 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
         if (!sb)
                 return -ENOMEM;
         sb->uid_base = opts->uid_base;
+        const osm_sandbox_limits *d = opts->defaults;
+        sb->defaults.memory = pick(d ? d->memory : 0, DEFAULT_MEMORY);
+        sb->defaults.pids = pick(d ? d->pids : 0, DEFAULT_PIDS);
+        sb->defaults.cpu_percent = pick(d ? d->cpu_percent : 0, UINT64_MAX);
+        sb->defaults.tmp_size = pick(d ? d->tmp_size : 0, DEFAULT_TMP);
+        sb->defaults.nofile = pick(d ? d->nofile : 0, DEFAULT_NOFILE);
+        sb->defaults.file_size = pick(d ? d->file_size : 0, DEFAULT_FSIZE);
         sb->uid_count = opts->uid_count;
         sb->privileged = geteuid() == 0;
         if (opts->stage_dir)

@@ -68,6 +68,9 @@ typedef struct osm_sandbox_options {
         const char *cgroup_name;/* name of the cgroup under the daemon's own that holds the
                                  * instances; NULL: "osmose" */
         const char *network;    /* what a network grant gives: "none" or a bridge name */
+        const struct osm_sandbox_limits *defaults; /* limits for spec fields left 0; NULL or 0
+                                 * fields: built-in defaults (256 MiB, 256 pids, no CPU
+                                 * limit, 64 MiB /tmp, 1024 files, 1 GiB files) */
 } osm_sandbox_options;
 
 /* Create the sandbox manager: detect capabilities and cgroup hierarchies, create the

@@ -1,0 +1,91 @@
+/* subsystem.c: the sandbox as an osmosed subsystem: made from [sandbox] at start, reports what this host enforces. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/daemon.h"
+#include "daemon/sandbox/sandbox.h"
+#include "osmose/log.h"
+
+static int sandbox_start(osm_daemon *d) {
+        char stage[4096];
+        if ((size_t) snprintf(stage, sizeof(stage), "%s/sandbox-stage", d->cfg.state_dir) >= sizeof(stage))
+                return -ENAMETOOLONG;
+        osm_sandbox_limits defaults = {
+                .memory = d->cfg.default_memory,
+                .pids = d->cfg.default_pids,
+                .cpu_percent = d->cfg.default_cpu_percent,
+        };
+        osm_sandbox_options o = {
+                .uid_base = d->cfg.uid_base,
+                .uid_count = d->cfg.uid_count,
+                .stage_dir = stage,
+                .network = d->cfg.network,
+                .defaults = &defaults,
+        };
+        int r = osm_sandbox_new(&o, &d->sandbox);
+        if (r < 0) {
+                /* Not fatal: the daemon serves everything else; status says why. */
+                log_error("sandbox: cannot set up (%s): %s", stage, strerror(-r));
+                d->sandbox = NULL;
+                return 0;
+        }
+        const osm_sandbox_features *f = osm_sandbox_caps(d->sandbox);
+        if (!f->userns || !f->seccomp)
+                log_warning("sandbox: workloads cannot run on this host: %s", f->detail);
+        else
+                log_info("sandbox: memory %s, pids %s, cpu %s, io %s", osm_limit_mode_name(f->memory),
+                         osm_limit_mode_name(f->pids), osm_limit_mode_name(f->cpu), osm_limit_mode_name(f->io));
+        return 0;
+}
+
+static void sandbox_stop(osm_daemon *d) {
+        d->sandbox = osm_sandbox_free(d->sandbox);
+}
+
+/* ok: every limit is a cgroup limit; degraded: some are rlimits or missing (named in
+ * detail); failed: no sandbox can be made at all. */
+static void sandbox_status(osm_daemon *d, json_t *obj) {
+        if (!d->sandbox) {
+                osm_status_set(obj, OSM_HEALTH_FAILED, "not set up (see the log)");
+                return;
+        }
+        const osm_sandbox_features *f = osm_sandbox_caps(d->sandbox);
+        json_t *fj = osm_sandbox_features_json(f);
+        if (fj) {
+                json_object_update(obj, fj);
+                json_decref(fj);
+        }
+        if (!f->userns || !f->seccomp) {
+                osm_status_set(obj, OSM_HEALTH_FAILED, f->detail[0] ? f->detail : "no user namespaces or seccomp");
+                return;
+        }
+        char detail[256] = "", ok[128] = "";
+        const struct {
+                const char *name;
+                osm_limit_mode m;
+        } l[] = { { "memory", f->memory }, { "pids", f->pids }, { "cpu", f->cpu }, { "io accounting", f->io } };
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(l); i++) {
+                if (l[i].m >= OSM_LIMIT_CGROUP1) {
+                        size_t u = strlen(ok);
+                        snprintf(ok + u, sizeof(ok) - u, "%s%s %s", u ? ", " : "", l[i].name,
+                                 osm_limit_mode_name(l[i].m));
+                        continue;
+                }
+                size_t u = strlen(detail);
+                snprintf(detail + u, sizeof(detail) - u, "%s%s: %s", u ? ", " : "", l[i].name,
+                         l[i].m == OSM_LIMIT_RLIMIT ? "rlimit only" : "not enforced");
+        }
+        if (detail[0])
+                osm_status_set(obj, OSM_HEALTH_DEGRADED, detail);
+        else
+                osm_status_set(obj, OSM_HEALTH_OK, ok);
+}
+
+const osm_subsystem osm_sandbox_subsystem = {
+        .name = "sandbox",
+        .start = sandbox_start,
+        .stop = sandbox_stop,
+        .status = sandbox_status,
+};
