@@ -183,11 +183,6 @@ is "$(jget a .enabled federation status)" true "enabled stays enabled after a re
 is "$(listening "$PID_a")" 1 "…and listens again"
 wait_for 20 paired; ok $? "…and b is reached again"
 
-# --- sharing (needs the store) ---
-if on a call io.osmose.Federation.Share '{"collection":"t/x","remote":"b"}' 2>&1 | grep -q 'no store'; then
-    skip "sharing and sync" "this build has no store"
-else
-    . "$(dirname "$0")/test-federation-sync.inc"  # sharing, sync through outages, fetch
-fi
+# Sharing and sync through outages: test-federation-sync.sh.
 
 done_testing
