@@ -1,0 +1,150 @@
+# osmosectl.bash: bash completion for osmosectl and osmosed (installed as completions/osmosectl
+# and completions/osmosed). The tables below are the CLI contract (osmosectl(1)); the test
+# tests/deploy/test-contract.sh checks them against `osmosectl --help` and the manual page.
+
+# Top-level commands, and the subcommands of command groups.
+_osmosectl_commands="status put query collections retention object peers peer services
+keygen bundle trust install workloads remove grant revoke run ps logs stop stats
+federation remote share unshare audit"
+declare -A _osmosectl_subcommands=(
+        [object]="put get ls rm"
+        [peer]="trust untrust"
+        [bundle]="build"
+        [trust]="add ls rm"
+        [federation]="enable disable status"
+        [remote]="add ls rm"
+)
+# Options of each command ("group sub" for subcommands); every command also takes --help.
+declare -A _osmosectl_options=(
+        [status]=""
+        [put]="--batch"
+        [query]="--since --until --limit"
+        [collections]=""
+        [retention]="--max-age --max-records --max-bytes"
+        [object put]=""
+        [object get]="-o"
+        [object ls]=""
+        [object rm]=""
+        [peers]="--watch"
+        [peer trust]=""
+        [peer untrust]=""
+        [services]="--type --watch"
+        [keygen]="-o"
+        [bundle build]="-o --key"
+        [trust add]=""
+        [trust ls]=""
+        [trust rm]=""
+        [install]="--grant --allow-unsigned --allow-downgrade"
+        [workloads]=""
+        [remove]=""
+        [grant]=""
+        [revoke]=""
+        [run]="--wait"
+        [ps]=""
+        [logs]="-f"
+        [stop]=""
+        [stats]=""
+        [federation enable]="--listen"
+        [federation disable]=""
+        [federation status]=""
+        [remote add]="--key"
+        [remote ls]=""
+        [remote rm]=""
+        [share]="--with"
+        [unshare]="--with"
+        [audit]="--since"
+)
+_osmosectl_global_options="--socket --json --help --version"
+_osmosed_options="--config --state-dir --socket --name --check-config --dump-config --version --help"
+
+# Names the running daemon knows, for arguments that are names. Quietly nothing when no
+# daemon answers. $1: the listing command; prints the first column of its table.
+_osmosectl_names()
+{
+        local -a sock=()
+        [[ -n $_osmosectl_socket ]] && sock=(--socket "$_osmosectl_socket")
+        osmosectl "${sock[@]}" "$@" 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+_osmosectl()
+{
+        local cur prev words cword
+        _init_completion -n = || return
+
+        # Find the command (and subcommand) among the words, skipping global options.
+        local i cmd="" sub="" _osmosectl_socket=""
+        for ((i = 1; i < cword; i++)); do
+                case ${words[i]} in
+                --socket) _osmosectl_socket=${words[i + 1]}; ((i++)); continue ;;
+                --socket=*) _osmosectl_socket=${words[i]#--socket=}; continue ;;
+                -*) continue ;;
+                esac
+                if [[ -z $cmd ]]; then
+                        cmd=${words[i]}
+                        [[ -n ${_osmosectl_subcommands[$cmd]+x} ]] || break
+                elif [[ -z $sub ]]; then
+                        sub=${words[i]}
+                        break
+                fi
+        done
+
+        # Values of options.
+        case $prev in
+        --socket) _filedir sock; [[ ${#COMPREPLY[@]} -gt 0 ]] || _filedir; return ;;
+        -o | --key) _filedir; return ;;
+        --type)
+                COMPREPLY=($(compgen -W "_osmose._tcp _http._tcp _ipp._tcp _mqtt._tcp
+                        _printer._tcp _raop._tcp _airplay._tcp _googlecast._tcp
+                        _hap._tcp _coap._udp" -- "$cur"))
+                return ;;
+        --grant)
+                COMPREPLY=($(compgen -W "net store:read: store:write: publish: device:/dev/" -- "$cur"))
+                compopt -o nospace
+                return ;;
+        --since | --until | --max-age | --max-records | --max-bytes | --limit | --listen | --with)
+                return ;;
+        esac
+
+        if [[ -z $cmd ]]; then
+                if [[ $cur == -* ]]; then
+                        COMPREPLY=($(compgen -W "$_osmosectl_global_options" -- "$cur"))
+                else
+                        COMPREPLY=($(compgen -W "$_osmosectl_commands" -- "$cur"))
+                fi
+                return
+        fi
+        if [[ -n ${_osmosectl_subcommands[$cmd]+x} && -z $sub ]]; then
+                COMPREPLY=($(compgen -W "${_osmosectl_subcommands[$cmd]} --help" -- "$cur"))
+                return
+        fi
+
+        local key=$cmd${sub:+ $sub}
+        if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "${_osmosectl_options[$key]} --help" -- "$cur"))
+                return
+        fi
+        # Positional arguments.
+        case $key in
+        "object put" | install) _filedir ;;
+        "bundle build") _filedir -d ;;
+        put | query | retention | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
+        remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
+        logs | stop | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
+        "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
+        "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
+        "remote rm") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;
+        esac
+} && complete -F _osmosectl osmosectl
+
+_osmosed()
+{
+        local cur prev words cword
+        _init_completion || return
+        case $prev in
+        --config) _filedir conf; [[ ${#COMPREPLY[@]} -gt 0 ]] || _filedir; return ;;
+        --state-dir) _filedir -d; return ;;
+        --socket) _filedir; return ;;
+        --name) return ;;
+        esac
+        COMPREPLY=($(compgen -W "$_osmosed_options" -- "$cur"))
+} && complete -F _osmosed osmosed
