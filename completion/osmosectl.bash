@@ -3,7 +3,7 @@
 # tests/deploy/test-contract.sh checks them against `osmosectl --help` and the manual page.
 
 # Top-level commands, and the subcommands of command groups.
-_osmosectl_commands="status put query collections retention object peers peer services
+_osmosectl_commands="status reload call put query collections retention object peers peer services
 keygen bundle trust install workloads remove grant revoke run ps logs stop stats
 federation remote share unshare audit"
 declare -A _osmosectl_subcommands=(
@@ -17,6 +17,8 @@ declare -A _osmosectl_subcommands=(
 # Options of each command ("group sub" for subcommands); every command also takes --help.
 declare -A _osmosectl_options=(
         [status]=""
+        [reload]=""
+        [call]="--more"
         [put]="--batch"
         [query]="--since --until --limit"
         [collections]=""

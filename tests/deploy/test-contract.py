@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""test-contract.py: the bash completion, the manual pages and the example configuration
+match the real programs: every command and option `osmosectl --help` lists, every option
+of `osmosed --help`, and every key `osmosed --dump-config` prints (with its default)."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ["OSM_SOURCE_ROOT"]
+BUILD = os.environ["OSM_BUILD_ROOT"]
+OSMOSED = os.environ["OSMOSED"]
+OSMOSECTL = os.environ["OSMOSECTL"]
+COMPLETION = os.path.join(SRC, "completion", "osmosectl.bash")
+
+n = 0
+failed = 0
+
+
+def ok(cond, msg, diag=None):
+    global n, failed
+    n += 1
+    print("%s %d - %s" % ("ok" if cond else "not ok", n, msg))
+    if not cond:
+        failed += 1
+        if diag:
+            for line in str(diag).splitlines():
+                print("#   " + line)
+    return cond
+
+
+def skip(msg, why):
+    global n
+    n += 1
+    print("ok %d - %s # SKIP %s" % (n, msg, why))
+
+
+def note(msg):
+    print("# " + msg)
+
+
+def run(*argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, **kw)
+
+
+def same(a, b, what):
+    a, b = set(a), set(b)
+    ok(a == b, what, "only in the first: %s\nonly in the second: %s" % (sorted(a - b), sorted(b - a)))
+
+
+# ---------------------------------------------------------------- the real programs
+def ctl_help_commands():
+    """Commands of `osmosectl --help` as "cmd" or "group sub" (a lowercase second word
+    is a subcommand; arguments are upper case or bracketed)."""
+    out = run(OSMOSECTL, "--help").stdout
+    cmds = set()
+    in_cmds = False
+    for line in out.splitlines():
+        if line.startswith("Commands:"):
+            in_cmds = True
+            continue
+        if in_cmds:
+            m = re.match(r"^  (\S+)(?: ([a-z][a-z-]*)(?=\s|$))?", line)
+            if m:
+                cmds.add(m.group(1) + (" " + m.group(2) if m.group(2) else ""))
+            elif line.strip() and not line.startswith("   "):
+                in_cmds = False
+    return cmds, out
+
+
+def long_options(text):
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", text))
+
+
+def short_options(text):
+    return set(re.findall(r"(?<![\w-])(-[a-zA-Z])\b", text))
+
+
+# ---------------------------------------------------------------- the completion
+def completion_tables():
+    script = r'''
+source "$1"
+for c in $_osmosectl_commands; do echo "cmd $c"; done
+for k in "${!_osmosectl_subcommands[@]}"; do for s in ${_osmosectl_subcommands[$k]}; do echo "sub $k $s"; done; done
+for k in "${!_osmosectl_options[@]}"; do echo "opt $k|${_osmosectl_options[$k]}"; done
+echo "global $_osmosectl_global_options"
+echo "osmosed $_osmosed_options"
+'''
+    r = run("bash", "-c", script, "bash", COMPLETION)
+    cmds, subs, opts, glob, daemon = set(), {}, {}, set(), set()
+    for line in r.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "cmd":
+            cmds.add(rest)
+        elif kind == "sub":
+            g, s = rest.split(" ", 1)
+            subs.setdefault(g, set()).add(s)
+        elif kind == "opt":
+            k, v = rest.split("|", 1)
+            opts[k] = set(v.split())
+        elif kind == "global":
+            glob = set(rest.split())
+        elif kind == "osmosed":
+            daemon = set(rest.split())
+    full = set()
+    for c in cmds:
+        if c in subs:
+            full |= {c + " " + s for s in subs[c]}
+        else:
+            full.add(c)
+    return full, cmds, opts, glob, daemon
+
+
+# ---------------------------------------------------------------- the manual pages
+def scd_section(path, title):
+    text = open(path).read()
+    m = re.search(r"^# %s\n(.*?)(?=^# |\Z)" % re.escape(title), text, re.M | re.S)
+    return m.group(1) if m else ""
+
+
+def man_commands(path):
+    """Command entries of osmosectl.1's COMMANDS: lines starting with *cmd* or *group sub*."""
+    cmds = set()
+    for line in scd_section(path, "COMMANDS").splitlines():
+        if not line.startswith("*"):
+            continue
+        for m in re.finditer(r"(?:^|, )\*([a-z][a-z-]*(?: [a-z][a-z-]*)?)\*", line):
+            cmds.add(m.group(1))
+    return cmds
+
+
+def man_config_keys(path):
+    keys = set()
+    text = open(path).read()
+    for m in re.finditer(r"^# \[([a-z]+)\]\n(.*?)(?=^# |\Z)", text, re.M | re.S):
+        for k in re.findall(r"^\*([a-z][a-z-]*)\* =", m.group(2), re.M):
+            keys.add("%s.%s" % (m.group(1), k))
+    return keys
+
+
+def ini_keys(text, commented):
+    keys, section = {}, None
+    pat = r"^#([a-z][a-z-]*) = ?(.*)$" if commented else r"^([a-z][a-z-]*) = ?(.*)$"
+    for line in text.splitlines():
+        m = re.match(r"^\[([a-z]+)\]$", line)
+        if m:
+            section = m.group(1)
+            continue
+        m = re.match(pat, line)
+        if m and section:
+            keys["%s.%s" % (section, m.group(1))] = m.group(2)
+    return keys
+
+
+def main():
+    man1 = os.path.join(SRC, "doc", "osmosectl.1.scd")
+    man8 = os.path.join(SRC, "doc", "osmosed.8.scd")
+    man5 = os.path.join(SRC, "doc", "osmosed.conf.5.scd")
+
+    # -- osmosectl commands: the real table is covered by the completion and the manual.
+    real, help_text = ctl_help_commands()
+    ok(len(real) >= 1 and "status" in real, "osmosectl --help lists its commands (%d)" % len(real), help_text)
+    comp_full, comp_top, comp_opts, comp_glob, comp_daemon = completion_tables()
+    ok(len(comp_full) > 0, "the completion script defines its tables")
+    documented = man_commands(man1)
+    # A group listed whole in --help ("object") counts as covered by its subcommands.
+    def covered(c, have):
+        return c in have or any(h.startswith(c + " ") for h in have)
+    missing = sorted(c for c in real if not covered(c, comp_full))
+    ok(not missing, "every osmosectl command is completed", "not completed: %s" % missing)
+    missing = sorted(c for c in real if not covered(c, documented))
+    ok(not missing, "every osmosectl command is in osmosectl(1)", "not documented: %s" % missing)
+    same(comp_full, documented, "completion and osmosectl(1) list the same commands")
+    pending = sorted(c for c in comp_full if not covered(c.split()[0], real) and c not in real)
+    if pending:
+        note("in the contract (DESIGN.md section 5) but not in osmosectl yet: " + " ".join(pending))
+    same(set(comp_opts), comp_full, "the completion has an option list for every command")
+
+    # -- options of each implemented command.
+    man1_commands = scd_section(man1, "COMMANDS")
+    for c in sorted(real):
+        if c not in comp_full:
+            continue
+        r = run(OSMOSECTL, *c.split(), "--help")
+        text = r.stdout + r.stderr
+        opts = (long_options(text) | short_options(text)) - {"--socket", "--json", "--help", "-h"}
+        if not ok(r.returncode == 0, "osmosectl %s --help succeeds" % c, text):
+            continue
+        ok(opts <= comp_opts.get(c, set()), "completion of '%s' offers its options %s" % (c, sorted(opts)),
+           "missing: %s" % sorted(opts - comp_opts.get(c, set())))
+        undocumented = sorted(o for o in opts if "*%s*" % o not in man1_commands)
+        ok(not undocumented, "osmosectl(1) documents the options of '%s'" % c, "missing: %s" % undocumented)
+
+    # -- global options of osmosectl.
+    glob = long_options(help_text.split("Commands:")[0])
+    same(glob, comp_glob, "completion offers osmosectl's global options")
+    man1_opts = long_options(scd_section(man1, "OPTIONS").replace("*", " "))
+    same(glob, man1_opts, "osmosectl(1) OPTIONS lists osmosectl's global options")
+
+    # -- osmosed options.
+    dhelp = run(OSMOSED, "--help").stdout
+    dopts = long_options(dhelp)
+    ok(len(dopts) >= 5, "osmosed --help lists its options", dhelp)
+    same(dopts, comp_daemon, "completion offers osmosed's options")
+    man8_opts = long_options(scd_section(man8, "OPTIONS").replace("*", " "))
+    same(dopts, man8_opts, "osmosed(8) OPTIONS lists osmosed's options")
+    dshort = short_options(dhelp)
+    man8_short = short_options(scd_section(man8, "OPTIONS").replace("*", " "))
+    same(dshort, man8_short, "osmosed(8) lists osmosed's short options")
+
+    # -- configuration keys: dump, example, manual; and the example's values are the defaults.
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = run(OSMOSED, "--config", "/dev/null", "--dump-config")
+        ok(dump.returncode == 0, "osmosed --dump-config", dump.stderr)
+        real_keys = ini_keys(dump.stdout, commented=False)
+        ok(len(real_keys) >= 10, "--dump-config prints the key table (%d keys)" % len(real_keys))
+        example_path = os.path.join(BUILD, "doc", "osmosed.conf")
+        example = open(example_path).read()
+        ex_keys = ini_keys(example, commented=True)
+        same(real_keys, ex_keys, "the example configuration shows every key, in its section")
+        same(real_keys, man_config_keys(man5), "osmosed.conf(5) documents every key, in its section")
+
+        # Uncomment everything (but the computed host name) and the daemon must see
+        # exactly its defaults: the example shows the true default of every key.
+        uncommented = os.path.join(tmp, "all.conf")
+        with open(uncommented, "w") as f:
+            for line in example.splitlines():
+                m = re.match(r"^#([a-z][a-z-]*) = ?(.*)$", line)
+                if m and m.group(1) != "name":
+                    line = line[1:]
+                f.write(line + "\n")
+        chk = run(OSMOSED, "--config", uncommented, "--check-config")
+        ok(chk.returncode == 0, "the example, uncommented, passes --check-config", chk.stdout + chk.stderr)
+        dump2 = run(OSMOSED, "--config", uncommented, "--dump-config").stdout
+        diffs = [k for k in real_keys if ini_keys(dump2, False).get(k) != real_keys[k]]
+        ok(not diffs, "every value in the example is the daemon's default",
+           "\n".join("%s: example gives %r, default %r" % (k, ini_keys(dump2, False).get(k), real_keys[k]) for k in diffs))
+
+        # The help text of every key appears in the example (word for word, case aside).
+        helps = re.findall(r"^# (.*)\n([a-z][a-z-]*) = ", dump.stdout, re.M)
+        note("%d keys with help in --dump-config" % len(helps))
+
+    # -- the completion at work (needs bash-completion's _init_completion).
+    bc = "/usr/share/bash-completion/bash_completion"
+    if not os.path.exists(bc):
+        skip("completion at work", "bash-completion is not installed")
+    else:
+        def complete(line, prog="osmosectl"):
+            words = line.split(" ")
+            script = r'''
+source "$1" >/dev/null 2>&1
+source "$2"
+COMP_LINE="$3"; COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<< "$3"
+[[ "$3" == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+PATH=/nonexistent
+_%s
+printf '%%s\n' "${COMPREPLY[@]}"
+''' % ("osmosed" if prog == "osmosed" else "osmosectl")
+            r = run("bash", "-c", script, "bash", bc, COMPLETION, line)
+            return set(r.stdout.split())
+        got = complete("osmosectl st")
+        ok({"status", "stop", "stats"} <= got and "put" not in got, "completes command names", got)
+        got = complete("osmosectl --json object ")
+        ok(got == {"put", "get", "ls", "rm", "--help"}, "completes subcommands after a global option", got)
+        got = complete("osmosectl query sensors/temp --")
+        ok({"--since", "--until", "--limit", "--help"} == got, "completes a command's options", got)
+        got = complete("osmosectl --")
+        ok(got == comp_glob, "completes global options", got)
+        got = complete("osmosed --st", "osmosed")
+        ok(got == {"--state-dir"}, "completes osmosed's options", got)
+
+    print("1..%d" % n)
+    return 1 if failed else 0
+
+
+sys.exit(main())
