@@ -12,7 +12,7 @@ declare -A _osmosectl_subcommands=(
         [bundle]="build"
         [trust]="add ls rm"
         [federation]="enable disable status"
-        [remote]="add ls rm"
+        [remote]="add ls rm fetch"
 )
 # Options of each command ("group sub" for subcommands); every command also takes --help.
 declare -A _osmosectl_options=(
@@ -52,9 +52,10 @@ declare -A _osmosectl_options=(
         [remote add]="--key"
         [remote ls]=""
         [remote rm]=""
+        [remote fetch]=""
         [share]="--with"
         [unshare]="--with"
-        [audit]="--since"
+        [audit]="--since --limit"
 )
 _osmosectl_global_options="--socket --json --help --version"
 _osmosed_options="--config --state-dir --socket --name --check-config --dump-config --version --help"
@@ -134,7 +135,7 @@ _osmosectl()
         logs | stop | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
         "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
-        "remote rm") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;
+        "remote rm" | "remote fetch") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;
         esac
 } && complete -F _osmosectl osmosectl
 

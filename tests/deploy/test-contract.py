@@ -52,7 +52,7 @@ def same(a, b, what):
 # ---------------------------------------------------------------- the real programs
 def ctl_help_commands():
     """Commands of `osmosectl --help` as "cmd" or "group sub" (a lowercase second word
-    is a subcommand; arguments are upper case or bracketed)."""
+    is a subcommand, "a|b|c" several; arguments are upper case or bracketed)."""
     out = run(OSMOSECTL, "--help").stdout
     cmds = set()
     in_cmds = False
@@ -61,9 +61,11 @@ def ctl_help_commands():
             in_cmds = True
             continue
         if in_cmds:
-            m = re.match(r"^  (\S+)(?: ([a-z][a-z-]*)(?=\s|$))?", line)
-            if m:
-                cmds.add(m.group(1) + (" " + m.group(2) if m.group(2) else ""))
+            m = re.match(r"^  (\S+)(?: ([a-z][a-z-]*(?:\|[a-z][a-z-]*)*)(?=\s|$))?", line)
+            if m and m.group(2):
+                cmds |= {m.group(1) + " " + sub for sub in m.group(2).split("|")}
+            elif m:
+                cmds.add(m.group(1))
             elif line.strip() and not line.startswith("   "):
                 in_cmds = False
     return cmds, out
@@ -120,14 +122,22 @@ def scd_section(path, title):
 
 
 def man_commands(path):
-    """Command entries of osmosectl.1's COMMANDS: lines starting with *cmd* or *group sub*."""
-    cmds = set()
+    """Command entries of osmosectl.1's COMMANDS, {"cmd" or "group sub": entry text}: an
+    entry is a line starting with *cmd* (several separated by ", ") and its indented body."""
+    entries = {}
+    current = []
     for line in scd_section(path, "COMMANDS").splitlines():
-        if not line.startswith("*"):
-            continue
-        for m in re.finditer(r"(?:^|, )\*([a-z][a-z-]*(?: [a-z][a-z-]*)?)\*", line):
-            cmds.add(m.group(1))
-    return cmds
+        if line.startswith("*"):
+            current = [m.group(1) for m in
+                       re.finditer(r"(?:^|, )\*([a-z][a-z-]*(?: [a-z][a-z-]*)?)\*", line)]
+            for c in current:
+                entries[c] = entries.get(c, "") + line + "\n"
+        elif line.startswith("\t"):
+            for c in current:
+                entries[c] += line + "\n"
+        elif line.strip():
+            current = []
+    return entries
 
 
 def man_config_keys(path):
@@ -178,7 +188,6 @@ def main():
     same(set(comp_opts), comp_full, "the completion has an option list for every command")
 
     # -- options of each implemented command.
-    man1_commands = scd_section(man1, "COMMANDS")
     for c in sorted(real):
         if c not in comp_full:
             continue
@@ -189,7 +198,7 @@ def main():
             continue
         ok(opts <= comp_opts.get(c, set()), "completion of '%s' offers its options %s" % (c, sorted(opts)),
            "missing: %s" % sorted(opts - comp_opts.get(c, set())))
-        undocumented = sorted(o for o in opts if "*%s*" % o not in man1_commands)
+        undocumented = sorted(o for o in opts if "*%s*" % o not in documented.get(c, ""))
         ok(not undocumented, "osmosectl(1) documents the options of '%s'" % c, "missing: %s" % undocumented)
 
     # -- global options of osmosectl.
