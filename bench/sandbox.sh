@@ -1,0 +1,174 @@
+#!/bin/bash
+# sandbox.sh: spawn-to-exit of /bin/true in an Osmose sandbox beside bwrap, unshare and crun, in one run.
+#
+# Each tool runs N times per round, rounds interleaved (the machine is shared: load
+# changes between rounds hit every tool alike); the figure is the median round, in ms
+# per run. Target (DESIGN.md §12): Osmose no slower than bwrap --unshare-all, ≤ 0.5 × crun.
+# Usage: bench/sandbox.sh [BUILD_DIR]   (N=50 ROUNDS=5 by default; needs root)
+set -u
+BUILD=${1:-${OSM_BUILD_ROOT:-build}}
+N=${N:-50}
+ROUNDS=${ROUNDS:-5}
+SPAWN=$BUILD/bench/sandbox-spawn
+OSMOSED=$BUILD/src/daemon/osmosed
+OSMOSECTL=$BUILD/src/cli/osmosectl
+
+if [ "$(id -u)" != 0 ]; then
+        echo "sandbox: skipped: needs root (id ranges and cgroups)"
+        exit 0
+fi
+if [ ! -x "$SPAWN" ]; then
+        echo "sandbox: $SPAWN missing: build first (meson compile -C $BUILD)" >&2
+        exit 1
+fi
+
+WORK=$(mktemp -d /tmp/osm-bench-sandbox-XXXXXX)
+DAEMON_PID=
+cleanup() {
+        [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+        rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_ns() { date +%s%N; }
+
+# Each runner runs its tool N times and prints ms per run (or fails).
+run_osmose() { "$SPAWN" "$N"; }
+
+run_bwrap() {
+        local t0 t1 i
+        t0=$(now_ns)
+        for ((i = 0; i < N; i++)); do
+                bwrap --unshare-all --die-with-parent --new-session \
+                        --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
+                        --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin \
+                        --proc /proc --dev /dev --tmpfs /tmp --dir /data /bin/true || return 1
+        done
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+}
+
+run_unshare() {
+        local t0 t1 i
+        t0=$(now_ns)
+        for ((i = 0; i < N; i++)); do
+                unshare -Urpmnui --fork /bin/true || return 1
+        done
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+}
+
+CRUN_WHY=
+setup_crun() {
+        if ! command -v crun >/dev/null; then
+                CRUN_WHY="crun is not installed"
+                return 1
+        fi
+        local b=$WORK/crun
+        mkdir -p "$b/rootfs/usr" "$b/rootfs/proc" "$b/rootfs/dev" "$b/rootfs/tmp"
+        for l in bin lib lib64 sbin; do ln -s usr/$l "$b/rootfs/$l"; done
+        (cd "$b" && crun spec) || { CRUN_WHY="crun spec failed"; return 1; }
+        python3 - "$b/config.json" <<'EOF'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["/bin/true"]
+c["process"]["terminal"] = False
+c["root"]["readonly"] = True
+c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]})
+json.dump(c, open(p, "w"))
+EOF
+        local out
+        if ! out=$(crun run --bundle "$b" osm-bench-probe 2>&1); then
+                crun delete -f osm-bench-probe >/dev/null 2>&1
+                CRUN_WHY="crun refuses to run here: $(echo "$out" | head -1)"
+                return 1
+        fi
+        return 0
+}
+
+run_crun() {
+        local t0 t1 i
+        t0=$(now_ns)
+        for ((i = 0; i < N; i++)); do
+                crun run --bundle "$WORK/crun" "osm-bench-$i" >/dev/null 2>&1 || return 1
+        done
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+}
+
+# End to end through the daemon, once `osmosectl run --wait` exists.
+E2E_WHY=
+setup_e2e() {
+        if ! "$OSMOSECTL" run --help >/dev/null 2>&1; then
+                E2E_WHY="osmosectl run is not available in this build"
+                return 1
+        fi
+        local st=$WORK/state
+        mkdir -p "$st" "$WORK/bundle"
+        "$OSMOSED" --state-dir "$st" --socket "$st/osmosed.sock" >"$WORK/osmosed.log" 2>&1 &
+        DAEMON_PID=$!
+        export OSMOSE_SOCKET=$st/osmosed.sock
+        for _ in $(seq 50); do "$OSMOSECTL" status >/dev/null 2>&1 && break; sleep 0.1; done
+        cat >"$WORK/bundle/manifest.json" <<'EOF'
+{"name": "bench-true", "version": 1, "command": ["/bin/true"]}
+EOF
+        if ! "$OSMOSECTL" bundle build "$WORK/bundle" -o "$WORK/bench.bundle" >"$WORK/e2e.log" 2>&1 ||
+                ! "$OSMOSECTL" install "$WORK/bench.bundle" --allow-unsigned >>"$WORK/e2e.log" 2>&1 ||
+                ! "$OSMOSECTL" run --wait bench-true >>"$WORK/e2e.log" 2>&1; then
+                E2E_WHY="could not install and run a trivial bundle: $(tail -1 "$WORK/e2e.log")"
+                return 1
+        fi
+}
+
+run_e2e() {
+        local t0 t1 i
+        t0=$(now_ns)
+        for ((i = 0; i < N; i++)); do
+                "$OSMOSECTL" run --wait bench-true >/dev/null || return 1
+        done
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+}
+
+tools=(osmose bwrap unshare)
+setup_crun && tools+=(crun)
+setup_e2e && tools+=(e2e)
+
+declare -A results
+for ((r = 0; r < ROUNDS; r++)); do
+        for t in "${tools[@]}"; do
+                v=$(run_$t) || { echo "sandbox: $t failed" >&2; v=; }
+                results[$t]+="$v "
+        done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print ""}'; }
+
+declare -A med
+for t in "${tools[@]}"; do med[$t]=$(echo "${results[$t]}" | median); done
+
+label() {
+        case $1 in
+        osmose) echo "osmose sandbox (API, in-process)" ;;
+        e2e) echo "osmosectl run --wait (end to end)" ;;
+        bwrap) echo "bwrap --unshare-all --ro-bind /usr" ;;
+        unshare) echo "unshare -Urpmnui --fork" ;;
+        crun) echo "crun run" ;;
+        esac
+}
+
+echo "sandbox: spawn-to-exit of /bin/true, ms per run (median of $ROUNDS rounds x $N runs)"
+for t in "${tools[@]}"; do
+        printf "  %-38s %8s ms\n" "$(label "$t")" "${med[$t]:-failed}"
+done
+[ -n "$CRUN_WHY" ] && printf "  %-38s %s\n" "crun run" "skipped: $CRUN_WHY"
+[ -n "$E2E_WHY" ] && printf "  %-38s %s\n" "osmosectl run --wait" "skipped: $E2E_WHY"
+ratio() { [ -n "${med[$1]:-}" ] && [ -n "${med[$2]:-}" ] && awk -v a="${med[$1]}" -v b="${med[$2]}" 'BEGIN { printf "%.2f\n", a / b }'; }
+for ours in osmose e2e; do
+        [ -n "${med[$ours]:-}" ] || continue
+        printf "  ratio %-10s / bwrap   = %s (target <= 1)\n" "$ours" "$(ratio "$ours" bwrap)"
+        printf "  ratio %-10s / unshare = %s\n" "$ours" "$(ratio "$ours" unshare)"
+        [ -n "${med[crun]:-}" ] && printf "  ratio %-10s / crun    = %s (target <= 0.5)\n" "$ours" "$(ratio "$ours" crun)"
+done
+exit 0
