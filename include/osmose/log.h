@@ -13,7 +13,7 @@ int osm_log_get_level(void);
 int osm_log_parse_level(const char *s);
 
 void osm_log(int prio, const char *fmt, ...) OSM_PRINTF(2, 3);
-void osm_logv(int prio, const char *fmt, va_list ap);
+void osm_logv(int prio, const char *fmt, va_list ap) OSM_PRINTF(2, 0);
 
 #define log_debug(...)   osm_log(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)    osm_log(LOG_INFO, __VA_ARGS__)

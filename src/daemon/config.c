@@ -248,12 +248,17 @@ static int handler(void *user, const char *section, const char *name, const char
 }
 
 int osm_config_load(osm_config *cfg, const char *path, FILE *errors) {
-        parse_ctx p = { .cfg = cfg, .path = path, .errors = errors };
-        p.in = fopen(path, "re");
-        if (!p.in)
+        FILE *in = fopen(path, "re");
+        if (!in)
                 return -errno;
+        int r = osm_config_load_stream(cfg, in, path, errors);
+        fclose(in);
+        return r;
+}
+
+int osm_config_load_stream(osm_config *cfg, FILE *in, const char *path, FILE *errors) {
+        parse_ctx p = { .cfg = cfg, .path = path, .errors = errors, .in = in };
         int r = ini_parse_stream(reader, &p, handler, &p);
-        fclose(p.in);
         if (r > 0 && p.problems == 0) {
                 /* inih found something the reader's rule did not: still an error. */
                 p.line = r;

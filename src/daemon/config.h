@@ -81,6 +81,8 @@ int osm_config_defaults(osm_config *cfg, const char *state_dir);
  * as "path:line: message" (errors may be NULL). Returns the number of problems (0 = ok),
  * or -errno if the file cannot be read (-ENOENT if missing). */
 int osm_config_load(osm_config *cfg, const char *path, FILE *errors);
+/* The same from an open stream; path only names it in messages. */
+int osm_config_load_stream(osm_config *cfg, FILE *in, const char *path, FILE *errors);
 
 /* Set one key from a string ("section", "key", "value"); returns 0 or -EINVAL/-ENOENT
  * with *why set. */

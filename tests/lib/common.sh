@@ -64,7 +64,7 @@ osm_cleanup() {
     for p in "${_osm_pids[@]}"; do
         kill -KILL "$p" 2>/dev/null || true
     done
-    [ -n "${T:-}" ] && [ -d "$T" ] && rm -rf "$T"
+    if [ -n "${OSM_KEEP:-}" ]; then echo "# kept $T"; elif [ -n "${T:-}" ] && [ -d "$T" ]; then rm -rf "$T"; fi
 }
 
 osm_setup() {
@@ -111,7 +111,7 @@ osm_raw() {   # osm_raw PYTHON_BYTES_LITERAL [read_timeout]
 import socket, sys, ast
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
-s.sendall(ast.literal_eval(sys.argv[2]))
+s.sendall(eval(sys.argv[2]))  # test-authored byte expressions
 s.settimeout(float(sys.argv[3]))
 out = b""
 try:

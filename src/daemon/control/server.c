@@ -66,6 +66,8 @@ struct client {
         osm_call *call;          /* the call in flight, if any */
         bool dispatching;        /* inside process_input(): do not recurse */
         bool closing;            /* no more reads; close once output is flushed */
+        bool draining;           /* error sent, write side shut: discarding input until EOF */
+        uint64_t drained;        /* bytes discarded while draining */
         bool dead;               /* uv_close issued */
         int handles_open;        /* poll and timer, until their close callbacks ran */
         uint64_t last_activity_us;
@@ -130,6 +132,31 @@ static void seg_free(out_seg *sg) {
         free(sg);
 }
 
+/* After a final error reply: shut our write side and discard what the peer still sends
+ * until it closes (or a deadline). Closing at once with unread input would make the
+ * kernel send RST, and the peer could lose the error reply that explains why. */
+static void start_draining(client *cl) {
+        cl->draining = true;
+        cl->last_activity_us = osm_now_mono_us();
+        shutdown(cl->fd, SHUT_WR);
+        update_poll(cl);
+}
+
+static int drain_input(client *cl) {
+        char buf[16384];
+        for (int i = 0; i < 16; i++) {
+                ssize_t n = recv(cl->fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n == 0)
+                        return -ECONNRESET;
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+                cl->drained += (uint64_t) n;
+                if (cl->drained > 64u * 1024 * 1024)
+                        return -EMSGSIZE;
+        }
+        return 0;
+}
+
 /* Write as much queued output as the socket takes. Returns 0, or -errno on a fatal
  * error (the client is then closed by the caller). */
 static int flush_output(client *cl) {
@@ -173,7 +200,7 @@ static int flush_output(client *cl) {
                         cl->out_tail = NULL;
                 seg_free(sg);
                 if (close_after) {
-                        client_close(cl);
+                        start_draining(cl);
                         return 0;
                 }
         }
@@ -487,6 +514,8 @@ static int read_input(client *cl) {
 
 static void update_poll(client *cl) {
         int ev = UV_DISCONNECT;
+        if (cl->draining)
+                ev |= UV_READABLE;
         if (!cl->closing && cl->rlen < cl->srv->lim.max_message + 1)
                 ev |= UV_READABLE;
         if (cl->out_head)
@@ -511,6 +540,11 @@ static void on_client_poll(uv_poll_t *h, int status, int events) {
                 if (cl->dead)
                         return;
         }
+        if (cl->draining) {
+                if (drain_input(cl) < 0)
+                        client_close(cl);
+                return;
+        }
         if (events & (UV_READABLE | UV_DISCONNECT)) {
                 int r = read_input(cl);
                 if (r == -E2BIG) {
@@ -534,6 +568,10 @@ static void on_client_timer(uv_timer_t *t) {
         osm_server *s = cl->srv;
         uint64_t now = osm_now_mono_us();
         uint64_t quiet_ms = (now - cl->last_activity_us) / 1000;
+        if (cl->draining && quiet_ms >= 1000) {
+                client_close(cl);
+                return;
+        }
         if (cl->call || cl->closing)
                 return;   /* a call in flight (a stream may be quiet for long) */
         uint64_t limit = cl->rlen > 0 ? s->lim.partial_timeout_ms : s->lim.idle_timeout_ms;
@@ -616,6 +654,24 @@ static void reject_busy(int fd) {
         close(fd);
 }
 
+/* At the connection limit, make room by dropping the client that has been idle longest
+ * (no call in flight, nothing half-sent): clients that connect and hold a slot cannot
+ * lock everyone else out, while streams and calls in progress are never cut. */
+static bool evict_idle(osm_server *s) {
+        client *victim = NULL;
+        for (client *cl = s->clients; cl; cl = cl->next) {
+                if (cl->call || cl->closing)
+                        continue;
+                if (!victim || cl->last_activity_us < victim->last_activity_us)
+                        victim = cl;
+        }
+        if (!victim)
+                return false;
+        log_info("control: at %u clients; dropping the longest idle (pid %d)", s->n_clients, (int) victim->cred.pid);
+        client_close(victim);
+        return true;
+}
+
 static void on_accept_pause(uv_timer_t *t) {
         osm_server *s = t->data;
         if (s->accepting)
@@ -637,7 +693,7 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
                         }
                         return;
                 }
-                if (s->n_clients >= s->lim.max_connections) {
+                if (s->n_clients >= s->lim.max_connections && !evict_idle(s)) {
                         reject_busy(fd);
                         continue;
                 }
