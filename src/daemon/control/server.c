@@ -112,7 +112,7 @@ static bool peer_in_group(int fd, gid_t gid) {
 }
 
 static bool compute_full_access(osm_server *s, int fd, const struct ucred *cr) {
-        if (cr->uid == 0 || cr->uid == geteuid())
+        if (s->gid_allowed == OSM_SERVER_ANY_PEER || cr->uid == 0 || cr->uid == geteuid())
                 return true;
         if (s->gid_allowed == (gid_t) -1)
                 return false;

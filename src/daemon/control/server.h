@@ -39,8 +39,13 @@ typedef struct osm_server_limits {
         uint64_t partial_timeout_ms;   /* a half-sent message stalled this long: dropped */
 } osm_server_limits;
 
+/* gid_allowed value for a socket that is itself the credential (a workload's private API
+ * socket): every peer gets full access, and handlers check what the socket stands for. */
+#define OSM_SERVER_ANY_PEER ((gid_t) -2)
+
 /* Create a server on loop listening on listen_fd (already bound and listening; the
- * server owns it). gid_allowed is the group whose members get full access (-1: none). */
+ * server owns it). gid_allowed is the group whose members get full access (-1: none;
+ * OSM_SERVER_ANY_PEER: everyone who can connect). */
 int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
                    const osm_server_limits *limits, osm_server **out);
 /* Register methods; the table must outlive the server. Fails with -EEXIST on duplicates
