@@ -143,6 +143,24 @@ int main(void) {
         eq(fed_box_open(kba, bind2, ct, 10, &pt, &ptl), -EBADMSG, "short ciphertext refused");
         free(ct);
 
+        /* Push payloads. */
+        char ok_json[512], other_json[512];
+        snprintf(ok_json, sizeof(ok_json), "{\"collection\":\"s/t\",\"records\":[{\"id\":\"%.16s-7\",\"time\":5,\"body\":{}}]}", a_id);
+        snprintf(other_json, sizeof(other_json), "{\"collection\":\"s/t\",\"records\":[{\"id\":\"%.16s-7\",\"time\":5,\"body\":{}}]}", b_id);
+        json_t *pj = json_loads(ok_json, 0, NULL);
+        const char *coll = NULL;
+        eq(fed_push_check(pj, a_id, 10, &coll, &why), FED_OK, "a push of the sender's own record passes");
+        TAP_OK(coll && strcmp(coll, "s/t") == 0, "…and names its collection");
+        json_decref(pj);
+        pj = json_loads(other_json, 0, NULL);
+        eq(fed_push_check(pj, a_id, 10, &coll, &why), FED_BAD_PAYLOAD, "a record id of another origin is refused");
+        json_decref(pj);
+        pj = json_loads("{\"collection\":\"../x\",\"records\":[]}", 0, NULL);
+        eq(fed_push_check(pj, a_id, 10, &coll, &why), FED_BAD_PAYLOAD, "a bad collection name is refused");
+        json_decref(pj);
+        TAP_OK(!fed_id_from_origin("-1", a_id) && !fed_id_from_origin("abc-", a_id) && !fed_id_from_origin("x", a_id),
+               "ids without prefix or sequence are refused");
+
         osm_keypair_clear(&a);
         osm_keypair_clear(&b);
         osm_keypair_clear(&evil);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fed-proto.h"
+#include "osmose/util.h"
 
 static const struct {
         const char *name;
@@ -360,4 +361,43 @@ int fed_box_open(const uint8_t key[FED_BOX_KEY_BYTES], const uint8_t binding[16]
         *out = plain;
         *out_len = inner - 16;
         return 0;
+}
+
+bool fed_id_from_origin(const char *id, const char *origin_id) {
+        const char *dash = strrchr(id, '-');
+        if (!dash || dash == id || dash[1] == '\0')
+                return false;
+        size_t pl = (size_t) (dash - id);
+        return pl <= OSM_SPACE_ID_LEN && strlen(origin_id) >= pl && strncmp(id, origin_id, pl) == 0;
+}
+
+fed_refusal fed_push_check(json_t *j, const char *origin_id, size_t max_records,
+                           const char **collection, const char **why) {
+        const char *coll = json_string_value(json_object_get(j, "collection"));
+        json_t *recs = json_object_get(j, "records");
+        if (!coll || !osm_name_valid(coll, FED_MAX_COLLECTION, true)) {
+                *why = "records: bad collection name";
+                return FED_BAD_PAYLOAD;
+        }
+        if (!json_is_array(recs) || json_array_size(recs) == 0 || json_array_size(recs) > max_records) {
+                *why = "records: not a list of 1 to 5000 records";
+                return FED_BAD_PAYLOAD;
+        }
+        size_t i;
+        json_t *rec;
+        json_array_foreach(recs, i, rec) {
+                const char *id = json_string_value(json_object_get(rec, "id"));
+                json_t *t = json_object_get(rec, "time");
+                if (!id || strlen(id) > FED_MAX_RECORD_ID || !fed_id_from_origin(id, origin_id)) {
+                        *why = "records: a record id is not one of the sender's";
+                        return FED_BAD_PAYLOAD;
+                }
+                if (!json_is_integer(t) || json_integer_value(t) <= 0 || !json_object_get(rec, "body")) {
+                        *why = "records: a record lacks a valid time or body";
+                        return FED_BAD_PAYLOAD;
+                }
+        }
+        *collection = coll;
+        *why = NULL;
+        return FED_OK;
 }

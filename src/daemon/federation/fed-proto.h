@@ -3,6 +3,7 @@
  * logging: everything here is pure so that it can be fuzzed and unit-tested. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,3 +140,19 @@ int fed_box_open(const uint8_t key[FED_BOX_KEY_BYTES], const uint8_t binding[16]
                  const void *ct, size_t len, uint8_t **out, size_t *out_len);
 /* The binding of a response to the request with signature sig. */
 void fed_box_binding(const uint8_t sig[OSM_SIG_BYTES], uint8_t binding[16]);
+
+/* --- payloads --- */
+#define FED_MAX_COLLECTION 128   /* as the store's OSM_STORE_MAX_NAME */
+#define FED_MAX_RECORD_ID  64    /* as the store's OSM_STORE_MAX_ID */
+
+/* Is id one of origin_id's records? The store's ids are "<prefix of the origin's space
+ * id>-<sequence>", so a remote can only send ids under its own prefix and cannot collide
+ * with another space's records. */
+bool fed_id_from_origin(const char *id, const char *origin_id);
+
+/* Check a push {collection, records: [{id, time, body}, …]} from origin_id before anything
+ * is stored: a valid collection name, 1..max_records records, each with an id of the
+ * origin, a positive integer time and a body. FED_OK (and *collection, borrowed from j) or
+ * FED_BAD_PAYLOAD with *why. */
+fed_refusal fed_push_check(json_t *j, const char *origin_id, size_t max_records,
+                           const char **collection, const char **why);

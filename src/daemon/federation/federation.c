@@ -583,42 +583,21 @@ static void on_push_put(int res, const char *id, int64_t time_us, bool duplicate
                 push_finish(ctx);
 }
 
-/* A record id must be one of the sender's own: the store's ids start with the origin's
- * prefix, so a remote cannot write ids that collide with another space's records. */
-static bool id_from_origin(const char *id, const char *origin_id) {
-        const char *dash = strrchr(id, '-');
-        if (!dash || dash == id)
-                return false;
-        size_t pl = (size_t) (dash - id);
-        return pl <= OSM_SPACE_ID_LEN && strncmp(id, origin_id, pl) == 0 && dash[1] != '\0';
-}
-
 static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, json_t *j) {
         if (!f->d->store) {
                 refuse_ctx(f, req, ctx, r->name, FED_BUSY, "the store is not running");
                 return;
         }
-        const char *coll = json_string_value(json_object_get(j, "collection"));
-        json_t *recs = json_object_get(j, "records");
-        if (!coll || !osm_name_valid(coll, OSM_STORE_MAX_NAME, true) || !json_is_array(recs) ||
-            json_array_size(recs) == 0 || json_array_size(recs) > FED_MAX_RECORDS_IN) {
-                refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, "records: bad collection or record list");
+        const char *coll = NULL, *why = NULL;
+        if (fed_push_check(j, r->id, FED_MAX_RECORDS_IN, &coll, &why) != FED_OK) {
+                refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, why);
                 return;
         }
+        json_t *recs = json_object_get(j, "records");
         char writer[OSM_STORE_MAX_WRITER];
         snprintf(writer, sizeof(writer), "remote:%s", r->id);
         size_t i;
         json_t *rec;
-        /* Validate every record before queueing any. */
-        json_array_foreach(recs, i, rec) {
-                const char *id = json_string_value(json_object_get(rec, "id"));
-                json_t *t = json_object_get(rec, "time");
-                if (!id || strlen(id) > OSM_STORE_MAX_ID || !id_from_origin(id, r->id) ||
-                    !json_is_integer(t) || json_integer_value(t) <= 0 || !json_object_get(rec, "body")) {
-                        refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, "records: a record lacks a valid id, time or body");
-                        return;
-                }
-        }
         ctx->pending = 1;   /* held until every put is queued */
         json_array_foreach(recs, i, rec) {
                 osm_store_put_req pr = {
@@ -626,9 +605,9 @@ static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_rem
                         .time_us = json_integer_value(json_object_get(rec, "time")),
                         .id = json_string_value(json_object_get(rec, "id")),
                 };
-                const char *why = NULL;
+                const char *put_why = NULL;
                 ctx->pending++;
-                int ret = osm_store_put(f->d->store, &pr, on_push_put, ctx, &why);
+                int ret = osm_store_put(f->d->store, &pr, on_push_put, ctx, &put_why);
                 if (ret < 0) {
                         ctx->pending--;
                         if (ret == -EINVAL || ret == -EMSGSIZE)
