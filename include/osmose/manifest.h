@@ -10,7 +10,7 @@
 
 /* Limits on what a manifest may hold (every field is outside input). */
 #define OSM_MANIFEST_MAX_SIZE      (64u * 1024u)   /* bytes of manifest.json */
-#define OSM_MANIFEST_MAX_NAME      64              /* workload name: [A-Za-z0-9._-] */
+#define OSM_MANIFEST_MAX_NAME      48              /* workload name: [A-Za-z0-9._-]; instance ids add "-N" */
 #define OSM_MANIFEST_MAX_DESC      1024
 #define OSM_MANIFEST_MAX_ARGS      64              /* entrypoint argv entries */
 #define OSM_MANIFEST_MAX_ARG       4096            /* bytes per argv entry or env value */

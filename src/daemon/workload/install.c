@@ -1,0 +1,544 @@
+/* install.c: Install: take a bundle (an fd from the caller, or fetched with libcurl), copy it
+ * into a private file, check its signature against the trusted keys and its structure —
+ * all before anything is unpacked — then check rollback and grants, unpack, record. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "daemon/workload/wl.h"
+#include "osmose/bundle.h"
+#include "osmose/log.h"
+
+#define MAX_URL 2048
+#define FETCH_TIMEOUT_S 300
+#define FETCH_CONNECT_TIMEOUT_S 15
+
+typedef struct install_job {
+        uv_work_t work;
+        osm_workloads *w;
+        osm_call *call;           /* NULL once the client has gone */
+        int src_fd;
+        char *url;
+        bool allow_unsigned, allow_downgrade;
+        char **grants;            /* requested by the operator (syntax checked) */
+        size_t n_grants;
+        uint64_t max_size;
+        int phase;                /* 1: copy, verify, check; 2: unpack */
+        /* results */
+        int tmp_fd;               /* the private copy (O_TMPFILE) */
+        osm_bundle_info info;
+        char id_hex[OSM_HASH_HEX];
+        char signer[OSM_PUBKEY_B64];
+        bool verified;
+        char *manifest_text;
+        size_t manifest_len;
+        bool has_rootfs;
+        osm_manifest *manifest;
+        const char *err_name;     /* set when a phase failed */
+        char err[512];
+        json_t *err_extra;
+} install_job;
+
+static void job_fail(install_job *j, const char *name, const char *fmt, ...) OSM_PRINTF(3, 4);
+static void job_fail(install_job *j, const char *name, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(j->err, sizeof j->err, fmt, ap);
+        va_end(ap);
+        j->err_name = name;
+}
+
+static void job_free(install_job *j) {
+        osm_close(j->src_fd);
+        osm_close(j->tmp_fd);
+        free(j->url);
+        for (size_t i = 0; i < j->n_grants; i++)
+                free(j->grants[i]);
+        free(j->grants);
+        free(j->manifest_text);
+        osm_manifest_free(j->manifest);
+        json_decref(j->err_extra);
+        free(j);
+}
+
+/* ---- fetching (thread pool) ------------------------------------------------------------- */
+
+typedef struct fetch_sink {
+        int fd;
+        uint64_t written, max;
+        int error;
+} fetch_sink;
+
+static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        fetch_sink *s = userdata;
+        size_t n = size * nmemb;
+        if (s->written + n > s->max) {
+                s->error = -EFBIG;
+                return 0;
+        }
+        int r = osm_write_all(s->fd, data, n);
+        if (r < 0) {
+                s->error = r;
+                return 0;
+        }
+        s->written += n;
+        return n;
+}
+
+/* Fetch j->url into a new private file; returns its fd (offset 0) or -1 with j->err set. */
+static int fetch(install_job *j) {
+        _cleanup_close_ int fd = open(j->w->bundles_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %m", j->w->bundles_dir);
+                return -1;
+        }
+        CURL *c = curl_easy_init();
+        if (!c) {
+                job_fail(j, OSM_ERR_INTERNAL, "curl_easy_init failed");
+                return -1;
+        }
+        char curl_err[CURL_ERROR_SIZE] = "";
+        fetch_sink sink = { .fd = fd, .max = j->max_size };
+        curl_easy_setopt(c, CURLOPT_URL, j->url);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long) FETCH_TIMEOUT_S);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) j->max_size);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "osmosed/" OSM_VERSION);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_cleanup(c);
+        if (rc != CURLE_OK) {
+                if (sink.error == -EFBIG || rc == CURLE_FILESIZE_EXCEEDED)
+                        job_fail(j, WL_ERR_FETCH_FAILED, "%s: larger than the limit of %llu bytes", j->url,
+                                 (unsigned long long) j->max_size);
+                else
+                        job_fail(j, WL_ERR_FETCH_FAILED, "%s: %s", j->url,
+                                 curl_err[0] ? curl_err : curl_easy_strerror(rc));
+                return -1;
+        }
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "lseek: %m");
+                return -1;
+        }
+        return steal_fd(&fd);
+}
+
+/* ---- phase 1: copy, hash, verify, check the structure (thread pool) ----------------------- */
+
+static void phase1(install_job *j) {
+        osm_workloads *w = j->w;
+        if (j->url) {
+                j->src_fd = fetch(j);
+                if (j->src_fd < 0)
+                        return;
+        }
+        j->tmp_fd = open(w->bundles_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (j->tmp_fd < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %m", w->bundles_dir);
+                return;
+        }
+        char why[512];
+        int r = osm_bundle_copy(j->src_fd, j->tmp_fd, j->max_size, &j->info, why, sizeof why);
+        j->src_fd = osm_close(j->src_fd);
+        if (r < 0) {
+                job_fail(j, r == -ENOMEM ? OSM_ERR_INTERNAL : WL_ERR_BAD_BUNDLE, "%s", why);
+                return;
+        }
+        osm_hash_hex(j->info.id, j->id_hex);
+
+        /* The signature, against the trusted keys, before anything else is looked at. */
+        if (j->info.is_signed) {
+                osm_pubkey_encode(j->info.pubkey, j->signer);
+                if (osm_bundle_verify_signature(&j->info) < 0) {
+                        job_fail(j, WL_ERR_BAD_BUNDLE, "the signature by %s does not match the bundle's "
+                                 "contents: it was tampered with or is corrupt", j->signer);
+                        return;
+                }
+                r = wl_trust_is_trusted(w, j->info.pubkey);
+                if (r < 0) {
+                        job_fail(j, OSM_ERR_INTERNAL, "reading the trusted keys: %s", strerror(-r));
+                        return;
+                }
+                j->verified = r == 1;
+                if (!j->verified && !j->allow_unsigned) {
+                        job_fail(j, WL_ERR_UNTRUSTED, "signed by %s, which is not a trusted key "
+                                 "(osmosectl trust add KEY)", j->signer);
+                        j->err_extra = json_pack("{s:s}", "signer", j->signer);
+                        return;
+                }
+        } else if (!j->allow_unsigned) {
+                job_fail(j, WL_ERR_UNTRUSTED, "the bundle is not signed (--allow-unsigned installs it "
+                         "anyway, for development; that is recorded)");
+                return;
+        }
+
+        r = osm_bundle_unpack(j->tmp_fd, -1, &j->manifest_text, &j->manifest_len, &j->has_rootfs,
+                              why, sizeof why);
+        if (r < 0) {
+                job_fail(j, r == -ENOMEM ? OSM_ERR_INTERNAL : WL_ERR_BAD_BUNDLE, "%s", why);
+                return;
+        }
+        r = osm_manifest_parse(j->manifest_text, j->manifest_len, &j->manifest, why, sizeof why);
+        if (r < 0) {
+                job_fail(j, r == -ENOMEM ? OSM_ERR_INTERNAL : WL_ERR_BAD_BUNDLE, "manifest: %s", why);
+                return;
+        }
+        if (strlen(j->manifest_text) != j->manifest_len) {
+                job_fail(j, WL_ERR_BAD_BUNDLE, "manifest: contains a NUL byte");
+                return;
+        }
+}
+
+/* ---- phase 2: unpack into bundles/<id> (thread pool) ----------------------------------------- */
+
+static void phase2(install_job *j) {
+        osm_workloads *w = j->w;
+        _cleanup_free_ char *tmp = NULL, *final = NULL;
+        if (asprintf(&tmp, "%s/.unpack-XXXXXX", w->bundles_dir) < 0 ||
+            asprintf(&final, "%s/%s", w->bundles_dir, j->id_hex) < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        if (!mkdtemp(tmp)) {
+                job_fail(j, OSM_ERR_INTERNAL, "mkdtemp in %s: %m", w->bundles_dir);
+                return;
+        }
+        (void) chmod(tmp, 0755);
+        _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int rootfd = -1;
+        char why[512];
+        int r = dfd < 0 ? -errno : 0;
+        if (r == 0 && j->has_rootfs) {
+                if (mkdirat(dfd, "rootfs", 0755) < 0 ||
+                    (rootfd = openat(dfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+                        r = -errno;
+                else
+                        (void) fchmod(rootfd, 0755);
+        }
+        if (r < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "preparing %s: %s", tmp, strerror(-r));
+                goto fail;
+        }
+        if (j->has_rootfs) {
+                _cleanup_free_ char *mt = NULL;
+                size_t ml;
+                bool hr;
+                r = osm_bundle_unpack(j->tmp_fd, rootfd, &mt, &ml, &hr, why, sizeof why);
+                if (r < 0) {
+                        job_fail(j, r == -EBADMSG ? WL_ERR_BAD_BUNDLE : OSM_ERR_INTERNAL, "%s", why);
+                        goto fail;
+                }
+        }
+        _cleanup_close_ int mfd = openat(dfd, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (mfd < 0 || osm_write_all(mfd, j->manifest_text, j->manifest_len) < 0 || fsync(mfd) < 0 ||
+            syncfs(dfd) < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "writing %s/manifest.json: %m", tmp);
+                goto fail;
+        }
+        if (rename(tmp, final) < 0) {
+                if (errno == ENOTEMPTY || errno == EEXIST)   /* the same bundle, unpacked meanwhile */
+                        goto fail_quiet;
+                job_fail(j, OSM_ERR_INTERNAL, "renaming %s to %s: %m", tmp, final);
+                goto fail;
+        }
+        return;
+fail:
+fail_quiet:
+        wl_rm_rf_at(AT_FDCWD, tmp);
+}
+
+static void work_cb(uv_work_t *req) {
+        install_job *j = req->data;
+        if (j->phase == 1)
+                phase1(j);
+        else
+                phase2(j);
+}
+
+/* ---- on the loop --------------------------------------------------------------------------- */
+
+static void job_cancel(osm_call *call, void *userdata) {
+        install_job *j = userdata;
+        j->call = NULL;   /* the install goes on; nobody is told */
+}
+
+static void job_finish_error(install_job *j) {
+        log_notice("install%s%s refused: %s", j->url ? " from " : "", j->url ? j->url : "", j->err);
+        if (j->call) {
+                json_t *p = j->err_extra ? json_incref(j->err_extra) : json_object();
+                json_object_set_new(p, "message", json_string(j->err));
+                osm_call_set_cancel(j->call, NULL, NULL);
+                osm_call_error(j->call, j->err_name, p);
+        }
+        j->w->installing = false;
+        job_free(j);
+}
+
+static void after_work_cb(uv_work_t *req, int status);
+
+static void start_phase(install_job *j, int phase) {
+        j->phase = phase;
+        j->work.data = j;
+        int r = uv_queue_work(j->w->d->loop, &j->work, work_cb, after_work_cb);
+        if (r < 0) {
+                job_fail(j, OSM_ERR_INTERNAL, "uv_queue_work: %s", uv_strerror(r));
+                job_finish_error(j);
+        }
+}
+
+static json_t *strv_json(char **v, size_t n) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                json_array_append_new(a, json_string(v[i]));
+        return a;
+}
+
+/* After phase 1: rollback protection and grants, against the installed state. */
+static void check_and_unpack(install_job *j) {
+        osm_workloads *w = j->w;
+        osm_manifest *m = j->manifest;
+        wl_workload *old = wl_find(w, m->name);
+        if (old && !j->allow_downgrade &&
+            (m->version < old->version || (m->version == old->version && strcmp(old->bundle_id, j->id_hex) != 0))) {
+                if (m->version < old->version)
+                        job_fail(j, WL_ERR_DOWNGRADE, "%s version %lld is installed; refusing the older version "
+                                 "%lld (--allow-downgrade installs it anyway)", m->name,
+                                 (long long) old->version, (long long) m->version);
+                else
+                        job_fail(j, WL_ERR_DOWNGRADE, "%s version %lld is installed from another bundle; a new "
+                                 "build needs a new version (or --allow-downgrade)", m->name,
+                                 (long long) old->version);
+                j->err_extra = json_pack("{s:I, s:I}", "installed", (json_int_t) old->version,
+                                         "offered", (json_int_t) m->version);
+                job_finish_error(j);
+                return;
+        }
+        for (size_t i = 0; i < j->n_grants; i++)
+                if (!osm_manifest_requests(m, j->grants[i])) {
+                        job_fail(j, WL_ERR_BAD_CAPABILITY, "%s does not request %s, so it cannot be granted",
+                                 m->name, j->grants[i]);
+                        j->err_extra = json_pack("{s:s}", "capability", j->grants[i]);
+                        job_finish_error(j);
+                        return;
+                }
+        _cleanup_free_ char *final = NULL;
+        struct stat st;
+        if (asprintf(&final, "%s/%s", w->bundles_dir, j->id_hex) >= 0 && lstat(final, &st) == 0 &&
+            S_ISDIR(st.st_mode)) {
+                j->phase = 2;   /* already unpacked: go straight to recording */
+                after_work_cb(&j->work, 0);
+                return;
+        }
+        start_phase(j, 2);
+}
+
+static void record(install_job *j) {
+        osm_workloads *w = j->w;
+        osm_manifest *m = steal_pointer(&j->manifest);
+        wl_workload *old = wl_find(w, m->name);
+        int64_t prev = old ? old->version : 0;
+        /* Grants carry over to the new version where its manifest still requests them. */
+        size_t cap = j->n_grants + (old ? old->n_grants : 0);
+        _cleanup_free_ char **g = calloc(cap + 1, sizeof(char *));
+        _cleanup_free_ char *name = strdup(m->name);
+        if (!g || !name) {
+                osm_manifest_free(m);
+                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                job_finish_error(j);
+                return;
+        }
+        size_t n = 0;
+        /* copies: old's strings go away when old is replaced */
+        json_t *dropped_json = json_array();
+        for (size_t i = 0; old && i < old->n_grants; i++) {
+                if (osm_manifest_requests(m, old->grants[i]))
+                        g[n++] = old->grants[i];
+                else
+                        json_array_append_new(dropped_json, json_string(old->grants[i]));
+        }
+        for (size_t i = 0; i < j->n_grants; i++) {
+                bool dup = false;
+                for (size_t k = 0; k < n; k++)
+                        dup = dup || strcmp(g[k], j->grants[i]) == 0;
+                if (!dup)
+                        g[n++] = j->grants[i];
+        }
+        /* strdup what comes from old before wl_commit_install frees it */
+        char **gc = calloc(n + 1, sizeof(char *));
+        bool oom = !gc;
+        for (size_t i = 0; !oom && i < n; i++)
+                oom = !(gc[i] = strdup(g[i]));
+        if (oom) {
+                for (size_t i = 0; gc && i < n; i++)
+                        free(gc[i]);
+                free(gc);
+                json_decref(dropped_json);
+                osm_manifest_free(m);
+                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                job_finish_error(j);
+                return;
+        }
+        bool run_old = old != NULL;
+        char source[MAX_URL + 8];
+        snprintf(source, sizeof source, "%s", j->url ? j->url : "fd");
+        int r = wl_commit_install(w, m, j->manifest_text, j->id_hex, j->has_rootfs,
+                                  j->info.is_signed ? j->signer : NULL, j->verified, j->allow_unsigned,
+                                  source, gc, n);
+        for (size_t i = 0; i < n; i++)
+                free(gc[i]);
+        free(gc);
+        if (r < 0) {
+                json_decref(dropped_json);
+                job_fail(j, OSM_ERR_INTERNAL, "recording the install failed: %s", strerror(-r));
+                job_finish_error(j);
+                return;
+        }
+        wl_workload *wl = wl_find(w, name);
+        if (j->allow_unsigned && !j->verified)
+                log_warning("workload %s version %lld installed WITHOUT a trusted signature (%s; --allow-unsigned)",
+                            name, (long long) wl->version, j->info.is_signed ? j->signer : "unsigned");
+        else
+                log_notice("workload %s version %lld installed (bundle %s, signed by %s)", name,
+                           (long long) wl->version, j->id_hex, j->signer);
+        if (j->call) {
+                json_t *p = json_pack("{s:s, s:I, s:s, s:b, s:b, s:o, s:o, s:o}",
+                                      "name", wl->name, "version", (json_int_t) wl->version,
+                                      "id", wl->bundle_id, "verified", wl->verified,
+                                      "allow_unsigned", wl->allow_unsigned,
+                                      "requested", strv_json(wl->manifest->caps, wl->manifest->n_caps),
+                                      "granted", strv_json(wl->grants, wl->n_grants),
+                                      "dropped", dropped_json);
+                if (p && wl->signer)
+                        json_object_set_new(p, "signer", json_string(wl->signer));
+                if (p && run_old)
+                        json_object_set_new(p, "previous_version", json_integer((json_int_t) prev));
+                osm_call_set_cancel(j->call, NULL, NULL);
+                osm_call_reply(j->call, p, false);
+        } else
+                json_decref(dropped_json);
+        w->installing = false;
+        wl_gc_bundles(w);
+        job_free(j);
+}
+
+static void after_work_cb(uv_work_t *req, int status) {
+        install_job *j = req->data;
+        if (status == UV_ECANCELED && !j->err_name)
+                job_fail(j, OSM_ERR_INTERNAL, "cancelled");
+        if (j->err_name) {
+                job_finish_error(j);
+                return;
+        }
+        if (j->phase == 1)
+                check_and_unpack(j);
+        else
+                record(j);
+}
+
+static bool url_ok(const char *u) {
+        return u && strlen(u) <= MAX_URL && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
+}
+
+static void method_install(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        const char *url = json_string_value(json_object_get(params, "url"));
+        json_t *grants = json_object_get(params, "grants");
+        size_t n_fds = osm_call_n_fds(call);
+
+        if (url && n_fds > 0) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "give either url or a bundle fd, not both");
+                return;
+        }
+        if (!url && n_fds != 1) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
+                                "pass the bundle as one file descriptor with the call, or give url");
+                return;
+        }
+        if (url && !url_ok(url)) {
+                osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "url",
+                               "message", "url: expected http:// or https://, at most 2048 bytes"));
+                return;
+        }
+        if (grants && json_array_size(grants) > OSM_MANIFEST_MAX_CAPS) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "grants: more than %d", OSM_MANIFEST_MAX_CAPS);
+                return;
+        }
+        size_t i;
+        json_t *g;
+        json_array_foreach(grants, i, g) {
+                char why[512];
+                if (!json_is_string(g) || osm_cap_check(json_string_value(g), why, sizeof why) < 0) {
+                        if (!json_is_string(g))
+                                snprintf(why, sizeof why, "grants[%zu]: expected a string", i);
+                        osm_call_error(call, WL_ERR_BAD_CAPABILITY,
+                                       json_pack("{s:s, s:s}", "message", why, "capability",
+                                                 json_is_string(g) ? json_string_value(g) : ""));
+                        return;
+                }
+        }
+        if (w->installing) {
+                osm_call_errorf(call, OSM_ERR_BUSY, "another install is in progress; try again");
+                return;
+        }
+        int fd = -1;
+        if (!url) {
+                fd = osm_call_take_fd(call, 0);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                        osm_close(fd);
+                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "the bundle fd must be a regular file");
+                        return;
+                }
+        }
+        install_job *j = calloc(1, sizeof *j);
+        if (!j) {
+                osm_close(fd);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        j->w = w;
+        j->call = call;
+        j->src_fd = fd;
+        j->tmp_fd = -1;
+        j->max_size = OSM_BUNDLE_DEFAULT_MAX_SIZE;
+        j->allow_unsigned = json_is_true(json_object_get(params, "allow_unsigned"));
+        j->allow_downgrade = json_is_true(json_object_get(params, "allow_downgrade"));
+        j->url = url ? strdup(url) : NULL;
+        j->grants = calloc(json_array_size(grants) + 1, sizeof(char *));
+        if ((url && !j->url) || !j->grants) {
+                job_free(j);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        json_array_foreach(grants, i, g) {
+                bool dup = false;
+                for (size_t k = 0; k < j->n_grants; k++)
+                        dup = dup || strcmp(j->grants[k], json_string_value(g)) == 0;
+                if (!dup && !(j->grants[j->n_grants++] = strdup(json_string_value(g)))) {
+                        job_free(j);
+                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                        return;
+                }
+        }
+        w->installing = true;
+        osm_call_set_cancel(call, job_cancel, j);
+        start_phase(j, 1);
+}
+
+const osm_method wl_install_methods[] = {
+        { "io.osmose.Workload.Install", method_install, OSM_ACCESS_WRITE },
+};
+const size_t wl_n_install_methods = OSM_ARRAY_SIZE(wl_install_methods);

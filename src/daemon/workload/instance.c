@@ -1,0 +1,939 @@
+/* instance.c: running workloads: spawn into the sandbox, supervise (exit, restart with
+ * backoff, stop with a grace period), capture output into a bounded log, account. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "daemon/workload/wl.h"
+#include "osmose/log.h"
+
+#define LOGS_MAX_REPLY (64u * 1024u)   /* raw log bytes per reply */
+
+static const char *const state_names[] = {
+        [WL_STARTING] = "starting", [WL_RUNNING] = "running", [WL_BACKOFF] = "backoff",
+        [WL_STOPPING] = "stopping", [WL_EXITED] = "exited", [WL_FAILED] = "failed",
+};
+
+static void on_exit_check(wl_instance *i);
+
+/* ---- handles and lifetime ------------------------------------------------------------------ */
+
+static void instance_free(wl_instance *i) {
+        free(i->id);
+        free(i->workload);
+        free(i->bundle_id);
+        osm_manifest_free(i->manifest);
+        if (i->args)
+                for (char **p = i->args; *p; p++)
+                        free(*p);
+        free(i->args);
+        free(i->error);
+        free(i->log);
+        free(i);
+}
+
+static void maybe_free(wl_instance *i) {
+        if (i->freeing && i->open_handles == 0)
+                instance_free(i);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+        wl_instance *i = h->data;
+        osm_workloads *w = i->w;
+        if (h != (uv_handle_t *) &i->timer)
+                free(h);
+        i->open_handles--;
+        maybe_free(i);
+        wl_handle_closed(w);
+}
+
+static void close_handle(wl_instance *i, uv_handle_t *h) {
+        if (h && !uv_is_closing(h))
+                uv_close(h, on_handle_closed);
+}
+
+/* Unlink i from w's list, close its timer, free it once every handle has closed. */
+static void instance_release(wl_instance *i) {
+        osm_workloads *w = i->w;
+        for (wl_instance **pp = &w->instances; *pp; pp = &(*pp)->next)
+                if (*pp == i) {
+                        *pp = i->next;
+                        break;
+                }
+        i->freeing = true;
+        close_handle(i, (uv_handle_t *) &i->timer);
+        maybe_free(i);
+}
+
+/* ---- the bounded log ------------------------------------------------------------------------ */
+
+static void log_append(wl_instance *i, const uint8_t *data, size_t n) {
+        if (i->log_size == 0)
+                return;
+        if (n > i->log_size) {
+                i->log_total += n - i->log_size;
+                data += n - i->log_size;
+                n = i->log_size;
+        }
+        size_t pos = (size_t) (i->log_total % i->log_size);
+        size_t first = OSM_MIN(n, i->log_size - pos);
+        memcpy(i->log + pos, data, first);
+        memcpy(i->log, data + first, n - first);
+        i->log_total += n;
+}
+
+/* Make bytes valid UTF-8 without NULs for JSON: invalid sequences become U+FFFD. */
+static json_t *utf8_json(const uint8_t *s, size_t n) {
+        _cleanup_free_ char *out = malloc(n * 3 + 1);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        for (size_t k = 0; k < n;) {
+                uint8_t c = s[k];
+                size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+                bool ok = len > 0 && c != 0 && k + len <= n && !(len == 2 && c < 0xc2) && !(len == 4 && c > 0xf4);
+                for (size_t m = 1; ok && m < len; m++)
+                        ok = (s[k + m] & 0xc0) == 0x80;
+                if (ok && len == 3) {
+                        uint32_t cp = ((c & 0x0fu) << 12) | ((s[k + 1] & 0x3fu) << 6) | (s[k + 2] & 0x3fu);
+                        ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+                }
+                if (ok && len == 4) {
+                        uint32_t cp = ((c & 0x07u) << 18) | ((s[k + 1] & 0x3fu) << 12);
+                        ok = cp >= 0x10000 && cp <= 0x10ffff;
+                }
+                if (ok) {
+                        memcpy(out + o, s + k, len);
+                        o += len;
+                        k += len;
+                } else {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        k++;
+                }
+        }
+        return json_stringn(out, o);
+}
+
+/* Bytes of the log from *pos, at most max; advances *pos, counts what was overwritten. */
+static json_t *log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dropped) {
+        uint64_t oldest = i->log_total > i->log_size ? i->log_total - i->log_size : 0;
+        *dropped = 0;
+        if (*pos < oldest) {
+                *dropped = oldest - *pos;
+                *pos = oldest;
+        }
+        size_t n = (size_t) OSM_MIN(i->log_total - *pos, (uint64_t) max);
+        _cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
+        if (!buf)
+                return NULL;
+        for (size_t k = 0; k < n; k++)
+                buf[k] = i->log[(*pos + k) % i->log_size];
+        *pos += n;
+        return utf8_json(buf, n);
+}
+
+/* ---- waiters (run --wait, stop, logs -f) ---------------------------------------------------------- */
+
+static void waiter_cancel(osm_call *call, void *userdata) {
+        wl_waiter *wt = userdata;
+        for (wl_waiter **pp = &wt->inst->waiters; *pp; pp = &(*pp)->next)
+                if (*pp == wt) {
+                        *pp = wt->next;
+                        break;
+                }
+        free(wt);
+}
+
+static int add_waiter(wl_instance *i, osm_call *call, int kind, uint64_t pos) {
+        wl_waiter *wt = calloc(1, sizeof *wt);
+        if (!wt)
+                return -ENOMEM;
+        wt->call = call;
+        wt->kind = kind;
+        wt->inst = i;
+        wt->log_pos = pos;
+        wt->next = i->waiters;
+        i->waiters = wt;
+        osm_call_set_cancel(call, waiter_cancel, wt);
+        return 0;
+}
+
+/* Send new log bytes to the followers; with final, end their streams. */
+static void feed_followers(wl_instance *i, bool final) {
+        for (wl_waiter **pp = &i->waiters; *pp;) {
+                wl_waiter *wt = *pp;
+                if (wt->kind != WL_WAIT_LOGS) {
+                        pp = &wt->next;
+                        continue;
+                }
+                bool gone = false;
+                while (wt->log_pos < i->log_total && !gone) {
+                        uint64_t dropped;
+                        json_t *data = log_read(i, &wt->log_pos, LOGS_MAX_REPLY, &dropped);
+                        json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
+                        if (dropped)
+                                json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
+                        gone = osm_call_reply(wt->call, p, true) < 0;
+                }
+                if (final && !gone) {
+                        osm_call_set_cancel(wt->call, NULL, NULL);
+                        osm_call_reply(wt->call, json_pack("{s:s}", "data", ""), false);
+                        gone = true;
+                }
+                if (gone) {
+                        /* the call is finished (or its client gone and the call freed) */
+                        *pp = wt->next;
+                        free(wt);
+                } else
+                        pp = &wt->next;
+        }
+}
+
+static void add_exit(json_t *p, const wl_instance *i) {
+        if (i->exit_code >= 0)
+                json_object_set_new(p, "exit_code", json_integer(i->exit_code));
+        if (i->signal > 0)
+                json_object_set_new(p, "signal", json_integer(i->signal));
+}
+
+static void finish_waiters(wl_instance *i) {
+        feed_followers(i, true);
+        while (i->waiters) {
+                wl_waiter *wt = i->waiters;
+                i->waiters = wt->next;
+                osm_call_set_cancel(wt->call, NULL, NULL);
+                json_t *p;
+                if (wt->kind == WL_WAIT_RUN) {
+                        p = json_pack("{s:s, s:s}", "instance", i->id, "state", state_names[i->state]);
+                        add_exit(p, i);
+                        if (i->state == WL_FAILED && i->exit_code < 0 && i->signal <= 0) {
+                                osm_call_errorf(wt->call, WL_ERR_SPAWN_FAILED, "%s: %s", i->id,
+                                                i->error ? i->error : "failed to start");
+                                free(wt);
+                                continue;
+                        }
+                } else {
+                        p = json_pack("{s:s, s:b}", "instance", i->id, "killed", i->killed);
+                        add_exit(p, i);
+                }
+                osm_call_reply(wt->call, p, false);
+                free(wt);
+        }
+}
+
+/* ---- ending, restarting ---------------------------------------------------------------------- */
+
+static void db_record_end(wl_instance *i) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(i->w->db, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?, restarts = ?,"
+                               " error = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_int64(st, 1, i->ended_us);
+        if (i->exit_code >= 0)
+                sqlite3_bind_int(st, 2, i->exit_code);
+        if (i->signal > 0)
+                sqlite3_bind_int(st, 3, i->signal);
+        sqlite3_bind_int(st, 4, (int) i->restarts);
+        if (i->error)
+                sqlite3_bind_text(st, 5, i->error, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, i->id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                log_warning("workloads db: recording the end of %s: %s", i->id, sqlite3_errmsg(i->w->db));
+        sqlite3_finalize(st);
+}
+
+static void trim_ended(osm_workloads *w) {
+        while (w->n_ended > WL_MAX_ENDED) {
+                wl_instance *oldest = NULL;
+                for (wl_instance *i = w->instances; i; i = i->next)
+                        if (!wl_instance_alive(i))
+                                oldest = i;   /* the list is newest first */
+                if (!oldest)
+                        return;
+                w->n_ended--;
+                instance_release(oldest);
+        }
+}
+
+/* The instance has ended for good: it will not be restarted. */
+static void instance_end(wl_instance *i, wl_state state) {
+        osm_workloads *w = i->w;
+        uv_timer_stop(&i->timer);
+        i->state = state;
+        i->ended_us = osm_now_real_us();
+        w->n_live--;
+        w->n_ended++;
+        db_record_end(i);
+        if (i->api_created && w->api_hooks.destroy)
+                w->api_hooks.destroy(w->api_userdata, i->id);
+        i->api_created = false;
+        if (i->signal > 0)
+                log_info("instance %s ended: killed by signal %d%s", i->id, i->signal, i->killed ? " (after the grace period)" : "");
+        else if (i->exit_code >= 0)
+                log_info("instance %s ended: exit code %d", i->id, i->exit_code);
+        else
+                log_info("instance %s ended: %s", i->id, i->error ? i->error : "failed to start");
+        finish_waiters(i);
+        trim_ended(w);
+        wl_gc_bundles(w);
+}
+
+static int spawn_now(wl_instance *i, char *err, size_t errsize);
+
+static void on_backoff(uv_timer_t *t) {
+        wl_instance *i = t->data;
+        char err[512];
+        i->restarts++;
+        if (spawn_now(i, err, sizeof err) == 0)
+                return;
+        log_warning("instance %s: restart failed: %s", i->id, err);
+        free(i->error);
+        i->error = strdup(err);
+        i->exit_code = -1;
+        i->signal = 0;
+        i->failures++;
+        uint64_t delay = WL_RESTART_BASE_US << OSM_MIN(i->failures - 1, 16u);
+        delay = OSM_MIN(delay, WL_RESTART_MAX_US);
+        i->state = WL_BACKOFF;
+        uv_timer_start(&i->timer, on_backoff, delay / 1000, 0);
+}
+
+static void after_run(wl_instance *i) {
+        osm_workloads *w = i->w;
+        bool failed = i->signal > 0 || i->exit_code != 0;
+        osm_restart_policy policy = i->manifest->restart;
+        bool again = !i->stop_requested && !w->shutting_down && wl_find(w, i->workload) &&
+                     (policy == OSM_RESTART_ALWAYS || (policy == OSM_RESTART_ON_FAILURE && failed));
+        if (!again) {
+                instance_end(i, WL_EXITED);
+                return;
+        }
+        /* Exponential backoff: base, 2×base, 4×base … up to the cap; a run that lasted
+         * long enough starts the series again. */
+        uint64_t ran = osm_now_mono_us() - i->run_started_mono;
+        i->failures = ran >= WL_RESTART_RESET_US ? 1 : i->failures + 1;
+        uint64_t delay = WL_RESTART_BASE_US << OSM_MIN(i->failures - 1, 16u);
+        delay = OSM_MIN(delay, WL_RESTART_MAX_US);
+        log_info("instance %s: restarting in %llu ms (policy %s)", i->id,
+                 (unsigned long long) (delay / 1000), osm_restart_policy_name(policy));
+        i->state = WL_BACKOFF;
+        uv_timer_start(&i->timer, on_backoff, delay / 1000, 0);
+}
+
+/* Read what is in the log pipe now. Returns false at EOF or on error. */
+static bool drain_log(wl_instance *i) {
+        uint8_t buf[16384];
+        for (;;) {
+                ssize_t n = read(i->log_fd, buf, sizeof buf);
+                if (n > 0) {
+                        log_append(i, buf, (size_t) n);
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                bool more = n < 0 && errno == EAGAIN;
+                feed_followers(i, false);
+                return more;
+        }
+}
+
+static void close_log(wl_instance *i) {
+        if (i->log_poll) {
+                uv_poll_stop(i->log_poll);
+                close_handle(i, (uv_handle_t *) i->log_poll);
+                i->log_poll = NULL;
+        }
+        i->log_fd = osm_close(i->log_fd);
+}
+
+static void on_log(uv_poll_t *h, int status, int events) {
+        wl_instance *i = h->data;
+        if (status < 0 || !drain_log(i))
+                close_log(i);
+}
+
+static void on_pidfd(uv_poll_t *h, int status, int events) {
+        on_exit_check(h->data);
+}
+
+static void snapshot_stats(wl_instance *i) {
+        osm_cgroup *cg = i->proc ? osm_sandbox_proc_cgroup(i->proc) : NULL;
+        i->have_last = cg && osm_cgroup_stats_read(cg, &i->last) == 0;
+}
+
+/* The sandbox's init may have exited: reap it and decide what comes next. */
+static void on_exit_check(wl_instance *i) {
+        if (!i->proc)
+                return;
+        osm_sandbox_exit ex;
+        int r = osm_sandbox_proc_reap(i->proc, &ex);
+        if (r == -EAGAIN)
+                return;
+        if (i->pid_poll) {
+                uv_poll_stop(i->pid_poll);
+                close_handle(i, (uv_handle_t *) i->pid_poll);
+                i->pid_poll = NULL;
+        }
+        /* Everything in its pid namespace is gone with its init, so the pipe has all
+         * there will ever be: take the rest before closing it. */
+        if (i->log_fd >= 0)
+                drain_log(i);
+        close_log(i);
+        snapshot_stats(i);
+        if (r == 0) {
+                i->ru = ex.rusage;
+                i->have_ru = true;
+                i->exit_code = WIFEXITED(ex.status) ? WEXITSTATUS(ex.status) : -1;
+                i->signal = WIFSIGNALED(ex.status) ? WTERMSIG(ex.status) : 0;
+                if (ex.oom_killed)
+                        log_notice("instance %s: the memory limit was hit (OOM kill)", i->id);
+        } else {
+                i->exit_code = -1;
+                i->signal = SIGKILL;
+        }
+        i->proc = osm_sandbox_proc_free(i->proc);
+        uv_timer_stop(&i->timer);
+        after_run(i);
+}
+
+/* Start (or restart) the instance's process. 0, or -errno with err set. */
+static int spawn_now(wl_instance *i, char *err, size_t errsize) {
+        osm_workloads *w = i->w;
+        osm_daemon *d = w->d;
+        wl_workload *wl = wl_find(w, i->workload);
+        if (!d->sandbox) {
+                snprintf(err, errsize, "the sandbox is not available on this host");
+                return -ENOTSUP;
+        }
+        if (!wl) {
+                snprintf(err, errsize, "workload %s has been removed", i->workload);
+                return -ENOENT;
+        }
+        const osm_manifest *m = i->manifest;
+
+        const char *argv[OSM_MANIFEST_MAX_ARGS + WL_MAX_RUN_ARGS + 1];
+        size_t argc = 0;
+        for (size_t k = 0; k < m->argc; k++)
+                argv[argc++] = m->argv[k];
+        for (char **p = i->args; p && *p; p++)
+                argv[argc++] = *p;
+        argv[argc] = NULL;
+
+        /* Defaults first; the manifest's environment replaces any of them. */
+        char inst_env[128], wl_env[128];
+        snprintf(inst_env, sizeof inst_env, "OSMOSE_INSTANCE=%s", i->id);
+        snprintf(wl_env, sizeof wl_env, "OSMOSE_WORKLOAD=%s", i->workload);
+        const char *defaults[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/data", "TERM=dumb",
+                                   inst_env, wl_env, "OSMOSE_API=/run/osmose/api.sock" };
+        const char *envp[OSM_ARRAY_SIZE(defaults) + OSM_MANIFEST_MAX_ENV + 1];
+        size_t envc = 0;
+        for (size_t k = 0; k < OSM_ARRAY_SIZE(defaults); k++) {
+                size_t kl = strcspn(defaults[k], "=") + 1;
+                bool overridden = false;
+                for (size_t e = 0; e < m->n_env; e++)
+                        overridden = overridden || strncmp(m->env[e], defaults[k], kl) == 0;
+                if (!overridden)
+                        envp[envc++] = defaults[k];
+        }
+        for (size_t e = 0; e < m->n_env; e++)
+                envp[envc++] = m->env[e];
+        envp[envc] = NULL;
+
+        const char *devices[OSM_SANDBOX_MAX_DEVICES];
+        size_t n_dev = 0;
+        bool network = false;
+        for (size_t g = 0; g < wl->n_grants; g++) {
+                if (strcmp(wl->grants[g], "network") == 0)
+                        network = true;
+                else if (strncmp(wl->grants[g], "device:", 7) == 0 && n_dev < OSM_SANDBOX_MAX_DEVICES)
+                        devices[n_dev++] = wl->grants[g] + 7;
+        }
+
+        _cleanup_free_ char *root = NULL, *data = NULL;
+        if ((i->has_rootfs && asprintf(&root, "%s/%s/rootfs", w->bundles_dir, i->bundle_id) < 0) ||
+            asprintf(&data, "%s/%s", w->data_dir, i->workload) < 0) {
+                snprintf(err, errsize, "out of memory");
+                return -ENOMEM;
+        }
+
+        if (!i->api_created && w->api_hooks.create) {
+                int r = w->api_hooks.create(w->api_userdata, i->id, i->workload, i->api_path, sizeof i->api_path);
+                if (r < 0) {
+                        snprintf(err, errsize, "creating its API socket: %s", strerror(-r));
+                        return r;
+                }
+                i->api_created = true;
+        }
+        osm_sandbox_bind binds[1];
+        size_t n_binds = 0;
+        if (i->api_created)
+                binds[n_binds++] = (osm_sandbox_bind) { .source = i->api_path, .target = "/run/osmose/api.sock" };
+
+        int pipefd[2];
+        if (pipe2(pipefd, O_CLOEXEC) < 0) {
+                snprintf(err, errsize, "pipe: %m");
+                return -errno;
+        }
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = i->id;
+        spec.root = root;
+        spec.argv = argv;
+        spec.envp = envp;
+        spec.data_dir = data;
+        spec.binds = binds;
+        spec.n_binds = n_binds;
+        spec.devices = devices;
+        spec.n_devices = n_dev;
+        spec.network = network;
+        spec.limits.memory = m->memory ? m->memory : d->cfg.default_memory;
+        spec.limits.pids = m->pids ? m->pids : d->cfg.default_pids;
+        spec.limits.cpu_percent = m->cpu_percent ? m->cpu_percent : d->cfg.default_cpu_percent;
+        spec.limits.file_size = m->disk;   /* RLIMIT_FSIZE: the closest per-file bound we have */
+        spec.stdout_fd = pipefd[1];
+        spec.stderr_fd = pipefd[1];
+
+        i->state = WL_STARTING;
+        int r = osm_sandbox_spawn(d->sandbox, &spec, &i->proc, err, errsize);
+        close(pipefd[1]);
+        if (r < 0) {
+                close(pipefd[0]);
+                i->proc = NULL;
+                return r;
+        }
+        (void) fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+        i->log_fd = pipefd[0];
+        i->log_poll = malloc(sizeof *i->log_poll);
+        if (i->log_poll && uv_poll_init(d->loop, i->log_poll, i->log_fd) == 0) {
+                i->log_poll->data = i;
+                i->open_handles++;
+                w->open_handles++;
+                uv_poll_start(i->log_poll, UV_READABLE | UV_DISCONNECT, on_log);
+        } else {
+                free(i->log_poll);
+                i->log_poll = NULL;
+                i->log_fd = osm_close(i->log_fd);
+                log_warning("instance %s: cannot watch its output; it is discarded", i->id);
+        }
+        int pidfd = osm_sandbox_proc_pidfd(i->proc);
+        if (pidfd >= 0) {
+                i->pid_poll = malloc(sizeof *i->pid_poll);
+                if (i->pid_poll && uv_poll_init(d->loop, i->pid_poll, pidfd) == 0) {
+                        i->pid_poll->data = i;
+                        i->open_handles++;
+                        w->open_handles++;
+                        uv_poll_start(i->pid_poll, UV_READABLE, on_pidfd);
+                } else {
+                        free(i->pid_poll);
+                        i->pid_poll = NULL;   /* SIGCHLD still tells us */
+                }
+        }
+        i->state = i->stop_requested ? WL_STOPPING : WL_RUNNING;
+        i->run_started_mono = osm_now_mono_us();
+        i->exit_code = -1;
+        i->signal = 0;
+        log_info("instance %s started (pid %d)", i->id, (int) osm_sandbox_proc_pid(i->proc));
+        return 0;
+}
+
+/* ---- stopping -------------------------------------------------------------------------------- */
+
+static void on_grace_over(uv_timer_t *t) {
+        wl_instance *i = t->data;
+        if (!i->proc)
+                return;
+        log_notice("instance %s: still running %llu ms after SIGTERM; sending SIGKILL", i->id,
+                   (unsigned long long) (i->w->d->cfg.stop_timeout_us / 1000));
+        i->killed = true;
+        osm_sandbox_proc_kill(i->proc, SIGKILL);
+}
+
+/* Ask the instance to end: SIGTERM now, SIGKILL after stop_timeout. */
+static void request_stop(wl_instance *i) {
+        i->stop_requested = true;
+        if (i->state == WL_BACKOFF) {
+                instance_end(i, i->exit_code >= 0 || i->signal > 0 ? WL_EXITED : WL_FAILED);
+                return;
+        }
+        if (!i->proc || i->state == WL_STOPPING)
+                return;
+        i->state = WL_STOPPING;
+        osm_sandbox_proc_kill(i->proc, SIGTERM);
+        uv_timer_start(&i->timer, on_grace_over, i->w->d->cfg.stop_timeout_us / 1000, 0);
+}
+
+void wl_instances_stop_workload(osm_workloads *w, const char *name) {
+        for (wl_instance *i = w->instances, *next; i; i = next) {
+                next = i->next;
+                if (wl_instance_alive(i) && strcmp(i->workload, name) == 0)
+                        request_stop(i);
+        }
+}
+
+void wl_instances_begin_shutdown(osm_workloads *w) {
+        for (wl_instance *i = w->instances, *next; i; i = next) {
+                next = i->next;
+                if (wl_instance_alive(i))
+                        request_stop(i);
+        }
+}
+
+void wl_instances_sigchld(osm_workloads *w) {
+        for (wl_instance *i = w->instances, *next; i; i = next) {
+                next = i->next;
+                if (i->proc)
+                        on_exit_check(i);
+        }
+}
+
+/* The daemon is stopping (synchronous): SIGTERM every instance, wait for them up to
+ * stop_timeout, SIGKILL the rest, then release everything. */
+void wl_instances_stop_all(osm_workloads *w) {
+        w->shutting_down = true;
+        wl_instances_begin_shutdown(w);
+        uint64_t deadline = osm_now_mono_us() + w->d->cfg.stop_timeout_us;
+        for (;;) {
+                struct pollfd pfd[WL_MAX_INSTANCES];
+                nfds_t n = 0;
+                bool any = false;
+                for (wl_instance *i = w->instances; i; i = i->next) {
+                        if (!i->proc)
+                                continue;
+                        any = true;
+                        int fd = osm_sandbox_proc_pidfd(i->proc);
+                        if (fd >= 0 && n < WL_MAX_INSTANCES)
+                                pfd[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
+                }
+                uint64_t now = osm_now_mono_us();
+                if (!any || now >= deadline)
+                        break;
+                uint64_t wait_ms = OSM_MIN((deadline - now) / 1000 + 1, 50u);
+                (void) poll(pfd, n, (int) wait_ms);
+                wl_instances_sigchld(w);
+        }
+        for (wl_instance *i = w->instances, *next; i; i = next) {
+                next = i->next;
+                if (i->proc) {
+                        log_notice("instance %s: still running at shutdown; killing it", i->id);
+                        i->killed = true;
+                        osm_sandbox_proc_kill(i->proc, SIGKILL);
+                        /* proc_free kills and reaps; on_exit_check first for the status */
+                        for (int k = 0; k < 100 && i->proc; k++) {
+                                on_exit_check(i);
+                                if (i->proc)
+                                        usleep(10000);
+                        }
+                        if (i->proc) {
+                                i->proc = osm_sandbox_proc_free(i->proc);
+                                if (wl_instance_alive(i))
+                                        instance_end(i, WL_EXITED);
+                        }
+                }
+        }
+        while (w->instances) {
+                wl_instance *i = w->instances;
+                if (wl_instance_alive(i))
+                        instance_end(i, WL_EXITED);
+                close_log(i);
+                if (i->pid_poll) {
+                        close_handle(i, (uv_handle_t *) i->pid_poll);
+                        i->pid_poll = NULL;
+                }
+                instance_release(i);
+        }
+}
+
+/* ---- methods -------------------------------------------------------------------------------- */
+
+/* An instance by id, or by workload name when it has exactly one live instance (else
+ * its newest one). NULL if none. */
+static wl_instance *resolve(osm_workloads *w, const char *arg) {
+        wl_instance *newest = NULL, *live = NULL;
+        unsigned n_live = 0;
+        for (wl_instance *i = w->instances; i; i = i->next) {
+                if (strcmp(i->id, arg) == 0)
+                        return i;
+                if (strcmp(i->workload, arg) == 0) {
+                        if (!newest)
+                                newest = i;
+                        if (wl_instance_alive(i)) {
+                                n_live++;
+                                if (!live)
+                                        live = i;
+                        }
+                }
+        }
+        return n_live >= 1 ? live : newest;
+}
+
+static void method_run(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        const char *name = json_string_value(json_object_get(params, "name"));
+        json_t *args = json_object_get(params, "args");
+        wl_workload *wl = wl_find(w, name);
+        if (!wl) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+                return;
+        }
+        if (!w->d->sandbox) {
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the sandbox is not available on this host");
+                return;
+        }
+        if (w->shutting_down) {
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the daemon is shutting down");
+                return;
+        }
+        if (w->n_live >= WL_MAX_INSTANCES) {
+                osm_call_errorf(call, OSM_ERR_BUSY, "already %d instances running", WL_MAX_INSTANCES);
+                return;
+        }
+        size_t n_args = json_array_size(args);
+        if (n_args > WL_MAX_RUN_ARGS) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "args: more than %d", WL_MAX_RUN_ARGS);
+                return;
+        }
+        size_t k;
+        json_t *a;
+        json_array_foreach(args, k, a)
+                if (!json_is_string(a) || strlen(json_string_value(a)) > OSM_MANIFEST_MAX_ARG) {
+                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
+                                        "args[%zu]: expected a string of at most %d bytes", k, OSM_MANIFEST_MAX_ARG);
+                        return;
+                }
+
+        wl_instance *i = calloc(1, sizeof *i);
+        osm_manifest *m = NULL;
+        char why[512];
+        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, why, sizeof why) < 0) {
+                free(i);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        i->w = w;
+        i->manifest = m;
+        i->log_fd = -1;
+        i->exit_code = -1;
+        i->workload = strdup(wl->name);
+        i->bundle_id = strdup(wl->bundle_id);
+        i->version = wl->version;
+        i->has_rootfs = wl->has_rootfs;
+        i->log_size = (size_t) OSM_MAX(w->d->cfg.log_size, 1024u);
+        i->log = malloc(i->log_size);
+        i->args = calloc(n_args + 1, sizeof(char *));
+        bool oom = !i->workload || !i->bundle_id || !i->log || !i->args;
+        json_array_foreach(args, k, a)
+                if (!oom)
+                        oom = !(i->args[k] = strdup(json_string_value(a)));
+        if (oom) {
+                instance_free(i);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        /* The id: the workload's name and a sequence number unique in this state dir. */
+        sqlite3_stmt *st = NULL;
+        i->started_us = osm_now_real_us();
+        if (sqlite3_prepare_v2(w->db, "INSERT INTO instances(name, version, bundle_id, started) VALUES(?,?,?,?)",
+                               -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, i->workload, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, i->version);
+                sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 4, i->started_us);
+                if (sqlite3_step(st) == SQLITE_DONE &&
+                    asprintf(&i->id, "%s-%lld", i->workload, (long long) sqlite3_last_insert_rowid(w->db)) < 0)
+                        i->id = NULL;
+        }
+        sqlite3_finalize(st);
+        if (!i->id) {
+                instance_free(i);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "recording the instance failed");
+                return;
+        }
+        {
+                sqlite3_stmt *up = NULL;
+                if (sqlite3_prepare_v2(w->db, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) == SQLITE_OK) {
+                        sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);
+                        sqlite3_bind_int64(up, 2, sqlite3_last_insert_rowid(w->db));
+                        sqlite3_step(up);
+                }
+                sqlite3_finalize(up);
+        }
+        uv_timer_init(w->d->loop, &i->timer);
+        i->timer.data = i;
+        i->open_handles++;
+        w->open_handles++;
+        i->next = w->instances;
+        w->instances = i;
+        w->n_live++;
+
+        int r = spawn_now(i, why, sizeof why);
+        if (r < 0) {
+                log_warning("instance %s failed to start: %s", i->id, why);
+                i->error = strdup(why);
+                instance_end(i, WL_FAILED);
+                osm_call_errorf(call, WL_ERR_SPAWN_FAILED, "%s", why);
+                return;
+        }
+        json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", state_names[i->state]);
+        if (osm_call_more(call)) {
+                if (add_waiter(i, call, WL_WAIT_RUN, 0) < 0) {
+                        json_decref(p);
+                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                        return;
+                }
+                osm_call_reply(call, p, true);   /* if the client has gone, the cancel hook cleaned up */
+        } else
+                osm_call_reply(call, p, false);
+}
+
+static json_t *instance_json(const wl_instance *i) {
+        json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "id", i->id, "workload", i->workload,
+                              "version", (json_int_t) i->version, "state", state_names[i->state],
+                              "started", (json_int_t) i->started_us, "restarts", (json_int_t) i->restarts);
+        if (!o)
+                return NULL;
+        if (i->proc)
+                json_object_set_new(o, "pid", json_integer(osm_sandbox_proc_pid(i->proc)));
+        if (!wl_instance_alive(i)) {
+                json_object_set_new(o, "ended", json_integer(i->ended_us));
+                add_exit(o, i);
+        }
+        if (i->error)
+                json_object_set_new(o, "error", json_string(i->error));
+        return o;
+}
+
+static void method_instances(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        json_t *arr = json_array();
+        for (wl_instance *i = w->instances; i; i = i->next)
+                json_array_insert_new(arr, 0, instance_json(i));   /* oldest first */
+        osm_call_reply(call, json_pack("{s:o}", "instances", arr), false);
+}
+
+static void method_logs(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        const char *arg = json_string_value(json_object_get(params, "instance"));
+        bool follow = json_is_true(json_object_get(params, "follow")) && osm_call_more(call);
+        wl_instance *i = resolve(w, arg);
+        if (!i) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                return;
+        }
+        uint64_t pos = 0, dropped = 0;
+        if (!osm_call_more(call)) {
+                /* one reply: the newest part that fits */
+                uint64_t from = i->log_total > LOGS_MAX_REPLY * 4 ? i->log_total - LOGS_MAX_REPLY * 4 : 0;
+                pos = from;
+                json_t *data = log_read(i, &pos, LOGS_MAX_REPLY * 4, &dropped);
+                json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
+                if (from + dropped)
+                        json_object_set_new(p, "dropped", json_integer((json_int_t) (from + dropped)));
+                osm_call_reply(call, p, false);
+                return;
+        }
+        if (follow && wl_instance_alive(i)) {
+                if (add_waiter(i, call, WL_WAIT_LOGS, 0) < 0) {
+                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                        return;
+                }
+                feed_followers(i, false);
+                return;
+        }
+        bool sent_any = false;
+        do {
+                json_t *data = log_read(i, &pos, LOGS_MAX_REPLY, &dropped);
+                json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
+                if (dropped)
+                        json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
+                bool last = pos >= i->log_total;
+                if (osm_call_reply(call, p, !last) < 0)
+                        return;
+                sent_any = last;
+        } while (!sent_any);
+}
+
+static void method_stop(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        const char *arg = json_string_value(json_object_get(params, "instance"));
+        wl_instance *i = resolve(w, arg);
+        if (!i) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                return;
+        }
+        if (!wl_instance_alive(i)) {
+                json_t *p = json_pack("{s:s, s:b}", "instance", i->id, "killed", i->killed);
+                add_exit(p, i);
+                osm_call_reply(call, p, false);
+                return;
+        }
+        if (add_waiter(i, call, WL_WAIT_STOP, 0) < 0) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        log_info("instance %s: stop requested", i->id);
+        request_stop(i);   /* may end it at once (backoff), answering the waiter */
+}
+
+static void put_stat(json_t *o, const char *key, uint64_t v) {
+        if (v != UINT64_MAX)
+                json_object_set_new(o, key, json_integer((json_int_t) OSM_MIN(v, (uint64_t) INT64_MAX)));
+}
+
+static void method_stats(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        const char *arg = json_string_value(json_object_get(params, "instance"));
+        wl_instance *i = resolve(w, arg);
+        if (!i) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                return;
+        }
+        osm_cgroup_stats st;
+        bool have = false;
+        osm_cgroup *cg = i->proc ? osm_sandbox_proc_cgroup(i->proc) : NULL;
+        if (cg && osm_cgroup_stats_read(cg, &st) == 0)
+                have = true;
+        else if (!i->proc && i->have_last) {
+                st = i->last;
+                have = true;
+        }
+        json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", state_names[i->state]);
+        if (have) {
+                put_stat(p, "cpu_usec", st.cpu_usec);
+                put_stat(p, "memory_bytes", st.memory_bytes);
+                put_stat(p, "memory_peak", st.memory_peak);
+                put_stat(p, "io_read_bytes", st.io_read_bytes);
+                put_stat(p, "io_write_bytes", st.io_write_bytes);
+                put_stat(p, "pids", st.pids);
+                put_stat(p, "oom_kills", st.oom_kills);
+        }
+        /* Fill what the cgroups could not tell from the last run's rusage. */
+        if (i->have_ru && !i->proc) {
+                const struct rusage *ru = &i->ru;
+                uint64_t cpu = (uint64_t) ru->ru_utime.tv_sec * 1000000 + (uint64_t) ru->ru_utime.tv_usec +
+                               (uint64_t) ru->ru_stime.tv_sec * 1000000 + (uint64_t) ru->ru_stime.tv_usec;
+                if (!json_object_get(p, "cpu_usec"))
+                        put_stat(p, "cpu_usec", cpu);
+                if (!json_object_get(p, "memory_peak"))
+                        put_stat(p, "memory_peak", (uint64_t) ru->ru_maxrss * 1024);
+                if (!json_object_get(p, "io_read_bytes"))
+                        put_stat(p, "io_read_bytes", (uint64_t) ru->ru_inblock * 512);
+                if (!json_object_get(p, "io_write_bytes"))
+                        put_stat(p, "io_write_bytes", (uint64_t) ru->ru_oublock * 512);
+        }
+        json_object_set_new(p, "source", json_string(have ? "cgroup" : i->have_ru ? "rusage" : "none"));
+        osm_call_reply(call, p, false);
+}
+
+const osm_method wl_instance_methods[] = {
+        { "io.osmose.Workload.Run", method_run, OSM_ACCESS_WRITE },
+        { "io.osmose.Workload.Instances", method_instances, OSM_ACCESS_READ },
+        { "io.osmose.Workload.Logs", method_logs, OSM_ACCESS_READ },
+        { "io.osmose.Workload.Stop", method_stop, OSM_ACCESS_WRITE },
+        { "io.osmose.Workload.Stats", method_stats, OSM_ACCESS_READ },
+};
+const size_t wl_n_instance_methods = OSM_ARRAY_SIZE(wl_instance_methods);
