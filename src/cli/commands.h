@@ -14,3 +14,20 @@ int cmd_remote(osm_ctl *ctl, int argc, char **argv);
 int cmd_share(osm_ctl *ctl, int argc, char **argv);
 int cmd_unshare(osm_ctl *ctl, int argc, char **argv);
 int cmd_audit(osm_ctl *ctl, int argc, char **argv);
+
+/* cmd-bundle.c */
+int cmd_keygen(osm_ctl *ctl, int argc, char **argv);
+int cmd_bundle(osm_ctl *ctl, int argc, char **argv);
+
+/* cmd-workload.c */
+int cmd_trust(osm_ctl *ctl, int argc, char **argv);
+int cmd_install(osm_ctl *ctl, int argc, char **argv);
+int cmd_workloads(osm_ctl *ctl, int argc, char **argv);
+int cmd_remove(osm_ctl *ctl, int argc, char **argv);
+int cmd_grant(osm_ctl *ctl, int argc, char **argv);
+int cmd_revoke(osm_ctl *ctl, int argc, char **argv);
+int cmd_run(osm_ctl *ctl, int argc, char **argv);
+int cmd_ps(osm_ctl *ctl, int argc, char **argv);
+int cmd_logs(osm_ctl *ctl, int argc, char **argv);
+int cmd_stop(osm_ctl *ctl, int argc, char **argv);
+int cmd_stats(osm_ctl *ctl, int argc, char **argv);

@@ -24,6 +24,7 @@
 
 extern const osm_subsystem osm_store_subsystem;
 extern const osm_subsystem osm_sandbox_subsystem;
+extern const osm_subsystem osm_workloads_subsystem;
 
 /* Subsystems in start order; stopped in reverse. Each entry is defined in its folder. */
 #if HAVE_MHD
@@ -33,6 +34,7 @@ const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
         &osm_store_subsystem,
         &osm_sandbox_subsystem,
+        &osm_workloads_subsystem,
 #if HAVE_MHD
         &osm_federation_subsystem,
 #endif

@@ -218,7 +218,7 @@ static void phase2(install_job *j) {
         }
         (void) chmod(tmp, 0755);
         _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        _cleanup_close_ int rootfd = -1;
+        _cleanup_close_ int rootfd = -1, mfd = -1;
         char why[512];
         int r = dfd < 0 ? -errno : 0;
         if (r == 0 && j->has_rootfs) {
@@ -242,7 +242,7 @@ static void phase2(install_job *j) {
                         goto fail;
                 }
         }
-        _cleanup_close_ int mfd = openat(dfd, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        mfd = openat(dfd, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (mfd < 0 || osm_write_all(mfd, j->manifest_text, j->manifest_len) < 0 || fsync(mfd) < 0 ||
             syncfs(dfd) < 0) {
                 job_fail(j, OSM_ERR_INTERNAL, "writing %s/manifest.json: %m", tmp);

@@ -281,12 +281,12 @@ static int load_workloads(osm_workloads *w) {
 }
 
 /* rm -rf of dirfd/name without following symlinks anywhere. */
-int wl_rm_rf_at(int dirfd, const char *name) {
-        if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+int wl_rm_rf_at(int parent, const char *name) {
+        if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
                 return 0;
         if (errno != EISDIR && errno != EPERM)
                 return -errno;
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         DIR *d = fdopendir(fd);
@@ -300,12 +300,12 @@ int wl_rm_rf_at(int dirfd, const char *name) {
         while ((de = readdir(d))) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                int k = wl_rm_rf_at(dirfd_fd(d), de->d_name);
+                int k = wl_rm_rf_at(dirfd(d), de->d_name);
                 if (k < 0 && r == 0)
                         r = k;
         }
         closedir(d);
-        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+        if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && r == 0)
                 r = -errno;
         return r;
 }
