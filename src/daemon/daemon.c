@@ -191,6 +191,26 @@ static osm_server_limits limits_from(const osm_config *cfg) {
 
 /* ---------- status ---------- */
 
+/* Shape a status hook's object as the interface's Subsystem type: name, health and
+ * detail stay; every other key a hook added moves into "info". Consumes o. */
+static json_t *subsystem_entry(json_t *o) {
+        json_t *out = json_object(), *info = json_object_get(o, "info");
+        info = json_is_object(info) ? json_incref(info) : json_object();
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v) {
+                if (strcmp(key, "name") == 0 || strcmp(key, "health") == 0 || strcmp(key, "detail") == 0)
+                        json_object_set(out, key, v);
+                else if (strcmp(key, "info") != 0)
+                        json_object_set(info, key, v);
+        }
+        if (json_object_size(info))
+                json_object_set(out, "info", info);
+        json_decref(info);
+        json_decref(o);
+        return out;
+}
+
 json_t *osm_daemon_status(osm_daemon *d) {
         char pk[OSM_PUBKEY_B64];
         osm_pubkey_encode(d->identity.pk, pk);
@@ -209,7 +229,7 @@ json_t *osm_daemon_status(osm_daemon *d) {
                         s->status(d, o);
                 if (!json_object_get(o, "health"))
                         osm_status_set(o, OSM_HEALTH_OK, NULL);
-                json_array_append_new(subs, o);
+                json_array_append_new(subs, subsystem_entry(o));
         }
         double uptime = (double) (osm_now_mono_us() - d->started_mono_us) / 1e6;
         return json_pack("{s:s,s:s,s:s,s:s,s:f,s:I,s:i,s:s,s:s,s:o}",
