@@ -9,7 +9,7 @@ federation remote share unshare audit"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm"
         [peer]="trust untrust"
-        [bundle]="build"
+        [bundle]="build inspect"
         [trust]="add ls rm"
         [federation]="enable disable status"
         [remote]="add ls rm fetch"
@@ -33,6 +33,7 @@ declare -A _osmosectl_options=(
         [services]="--type --watch"
         [keygen]="-o"
         [bundle build]="-o --key"
+        [bundle inspect]=""
         [trust add]=""
         [trust ls]=""
         [trust rm]=""
@@ -128,7 +129,7 @@ _osmosectl()
         fi
         # Positional arguments.
         case $key in
-        "object put" | install) _filedir ;;
+        "object put" | install | "bundle inspect") _filedir ;;
         "bundle build") _filedir -d ;;
         put | query | retention | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
         remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;

@@ -24,7 +24,8 @@ int cmd_keygen(osm_ctl *ctl, int argc, char **argv) {
                 case 'h':
                         osm_ctl_usage("keygen", "-o FILE",
                                       "Make a publisher keypair for signing bundles. The secret key goes to FILE "
-                                      "(mode 0600,\nnever replaced); the public key is printed, for 'osmosectl trust add'.",
+                                      "(mode 0600,\nnever replaced), the public key to FILE.pub and stdout, for "
+                                      "'osmosectl trust add'.",
                                       NULL);
                         return 0;
                 default: return 2;
@@ -45,6 +46,13 @@ int cmd_keygen(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_fail("keygen: %s already exists; not replacing a key", out);
         if (r < 0)
                 return osm_ctl_fail("keygen: writing %s: %s", out, strerror(-r));
+        /* The public half beside it, for publishing and 'trust add'. */
+        _cleanup_free_ char *pubpath = NULL, *line = NULL;
+        if (asprintf(&pubpath, "%s.pub", out) < 0 || asprintf(&line, "%s\n", pub) < 0)
+                return osm_ctl_fail("keygen: out of memory");
+        r = osm_write_file_atomic(pubpath, line, strlen(line), 0644);
+        if (r < 0)
+                return osm_ctl_fail("keygen: writing %s: %s", pubpath, strerror(-r));
         if (ctl->json) {
                 _cleanup_json_ json_t *o = json_pack("{s:s, s:s}", "public_key", pub, "file", out);
                 osm_print_json(o);

@@ -30,6 +30,7 @@ echo "bonjour" > "$T/app/rootfs/etc/greeting"
 pub=$(ctl keygen -o "$T/key"); ok $? "keygen"
 like "$pub" '^[A-Za-z0-9_-]{43}$' "…prints the public key"
 is "$(stat -c %a "$T/key")" 600 "…the secret key file is 0600"
+is "$(cat "$T/key.pub")" "$pub" "…the public key is in KEY.pub"
 ctl keygen -o "$T/key" >/dev/null 2>&1; ok $((! $?)) "keygen refuses to replace a key"
 pub2=$(ctl keygen -o "$T/key2")
 
