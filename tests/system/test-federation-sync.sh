@@ -105,6 +105,27 @@ on b federation enable >/dev/null
 wait_for 30 has_n b 390; ok $? "…and arrive once b is back: 390"
 is "$(all_records b | jq -r .id | sort -u | wc -l)" 390 "…no duplicates"
 
+# --- records that missed the outbox (a crash between the store's commit and ours) ---
+on b federation disable >/dev/null
+put_n a 20 sixth
+wait_for 20 state_is a b offline
+stop_space a
+# Simulate the lost commit: the outbox and its high-water mark roll back to the share's start.
+python3 - "$T/a/federation.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("DELETE FROM outbox")
+db.execute("UPDATE shares SET high_water_us = since_us")
+db.commit()
+PY
+start_space a
+wait_for 10 grep -q "records of t/x for b that had missed the queue" "$T/daemon.log"; ok $? "at start a queues again what missed its queue"
+q=$(remote_field a b queued); ok $(( q >= 20 ? 0 : 1 )) "…at least the 20 lost ones ($q)"
+on b federation enable >/dev/null
+wait_for 30 has_n b 410; ok $? "…and they arrive: 410"
+wait_for 10 state_is a b idle
+is "$(all_records b | jq -r .id | sort -u | wc -l)" 410 "…the ones sent twice were dropped as duplicates"
+
 # --- the queue is bounded ---
 stop_space a
 printf '[federation]\nmax-queue = 30\n' > "$T/a.conf"
@@ -113,22 +134,22 @@ on b federation disable >/dev/null
 put_n a 100 fifth
 wait_for 20 state_is a b offline
 is "$(remote_field a b queued)" 30 "with max-queue = 30, only 30 stay queued"
-is "$(remote_field a b dropped)" 70 "…remote ls says 70 were dropped"
+d=$(remote_field a b dropped); ok $(( d >= 70 ? 0 : 1 )) "…remote ls says the rest were dropped ($d)"
 grep -q "queue for b is full" "$T/daemon.log"; ok $? "…and the log says the queue is full"
 on b federation enable >/dev/null
-wait_for 30 has_n b 420; ok $? "the newest 30 arrive: 420"
+wait_for 30 has_n b 440; ok $? "the newest 30 arrive: 440"
 is "$(all_records b | jq -r 'select(.body.tag=="fifth") | .body.n' | sort -n | head -1)" 70 "…they are the newest (n 70..99)"
 
 # --- unshare ---
 on a unshare t/x --with b >/dev/null; ok $? "unshare"
 put_n a 10 after-unshare
 sleep 1.5
-is "$(count_on b)" 420 "after unshare nothing more arrives"
+is "$(count_on b)" 440 "after unshare nothing more arrives"
 out=$(on a unshare t/x --with b 2>&1); ok $((! $?)) "unsharing again fails"
 
 # --- the audit, again: nothing left without a line ---
 audited=$(on a --json audit | jq -s '[.[] | select(.kind=="records" and .status=="sent") | .records] | add')
-ok $(( audited >= 420 ? 0 : 1 )) "every record that arrived was audited as sent ($audited >= 420)"
+ok $(( audited >= 440 ? 0 : 1 )) "every record that arrived was audited as sent ($audited >= 440)"
 
 # --- objects (with the object commands of the store) ---
 if "$OSMOSECTL" object --help >/dev/null 2>&1; then

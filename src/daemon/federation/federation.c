@@ -897,6 +897,106 @@ static void on_shared_record(const osm_record *rec, void *userdata) {
 }
 #endif
 
+#if HAVE_FED_STORE
+/* After a crash, records committed by the store just before it may have missed the
+ * outbox (it commits once per loop iteration). At start each share asks the store for its
+ * records since the newest one it queued; re-queueing one that was already sent is
+ * harmless: the remote drops the duplicate. */
+struct fed_catchup {
+        osm_federation *f;        /* NULL once federation stopped: the store's callback frees */
+        char *collection, *remote, *cursor;
+        int64_t since;
+        fed_catchup *next;
+};
+
+static void catchup_free(fed_catchup *c) {
+        if (c->f) {
+                fed_catchup **pc = &c->f->catchups;
+                while (*pc && *pc != c)
+                        pc = &(*pc)->next;
+                if (*pc)
+                        *pc = c->next;
+        }
+        free(c->collection);
+        free(c->remote);
+        free(c->cursor);
+        free(c);
+}
+
+static void catchup_next(fed_catchup *c);
+
+static void on_catchup_page(int res, json_t *records, const char *cursor, void *userdata) {
+        fed_catchup *c = userdata;
+        osm_federation *f = c->f;
+        if (!f || res < 0) {
+                if (f && res != -ENOENT)
+                        log_warning("federation: catching up %s for %s: %s", c->collection, c->remote, strerror(-res));
+                json_decref(records);
+                catchup_free(c);
+                return;
+        }
+        fed_remote *r = remote_by_name(f, c->remote);
+        size_t i;
+        json_t *rec;
+        unsigned n = 0;
+        json_array_foreach(records, i, rec) {
+                const char *writer = json_string_value(json_object_get(rec, "writer"));
+                if (!r || !writer || strncmp(writer, "remote:", 7) == 0)
+                        continue;
+                _cleanup_free_ char *body = json_dumps(json_object_get(rec, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+                if (!body)
+                        continue;
+                uint64_t before = r->queued;
+                enqueue_record(f, r, c->collection, json_string_value(json_object_get(rec, "id")),
+                               json_integer_value(json_object_get(rec, "time")), body);
+                n += r->queued > before;
+        }
+        json_decref(records);
+        if (n)
+                log_info("federation: queued %u records of %s for %s that had missed the queue", n, c->collection, c->remote);
+        free(c->cursor);
+        c->cursor = cursor && r ? strdup(cursor) : NULL;
+        if (!c->cursor) {
+                catchup_free(c);
+                return;
+        }
+        catchup_next(c);
+}
+
+static void catchup_next(fed_catchup *c) {
+        osm_store_query_req q = {
+                .collection = c->collection, .since_us = c->since, .until_us = INT64_MAX,
+                .limit = OSM_STORE_PAGE_RECORDS, .cursor = c->cursor,
+        };
+        if (osm_store_query(c->f->d->store, &q, on_catchup_page, c) < 0)
+                catchup_free(c);
+}
+
+static void catchup_start(osm_federation *f) {
+        _cleanup_json_ json_t *shares = NULL;
+        if (!f->d->store || fed_db_shares(f->db, &shares) < 0)
+                return;
+        size_t i;
+        json_t *s;
+        json_array_foreach(shares, i, s) {
+                fed_catchup *c = calloc(1, sizeof(*c));
+                if (!c)
+                        return;
+                c->f = f;
+                c->collection = strdup(json_string_value(json_object_get(s, "collection")));
+                c->remote = strdup(json_string_value(json_object_get(s, "remote")));
+                c->since = json_integer_value(json_object_get(s, "high_water"));
+                if (!c->collection || !c->remote) {
+                        catchup_free(c);
+                        return;
+                }
+                c->next = f->catchups;
+                f->catchups = c;
+                catchup_next(c);
+        }
+}
+#endif
+
 /* --- object fetch --- */
 static void fetch_free(fed_fetch *ft) {
         osm_federation *f = ft->f;
@@ -1416,6 +1516,9 @@ static int fed_start(osm_daemon *d) {
                 return r;
         }
         watches_sync(f);
+#if HAVE_FED_STORE
+        catchup_start(f);
+#endif
 
         /* The operator's last enable/disable wins over the configuration file. */
         _cleanup_free_ char *enabled = NULL, *listen = NULL;
@@ -1436,6 +1539,14 @@ static void fed_stop(osm_daemon *d) {
         if (!f)
                 return;
         fed_stop_network(f);
+#if HAVE_FED_STORE
+        while (f->catchups) {
+                /* The store answers later (or with -ECANCELED when it closes): orphan them. */
+                fed_catchup *c = f->catchups;
+                f->catchups = c->next;
+                c->f = NULL;
+        }
+#endif
         while (f->remotes) {
                 fed_remote *r = f->remotes;
                 f->remotes = r->next;

@@ -22,6 +22,7 @@
 typedef struct fed_remote fed_remote;
 typedef struct fed_fetch fed_fetch;
 typedef struct fed_watch fed_watch;
+typedef struct fed_catchup fed_catchup;
 
 struct fed_remote {
         struct osm_federation *f;
@@ -72,6 +73,7 @@ typedef struct osm_federation {
         fed_remote *remotes;
         fed_fetch *fetches;
         fed_watch *watches;
+        fed_catchup *catchups;          /* store queries in flight at start-up */
 
         uint64_t requests_in, requests_refused, requests_out, bytes_out, connections_out;
         uint64_t refused[_FED_REFUSAL_MAX];
