@@ -31,3 +31,10 @@ int cmd_ps(osm_ctl *ctl, int argc, char **argv);
 int cmd_logs(osm_ctl *ctl, int argc, char **argv);
 int cmd_stop(osm_ctl *ctl, int argc, char **argv);
 int cmd_stats(osm_ctl *ctl, int argc, char **argv);
+/* cmd-store.c */
+int cmd_put(osm_ctl *ctl, int argc, char **argv);
+int cmd_query(osm_ctl *ctl, int argc, char **argv);
+int cmd_collections(osm_ctl *ctl, int argc, char **argv);
+int cmd_retention(osm_ctl *ctl, int argc, char **argv);
+/* cmd-object.c */
+int cmd_object(osm_ctl *ctl, int argc, char **argv);

@@ -9,6 +9,11 @@
 static const osm_ctl_command commands[] = {
         { "status", cmd_status, "", "space id and name, version, uptime, each subsystem and its health" },
         { "reload", cmd_reload, "", "reload the daemon's configuration file" },
+        { "put", cmd_put, "COLLECTION [JSON] | --batch", "store a record, or JSON Lines from stdin with --batch" },
+        { "query", cmd_query, "COLLECTION [--since T] [--until T] [--limit N]", "print records of a collection" },
+        { "collections", cmd_collections, "", "collections with records, bytes and retention" },
+        { "retention", cmd_retention, "COLLECTION [--max-age D] [--max-records N] [--max-bytes B]", "show or set retention" },
+        { "object", cmd_object, "put|get|ls|rm|gc …", "content-addressed objects" },
         { "federation", cmd_federation, "enable|disable|status", "federation with remote spaces (off by default)" },
         { "remote", cmd_remote, "add|ls|rm|fetch", "paired remote spaces" },
         { "share", cmd_share, "COLLECTION --with REMOTE", "send a collection's new records to a remote" },

@@ -82,12 +82,16 @@ static void reply_store_error(osm_call *call, osm_daemon *d, int r, const char *
                                        json_pack("{s:I, s:I, s:s}", "index", (json_int_t) index,
                                                  "stored", (json_int_t) stored, "message", why ? why : "invalid record"));
                 return;
-        case -EMSGSIZE:
+        case -EMSGSIZE: {
+                char b1[32], b2[32];
+                snprintf(msg, sizeof(msg), "record %zu is %s, over the limit of %s (max-record-size)", index,
+                         osm_format_bytes(size, b1, sizeof(b1)), osm_format_bytes(d->cfg.max_record_size, b2, sizeof(b2)));
                 osm_call_error(call, ERR_TOO_LARGE,
-                               json_pack("{s:I, s:I, s:I, s:I}", "index", (json_int_t) index, "stored",
+                               json_pack("{s:I, s:I, s:I, s:I, s:s}", "index", (json_int_t) index, "stored",
                                          (json_int_t) stored, "size", (json_int_t) size, "limit",
-                                         (json_int_t) d->cfg.max_record_size));
+                                         (json_int_t) d->cfg.max_record_size, "message", msg));
                 return;
+        }
         case -EDQUOT: {
                 char b1[32];
                 snprintf(msg, sizeof(msg), "the database budget (%s) is reached; raise db_budget or set retention",
@@ -101,7 +105,9 @@ static void reply_store_error(osm_call *call, osm_daemon *d, int r, const char *
                                          "no space left on the device holding the state directory"));
                 return;
         case -ENOENT:
-                osm_call_error(call, ERR_NO_COLLECTION, json_pack("{s:s}", "collection", name ? name : ""));
+                snprintf(msg, sizeof(msg), "no collection '%s'", name ? name : "");
+                osm_call_error(call, ERR_NO_COLLECTION,
+                               json_pack("{s:s, s:s}", "collection", name ? name : "", "message", msg));
                 return;
         case -EBUSY:
                 osm_call_errorf(call, OSM_ERR_BUSY, "%s", why ? why : "the store is busy; try again");
@@ -432,12 +438,13 @@ static void method_object_get(osm_call *call, json_t *params, void *userdata) {
         int fd = -1;
         uint64_t size = 0;
         if (!osm_store_hash_valid(hash)) {
-                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s}", "hash", hash ? hash : ""));
+                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s, s:s}", "hash", hash ? hash : "",
+                               "message", "not an object hash: expected 64 lowercase hex digits"));
                 return;
         }
         int r = osm_store_object_open(d->store, hash, &fd, &size);
         if (r == -ENOENT) {
-                osm_call_error(call, ERR_NO_OBJECT, json_pack("{s:s}", "hash", hash));
+                osm_call_error(call, ERR_NO_OBJECT, json_pack("{s:s, s:s}", "hash", hash, "message", "no such object"));
                 return;
         }
         if (r < 0) {
@@ -463,7 +470,7 @@ static void object_rm_done(int r, void *userdata) {
         pending *p = userdata;
         if (p->call) {
                 if (r == -ENOENT)
-                        osm_call_error(p->call, ERR_NO_OBJECT, json_pack("{s:s}", "hash", p->name));
+                        osm_call_error(p->call, ERR_NO_OBJECT, json_pack("{s:s, s:s}", "hash", p->name, "message", "no such object"));
                 else if (r < 0)
                         reply_store_error(p->call, p->d, r, "cannot remove the object", 0, 0, 0, NULL);
                 else
@@ -476,7 +483,8 @@ static void method_object_remove(osm_call *call, json_t *params, void *userdata)
         osm_daemon *d = userdata;
         const char *hash = json_string_value(json_object_get(params, "hash"));
         if (!osm_store_hash_valid(hash)) {
-                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s}", "hash", hash ? hash : ""));
+                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s, s:s}", "hash", hash ? hash : "",
+                               "message", "not an object hash: expected 64 lowercase hex digits"));
                 return;
         }
         pending *p = pending_new(call, d);

@@ -1,0 +1,428 @@
+/* cmd-store.c: records: put (one, or JSON Lines with --batch), query, collections, retention. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/jsonl.h"
+
+#define BATCH_RECORDS 1000                 /* records per PutBatch message */
+#define BATCH_BYTES   (768u * 1024u)       /* and bytes of JSON, well under the 1 MiB message cap */
+#define ONE_MAX       (1024u * 1024u)      /* a single record read from stdin */
+
+/* "7d", "36h", "90s", "1500ms": the largest unit that divides evenly. */
+static const char *format_duration(uint64_t us, char *buf, size_t size) {
+        static const struct { uint64_t mul; const char *suf; } units[] = {
+                { 86400000000ull, "d" }, { 3600000000ull, "h" }, { 60000000ull, "m" },
+                { 1000000ull, "s" }, { 1000ull, "ms" }, { 1ull, "us" },
+        };
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(units); i++)
+                if (us % units[i].mul == 0) {
+                        snprintf(buf, size, "%" PRIu64 "%s", us / units[i].mul, units[i].suf);
+                        return buf;
+                }
+        snprintf(buf, size, "%" PRIu64 "us", us);
+        return buf;
+}
+
+/* ---- put ---- */
+
+/* Send one chunk; on an error reply fill *err (caller clears it). Returns 0, -EREMOTEIO
+ * (error reply) or another -errno (transport). */
+static int send_chunk(osm_client *c, const char *coll, json_t *records, json_t **reply, osm_call_error *err) {
+        _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "records", records);
+        if (!params)
+                return -ENOMEM;
+        return osm_client_call(c, "io.osmose.Store.PutBatch", params, NULL, 0, reply, NULL, NULL, err);
+}
+
+static int put_batch(osm_ctl *ctl, const char *coll) {
+        osm_client *c = osm_ctl_client(ctl);
+        if (!c)
+                return 1;
+        osm_jsonl reader;
+        osm_jsonl_init(&reader, stdin, ONE_MAX);
+        _cleanup_json_ json_t *chunk = json_array();
+        size_t chunk_bytes = 0, chunk_first_line = 0;
+        uint64_t stored = 0;
+        char first[80] = "", last[80] = "";
+        int rc = 0;
+
+        for (;;) {
+                json_t *rec = NULL;
+                const char *why = NULL;
+                int r = osm_jsonl_next(&reader, &rec, &why);
+                bool flush = r <= 0 || json_array_size(chunk) >= BATCH_RECORDS ||
+                             chunk_bytes + reader.last_len > BATCH_BYTES;
+                if (flush && json_array_size(chunk) > 0) {
+                        _cleanup_json_ json_t *rep = NULL;
+                        osm_call_error err = { 0 };
+                        int k = send_chunk(c, coll, chunk, &rep, &err);
+                        if (k < 0) {
+                                json_t *p = err.parameters;
+                                json_t *idx = json_object_get(p, "index");
+                                uint64_t ok = (uint64_t) json_integer_value(json_object_get(p, "stored"));
+                                if (err.name && idx)
+                                        osm_ctl_fail("put: line %zu: %s (%s); %" PRIu64 " records before it are stored",
+                                                     chunk_first_line + (size_t) json_integer_value(idx), err.message,
+                                                     err.name, stored + ok);
+                                else if (err.name)
+                                        osm_ctl_fail("put: %s (%s); %" PRIu64 " records before line %zu are stored",
+                                                     err.message, err.name, stored + ok, chunk_first_line);
+                                else
+                                        osm_ctl_fail("put: %s; %" PRIu64 " records before line %zu are stored "
+                                                     "(those after may or may not be)", err.message, stored, chunk_first_line);
+                                osm_call_error_clear(&err);
+                                json_decref(rec);
+                                osm_jsonl_done(&reader);
+                                return 1;
+                        }
+                        stored += (uint64_t) json_integer_value(json_object_get(rep, "stored"));
+                        if (!first[0])
+                                snprintf(first, sizeof(first), "%s", json_string_value(json_object_get(rep, "first")));
+                        snprintf(last, sizeof(last), "%s", json_string_value(json_object_get(rep, "last")));
+                        json_array_clear(chunk);
+                        chunk_bytes = 0;
+                }
+                if (r < 0) {
+                        osm_ctl_fail("put: line %zu: %s; %" PRIu64 " records before it are stored",
+                                     reader.line, why, stored);
+                        rc = 1;
+                        break;
+                }
+                if (r == 0)
+                        break;
+                if (json_array_size(chunk) == 0)
+                        chunk_first_line = reader.line;
+                json_array_append_new(chunk, rec);
+                chunk_bytes += reader.last_len + 8;
+        }
+        osm_jsonl_done(&reader);
+        if (rc)
+                return rc;
+        if (ctl->json) {
+                _cleanup_json_ json_t *o = json_pack("{s:s, s:I}", "collection", coll, "stored", (json_int_t) stored);
+                if (stored) {
+                        json_object_set_new(o, "first", json_string(first));
+                        json_object_set_new(o, "last", json_string(last));
+                }
+                osm_print_json(o);
+        } else
+                printf("stored %" PRIu64 " record%s in %s\n", stored, stored == 1 ? "" : "s", coll);
+        return 0;
+}
+
+int cmd_put(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "batch", no_argument, NULL, 'b' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        bool batch = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "bh", opts, NULL)) != -1) {
+                switch (c) {
+                case 'b': batch = true; break;
+                case 'h':
+                        osm_ctl_usage("put", "COLLECTION [JSON] | COLLECTION --batch",
+                                "Store one record (JSON from the argument, or stdin), or with --batch one record per\n"
+                                "line of JSON Lines from stdin, streamed in chunks. put returns once the records are\n"
+                                "durable: committed and synced, they survive a crash or a power cut. A bad line stops\n"
+                                "the batch with its line number; the records before it stay stored.",
+                                "  -b, --batch   JSON Lines from stdin (blank lines are skipped)\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (optind >= argc)
+                return osm_ctl_fail("put: missing COLLECTION (osmosectl put --help)");
+        const char *coll = argv[optind];
+        if (!osm_name_valid(coll, 128, true))
+                return osm_ctl_fail("put: invalid collection name '%s': 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'",
+                                    coll);
+        if (batch) {
+                if (optind + 1 < argc)
+                        return osm_ctl_fail("put: --batch reads stdin; unexpected argument '%s'", argv[optind + 1]);
+                return put_batch(ctl, coll);
+        }
+        if (optind + 2 < argc)
+                return osm_ctl_fail("put: unexpected argument '%s' (quote the JSON)", argv[optind + 2]);
+
+        json_error_t e;
+        _cleanup_json_ json_t *body = NULL;
+        if (optind + 1 < argc) {
+                body = json_loads(argv[optind + 1], JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+        } else {
+                _cleanup_free_ char *buf = malloc(ONE_MAX + 1);
+                size_t n = buf ? fread(buf, 1, ONE_MAX + 1, stdin) : 0;
+                if (!buf)
+                        return osm_ctl_fail("put: out of memory");
+                if (ferror(stdin))
+                        return osm_ctl_fail("put: cannot read stdin");
+                if (n > ONE_MAX)
+                        return osm_ctl_fail("put: the record on stdin is larger than 1 MiB");
+                body = json_loadb(buf, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+        }
+        if (!body)
+                return osm_ctl_fail("put: invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+
+        _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "body", body);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Store.Put", params, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else
+                printf("%s\n", json_string_value(json_object_get(rep, "id")));
+        return 0;
+}
+
+/* ---- query ---- */
+
+static void print_record(osm_ctl *ctl, osm_table *t, json_t *rec) {
+        if (ctl->json) {
+                osm_print_json_line(rec);
+                return;
+        }
+        char tb[64];
+        _cleanup_free_ char *body = json_dumps(json_object_get(rec, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+        osm_table_add(t, osm_format_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
+                      json_string_value(json_object_get(rec, "id")),
+                      json_string_value(json_object_get(rec, "writer")), body);
+}
+
+int cmd_query(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "since", required_argument, NULL, 's' },
+                { "until", required_argument, NULL, 'u' },
+                { "limit", required_argument, NULL, 'n' },
+                { "reverse", no_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int64_t now = osm_now_real_us(), since = INT64_MIN, until = INT64_MAX;
+        uint64_t limit = UINT64_MAX;
+        bool reverse = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "s:u:n:rh", opts, NULL)) != -1) {
+                switch (c) {
+                case 's':
+                        if (osm_parse_time(optarg, now, &since) < 0)
+                                return osm_ctl_fail("query: --since '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
+                                                    "a relative time (-1h) or 'now'", optarg);
+                        break;
+                case 'u':
+                        if (osm_parse_time(optarg, now, &until) < 0)
+                                return osm_ctl_fail("query: --until '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
+                                                    "a relative time (-1h) or 'now'", optarg);
+                        break;
+                case 'n':
+                        if (osm_parse_u64(optarg, &limit) < 0 || limit == 0)
+                                return osm_ctl_fail("query: --limit '%s': expected a positive number", optarg);
+                        break;
+                case 'r': reverse = true; break;
+                case 'h':
+                        osm_ctl_usage("query", "COLLECTION [--since T] [--until T] [--limit N] [--reverse]",
+                                "Print the records of a collection in [since, until), oldest first. Times are RFC 3339,\n"
+                                "relative to now (-1h, -30m, -7d), 'now', or microseconds since the epoch. With --json,\n"
+                                "one record per line (JSON Lines).",
+                                "  -s, --since T   from this time on (inclusive)\n"
+                                "  -u, --until T   before this time (exclusive)\n"
+                                "  -n, --limit N   at most N records\n"
+                                "  -r, --reverse   newest first\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (optind >= argc)
+                return osm_ctl_fail("query: missing COLLECTION (osmosectl query --help)");
+        if (optind + 1 < argc)
+                return osm_ctl_fail("query: unexpected argument '%s'", argv[optind + 1]);
+        const char *coll = argv[optind];
+        if (!osm_name_valid(coll, 128, true))
+                return osm_ctl_fail("query: invalid collection name '%s'", coll);
+        if (since > until)
+                return osm_ctl_fail("query: --since is after --until");
+
+        osm_table *t = NULL;
+        _cleanup_free_ char *cursor = NULL;
+        uint64_t got = 0;
+        int rc = 0;
+        do {
+                _cleanup_json_ json_t *params = json_pack("{s:s, s:b}", "collection", coll, "reverse", reverse);
+                if (since != INT64_MIN)
+                        json_object_set_new(params, "since", json_integer(since));
+                if (until != INT64_MAX)
+                        json_object_set_new(params, "until", json_integer(until));
+                if (limit != UINT64_MAX)
+                        json_object_set_new(params, "limit", json_integer((json_int_t) OSM_MIN(limit - got, (uint64_t) 1000)));
+                if (cursor)
+                        json_object_set_new(params, "cursor", json_string(cursor));
+                _cleanup_json_ json_t *rep = NULL;
+                if (osm_ctl_call(ctl, "io.osmose.Store.Query", params, &rep)) {
+                        rc = 1;
+                        break;
+                }
+                if (!ctl->json && !t)
+                        t = osm_table_new("TIME", "ID", "WRITER", "BODY", NULL);
+                size_t i;
+                json_t *rec;
+                json_array_foreach(json_object_get(rep, "records"), i, rec) {
+                        print_record(ctl, t, rec);
+                        got++;
+                }
+                free(cursor);
+                const char *next = json_string_value(json_object_get(rep, "cursor"));
+                cursor = next ? strdup(next) : NULL;
+        } while (cursor && got < limit);
+        /* a failure after some pages still prints what came, then the error stands */
+        if (t)
+                osm_table_print(t);
+        return rc;
+}
+
+/* ---- collections and retention ---- */
+
+static void format_retention(json_t *c, char *buf, size_t size) {
+        char a[32], b[32];
+        uint64_t age = (uint64_t) json_integer_value(json_object_get(c, "max_age"));
+        uint64_t recs = (uint64_t) json_integer_value(json_object_get(c, "max_records"));
+        uint64_t bytes = (uint64_t) json_integer_value(json_object_get(c, "max_bytes"));
+        size_t n = 0;
+        buf[0] = 0;
+        if (age)
+                n += (size_t) snprintf(buf + n, size - n, "%s%s", n ? ", " : "", format_duration(age, a, sizeof(a)));
+        if (recs && n < size)
+                n += (size_t) snprintf(buf + n, size - n, "%s%" PRIu64 " records", n ? ", " : "", recs);
+        if (bytes && n < size)
+                n += (size_t) snprintf(buf + n, size - n, "%s%s", n ? ", " : "", osm_format_bytes(bytes, b, sizeof(b)));
+        if (!buf[0])
+                snprintf(buf, size, "keep all");
+}
+
+int cmd_collections(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("collections", "", "List the collections with their records, bytes, time span and retention.", NULL);
+                return 0;
+        }
+        if (argc > 1)
+                return osm_ctl_fail("collections: unexpected argument '%s'", argv[1]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Store.Collections", NULL, &rep))
+                return 1;
+        if (ctl->json) {
+                osm_print_json(json_object_get(rep, "collections"));
+                return 0;
+        }
+        osm_table *t = osm_table_new("NAME", "RECORDS", "BYTES", "OLDEST", "NEWEST", "RETENTION", NULL);
+        size_t i;
+        json_t *col;
+        json_array_foreach(json_object_get(rep, "collections"), i, col) {
+                char n[32], b[32], o[64], w[64], ret[128];
+                snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(col, "records")));
+                osm_format_bytes((uint64_t) json_integer_value(json_object_get(col, "bytes")), b, sizeof(b));
+                json_t *old = json_object_get(col, "oldest"), *new = json_object_get(col, "newest");
+                format_retention(col, ret, sizeof(ret));
+                osm_table_add(t, json_string_value(json_object_get(col, "name")), n, b,
+                              old ? osm_format_time(json_integer_value(old), o, sizeof(o)) : NULL,
+                              new ? osm_format_time(json_integer_value(new), w, sizeof(w)) : NULL, ret);
+        }
+        osm_table_print(t);
+        return 0;
+}
+
+int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "max-age", required_argument, NULL, 'a' },
+                { "max-records", required_argument, NULL, 'n' },
+                { "max-bytes", required_argument, NULL, 'b' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        uint64_t age = 0, recs = 0, bytes = 0;
+        bool set_age = false, set_recs = false, set_bytes = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "a:n:b:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'a':
+                        if (osm_parse_duration(optarg, &age) < 0 || age > INT64_MAX)
+                                return osm_ctl_fail("retention: --max-age '%s': expected a duration like 7d, 12h, 30m (0: no limit)", optarg);
+                        set_age = true;
+                        break;
+                case 'n':
+                        if (osm_parse_u64(optarg, &recs) < 0 || recs > INT64_MAX)
+                                return osm_ctl_fail("retention: --max-records '%s': expected a number (0: no limit)", optarg);
+                        set_recs = true;
+                        break;
+                case 'b':
+                        if (osm_parse_size(optarg, &bytes) < 0 || bytes > INT64_MAX)
+                                return osm_ctl_fail("retention: --max-bytes '%s': expected a size like 64M, 1G (0: no limit)", optarg);
+                        set_bytes = true;
+                        break;
+                case 'h':
+                        osm_ctl_usage("retention", "COLLECTION [--max-age D] [--max-records N] [--max-bytes B]",
+                                "Show or set how much of a collection is kept; the oldest records beyond any limit are\n"
+                                "deleted in the background, a little at a time. Limits not given stay as they are; 0\n"
+                                "removes a limit.",
+                                "  --max-age D       drop records older than D (7d, 12h, 30m)\n"
+                                "  --max-records N   keep at most N records\n"
+                                "  --max-bytes B     keep at most B bytes of record bodies (64M, 1G)\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (optind >= argc)
+                return osm_ctl_fail("retention: missing COLLECTION (osmosectl retention --help)");
+        if (optind + 1 < argc)
+                return osm_ctl_fail("retention: unexpected argument '%s'", argv[optind + 1]);
+        const char *coll = argv[optind];
+        if (!osm_name_valid(coll, 128, true))
+                return osm_ctl_fail("retention: invalid collection name '%s'", coll);
+
+        /* Limits not given keep their current value. */
+        _cleanup_json_ json_t *cols = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Store.Collections", NULL, &cols))
+                return 1;
+        json_t *cur = NULL, *col;
+        size_t i;
+        json_array_foreach(json_object_get(cols, "collections"), i, col)
+                if (strcmp(json_string_value(json_object_get(col, "name")), coll) == 0)
+                        cur = col;
+        if (!set_age && !set_recs && !set_bytes) {
+                if (!cur)
+                        return osm_ctl_fail("retention: no collection '%s'", coll);
+                if (ctl->json) {
+                        _cleanup_json_ json_t *o = json_pack("{s:s, s:O, s:O, s:O}", "collection", coll,
+                                "max_age", json_object_get(cur, "max_age"), "max_records", json_object_get(cur, "max_records"),
+                                "max_bytes", json_object_get(cur, "max_bytes"));
+                        osm_print_json(o);
+                } else {
+                        char ret[128];
+                        format_retention(cur, ret, sizeof(ret));
+                        printf("%s: %s\n", coll, ret);
+                }
+                return 0;
+        }
+        if (cur) {
+                if (!set_age)
+                        age = (uint64_t) json_integer_value(json_object_get(cur, "max_age"));
+                if (!set_recs)
+                        recs = (uint64_t) json_integer_value(json_object_get(cur, "max_records"));
+                if (!set_bytes)
+                        bytes = (uint64_t) json_integer_value(json_object_get(cur, "max_bytes"));
+        }
+        _cleanup_json_ json_t *params = json_pack("{s:s, s:I, s:I, s:I}", "collection", coll,
+                "max_age", (json_int_t) age, "max_records", (json_int_t) recs, "max_bytes", (json_int_t) bytes);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Store.SetRetention", params, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else {
+                char ret[128];
+                format_retention(rep, ret, sizeof(ret));
+                printf("%s: %s\n", coll, ret);
+        }
+        return 0;
+}

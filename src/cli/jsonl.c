@@ -1,0 +1,76 @@
+/* jsonl.c: JSON Lines from a stream, one line at a time with a bound on its length, so
+ * that put --batch streams input of any size in constant memory. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/jsonl.h"
+
+int osm_jsonl_init(osm_jsonl *r, FILE *f, size_t max) {
+        memset(r, 0, sizeof(*r));
+        r->f = f;
+        r->max = max;
+        r->buf = malloc(max + 2);
+        return r->buf ? 0 : -ENOMEM;
+}
+
+void osm_jsonl_done(osm_jsonl *r) {
+        free(r->buf);
+        r->buf = NULL;
+}
+
+static bool blank(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+                        return false;
+        return true;
+}
+
+int osm_jsonl_next(osm_jsonl *r, json_t **out, const char **why) {
+        *out = NULL;
+        *why = r->why;
+        if (!r->buf) {
+                snprintf(r->why, sizeof(r->why), "out of memory");
+                return -ENOMEM;
+        }
+        for (;;) {
+                /* Read up to a newline or max+1 bytes: a line that does not fit is too long.
+                 * (getline would grow without bound; fgets would hide NUL bytes.) */
+                size_t n = 0;
+                int ch = 0;
+                while (n < r->max + 1 && (ch = getc_unlocked(r->f)) != EOF) {
+                        r->buf[n++] = (char) ch;
+                        if (ch == '\n')
+                                break;
+                }
+                if (n == 0) {
+                        if (ferror(r->f)) {
+                                snprintf(r->why, sizeof(r->why), "cannot read input: %s", strerror(errno));
+                                return -EIO;
+                        }
+                        return 0;
+                }
+                r->line++;
+                if (r->buf[n - 1] != '\n' && n == r->max + 1) {
+                        snprintf(r->why, sizeof(r->why), "line longer than %zu bytes", r->max);
+                        return -EMSGSIZE;
+                }
+                r->buf[n] = 0;
+                r->last_len = n;
+                if (memchr(r->buf, 0, n)) {
+                        snprintf(r->why, sizeof(r->why), "invalid JSON: a NUL byte in the line");
+                        return -EINVAL;
+                }
+                if (blank(r->buf, n))
+                        continue;
+                json_error_t e;
+                json_t *v = json_loadb(r->buf, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+                if (!v) {
+                        snprintf(r->why, sizeof(r->why), "invalid JSON at column %d: %s", e.column, e.text);
+                        return -EINVAL;
+                }
+                *out = v;
+                return 1;
+        }
+}
