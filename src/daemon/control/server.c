@@ -95,6 +95,8 @@ struct osm_server {
 static void client_close(client *cl);
 static void process_input(client *cl);
 static void update_poll(client *cl);
+static void on_client_poll(uv_poll_t *h, int status, int events);
+static void on_listen_poll(uv_poll_t *h, int status, int events);
 
 /* ---------- access policy: the one place that decides who may call what ---------- */
 
@@ -522,7 +524,8 @@ static void update_poll(client *cl) {
                 ev |= UV_WRITABLE;
         if (ev != cl->poll_events) {
                 cl->poll_events = ev;
-                uv_poll_start(&cl->poll, ev, NULL);   /* callback kept from the first start */
+                /* libuv stores the callback on every start (NULL would be called) */
+                uv_poll_start(&cl->poll, ev, on_client_poll);
         }
 }
 
@@ -675,7 +678,7 @@ static bool evict_idle(osm_server *s) {
 static void on_accept_pause(uv_timer_t *t) {
         osm_server *s = t->data;
         if (s->accepting)
-                uv_poll_start(&s->listen_poll, UV_READABLE, NULL);
+                uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
 }
 
 static void on_listen_poll(uv_poll_t *h, int status, int events) {
