@@ -44,7 +44,8 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
         osm_jsonl reader;
         osm_jsonl_init(&reader, stdin, ONE_MAX);
         _cleanup_json_ json_t *chunk = json_array();
-        size_t chunk_bytes = 0, chunk_first_line = 0;
+        static size_t lines[BATCH_RECORDS];   /* the input line of each record of the chunk */
+        size_t chunk_bytes = 0;
         uint64_t stored = 0;
         char first[80] = "", last[80] = "";
         int rc = 0;
@@ -53,26 +54,24 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                 json_t *rec = NULL;
                 const char *why = NULL;
                 int r = osm_jsonl_next(&reader, &rec, &why);
-                bool flush = r <= 0 || json_array_size(chunk) >= BATCH_RECORDS ||
-                             chunk_bytes + reader.last_len > BATCH_BYTES;
-                if (flush && json_array_size(chunk) > 0) {
+                size_t n = json_array_size(chunk);
+                bool flush = r <= 0 || n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES;
+                if (flush && n > 0) {
                         _cleanup_json_ json_t *rep = NULL;
                         osm_call_error err = { 0 };
                         int k = send_chunk(c, coll, chunk, &rep, &err);
                         if (k < 0) {
                                 json_t *p = err.parameters;
                                 json_t *idx = json_object_get(p, "index");
-                                uint64_t ok = (uint64_t) json_integer_value(json_object_get(p, "stored"));
-                                if (err.name && idx)
+                                size_t ok = (size_t) json_integer_value(json_object_get(p, "stored"));
+                                /* the first record not stored: the one named, else the one after those stored */
+                                size_t bad = idx ? (size_t) json_integer_value(idx) : ok;
+                                if (err.name && bad < n)
                                         osm_ctl_fail("put: line %zu: %s (%s); %" PRIu64 " records before it are stored",
-                                                     chunk_first_line + (size_t) json_integer_value(idx), err.message,
-                                                     err.name, stored + ok);
-                                else if (err.name)
-                                        osm_ctl_fail("put: %s (%s); %" PRIu64 " records before line %zu are stored",
-                                                     err.message, err.name, stored + ok, chunk_first_line);
+                                                     lines[bad], err.message, err.name, stored + ok);
                                 else
                                         osm_ctl_fail("put: %s; %" PRIu64 " records before line %zu are stored "
-                                                     "(those after may or may not be)", err.message, stored, chunk_first_line);
+                                                     "(those from it on may or may not be)", err.message, stored, lines[0]);
                                 osm_call_error_clear(&err);
                                 json_decref(rec);
                                 osm_jsonl_done(&reader);
@@ -93,8 +92,7 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                 }
                 if (r == 0)
                         break;
-                if (json_array_size(chunk) == 0)
-                        chunk_first_line = reader.line;
+                lines[json_array_size(chunk)] = reader.line;
                 json_array_append_new(chunk, rec);
                 chunk_bytes += reader.last_len + 8;
         }

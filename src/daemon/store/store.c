@@ -73,8 +73,9 @@ int store_sqlite_errno(sqlite3 *db, int rc) {
         case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return 0;
         case SQLITE_NOMEM: return -ENOMEM;
         case SQLITE_FULL:
-                /* the disk is full, or the page cap that backs the budget was hit */
-                return sqlite3_system_errno(db) == ENOSPC ? -ENOSPC : -EDQUOT;
+                /* the disk is full (SQLite clears the errno then), or the page cap that
+                 * backs the budget was hit: the writer tells them apart (full_reason) */
+                return -ENOSPC;
         case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
         case SQLITE_CONSTRAINT: return -EEXIST;
         case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
@@ -361,6 +362,15 @@ static int exec_retention_set(osm_store *s, store_op *op) {
         return 0;
 }
 
+/* SQLITE_FULL means a full disk or the page cap behind the budget: which one? */
+static int full_reason(osm_store *s, int r) {
+        if (r != -ENOSPC || atomic_load(&s->db_budget) == 0)
+                return r;
+        int64_t pages = pragma_int(s->wdb, "PRAGMA page_count");
+        int64_t max = pragma_int(s->wdb, "PRAGMA max_page_count");
+        return pages >= 0 && max > 0 && pages + 8 >= max ? -EDQUOT : r;
+}
+
 /* Run one batch of ops in one transaction. Returns the transaction's result: if it is
  * negative, every op of the batch failed with it (nothing of the batch is stored). */
 static int run_batch(osm_store *s, writer_stmts *w, store_op *batch) {
@@ -404,6 +414,7 @@ static int run_batch(osm_store *s, writer_stmts *w, store_op *batch) {
         return 0;
 
 fail:
+        r = full_reason(s, r);
         exec_simple(s->wdb, "ROLLBACK");
         /* the cache may hold changes that were rolled back: reload it */
         if (colls_load(s) < 0)
