@@ -37,6 +37,8 @@
  *   probe forkbomb LIMIT                           fork until refused; report how many
  *   probe memhog MIB                               touch MIB MiB (expects to be killed)
  *   probe sleep                                    sleep until killed
+ *   probe connect PATH                             say "ping" on a Unix socket, print the answer
+ *   probe tcp ADDR PORT                            connect over TCP, print the outcome
  * Each line is "ok - NAME: detail" when the sandbox held, "not ok - NAME: detail" when
  * the attempt succeeded. The driver checks that every expected NAME is there.
  */
@@ -387,9 +389,49 @@ static int run_memhog(int argc, char **argv) {
         return 0;
 }
 
+static int run_connect(int argc, char **argv) {
+        if (argc < 3)
+                return 2;
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        snprintf(un.sun_path, sizeof(un.sun_path), "%s", argv[2]);
+        char buf[64] = "";
+        if (connect(s, (struct sockaddr *) &un, sizeof(un)) < 0) {
+                printf("connect failed: %s\n", strerror(errno));
+                return 1;
+        }
+        if (write(s, "ping", 4) != 4)
+                return 1;
+        ssize_t n = read(s, buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = 0;
+        printf("connect answer: %s\n", buf);
+        return 0;
+}
+
+static int run_tcp(int argc, char **argv) {
+        if (argc < 4)
+                return 2;
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) atoi(argv[3])) };
+        inet_pton(AF_INET, argv[2], &a.sin_addr);
+        if (connect(s, (struct sockaddr *) &a, sizeof(a)) < 0) {
+                printf("tcp failed: %s\n", strerror(errno));
+                return 1;
+        }
+        char buf[64] = "";
+        ssize_t n = read(s, buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = 0;
+        printf("tcp answer: %s\n", buf);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         if (argc < 2)
                 return 2;
+        if (strcmp(argv[1], "connect") == 0)
+                return run_connect(argc, argv);
+        if (strcmp(argv[1], "tcp") == 0)
+                return run_tcp(argc, argv);
         if (strcmp(argv[1], "escape") == 0)
                 return run_escape(argc, argv);
         if (strcmp(argv[1], "forkbomb") == 0)

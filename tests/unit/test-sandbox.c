@@ -346,6 +346,57 @@ static void test_memhog(void) {
                "a new instance runs after the hog (%s)", res.err);
 }
 
+/* The per-instance API socket: a host socket bound at /run/osmose/api.sock. */
+static void test_api_socket(void) {
+        char path[100];
+        snprintf(path, sizeof(path), "%.80s/api.sock", tmpdir);
+        int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+        bool ok = l >= 0 && bind(l, (struct sockaddr *) &un, sizeof(un)) == 0 && listen(l, 1) == 0;
+        chmod(path, 0666);
+        TAP_OK(ok, "a listening socket on the host");
+        const char *argv[] = { "/opt/probe", "connect", "/run/osmose/api.sock", NULL };
+        osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" },
+                                     { .source = path, .target = "/run/osmose/api.sock" } };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = "api";
+        spec.argv = argv;
+        spec.binds = binds;
+        spec.n_binds = 2;
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                abort();
+        spec.stdout_fd = pfd[1];
+        osm_sandbox_proc *p = NULL;
+        char err[256];
+        int r = osm_sandbox_spawn(sb, &spec, &p, err, sizeof(err));
+        close(pfd[1]);
+        TAP_OK(r == 0, "spawn with the API socket bound (%s)", err);
+        if (r == 0) {
+                struct pollfd pl = { .fd = l, .events = POLLIN };
+                int c = poll(&pl, 1, 10000) == 1 ? accept4(l, NULL, NULL, SOCK_CLOEXEC) : -1;
+                char buf[16] = "";
+                if (c >= 0) {
+                        ssize_t n = read(c, buf, sizeof(buf) - 1);
+                        buf[n > 0 ? n : 0] = 0;
+                        (void) !write(c, "pong", 4);
+                        close(c);
+                }
+                TAP_OK(strcmp(buf, "ping") == 0, "the workload reached the daemon's socket (got '%s')", buf);
+                struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+                poll(&pp, 1, 10000);
+                char out[128] = "";
+                ssize_t n = read(pfd[0], out, sizeof(out) - 1);
+                out[n > 0 ? n : 0] = 0;
+                TAP_OK(strstr(out, "connect answer: pong") != NULL, "and got the answer (%s)", oneline(out));
+                osm_sandbox_proc_free(p);
+        }
+        close(pfd[0]);
+        close(l);
+}
+
 static void test_signals_and_errors(void) {
         osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
         osm_sandbox_spec spec;
@@ -455,6 +506,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         test_escape();
+        test_api_socket();
         test_forkbomb();
         test_memhog();
         test_signals_and_errors();
