@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -397,6 +398,116 @@ static void test_api_socket(void) {
         close(l);
 }
 
+/* A network grant with network=BRIDGE: eth0 on the bridge, reaching the bridge's side;
+ * without the grant, nothing. All in a network namespace this test makes (a child
+ * process unshares one and builds the bridge there), so no traffic touches the host. */
+static void test_bridge_network(void) {
+        int rp[2];
+        if (system("command -v ip >/dev/null 2>&1") != 0) {
+                tap_skip("iproute2 (ip) is not installed", "bridge network");
+                return;
+        }
+        if (pipe(rp) < 0)
+                abort();
+        pid_t child = fork();
+        if (child == 0) {
+                close(rp[0]);
+                FILE *res = fdopen(rp[1], "w");
+#define REPORT(ok, ...)                              \
+        do {                                         \
+                fprintf(res, "%d ", (ok) ? 1 : 0);   \
+                fprintf(res, __VA_ARGS__);           \
+                fputc('\n', res);                    \
+                fflush(res);                         \
+        } while (0)
+                bool ok = unshare(CLONE_NEWNET) == 0 &&
+                          system("ip link set lo up && ip link add osmtbr0 type bridge && "
+                                 "ip addr add 192.0.2.1/24 dev osmtbr0 && ip link set osmtbr0 up") == 0;
+                REPORT(ok, "a bridge 192.0.2.1/24 in a private network namespace");
+                char stage[600];
+                snprintf(stage, sizeof(stage), "%s/stage", tmpdir);
+                osm_sandbox_options o = { .uid_base = UID_BASE, .uid_count = UID_COUNT, .stage_dir = stage,
+                                          .cgroup_name = "osmose-test-net", .network = "osmtbr0" };
+                osm_sandbox *nsb = NULL;
+                ok = ok && osm_sandbox_new(&o, &nsb) == 0;
+                int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(7777) };
+                inet_pton(AF_INET, "192.0.2.1", &a.sin_addr);
+                ok = ok && l >= 0 && bind(l, (struct sockaddr *) &a, sizeof(a)) == 0 && listen(l, 4) == 0;
+                REPORT(ok, "a listener on the bridge's address");
+                for (int grant = 1; ok && grant >= 0; grant--) {
+                        const char *argv[] = { "/opt/probe", "tcp", "192.0.2.1", "7777", NULL };
+                        osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
+                        osm_sandbox_spec spec;
+                        osm_sandbox_spec_init(&spec);
+                        spec.name = grant ? "net-granted" : "net-denied";
+                        spec.argv = argv;
+                        spec.binds = binds;
+                        spec.n_binds = 1;
+                        spec.network = grant;
+                        int pfd[2];
+                        if (pipe2(pfd, O_CLOEXEC) < 0)
+                                abort();
+                        spec.stdout_fd = pfd[1];
+                        osm_sandbox_proc *p = NULL;
+                        char err[256] = "";
+                        int r = osm_sandbox_spawn(nsb, &spec, &p, err, sizeof(err));
+                        close(pfd[1]);
+                        REPORT(r == 0, "spawn %s the network grant (%s)", grant ? "with" : "without", err);
+                        if (r < 0) {
+                                close(pfd[0]);
+                                continue;
+                        }
+                        if (grant) {
+                                struct pollfd pl = { .fd = l, .events = POLLIN };
+                                int c = poll(&pl, 1, 10000) == 1 ? accept4(l, NULL, NULL, SOCK_CLOEXEC) : -1;
+                                if (c >= 0) {
+                                        (void) !write(c, "hello", 5);
+                                        close(c);
+                                }
+                        }
+                        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+                        poll(&pp, 1, 10000);
+                        char out[256] = "";
+                        ssize_t n = read(pfd[0], out, sizeof(out) - 1);
+                        out[n > 0 ? n : 0] = 0;
+                        close(pfd[0]);
+                        if (grant)
+                                REPORT(strstr(out, "tcp answer: hello") != NULL,
+                                       "with the grant it reaches the bridge's side (%s)", oneline(out));
+                        else
+                                REPORT(strstr(out, "Network is unreachable") != NULL,
+                                       "without the grant the network is unreachable (%s)", oneline(out));
+                        osm_sandbox_proc_free(p);
+                }
+                /* The kernel removes a dead namespace's links asynchronously. */
+                ok = false;
+                for (int i = 0; i < 50 && !ok; i++) {
+                        ok = system("ip -o link show master osmtbr0 | grep -q .") != 0;
+                        if (!ok)
+                                usleep(100 * 1000);
+                }
+                REPORT(ok, "the veth pairs are gone with their sandboxes");
+                osm_sandbox_free(nsb);
+                fclose(res);
+                _exit(0);
+#undef REPORT
+        }
+        close(rp[1]);
+        FILE *in = fdopen(rp[0], "r");
+        char line[512];
+        int n = 0;
+        while (fgets(line, sizeof(line), in)) {
+                line[strcspn(line, "\n")] = 0;
+                tap_ok(line[0] == '1', "bridge network: %s", line + 2);
+                n++;
+        }
+        fclose(in);
+        int st;
+        waitpid(child, &st, 0);
+        TAP_OK(n >= 6 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "bridge network checks all ran (%d)", n);
+}
+
 static void test_signals_and_errors(void) {
         osm_sandbox_bind binds[] = { { .source = probe, .target = "/opt/probe" } };
         osm_sandbox_spec spec;
@@ -507,6 +618,7 @@ int main(int argc, char **argv) {
         }
         test_escape();
         test_api_socket();
+        test_bridge_network();
         test_forkbomb();
         test_memhog();
         test_signals_and_errors();

@@ -357,6 +357,13 @@ int osm_cg_create(const osm_cg_host *h, const char *name, uint64_t memory, uint6
                 for (int o = 0; o < c; o++)
                         if (cg->path[o] && strcmp(cg->path[o], p) == 0)
                                 shared = true;
+                /* The instances' parent may have been removed behind our back (another
+                 * manager's cleanup, an operator): make it again. */
+                if (!shared && mkdir(h->base[c], 0755) < 0 && errno != EEXIST) {
+                        append_why(why, whylen, v1_name[c], -errno);
+                        free(p);
+                        continue;
+                }
                 if (!shared && mkdir(p, 0755) < 0 && errno != EEXIST) {
                         append_why(why, whylen, v1_name[c], -errno);
                         free(p);

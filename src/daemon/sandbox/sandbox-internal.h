@@ -75,3 +75,19 @@ int osm_cg_attach(const osm_cgroup *cg, pid_t pid);
 bool osm_cg_oom_killed(const osm_cgroup *cg);
 /* Remove the directories (tasks must be gone; retries briefly) and free. NULL-safe. */
 osm_cgroup *osm_cg_destroy(osm_cgroup *cg);
+
+/* ---- network (net.c) ---- */
+
+typedef struct osm_net {
+        char *bridge;           /* the operator's bridge (config "network"); NULL: none */
+        uint32_t *leases;       /* IPv4 addresses in use (host order) */
+        size_t n_leases;
+} osm_net;
+
+/* Give pid's network namespace an eth0 on the bridge: a veth pair (host end enslaved to
+ * the bridge, up), the next free address of the bridge's subnet, a default route via
+ * the bridge's address. The pair goes away with the namespace. Returns 0 with *addr
+ * leased (release it with osm_net_release), or -errno with err set. */
+int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr, char *err, size_t errlen);
+void osm_net_release(osm_net *net, uint32_t addr);
+void osm_net_clear(osm_net *net);

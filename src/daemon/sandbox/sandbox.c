@@ -72,6 +72,8 @@ struct osm_sandbox {
         osm_sandbox_features feat;
         osm_cg_host cg;
         osm_seccomp_cache seccomp;
+        osm_net net;
+        unsigned spawn_seq;
 };
 
 struct osm_sandbox_proc {
@@ -79,6 +81,8 @@ struct osm_sandbox_proc {
         int pidfd;
         int sync_fd;
         bool reaped;
+        osm_sandbox *sb;
+        uint32_t net_addr;        /* leased address on the bridge, 0 if none */
         osm_cgroup *cg;
         osm_sandbox_features limits;
 };
@@ -647,6 +651,13 @@ static int build_ops(const osm_sandbox *sb, const osm_sandbox_spec *spec, const 
                 }
                 add_skeleton(b, spec, bind_st);
                 add_etc(b, hostname);
+                if (spec->network && sb->net.bridge) {
+                        /* Name resolution as the host has it. */
+                        _cleanup_free_ char *resolv = NULL;
+                        if (osm_read_file("/etc/resolv.conf", 8192, &resolv, NULL) == 0)
+                                add(b, OP_WRITE, resolv, "/etc/resolv.conf", NULL, 0, NULL, 0644, false,
+                                    "write /etc/resolv.conf");
+                }
         } else {
                 /* A bundle's rootfs: overlaid read-only with a skeleton on top that holds
                  * the mount points. The skeleton wins over the bundle, so a bundle cannot
@@ -940,9 +951,9 @@ static int check_spec(const osm_sandbox *sb, const osm_sandbox_spec *spec, struc
                         (unsigned) spec->gid, (unsigned long long) count);
                 return -ERANGE;
         }
-        if (spec->network && (!sb->network || strcmp(sb->network, "none") != 0)) {
-                set_err(err, errlen, "network: bridge networks (\"%s\") are not supported yet", sb->network);
-                return -EOPNOTSUPP;
+        if (spec->network && sb->net.bridge && !sb->privileged) {
+                set_err(err, errlen, "network: joining bridge %s needs a privileged osmosed", sb->net.bridge);
+                return -EPERM;
         }
         return 0;
 }
@@ -1022,6 +1033,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 return -ENOMEM;
         }
         p->pid = -1;
+        p->sb = sb;
         p->pidfd = -1;
         p->sync_fd = -1;
         p->limits = sb->feat;
@@ -1101,6 +1113,11 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         if (r < 0) {
                 set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
                 goto fail_kill;
+        }
+        if (spec->network && sb->net.bridge) {
+                r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err, errlen);
+                if (r < 0)
+                        goto fail_kill;
         }
         r = send_go(p);
         if (r < 0) {
@@ -1196,6 +1213,8 @@ osm_sandbox_proc *osm_sandbox_proc_free(osm_sandbox_proc *p) {
         if (!p->reaped && p->pid > 0)
                 kill_and_reap(p->pid, p->pidfd);
         osm_cg_destroy(p->cg);
+        if (p->net_addr)
+                osm_net_release(&p->sb->net, p->net_addr);
         osm_close(p->pidfd);
         osm_close(p->sync_fd);
         free(p);
@@ -1290,6 +1309,13 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
                 osm_sandbox_free(sb);
                 return -ENOMEM;
         }
+        if (strcmp(sb->network, "none") != 0 && *sb->network) {
+                sb->net.bridge = strdup(sb->network);
+                if (!sb->net.bridge || strlen(sb->network) >= IFNAMSIZ) {
+                        osm_sandbox_free(sb);
+                        return -EINVAL;
+                }
+        }
         /* The stage is a mount point inside each sandbox's own mount namespace; on the
          * host it stays an empty directory, so mounting over it hides nothing a spec
          * could name as a source. */
@@ -1316,6 +1342,8 @@ osm_sandbox *osm_sandbox_free(osm_sandbox *sb) {
         if (!sb)
                 return NULL;
         osm_cg_host_clear(&sb->cg);
+        free(sb->net.bridge);
+        osm_net_clear(&sb->net);
         osm_seccomp_cache_clear(&sb->seccomp);
         free(sb->stage_dir);
         free(sb->network);
