@@ -84,6 +84,7 @@ struct osm_server {
         client *clients;
         unsigned n_clients;
         unsigned n_calls;
+        unsigned n_cancellable;   /* calls with a cancel callback: streams, long polls */
         method_entry *methods;
         size_t n_methods, cap_methods;
         unsigned handles_open;
@@ -270,6 +271,8 @@ static void send_error_and_close(client *cl, const char *error, json_t *params) 
 /* ---------- calls ---------- */
 
 static void call_free(osm_call *c) {
+        if (c->cancel)
+                c->srv->n_cancellable--;
         for (size_t i = 0; i < c->n_fds; i++)
                 close(c->fds[i]);
         osm_vl_call_done(&c->msg);
@@ -301,6 +304,10 @@ int osm_call_take_fd(osm_call *c, size_t idx) {
 }
 
 void osm_call_set_cancel(osm_call *c, void (*cancel)(osm_call *, void *), void *userdata) {
+        if (!c->cancel && cancel)
+                c->srv->n_cancellable++;
+        else if (c->cancel && !cancel)
+                c->srv->n_cancellable--;
         c->cancel = cancel;
         c->cancel_userdata = userdata;
 }
@@ -778,7 +785,7 @@ int osm_server_add_methods(osm_server *s, const osm_method *table, size_t n, voi
 }
 
 void osm_server_set_limits(osm_server *s, const osm_server_limits *limits) { s->lim = *limits; }
-unsigned osm_server_in_flight(osm_server *s) { return s->n_calls; }
+unsigned osm_server_in_flight(osm_server *s) { return s->n_calls - s->n_cancellable; }
 unsigned osm_server_n_clients(osm_server *s) { return s->n_clients; }
 
 static void on_listen_closed(uv_handle_t *h) {

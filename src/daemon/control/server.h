@@ -53,7 +53,8 @@ int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
 int osm_server_add_methods(osm_server *s, const osm_method *table, size_t n, void *userdata);
 /* Stop accepting; in-flight calls may still finish. */
 void osm_server_stop_accepting(osm_server *s);
-/* Number of calls currently in flight (for graceful shutdown). */
+/* Calls in flight that will finish by themselves (for graceful shutdown): calls with a
+ * cancel callback — streams, long polls — are not counted; shutdown cancels them. */
 unsigned osm_server_in_flight(osm_server *s);
 unsigned osm_server_n_clients(osm_server *s);
 void osm_server_set_limits(osm_server *s, const osm_server_limits *limits);

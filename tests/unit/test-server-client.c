@@ -1,0 +1,81 @@
+/* test-server-client.c: the client half of test-server.c (see there). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "osmose/client.h"
+#include "tap.h"
+
+void *client_thread(void *arg);
+int *test_cancelled(void);
+int *test_orphan_reply_result(void);
+unsigned test_in_flight(void);
+const char *test_sock_path(void);
+
+static int stream_n;
+static int count_cb(json_t *p, bool continues, void *ud) {
+        if (json_integer_value(json_object_get(p, "n")) == stream_n)
+                stream_n++;
+        return 0;
+}
+static int first_only_cb(json_t *p, bool continues, void *ud) { return 1; }
+
+void *client_thread(void *arg) {
+        osm_client *c;
+        osm_call_error err = { 0 };
+        json_t *rep = NULL;
+        tap_ok(osm_client_connect(test_sock_path(), &c) == 0, "client connects");
+        tap_ok(osm_client_call(c, "io.osmose.Daemon.GetStatus", NULL, NULL, 0, &rep, NULL, NULL, &err) == 0 &&
+               json_is_true(json_object_get(rep, "ok")), "plain call answered");
+        json_decref(rep);
+        tap_ok(osm_client_call_more(c, "io.osmose.Daemon.GetStatus", NULL, count_cb, NULL, &err) == 0 && stream_n == 4,
+               "stream: three continues replies and a final one, in order");
+
+        int p[2];
+        pipe2(p, O_CLOEXEC);
+        write(p[1], "ping", 4);
+        close(p[1]);
+        int rfd[2] = { -1, -1 };
+        size_t nr = 2;
+        rep = NULL;
+        int r = osm_client_call(c, "org.varlink.service.GetInfo", NULL, &p[0], 1, &rep, rfd, &nr, &err);
+        close(p[0]);
+        char buf[32] = "";
+        if (r == 0 && nr == 1) {
+                read(rfd[0], buf, sizeof buf - 1);
+                close(rfd[0]);
+        }
+        tap_ok(r == 0 && nr == 1 && strcmp(buf, "pong:ping") == 0, "fd passed to the daemon and a new one back");
+        json_decref(rep);
+
+        /* an asynchronous reply, sent from a timer */
+        rep = NULL;
+        r = osm_client_call(c, "io.osmose.Daemon.Reload", NULL, NULL, 0, &rep, NULL, NULL, &err);
+        tap_ok(r == 0 && json_object_get(rep, "late"), "asynchronous reply arrives");
+        json_decref(rep);
+        osm_client_free(c);
+
+        /* a stream abandoned by its client: the cancel callback runs */
+        osm_client_connect(test_sock_path(), &c);
+        osm_client_call_more(c, "io.osmose.Daemon.Reload", NULL, first_only_cb, NULL, &err);
+        osm_client_free(c);
+        usleep(200000);
+        tap_ok(*test_cancelled() == 1, "client gone mid-stream: cancel callback ran once");
+
+        /* a call the handler still holds when the client goes: its late reply is refused */
+        osm_client_connect(test_sock_path(), &c);
+        int fd = osm_client_fd(c);
+        const char msg[] = "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"x\"}}";
+        send(fd, msg, sizeof msg, 0);
+        usleep(50000);
+        osm_client_free(c);
+        usleep(500000);
+        tap_ok(*test_orphan_reply_result() == -ECONNRESET, "a reply to a departed client returns -ECONNRESET");
+        tap_ok(test_in_flight() == 0, "no call left in flight");
+        osm_call_error_clear(&err);
+        return NULL;
+}
+
