@@ -1,6 +1,7 @@
 /* identity.c: Ed25519 keypairs on disk (0600, checked, never silently replaced), the space
  * id, public-key text form, signatures and BLAKE2b-256 hashes, all through libsodium. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -93,17 +94,37 @@ int osm_keypair_load(const char *path, osm_keypair *kp, const char **why) {
 }
 
 int osm_keypair_save(const char *path, const osm_keypair *kp) {
-        /* O_EXCL: never replace a key; a missing key is the only case in which we make one. */
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        /* Write a temporary file, sync it, then move it into place without replacing
+         * anything (a key is never overwritten) and sync the directory: after a power
+         * cut there is either no key (and the next start makes one) or the whole key. */
+        size_t n = strlen(path);
+        _cleanup_free_ char *tmp = malloc(n + 16);
+        if (!tmp)
+                return -ENOMEM;
+        snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        int r = osm_write_all(fd, kp->sk, OSM_SECKEY_BYTES);
+        int r = fchmod(fd, 0600) < 0 ? -errno : 0;
+        if (r == 0)
+                r = osm_write_all(fd, kp->sk, OSM_SECKEY_BYTES);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
+        if (r == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+                r = -errno;
         if (r < 0) {
-                unlink(path);
+                unlink(tmp);
                 return r;
         }
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = 0;
+        _cleanup_close_ int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return -errno;
         return 0;
 }
 

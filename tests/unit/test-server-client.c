@@ -14,6 +14,7 @@ int *test_cancelled(void);
 int *test_orphan_reply_result(void);
 unsigned test_in_flight(void);
 const char *test_sock_path(void);
+int test_flood(void);
 
 static int stream_n;
 static int count_cb(json_t *p, bool continues, void *ud) {
@@ -75,6 +76,15 @@ void *client_thread(void *arg) {
         usleep(500000);
         tap_ok(*test_orphan_reply_result() == -ECONNRESET, "a reply to a departed client returns -ECONNRESET");
         tap_ok(test_in_flight() == 0, "no call left in flight");
+
+        /* a stream to a client that stops reading: dropped, cancel runs once, no double free */
+        osm_client_connect(test_sock_path(), &c);
+        fd = osm_client_fd(c);
+        const char flood[] = "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"x\"},\"more\":true}";
+        send(fd, flood, sizeof flood, 0);
+        usleep(500000);
+        tap_ok(test_flood() == 11, "flooded stream: one failed reply, then the cancel callback once (got %d)", test_flood());
+        osm_client_free(c);
         osm_call_error_clear(&err);
         return NULL;
 }

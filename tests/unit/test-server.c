@@ -72,8 +72,28 @@ static void m_async(osm_call *c, json_t *params, void *ud) {
         uv_timer_start(&later, on_later, 200, 0);
 }
 
-/* GetInterfaceDescription: held without a cancel callback and answered later (orphan). */
+static int flood_cancelled, flood_failed_replies;
+static void on_flood_cancel(osm_call *c, void *ud) { flood_cancelled++; }
+
+/* GetInterfaceDescription: with more, streams until a reply fails (the client stopped
+ * reading; the server drops it past max_buffered) — the cancel callback must then run
+ * once, later, from the loop; without more, held without a cancel callback and
+ * answered later (an orphan). */
 static void m_orphan(osm_call *c, json_t *params, void *ud) {
+        if (osm_call_more(c)) {
+                osm_call_set_cancel(c, on_flood_cancel, NULL);
+                char big[4096];
+                memset(big, 'x', sizeof big - 1);
+                big[sizeof big - 1] = 0;
+                for (int i = 0; i < 100000; i++) {
+                        if (osm_call_reply(c, json_pack("{s:s}", "description", big), true) < 0) {
+                                flood_failed_replies++;
+                                return;   /* state is released in the cancel callback */
+                        }
+                }
+                osm_call_reply(c, NULL, false);
+                return;
+        }
         orphan = c;
         uv_timer_start(&later, on_later, 300, 0);
 }
@@ -93,6 +113,8 @@ int *test_orphan_reply_result(void);
 unsigned test_in_flight(void);
 
 int *test_cancelled(void) { return &cancelled; }
+int test_flood(void);
+int test_flood(void) { return flood_cancelled * 10 + flood_failed_replies; }
 int *test_orphan_reply_result(void) { return &orphan_reply_result; }
 unsigned test_in_flight(void) { return osm_server_in_flight(srv); }
 const char *test_sock_path(void);

@@ -61,6 +61,7 @@ struct client {
         size_t rlen, rcap;
         int rfds[OSM_VARLINK_MAX_FDS];
         size_t n_rfds;
+        size_t rfds_offset;      /* rbuf offset of the first byte that came with rfds */
         out_seg *out_head, *out_tail;
         size_t out_bytes;
         osm_call *call;          /* the call in flight, if any */
@@ -68,6 +69,8 @@ struct client {
         bool closing;            /* no more reads; close once output is flushed */
         bool draining;           /* error sent, write side shut: discarding input until EOF */
         uint64_t drained;        /* bytes discarded while draining */
+        bool close_pending;      /* client_close_soon(): closed at the next loop turn */
+        uint64_t closing_since_us;
         bool dead;               /* uv_close issued */
         int handles_open;        /* poll and timer, until their close callbacks ran */
         uint64_t last_activity_us;
@@ -78,6 +81,7 @@ struct osm_server {
         int listen_fd;
         uv_poll_t listen_poll;
         uv_timer_t accept_pause;
+        uv_timer_t close_timer;   /* runs deferred closes */
         bool accepting;
         gid_t gid_allowed;
         osm_server_limits lim;
@@ -94,6 +98,8 @@ struct osm_server {
 };
 
 static void client_close(client *cl);
+static void client_close_soon(client *cl);
+static void on_close_timer(uv_timer_t *t);
 static void process_input(client *cl);
 static void update_poll(client *cl);
 static void on_client_poll(uv_poll_t *h, int status, int events);
@@ -245,15 +251,28 @@ static int queue_output(client *cl, char *buf, size_t len, const int *fds, size_
                  * up with) must not make the daemon buffer without bound. */
                 log_warning("control: dropping client pid %d: %zu reply bytes unread",
                             (int) cl->cred.pid, cl->out_bytes);
-                client_close(cl);
+                client_close_soon(cl);
                 return -ECONNRESET;
         }
         int r = flush_output(cl);
         if (r < 0) {
-                client_close(cl);
+                client_close_soon(cl);
                 return -ECONNRESET;
         }
         return 0;
+}
+
+/* Close a client from the loop, not from inside the current call stack: queue_output()
+ * runs inside handlers' replies, and closing there would run cancel callbacks (and free
+ * calls) underneath the handler that is replying. */
+static void client_close_soon(client *cl) {
+        if (cl->dead || cl->close_pending)
+                return;
+        cl->close_pending = true;
+        cl->closing = true;
+        uv_poll_stop(&cl->poll);
+        cl->poll_events = 0;
+        uv_timer_start(&cl->srv->close_timer, on_close_timer, 0, 0);
 }
 
 static void send_error_and_close(client *cl, const char *error, json_t *params) {
@@ -265,6 +284,7 @@ static void send_error_and_close(client *cl, const char *error, json_t *params) 
                 return;
         }
         cl->closing = true;
+        cl->closing_since_us = osm_now_mono_us();
         queue_output(cl, buf, len, NULL, 0, true);
 }
 
@@ -318,6 +338,8 @@ int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *f
                 log_error("control: %s replied with continues to a call without more", c->msg.method);
                 continues = false;
         }
+        if (!continues)
+                osm_call_set_cancel(c, NULL, NULL);   /* finishing: nothing left to cancel */
         if (!c->cl) {
                 r = -ECONNRESET;
         } else if (!c->oneway) {
@@ -337,6 +359,7 @@ int osm_call_reply(osm_call *c, json_t *params, bool continues) {
 
 int osm_call_error(osm_call *c, const char *error, json_t *params) {
         int r = 0;
+        osm_call_set_cancel(c, NULL, NULL);
         if (!c->cl) {
                 r = -ECONNRESET;
         } else if (!c->oneway) {
@@ -371,14 +394,18 @@ static const method_entry *find_handler(osm_server *s, const char *name) {
 
 /* Route one parsed call. Errors that concern only this call are replied; the client
  * stays connected. */
-static void dispatch(client *cl, osm_vl_call *msg) {
+static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds) {
         osm_server *s = cl->srv;
         osm_call *c = calloc(1, sizeof *c);
         if (!c) {
+                for (size_t i = 0; i < n_fds; i++)
+                        close(fds[i]);
                 osm_vl_call_done(msg);
                 send_error_and_close(cl, OSM_ERR_INTERNAL, json_pack("{s:s}", "message", "out of memory"));
                 return;
         }
+        memcpy(c->fds, fds, n_fds * sizeof(int));
+        c->n_fds = n_fds;
         s->n_calls++;
         c->srv = s;
         c->cl = cl;
@@ -386,9 +413,6 @@ static void dispatch(client *cl, osm_vl_call *msg) {
         c->more = msg->more;
         c->oneway = msg->oneway;
         c->cred = cl->cred;
-        memcpy(c->fds, cl->rfds, cl->n_rfds * sizeof(int));
-        c->n_fds = cl->n_rfds;
-        cl->n_rfds = 0;
         cl->call = c;
 
         const char *name = msg->method;
@@ -458,6 +482,19 @@ static void process_input(client *cl) {
                 int r = osm_vl_parse_call(cl->rbuf, len, &msg, &why);
                 memmove(cl->rbuf, nul + 1, cl->rlen - len - 1);
                 cl->rlen -= len + 1;
+                /* fds belong to the message whose bytes they arrived with (the sender
+                 * attaches them to its message's first byte). */
+                int fds[OSM_VARLINK_MAX_FDS];
+                size_t n_fds = 0;
+                if (cl->n_rfds > 0) {
+                        if (cl->rfds_offset <= len) {
+                                memcpy(fds, cl->rfds, cl->n_rfds * sizeof(int));
+                                n_fds = cl->n_rfds;
+                                cl->n_rfds = 0;
+                        } else {
+                                cl->rfds_offset -= len + 1;
+                        }
+                }
                 if (r < 0) {
                         /* Varlink: a message that is not a call ends the connection, after
                          * telling the peer why. */
@@ -465,7 +502,7 @@ static void process_input(client *cl) {
                         send_error_and_close(cl, OSM_ERR_INVALID_MESSAGE, json_pack("{s:s}", "message", why));
                         break;
                 }
-                dispatch(cl, &msg);
+                dispatch(cl, &msg, fds, n_fds);
         }
         cl->dispatching = false;
         if (!cl->dead)
@@ -503,8 +540,13 @@ static int read_input(client *cl) {
                         continue;
                 size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
                 int *in = (int *) CMSG_DATA(cm);
+                /* One batch of fds at a time: a second batch before the first was claimed
+                 * by its message would make the attribution ambiguous. */
+                bool pending = cl->n_rfds > 0;
+                if (!pending)
+                        cl->rfds_offset = cl->rlen;
                 for (size_t i = 0; i < k; i++) {
-                        if (cl->n_rfds < OSM_VARLINK_MAX_FDS)
+                        if (!pending && cl->n_rfds < OSM_VARLINK_MAX_FDS)
                                 cl->rfds[cl->n_rfds++] = in[i];
                         else {
                                 close(in[i]);
@@ -522,10 +564,15 @@ static int read_input(client *cl) {
 }
 
 static void update_poll(client *cl) {
-        int ev = UV_DISCONNECT;
+        if (cl->close_pending)
+                return;
+        bool full = cl->rlen >= cl->srv->lim.max_message + 1;
+        /* EPOLLRDHUP is level-triggered: with a full buffer we could not read the EOF it
+         * announces and would spin; such a client is noticed at its next write instead. */
+        int ev = full && !cl->draining ? 0 : UV_DISCONNECT;
         if (cl->draining)
                 ev |= UV_READABLE;
-        if (!cl->closing && cl->rlen < cl->srv->lim.max_message + 1)
+        if (!cl->closing && !full)
                 ev |= UV_READABLE;
         if (cl->out_head)
                 ev |= UV_WRITABLE;
@@ -582,6 +629,11 @@ static void on_client_timer(uv_timer_t *t) {
                 client_close(cl);
                 return;
         }
+        /* A client told to go that does not read its last reply holds a slot: not for long. */
+        if (cl->closing && !cl->close_pending && (now - cl->closing_since_us) / 1000 >= 5000) {
+                client_close(cl);
+                return;
+        }
         if (cl->call || cl->closing)
                 return;   /* a call in flight (a stream may be quiet for long) */
         uint64_t limit = cl->rlen > 0 ? s->lim.partial_timeout_ms : s->lim.idle_timeout_ms;
@@ -593,6 +645,17 @@ static void on_client_timer(uv_timer_t *t) {
 }
 
 /* ---------- client lifetime ---------- */
+
+static void on_close_timer(uv_timer_t *t) {
+        osm_server *s = t->data;
+        client *cl = s->clients;
+        while (cl) {
+                client *next = cl->next;
+                if (cl->close_pending)
+                        client_close(cl);
+                cl = next;
+        }
+}
 
 static void server_handle_closed(osm_server *s) {
         s->handles_open--;
@@ -670,9 +733,11 @@ static void reject_busy(int fd) {
 static bool evict_idle(osm_server *s) {
         client *victim = NULL;
         for (client *cl = s->clients; cl; cl = cl->next) {
-                if (cl->call || cl->closing)
+                if (cl->call && !cl->closing)
                         continue;
-                if (!victim || cl->last_activity_us < victim->last_activity_us)
+                /* clients already on their way out first, then the longest idle */
+                if (!victim || (cl->closing && !victim->closing) ||
+                    (cl->closing == victim->closing && cl->last_activity_us < victim->last_activity_us))
                         victim = cl;
         }
         if (!victim)
@@ -756,9 +821,11 @@ int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
                 return r;
         }
         uv_timer_init(loop, &s->accept_pause);
+        uv_timer_init(loop, &s->close_timer);
         s->listen_poll.data = s;
         s->accept_pause.data = s;
-        s->handles_open = 2;
+        s->close_timer.data = s;
+        s->handles_open = 3;
         uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
         *out = s;
         return 0;
@@ -811,4 +878,5 @@ void osm_server_free(osm_server *s, void (*close_cb)(void *), void *userdata) {
                 client_close(s->clients);
         uv_close((uv_handle_t *) &s->listen_poll, on_listen_closed);
         uv_close((uv_handle_t *) &s->accept_pause, on_listen_closed);
+        uv_close((uv_handle_t *) &s->close_timer, on_listen_closed);
 }

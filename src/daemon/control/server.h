@@ -70,11 +70,13 @@ const char *osm_call_method(const osm_call *c);
 size_t osm_call_n_fds(const osm_call *c);
 int osm_call_take_fd(osm_call *c, size_t idx);
 
-/* Reply. params is stolen (NULL means {}). With continues=true the call stays open
- * (only valid if osm_call_more()); otherwise the call is finished and freed.
- * fds (may be NULL) are sent with the reply and stay owned by the caller.
- * Returns 0, or -ECONNRESET if the client has gone (the call is then finished too,
- * when continues is false). */
+/* Reply. params is stolen (NULL means {}). With continues=false the call is finished
+ * and freed, whatever the return value; its cancel callback never runs. With
+ * continues=true (only valid if osm_call_more()) the call stays open; if that reply
+ * fails (-ECONNRESET: the client has gone or is being dropped), the call stays valid
+ * and its cancel callback runs soon from the loop — stop streaming and release your
+ * state there, not at the failed reply. Replies never close or free anything
+ * re-entrantly. fds (may be NULL) are sent with the reply and stay owned by the caller. */
 int osm_call_reply(osm_call *c, json_t *params, bool continues);
 int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *fds, size_t n_fds);
 /* Finish with an error. params stolen (may be NULL). */
