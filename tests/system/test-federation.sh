@@ -11,8 +11,8 @@ command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0
 command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 0; }
 
 # start_space NAME: a daemon with its state in $T/NAME; sets PID_NAME.
-start_space() {
-    OSM_STATE=$T/$1 OSM_NAME=$1 osm_start_daemon
+start_space() {   # start_space NAME [ARGS…]
+    OSM_STATE=$T/$1 OSM_NAME=$1 osm_start_daemon "${@:2}"
     eval "PID_$1=$OSM_PID"
 }
 on() { local s=$1; shift; OSMOSE_SOCKET=$T/$s/osmosed.sock "$OSMOSECTL" "$@"; }
@@ -167,6 +167,7 @@ out=$(on a --json audit --since "$(( $(date +%s) + 3600 ))000000"); ok $? "audit
 out=$(on a audit --since yesterday 2>&1); ok $((! $?)) "audit --since with a bad time fails"
 
 # --- disable: at once, and across restarts ---
+n_audit=$(on a --json audit | wc -l)
 on a federation disable >/dev/null; ok $? "federation disable"
 is "$(inet_socks "$PID_a")" 0 "disabled: no TCP or UDP socket left"
 like "$(on a remote ls)" 'b +off' "remote ls shows b as off"
@@ -182,6 +183,17 @@ start_space a
 is "$(jget a .enabled federation status)" true "enabled stays enabled after a restart"
 is "$(listening "$PID_a")" 1 "…and listens again"
 wait_for 20 paired; ok $? "…and b is reached again"
+n_after=$(on a --json audit | wc -l)
+ok $(( n_after >= n_audit && n_audit > 0 ? 0 : 1 )) "the audit survives restarts ($n_audit entries before, $n_after after)"
+
+# --- the audit's own retention ---
+sleep 1.2
+osm_stop_daemon_pid "$PID_a"
+printf '[federation]\naudit-max-age = 1s\n' > "$T/a.conf"
+start_space a --config "$T/a.conf"
+wait_for 5 grep -q "pruned [0-9]* audit entries past their retention" "$T/daemon.log"; ok $? "audit entries older than audit-max-age are pruned, with a log line"
+old=$(on a --json audit --since 0 | jq -s "[.[] | select(.time < $(date +%s)000000 - 1000000)] | length")
+is "$old" 0 "…and no entry older than the retention is left"
 
 # Sharing and sync through outages: test-federation-sync.sh.
 

@@ -264,7 +264,11 @@ int fed_client_post(fed_client *c, const char *url, struct curl_slist *headers, 
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+        /* A cut link leaves a kept-alive connection silent rather than refused: give up on
+         * a transfer that moved nothing for 10 s, and retry on a fresh connection. */
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L);
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) max_response);
         curl_easy_setopt(e, CURLOPT_USERAGENT, "osmosed-federation");
         if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
