@@ -50,6 +50,13 @@ const osm_config_key osm_config_keys[] = {
         K("sandbox", "stop-timeout", DURATION, stop_timeout_us, "5s", "grace between SIGTERM and SIGKILL"),
         K("sandbox", "network", STRING, network, "none", "what a network grant gives: none, or a bridge name"),
 
+        K("api", "calls-per-second", UINT, api_calls_per_second, "2000", "workload API calls one instance may make per second (sustained)"),
+        K("api", "burst", UINT, api_burst, "4000", "workload API calls one instance may make at once before the rate applies"),
+        K("api", "max-bytes-stored", SIZE, api_max_bytes, "256M", "record bytes one instance may write through the API"),
+        K("api", "max-watches", UINT, api_max_watches, "16", "open watches per instance"),
+        K("api", "max-publications", UINT, api_max_publications, "8", "services one instance may publish at once"),
+        K("api", "max-connections", UINT, api_max_connections, "16", "clients at once on one instance's API socket"),
+
         K("federation", "enabled", BOOL, federation_enabled, "no", "serve and sync with paired remote spaces"),
         K("federation", "listen", STRING, federation_listen, "127.0.0.1:7443", "address and port to serve on"),
         K("federation", "max-queue", UINT, federation_max_queue, "100000", "records queued per remote while offline"),
@@ -352,6 +359,10 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[control] max-buffered: must be at least max-message-size\n");
         if (cfg->max_record_size < 64 || cfg->max_record_size > cfg->max_message_size)
                 BAD("[store] max-record-size: must be between 64 bytes and max-message-size\n");
+        if (cfg->api_calls_per_second < 1 || cfg->api_burst < 1)
+                BAD("[api] calls-per-second and burst must be at least 1\n");
+        if (cfg->api_max_connections < 1 || cfg->api_max_connections > 4096)
+                BAD("[api] max-connections must be between 1 and 4096\n");
         if (cfg->uid_base == 0 || cfg->uid_count < 1 || cfg->uid_base + cfg->uid_count > 0xfffffffeull)
                 BAD("[sandbox] uid-base/uid-count: the range must be non-empty, above 0 and below 2^32-1\n");
         if (cfg->default_cpu_percent < 1 || cfg->default_cpu_percent > 100000)

@@ -43,6 +43,14 @@ typedef struct osm_config {
         uint64_t stop_timeout_us;    /* SIGTERM, then SIGKILL after this */
         char *network;               /* what a network grant gives: "none" or a bridge name */
 
+        /* [api] (the workload API: limits per instance) */
+        uint64_t api_calls_per_second;   /* token bucket refill rate */
+        uint64_t api_burst;              /* token bucket size */
+        uint64_t api_max_bytes;          /* record bytes one instance may write */
+        uint64_t api_max_watches;        /* open watches per instance */
+        uint64_t api_max_publications;   /* services published per instance */
+        uint64_t api_max_connections;    /* clients on one instance's socket */
+
         /* [federation] */
         bool federation_enabled;
         char *federation_listen;     /* ADDR:PORT */

@@ -25,6 +25,7 @@
 extern const osm_subsystem osm_store_subsystem;
 extern const osm_subsystem osm_sandbox_subsystem;
 extern const osm_subsystem osm_workloads_subsystem;
+extern const osm_subsystem osm_api_subsystem;
 
 /* Subsystems in start order; stopped in reverse. Each entry is defined in its folder. */
 #if HAVE_MHD
@@ -35,6 +36,7 @@ const osm_subsystem *const osm_subsystems[] = {
         &osm_store_subsystem,
         &osm_sandbox_subsystem,
         &osm_workloads_subsystem,
+        &osm_api_subsystem,   /* after workloads: it sets the workloads' API hooks */
 #if HAVE_MHD
         &osm_federation_subsystem,
 #endif
