@@ -547,6 +547,32 @@ static void m_query(osm_call *call, json_t *params, void *userdata) {
         }
 }
 
+static void m_collections(osm_call *call, json_t *params, void *userdata) {
+        api_inst *in = userdata;
+        const char *const *grants = api_enter(call, in);
+        if (!grants)
+                return;
+        json_t *all = NULL;
+        int r = osm_store_collections(in->api->d->store, &all);
+        if (r < 0) {
+                store_error(call, r, "cannot list the collections", 0, 0, NULL);
+                return;
+        }
+        json_t *mine = json_array();
+        size_t i;
+        json_t *c;
+        json_array_foreach(all, i, c) {
+                const char *name = json_string_value(json_object_get(c, "name"));
+                if (name && osm_grant_find_store(grants, "read", name))
+                        json_array_append_new(mine, json_pack("{s:s, s:O?, s:O?, s:O?}", "name", name, "records",
+                                                              json_object_get(c, "records"), "oldest",
+                                                              json_object_get(c, "oldest"), "newest",
+                                                              json_object_get(c, "newest")));
+        }
+        json_decref(all);
+        osm_call_reply(call, json_pack("{s:o}", "collections", mine), false);
+}
+
 /* ---------- watches ---------- */
 
 static void watch_unlink(api_watch *w) {
@@ -834,6 +860,7 @@ static const osm_method api_methods[] = {
         { "io.osmose.Api.Put",          m_put,          OSM_ACCESS_PUBLIC },
         { "io.osmose.Api.PutBatch",     m_put_batch,    OSM_ACCESS_PUBLIC },
         { "io.osmose.Api.Query",        m_query,        OSM_ACCESS_PUBLIC },
+        { "io.osmose.Api.Collections",  m_collections,  OSM_ACCESS_PUBLIC },
         { "io.osmose.Api.Watch",        m_watch,        OSM_ACCESS_PUBLIC },
         { "io.osmose.Api.Services",     m_services,     OSM_ACCESS_PUBLIC },
         { "io.osmose.Api.Publish",      m_publish,      OSM_ACCESS_PUBLIC },
