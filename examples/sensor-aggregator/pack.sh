@@ -9,5 +9,5 @@ mkdir -p "$stage/rootfs/usr/bin"
 cp "$manifest" "$stage/manifest.json"
 cp "$bin" "$stage/rootfs/usr/bin/sensor-aggregator"
 chmod 0755 "$stage/rootfs/usr/bin/sensor-aggregator"
-[ -f "$key" ] || "$ctl" keygen -o "$key" > "$key.pub"
+[ -f "$key" ] || "$ctl" keygen -o "$key" >/dev/null   # also writes $key.pub
 "$ctl" bundle build "$stage" -o "$out" --key "$key" >/dev/null
