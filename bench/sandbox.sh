@@ -111,7 +111,7 @@ setup_e2e() {
         export OSMOSE_SOCKET=$st/osmosed.sock
         for _ in $(seq 50); do "$OSMOSECTL" status >/dev/null 2>&1 && break; sleep 0.1; done
         cat >"$WORK/bundle/manifest.json" <<'EOF'
-{"name": "bench-true", "version": 1, "command": ["/bin/true"]}
+{"name": "bench-true", "version": 1, "entrypoint": ["/bin/true"]}
 EOF
         if ! "$OSMOSECTL" bundle build "$WORK/bundle" -o "$WORK/bench.bundle" >"$WORK/e2e.log" 2>&1 ||
                 ! "$OSMOSECTL" install "$WORK/bench.bundle" --allow-unsigned >>"$WORK/e2e.log" 2>&1 ||

@@ -33,7 +33,9 @@
 
 /*
  * Usage:
- *   probe escape SECRET HOSTPID TCPPORT ABSTRACT   every escape attempt, one line each
+ *   probe escape SECRET HOSTPID TCPPORT ABSTRACT [--no-tty]
+ *                                                  every escape attempt, one line each
+ *                                                  (--no-tty: stdin is not a terminal)
  *   probe forkbomb LIMIT                           fork until refused; report how many
  *   probe memhog MIB                               touch MIB MiB (expects to be killed)
  *   probe sleep                                    sleep until killed
@@ -233,22 +235,35 @@ static void kernel_interfaces(void) {
         EXPECT("open-dev-sda", open("/dev/sda", O_RDONLY), ENOENT);
 }
 
+static bool no_tty_given;
+
 static void terminal_injection(void) {
         char c = 'x';
+        int m = open("/dev/ptmx", O_RDWR | O_NOCTTY);
         if (isatty(0)) {
                 EXPECT("tiocsti-stdin", ioctl(0, TIOCSTI, &c), EPERM);
                 /* The kernel reads the request as 32 bits: high bits must not fool the filter. */
                 EXPECT("tiocsti-stdin-high-bits", syscall(SYS_ioctl, 0, (unsigned long) TIOCSTI | (1UL << 32), &c), EPERM);
                 EXPECT("tioclinux", ioctl(0, TIOCLINUX, &c), EPERM);
+        } else if (no_tty_given) {
+                /* Run through osmosed, which never hands a terminal to a workload: the
+                 * pty the probe opens itself below carries the TIOCSTI assertions. */
+                report(true, "tiocsti-stdin", "no terminal given to the instance (stdin is not a tty)");
+                report(true, "tiocsti-stdin-high-bits", "no terminal given to the instance");
+                report(true, "tioclinux", "no terminal given to the instance");
         } else {
                 report(false, "tiocsti-stdin", "stdin is not a terminal: the driver must pass one");
         }
-        int m = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+        if (m >= 0) {
+                /* The same on a terminal of its own: refused by the filter, high bits too. */
+                EXPECT("tiocsti-own-pty-high-bits", syscall(SYS_ioctl, m, (unsigned long) TIOCSTI | (1UL << 32), &c),
+                       EPERM);
+        }
         if (m >= 0) {
                 EXPECT("tiocsti-own-pty", ioctl(m, TIOCSTI, &c), EPERM);
                 close(m);
         } else {
-                report(true, "tiocsti-own-pty", "no pty available: %s", strerror(errno));
+                report(false, "tiocsti-own-pty", "no pty available in the sandbox: %s", strerror(errno));
         }
         EXPECT("open-controlling-tty", open("/dev/tty", O_RDWR), ENXIO, EACCES, EPERM);
         report(getsid(0) == getpid() || getsid(0) == 1, "new-session", "sid %d, pid %d", (int) getsid(0), (int) getpid());
@@ -332,6 +347,7 @@ static int run_escape(int argc, char **argv) {
                 fprintf(stderr, "usage: probe escape SECRET HOSTPID TCPPORT ABSTRACT\n");
                 return 2;
         }
+        no_tty_given = argc > 6 && strcmp(argv[6], "--no-tty") == 0;
         read_host_files(argv[2]);
         write_root();
         see_host_processes((pid_t) atoi(argv[3]));
@@ -348,11 +364,15 @@ static int run_escape(int argc, char **argv) {
         return n_fail ? 1 : 0;
 }
 
-/* Fork until refused. Children just wait; the count goes to stdout. */
+/* Fork until refused. Children just wait; the count goes to stdout; then the children
+ * are killed one by one (the probe itself exits 0). */
 static int run_forkbomb(int argc, char **argv) {
         int limit = argc > 2 ? atoi(argv[2]) : 64;
-        int n = 0, e = 0;
-        for (int i = 0; i < limit * 4 + 100; i++) {
+        int max = limit * 4 + 100, n = 0, e = 0;
+        pid_t *kids = calloc((size_t) max, sizeof(pid_t));
+        if (!kids)
+                return 3;
+        for (int i = 0; i < max; i++) {
                 pid_t p = fork();
                 if (p == 0) {
                         pause();
@@ -362,12 +382,15 @@ static int run_forkbomb(int argc, char **argv) {
                         e = errno;
                         break;
                 }
-                n++;
+                kids[n++] = p;
         }
         printf("forkbomb %d %s\n", n, e ? strerror(e) : "none");
         fflush(stdout);
-        /* Grandchildren too: a second generation tries from inside a child. */
-        kill(0, SIGKILL);
+        for (int i = 0; i < n; i++)
+                kill(kids[i], SIGKILL);
+        for (int i = 0; i < n; i++)
+                waitpid(kids[i], NULL, 0);
+        free(kids);
         return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
@@ -38,7 +39,8 @@ static const char *const expected[] = {
         "fsopen", "open-tree", "init-module", "finit-module", "delete-module", "bpf", "keyctl", "add-key",
         "request-key", "perf-event-open", "userfaultfd", "io-uring-setup", "kexec-load", "reboot",
         "mknod-device", "clock-settime", "syslog", "swapon", "personality", "open-dev-mem", "open-dev-sda",
-        "tiocsti-stdin", "tiocsti-stdin-high-bits", "tioclinux", "tiocsti-own-pty", "open-controlling-tty",
+        "tiocsti-stdin", "tiocsti-stdin-high-bits", "tioclinux", "tiocsti-own-pty", "tiocsti-own-pty-high-bits",
+        "open-controlling-tty",
         "new-session", "write-proc-self-exe", "write-proc-1-exe", "read-proc-1-exe", "read-proc-1-environ",
         "read-proc-1-mem", "no-capabilities", "capset-raise", "bounding-set-empty", "ambient-raise",
         "no-new-privs", "no-new-privs-clear", "unshare-user", "unshare-mount", "clone-newuser", "setns", "uid",
@@ -578,7 +580,19 @@ static void test_signals_and_errors(void) {
         TAP_OK(res.spawn == -EINVAL, "a device that is not a device node is refused (%s)", res.err);
 }
 
+/* A thread that does nothing: spawns then happen in a multithreaded process, as in the
+ * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
+ * that the sandbox's child does not have. */
+static void *idle_thread(void *arg) {
+        (void) arg;
+        for (;;)
+                pause();
+        return NULL;
+}
+
 int main(int argc, char **argv) {
+        pthread_t idle;
+        pthread_create(&idle, NULL, idle_thread, NULL);
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
         static char probe_abs[4096];
         if (probe && realpath(probe, probe_abs))

@@ -134,7 +134,12 @@ typedef struct child_ctx {
         bool set_nproc, set_as;
 } child_ctx;
 
-/* ---- async-signal-safe helpers for the child (no malloc, no stdio, no locks) ---- */
+/* ---- async-signal-safe helpers for the child (no malloc, no stdio, no locks) ----
+ *
+ * The child is a copy of a multithreaded daemon with one thread. Beyond malloc and
+ * stdio, beware of glibc's credential wrappers (setgroups, setresuid, setresgid…): in a
+ * process glibc believes multithreaded they signal every other thread and wait for it
+ * (the setxid broadcast) — threads that do not exist here. Use the raw syscalls. */
 
 static size_t cat(char *buf, size_t size, size_t used, const char *s) {
         while (s && *s && used + 1 < size)
@@ -270,9 +275,9 @@ static void drop_privileges(child_ctx *c) {
                         child_fail(c, "prctl", "PR_CAPBSET_DROP", errno);
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
                 child_fail(c, "prctl", "PR_CAP_AMBIENT_CLEAR_ALL", errno);
-        if (setresgid(c->gid, c->gid, c->gid) < 0)
+        if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
                 child_fail(c, "setresgid", NULL, errno);
-        if (setresuid(c->uid, c->uid, c->uid) < 0)
+        if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
                 child_fail(c, "setresuid", NULL, errno);
         struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
         struct __user_cap_data_struct data[2];
@@ -442,7 +447,7 @@ static int child_main(void *arg) {
         close(c->parent_fd);
         wait_go(c);
 
-        if (c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+        if (!c->privileged && c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
                 child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 child_fail(c, "sethostname", NULL, errno);
@@ -482,12 +487,14 @@ static int child_main(void *arg) {
                 /* Without this the host's supplementary groups (e.g. root's gid 0) would
                  * still open group-accessible host files. (Unprivileged, setgroups is
                  * denied and the groups are the daemon user's own.) */
-                if (setgroups(0, NULL) < 0)
+                if (syscall(SYS_setgroups, 0, NULL) < 0)
                         child_fail(c, "setgroups", NULL, errno);
                 if (unshare(CLONE_NEWUSER) < 0)
                         child_fail(c, "unshare", "CLONE_NEWUSER", errno);
                 send_msg(c->sync_fd, MSG_MAP_ME, 0, 0, NULL, NULL);
                 wait_go(c);
+                if (c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+                        child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
         }
         /* Everything but the handlers the init needs goes back to the default. */
         struct sigaction sa;
@@ -1098,9 +1105,12 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 goto fail;
         }
 
-        /* The child waits for "go" until it sits in its cgroups (and, unprivileged, its
-         * ids are mapped); privileged, it asks for its map once it has unshared its user
-         * namespace, after the root is built. */
+        /* Unprivileged, the child waits for "go" until its ids are mapped and it sits in
+         * its cgroups. Privileged, "go" comes at once: it builds its root while we move it
+         * into its cgroups (a cgroup v1 migration waits for an RCU grace period, several
+         * ms: better spent in parallel), then it unshares its user namespace and asks
+         * for its id map; the second "go" lets it drop privileges and exec. It makes its
+         * cgroup namespace only after that, once it is surely in its cgroups. */
         uint64_t deadline = mono_us() + SPAWN_TIMEOUT_MS * 1000ULL;
         if (!sb->privileged) {
                 r = write_maps(p->pid, false, sb);
@@ -1108,16 +1118,11 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         set_err(err, errlen, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;
                 }
-        }
-        r = osm_cg_attach(p->cg, p->pid);
-        if (r < 0) {
-                set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
-                goto fail_kill;
-        }
-        if (spec->network && sb->net.bridge) {
-                r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err, errlen);
-                if (r < 0)
+                r = osm_cg_attach(p->cg, p->pid);
+                if (r < 0) {
+                        set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
+                }
         }
         r = send_go(p);
         if (r < 0) {
@@ -1125,6 +1130,16 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 goto fail_kill;
         }
         if (sb->privileged) {
+                r = osm_cg_attach(p->cg, p->pid);
+                if (r < 0) {
+                        set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
+                        goto fail_kill;
+                }
+                if (spec->network && sb->net.bridge) {
+                        r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err, errlen);
+                        if (r < 0)
+                                goto fail_kill;
+                }
                 r = wait_msg(p, MSG_MAP_ME, deadline, err, errlen);
                 if (r < 0)
                         goto fail_kill;
