@@ -60,6 +60,9 @@ char *osm_vl_format_call(const char *method, json_t *params, bool more, bool one
 char *osm_vl_format_reply(json_t *params, bool continues, size_t *len);
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len);
 
+/* Compact JSON of any value, NUL-terminated (*len counts the NUL); NULL on ENOMEM. */
+char *osm_vl_dump(json_t *v, size_t *len);
+
 /* Split a qualified method "a.b.C.Method" into interface and member. Returns false
  * if it is not of that form. iface must hold at least 256 bytes. */
 bool osm_vl_split_method(const char *method, char *iface, size_t size, const char **member);

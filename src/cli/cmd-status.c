@@ -12,7 +12,8 @@ int cmd_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_fail("status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Daemon.GetStatus", NULL, &rep))
+        _cleanup_json_ json_t *params = json_pack("{s:b}", "details", ctl->json);
+        if (osm_ctl_call(ctl, "io.osmose.Daemon.GetStatus", params, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);

@@ -195,7 +195,7 @@ static osm_server_limits limits_from(const osm_config *cfg) {
 
 /* Shape a status hook's object as the interface's Subsystem type: name, health and
  * detail stay; every other key a hook added moves into "info". Consumes o. */
-static json_t *subsystem_entry(json_t *o) {
+static json_t *subsystem_entry(json_t *o, bool details) {
         json_t *out = json_object(), *info = json_object_get(o, "info");
         info = json_is_object(info) ? json_incref(info) : json_object();
         const char *key;
@@ -206,21 +206,22 @@ static json_t *subsystem_entry(json_t *o) {
                 else if (strcmp(key, "info") != 0)
                         json_object_set(info, key, v);
         }
-        if (json_object_size(info))
+        if (details && json_object_size(info))
                 json_object_set(out, "info", info);
         json_decref(info);
         json_decref(o);
         return out;
 }
 
-json_t *osm_daemon_status(osm_daemon *d) {
+json_t *osm_daemon_status(osm_daemon *d, bool details) {
         char pk[OSM_PUBKEY_B64];
         osm_pubkey_encode(d->identity.pk, pk);
         json_t *subs = json_array();
         json_t *ctl = json_pack("{s:s}", "name", "control");
         osm_status_set(ctl, d->stopping ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK, d->stopping ? "shutting down" : NULL);
-        json_object_set_new(ctl, "info", json_pack("{s:i,s:i}", "clients", (int) osm_server_n_clients(d->server),
-                                                   "calls", (int) osm_server_in_flight(d->server)));
+        if (details)
+                json_object_set_new(ctl, "info", json_pack("{s:i,s:i}", "clients", (int) osm_server_n_clients(d->server),
+                                                           "calls", (int) osm_server_in_flight(d->server)));
         json_array_append_new(subs, ctl);
         for (size_t i = 0; i < osm_n_subsystems; i++) {
                 const osm_subsystem *s = osm_subsystems[i];
@@ -231,7 +232,7 @@ json_t *osm_daemon_status(osm_daemon *d) {
                         s->status(d, o);
                 if (!json_object_get(o, "health"))
                         osm_status_set(o, OSM_HEALTH_OK, NULL);
-                json_array_append_new(subs, subsystem_entry(o));
+                json_array_append_new(subs, subsystem_entry(o, details));
         }
         double uptime = (double) (osm_now_mono_us() - d->started_mono_us) / 1e6;
         return json_pack("{s:s,s:s,s:s,s:s,s:f,s:I,s:i,s:s,s:s,s:o}",

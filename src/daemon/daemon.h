@@ -82,7 +82,7 @@ int osm_daemon_run(const osm_daemon_opts *o);
 /* The subsystem table (daemon.c) and the status document served by GetStatus. */
 extern const osm_subsystem *const osm_subsystems[];
 extern const size_t osm_n_subsystems;
-json_t *osm_daemon_status(osm_daemon *d);
+json_t *osm_daemon_status(osm_daemon *d, bool details);
 /* Reload the configuration (SIGHUP, Daemon.Reload). *changed lists changed keys
  * ("section.key"); returns 0, or the number of problems (old config kept). */
 int osm_daemon_reload(osm_daemon *d, json_t **changed);

@@ -139,48 +139,180 @@ void osm_vl_reply_done(osm_vl_reply *r) {
         memset(r, 0, sizeof *r);
 }
 
-/* Serialize obj compactly and append the NUL terminator. Consumes obj. */
-static char *finish(json_t *obj, size_t *len) {
-        if (!obj)
+/* Compact JSON output into a growing buffer. Written here rather than calling
+ * json_dumps() because every reply goes through it and jansson's dumper costs about
+ * 100 instructions per output byte (measured with callgrind on GetStatus replies: 68k
+ * instructions for 700 bytes); this one copies runs of plain characters at once. The
+ * values come from jansson, so strings are valid UTF-8 and numbers are finite. */
+typedef struct outbuf {
+        char *p;
+        size_t len, cap;
+        bool failed;
+} outbuf;
+
+static void ob_reserve(outbuf *b, size_t more) {
+        if (b->failed || b->len + more <= b->cap)
+                return;
+        size_t ncap = b->cap ? b->cap : 512;
+        while (ncap < b->len + more)
+                ncap *= 2;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+                b->failed = true;
+                return;
+        }
+        b->p = np;
+        b->cap = ncap;
+}
+
+static void ob_put(outbuf *b, const char *s, size_t n) {
+        ob_reserve(b, n);
+        if (b->failed)
+                return;
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+}
+
+static void ob_string(outbuf *b, const char *s, size_t n) {
+        static const char hex[] = "0123456789abcdef";
+        ob_put(b, "\"", 1);
+        size_t run = 0;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) s[i];
+                if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+                        continue;
+                ob_put(b, s + run, i - run);
+                run = i + 1;
+                char esc[6] = { '\\', 0 };
+                switch (c) {
+                case '"': esc[1] = '"'; ob_put(b, esc, 2); break;
+                case '\\': esc[1] = '\\'; ob_put(b, esc, 2); break;
+                case '\n': esc[1] = 'n'; ob_put(b, esc, 2); break;
+                case '\r': esc[1] = 'r'; ob_put(b, esc, 2); break;
+                case '\t': esc[1] = 't'; ob_put(b, esc, 2); break;
+                default:
+                        esc[1] = 'u';
+                        esc[2] = '0';
+                        esc[3] = '0';
+                        esc[4] = hex[c >> 4];
+                        esc[5] = hex[c & 15];
+                        ob_put(b, esc, 6);
+                }
+        }
+        ob_put(b, s + run, n - run);
+        ob_put(b, "\"", 1);
+}
+
+static void ob_value(outbuf *b, json_t *v) {
+        char num[64];
+        switch (json_typeof(v)) {
+        case JSON_OBJECT: {
+                const char *key;
+                json_t *val;
+                bool first = true;
+                ob_put(b, "{", 1);
+                json_object_foreach(v, key, val) {
+                        if (!first)
+                                ob_put(b, ",", 1);
+                        first = false;
+                        ob_string(b, key, strlen(key));
+                        ob_put(b, ":", 1);
+                        ob_value(b, val);
+                }
+                ob_put(b, "}", 1);
+                break;
+        }
+        case JSON_ARRAY: {
+                size_t i;
+                json_t *val;
+                ob_put(b, "[", 1);
+                json_array_foreach(v, i, val) {
+                        if (i)
+                                ob_put(b, ",", 1);
+                        ob_value(b, val);
+                }
+                ob_put(b, "]", 1);
+                break;
+        }
+        case JSON_STRING:
+                ob_string(b, json_string_value(v), json_string_length(v));
+                break;
+        case JSON_INTEGER:
+                ob_put(b, num, (size_t) snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+                break;
+        case JSON_REAL: {
+                /* As jansson does: 17 significant digits round-trip a double, and a real
+                 * keeps a '.' or exponent so it reads back as a real. */
+                int n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
+                if (n > 0 && !strpbrk(num, ".eE") && (size_t) n + 2 < sizeof num) {
+                        memcpy(num + n, ".0", 3);
+                        n += 2;
+                }
+                ob_put(b, num, (size_t) n);
+                break;
+        }
+        case JSON_TRUE: ob_put(b, "true", 4); break;
+        case JSON_FALSE: ob_put(b, "false", 5); break;
+        case JSON_NULL: ob_put(b, "null", 4); break;
+        }
+}
+
+/* Finish a frame: the NUL terminator; returns the buffer or NULL on ENOMEM. */
+static char *ob_finish(outbuf *b, size_t *len) {
+        ob_put(b, "", 1);
+        if (b->failed) {
+                free(b->p);
                 return NULL;
-        char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
-        json_decref(obj);
-        if (!s)
-                return NULL;
-        *len = strlen(s) + 1;   /* json_dumps NUL-terminates: that NUL is the frame end */
-        return s;
+        }
+        *len = b->len;
+        return b->p;
+}
+
+static void ob_params(outbuf *b, json_t *params) {
+        if (params)
+                ob_value(b, params);
+        else
+                ob_put(b, "{}", 2);
 }
 
 char *osm_vl_format_call(const char *method, json_t *params, bool more, bool oneway, size_t *len) {
-        json_t *o = json_object();
-        if (!o)
-                return NULL;
-        json_object_set_new(o, "method", json_string(method));
-        json_object_set_new(o, "parameters", params ? json_incref(params) : json_object());
+        outbuf b = { 0 };
+        ob_put(&b, "{\"method\":", 10);
+        ob_string(&b, method, strlen(method));
+        ob_put(&b, ",\"parameters\":", 14);
+        ob_params(&b, params);
         if (more)
-                json_object_set_new(o, "more", json_true());
+                ob_put(&b, ",\"more\":true", 12);
         if (oneway)
-                json_object_set_new(o, "oneway", json_true());
-        return finish(o, len);
+                ob_put(&b, ",\"oneway\":true", 14);
+        ob_put(&b, "}", 1);
+        return ob_finish(&b, len);
 }
 
 char *osm_vl_format_reply(json_t *params, bool continues, size_t *len) {
-        json_t *o = json_object();
-        if (!o)
-                return NULL;
-        json_object_set_new(o, "parameters", params ? json_incref(params) : json_object());
+        outbuf b = { 0 };
+        ob_put(&b, "{\"parameters\":", 14);
+        ob_params(&b, params);
         if (continues)
-                json_object_set_new(o, "continues", json_true());
-        return finish(o, len);
+                ob_put(&b, ",\"continues\":true", 17);
+        ob_put(&b, "}", 1);
+        return ob_finish(&b, len);
 }
 
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len) {
-        json_t *o = json_object();
-        if (!o)
-                return NULL;
-        json_object_set_new(o, "error", json_string(error));
-        json_object_set_new(o, "parameters", params ? json_incref(params) : json_object());
-        return finish(o, len);
+        outbuf b = { 0 };
+        ob_put(&b, "{\"error\":", 9);
+        ob_string(&b, error, strlen(error));
+        ob_put(&b, ",\"parameters\":", 14);
+        ob_params(&b, params);
+        ob_put(&b, "}", 1);
+        return ob_finish(&b, len);
+}
+
+char *osm_vl_dump(json_t *v, size_t *len) {
+        outbuf b = { 0 };
+        ob_value(&b, v);
+        return ob_finish(&b, len);
 }
 
 bool osm_vl_split_method(const char *method, char *iface, size_t size, const char **member) {

@@ -18,6 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (size_t i = 0; i < osm_vl_n_interfaces; i++)
                         for (size_t k = 0; k < osm_vl_interfaces[i]->n_methods; k++)
                                 osm_vl_check_params(&osm_vl_interfaces[i]->methods[k], c.parameters, &bad);
+                /* our serializer must round-trip whatever jansson accepted */
+                size_t dl;
+                char *d = osm_vl_dump(c.root, &dl);
+                json_error_t e;
+                json_t *back = d ? json_loadb(d, dl - 1, 0, &e) : NULL;
+                if (d && (!back || !json_equal(back, c.root)))
+                        __builtin_trap();
+                json_decref(back);
+                free(d);
                 osm_vl_call_done(&c);
         }
         osm_vl_reply r;

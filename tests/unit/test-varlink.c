@@ -92,5 +92,25 @@ int main(void) {
                 all &= strstr(osm_vl_interfaces[i]->description, want) != NULL;
         }
         TAP_OK(all, "each compiled description contains its interface line");
+        /* Our serializer against jansson's parser: every kind, escapes, UTF-8, reals. */
+        json_t *v = json_pack("{s:s,s:s,s:I,s:I,s:f,s:f,s:f,s:b,s:b,s:n,s:[i,s,{}],s:{}}",
+                              "plain", "room 101", "esc", "q\"b\\s/\n\r\t\x01\x1f\x7f é ☃",
+                              "int", (json_int_t) -9223372036854775807LL, "big", (json_int_t) 9007199254740993LL,
+                              "real", 0.1, "whole", 3.0, "tiny", 1e-300, "t", 1, "f", 0, "nil",
+                              "arr", 1, "x", "obj");
+        size_t dl;
+        char *d = osm_vl_dump(v, &dl);
+        json_error_t je;
+        json_t *back = d ? json_loadb(d, dl - 1, 0, &je) : NULL;
+        TAP_OK(d && d[dl - 1] == 0 && strlen(d) == dl - 1, "dump ends with exactly one NUL");
+        TAP_OK(back && json_equal(v, back), "dump parses back to an equal value");
+        TAP_OK(back && json_is_real(json_object_get(back, "whole")), "a whole real stays a real");
+        TAP_OK(d && !strchr(d, '\n') && !strchr(d, 0x7f), "control characters and DEL are escaped");
+        free(d);
+        json_decref(back);
+        json_decref(v);
+        d = osm_vl_format_call("a.b.C", NULL, false, true, &dl);
+        TAP_OK(d && strcmp(d, "{\"method\":\"a.b.C\",\"parameters\":{},\"oneway\":true}") == 0, "call framing");
+        free(d);
         return tap_done();
 }

@@ -2,7 +2,7 @@
 #include "daemon/daemon.h"
 
 static void get_status(osm_call *call, json_t *params, void *userdata) {
-        osm_call_reply(call, osm_daemon_status(userdata), false);
+        osm_call_reply(call, osm_daemon_status(userdata, json_is_true(json_object_get(params, "details"))), false);
 }
 
 static void reload(osm_call *call, json_t *params, void *userdata) {
