@@ -43,7 +43,7 @@ received() { on b --json remote ls | jq '.[0].received'; }
 
 t0=$(now)
 on a federation enable --listen "127.0.0.1:$PA" >/dev/null
-while [ "$(received)" -lt "$N" ]; do sleep 0.02; done
+while [ "$(received)" -lt "$N" ]; do sleep 0.25; done
 t1=$(now)
 sync_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
 

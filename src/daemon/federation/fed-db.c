@@ -349,45 +349,44 @@ int fed_db_outbox_drop_oldest(fed_db *db, const char *remote, uint64_t n, uint64
         return 0;
 }
 
-int fed_db_outbox_peek(fed_db *db, const char *remote, unsigned max_records, size_t max_bytes,
-                       json_t **out, int64_t *last_seq, unsigned *n) {
+int fed_db_outbox_peek(fed_db *db, const char *remote, int64_t after_seq, unsigned max_records,
+                       size_t max_bytes, json_t **out, int64_t *first_seq, int64_t *last_seq, unsigned *n) {
         *out = NULL;
         *n = 0;
-        sqlite3_stmt *st = stmt(db, "SELECT collection FROM outbox WHERE remote = ? ORDER BY seq LIMIT 1");
+        sqlite3_stmt *st = stmt(db, "SELECT seq, collection, record_id, time_us, body FROM outbox"
+                                    " WHERE remote = ? AND seq > ? ORDER BY seq LIMIT ?");
         if (!st)
                 return -EIO;
         sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW) {
-                sqlite3_reset(st);
-                return 0;
-        }
-        _cleanup_free_ char *collection = strdup((const char *) sqlite3_column_text(st, 0));
-        sqlite3_reset(st);
-        if (!collection)
-                return -ENOMEM;
-
-        st = stmt(db, "SELECT seq, record_id, time_us, body FROM outbox WHERE remote = ? AND collection = ? ORDER BY seq LIMIT ?");
-        if (!st)
-                return -EIO;
-        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, after_seq);
         sqlite3_bind_int64(st, 3, max_records);
         _cleanup_json_ json_t *recs = json_array();
+        _cleanup_free_ char *collection = NULL;
         size_t bytes = 0;
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-                size_t blen = (size_t) sqlite3_column_bytes(st, 3);
+                const char *coll = (const char *) sqlite3_column_text(st, 1);
+                size_t blen = (size_t) sqlite3_column_bytes(st, 4);
+                /* A batch is a run of consecutive rows of one collection, so that its
+                 * acknowledgement is a plain range of sequence numbers. */
+                if (collection && strcmp(collection, coll) != 0)
+                        break;
                 if (*n > 0 && bytes + blen > max_bytes)
                         break;
+                if (!collection && !(collection = strdup(coll))) {
+                        sqlite3_reset(st);
+                        return -ENOMEM;
+                }
                 json_error_t jerr;
-                json_t *body = json_loadb((const char *) sqlite3_column_text(st, 3), blen,
-                                          JSON_DECODE_ANY, &jerr);
+                json_t *body = json_loadb((const char *) sqlite3_column_text(st, 4), blen, JSON_DECODE_ANY, &jerr);
                 if (!body)
                         body = json_null();   /* cannot happen: the store gave us valid JSON */
                 json_array_append_new(recs, json_pack("{s:s, s:I, s:o}",
-                                                      "id", (const char *) sqlite3_column_text(st, 1),
-                                                      "time", (json_int_t) sqlite3_column_int64(st, 2),
+                                                      "id", (const char *) sqlite3_column_text(st, 2),
+                                                      "time", (json_int_t) sqlite3_column_int64(st, 3),
                                                       "body", body));
+                if (*n == 0)
+                        *first_seq = sqlite3_column_int64(st, 0);
                 *last_seq = sqlite3_column_int64(st, 0);
                 bytes += blen;
                 (*n)++;
@@ -395,17 +394,19 @@ int fed_db_outbox_peek(fed_db *db, const char *remote, unsigned max_records, siz
         sqlite3_reset(st);
         if (r != SQLITE_DONE && r != SQLITE_ROW)
                 return -EIO;
+        if (*n == 0)
+                return 0;
         *out = json_pack("{s:s, s:O}", "collection", collection, "records", recs);
         return *out ? 0 : -ENOMEM;
 }
 
-int fed_db_outbox_ack(fed_db *db, const char *remote, const char *collection, int64_t upto_seq) {
-        sqlite3_stmt *st = stmt(db, "DELETE FROM outbox WHERE remote = ? AND collection = ? AND seq <= ?");
+int fed_db_outbox_ack(fed_db *db, const char *remote, int64_t first_seq, int64_t last_seq) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM outbox WHERE remote = ? AND seq BETWEEN ? AND ?");
         if (!st || begin(db) < 0)
                 return -EIO;
         sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, upto_seq);
+        sqlite3_bind_int64(st, 2, first_seq);
+        sqlite3_bind_int64(st, 3, last_seq);
         int r = step_done(st);
         return r < 0 ? r : sqlite3_changes(db->db);
 }

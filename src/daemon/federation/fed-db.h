@@ -45,13 +45,13 @@ int fed_db_share_high_water(fed_db *db, const char *collection, const char *remo
 int fed_db_outbox_add(fed_db *db, const char *remote, const char *collection, const char *id,
                       int64_t time_us, const char *body, bool *added);
 int fed_db_outbox_drop_oldest(fed_db *db, const char *remote, uint64_t n, uint64_t *dropped);
-/* Up to max_records / about max_bytes of the oldest records of one collection for remote
- * (the collection of the oldest queued record): *out is {collection, records:[{id,time,body}]},
- * *last_seq the sequence to acknowledge. *out NULL if nothing is queued. */
-int fed_db_outbox_peek(fed_db *db, const char *remote, unsigned max_records, size_t max_bytes,
-                       json_t **out, int64_t *last_seq, unsigned *n);
-/* Returns the number of rows removed or -errno. */
-int fed_db_outbox_ack(fed_db *db, const char *remote, const char *collection, int64_t upto_seq);
+/* The next batch for remote after sequence after_seq: up to max_records / about max_bytes
+ * consecutive records of one collection. *out is {collection, records:[{id,time,body}]} and
+ * [*first_seq, *last_seq] its range, or *out NULL if nothing is queued after after_seq. */
+int fed_db_outbox_peek(fed_db *db, const char *remote, int64_t after_seq, unsigned max_records,
+                       size_t max_bytes, json_t **out, int64_t *first_seq, int64_t *last_seq, unsigned *n);
+/* Remove an acknowledged batch. Returns the number of rows removed or -errno. */
+int fed_db_outbox_ack(fed_db *db, const char *remote, int64_t first_seq, int64_t last_seq);
 uint64_t fed_db_outbox_count(fed_db *db, const char *remote);
 int fed_db_outbox_clear(fed_db *db, const char *remote, const char *collection);
 

@@ -85,10 +85,41 @@ static void close_free(uv_handle_t *h) {
         free(h);
 }
 
+static bool remote_busy(const fed_remote *r) {
+        for (size_t i = 0; i < FED_WINDOW; i++)
+                if (r->slots[i].call)
+                        return true;
+        return false;
+}
+
+/* Free a slot and recompute how far the batches in flight reach. */
+static void slot_release(fed_slot *sl) {
+        fed_remote *r = sl->remote;
+        sl->call = NULL;
+        sl->audit_id = 0;
+        r->sent_upto = 0;
+        for (size_t i = 0; i < FED_WINDOW; i++)
+                if (r->slots[i].call && strcmp(r->slots[i].kind, "records") == 0)
+                        r->sent_upto = OSM_MAX(r->sent_upto, r->slots[i].last_seq);
+}
+
+/* Abort what is in flight (disable, removal); the audit says so. */
+static void remote_cancel(fed_remote *r, const char *status) {
+        for (size_t i = 0; i < FED_WINDOW; i++) {
+                fed_slot *sl = &r->slots[i];
+                if (!sl->call)
+                        continue;
+                fed_call_cancel(sl->call);
+                if (sl->audit_id > 0 && status)
+                        fed_db_audit_finish(r->f->db, sl->audit_id, 0, status);
+                slot_release(sl);
+        }
+}
+
 static void remote_free(fed_remote *r) {
         if (!r)
                 return;
-        fed_call_cancel(r->call);
+        remote_cancel(r, NULL);
         if (r->retry) {
                 uv_timer_stop(r->retry);
                 uv_close((uv_handle_t *) r->retry, close_free);
@@ -98,7 +129,6 @@ static void remote_free(fed_remote *r) {
         free(r->name);
         free(r->url);
         free(r->last_error);
-        free(r->batch_collection);
         free(r);
 }
 
@@ -108,6 +138,8 @@ static int remote_new(osm_federation *f, const char *name, const char *url, cons
         if (!r)
                 return -ENOMEM;
         r->f = f;
+        for (size_t i = 0; i < FED_WINDOW; i++)
+                r->slots[i].remote = r;
         r->name = strdup(name);
         r->url = strdup(url);
         r->retry = calloc(1, sizeof(*r->retry));
@@ -153,7 +185,7 @@ static const char *remote_state(const fed_remote *r) {
                 return "off";
         if (r->failing)
                 return "offline";
-        if (r->call)
+        if (remote_busy(r))
                 return "syncing";
         if (r->last_contact_us == 0)
                 return "never";
@@ -167,6 +199,8 @@ static void on_retry(uv_timer_t *t) {
 }
 
 static void remote_backoff(fed_remote *r) {
+        if (uv_is_active((uv_handle_t *) r->retry))
+                return;   /* another request of the window failed first */
         r->backoff_ms = r->backoff_ms ? OSM_MIN(r->backoff_ms * 2, FED_RETRY_MAX_MS) : FED_RETRY_MIN_MS;
         uv_timer_start(r->retry, on_retry, r->backoff_ms, 0);
 }
@@ -259,15 +293,18 @@ static void refusal_text(long status, const uint8_t *body, size_t len, char *buf
 
 static void on_remote_response(int res, long status, const uint8_t *body, size_t len, uint64_t sent,
                                void *userdata) {
-        fed_remote *r = userdata;
+        fed_slot *sl = userdata;
+        fed_remote *r = sl->remote;
         osm_federation *f = r->f;
-        r->call = NULL;
         f->bytes_out += sent;
-        const char *kind = r->call_kind;
-        _cleanup_free_ char *collection = steal_pointer(&r->batch_collection);
+        const char *kind = sl->kind;
+        int64_t aid = sl->audit_id, first = sl->first_seq, last = sl->last_seq;
+        uint8_t binding[16];
+        fed_box_binding(sl->sig, binding);
+        slot_release(sl);
 
         if (res < 0) {
-                fed_db_audit_finish(f->db, r->audit_id, (int64_t) sent, "failed");
+                fed_db_audit_finish(f->db, aid, (int64_t) sent, "failed");
                 remote_set_error(r, "%s: %s", kind, strerror(-res));
                 remote_backoff(r);
                 return;
@@ -275,28 +312,25 @@ static void on_remote_response(int res, long status, const uint8_t *body, size_t
         if (status != 200) {
                 char msg[256];
                 refusal_text(status, body, len, msg, sizeof(msg));
-                fed_db_audit_finish(f->db, r->audit_id, (int64_t) sent, "refused");
+                fed_db_audit_finish(f->db, aid, (int64_t) sent, "refused");
                 remote_set_error(r, "%s: %s", kind, msg);
                 remote_backoff(r);
                 return;
         }
-        uint8_t binding[16];
-        fed_box_binding(r->req_sig, binding);
         _cleanup_free_ uint8_t *pt = NULL;
         size_t pt_len;
         if (fed_box_open(r->box_key, binding, body, len, &pt, &pt_len) < 0) {
-                fed_db_audit_finish(f->db, r->audit_id, (int64_t) sent, "unverified");
+                fed_db_audit_finish(f->db, aid, (int64_t) sent, "unverified");
                 remote_set_error(r, "%s: the response could not be verified (wrong key or tampered)", kind);
                 remote_backoff(r);
                 return;
         }
-        fed_db_audit_finish(f->db, r->audit_id, (int64_t) sent, "sent");
+        fed_db_audit_finish(f->db, aid, (int64_t) sent, "sent");
         json_error_t jerr;
         _cleanup_json_ json_t *j = json_loadb((const char *) pt, pt_len, 0, &jerr);
 
         if (strcmp(kind, "records") == 0) {
-                json_t *acc = json_object_get(j, "accepted");
-                if (!json_is_integer(acc)) {
+                if (!json_is_integer(json_object_get(j, "accepted"))) {
                         remote_set_error(r, "records: malformed acknowledgement");
                         remote_backoff(r);
                         return;
@@ -304,7 +338,7 @@ static void on_remote_response(int res, long status, const uint8_t *body, size_t
                 /* Only what the remote acknowledged leaves the outbox: a crash or an outage
                  * before this line means the batch is sent again, and the remote's
                  * idempotent insert (ids unique per origin) drops the duplicates. */
-                int n = fed_db_outbox_ack(f->db, r->name, collection, r->batch_seq);
+                int n = fed_db_outbox_ack(f->db, r->name, first, last);
                 if (n > 0) {
                         r->queued = r->queued > (uint64_t) n ? r->queued - (uint64_t) n : 0;
                         r->sent += (uint64_t) n;
@@ -330,54 +364,65 @@ static void on_remote_response(int res, long status, const uint8_t *body, size_t
         remote_pump(r);
 }
 
-/* Start the next request for r if there is work, federation is on, nothing is in flight
- * and no retry is pending. */
+/* Fill r's window with requests while there is work, federation is on and no retry is
+ * pending. Batches go in outbox order; after a failure nothing new starts until the
+ * window has drained, and the next round starts again from the oldest unacknowledged. */
 static void remote_pump(fed_remote *r) {
         osm_federation *f = r->f;
-        if (!f->enabled || !f->client || r->call || uv_is_active((uv_handle_t *) r->retry))
+        if (!f->enabled || !f->client || uv_is_active((uv_handle_t *) r->retry))
                 return;
-        const char *kind;
-        const char *path;
-        _cleanup_free_ char *pt = NULL;
-        _cleanup_json_ json_t *batch = NULL;
-        unsigned n = 0;
-        if (r->queued > 0) {
-                int64_t last_seq = 0;
-                if (fed_db_outbox_peek(f->db, r->name, FED_BATCH_RECORDS, FED_BATCH_BYTES, &batch, &last_seq, &n) < 0) {
-                        remote_set_error(r, "cannot read the outbox");
+        for (size_t i = 0; i < FED_WINDOW; i++) {
+                fed_slot *sl = &r->slots[i];
+                if (sl->call)
+                        continue;
+                const char *kind, *path;
+                _cleanup_free_ char *pt = NULL;
+                _cleanup_json_ json_t *batch = NULL;
+                unsigned n = 0;
+                const char *collection = NULL;
+                if (r->queued > 0) {
+                        int64_t first = 0, last = 0;
+                        if (fed_db_outbox_peek(f->db, r->name, r->sent_upto, FED_BATCH_RECORDS, FED_BATCH_BYTES,
+                                               &batch, &first, &last, &n) < 0) {
+                                remote_set_error(r, "cannot read the outbox");
+                                remote_backoff(r);
+                                return;
+                        }
+                        if (!batch) {
+                                if (!remote_busy(r))
+                                        r->queued = 0;   /* the count drifted: trust the table */
+                                return;
+                        }
+                        kind = "records";
+                        path = "/v1/records";
+                        sl->first_seq = first;
+                        sl->last_seq = last;
+                        collection = json_string_value(json_object_get(batch, "collection"));
+                        pt = json_dumps(batch, JSON_COMPACT);
+                } else if (r->need_hello && !remote_busy(r)) {
+                        kind = "hello";
+                        path = "/v1/hello";
+                        _cleanup_json_ json_t *hello = json_pack("{s:s, s:s}", "space_id", f->d->space_id,
+                                                                 "name", f->d->cfg.name ?: "");
+                        pt = json_dumps(hello, JSON_COMPACT);
+                } else
+                        return;
+                if (!pt) {
                         remote_backoff(r);
                         return;
                 }
-                if (!batch || n == 0) {
-                        r->queued = 0;   /* the count drifted: trust the table */
+                sl->kind = kind;
+                sl->n = n;
+                int ret = send_signed(f, r, path, kind, pt, strlen(pt), r->box_key, collection, NULL,
+                                      (int64_t) n, on_remote_response, sl, &sl->call, &sl->audit_id, sl->sig);
+                if (ret < 0) {
+                        sl->call = NULL;
+                        remote_set_error(r, "%s: cannot send: %s", kind, strerror(-ret));
+                        remote_backoff(r);
                         return;
                 }
-                kind = "records";
-                path = "/v1/records";
-                r->batch_seq = last_seq;
-                r->batch_n = n;
-                free(r->batch_collection);
-                r->batch_collection = strdup(json_string_value(json_object_get(batch, "collection")));
-                pt = json_dumps(batch, JSON_COMPACT);
-        } else if (r->need_hello) {
-                kind = "hello";
-                path = "/v1/hello";
-                _cleanup_json_ json_t *hello = json_pack("{s:s, s:s}", "space_id", f->d->space_id,
-                                                         "name", f->d->cfg.name ?: "");
-                pt = json_dumps(hello, JSON_COMPACT);
-        } else
-                return;
-        if (!pt) {
-                remote_backoff(r);
-                return;
-        }
-        r->call_kind = kind;
-        int ret = send_signed(f, r, path, kind, pt, strlen(pt), r->box_key, r->batch_collection, NULL,
-                              (int64_t) n, on_remote_response, r, &r->call, &r->audit_id, r->req_sig);
-        if (ret < 0) {
-                r->call = NULL;
-                remote_set_error(r, "%s: cannot send: %s", kind, strerror(-ret));
-                remote_backoff(r);
+                if (strcmp(kind, "records") == 0)
+                        r->sent_upto = OSM_MAX(r->sent_upto, sl->last_seq);
         }
 }
 
@@ -699,7 +744,7 @@ static void srv_complete(fed_req *req, void *userdata) {
         r->last_contact_us = osm_now_real_us();
         /* The remote just proved it is up: whatever waits for it can go now rather than
          * at the end of its backoff. */
-        if (r->failing && !r->call) {
+        if (r->failing && !remote_busy(r)) {
                 uv_timer_stop(r->retry);
                 r->backoff_ms = 0;
                 r->need_hello = true;
@@ -747,13 +792,7 @@ static void fed_stop_network(osm_federation *f) {
         while (f->fetches)
                 fetch_fail(f->fetches, ERR_DISABLED, "federation was disabled");
         for (fed_remote *r = f->remotes; r; r = r->next) {
-                fed_call_cancel(r->call);
-                r->call = NULL;
-                free(r->batch_collection);
-                r->batch_collection = NULL;
-                if (r->audit_id > 0)
-                        fed_db_audit_finish(f->db, r->audit_id, 0, "cancelled");
-                r->audit_id = 0;
+                remote_cancel(r, "cancelled");
                 uv_timer_stop(r->retry);
                 r->backoff_ms = 0;
         }
@@ -1297,8 +1336,7 @@ static void m_remove_remote(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         fed_remote *r = *pr;
-        if (r->audit_id > 0 && r->call)
-                fed_db_audit_finish(f->db, r->audit_id, 0, "cancelled");
+        remote_cancel(r, "cancelled");
         if (fed_db_remote_rm(f->db, name) < 0) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot remove the remote from federation.db");
                 return;

@@ -24,6 +24,18 @@ typedef struct fed_fetch fed_fetch;
 typedef struct fed_watch fed_watch;
 typedef struct fed_catchup fed_catchup;
 
+#define FED_WINDOW 2   /* requests in flight per remote */
+
+typedef struct fed_slot {
+        fed_remote *remote;
+        fed_call *call;                 /* NULL: the slot is free */
+        const char *kind;               /* "hello" or "records" */
+        int64_t first_seq, last_seq;    /* the batch's outbox range */
+        unsigned n;
+        int64_t audit_id;
+        uint8_t sig[OSM_SIG_BYTES];     /* the request's signature: the response is bound to it */
+} fed_slot;
+
 struct fed_remote {
         struct osm_federation *f;
         char *name;
@@ -40,14 +52,10 @@ struct fed_remote {
         uint64_t queued;                /* records in the outbox */
         uint64_t dropped, sent, received; /* since start (the db keeps totals) */
 
-        /* the one request in flight */
-        fed_call *call;
-        char *batch_collection;
-        int64_t batch_seq;
-        unsigned batch_n;
-        int64_t audit_id;
-        uint8_t req_sig[OSM_SIG_BYTES];
-        const char *call_kind;
+        /* requests in flight: batches are pipelined so that preparing the next one
+         * overlaps the remote storing the last */
+        fed_slot slots[FED_WINDOW];
+        int64_t sent_upto;              /* the highest sequence in flight, 0 if none */
 
         uv_timer_t *retry;
         uint64_t backoff_ms;
