@@ -42,7 +42,8 @@ fi
 # Each protection the sandbox allows is on (dropping one would also move the score,
 # but say which).
 for setting in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
-        ProtectKernelModules=yes LockPersonality=yes MemoryDenyWriteExecute=yes \
+        ProtectKernelModules=yes ProtectKernelTunables=yes ProtectKernelLogs=yes \
+        PrivateMounts=yes ProtectProc=invisible LockPersonality=yes MemoryDenyWriteExecute=yes \
         SystemCallArchitectures=native RestrictRealtime=yes RestrictSUIDSGID=yes \
         'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6'; do
     grep -qx "$setting" "$T/units/osmosed.service"
