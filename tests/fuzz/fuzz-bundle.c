@@ -37,12 +37,18 @@ static void empty_dir(int dirfd) {
         closedir(d);
 }
 
+static char path[64];
+
+static void remove_scratch(void) {
+        rmdir(path);   /* emptied after every input */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static int scratch = -1;
-        static char path[64];
         if (scratch < 0) {
                 snprintf(path, sizeof path, "/tmp/osm-fuzz-bundle-%d", (int) getpid());
                 mkdir(path, 0700);
+                atexit(remove_scratch);
                 scratch = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (scratch < 0)
                         return 0;

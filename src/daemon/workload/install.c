@@ -66,6 +66,23 @@ static void job_free(install_job *j) {
         free(j);
 }
 
+/* A private, unnamed file in dir: O_TMPFILE, or where the file system lacks it, a
+ * mkstemp'd file unlinked at once. Returns the fd or -errno. */
+static int private_file(const char *dir) {
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+                return fd >= 0 ? fd : -errno;
+        char *p;
+        if (asprintf(&p, "%s/.tmp-XXXXXX", dir) < 0)
+                return -ENOMEM;
+        fd = mkostemp(p, O_CLOEXEC);
+        int r = fd < 0 ? -errno : fd;
+        if (fd >= 0)
+                unlink(p);
+        free(p);
+        return r;
+}
+
 /* ---- fetching (thread pool) ------------------------------------------------------------- */
 
 typedef struct fetch_sink {
@@ -92,9 +109,10 @@ static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userdata)
 
 /* Fetch j->url into a new private file; returns its fd (offset 0) or -1 with j->err set. */
 static int fetch(install_job *j) {
-        _cleanup_close_ int fd = open(j->w->bundles_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        _cleanup_close_ int fd = private_file(j->w->bundles_dir);
         if (fd < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %m", j->w->bundles_dir);
+                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %s", j->w->bundles_dir,
+                         strerror(-fd));
                 return -1;
         }
         CURL *c = curl_easy_init();
@@ -145,9 +163,10 @@ static void phase1(install_job *j) {
                 if (j->src_fd < 0)
                         return;
         }
-        j->tmp_fd = open(w->bundles_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        j->tmp_fd = private_file(w->bundles_dir);
         if (j->tmp_fd < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %m", w->bundles_dir);
+                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %s", w->bundles_dir,
+                         strerror(-j->tmp_fd));
                 return;
         }
         char why[512];

@@ -230,7 +230,7 @@ static void finish_waiters(wl_instance *i) {
 
 static void db_record_end(wl_instance *i) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(i->w->db, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?, restarts = ?,"
+        if (sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?, restarts = ?,"
                                " error = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
                 return;
         sqlite3_bind_int64(st, 1, i->ended_us);
@@ -243,7 +243,7 @@ static void db_record_end(wl_instance *i) {
                 sqlite3_bind_text(st, 5, i->error, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, i->id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
-                log_warning("workloads db: recording the end of %s: %s", i->id, sqlite3_errmsg(i->w->db));
+                log_warning("workloads db: recording the end of %s: %s", i->id, sqlite3_errmsg(i->w->hist));
         sqlite3_finalize(st);
 }
 
@@ -737,14 +737,14 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         /* The id: the workload's name and a sequence number unique in this state dir. */
         sqlite3_stmt *st = NULL;
         i->started_us = osm_now_real_us();
-        if (sqlite3_prepare_v2(w->db, "INSERT INTO instances(name, version, bundle_id, started) VALUES(?,?,?,?)",
+        if (sqlite3_prepare_v2(w->hist, "INSERT INTO instances(name, version, bundle_id, started) VALUES(?,?,?,?)",
                                -1, &st, NULL) == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, i->workload, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 2, i->version);
                 sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 4, i->started_us);
                 if (sqlite3_step(st) == SQLITE_DONE &&
-                    asprintf(&i->id, "%s-%lld", i->workload, (long long) sqlite3_last_insert_rowid(w->db)) < 0)
+                    asprintf(&i->id, "%s-%lld", i->workload, (long long) sqlite3_last_insert_rowid(w->hist)) < 0)
                         i->id = NULL;
         }
         sqlite3_finalize(st);
@@ -755,9 +755,9 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         }
         {
                 sqlite3_stmt *up = NULL;
-                if (sqlite3_prepare_v2(w->db, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) == SQLITE_OK) {
+                if (sqlite3_prepare_v2(w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) == SQLITE_OK) {
                         sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(up, 2, sqlite3_last_insert_rowid(w->db));
+                        sqlite3_bind_int64(up, 2, sqlite3_last_insert_rowid(w->hist));
                         sqlite3_step(up);
                 }
                 sqlite3_finalize(up);

@@ -102,7 +102,9 @@ typedef struct wl_instance {
 
 typedef struct osm_workloads {
         osm_daemon *d;
-        sqlite3 *db;
+        sqlite3 *db;              /* workloads, grants, history: synchronous=FULL */
+        sqlite3 *hist;            /* the same file, for instance records: synchronous=NORMAL
+                                   * (a record may be lost in a power cut; no fsync per run) */
         char *state_dir;
         char *trust_dir;
         char *bundles_dir;

@@ -594,6 +594,8 @@ static void workloads_free(osm_workloads *w) {
                 w->workloads = wl->next;
                 workload_free(wl);
         }
+        if (w->hist)
+                sqlite3_close(w->hist);
         if (w->db)
                 sqlite3_close(w->db);
         free(w->state_dir);
@@ -655,6 +657,13 @@ static int workloads_start(osm_daemon *d) {
                 workloads_free(w);
                 return r < 0 ? r : -EIO;
         }
+        if (sqlite3_open_v2(dbpath, &w->hist, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+            sqlite3_exec(w->hist, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+                log_error("workloads: opening %s: %s", dbpath, w->hist ? sqlite3_errmsg(w->hist) : "out of memory");
+                workloads_free(w);
+                return -EIO;
+        }
+        sqlite3_busy_timeout(w->hist, 1000);
         /* Instances of an earlier run that ended with the daemon. */
         wl_db_exec(w, "UPDATE instances SET ended = coalesce(ended, started) WHERE ended IS NULL");
         wl_gc_bundles(w);
