@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Remove everything under dirfd (the scratch tree holds only what unpack made). */
 static void empty_dir(int dirfd) {
-        int fd = dup(dirfd);
+        /* a new open file description: a dup would share the offset of the last readdir */
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         if (!d) {
                 osm_close(fd);
