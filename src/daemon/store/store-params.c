@@ -1,5 +1,6 @@
 /* store-params.c: checks of io.osmose.Store call parameters beyond their Varlink types. */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "osmose/util.h"
@@ -150,3 +151,33 @@ int osm_store_parse_retention(json_t *params, const char **collection, osm_store
         ret->max_bytes = (uint64_t) bytes;
         return 0;
 }
+
+bool osm_store_id_valid(const char *id) {
+        /* "<16 hex>-<decimal>": an origin space's prefix and its sequence number */
+        size_t n = strlen(id);
+        if (n < 18 || n >= OSM_STORE_MAX_ID || id[16] != '-')
+                return false;
+        for (size_t i = 0; i < 16; i++)
+                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+                        return false;
+        for (size_t i = 17; i < n; i++)
+                if (id[i] < '0' || id[i] > '9')
+                        return false;
+        return n - 17 <= 19;
+}
+
+/* Cursor: "<ts>.<seq>" of the last record returned. */
+int osm_store_parse_cursor(const char *c, int64_t *ts, int64_t *seq) {
+        char tmp[64];
+        if (strlen(c) >= sizeof(tmp))
+                return -EINVAL;
+        strcpy(tmp, c);
+        char *dot = strchr(tmp, '.');
+        if (!dot)
+                return -EINVAL;
+        *dot = 0;
+        if (osm_parse_i64(tmp, ts) < 0 || osm_parse_i64(dot + 1, seq) < 0)
+                return -EINVAL;
+        return 0;
+}
+

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "daemon/store/store.h"
 
@@ -18,3 +20,7 @@ int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **w
 /* SetRetention: *why is the offending parameter's name. */
 int osm_store_parse_retention(json_t *params, const char **collection, osm_store_retention *ret,
                               const char **why);
+/* A record id from another space: "<16 hex digits>-<decimal sequence>". */
+bool osm_store_id_valid(const char *id);
+/* A query cursor "<time>.<sequence>". Returns 0 or -EINVAL. */
+int osm_store_parse_cursor(const char *c, int64_t *ts, int64_t *seq);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon/store/store-internal.h"
+#include "daemon/store/store-params.h"
 
 #define BATCH_MAX_OPS     8192          /* ops in one transaction at most */
 #define BATCH_MAX_BYTES   (16u << 20)   /* body bytes in one transaction at most */
@@ -872,20 +873,6 @@ void osm_store_close(osm_store *s) {
 
 /* ---- puts ---- */
 
-static bool rid_valid(const char *id) {
-        /* "<16 hex>-<decimal>": an origin space's prefix and its sequence number */
-        size_t n = strlen(id);
-        if (n < 18 || n >= OSM_STORE_MAX_ID || id[16] != '-')
-                return false;
-        for (size_t i = 0; i < 16; i++)
-                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-                        return false;
-        for (size_t i = 17; i < n; i++)
-                if (id[i] < '0' || id[i] > '9')
-                        return false;
-        return n - 17 <= 19;
-}
-
 static bool writer_valid(const char *w) {
         size_t n = strnlen(w, OSM_STORE_MAX_WRITER + 1);
         if (n == 0 || n > OSM_STORE_MAX_WRITER)
@@ -908,7 +895,7 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
                 *why = "invalid writer";
                 return -EINVAL;
         }
-        if (req->id && !rid_valid(req->id)) {
+        if (req->id && !osm_store_id_valid(req->id)) {
                 *why = "invalid record id: expected <16 hex digits>-<sequence>";
                 return -EINVAL;
         }
@@ -1025,21 +1012,6 @@ typedef struct query_work {
         bool more;
         char buf[];
 } query_work;
-
-/* Cursor: "<ts>.<seq>" of the last record returned. */
-static int parse_cursor(const char *c, int64_t *ts, int64_t *seq) {
-        char tmp[64];
-        if (strlen(c) >= sizeof(tmp))
-                return -EINVAL;
-        strcpy(tmp, c);
-        char *dot = strchr(tmp, '.');
-        if (!dot)
-                return -EINVAL;
-        *dot = 0;
-        if (osm_parse_i64(tmp, ts) < 0 || osm_parse_i64(dot + 1, seq) < 0)
-                return -EINVAL;
-        return 0;
-}
 
 static json_t *record_json(const char *origin, sqlite3_stmt *st, const char *coll, size_t *bytes) {
         int64_t seq = sqlite3_column_int64(st, 0);
@@ -1169,7 +1141,7 @@ int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_
         if (!w)
                 return -ENOMEM;
         if (q->cursor) {
-                if (parse_cursor(q->cursor, &w->cur_ts, &w->cur_seq) < 0) {
+                if (osm_store_parse_cursor(q->cursor, &w->cur_ts, &w->cur_seq) < 0) {
                         free(w);
                         return -EINVAL;
                 }
