@@ -93,6 +93,8 @@ int main(void) {
         uint8_t n[FED_NONCE_BYTES] = { 1 };
         eq(fed_nonce_cache_insert(c, a.pk, n, 0), 0, "first nonce accepted");
         eq(fed_nonce_cache_insert(c, a.pk, n, 10), -EEXIST, "replayed nonce refused");
+        TAP_OK(fed_nonce_cache_contains(c, a.pk, n, 10), "contains: a seen nonce");
+        TAP_OK(!fed_nonce_cache_contains(c, evil.pk, n, 10), "contains: not the same nonce of another sender");
         eq(fed_nonce_cache_insert(c, b.pk, n, 10), 0, "same nonce from another sender accepted");
         for (int i = 2; i <= 3; i++) {
                 n[0] = (uint8_t) i;

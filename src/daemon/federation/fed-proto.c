@@ -271,24 +271,51 @@ static void nonce_expire(fed_nonce_cache *c, uint64_t now_us) {
         }
 }
 
+static void nonce_key(const uint8_t pk[OSM_PUBKEY_BYTES], const uint8_t nonce[FED_NONCE_BYTES],
+                      uint8_t key[16]) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, 16);
+        crypto_generichash_update(&st, pk, OSM_PUBKEY_BYTES);
+        crypto_generichash_update(&st, nonce, FED_NONCE_BYTES);
+        crypto_generichash_final(&st, key, 16);
+}
+
+/* The index position holding key, or of the empty slot where it would go. */
+static size_t nonce_find(const fed_nonce_cache *c, const uint8_t key[16], bool *found) {
+        size_t mask = c->index_size - 1;
+        size_t i = nonce_slot(c, key);
+        *found = false;
+        while (c->index[i] != 0) {
+                if (memcmp(c->ring[c->index[i] - 1].key, key, 16) == 0) {
+                        *found = true;
+                        break;
+                }
+                i = (i + 1) & mask;
+        }
+        return i;
+}
+
+bool fed_nonce_cache_contains(fed_nonce_cache *c, const uint8_t pk[OSM_PUBKEY_BYTES],
+                              const uint8_t nonce[FED_NONCE_BYTES], uint64_t mono_us) {
+        if (!c)
+                return false;
+        uint8_t key[16];
+        nonce_key(pk, nonce, key);
+        nonce_expire(c, mono_us);
+        bool found;
+        nonce_find(c, key, &found);
+        return found;
+}
+
 int fed_nonce_cache_insert(fed_nonce_cache *c, const uint8_t pk[OSM_PUBKEY_BYTES],
                            const uint8_t nonce[FED_NONCE_BYTES], uint64_t mono_us) {
         uint8_t key[16];
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, NULL, 0, sizeof(key));
-        crypto_generichash_update(&st, pk, OSM_PUBKEY_BYTES);
-        crypto_generichash_update(&st, nonce, FED_NONCE_BYTES);
-        crypto_generichash_final(&st, key, sizeof(key));
-
+        nonce_key(pk, nonce, key);
         nonce_expire(c, mono_us);
-
-        size_t mask = c->index_size - 1;
-        size_t i = nonce_slot(c, key);
-        while (c->index[i] != 0) {
-                if (memcmp(c->ring[c->index[i] - 1].key, key, sizeof(key)) == 0)
-                        return -EEXIST;
-                i = (i + 1) & mask;
-        }
+        bool found;
+        size_t i = nonce_find(c, key, &found);
+        if (found)
+                return -EEXIST;
         if (c->count == c->capacity)
                 return -ENOSPC;
         size_t slot = (c->head + c->count) % c->capacity;

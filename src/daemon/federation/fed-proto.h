@@ -115,6 +115,9 @@ fed_nonce_cache *fed_nonce_cache_free(fed_nonce_cache *c);
  * forgetting a live nonce would open a replay). */
 int fed_nonce_cache_insert(fed_nonce_cache *c, const uint8_t pk[OSM_PUBKEY_BYTES],
                            const uint8_t nonce[FED_NONCE_BYTES], uint64_t mono_us);
+/* Has (pk, nonce) been seen inside its lifetime? Does not insert. */
+bool fed_nonce_cache_contains(fed_nonce_cache *c, const uint8_t pk[OSM_PUBKEY_BYTES],
+                              const uint8_t nonce[FED_NONCE_BYTES], uint64_t mono_us);
 size_t fed_nonce_cache_size(const fed_nonce_cache *c);
 
 /* --- payload encryption ---

@@ -452,10 +452,44 @@ typedef struct srv_ctx {
         fed_req *req;
         fed_auth auth;
         char remote[128];
+        bool counted;             /* counted in the remote's uploads until the body is in */
         /* an inbound push waiting for the store */
         unsigned pending, accepted, duplicates, rejected, transient;
         bool answered;
 } srv_ctx;
+
+/* One audit row per refusal up to FED_REFUSAL_ROWS a minute; past that a flood is summed
+ * into one row when the minute ends, so that every byte is still accounted for but a
+ * flood cannot grow the audit without bound. */
+static void audit_refusal(osm_federation *f, const char *who, const char *peer, const char *why, size_t len) {
+        uint64_t now = osm_now_mono_us();
+        if (now - f->refusal_window_us > 60 * 1000000ULL) {
+                if (f->refusal_skipped) {
+                        char what[64];
+                        snprintf(what, sizeof(what), "%" PRIu64 " more refusals", f->refusal_skipped);
+                        fed_audit_entry sum = {
+                                .time_us = osm_now_real_us(), .peer = "(various)", .direction = "response",
+                                .kind = "refusal", .collection = what,
+                                .bytes = (int64_t) f->refusal_skipped_bytes, .status = "served",
+                        };
+                        fed_db_audit_add(f->db, &sum);
+                }
+                f->refusal_window_us = now;
+                f->refusal_rows = 0;
+                f->refusal_skipped = f->refusal_skipped_bytes = 0;
+        }
+        if (f->refusal_rows >= FED_REFUSAL_ROWS) {
+                f->refusal_skipped++;
+                f->refusal_skipped_bytes += len;
+                return;
+        }
+        f->refusal_rows++;
+        fed_audit_entry e = {
+                .time_us = osm_now_real_us(), .remote = who, .peer = peer, .direction = "response",
+                .kind = "refusal", .collection = why, .bytes = (int64_t) len, .status = "served",
+        };
+        fed_db_audit_add(f->db, &e);
+}
 
 static void respond_refusal(osm_federation *f, fed_req *req, const char *who, fed_refusal why,
                             const char *detail) {
@@ -468,12 +502,7 @@ static void respond_refusal(osm_federation *f, fed_req *req, const char *who, fe
         size_t len = body ? strlen(body) : 0;
         /* Refusals carry no data of this space, but they leave it too: audited, without
          * forcing a sync (an unauthenticated flood must not buy fsyncs). */
-        fed_audit_entry e = {
-                .time_us = osm_now_real_us(), .remote = who, .peer = fed_req_peer(req),
-                .direction = "response", .kind = "refusal", .collection = fed_refusal_name(why),
-                .bytes = (int64_t) len, .status = "served",
-        };
-        fed_db_audit_add(f->db, &e);
+        audit_refusal(f, who, fed_req_peer(req), fed_refusal_name(why), len);
         fed_req_respond(req, fed_refusal_http(why), "application/json", (uint8_t *) body, len);
 }
 
@@ -548,20 +577,38 @@ static int srv_begin(fed_req *req, void *userdata) {
         }
         if (rr == FED_OK && fed_req_too_large(req))
                 rr = FED_TOO_LARGE;
+        /* A captured request replayed is refused before its body is read (the nonce is
+         * recorded only once a signature holds, in srv_complete). */
+        if (rr == FED_OK && fed_nonce_cache_contains(f->nonces, ctx->auth.from_pk, ctx->auth.nonce, osm_now_mono_us()))
+                rr = FED_REPLAYED;
+        if (rr == FED_OK && r->uploads >= FED_MAX_UPLOADS)
+                rr = FED_BUSY;
         if (rr != FED_OK) {
                 respond_refusal(f, req, r ? r->name : NULL, rr, why);
                 free(ctx);
                 return 1;
         }
         snprintf(ctx->remote, sizeof(ctx->remote), "%s", r->name);
+        r->uploads++;
+        ctx->counted = true;
         fed_req_set_data(req, ctx);
         return 0;
+}
+
+static void upload_done(osm_federation *f, srv_ctx *ctx) {
+        if (!ctx->counted)
+                return;
+        ctx->counted = false;
+        fed_remote *r = remote_by_name(f, ctx->remote);
+        if (r && r->uploads > 0)
+                r->uploads--;
 }
 
 static void srv_gone(fed_req *req, void *userdata) {
         srv_ctx *ctx = fed_req_data(req);
         if (!ctx)
                 return;
+        upload_done(userdata, ctx);
         fed_req_set_data(req, NULL);
         ctx->req = NULL;
         if (ctx->pending == 0)
@@ -701,6 +748,7 @@ static void serve_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remo
 static void srv_complete(fed_req *req, void *userdata) {
         osm_federation *f = userdata;
         srv_ctx *ctx = fed_req_data(req);
+        upload_done(f, ctx);
         if (fed_req_too_large(req)) {
                 fed_req_set_data(req, NULL);
                 respond_refusal(f, req, ctx->remote, FED_TOO_LARGE, NULL);

@@ -18,6 +18,8 @@
 #define FED_RETRY_MIN_MS    500
 #define FED_RETRY_MAX_MS    15000
 #define FED_AUDIT_MAX_ROWS  1000000
+#define FED_REFUSAL_ROWS    100             /* refusal audit rows per minute; the rest summed */
+#define FED_MAX_UPLOADS     4               /* bodies being received from one remote at once */
 
 typedef struct fed_remote fed_remote;
 typedef struct fed_fetch fed_fetch;
@@ -60,6 +62,8 @@ struct fed_remote {
         uv_timer_t *retry;
         uint64_t backoff_ms;
 
+        unsigned uploads;               /* requests of this remote being received */
+
         /* inbound rate limit (token bucket) */
         double tokens;
         uint64_t tokens_mono_us;
@@ -86,5 +90,9 @@ typedef struct osm_federation {
         uint64_t requests_in, requests_refused, requests_out, bytes_out, connections_out;
         uint64_t refused[_FED_REFUSAL_MAX];
         uint64_t log_window_us;
+        /* refusal audit rows: at most FED_REFUSAL_ROWS a minute, the rest summed up */
+        uint64_t refusal_window_us;
+        unsigned refusal_rows;
+        uint64_t refusal_skipped, refusal_skipped_bytes;
         unsigned log_in_window, log_suppressed;
 } osm_federation;
