@@ -190,8 +190,51 @@ static const char *const *inst_grants(api_inst *in) {
 #endif
 }
 
+/* A refused call is answered only after the delay it is told to wait: a client that calls
+ * in a loop is slowed to the rate instead of making the daemon spin on refusals (calls
+ * on one connection run one at a time, and connections per instance are bounded). */
+typedef struct refusal {
+        uv_timer_t timer;
+        osm_call *call;
+        json_t *params;
+} refusal;
+
+static void on_refusal_closed(uv_handle_t *h) {
+        refusal *rf = h->data;
+        json_decref(rf->params);
+        free(rf);
+}
+
+static void on_refusal_timer(uv_timer_t *t) {
+        refusal *rf = t->data;
+        osm_call *call = rf->call;
+        osm_call_set_cancel(call, NULL, NULL);
+        osm_call_error(call, ERR_RATE, steal_pointer(&rf->params));
+        uv_close((uv_handle_t *) &rf->timer, on_refusal_closed);
+}
+
+static void refusal_cancel(osm_call *c, void *userdata) {
+        refusal *rf = userdata;
+        uv_close((uv_handle_t *) &rf->timer, on_refusal_closed);
+}
+
+static void refuse_later(api_inst *in, osm_call *call, int64_t delay_ms, json_t *params) {
+        refusal *rf = calloc(1, sizeof *rf);
+        if (!rf) {
+                osm_call_error(call, ERR_RATE, params);
+                return;
+        }
+        rf->call = call;
+        rf->params = params;
+        uv_timer_init(in->api->d->loop, &rf->timer);
+        rf->timer.data = rf;
+        osm_call_set_cancel(call, refusal_cancel, rf);
+        uv_timer_start(&rf->timer, on_refusal_timer, (uint64_t) OSM_MIN(delay_ms, 1000), 0);
+}
+
 /* Admit a call: the instance still runs, and its token bucket has a token. On refusal
- * the call is finished with an error and NULL returned; else the current grants. */
+ * the call is finished with an error (a RateLimited one after its delay) and NULL
+ * returned; else the current grants. */
 static const char *const *api_enter(osm_call *call, api_inst *in) {
         const osm_config *cfg = &in->api->d->cfg;
         in->calls++;
@@ -201,12 +244,13 @@ static const char *const *api_enter(osm_call *call, api_inst *in) {
         in->refill_us = now;
         if (in->tokens < 1.0) {
                 in->refused++;
-                int64_t retry_ms = (int64_t) ceil((1.0 - in->tokens) * 1000.0 / rate);
+                int64_t retry_ms = OSM_MAX((int64_t) ceil((1.0 - in->tokens) * 1000.0 / rate), 1);
                 char msg[160];
                 snprintf(msg, sizeof msg, "more than %" PRIu64 " calls per second (burst %" PRIu64 "); retry in %" PRId64 " ms",
                          cfg->api_calls_per_second, cfg->api_burst, retry_ms);
-                osm_call_error(call, ERR_RATE, json_pack("{s:I, s:I, s:s}", "limit", (json_int_t) cfg->api_calls_per_second,
-                                                         "retry_after", (json_int_t) OSM_MAX(retry_ms, 1), "message", msg));
+                refuse_later(in, call, retry_ms,
+                             json_pack("{s:I, s:I, s:s}", "limit", (json_int_t) cfg->api_calls_per_second,
+                                       "retry_after", (json_int_t) retry_ms, "message", msg));
                 return NULL;
         }
         in->tokens -= 1.0;
