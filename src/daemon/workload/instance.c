@@ -163,7 +163,8 @@ static int add_waiter(wl_instance *i, osm_call *call, int kind, uint64_t pos) {
         return 0;
 }
 
-/* Send new log bytes to the followers; with final, end their streams. */
+/* Send new log bytes to the followers; with final, end their streams. A follower whose
+ * reply failed is left alone: its cancel callback unlinks and frees it (server.h). */
 static void feed_followers(wl_instance *i, bool final) {
         for (wl_waiter **pp = &i->waiters; *pp;) {
                 wl_waiter *wt = *pp;
@@ -171,22 +172,18 @@ static void feed_followers(wl_instance *i, bool final) {
                         pp = &wt->next;
                         continue;
                 }
-                bool gone = false;
-                while (wt->log_pos < i->log_total && !gone) {
+                while (!wt->dead && wt->log_pos < i->log_total) {
                         uint64_t dropped;
                         json_t *data = log_read(i, &wt->log_pos, LOGS_MAX_REPLY, &dropped);
                         json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
                         if (dropped)
                                 json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
-                        gone = osm_call_reply(wt->call, p, true) < 0;
+                        wt->dead = osm_call_reply(wt->call, p, true) < 0;
                 }
-                if (final && !gone) {
+                if (final) {
+                        /* A final reply finishes the call (and it gets no cancel), gone or not. */
                         osm_call_set_cancel(wt->call, NULL, NULL);
                         osm_call_reply(wt->call, json_pack("{s:s}", "data", ""), false);
-                        gone = true;
-                }
-                if (gone) {
-                        /* the call is finished (or its client gone and the call freed) */
                         *pp = wt->next;
                         free(wt);
                 } else
@@ -851,8 +848,11 @@ static void method_logs(osm_call *call, json_t *params, void *userdata) {
                 if (dropped)
                         json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
                 bool last = pos >= i->log_total;
-                if (osm_call_reply(call, p, !last) < 0)
+                if (osm_call_reply(call, p, !last) < 0) {
+                        if (!last)   /* the client has gone: finish the call now */
+                                osm_call_reply(call, NULL, false);
                         return;
+                }
                 sent_any = last;
         } while (!sent_any);
 }

@@ -56,6 +56,8 @@ typedef struct wl_waiter {
         osm_call *call;
         int kind;                 /* WL_WAIT_RUN, WL_WAIT_STOP, WL_WAIT_LOGS */
         uint64_t log_pos;         /* logs: next byte to send */
+        bool dead;                /* a reply failed: the client has gone; the cancel
+                                   * callback (waiter_cancel) frees it soon */
         struct wl_instance *inst;
 } wl_waiter;
 

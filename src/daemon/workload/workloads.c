@@ -549,6 +549,11 @@ int osm_workloads_instance_info(osm_workloads *w, const char *instance_id, const
         return 0;
 }
 
+const osm_manifest *osm_workloads_instance_manifest(osm_workloads *w, const char *instance_id) {
+        wl_instance *i = w ? live_instance(w, instance_id) : NULL;
+        return i ? i->manifest : NULL;
+}
+
 bool osm_workloads_instance_granted(osm_workloads *w, const char *instance_id, const char *capability) {
         const char *const *g;
         if (osm_workloads_instance_info(w, instance_id, NULL, &g) < 0)

@@ -16,6 +16,12 @@ extern const struct osm_subsystem osm_workloads_subsystem;
 int osm_workloads_instance_info(struct osm_workloads *w, const char *instance_id,
                                 const char **workload, const char *const **grants);
 
+/* The manifest the instance was started from (its own copy: an upgrade of the workload
+ * does not change it). Borrowed, valid while the instance lives; NULL if unknown/ended. */
+struct osm_manifest;
+#define OSM_WORKLOADS_HAVE_INSTANCE_MANIFEST 1
+const struct osm_manifest *osm_workloads_instance_manifest(struct osm_workloads *w, const char *instance_id);
+
 /* Does the instance's workload hold exactly this grant now? */
 bool osm_workloads_instance_granted(struct osm_workloads *w, const char *instance_id,
                                     const char *capability);
