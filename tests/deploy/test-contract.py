@@ -201,6 +201,22 @@ def main():
         undocumented = sorted(o for o in opts if "*%s*" % o not in documented.get(c, ""))
         ok(not undocumented, "osmosectl(1) documents the options of '%s'" % c, "missing: %s" % undocumented)
 
+    # -- capabilities: what `install --help` lists after --grant, as name prefixes.
+    ihelp = run(OSMOSECTL, "install", "--help").stdout
+    m = re.search(r"--grant CAP\s+.*?:\s*(.*?)\n\s*--", ihelp, re.S)
+    if m:
+        caps = {re.match(r"[a-z:/]*[a-z:/]", t.strip()).group(0)
+                for t in re.split(r",\s*", m.group(1).replace("\n", " ")) if t.strip()}
+        r = run("bash", "-c", 'source "$1"; complete -p osmosectl >/dev/null; '
+                'declare -f _osmosectl | grep -A1 -e "--grant)" | sed -n "s/.*compgen -W \\"\\([^\\"]*\\)\\".*/\\1/p"',
+                "bash", COMPLETION)
+        same(caps, set(r.stdout.split()), "completion of --grant offers the capabilities install --help lists")
+        man_caps = re.sub(r"[*\\]|_(?=[A-Z_])|(?<=[A-Z])_", "", scd_section(man1, "CAPABILITIES"))
+        missing = sorted(c for c in caps if c not in man_caps)
+        ok(not missing, "osmosectl(1) CAPABILITIES documents %s" % sorted(caps), "missing: %s" % missing)
+    else:
+        skip("capabilities match", "install --help lists no capabilities after --grant")
+
     # -- global options of osmosectl.
     glob = long_options(help_text.split("Commands:")[0])
     same(glob, comp_glob, "completion offers osmosectl's global options")
