@@ -2,7 +2,8 @@
 # systemd-container.sh: install the osmose .deb on a real systemd (PID 1 of a throwaway
 # container) and check what a gateway would do with it: the group, the units enabled and
 # started (Type=notify), socket activation, restart and reload, the watchdog, access by
-# group, the real sandbox test under osmosed.service's own hardening, and purge.
+# group, the real sandbox test under osmosed.service's own hardening, a signed workload
+# installed and run by the service, and purge.
 #
 # Usage: systemd-container.sh DEB [BUILD_DIR]   (root; prints TAP)
 #   BUILD_DIR: a native build of the same tree, for tests/unit/test-sandbox.
@@ -218,6 +219,29 @@ if [ -n "$build" ] && [ -x "$build/tests/unit/test-sandbox" ]; then
 else
     echo "ok $((n += 1)) - the sandbox test under the unit # SKIP no native build given"
 fi
+
+# A signed workload, installed from the operator's home directory and run by the service
+# in its sandbox, under the unit.
+in_ct sh -c 'mkdir -p /root/hello && cat > /root/hello/manifest.json' <<'MANIFEST'
+{"name":"hello","version":1,"entrypoint":["/bin/sh","-c","echo hello from $(hostname) as $(id -u); echo data > /data/written; exit 7"]}
+MANIFEST
+pub=$(in_ct osmosectl keygen -o /root/publisher.key 2>&1 | tail -1)
+in_ct osmosectl trust add "$pub" >/dev/null 2>&1 &&
+    in_ct osmosectl bundle build /root/hello -o /root/hello.osb --key /root/publisher.key >/dev/null 2>&1
+ok $? "a publisher key is trusted and a signed bundle built"
+out=$(in_ct osmosectl install /root/hello.osb 2>&1)
+ok $? "osmosectl install of a bundle in /root (the unit has ProtectHome=yes)"
+[ $? -eq 0 ] || echo "$out" | diag
+in_ct osmosectl run hello --wait >/dev/null 2>"$S/run.err"
+rc=$?
+[ "$rc" = 7 ]
+ok $? "osmosectl run --wait: the workload ran in its sandbox and exited 7 (got $rc)"
+[ "$rc" = 7 ] || { cat "$S/run.err"; in_ct journalctl -u osmosed --no-pager -o cat -n 15; } | diag
+out=$(in_ct osmosectl logs hello-1 2>&1)
+echo "$out" | grep -q '^hello from .* as 0$'
+ok $? "its output is in the logs ($out)"
+in_ct grep -qx data /var/lib/osmose/data/hello/written
+ok $? "it wrote to its data directory"
 
 # Purge with systemd running: stopped, and everything it made is gone.
 in_ct dpkg --purge osmose >"$S/purge.log" 2>&1
