@@ -103,7 +103,7 @@ _osmosectl()
                         _hap._tcp _coap._udp" -- "$cur"))
                 return ;;
         --grant)
-                COMPREPLY=($(compgen -W "net store:read: store:write: publish: device:/dev/" -- "$cur"))
+                COMPREPLY=($(compgen -W "network discovery:read store:read: store:write: publish: device:/dev/" -- "$cur"))
                 compopt -o nospace
                 return ;;
         --since | --until | --max-age | --max-records | --max-bytes | --limit | --listen | --with)
