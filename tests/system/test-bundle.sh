@@ -174,6 +174,36 @@ is "$(bundles_in_state)" "" "…and so is its bundle"
 ctl remove hello >/dev/null 2>&1; ok $((! $?)) "removing it again fails"
 ctl trust rm "$pub"; ok $? "trust rm"
 out=$(ctl install "$T/hello.osb" 2>&1); ok $((! $?)) "after trust rm its bundles are refused again"
+
+# a fetch that dribbles: the daemon's stop does not wait for it
+cat > "$T/slow.py" <<'PY'
+import http.server, sys, time, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "10000000"); self.end_headers()
+        for i in range(300):
+            try:
+                self.wfile.write(b"x" * 10); self.wfile.flush()
+            except Exception:
+                return
+            time.sleep(0.1)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+threading.Timer(60, s.shutdown).start()   # stops by itself
+s.serve_forever()
+PY
+(python3 "$T/slow.py" "$T/slowport" >/dev/null 2>&1 & echo $! > "$T/slow.pid")
+_osm_pids+=("$(cat "$T/slow.pid")")
+for i in $(seq 100); do [ -s "$T/slowport" ] && break; sleep 0.05; done
+"$OSMOSECTL" install "http://127.0.0.1:$(cat "$T/slowport")/slow.osb" >/dev/null 2>&1 &
+cli=$!
+for i in $(seq 100); do grep -q . <(ctl --json status 2>/dev/null) && break; sleep 0.05; done
+sleep 0.5
+kill -TERM "$OSM_PID"
+for i in $(seq 100); do kill -0 "$OSM_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$OSM_PID" 2>/dev/null; ok $((! $?)) "the daemon stops while a slow fetch is in progress (the fetch is aborted)"
 osm_stop_daemon
 is "$OSM_EXIT" 0 "the daemon exits cleanly"
+wait "$cli"; ok $((! $?)) "…and the install that was in progress fails"
 done_testing

@@ -29,6 +29,7 @@ typedef struct install_job {
         size_t n_grants;
         uint64_t max_size;
         int phase;                /* 1: copy, verify, check; 2: unpack */
+        bool holds_ref;           /* counted in w->open_handles while queued */
         /* results */
         int tmp_fd;               /* the private copy (O_TMPFILE) */
         osm_bundle_info info;
@@ -54,6 +55,8 @@ static void job_fail(install_job *j, const char *name, const char *fmt, ...) {
 }
 
 static void job_free(install_job *j) {
+        if (j->holds_ref)
+                wl_handle_closed(j->w);   /* the subsystem may be freed now, after a stop */
         osm_close(j->src_fd);
         osm_close(j->tmp_fd);
         free(j->url);
@@ -107,6 +110,14 @@ static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userdata)
         return n;
 }
 
+/* Abort a transfer when the daemon stops (curl calls this about once a second and on
+ * every chunk). */
+static int fetch_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                          curl_off_t ulnow) {
+        install_job *j = userdata;
+        return __atomic_load_n(&j->w->abort_installs, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
 /* Fetch j->url into a new private file; returns its fd (offset 0) or -1 with j->err set. */
 static int fetch(install_job *j) {
         _cleanup_close_ int fd = private_file(j->w->bundles_dir);
@@ -136,6 +147,9 @@ static int fetch(install_job *j) {
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, fetch_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, j);
         CURLcode rc = curl_easy_perform(c);
         curl_easy_cleanup(c);
         if (rc != CURLE_OK) {
@@ -457,6 +471,16 @@ static void after_work_cb(uv_work_t *req, int status) {
         install_job *j = req->data;
         if (status == UV_ECANCELED && !j->err_name)
                 job_fail(j, OSM_ERR_INTERNAL, "cancelled");
+        if (j->w->stopped) {
+                /* The subsystem has stopped (its database is closing): record nothing.
+                 * A half-unpacked directory is removed at the next start. */
+                if (j->call) {
+                        osm_call_set_cancel(j->call, NULL, NULL);
+                        osm_call_errorf(j->call, OSM_ERR_NOT_AVAILABLE, "the daemon is stopping");
+                }
+                job_free(j);
+                return;
+        }
         if (j->err_name) {
                 job_finish_error(j);
                 return;
@@ -553,6 +577,8 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                 }
         }
         w->installing = true;
+        w->open_handles++;
+        j->holds_ref = true;
         osm_call_set_cancel(call, job_cancel, j);
         start_phase(j, 1);
 }

@@ -116,6 +116,7 @@ typedef struct osm_workloads {
         wl_instance *instances;   /* newest first */
         unsigned n_live, n_ended;
         bool installing;
+        int abort_installs;       /* set at stop; read by fetching threads (atomic) */
         bool shutting_down;
         bool stopped;             /* the stop hook ran; freed when open_handles reaches 0 */
         unsigned open_handles;

@@ -702,6 +702,7 @@ static void workloads_stop(osm_daemon *d) {
         osm_workloads *w = d->workloads;
         if (!w)
                 return;
+        __atomic_store_n(&w->abort_installs, 1, __ATOMIC_RELAXED);
         wl_instances_stop_all(w);
         d->workloads = NULL;
         w->stopped = true;
