@@ -6,6 +6,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 osm_setup
 command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 0; }
+FED_SIGN=${FED_SIGN:-$(dirname "$OSMOSED")/../../tests/system/fed-sign}
 
 start_space() {   # start_space NAME [ARGS…]
     local n=$1; shift
@@ -72,6 +73,32 @@ is "$sent" 100 "a's audit counts exactly the 100 records that arrived"
 bytes=$(on a --json audit | jq -s '[.[] | select(.kind=="records") | .bytes] | add')
 ok $(( bytes > 0 ? 0 : 1 )) "…and the bytes that left ($bytes)"
 rcv=$(remote_field b a received); is "$rcv" 100 "b counts 100 received from a"
+
+# --- a third space: its records land under its own name; it cannot write as a ---
+PC=$(free_port)
+start_space c
+KC=$(jget c .key federation status); IDC=$(jget c .space_id federation status)
+on c federation enable --listen "127.0.0.1:$PC" >/dev/null
+on c remote add b "http://127.0.0.1:$PB" --key "$KB" >/dev/null
+on b remote add c "http://127.0.0.1:$PC" --key "$KC" >/dev/null
+on c share t/c --with b >/dev/null
+recs=$(jq -cn '[range(7) | {n: ., from: "c"}]')
+on c call io.osmose.Store.PutBatch "{\"collection\":\"t/c\",\"records\":$recs}" >/dev/null
+c_on_b() { on b --json call io.osmose.Store.Query '{"collection":"t/c","limit":100}' 2>/dev/null | jq -r '.records[].writer'; }
+c_arrived() { [ "$(c_on_b | wc -l)" -eq 7 ]; }
+wait_for 20 c_arrived; ok $? "a third space's 7 records reached b"
+is "$(c_on_b | sort -u)" "remote:$IDC" "…written by c, not a"
+if [ -x "${FED_SIGN:-}" ]; then
+    # c is paired with b but claims a record id under a's prefix: refused before storing.
+    "$FED_SIGN" "$T/c/identity.key" "$KB" /v1/records \
+        "{\"collection\":\"t/x\",\"records\":[{\"id\":\"${IDA:0:16}-99999\",\"time\":1,\"body\":{}}]}" "$T/forge.body" > "$T/forge.h"
+    out=$(curl -s -w ' %{http_code}' -H @"$T/forge.h" -H 'Content-Type: application/octet-stream' --data-binary @"$T/forge.body" "http://127.0.0.1:$PB/v1/records")
+    like "$out" "bad-payload.*not one of the sender's.* 400$" "a paired space cannot push records under another space's ids"
+    is "$(count_on b)" 100 "…and nothing was stored"
+else
+    skip "a paired space cannot push records under another space's ids" "fed-sign not built"
+fi
+stop_space c
 
 # --- the receiver is killed and restarted ---
 stop_space b KILL
