@@ -50,6 +50,11 @@ const osm_config_key osm_config_keys[] = {
         K("sandbox", "stop-timeout", DURATION, stop_timeout_us, "5s", "grace between SIGTERM and SIGKILL"),
         K("sandbox", "network", STRING, network, "none", "what a network grant gives: none, or a bridge name"),
 
+        K("workloads", "max-bundle-size", SIZE, max_bundle_size, "512M", "largest bundle file install accepts (file or URL)"),
+        K("workloads", "fetch-timeout", DURATION, fetch_timeout_us, "5min", "install URL: time allowed for the whole transfer"),
+        K("workloads", "restart-delay", DURATION, restart_delay_us, "500ms", "wait before the first restart of an instance; doubles on each quick failure"),
+        K("workloads", "restart-max-delay", DURATION, restart_max_delay_us, "1min", "longest wait between restarts"),
+
         K("api", "calls-per-second", UINT, api_calls_per_second, "2000", "workload API calls one instance may make per second (sustained)"),
         K("api", "burst", UINT, api_burst, "4000", "workload API calls one instance may make at once before the rate applies"),
         K("api", "max-bytes-stored", SIZE, api_max_bytes, "256M", "record bytes one instance may write through the API"),

@@ -43,6 +43,12 @@ typedef struct osm_config {
         uint64_t stop_timeout_us;    /* SIGTERM, then SIGKILL after this */
         char *network;               /* what a network grant gives: "none" or a bridge name */
 
+        /* [workloads] */
+        uint64_t max_bundle_size;    /* bytes of one bundle file, installed or fetched */
+        uint64_t fetch_timeout_us;   /* install URL: the whole transfer */
+        uint64_t restart_delay_us;   /* first backoff before a restart; doubles each time */
+        uint64_t restart_max_delay_us;
+
         /* [api] (the workload API: limits per instance) */
         uint64_t api_calls_per_second;   /* token bucket refill rate */
         uint64_t api_burst;              /* token bucket size */

@@ -50,7 +50,7 @@ mk missing <<'EOF'
 {"name":"missing","version":1,"entrypoint":["/no/such/program"]}
 EOF
 
-printf '[sandbox]\nlog-size = 4K\nstop-timeout = 1s\n' > "$T/osmosed.conf"
+printf '[sandbox]\nlog-size = 4K\nstop-timeout = 1s\n[workloads]\nrestart-delay = 200ms\nmax-bundle-size = 64K\n' > "$T/osmosed.conf"
 osm_start_daemon --config "$T/osmosed.conf"
 health=$(ctl --json status | python3 -c "import json,sys; print(next(s['health'] for s in json.load(sys.stdin)['subsystems'] if s['name']=='sandbox'))")
 if [ "$health" = failed ]; then
@@ -60,6 +60,14 @@ fi
 for w in exit7 killed chatty ticker stubborn crash once missing; do
     ctl install "$T/$w.osb" --allow-unsigned >/dev/null || bail "install $w"
 done
+
+# max-bundle-size
+mkdir -p "$T/big/rootfs"
+echo '{"name":"big","version":1,"entrypoint":["/x"]}' > "$T/big/manifest.json"
+head -c 100000 /dev/urandom > "$T/big/rootfs/blob"
+ctl bundle build "$T/big" -o "$T/big.osb" >/dev/null
+out=$(ctl install "$T/big.osb" --allow-unsigned 2>&1); ok $((! $?)) "a bundle over max-bundle-size is refused"
+like "$out" "larger than the limit of 65536 bytes" "…saying so"
 
 # --- run --wait
 ctl run exit7 --wait -- x y; is "$?" 7 "run --wait exits with the workload's exit status"
@@ -113,8 +121,8 @@ like "$(cat "$T/daemon.log")" "$inst: still running 1000 ms after SIGTERM; sendi
 # --- restart with backoff
 inst=$(ctl run crash)
 wait_for 'test "$(field_of "$inst" restarts)" -ge 2'; ok $? "on-failure restarts a failing workload"
-like "$(cat "$T/daemon.log")" "$inst: restarting in 500 ms" "…first after 500 ms"
-like "$(cat "$T/daemon.log")" "$inst: restarting in 1000 ms" "…then after twice as long"
+like "$(cat "$T/daemon.log")" "$inst: restarting in 200 ms" "…first after restart-delay"
+like "$(cat "$T/daemon.log")" "$inst: restarting in 400 ms" "…then after twice as long"
 is "$(ctl logs "$inst" | grep -c crashing | awk '$1>=2{print "many"}')" many "…its log spans the runs"
 out=$(ctl stop "$inst"); ok $? "stop ends the restarts"
 is "$(state_of "$inst")" exited "…it stays ended"

@@ -15,7 +15,6 @@
 #include "osmose/log.h"
 
 #define MAX_URL 2048
-#define FETCH_TIMEOUT_S 300
 #define FETCH_CONNECT_TIMEOUT_S 15
 
 typedef struct install_job {
@@ -28,6 +27,7 @@ typedef struct install_job {
         char **grants;            /* requested by the operator (syntax checked) */
         size_t n_grants;
         uint64_t max_size;
+        uint64_t fetch_timeout_us;
         int phase;                /* 1: copy, verify, check; 2: unpack */
         bool holds_ref;           /* counted in w->open_handles while queued */
         /* results */
@@ -140,7 +140,7 @@ static int fetch(install_job *j) {
         curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long) FETCH_TIMEOUT_S);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) OSM_MAX(j->fetch_timeout_us / 1000, 1000u));
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
         curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) j->max_size);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "osmosed/" OSM_VERSION);
@@ -556,7 +556,8 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
         j->call = call;
         j->src_fd = fd;
         j->tmp_fd = -1;
-        j->max_size = OSM_BUNDLE_DEFAULT_MAX_SIZE;
+        j->max_size = w->d->cfg.max_bundle_size ? w->d->cfg.max_bundle_size : OSM_BUNDLE_DEFAULT_MAX_SIZE;
+        j->fetch_timeout_us = w->d->cfg.fetch_timeout_us;
         j->allow_unsigned = json_is_true(json_object_get(params, "allow_unsigned"));
         j->allow_downgrade = json_is_true(json_object_get(params, "allow_downgrade"));
         j->url = url ? strdup(url) : NULL;

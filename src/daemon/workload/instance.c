@@ -282,6 +282,17 @@ static void instance_end(wl_instance *i, wl_state state) {
 
 static int spawn_now(wl_instance *i, char *err, size_t errsize);
 
+/* The wait before the next restart: restart-delay doubled for each quick failure in a
+ * row, capped by restart-max-delay; never below 10 ms (no busy restart loop). */
+static uint64_t backoff_us(const wl_instance *i) {
+        const osm_config *cfg = &i->w->d->cfg;
+        uint64_t cap = OSM_MAX(cfg->restart_max_delay_us, 10000u);
+        uint64_t delay = OSM_MIN(OSM_MAX(cfg->restart_delay_us, 10000u), cap);
+        for (unsigned k = 1; k < i->failures && delay < cap; k++)
+                delay = delay > cap / 2 ? cap : delay * 2;
+        return delay;
+}
+
 static void on_backoff(uv_timer_t *t) {
         wl_instance *i = t->data;
         char err[512];
@@ -294,8 +305,7 @@ static void on_backoff(uv_timer_t *t) {
         i->exit_code = -1;
         i->signal = 0;
         i->failures++;
-        uint64_t delay = WL_RESTART_BASE_US << OSM_MIN(i->failures - 1, 16u);
-        delay = OSM_MIN(delay, WL_RESTART_MAX_US);
+        uint64_t delay = backoff_us(i);
         i->state = WL_BACKOFF;
         uv_timer_start(&i->timer, on_backoff, delay / 1000, 0);
 }
@@ -314,8 +324,7 @@ static void after_run(wl_instance *i) {
          * long enough starts the series again. */
         uint64_t ran = osm_now_mono_us() - i->run_started_mono;
         i->failures = ran >= WL_RESTART_RESET_US ? 1 : i->failures + 1;
-        uint64_t delay = WL_RESTART_BASE_US << OSM_MIN(i->failures - 1, 16u);
-        delay = OSM_MIN(delay, WL_RESTART_MAX_US);
+        uint64_t delay = backoff_us(i);
         log_info("instance %s: restarting in %llu ms (policy %s)", i->id,
                  (unsigned long long) (delay / 1000), osm_restart_policy_name(policy));
         i->state = WL_BACKOFF;

@@ -21,8 +21,6 @@
 #define WL_MAX_ENDED      64      /* ended instances kept in memory for logs and stats */
 #define WL_MAX_INSTANCES  256     /* live instances at once */
 #define WL_MAX_RUN_ARGS   64      /* extra arguments of one run */
-#define WL_RESTART_BASE_US   (500 * 1000ull)
-#define WL_RESTART_MAX_US    (60 * 1000 * 1000ull)
 #define WL_RESTART_RESET_US  (10 * 1000 * 1000ull)   /* a run this long resets the backoff */
 #define WL_MAX_TRUSTED    256
 
