@@ -1,6 +1,7 @@
 /* cmd-store.c: records: put (one, or JSON Lines with --batch), query, collections, retention. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,77 +29,211 @@ static const char *format_duration(uint64_t us, char *buf, size_t size) {
 
 /* ---- put ---- */
 
-/* Send one chunk; on an error reply fill *err (caller clears it). Returns 0, -EREMOTEIO
- * (error reply) or another -errno (transport). */
-static int send_chunk(osm_client *c, const char *coll, json_t *records, json_t **reply, osm_call_error *err) {
-        _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "records", records);
-        if (!params)
-                return -ENOMEM;
-        return osm_client_call(c, "io.osmose.Store.PutBatch", params, NULL, 0, reply, NULL, NULL, err);
+/* put --batch keeps two chunks in flight on two connections: while the daemon commits one,
+ * the next is parsed, sent and queued, so they share a group commit. Each chunk carries an
+ * increasing time, so queries return the records in line order whichever lands first. */
+#define IN_FLIGHT 4
+
+typedef struct chunk {
+        struct chunk *next;
+        json_t *records;
+        size_t lines[BATCH_RECORDS];   /* the input line of each record */
+        size_t n;
+        int64_t time;
+        bool sent, finished;
+        int r;
+        osm_call_error err;
+        json_t *reply;
+} chunk;
+
+typedef struct batch_ctx {
+        const char *coll;
+        const char *socket;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        chunk *head, *tail;            /* in line order; finished ones leave from the head */
+        bool closing;
+} batch_ctx;
+
+static void *sender_main(void *arg) {
+        batch_ctx *b = arg;
+        osm_client *c = NULL;
+        int cr = osm_client_connect(b->socket, &c);
+        for (;;) {
+                pthread_mutex_lock(&b->lock);
+                chunk *k = NULL;
+                while (!k) {
+                        for (chunk *i = b->head; i; i = i->next)
+                                if (!i->sent) {
+                                        k = i;
+                                        break;
+                                }
+                        if (k || b->closing)
+                                break;
+                        pthread_cond_wait(&b->cond, &b->lock);
+                }
+                if (k)
+                        k->sent = true;
+                pthread_mutex_unlock(&b->lock);
+                if (!k)
+                        break;
+                json_t *params = json_pack("{s:s, s:O, s:I}", "collection", b->coll, "records", k->records,
+                                           "time", (json_int_t) k->time);
+                if (cr < 0) {
+                        k->r = cr;
+                        snprintf(k->err.message, sizeof(k->err.message), "cannot connect to %s: %s", b->socket,
+                                 strerror(-cr));
+                } else if (!params)
+                        k->r = -ENOMEM;
+                else
+                        k->r = osm_client_call(c, "io.osmose.Store.PutBatch", params, NULL, 0, &k->reply, NULL, NULL,
+                                               &k->err);
+                json_decref(params);
+                pthread_mutex_lock(&b->lock);
+                k->finished = true;
+                pthread_cond_broadcast(&b->cond);
+                pthread_mutex_unlock(&b->lock);
+        }
+        osm_client_free(c);
+        return NULL;
+}
+
+static void chunk_free(chunk *k) {
+        json_decref(k->records);
+        json_decref(k->reply);
+        osm_call_error_clear(&k->err);
+        free(k);
 }
 
 static int put_batch(osm_ctl *ctl, const char *coll) {
-        osm_client *c = osm_ctl_client(ctl);
-        if (!c)
-                return 1;
         osm_jsonl reader;
-        osm_jsonl_init(&reader, stdin, ONE_MAX);
-        _cleanup_json_ json_t *chunk = json_array();
-        static size_t lines[BATCH_RECORDS];   /* the input line of each record of the chunk */
+        batch_ctx b = { .coll = coll, .socket = ctl->socket };
+        pthread_t threads[IN_FLIGHT];
+        size_t n_threads = 0;
+        uint64_t stored = 0, stored_after = 0;
+        char first[80] = "", last[80] = "", msg[600] = "";
+        size_t in_flight = 0;
+        int64_t last_time = 0;
+        chunk *cur = NULL;
         size_t chunk_bytes = 0;
-        uint64_t stored = 0;
-        char first[80] = "", last[80] = "";
-        int rc = 0;
+        bool failed = false;
+
+        if (osm_jsonl_init(&reader, stdin, ONE_MAX) < 0)
+                return osm_ctl_fail("put: out of memory");
+        pthread_mutex_init(&b.lock, NULL);
+        pthread_cond_init(&b.cond, NULL);
+        for (; n_threads < IN_FLIGHT; n_threads++)
+                if (pthread_create(&threads[n_threads], NULL, sender_main, &b) != 0)
+                        break;
+        if (n_threads == 0) {
+                osm_jsonl_done(&reader);
+                return osm_ctl_fail("put: cannot start a thread");
+        }
 
         for (;;) {
                 json_t *rec = NULL;
                 const char *why = NULL;
-                int r = osm_jsonl_next(&reader, &rec, &why);
-                size_t n = json_array_size(chunk);
-                bool flush = r <= 0 || n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES;
-                if (flush && n > 0) {
-                        _cleanup_json_ json_t *rep = NULL;
-                        osm_call_error err = { 0 };
-                        int k = send_chunk(c, coll, chunk, &rep, &err);
-                        if (k < 0) {
-                                json_t *p = err.parameters;
-                                json_t *idx = json_object_get(p, "index");
-                                size_t ok = (size_t) json_integer_value(json_object_get(p, "stored"));
-                                /* the first record not stored: the one named, else the one after those stored */
-                                size_t bad = idx ? (size_t) json_integer_value(idx) : ok;
-                                if (err.name && bad < n)
-                                        osm_ctl_fail("put: line %zu: %s (%s); %" PRIu64 " records before it are stored",
-                                                     lines[bad], err.message, err.name, stored + ok);
-                                else
-                                        osm_ctl_fail("put: %s; %" PRIu64 " records before line %zu are stored "
-                                                     "(those from it on may or may not be)", err.message, stored, lines[0]);
-                                osm_call_error_clear(&err);
-                                json_decref(rec);
-                                osm_jsonl_done(&reader);
-                                return 1;
-                        }
-                        stored += (uint64_t) json_integer_value(json_object_get(rep, "stored"));
-                        if (!first[0])
-                                snprintf(first, sizeof(first), "%s", json_string_value(json_object_get(rep, "first")));
-                        snprintf(last, sizeof(last), "%s", json_string_value(json_object_get(rep, "last")));
-                        json_array_clear(chunk);
+                int r = failed ? 0 : osm_jsonl_next(&reader, &rec, &why);
+                bool flush = cur && (r <= 0 || cur->n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES);
+                if (flush) {
+                        /* a strictly increasing time per chunk keeps the line order in queries */
+                        int64_t now = osm_now_real_us();
+                        cur->time = now > last_time ? now : last_time + 1;
+                        last_time = cur->time;
+                        pthread_mutex_lock(&b.lock);
+                        if (b.tail)
+                                b.tail->next = cur;
+                        else
+                                b.head = cur;
+                        b.tail = cur;
+                        in_flight++;
+                        pthread_cond_broadcast(&b.cond);
+                        pthread_mutex_unlock(&b.lock);
+                        cur = NULL;
                         chunk_bytes = 0;
                 }
-                if (r < 0) {
-                        osm_ctl_fail("put: line %zu: %s; %" PRIu64 " records before it are stored",
-                                     reader.line, why, stored);
-                        rc = 1;
-                        break;
+                /* take finished chunks in line order; wait while too many are in flight, and at the end */
+                pthread_mutex_lock(&b.lock);
+                for (;;) {
+                        while (b.head && b.head->finished) {
+                                chunk *k = b.head;
+                                b.head = k->next;
+                                if (!b.head)
+                                        b.tail = NULL;
+                                in_flight--;
+                                if (k->r < 0 && !failed) {
+                                        failed = true;
+                                        json_t *p = k->err.parameters;
+                                        json_t *idx = json_object_get(p, "index");
+                                        size_t ok = (size_t) json_integer_value(json_object_get(p, "stored"));
+                                        /* the first record not stored: the one named, else the one after those stored */
+                                        size_t bad = idx ? (size_t) json_integer_value(idx) : ok;
+                                        if (k->err.name && bad < k->n)
+                                                snprintf(msg, sizeof(msg), "put: line %zu: %s (%s); %" PRIu64
+                                                         " records before it are stored", k->lines[bad], k->err.message,
+                                                         k->err.name, stored + ok);
+                                        else
+                                                snprintf(msg, sizeof(msg), "put: %s; %" PRIu64 " records before line %zu "
+                                                         "are stored (those from it on may or may not be)",
+                                                         k->err.message, stored, k->lines[0]);
+                                } else if (k->r >= 0 && failed)
+                                        stored_after += (uint64_t) json_integer_value(json_object_get(k->reply, "stored"));
+                                else if (k->r >= 0) {
+                                        stored += (uint64_t) json_integer_value(json_object_get(k->reply, "stored"));
+                                        if (!first[0])
+                                                snprintf(first, sizeof(first), "%s",
+                                                         json_string_value(json_object_get(k->reply, "first")));
+                                        snprintf(last, sizeof(last), "%s", json_string_value(json_object_get(k->reply, "last")));
+                                }
+                                chunk_free(k);
+                        }
+                        bool end = r <= 0 || failed;
+                        if ((end && in_flight == 0) || (!end && in_flight < IN_FLIGHT))
+                                break;
+                        pthread_cond_wait(&b.cond, &b.lock);
                 }
-                if (r == 0)
+                pthread_mutex_unlock(&b.lock);
+                if (r < 0 && !failed) {
+                        failed = true;
+                        snprintf(msg, sizeof(msg), "put: line %zu: %s; %" PRIu64 " records before it are stored",
+                                 reader.line, why, stored);
+                }
+                if (r <= 0 || failed)
                         break;
-                lines[json_array_size(chunk)] = reader.line;
-                json_array_append_new(chunk, rec);
+                if (!cur) {
+                        cur = calloc(1, sizeof(*cur));
+                        if (!cur || !(cur->records = json_array())) {
+                                free(cur);
+                                cur = NULL;
+                                json_decref(rec);
+                                failed = true;
+                                snprintf(msg, sizeof(msg), "put: out of memory; %" PRIu64 " records are stored", stored);
+                                break;
+                        }
+                }
+                cur->lines[cur->n++] = reader.line;
+                json_array_append_new(cur->records, rec);
                 chunk_bytes += reader.last_len + 8;
         }
+        pthread_mutex_lock(&b.lock);
+        b.closing = true;
+        pthread_cond_broadcast(&b.cond);
+        pthread_mutex_unlock(&b.lock);
+        for (size_t i = 0; i < n_threads; i++)
+                pthread_join(threads[i], NULL);
+        if (cur)
+                chunk_free(cur);
+        pthread_mutex_destroy(&b.lock);
+        pthread_cond_destroy(&b.cond);
         osm_jsonl_done(&reader);
-        if (rc)
-                return rc;
+
+        if (failed) {
+                if (stored_after)
+                        osm_ctl_fail("%s; %" PRIu64 " records after it, already sent, are stored too", msg, stored_after);
+                else
+                        osm_ctl_fail("%s", msg);
+                return 1;
+        }
         if (ctl->json) {
                 _cleanup_json_ json_t *o = json_pack("{s:s, s:I}", "collection", coll, "stored", (json_int_t) stored);
                 if (stored) {

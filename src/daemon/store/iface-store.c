@@ -150,10 +150,7 @@ static void method_put(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
                 return;
         }
-        size_t len = 0;
-        r = osm_store_check_put(d->store, &req, &len, &why);
-        if (r == 0)
-                r = osm_store_put(d->store, &req, put_done, p, &why);
+        r = osm_store_put(d->store, &req, put_done, p, &why);
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
@@ -226,25 +223,30 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         snprintf(p->name, sizeof(p->name), "%s", coll);
-        int64_t now = osm_now_real_us();
-        size_t i;
-        json_t *body;
-        json_array_foreach(records, i, body) {
-                osm_store_put_req req = {
-                        .collection = coll, .writer = writer, .body = body,
-                        /* one batch, one arrival time, kept in line order by the sequence */
+        json_t *t = json_object_get(params, "time");
+        int64_t now = json_is_integer(t) ? json_integer_value(t) : osm_now_real_us();
+        size_t n = json_array_size(records);
+        osm_store_put_req *reqs = calloc(n, sizeof(*reqs));
+        if (!reqs) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                reqs[i] = (osm_store_put_req) {
+                        .collection = coll, .writer = writer, .body = json_array_get(records, i),
+                        /* one batch, one time; the sequence keeps line order within it */
                         .time_us = now,
                 };
-                r = osm_store_put(d->store, &req, batch_one_done, p, &why);
-                if (r < 0) {
-                        p->bad_index = i;
-                        p->bad_r = r;
-                        p->bad_why = why;
-                        p->bad_size = r == -EMSGSIZE ? json_dumpb(body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-                        break;
-                }
-                p->queued++;
+        p->queued = osm_store_put_many(d->store, reqs, n, batch_one_done, p, &r, &why);
+        if (r < 0) {
+                p->bad_index = p->queued;
+                p->bad_r = r;
+                p->bad_why = why;
+                p->bad_size = r == -EMSGSIZE ? json_dumpb(reqs[p->queued].body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
         }
+        free(reqs);
         if (p->queued == 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 batch_finish(p);

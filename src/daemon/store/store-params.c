@@ -69,6 +69,11 @@ int osm_store_check_batch(json_t *params, const char **why) {
                 *why = "a batch holds 1 to 10000 records";
                 return -EINVAL;
         }
+        int64_t t = 0;
+        if (opt_int(params, "time", 1, INT64_C(253402300799999999), &t) < 0) {
+                *why = "time must be microseconds since the epoch, before the year 10000";
+                return -EINVAL;
+        }
         return 0;
 }
 

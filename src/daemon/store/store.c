@@ -908,11 +908,14 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
                 return -ERANGE;
         }
         uint64_t max = atomic_load(&s->max_record_size);
-        /* jansson can size the compact text without building it */
-        size_t n = json_dumpb(req->body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = *body_len;
         if (n == 0) {
-                *why = "the body cannot be encoded as JSON";
-                return -EINVAL;
+                /* jansson can size the compact text without building it */
+                n = json_dumpb(req->body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (n == 0) {
+                        *why = "the body cannot be encoded as JSON";
+                        return -EINVAL;
+                }
         }
         if (n > max) {
                 *why = "record too large";
@@ -923,20 +926,23 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
                 *why = "database budget reached";
                 return -EDQUOT;
         }
-        if (body_len)
-                *body_len = n;
+        *body_len = n;
         return 0;
 }
 
-int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
-                  const char **why) {
-        size_t body_len;
-        const char *dummy;
-        if (!why)
-                why = &dummy;
+/* Check req and build its op (not queued). */
+static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
+                      const char **why, store_op **out) {
         if (s->closing) {
                 *why = "the store is closing";
                 return -ECANCELED;
+        }
+        /* encode once; the checks use its length */
+        _cleanup_free_ char *text = json_dumps(req->body, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t body_len = text ? strlen(text) : 0;
+        if (!text && req->body) {
+                *why = "the body cannot be encoded as JSON";
+                return -EINVAL;
         }
         int r = osm_store_check_put(s, req, &body_len, why);
         if (r < 0)
@@ -961,19 +967,51 @@ int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb c
                 op->rid = memcpy(p, req->id, li);
                 p += li;
         }
-        if (json_dumpb(req->body, p, body_len, JSON_COMPACT | JSON_ENCODE_ANY) != body_len) {
-                store_op_free(op);
-                *why = "the body cannot be encoded as JSON";
-                return -EINVAL;
-        }
-        p[body_len] = 0;
+        memcpy(p, text, body_len + 1);
         op->body = p;
         op->body_len = body_len;
         op->ts = req->time_us ? req->time_us : osm_now_real_us();
         op->put_cb = cb;
         op->userdata = userdata;
+        *out = op;
+        return 0;
+}
+
+int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
+                  const char **why) {
+        const char *dummy;
+        store_op *op;
+        int r = put_op_new(s, req, cb, userdata, why ? why : &dummy, &op);
+        if (r < 0)
+                return r;
         store_enqueue(s, op);
         return 0;
+}
+
+size_t osm_store_put_many(osm_store *s, const osm_store_put_req *reqs, size_t n, osm_store_put_cb cb,
+                          void *userdata, int *r, const char **why) {
+        const char *dummy;
+        store_op *head = NULL, **tail = &head;
+        size_t i;
+        *r = 0;
+        for (i = 0; i < n; i++) {
+                store_op *op;
+                *r = put_op_new(s, &reqs[i], cb, userdata, why ? why : &dummy, &op);
+                if (*r < 0)
+                        break;
+                *tail = op;
+                tail = &op->next;
+        }
+        if (!head)
+                return 0;
+        /* one append, one wake-up: the writer never takes half of it */
+        pthread_mutex_lock(&s->lock);
+        *s->q_tail = head;
+        s->q_tail = tail;
+        s->q_len += i;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        return i;
 }
 
 int osm_store_set_retention(osm_store *s, const char *collection, const osm_store_retention *ret,

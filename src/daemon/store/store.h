@@ -67,8 +67,15 @@ typedef struct osm_store_put_req {
 int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
                   const char **why);
 
-/* Check a put without queueing it (what osm_store_put checks first). body_len gets the
- * compact JSON size. */
+/* Queue n records as osm_store_put does, all at once (a writer that wakes in between never
+ * splits them across transactions); cb runs once per record, in order. Stops at the first
+ * record that fails its checks: returns how many were queued (those before it), with
+ * *r (-errno) and *why saying why; *r is 0 when all were queued. */
+size_t osm_store_put_many(osm_store *s, const osm_store_put_req *reqs, size_t n, osm_store_put_cb cb,
+                          void *userdata, int *r, const char **why);
+
+/* Check a put without queueing it (what osm_store_put checks first). *body_len is the
+ * compact JSON size if known, else 0: it is then computed and stored there. */
 int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body_len, const char **why);
 
 typedef struct osm_store_query_req {
