@@ -215,6 +215,7 @@ static void put_run(uv_work_t *req) {
                 if (r < 0)
                         goto fail;
         }
+        uint64_t synced = 0, synced_pos = 0;
         for (;;) {
                 ssize_t n = read_full(w->fd, regular, buf, chunk);
                 if (n < 0) {
@@ -233,6 +234,15 @@ static void put_run(uv_work_t *req) {
                         r = osm_write_all(out, buf, (size_t) n);
                 if (r < 0)
                         goto fail;
+                /* Start writing back what is there every 8 MiB, so that the disk works
+                 * while we hash and the final fsync has little left to wait for. */
+                if (w->size - synced >= (8u << 20)) {
+                        off_t pos = lseek(out, 0, SEEK_CUR);
+                        if (pos > 0)
+                                sync_file_range(out, (off_t) synced_pos, pos - (off_t) synced_pos, SYNC_FILE_RANGE_WRITE);
+                        synced = w->size;
+                        synced_pos = pos > 0 ? (uint64_t) pos : synced_pos;
+                }
                 if (last)
                         break;
         }

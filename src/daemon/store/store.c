@@ -1211,8 +1211,8 @@ int osm_store_collections(osm_store *s, json_t **out) {
         /* oldest/newest come from the (coll, ts) index: two seeks per collection */
         int rc = sqlite3_prepare_v2(s->rdb,
                 "SELECT name, records, bytes, max_age, max_records, max_bytes,"
-                " (SELECT min(ts) FROM records WHERE coll=c.id),"
-                " (SELECT max(ts) FROM records WHERE coll=c.id) "
+                " (SELECT ts FROM records WHERE coll=c.id ORDER BY ts LIMIT 1),"
+                " (SELECT ts FROM records WHERE coll=c.id ORDER BY ts DESC LIMIT 1) "
                 "FROM collections c ORDER BY name", -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return store_sqlite_errno(s->rdb, rc);

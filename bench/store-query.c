@@ -1,0 +1,114 @@
+/* store-query.c: query latency by time range through osmosed (io.osmose.Store.Query over the
+ * socket) beside the same range read straight from the database with sqlite3.
+ * Usage: store-query SOCKET DB COLLECTION QUERIES WINDOW_US LIMIT
+ * Prints p50 and p99 in microseconds for both, and how many records a query returned. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "osmose/client.h"
+
+static double now_us(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double) t.tv_sec * 1e6 + (double) t.tv_nsec / 1e3;
+}
+
+static int cmp(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int64_t edge(osm_client *c, const char *coll, bool newest) {
+        json_t *p = json_pack("{s:s, s:i, s:b}", "collection", coll, "limit", 1, "reverse", newest);
+        json_t *rep = NULL;
+        osm_call_error err = { 0 };
+        int64_t t = -1;
+        if (osm_client_call(c, "io.osmose.Store.Query", p, NULL, 0, &rep, NULL, NULL, &err) == 0)
+                t = json_integer_value(json_object_get(json_array_get(json_object_get(rep, "records"), 0), "time"));
+        else
+                fprintf(stderr, "store-query: %s\n", err.message);
+        osm_call_error_clear(&err);
+        json_decref(p);
+        json_decref(rep);
+        return t;
+}
+
+int main(int argc, char **argv) {
+        if (argc != 7) {
+                fprintf(stderr, "usage: store-query SOCKET DB COLLECTION QUERIES WINDOW_US LIMIT\n");
+                return 2;
+        }
+        const char *coll = argv[3];
+        int n = atoi(argv[4]);
+        int64_t window = atoll(argv[5]);
+        int limit = atoi(argv[6]);
+        osm_client *c = NULL;
+        if (osm_client_connect(argv[1], &c) < 0) {
+                fprintf(stderr, "store-query: cannot connect to %s\n", argv[1]);
+                return 1;
+        }
+        int64_t lo = edge(c, coll, false), hi = edge(c, coll, true);
+        if (lo < 0 || hi <= lo + window) {
+                fprintf(stderr, "store-query: collection too small\n");
+                return 1;
+        }
+        sqlite3 *db;
+        sqlite3_stmt *cs, *st;
+        if (sqlite3_open_v2(argv[2], &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "SELECT id FROM collections WHERE name=?1", -1, &cs, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "SELECT seq, ts, rid, writer, body FROM records WHERE coll=?1 AND ts>=?2 AND ts<?3 "
+                               "ORDER BY ts, seq LIMIT ?4", -1, &st, NULL) != SQLITE_OK) {
+                fprintf(stderr, "store-query: %s\n", sqlite3_errmsg(db));
+                return 1;
+        }
+        double *ours = calloc((size_t) n, sizeof(double)), *raw = calloc((size_t) n, sizeof(double));
+        long got_ours = 0, got_raw = 0;
+        srand(42);
+        for (int i = 0; i < n; i++) {
+                int64_t since = lo + (int64_t) ((double) rand() / RAND_MAX * (double) (hi - lo - window));
+                /* ours: one call over the socket, records as JSON */
+                json_t *p = json_pack("{s:s, s:I, s:I, s:i}", "collection", coll, "since", (json_int_t) since,
+                                      "until", (json_int_t) (since + window), "limit", limit);
+                json_t *rep = NULL;
+                osm_call_error err = { 0 };
+                double t0 = now_us();
+                if (osm_client_call(c, "io.osmose.Store.Query", p, NULL, 0, &rep, NULL, NULL, &err) < 0) {
+                        fprintf(stderr, "store-query: %s\n", err.message);
+                        return 1;
+                }
+                ours[i] = now_us() - t0;
+                got_ours += (long) json_array_size(json_object_get(rep, "records"));
+                json_decref(rep);
+                json_decref(p);
+                /* raw: the same range from SQLite, every column read */
+                t0 = now_us();
+                sqlite3_reset(cs);
+                sqlite3_bind_text(cs, 1, coll, -1, SQLITE_STATIC);
+                sqlite3_step(cs);
+                sqlite3_reset(st);
+                sqlite3_bind_int64(st, 1, sqlite3_column_int64(cs, 0));
+                sqlite3_bind_int64(st, 2, since);
+                sqlite3_bind_int64(st, 3, since + window);
+                sqlite3_bind_int(st, 4, limit);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        (void) sqlite3_column_text(st, 4);
+                        (void) sqlite3_column_text(st, 3);
+                        got_raw++;
+                }
+                raw[i] = now_us() - t0;
+        }
+        qsort(ours, (size_t) n, sizeof(double), cmp);
+        qsort(raw, (size_t) n, sizeof(double), cmp);
+        printf("%.0f %.0f %.0f %.0f %.1f %.1f\n", ours[n / 2], ours[n * 99 / 100], raw[n / 2], raw[n * 99 / 100],
+               (double) got_ours / n, (double) got_raw / n);
+        sqlite3_finalize(cs);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        osm_client_free(c);
+        free(ours);
+        free(raw);
+        return 0;
+}
