@@ -295,8 +295,13 @@ static int exec_put(osm_store *s, writer_stmts *w, store_op *op, uint64_t *used)
         int r;
 
         uint64_t budget = atomic_load(&s->db_budget);
-        /* Rows cost about their body plus ~48 bytes of row and index overhead. */
+        /* Rows cost about their body plus ~48 bytes of row and index overhead; the
+         * estimate runs low (pages are not full), so near the budget the real count of
+         * used pages (inside this transaction) decides, row by row. The page cap behind it
+         * then never cuts a transaction short, which would fail unrelated writes. */
         uint64_t cost = op->body_len + strlen(op->writer) + 48;
+        if (budget > 0 && *used + 2 * cost + 65536 > budget)
+                *used = db_used_bytes(s);
         if (budget > 0 && *used + cost > budget)
                 return -EDQUOT;
 
@@ -533,7 +538,9 @@ static void apply_budget(osm_store *s, uint64_t *applied) {
         char sql[96];
         /* The hard cap behind the per-record check: SQLite refuses to grow the file past
          * it (SQLITE_FULL), whatever the estimate said. 0 restores SQLite's maximum. */
-        uint64_t pages = budget ? budget / s->page_size + BUDGET_SLACK_PAGES : 4294967294u;
+        uint64_t pages = budget ? budget / s->page_size + BUDGET_SLACK_PAGES +
+                                  2 * atomic_load(&s->max_record_size) / s->page_size
+                                : 4294967294u;
         snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%" PRIu64, pages);
         exec_simple(s->wdb, sql);
         *applied = budget;
