@@ -38,3 +38,7 @@ int cmd_collections(osm_ctl *ctl, int argc, char **argv);
 int cmd_retention(osm_ctl *ctl, int argc, char **argv);
 /* cmd-object.c */
 int cmd_object(osm_ctl *ctl, int argc, char **argv);
+/* cmd-discovery.c */
+int cmd_peers(osm_ctl *ctl, int argc, char **argv);
+int cmd_peer(osm_ctl *ctl, int argc, char **argv);
+int cmd_services(osm_ctl *ctl, int argc, char **argv);

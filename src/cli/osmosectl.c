@@ -32,6 +32,9 @@ static const osm_ctl_command commands[] = {
         { "logs", cmd_logs, "[-f] INSTANCE", "an instance's captured output" },
         { "stop", cmd_stop, "INSTANCE", "SIGTERM, then SIGKILL after the grace period" },
         { "stats", cmd_stats, "INSTANCE", "CPU time, peak memory and I/O of an instance" },
+        { "peers", cmd_peers, "[--watch]", "other gateways on the LAN; trusted or not" },
+        { "peer", cmd_peer, "trust|untrust ID", "trust a gateway, or stop trusting it" },
+        { "services", cmd_services, "[--type TYPE] [--watch]", "the DNS-SD services of the room" },
         { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },
 };
 

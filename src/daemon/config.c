@@ -40,6 +40,8 @@ const osm_config_key osm_config_keys[] = {
 
         K("discovery", "enabled", BOOL, discovery_enabled, "yes", "publish this space and browse the LAN with Avahi"),
         K("discovery", "service-types", STRING, service_types, "", "extra DNS-SD types to browse, space-separated"),
+        K("discovery", "max-services", UINT, discovery_max_services, "4096", "services kept in the catalog; more announced on the LAN are ignored"),
+        K("discovery", "max-peers", UINT, discovery_max_peers, "256", "peer records kept (present and gone); the oldest gone untrusted ones make room"),
 
         K("sandbox", "uid-base", UINT, uid_base, "524288", "first host uid/gid mapped into sandboxes"),
         K("sandbox", "uid-count", UINT, uid_count, "65536", "number of host uids/gids available to sandboxes"),
@@ -368,6 +370,10 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[api] calls-per-second and burst must be at least 1\n");
         if (cfg->api_max_connections < 1 || cfg->api_max_connections > 4096)
                 BAD("[api] max-connections must be between 1 and 4096\n");
+        if (cfg->discovery_max_services < 1 || cfg->discovery_max_services > 16384)
+                BAD("[discovery] max-services: must be between 1 and 16384\n");
+        if (cfg->discovery_max_peers < 1 || cfg->discovery_max_peers > 4096)
+                BAD("[discovery] max-peers: must be between 1 and 4096\n");
         if (cfg->uid_base == 0 || cfg->uid_count < 1 || cfg->uid_base + cfg->uid_count > 0xfffffffeull)
                 BAD("[sandbox] uid-base/uid-count: the range must be non-empty, above 0 and below 2^32-1\n");
         if (cfg->default_cpu_percent < 1 || cfg->default_cpu_percent > 100000)

@@ -32,6 +32,8 @@ typedef struct osm_config {
         /* [discovery] */
         bool discovery_enabled;
         char *service_types;         /* space-separated extra DNS-SD types to browse */
+        uint64_t discovery_max_services;  /* catalog entries kept */
+        uint64_t discovery_max_peers;     /* peer records kept */
 
         /* [sandbox] */
         uint64_t uid_base;           /* first host uid/gid of the range mapped into sandboxes */

@@ -23,6 +23,9 @@
 #define SHUTDOWN_GRACE_MS 5000
 
 extern const osm_subsystem osm_store_subsystem;
+#if HAVE_AVAHI
+extern const osm_subsystem osm_discovery_subsystem;
+#endif
 extern const osm_subsystem osm_sandbox_subsystem;
 extern const osm_subsystem osm_workloads_subsystem;
 extern const osm_subsystem osm_api_subsystem;
@@ -34,6 +37,9 @@ extern const osm_subsystem osm_federation_subsystem;
 const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
         &osm_store_subsystem,
+#if HAVE_AVAHI
+        &osm_discovery_subsystem,
+#endif
         &osm_sandbox_subsystem,
         &osm_workloads_subsystem,
         &osm_api_subsystem,   /* after workloads: it sets the workloads' API hooks */
