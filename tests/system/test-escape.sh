@@ -43,7 +43,10 @@ id_of() {
     ctl --json ps | python3 -c "import json,sys; ids=[i['id'] for i in json.load(sys.stdin) if i['id'].rsplit('-',1)[0]=='$1']; print(ids[-1] if ids else '$1-none')"
 }
 
-osm_start_daemon
+# A uid range of its own: rlimits such as RLIMIT_NPROC count per host uid.
+UIDBASE=$(( 1100000 + ($$ % 1000) * 70000 ))
+printf '[sandbox]\nuid-base = %s\nuid-count = 65536\n' "$UIDBASE" > "$T/osmosed.conf"
+osm_start_daemon --config "$T/osmosed.conf"
 sb=$(ctl --json status | python3 -c "import json,sys; s=next(s for s in json.load(sys.stdin)['subsystems'] if s['name']=='sandbox'); print(s['health'], json.dumps(s))")
 diag "sandbox: $sb"
 if [ "${sb%% *}" = failed ]; then
@@ -109,6 +112,33 @@ kill -0 "$OSM_PID"; ok $? "the daemon is alive"
 like "$(ctl --json ps)" "\"$mh\"" "ps lists the killed instance"
 
 kill "$BAIT" 2>/dev/null
+osm_stop_daemon
+is "$OSM_EXIT" 0 "osmosed stops cleanly"
+
+# --- a host without usable cgroups: limits fall back to rlimits and status says so.
+# The daemon runs in a mount namespace where /sys/fs/cgroup is an empty tmpfs.
+cat > "$T/osmosed-nocg" <<EOF
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'mount -t tmpfs tmpfs /sys/fs/cgroup && exec "\$0" "\$@"' "$OSMOSED" "\$@"
+EOF
+chmod +x "$T/osmosed-nocg"
+REAL_OSMOSED=$OSMOSED
+OSMOSED=$T/osmosed-nocg
+osm_start_daemon --config "$T/osmosed.conf"
+OSMOSED=$REAL_OSMOSED
+st=$(ctl --json status | python3 -c "import json,sys; s=next(s for s in json.load(sys.stdin)['subsystems'] if s['name']=='sandbox'); print(s['health'] + ' | ' + s.get('detail',''))")
+like "$st" "^degraded" "without cgroups the sandbox reports itself degraded"
+like "$st" "memory: rlimit only" "…naming memory as rlimit-only"
+like "$st" "pids: rlimit only" "…pids as rlimit-only"
+like "$st" "cpu: not enforced" "…and the CPU limit as not enforced"
+ctl run memhog --wait >/dev/null 2>&1
+is "$?" 3 "the memory hog is still bounded (RLIMIT_AS: its allocation fails)"
+like "$(ctl logs "$(id_of memhog)")" "mmap failed after [0-9]+ MiB" "…after a few MiB"
+ctl run forkbomb --wait >/dev/null 2>&1
+fb=$(ctl logs "$(id_of forkbomb)")
+n=$(printf '%s\n' "$fb" | sed -n 's/^forkbomb \([0-9]*\) .*/\1/p')
+ok $(( ! (n >= 0 && n < 32) )) "the fork bomb is still bounded (RLIMIT_NPROC; forked ${n:-?})"
+ctl status >/dev/null; ok $? "the daemon answers"
 osm_stop_daemon
 is "$OSM_EXIT" 0 "osmosed stops cleanly"
 done_testing

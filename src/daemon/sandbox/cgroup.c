@@ -388,11 +388,18 @@ int osm_cg_create(const osm_cg_host *h, const char *name, uint64_t memory, uint6
         return 0;
 }
 
-int osm_cg_attach(const osm_cgroup *cg, pid_t pid) {
+int osm_cg_v2_dirfd(const osm_cgroup *cg) {
+        for (int c = 0; cg && c < OSM_CG_N; c++)
+                if (cg->procs[c] && cg->mode[c] == OSM_LIMIT_CGROUP2)
+                        return open(cg->path[c], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return -1;
+}
+
+int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%d", (int) pid);
         for (int c = 0; c < OSM_CG_N; c++) {
-                if (!cg->procs[c])
+                if (!cg->procs[c] || (v2_done && cg->mode[c] == OSM_LIMIT_CGROUP2))
                         continue;
                 _cleanup_close_ int fd = open(cg->procs[c], O_WRONLY | O_CLOEXEC);
                 if (fd < 0)

@@ -69,8 +69,10 @@ void osm_cg_host_clear(osm_cg_host *host);
  * reason is appended to why. Returns 0 (possibly with no controller) or -ENOMEM. */
 int osm_cg_create(const osm_cg_host *host, const char *name, uint64_t memory, uint64_t pids,
                   uint64_t cpu_percent, osm_cgroup **out, char *why, size_t whylen);
-/* Put pid into every controller of cg. 0 or -errno. */
-int osm_cg_attach(const osm_cgroup *cg, pid_t pid);
+/* Put pid into every controller of cg (but the v2 one if it was born there). 0 or -errno. */
+int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done);
+/* An O_PATH fd of cg's v2 directory for CLONE_INTO_CGROUP, or -1 if it has none. */
+int osm_cg_v2_dirfd(const osm_cgroup *cg);
 /* Has the memory limit killed something? */
 bool osm_cg_oom_killed(const osm_cgroup *cg);
 /* Remove the directories (tasks must be gone; retries briefly) and free. NULL-safe. */

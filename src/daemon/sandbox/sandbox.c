@@ -790,15 +790,30 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
         va_end(ap);
 }
 
-/* clone3 with the namespaces and a pidfd; clone(2) where clone3 is missing. Returns the
- * pid in the parent; the child runs fn and never returns. */
-static pid_t clone_sandbox(int (*fn)(void *), void *arg, unsigned long ns, int *pidfd) {
+/* clone3 with the namespaces and a pidfd; clone(2) where clone3 is missing. With cgfd
+ * >= 0 the child is born in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,
+ * which would wait for an RCU grace period); *into_cg says whether that happened (a
+ * kernel < 5.7 or a refused cgroup falls back to a plain clone, and the caller moves
+ * the child). Returns the pid in the parent; the child runs fn and never returns. */
+static pid_t clone_sandbox(int (*fn)(void *), void *arg, unsigned long ns, int cgfd, bool *into_cg, int *pidfd) {
         struct clone_args ca;
         memset(&ca, 0, sizeof(ca));
         ca.flags = ns | CLONE_PIDFD;
         ca.pidfd = (uint64_t) (uintptr_t) pidfd;
         ca.exit_signal = SIGCHLD;
-        long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        long pid = -1;
+        *into_cg = false;
+        if (cgfd >= 0) {
+                ca.flags |= CLONE_INTO_CGROUP;
+                ca.cgroup = (uint64_t) cgfd;
+                pid = syscall(SYS_clone3, &ca, sizeof(ca));
+                if (pid >= 0)
+                        *into_cg = true;
+                ca.flags &= ~(uint64_t) CLONE_INTO_CGROUP;
+                ca.cgroup = 0;
+        }
+        if (pid < 0)
+                pid = syscall(SYS_clone3, &ca, sizeof(ca));
         if (pid < 0 && errno == ENOSYS) {
                 /* Same argument order for the first three on every architecture. */
                 pid = syscall(SYS_clone, (ns | CLONE_PIDFD | SIGCHLD), NULL, pidfd,
@@ -994,7 +1009,8 @@ static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec,
 int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out, char *err,
                       size_t errlen) {
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
-        int r;
+        int r, cgfd = -1;
+        bool into_cg = false;
         set_err(err, errlen, "%s", "");
         if (!sb->feat.userns) {
                 set_err(err, errlen, "sandboxes cannot be made on this host: %s", sb->feat.detail);
@@ -1092,8 +1108,11 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         c.set_as = p->limits.memory == OSM_LIMIT_RLIMIT && lim.memory != UINT64_MAX;
         set_rlim(&c.rl_as, lim.memory);
 
-        p->pid = clone_sandbox(child_main, &c, sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER, &p->pidfd);
+        cgfd = osm_cg_v2_dirfd(p->cg);
+        p->pid = clone_sandbox(child_main, &c, sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER, cgfd, &into_cg,
+                               &p->pidfd);
         int clone_errno = errno;
+        cgfd = osm_close(cgfd);
         close(sv[1]);
         ops_free(b.ops, b.n);
         b.ops = NULL;
@@ -1118,7 +1137,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         set_err(err, errlen, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;
                 }
-                r = osm_cg_attach(p->cg, p->pid);
+                r = osm_cg_attach(p->cg, p->pid, into_cg);
                 if (r < 0) {
                         set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
@@ -1130,7 +1149,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 goto fail_kill;
         }
         if (sb->privileged) {
-                r = osm_cg_attach(p->cg, p->pid);
+                r = osm_cg_attach(p->cg, p->pid, into_cg);
                 if (r < 0) {
                         set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
@@ -1271,8 +1290,9 @@ static void detect(osm_sandbox *sb, const char *cg_name) {
         int sr = osm_seccomp_get(&sb->seccomp, 0, &prog);
         int pidfd = -1;
         probe_prog = prog;
+        bool into_cg;
         pid_t pid = clone_sandbox(probe_child, sb->privileged ? (void *) sb : NULL,
-                                  sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER, &pidfd);
+                                  sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER, -1, &into_cg, &pidfd);
         if (pid < 0) {
                 snprintf(f->detail, sizeof(f->detail), "no user namespace: clone: %s", strerror(errno));
         } else {
@@ -1299,20 +1319,44 @@ static void detect(osm_sandbox *sb, const char *cg_name) {
                 snprintf(f->detail, sizeof(f->detail), "seccomp filters cannot be loaded");
 }
 
-int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
-        if (!opts || (opts->uid_count == 0 && geteuid() == 0) || opts->uid_base + opts->uid_count > UINT32_MAX)
-                return -EINVAL;
-        osm_sandbox *sb = calloc(1, sizeof(*sb));
-        if (!sb)
-                return -ENOMEM;
-        sb->uid_base = opts->uid_base;
-        const osm_sandbox_limits *d = opts->defaults;
+static void set_limits_defaults(osm_sandbox *sb, const osm_sandbox_limits *d) {
         sb->defaults.memory = pick(d ? d->memory : 0, DEFAULT_MEMORY);
         sb->defaults.pids = pick(d ? d->pids : 0, DEFAULT_PIDS);
         sb->defaults.cpu_percent = pick(d ? d->cpu_percent : 0, UINT64_MAX);
         sb->defaults.tmp_size = pick(d ? d->tmp_size : 0, DEFAULT_TMP);
         sb->defaults.nofile = pick(d ? d->nofile : 0, DEFAULT_NOFILE);
         sb->defaults.file_size = pick(d ? d->file_size : 0, DEFAULT_FSIZE);
+}
+
+int osm_sandbox_reconfigure(osm_sandbox *sb, const osm_sandbox_options *opts) {
+        if (!opts || (sb->privileged && opts->uid_count == 0) || opts->uid_base + opts->uid_count > UINT32_MAX)
+                return -EINVAL;
+        const char *net = opts->network ? opts->network : "none";
+        if (strlen(net) >= IFNAMSIZ)
+                return -EINVAL;
+        char *network = strdup(net), *bridge = NULL;
+        if (!network || (strcmp(net, "none") != 0 && *net && !(bridge = strdup(net)))) {
+                free(network);
+                return -ENOMEM;
+        }
+        free(sb->network);
+        sb->network = network;
+        free(sb->net.bridge);
+        sb->net.bridge = bridge;   /* leases of running instances stay until they end */
+        sb->uid_base = opts->uid_base;
+        sb->uid_count = opts->uid_count;
+        set_limits_defaults(sb, opts->defaults);
+        return 0;
+}
+
+int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
+        if (!opts || (opts->uid_count == 0 && geteuid() == 0) || opts->uid_base + opts->uid_count > UINT32_MAX)
+                return -EINVAL;
+        osm_sandbox *sb = calloc(1, sizeof(*sb));
+        if (!sb)
+                return -ENOMEM;
+        set_limits_defaults(sb, opts->defaults);
+        sb->uid_base = opts->uid_base;
         sb->uid_count = opts->uid_count;
         sb->privileged = geteuid() == 0;
         if (opts->stage_dir)

@@ -78,6 +78,10 @@ typedef struct osm_sandbox_options {
  * returns 0, or -ENOMEM/-EINVAL. */
 int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out);
 osm_sandbox *osm_sandbox_free(osm_sandbox *sb);
+/* Apply new options (reload): uid range, network and default limits, for instances
+ * started from now on. stage_dir and cgroup_name stay as they were. 0 or -EINVAL/-ENOMEM
+ * (then nothing changed). */
+int osm_sandbox_reconfigure(osm_sandbox *sb, const osm_sandbox_options *opts);
 
 /* What works on this host (borrowed; valid until osm_sandbox_free). */
 const osm_sandbox_features *osm_sandbox_caps(const osm_sandbox *sb);

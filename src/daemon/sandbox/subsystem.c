@@ -8,22 +8,30 @@
 #include "daemon/sandbox/sandbox.h"
 #include "osmose/log.h"
 
-static int sandbox_start(osm_daemon *d) {
-        char stage[4096];
-        if ((size_t) snprintf(stage, sizeof(stage), "%s/sandbox-stage", d->cfg.state_dir) >= sizeof(stage))
-                return -ENAMETOOLONG;
-        osm_sandbox_limits defaults = {
+/* Options from [sandbox]; stage is the caller's buffer. */
+static void options_from_config(const osm_daemon *d, osm_sandbox_options *o, osm_sandbox_limits *defaults,
+                                const char *stage) {
+        *defaults = (osm_sandbox_limits) {
                 .memory = d->cfg.default_memory,
                 .pids = d->cfg.default_pids,
                 .cpu_percent = d->cfg.default_cpu_percent,
         };
-        osm_sandbox_options o = {
+        *o = (osm_sandbox_options) {
                 .uid_base = d->cfg.uid_base,
                 .uid_count = d->cfg.uid_count,
                 .stage_dir = stage,
                 .network = d->cfg.network,
-                .defaults = &defaults,
+                .defaults = defaults,
         };
+}
+
+static int sandbox_start(osm_daemon *d) {
+        char stage[4096];
+        if ((size_t) snprintf(stage, sizeof(stage), "%s/sandbox-stage", d->cfg.state_dir) >= sizeof(stage))
+                return -ENAMETOOLONG;
+        osm_sandbox_limits defaults;
+        osm_sandbox_options o;
+        options_from_config(d, &o, &defaults, stage);
         int r = osm_sandbox_new(&o, &d->sandbox);
         if (r < 0) {
                 /* Not fatal: the daemon serves everything else; status says why. */
@@ -77,10 +85,23 @@ static void sandbox_status(osm_daemon *d, json_t *obj) {
                 snprintf(detail + u, sizeof(detail) - u, "%s%s: %s", u ? ", " : "", l[i].name,
                          l[i].m == OSM_LIMIT_RLIMIT ? "rlimit only" : "not enforced");
         }
+        json_object_set_new(obj, "network", json_string(d->cfg.network ? d->cfg.network : "none"));
         if (detail[0])
                 osm_status_set(obj, OSM_HEALTH_DEGRADED, detail);
         else
                 osm_status_set(obj, OSM_HEALTH_OK, ok);
+}
+
+/* New uid range, network and default limits apply to instances started from now on. */
+static void sandbox_reload(osm_daemon *d, const osm_config *old) {
+        if (!d->sandbox)
+                return;
+        osm_sandbox_limits defaults;
+        osm_sandbox_options o;
+        options_from_config(d, &o, &defaults, NULL);
+        int r = osm_sandbox_reconfigure(d->sandbox, &o);
+        if (r < 0)
+                log_error("sandbox: keeping the previous settings: %s", strerror(-r));
 }
 
 const osm_subsystem osm_sandbox_subsystem = {
@@ -88,4 +109,5 @@ const osm_subsystem osm_sandbox_subsystem = {
         .start = sandbox_start,
         .stop = sandbox_stop,
         .status = sandbox_status,
+        .reload = sandbox_reload,
 };
