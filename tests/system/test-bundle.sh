@@ -153,6 +153,18 @@ out=$(ctl install "http://127.0.0.1:$port/missing.osb" 2>&1); ok $((! $?)) "inst
 like "$out" "FetchFailed" "…as FetchFailed"
 out=$(ctl install "ftp://127.0.0.1/x.osb" 2>&1); ok $((! $?)) "install of an ftp URL is refused"
 
+# raw calls a hostile or careless client might make
+out=$(ctl call io.osmose.Workload.Install '{}' 2>&1); ok $((! $?)) "Install without a bundle fd or url is refused"
+like "$out" "pass the bundle as one file descriptor" "…saying how to pass it"
+out=$(ctl call io.osmose.Workload.Install '{"url":"file:///etc/passwd"}' 2>&1); ok $((! $?)) "Install of a file:// url is refused"
+out=$(ctl call io.osmose.Workload.Install '{"url":"http://127.0.0.1:1/x","grants":["network","network",7]}' 2>&1)
+ok $((! $?)) "Install with a malformed grant list is refused"
+out=$(ctl call io.osmose.Workload.Grant '{"name":"hello"}' 2>&1); ok $((! $?)) "Grant without a capability is refused"
+out=$(ctl call io.osmose.Workload.Logs '{"instance":"nosuch-1"}' 2>&1); ok $((! $?)) "Logs of an unknown instance fails"
+like "$out" "NotFound" "…as NotFound"
+out=$(ctl call io.osmose.Workload.TrustAdd '{"public_key":"../../etc/passwd"}' 2>&1); ok $((! $?)) "TrustAdd of a path is refused"
+[ ! -e "$T/state/trust/passwd" ] && [ -z "$(ls "$T/state/trust" | grep -v "^$pub$")" ]; ok $? "…and wrote nothing"
+
 # not a bundle at all; hostile bytes
 head -c 5000 /dev/urandom > "$T/random.osb"
 out=$(ctl install "$T/random.osb" 2>&1); ok $((! $?)) "install of random bytes is refused"

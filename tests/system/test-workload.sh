@@ -46,6 +46,9 @@ EOF
 mk once <<'EOF'
 {"name":"once","version":1,"entrypoint":["/bin/sh","-c","exit 0"],"restart":"on-failure"}
 EOF
+mk always <<'EOF'
+{"name":"always","version":1,"entrypoint":["/bin/sh","-c","echo run; exit 0"],"restart":"always"}
+EOF
 mk missing <<'EOF'
 {"name":"missing","version":1,"entrypoint":["/no/such/program"]}
 EOF
@@ -57,7 +60,7 @@ if [ "$health" = failed ]; then
     echo "1..0 # SKIP the sandbox cannot run on this host: $(ctl status | grep sandbox)"
     exit 0
 fi
-for w in exit7 killed chatty ticker stubborn crash once missing; do
+for w in exit7 killed chatty ticker stubborn crash once always missing; do
     ctl install "$T/$w.osb" --allow-unsigned >/dev/null || bail "install $w"
 done
 
@@ -129,6 +132,10 @@ is "$(state_of "$inst")" exited "…it stays ended"
 inst=$(ctl run once)
 wait_for 'test "$(state_of "$inst")" = exited'; ok $? "on-failure does not restart a clean exit"
 is "$(field_of "$inst" restarts)" 0 "…no restarts"
+
+inst=$(ctl run always)
+wait_for 'test "$(field_of "$inst" restarts)" -ge 1'; ok $? "always restarts a workload that exits 0"
+ctl stop "$inst" >/dev/null; ok $? "…until it is stopped"
 
 # --- the CLI going away keeps the instance
 "$OSMOSECTL" run ticker --wait >/dev/null 2>&1 &
