@@ -102,6 +102,9 @@ is "$(listening "$PID_a")" 1 "on: exactly one listening TCP socket"
 out=$(on a federation enable --listen "not-an-address" 2>&1); ok $((! $?)) "enable with a bad address fails"
 like "$out" "listen" "…naming the listen parameter"
 is "$(jget a .listen federation status)" "127.0.0.1:$PA" "…and changes nothing: the listener stays"
+out=$(on a federation enable --listen "127.0.0.1:$PB" 2>&1); ok $((! $?)) "enable on a port in use fails"
+like "$out" "address already in use" "…saying so"
+is "$(jget a .listen federation status)" "127.0.0.1:$PA" "…and a keeps listening where it did"
 
 # --- pairing ---
 out=$(on a remote add b "http://127.0.0.1:$PB" --key "$KB"); like "$out" "space $IDB" "remote add prints the remote's space id"

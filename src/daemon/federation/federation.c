@@ -1191,42 +1191,35 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
 }
 
 /* --- Varlink methods --- */
+/* Enable on the given address, else the last one used, else the configured one. An
+ * invalid address is refused before anything changes, so a typo does not switch an
+ * enabled federation off; a valid one replaces the listener. */
 static void m_enable(osm_call *call, json_t *params, void *userdata) {
         osm_federation *f = userdata;
+        _cleanup_free_ char *saved = NULL;
         const char *listen = json_string_value(json_object_get(params, "listen"));
         if (!listen) {
-                _cleanup_free_ char *saved = NULL;
                 fed_db_get_setting(f->db, "listen", &saved);
-                listen = saved ? NULL : f->d->cfg.federation_listen;
-                if (saved) {
-                        if (f->enabled)
-                                fed_stop_network(f);
-                        const char *why = NULL;
-                        int r = fed_start_network(f, saved, &why);
-                        if (r < 0) {
-                                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", saved, why);
-                                return;
-                        }
-                        fed_db_set_setting(f->db, "enabled", "1");
-                        osm_call_reply(call, json_pack("{s:s}", "listen", f->listen), false);
-                        return;
-                }
+                listen = saved ?: f->d->cfg.federation_listen;
         }
         if (!listen || fed_server_check_listen(listen) < 0) {
-                /* Refused before anything changes: a typo does not switch federation off. */
                 osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
                                 "listen: must be ADDR:PORT or [ADDR6]:PORT with a numeric address");
                 return;
         }
-        if (f->enabled)
+        char previous[sizeof(f->listen)] = "";
+        if (f->enabled) {
+                snprintf(previous, sizeof(previous), "%s", f->listen);
                 fed_stop_network(f);
+        }
         const char *why = NULL;
         int r = fed_start_network(f, listen, &why);
         if (r < 0) {
-                if (r == -EINVAL)
-                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "listen: %s", why);
-                else
-                        osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", listen, why);
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", listen, why);
+                /* Keep serving where it did (the same port, now free again). */
+                const char *why2 = NULL;
+                if (previous[0] && fed_start_network(f, previous, &why2) < 0)
+                        log_error("federation: cannot listen on %s again: %s; federation is off", previous, why2);
                 return;
         }
         if (fed_db_set_setting(f->db, "enabled", "1") < 0 || fed_db_set_setting(f->db, "listen", listen) < 0)
