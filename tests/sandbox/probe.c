@@ -39,6 +39,7 @@
  *   probe forkbomb LIMIT                           fork until refused; report how many
  *   probe memhog MIB                               touch MIB MiB (expects to be killed)
  *   probe sleep                                    sleep until killed
+ *   probe int80 | x32                              a syscall through a foreign ABI (killed)
  *   probe connect PATH                             say "ping" on a Unix socket, print the answer
  *   probe tcp ADDR PORT                            connect over TCP, print the outcome
  * Each line is "ok - NAME: detail" when the sandbox held, "not ok - NAME: detail" when
@@ -342,6 +343,26 @@ static void foreign_abi(void) {
         report(true, "alive-after-denials", "the probe still runs");
 }
 
+/* A syscall through a foreign ABI on x86_64 — the i386 entry (int 0x80) or an x32
+ * number (bit 30 set): the filter answers by killing the process (SIGSYS). Prints only
+ * if it survived. */
+static int run_foreign_abi(bool x32) {
+#if defined(__x86_64__)
+        long r;
+        if (x32)
+                r = syscall(0x40000000L | SYS_getpid);
+        else
+                __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L /* i386 getpid */) : "memory");
+        printf("%s survived: %ld\n", x32 ? "x32" : "int80", r);
+        fflush(stdout);
+        return 1;
+#else
+        (void) x32;
+        printf("not x86_64\n");
+        return 77;
+#endif
+}
+
 static int run_escape(int argc, char **argv) {
         if (argc < 6) {
                 fprintf(stderr, "usage: probe escape SECRET HOSTPID TCPPORT ABSTRACT\n");
@@ -451,6 +472,8 @@ static int run_tcp(int argc, char **argv) {
 int main(int argc, char **argv) {
         if (argc < 2)
                 return 2;
+        if (strcmp(argv[1], "int80") == 0 || strcmp(argv[1], "x32") == 0)
+                return run_foreign_abi(strcmp(argv[1], "x32") == 0);
         if (strcmp(argv[1], "connect") == 0)
                 return run_connect(argc, argv);
         if (strcmp(argv[1], "tcp") == 0)

@@ -528,6 +528,22 @@ static void test_signals_and_errors(void) {
         TAP_OK(res.spawn == 0 && res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGKILL,
                "SIGKILL ends the instance (status 0x%x)", res.ex.status);
 
+#if defined(__x86_64__)
+        const char *int80_argv[] = { "/opt/probe", "int80", NULL };
+        spec.name = "int80";
+        spec.argv = int80_argv;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == 0 && res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGSYS,
+               "a syscall through the i386 ABI kills the process with SIGSYS (status 0x%x, %s)", res.ex.status,
+               oneline(res.out));
+        const char *x32_argv[] = { "/opt/probe", "x32", NULL };
+        spec.name = "x32";
+        spec.argv = x32_argv;
+        run(&spec, 30, 0, &res);
+        TAP_OK(res.spawn == 0 && res.exited && WIFSIGNALED(res.ex.status) && WTERMSIG(res.ex.status) == SIGSYS,
+               "a syscall with an x32 number kills the process with SIGSYS (status 0x%x, %s)", res.ex.status,
+               oneline(res.out));
+#endif
         const char *exit_argv[] = { "/bin/sh", "-c", "exit 7", NULL };
         spec.name = "exit7";
         spec.argv = exit_argv;
