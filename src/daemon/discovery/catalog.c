@@ -622,7 +622,8 @@ json_t *osm_dcat_peers(osm_dcat *c) {
                 json_decref(a);
                 return NULL;
         }
-        memcpy(v, c->peers, c->n_peers * sizeof(*v));
+        if (c->n_peers)   /* c->peers is NULL until the first record */
+                memcpy(v, c->peers, c->n_peers * sizeof(*v));
         qsort(v, c->n_peers, sizeof(*v), cmp_peers);
         for (size_t i = 0; i < c->n_peers; i++)
                 if (json_array_append_new(a, peer_json(c, v[i])) < 0) {
