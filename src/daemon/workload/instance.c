@@ -71,6 +71,9 @@ static void instance_release(wl_instance *i) {
 
 /* ---- the bounded log ------------------------------------------------------------------------ */
 
+/* The ring grows on demand up to log_size, so that quiet instances cost little: while
+ * log_total <= log_cap the bytes lie in order from 0, and they only wrap once the
+ * buffer has reached log_size — so indexing modulo log_size is right throughout. */
 static void log_append(wl_instance *i, const uint8_t *data, size_t n) {
         if (i->log_size == 0)
                 return;
@@ -78,6 +81,20 @@ static void log_append(wl_instance *i, const uint8_t *data, size_t n) {
                 i->log_total += n - i->log_size;
                 data += n - i->log_size;
                 n = i->log_size;
+        }
+        if (i->log_cap < i->log_size && i->log_total + n > i->log_cap) {
+                size_t want = OSM_MAX(OSM_MAX(i->log_cap * 2, (size_t) 4096), (size_t) (i->log_total + n));
+                want = OSM_MIN(want, i->log_size);
+                if (i->log_total > i->log_cap) {
+                        /* cannot happen (see above); drop the output rather than corrupt */
+                        return;
+                }
+                uint8_t *p = realloc(i->log, want);
+                if (!p)
+                        return;   /* out of memory: this output is lost, the log stays whole */
+                i->log = p;
+                i->log_cap = want;
+                /* now want >= total + n, or want == log_size and the ring may wrap */
         }
         size_t pos = (size_t) (i->log_total % i->log_size);
         size_t first = OSM_MIN(n, i->log_size - pos);
@@ -128,6 +145,8 @@ static json_t *log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dro
                 *pos = oldest;
         }
         size_t n = (size_t) OSM_MIN(i->log_total - *pos, (uint64_t) max);
+        if (!i->log)
+                n = 0;
         _cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
         if (!buf)
                 return NULL;
@@ -729,9 +748,8 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         i->version = wl->version;
         i->has_rootfs = wl->has_rootfs;
         i->log_size = (size_t) OSM_MAX(w->d->cfg.log_size, 1024u);
-        i->log = malloc(i->log_size);
         i->args = calloc(n_args + 1, sizeof(char *));
-        bool oom = !i->workload || !i->bundle_id || !i->log || !i->args;
+        bool oom = !i->workload || !i->bundle_id || !i->args;
         json_array_foreach(args, k, a)
                 if (!oom)
                         oom = !(i->args[k] = strdup(json_string_value(a)));

@@ -90,7 +90,8 @@ typedef struct wl_instance {
         bool api_created;
         /* the bounded log: a ring of log_size bytes; log_total bytes were ever written */
         uint8_t *log;
-        size_t log_size;
+        size_t log_size;          /* the bound (log-size) */
+        size_t log_cap;           /* bytes allocated so far, <= log_size */
         uint64_t log_total;
         /* accounting of the last run that ended (and totals over restarts) */
         osm_cgroup_stats last;
