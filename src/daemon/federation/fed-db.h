@@ -46,10 +46,13 @@ int fed_db_outbox_add(fed_db *db, const char *remote, const char *collection, co
                       int64_t time_us, const char *body, bool *added);
 int fed_db_outbox_drop_oldest(fed_db *db, const char *remote, uint64_t n, uint64_t *dropped);
 /* The next batch for remote after sequence after_seq: up to max_records / about max_bytes
- * consecutive records of one collection. *out is {collection, records:[{id,time,body}]} and
- * [*first_seq, *last_seq] its range, or *out NULL if nothing is queued after after_seq. */
+ * consecutive records of one collection. *payload is the JSON text
+ * {"collection":…,"records":[{"id","time","body"}…]} (malloc'd), *collection its
+ * collection (malloc'd), [*first_seq, *last_seq] its range; both NULL and *n 0 if nothing
+ * is queued after after_seq. */
 int fed_db_outbox_peek(fed_db *db, const char *remote, int64_t after_seq, unsigned max_records,
-                       size_t max_bytes, json_t **out, int64_t *first_seq, int64_t *last_seq, unsigned *n);
+                       size_t max_bytes, char **payload, char **collection, int64_t *first_seq,
+                       int64_t *last_seq, unsigned *n);
 /* Remove an acknowledged batch. Returns the number of rows removed or -errno. */
 int fed_db_outbox_ack(fed_db *db, const char *remote, int64_t first_seq, int64_t last_seq);
 uint64_t fed_db_outbox_count(fed_db *db, const char *remote);

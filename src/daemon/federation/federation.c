@@ -376,19 +376,17 @@ static void remote_pump(fed_remote *r) {
                 if (sl->call)
                         continue;
                 const char *kind, *path;
-                _cleanup_free_ char *pt = NULL;
-                _cleanup_json_ json_t *batch = NULL;
+                _cleanup_free_ char *pt = NULL, *collection = NULL;
                 unsigned n = 0;
-                const char *collection = NULL;
                 if (r->queued > 0) {
                         int64_t first = 0, last = 0;
                         if (fed_db_outbox_peek(f->db, r->name, r->sent_upto, FED_BATCH_RECORDS, FED_BATCH_BYTES,
-                                               &batch, &first, &last, &n) < 0) {
+                                               &pt, &collection, &first, &last, &n) < 0) {
                                 remote_set_error(r, "cannot read the outbox");
                                 remote_backoff(r);
                                 return;
                         }
-                        if (!batch) {
+                        if (!pt) {
                                 if (!remote_busy(r))
                                         r->queued = 0;   /* the count drifted: trust the table */
                                 return;
@@ -397,8 +395,6 @@ static void remote_pump(fed_remote *r) {
                         path = "/v1/records";
                         sl->first_seq = first;
                         sl->last_seq = last;
-                        collection = json_string_value(json_object_get(batch, "collection"));
-                        pt = json_dumps(batch, JSON_COMPACT);
                 } else if (r->need_hello && !remote_busy(r)) {
                         kind = "hello";
                         path = "/v1/hello";
