@@ -115,6 +115,15 @@ static int add_arches(scmp_filter_ctx ctx, unsigned policy) {
 #endif
 }
 
+/* Foreign ABIs kill the whole process; where libseccomp cannot tell whether the kernel
+ * knows SECCOMP_RET_KILL_PROCESS (old kernels, qemu-user), the thread. */
+static int set_badarch(scmp_filter_ctx ctx) {
+        int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        if (r < 0)
+                r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL);
+        return r;
+}
+
 /* Export ctx as BPF into a malloc'd sock_fprog. libseccomp 2.5 only exports to an fd,
  * so go through a memfd. */
 static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *out) {
@@ -146,7 +155,7 @@ static int build_allow(unsigned policy, struct sock_fprog *out) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
         if (!ctx)
                 return -ENOMEM;
-        int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        int r = set_badarch(ctx);
         if (r >= 0)
                 r = add_arches(ctx, policy);
         for (size_t i = 0; r >= 0 && i < OSM_ARRAY_SIZE(allowed); i++) {
@@ -182,7 +191,7 @@ static int build_deny(unsigned policy, struct sock_fprog *out) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (!ctx)
                 return -ENOMEM;
-        int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        int r = set_badarch(ctx);
         if (r >= 0)
                 r = add_arches(ctx, policy);
         for (size_t i = 0; r >= 0 && i < OSM_ARRAY_SIZE(ioctls); i++)
