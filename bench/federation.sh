@@ -45,7 +45,7 @@ t0=$(now)
 on a federation enable --listen "127.0.0.1:$PA" >/dev/null
 while [ "$(received)" -lt "$N" ]; do sleep 0.25; done
 t1=$(now)
-sync_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
+sync_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }')
 
 # The same payload by raw curl: the batches a sent, built the same way (ids of a, sealed to
 # b, signed by a), posted in one curl process over one kept-alive connection.
@@ -63,9 +63,9 @@ t2=$(now)
 codes=$(curl "${args[@]}" | sort | uniq -c | tr -s ' ')
 t3=$(now)
 [ "$codes" = " $(( N / BATCH )) 200" ] || { echo "federation: raw curl got: $codes"; exit 1; }
-raw_rate=$(echo "$N / ($t3 - $t2)" | bc -l)
+raw_rate=$(awk -v n="$N" -v a="$t2" -v b="$t3" 'BEGIN { print n / (b - a) }')
 
 printf 'records synced a -> b (loopback, %d records, batches of %d):\n' "$N" "$BATCH"
 printf '  osmosed sync:         %10.0f records/s\n' "$sync_rate"
 printf '  raw curl, same bytes: %10.0f records/s\n' "$raw_rate"
-printf '  ratio:                %10.2f\n' "$(echo "$sync_rate / $raw_rate" | bc -l)"
+printf '  ratio:                %10.2f\n' "$(awk -v s="$sync_rate" -v r="$raw_rate" 'BEGIN { print s / r }')"
