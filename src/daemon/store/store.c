@@ -865,6 +865,8 @@ void store_work_done(osm_store *s) {
 void osm_store_close(osm_store *s) {
         if (!s)
                 return;
+        /* refuse new work first: callbacks run below must not queue ops nobody executes */
+        s->closing = true;
         pthread_mutex_lock(&s->lock);
         s->stop = true;
         pthread_cond_signal(&s->cond);
@@ -873,7 +875,6 @@ void osm_store_close(osm_store *s) {
                 pthread_join(s->writer, NULL);
         s->writer_started = false;
         drain_done(s);
-        s->closing = true;
         /* in-flight queries and transfers finish on their own and then free the store */
         uv_close((uv_handle_t *) &s->async, on_async_closed);
 }
