@@ -9,7 +9,8 @@
 #           daemon against the same SELECT straight on the database — bench/store-query.c.
 # Rounds interleave ours and the baseline (the machine is shared); figures are medians.
 # Targets (DESIGN.md §12): ingest >= 50% of raw SQLite; object put/get >= 80% of b2sum.
-# Usage: bench/store.sh [BUILD_DIR]   (ROWS=200000 ROUNDS=3 OBJ_MB=256 QUERY_RECORDS=10000000)
+# Usage: bench/store.sh [BUILD_DIR]   (ROWS=200000 ROUNDS=3 OBJ_MB=256 QUERY_RECORDS=10000000
+#        PARTS="ingest objects query")
 set -u
 BUILD=${1:-${BUILD:-build}}
 ROWS=${ROWS:-200000}
@@ -49,7 +50,11 @@ gen_lines() {   # gen_lines FIRST LAST: sensor readings as JSON Lines
         seq "$1" "$2" | awk '{printf "{\"sensor\":\"room-a/t%d\",\"celsius\":%.2f,\"seq\":%d}\n", $1 % 16, 18 + ($1 % 600) / 100, $1}'
 }
 
+PARTS=${PARTS:-ingest objects query}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
 # ---- ingest ----
+if part ingest; then
 gen_lines 1 "$ROWS" > "$WORK/lines"
 : > "$WORK/ours" ; : > "$WORK/raw"
 for r in $(seq "$ROUNDS"); do
@@ -67,8 +72,10 @@ done
 ours=$(median < "$WORK/ours"); raw=$(median < "$WORK/raw")
 printf 'ingest: put --batch %.0f records/s, raw SQLite %.0f records/s (same rows, WAL+FULL, 1000-row txns): %.0f%% (target >= 50%%)\n' \
         "$ours" "$raw" "$(calc "100 * $ours / $raw")"
+fi
 
 # ---- objects ----
+if part objects; then
 head -c $((OBJ_MB * 1048576)) /dev/urandom > "$WORK/blob"
 cat "$WORK/blob" > /dev/null
 for mode in plain encrypted; do
@@ -99,9 +106,12 @@ for mode in plain encrypted; do
                 "$mode" "$OBJ_MB" "$put" "$get" "$b2" "$ct" "$dd" "$(calc "100 * $put / $b2")" "$(calc "100 * $get / $b2")" "$(calc "100 * $put / $dd")"
 done
 rm -f "$WORK/blob"
+fi
 
 # ---- query latency over QUERY_RECORDS records ----
-start_daemon "$WORK/query"
+if part query; then
+# 10^7 small records take about 1.1 GiB: more than the default budget
+start_daemon "$WORK/query" '[store]\ndb-budget = 16G\n'
 t0=$(now)
 gen_lines 1 "$QUERY_RECORDS" | "$OSMOSECTL" put bench/query --batch >/dev/null || { echo "store: loading failed"; exit 1; }
 t1=$(now)
@@ -115,3 +125,4 @@ for spec in "10000 100" "1000000 1000"; do
                 "$(echo "$spec" | cut -d' ' -f1)" "$(echo "$spec" | cut -d' ' -f2)" "$1" "$2" "$3" "$4" "$5" "$6"
 done
 stop_daemon
+fi
