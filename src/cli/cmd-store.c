@@ -198,8 +198,10 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                         snprintf(msg, sizeof(msg), "put: line %zu: %s; %" PRIu64 " records before it are stored",
                                  reader.line, why, stored);
                 }
-                if (r <= 0 || failed)
+                if (r <= 0 || failed) {
+                        json_decref(rec);   /* read, but a chunk before it failed */
                         break;
+                }
                 if (!cur) {
                         cur = calloc(1, sizeof(*cur));
                         if (!cur || !(cur->records = json_array())) {
