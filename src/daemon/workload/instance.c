@@ -75,20 +75,20 @@ static void instance_release(wl_instance *i) {
  * log_total <= log_cap the bytes lie in order from 0, and they only wrap once the
  * buffer has reached log_size — so indexing modulo log_size is right throughout. */
 static void log_append(wl_instance *i, const uint8_t *data, size_t n) {
-        if (i->log_size == 0)
+        if (i->log_size == 0 || n == 0)
                 return;
-        if (n > i->log_size) {
-                i->log_total += n - i->log_size;
-                data += n - i->log_size;
-                n = i->log_size;
-        }
-        if (i->log_cap < i->log_size && i->log_total + n > i->log_cap) {
-                size_t want = OSM_MAX(OSM_MAX(i->log_cap * 2, (size_t) 4096), (size_t) (i->log_total + n));
+        /* More than the whole log at once: only its tail is kept. */
+        size_t skip = n > i->log_size ? n - i->log_size : 0;
+        data += skip;
+        n -= skip;
+        uint64_t total = i->log_total + skip;   /* where these n bytes start */
+        if (i->log_cap < i->log_size && total + n > i->log_cap) {
+                size_t want = OSM_MAX(OSM_MAX(i->log_cap * 2, (size_t) 4096), (size_t) (total + n));
+                /* total > log_cap only with a skip: n is then log_size and overwrites the
+                 * whole ring, so it must be full size. */
+                if (total > i->log_cap)
+                        want = i->log_size;
                 want = OSM_MIN(want, i->log_size);
-                if (i->log_total > i->log_cap) {
-                        /* cannot happen (see above); drop the output rather than corrupt */
-                        return;
-                }
                 uint8_t *p = realloc(i->log, want);
                 if (!p)
                         return;   /* out of memory: this output is lost, the log stays whole */
@@ -96,11 +96,11 @@ static void log_append(wl_instance *i, const uint8_t *data, size_t n) {
                 i->log_cap = want;
                 /* now want >= total + n, or want == log_size and the ring may wrap */
         }
-        size_t pos = (size_t) (i->log_total % i->log_size);
+        size_t pos = (size_t) (total % i->log_size);
         size_t first = OSM_MIN(n, i->log_size - pos);
         memcpy(i->log + pos, data, first);
         memcpy(i->log, data + first, n - first);
-        i->log_total += n;
+        i->log_total = total + n;
 }
 
 /* Make bytes valid UTF-8 without NULs for JSON: invalid sequences become U+FFFD. */
@@ -145,8 +145,11 @@ static json_t *log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dro
                 *pos = oldest;
         }
         size_t n = (size_t) OSM_MIN(i->log_total - *pos, (uint64_t) max);
-        if (!i->log)
+        if (!i->log) {   /* nothing could be kept: never loop on it */
+                *dropped += i->log_total - *pos;
+                *pos = i->log_total;
                 n = 0;
+        }
         _cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
         if (!buf)
                 return NULL;
@@ -582,7 +585,9 @@ static void on_grace_over(uv_timer_t *t) {
 static void request_stop(wl_instance *i) {
         i->stop_requested = true;
         if (i->state == WL_BACKOFF) {
-                instance_end(i, i->exit_code >= 0 || i->signal > 0 ? WL_EXITED : WL_FAILED);
+                /* It ran before (a first start that fails never backs off): exited, even
+                 * if the last restart attempt could not start it (error says why). */
+                instance_end(i, WL_EXITED);
                 return;
         }
         if (!i->proc || i->state == WL_STOPPING)
