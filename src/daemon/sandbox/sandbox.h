@@ -18,6 +18,18 @@
  *   (bounding, ambient, effective, permitted, inheritable) → no_new_privs → seccomp filter
  *   (compiled once per policy in the parent, no allocation after fork).
  *
+ * As root (the installed case) the root is built as real root in namespaces owned by the
+ * host's user namespace and the user namespace is unshared last, so the paths in a spec
+ * (bundle rootfs, data dir, API socket) need not be reachable by the mapped ids. With a
+ * cgroup v2 controller the child is born in its cgroup (CLONE_INTO_CGROUP); with v1 it is
+ * moved there while it builds its root (a v1 migration waits for an RCU grace period:
+ * most of the spawn time on a v1 host when spawns are not back to back).
+ *
+ * Network: without a grant, a new network namespace with only loopback (up). With a
+ * grant and [sandbox] network = BRIDGE, also eth0: a veth pair into that bridge, the next
+ * free address of the bridge's IPv4 subnet, a default route via the bridge's address,
+ * and (minimal root) the host's /etc/resolv.conf.
+ *
  * Process shape: the host pid the caller sees is a tiny init (pid 1 of the sandbox, forked
  * from the daemon, non-dumpable) that forks the workload, forwards SIGTERM/SIGINT/SIGHUP/
  * SIGQUIT/SIGUSR1/SIGUSR2 to it, reaps orphans and, when the workload exits, reports the
