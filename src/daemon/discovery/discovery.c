@@ -279,21 +279,22 @@ static void resolve_cb(AvahiServiceResolver *r, AvahiIfIndex iface, AvahiProtoco
 
         if (event == AVAHI_RESOLVER_FOUND) {
                 char a[AVAHI_ADDRESS_STR_MAX] = "";
-                size_t n = (size_t) avahi_string_list_length(txt), i = n;
+                size_t n = (size_t) avahi_string_list_length(txt), i = 0;
                 _cleanup_free_ osm_txt_item *items = NULL;
                 osm_dcat_resolution res;
                 int rr;
 
                 if (addr)
                         avahi_address_snprint(a, sizeof(a), addr);
-                /* avahi-client builds the list by prepending: walk it backwards into wire
-                 * order, which matters because only a key's first occurrence counts. */
+                /* The list is in wire order (avahi-daemon keeps it reversed, and
+                 * avahi-client reverses it back by prepending), which matters because
+                 * only a key's first occurrence counts (checked against the packets). */
                 items = calloc(n ? n : 1, sizeof(*items));
                 if (items)
-                        for (AvahiStringList *l = txt; l; l = avahi_string_list_get_next(l)) {
-                                i--;
+                        for (AvahiStringList *l = txt; l && i < n; l = avahi_string_list_get_next(l)) {
                                 items[i].data = avahi_string_list_get_text(l);
                                 items[i].len = avahi_string_list_get_size(l);
+                                i++;
                         }
                 res = (osm_dcat_resolution) {
                         .host = host, .address = addr ? a : NULL, .port = port,
