@@ -74,6 +74,7 @@ struct osm_discovery {
         uv_timer_t sweep_timer;         /* after a reconnect: drop what was not seen again */
         uv_timer_t save_timer;          /* peer list written at most this often */
         bool save_pending;
+        unsigned n_closing;             /* timers still closing at stop; the last frees */
 
         /* our own _osmose._tcp record */
         osm_discovery_pub *self;

@@ -986,8 +986,8 @@ static osm_dcat_limits limits_of(const osm_config *cfg) {
 static void free_when_closed(uv_handle_t *h) {
         osm_discovery *disc = h->data;
 
-        /* the three timers close in order; the last one frees */
-        if (h == (uv_handle_t *) &disc->save_timer)
+        /* the three timers close in no promised order; the last one frees */
+        if (--disc->n_closing == 0)
                 free(disc);
 }
 
@@ -1061,6 +1061,7 @@ static void discovery_stop(osm_daemon *d) {
         free(disc->configured_name);
         d->discovery = NULL;
 
+        disc->n_closing = 3;
         uv_close((uv_handle_t *) &disc->retry_timer, free_when_closed);
         uv_close((uv_handle_t *) &disc->sweep_timer, free_when_closed);
         uv_close((uv_handle_t *) &disc->save_timer, free_when_closed);
