@@ -233,8 +233,18 @@ static char *reader(char *str, int num, void *stream) {
                 s++;
         if (!*s || *s == ';' || *s == '#' || s != str)   /* indented: a continuation line */
                 return r;
-        if (*s == '[' ? !strchr(s, ']') : !strpbrk(s, "=:"))
+        if (*s == '[' ? !strchr(s, ']') : !strpbrk(s, "=:")) {
                 problem(p, "syntax error: expected [section] or key = value");
+        } else if (*s == '[') {
+                /* A section with no keys never reaches the handler: check its name here. */
+                const char *end = strchr(s, ']');
+                bool known = false;
+                for (size_t i = 0; i < osm_config_n_keys && !known; i++)
+                        known = strlen(osm_config_keys[i].section) == (size_t) (end - s - 1) &&
+                                strncmp(osm_config_keys[i].section, s + 1, (size_t) (end - s - 1)) == 0;
+                if (!known)
+                        problem(p, "unknown section %.*s", (int) (end - s + 1), s);
+        }
         return r;
 }
 
@@ -247,10 +257,9 @@ static int handler(void *user, const char *section, const char *name, const char
                 bool known_section = false;
                 for (size_t i = 0; i < osm_config_n_keys; i++)
                         known_section |= strcmp(osm_config_keys[i].section, section) == 0;
+                /* an unknown section was reported at its header line */
                 if (known_section)
                         problem(p, "unknown key '%s' in section [%s]", name, section);
-                else
-                        problem(p, "unknown section [%s]", section);
                 return 0;
         }
         r = set_value(p->cfg, k, value, &why);

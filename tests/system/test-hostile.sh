@@ -9,7 +9,7 @@ cat > "$T/state/osmosed.conf" <<'CONF'
 max-connections = 200
 max-message-size = 64K
 max-buffered = 128K
-idle-timeout = 2s
+idle-timeout = 3s
 partial-timeout = 1s
 [store]
 max-record-size = 32K
@@ -34,7 +34,7 @@ like "$out" '<EOF>$' "…and the connection is closed"
 out=$(osm_raw 'b"x" * 200000' 3); like "$out" 'MessageTooLarge' "a stream of bytes without NUL: MessageTooLarge"
 alive; ok $? "daemon still answers"
 
-out=$(osm_raw 'b"{\"method\":\"io.osmose.Daemon.NoSuch\"}\0"'); like "$out" '"error":"org.varlink.service.MethodNotFound".*NoSuch' "unknown method: MethodNotFound"
+out=$(osm_raw 'b"{\"method\":\"io.osmose.Daemon.NoSuch\"}\0"' 1); like "$out" '"error":"org.varlink.service.MethodNotFound".*NoSuch' "unknown method: MethodNotFound"
 case "$out" in *'<EOF>'*) ok 1 "…and the connection stays open";; *) ok 0 "…and the connection stays open";; esac
 out=$(osm_raw 'b"{\"method\":\"com.example.Nope.Call\"}\0"'); like "$out" 'InterfaceNotFound.*com.example.Nope' "unknown interface: InterfaceNotFound"
 out=$(osm_raw 'b"{\"method\":\"Status\"}\0"'); like "$out" 'MethodNotFound' "unqualified method: MethodNotFound"
@@ -69,7 +69,7 @@ PY
 like "$out" 'too many file descriptors.*<EOF>' "20 fds in one message: refused, connection closed"
 
 # a client that connects and sends nothing; one that stalls mid-message
-out=$(osm_raw 'b""' 5); like "$out" '<EOF>$' "silent client is dropped after the idle timeout"
+out=$(osm_raw 'b""' 8); like "$out" '<EOF>$' "silent client is dropped after the idle timeout"
 out=$(osm_raw 'b"{\"method\":\"io.osm"' 4); like "$out" '<EOF>$' "half a message, stalled: dropped after the partial timeout"
 grep -q "half a message stalled" "$T/daemon.log"; ok $? "…and the log says why"
 

@@ -43,11 +43,15 @@ int main(void) {
         int r = load_text(&cfg, "[daemon]\nname = x\nbogus = 1\n[nowhere]\na = b\n[control]\nmax-connections = lots\n"
                                 "this line is wrong\n", &errs);
         TAP_EQ_INT(r, 4, "four problems found");
+
         TAP_OK(errs && strstr(errs, ":3: unknown key 'bogus' in section [daemon]") != NULL, "unknown key with line");
-        TAP_OK(errs && strstr(errs, ":5: unknown section [nowhere]") != NULL, "unknown section with line");
+        TAP_OK(errs && strstr(errs, ":4: unknown section [nowhere]") != NULL, "unknown section at its header line");
         TAP_OK(errs && strstr(errs, ":7: [control] max-connections = lots: expected a non-negative integer") != NULL,
                "bad value with line and reason");
         TAP_OK(errs && strstr(errs, ":8: syntax error") != NULL, "syntax error with line");
+        free(errs);
+        r = load_text(&cfg, "[bogus]\n[daemon]\nname = x\n", &errs);
+        TAP_OK(r == 1 && errs && strstr(errs, ":1: unknown section [bogus]"), "an empty unknown section is a problem too");
         free(errs);
 
         cfg.max_message_size = 10;
