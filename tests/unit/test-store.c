@@ -226,6 +226,27 @@ int main(void) {
         osm_store_put_req badid = { .collection = "x", .writer = "user:test", .body = b, .id = "zz-1" };
         TAP_EQ_INT(osm_store_put(s, &badid, on_put, &ps, &why), -EINVAL, "a malformed remote id is refused");
 
+        /* a batch queued at once stops at its first bad record; those before it are stored */
+        {
+                json_t *ok1 = json_pack("{s:i}", "m", 1), *ok2 = json_pack("{s:i}", "m", 2);
+                json_t *huge2 = json_pack("{s:s}", "x", huge);
+                osm_store_put_req reqs[3] = {
+                        { .collection = "many", .writer = "user:test", .body = ok1 },
+                        { .collection = "many", .writer = "user:test", .body = ok2 },
+                        { .collection = "many", .writer = "user:test", .body = huge2 },
+                };
+                int r = 0;
+                ps = (put_state) { .want = 2 };
+                size_t queued = osm_store_put_many(s, reqs, 3, on_put, &ps, &r, &why);
+                TAP_EQ_INT(queued, 2, "put_many queues the records before a bad one");
+                TAP_EQ_INT(r, -EMSGSIZE, "…and says why it stopped");
+                run_until(&ps.all);
+                TAP_EQ_INT(ps.n_ok, 2, "…and they are stored");
+                json_decref(ok1);
+                json_decref(ok2);
+                json_decref(huge2);
+        }
+
         /* idempotent remote records */
         osm_store_put_req remote = { .collection = "shared", .writer = "remote:fedcba9876543210", .body = b,
                                      .id = "fedcba9876543210-42", .time_us = t0 };

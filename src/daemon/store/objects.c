@@ -38,13 +38,6 @@ static void object_path(osm_store *s, const char *hash, char *buf, size_t size) 
         snprintf(buf, size, "%s/%.2s/%s", s->obj_dir, hash, hash + 2);
 }
 
-static int fsync_path(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        return fsync(fd) < 0 ? -errno : 0;
-}
-
 /* ---- the key ---- */
 
 /* Load state_dir/object.key, or make it when create is set. Keeps it in guarded memory. */
@@ -377,12 +370,12 @@ static int obj_commit(osm_store *s, store_op *op) {
         } else {
                 snprintf(dir, sizeof(dir), "%s/%.2s", s->obj_dir, op->hash);
                 if (mkdir(dir, 0700) == 0)
-                        fsync_path(s->obj_dir);
+                        store_fsync_dir(s->obj_dir);
                 else if (errno != EEXIST)
                         return -errno;
                 if (rename(op->tmp_path, final) < 0)
                         return -errno;
-                int r = fsync_path(dir);
+                int r = store_fsync_dir(dir);
                 if (r < 0)
                         return r;
                 op->created = !row;

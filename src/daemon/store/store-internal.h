@@ -122,6 +122,8 @@ int store_db_open(const char *path, bool writer, sqlite3 **out);
 sqlite3 *store_pool_get(osm_store *s);
 void store_pool_put(osm_store *s, sqlite3 *db);
 int store_sqlite_errno(sqlite3 *db, int rc);
+/* fsync a directory (after a rename or create in it). Returns 0 or -errno. */
+int store_fsync_dir(const char *path);
 
 /* objects.c, run by the writer inside its transaction */
 int store_obj_exec(osm_store *s, store_op *op);

@@ -712,7 +712,7 @@ static int ensure_origin(osm_store *s, const char *space_id) {
         return rc == SQLITE_DONE ? 0 : store_sqlite_errno(s->wdb, rc);
 }
 
-static int fsync_dir(const char *path) {
+int store_fsync_dir(const char *path) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -800,7 +800,7 @@ int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out,
                 goto fail;
         }
         if (!existed)
-                fsync_dir(o->state_dir);   /* the new database file's name is durable too */
+                store_fsync_dir(o->state_dir);   /* the new database file's name is durable too */
         s->page_size = (uint32_t) pragma_int(s->wdb, "PRAGMA page_size");
         if (s->page_size == 0 || s->page_size > 65536)
                 s->page_size = 4096;
