@@ -187,6 +187,22 @@ static void emit(osm_dcat *c, osm_dcat_kind kind, osm_dcat_event ev, json_t *obj
                 c->notify(kind, ev, obj, c->userdata);
 }
 
+/* Did an entry change, other than its last_seen (which moves with every announcement)? */
+static bool changed(json_t *before, json_t *after) {
+        bool r;
+
+        if (!before || !after)
+                return false;
+        json_t *a = json_deep_copy(after);
+        if (!a)
+                return false;
+        json_object_del(before, "last_seen");
+        json_object_del(a, "last_seen");
+        r = !json_equal(before, a);
+        json_decref(a);
+        return r;
+}
+
 static void peers_service_lost(osm_dcat *c, const dsvc *s);
 static void peers_service_resolved(osm_dcat *c, const dsvc *s);
 
@@ -281,17 +297,8 @@ int osm_dcat_resolved(osm_dcat *c, int iface, int proto, const char *name, const
         after = svc_json(s);
         if (!was_listed)
                 emit(c, OSM_DCAT_SERVICE, OSM_DCAT_ADDED, after);
-        else if (before && after) {
-                /* last_seen always moves: compare without it */
-                json_object_del(before, "last_seen");
-                json_t *cmp = json_deep_copy(after);
-                if (cmp) {
-                        json_object_del(cmp, "last_seen");
-                        if (!json_equal(before, cmp))
-                                emit(c, OSM_DCAT_SERVICE, OSM_DCAT_CHANGED, after);
-                        json_decref(cmp);
-                }
-        }
+        else if (changed(before, after))
+                emit(c, OSM_DCAT_SERVICE, OSM_DCAT_CHANGED, after);
         if (is_peer_service(s))
                 peers_service_resolved(c, s);
         return 0;
@@ -589,16 +596,8 @@ static void peers_service_resolved(osm_dcat *c, const dsvc *s) {
                 return;
         }
         after = peer_json(c, p);
-        if (before && after) {
-                json_object_del(before, "last_seen");
-                json_t *cmp = json_deep_copy(after);
-                if (cmp) {
-                        json_object_del(cmp, "last_seen");
-                        if (!json_equal(before, cmp))
-                                emit(c, OSM_DCAT_PEER, OSM_DCAT_CHANGED, after);
-                        json_decref(cmp);
-                }
-        }
+        if (changed(before, after))
+                emit(c, OSM_DCAT_PEER, OSM_DCAT_CHANGED, after);
 }
 
 static int cmp_peers(const void *a, const void *b) {
@@ -702,7 +701,7 @@ int osm_dcat_load(osm_dcat *c, json_t *doc, size_t *skipped, const char **why) {
                 if (json_unpack(o, "{s:s, s:s, s:s, s:I, s:I, s:b}", "id", &id, "instance", &instance,
                                 "name", &name, "first_seen", &first, "last_seen", &last,
                                 "trusted", &trusted) < 0 ||
-                    strlen(id) != OSM_SPACE_ID_LEN || strspn(id, "0123456789abcdef") != OSM_SPACE_ID_LEN ||
+                    !osm_space_id_valid(id) ||
                     !str_ok(instance) || strlen(name) > OSM_PEER_NAME_MAX ||
                     peer_find(c, id, instance)) {
                         (*skipped)++;

@@ -106,16 +106,12 @@ static void method_services(osm_call *call, json_t *params, void *userdata) {
                           OSM_DCAT_SERVICE, type);
 }
 
-static bool id_valid(const char *id) {
-        return id && strlen(id) == OSM_SPACE_ID_LEN && strspn(id, "0123456789abcdef") == OSM_SPACE_ID_LEN;
-}
-
 static void set_trust(osm_call *call, json_t *params, osm_discovery *disc, bool trusted) {
         const char *id = json_string_value(json_object_get(params, "id"));
         json_t *instances = NULL;
         int r;
 
-        if (!id_valid(id)) {
+        if (!osm_space_id_valid(id)) {
                 osm_call_invalid_param(call, "id");
                 return;
         }

@@ -199,6 +199,10 @@ json_t *osm_txt_issues_json(unsigned issues) {
         return a;
 }
 
+bool osm_space_id_valid(const char *s) {
+        return s && strlen(s) == OSM_SPACE_ID_LEN && strspn(s, "0123456789abcdef") == OSM_SPACE_ID_LEN;
+}
+
 int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, const char **why) {
         const char *id, *v, *name;
         json_t *j;
@@ -211,7 +215,7 @@ int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, const char **why) {
                 *why = "no text key 'id'";
                 return -EINVAL;
         }
-        if (strlen(id) != OSM_SPACE_ID_LEN || strspn(id, "0123456789abcdef") != OSM_SPACE_ID_LEN) {
+        if (!osm_space_id_valid(id)) {
                 *why = "'id' is not a space id (32 lowercase hex digits)";
                 return -EINVAL;
         }

@@ -57,6 +57,9 @@ typedef struct osm_peer_txt {
  * (optional) UTF-8 text of at most 63 bytes. Returns 0, or -EINVAL with *why set. */
 int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, const char **why);
 
+/* Is s a space id: exactly 32 lowercase hex digits? (s may be NULL) */
+bool osm_space_id_valid(const char *s);
+
 /* Is s (len bytes) valid UTF-8 without control characters? */
 bool osm_txt_is_text(const uint8_t *s, size_t len);
 
