@@ -88,6 +88,7 @@ is "$(echo "$r" | pick "r['parameters']['workload']")" client "Info names the wo
 is "$(echo "$r" | pick "','.join(r['parameters']['grants'])")" "store:read:sensors/*,store:write:rooms/summary" \
    "…and the grants it holds, not those it only requested"
 like "$(echo "$r" | pick "r['parameters']['instance']")" '^client-[0-9]+$' "…and the instance"
+is "$(echo "$r" | pick "r['parameters']['manifest']['entrypoint'][0]")" /usr/bin/python3 "…and its manifest"
 
 # --- store:write:rooms/summary allows exactly that collection
 r=$(call client Put '{"collection":"rooms/summary","body":{"from":"api"}}')

@@ -862,7 +862,7 @@ static void m_info(osm_call *call, json_t *params, void *userdata) {
                               "usage", "calls", (json_int_t) in->calls, "refused", (json_int_t) in->refused,
                               "bytes_stored", (json_int_t) in->bytes_stored, "watches", (int) in->n_watches,
                               "publications", (int) in->n_pubs);
-#if API_HAVE_WORKLOADS && defined(OSM_WORKLOADS_HAVE_INSTANCE_MANIFEST)
+#if API_HAVE_WORKLOADS
         const osm_manifest *m = osm_workloads_instance_manifest(in->api->d->workloads, in->id);
         if (o && m)
                 json_object_set_new(o, "manifest", osm_manifest_to_json(m));
