@@ -11,6 +11,7 @@
 #   fuzz SEED N                     N random or mutated messages; then check the socket still answers
 #   connect PATH...                 try to connect to each path; print what happened
 #   putbig COLLECTION SIZE N        N puts of SIZE-byte strings; print each result
+#   publish TYPE PORT               publish a service, print the reply, then stay up (until stopped)
 import json, os, random, socket, sys, threading, time
 
 API = "/run/osmose/api.sock"
@@ -125,6 +126,12 @@ def main():
                 out({"path": p, "connected": True})
             except OSError as e:
                 out({"path": p, "connected": False, "error": e.strerror})
+    elif mode == "publish":
+        c = Conn()
+        out(c.call("io.osmose.Api.Publish", {"type": args[0], "port": int(args[1])}))
+        out(c.call("io.osmose.Api.Publications"))
+        while True:
+            time.sleep(1)
     elif mode == "putbig":
         c = Conn()
         for _ in range(int(args[2])):
