@@ -19,6 +19,7 @@ rooms_check || { echo "discovery: skipped ($ROOMS_SKIP)"; exit 0; }
 trap rooms_down EXIT
 rooms_up A B C:noavahi >/dev/null || { echo "discovery: cannot build the rooms"; exit 1; }
 now() { date +%s.%N; }
+calc() { awk "BEGIN { print $* }"; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -37,7 +38,7 @@ for r in $(seq "$ROUNDS"); do
     room_spawn A "$ROOMS_DIR/A/osmosed.log" "$OSMOSED" --state-dir "$ROOMS_DIR/A/osm" --name gw-a
     echo "$ROOM_PID" > "$ROOMS_DIR/A/osmosed.pid"
     for _ in $(seq 100); do [ -s "$ROOMS_DIR/t" ] && break; sleep 0.05; done
-    [ -s "$ROOMS_DIR/t" ] && ours+=("$(echo "$(cat "$ROOMS_DIR/t") - $t0" | bc -l)")
+    [ -s "$ROOMS_DIR/t" ] && ours+=("$(calc "$(cat "$ROOMS_DIR/t") - $t0")")
     kill "$w" 2>/dev/null; pkill -P "$w" 2>/dev/null; wait "$w" 2>/dev/null
     room_osmosed_stop A
     sleep 1.5    # let B see A leave
@@ -50,7 +51,7 @@ for r in $(seq "$ROUNDS"); do
     room_spawn A "$ROOMS_DIR/A/publish.log" avahi-publish -s "bench" "_bench$r._tcp" 1
     p=$ROOM_PID
     for _ in $(seq 100); do [ -s "$ROOMS_DIR/t" ] && break; sleep 0.05; done
-    [ -s "$ROOMS_DIR/t" ] && base+=("$(echo "$(cat "$ROOMS_DIR/t") - $t0" | bc -l)")
+    [ -s "$ROOMS_DIR/t" ] && base+=("$(calc "$(cat "$ROOMS_DIR/t") - $t0")")
     kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
     pkill -P "$w" 2>/dev/null; kill "$w" 2>/dev/null; wait "$w" 2>/dev/null
     sleep 1
@@ -58,8 +59,8 @@ done
 mo=$(printf '%s\n' "${ours[@]}" | median); mb=$(printf '%s\n' "${base[@]}" | median)
 printf 'gateway visible to a peer: osmosed start -> peers --watch   median %.3f s (%d/%d rounds)\n' "$mo" "${#ours[@]}" "$ROUNDS"
 printf 'baseline: avahi-publish -> avahi-browse -r                  median %.3f s (%d/%d rounds)\n' "$mb" "${#base[@]}" "$ROUNDS"
-printf 'ratio ours/baseline: %.2f   (target: visible within 1.5 s: %s)\n' "$(echo "$mo / $mb" | bc -l)" \
-    "$(echo "$mo <= 1.5" | bc -l | sed 's/1/met/;s/0/NOT met/')"
+printf 'ratio ours/baseline: %.2f   (target: visible within 1.5 s: %s)\n' "$(calc "$mo / $mb")" \
+    "$(calc "($mo <= 1.5) ? \"met\" : \"NOT met\"")"
 
 # --- 1,000 services ---------------------------------------------------------------------
 room_osmosed_start A gw-a || exit 1
@@ -88,8 +89,8 @@ t1=$(now)
 sleep 1
 rss1=$(rss_kib "$APID")
 cpid=$(cat "$ROOMS_DIR/C/avahi.pid"); apid=$(cat "$ROOMS_DIR/A/avahi.pid")
-printf 'catalog: %d of %d services announced in room C listed by osmosed in A after %.1f s\n' "$n" "$NSVC" "$(echo "$t1 - $t0" | bc -l)"
+printf 'catalog: %d of %d services announced in room C listed by osmosed in A after %.1f s\n' "$n" "$NSVC" "$(calc "$t1 - $t0")"
 printf 'osmosed RSS: %d KiB idle -> %d KiB with the catalog (+%d KiB, %.0f bytes/service)\n' "$rss0" "$rss1" \
-    "$((rss1 - rss0))" "$(echo "($rss1 - $rss0) * 1024 / $NSVC" | bc -l)"
+    "$((rss1 - rss0))" "$(calc "($rss1 - $rss0) * 1024 / $NSVC")"
 printf 'baseline: avahi-daemon RSS in room A (its cache of the same services) %d KiB; in room C (publishing them) %d KiB\n' \
     "$(rss_kib "$apid")" "$(rss_kib "$cpid")"
