@@ -32,9 +32,9 @@ python3 -c "
 import json
 for i in range($N): print(json.dumps({'seq': i, 'sensor': 'temp', 'value': 20.0 + (i % 50) / 10.0}))" > "$T/rows.jsonl"
 
-run_api() {   # run_api COLLECTION N BATCH -> records/s
+run_api() {   # run_api COLLECTION N BATCH [CONNECTIONS] -> records/s
     local id
-    id=$(ctl run writer -- "$1" "$2" "$3")
+    id=$(ctl run writer -- "$1" "$2" "$3" "${4:-1}")
     for _ in $(seq 1200); do
         ctl ps 2>/dev/null | grep -q "^$id .*running" || break
         sleep 0.1
@@ -51,10 +51,11 @@ run_cli() {   # run_cli COLLECTION -> records/s
 # Interleave: baseline, API, baseline again (the machine is shared).
 cli1=$(run_cli bench/cli1)
 api=$(run_api bench/api "$N" 1000)
+api2=$(run_api bench/api2 "$N" 1000 2)
 cli2=$(run_cli bench/cli2)
 single=$(run_api bench/single "$N1" 1)
 cli=$(( (cli1 + cli2) / 2 ))
 echo "osmosectl put --batch:            $cli records/s (runs: $cli1, $cli2; $N records)"
-echo "workload API, PutBatch of 1000:   $api records/s"
+echo "workload API, PutBatch of 1000:   $api records/s (one connection), $api2 records/s (two)"
 echo "workload API, one Put per record: $single records/s ($N1 records, one durable commit each)"
-awk -v a="$api" -v c="$cli" 'BEGIN { printf "ratio API batch / put --batch: %.2f\n", a / c }'
+awk -v a="$api" -v b="$api2" -v c="$cli" 'BEGIN { printf "ratio API batch / put --batch: %.2f (one connection), %.2f (two)\n", a / c, b / c }'
