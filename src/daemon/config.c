@@ -37,6 +37,8 @@ const osm_config_key osm_config_keys[] = {
         K("store", "max-record-size", SIZE, max_record_size, "256K", "largest JSON body of one record"),
         K("store", "commit-delay", DURATION, commit_delay_us, "0", "extra wait to gather a group commit (0: commit as soon as the previous one is done)"),
         K("store", "encrypt-objects", BOOL, encrypt_objects, "no", "encrypt objects at rest (libsodium secretstream)"),
+        K("store", "max-object-size", SIZE, max_object_size, "4G", "largest object; a bigger one is refused"),
+        K("store", "min-free", SIZE, min_free, "64M", "free space an object put must leave on the state filesystem"),
 
         K("discovery", "enabled", BOOL, discovery_enabled, "yes", "publish this space and browse the LAN with Avahi"),
         K("discovery", "service-types", STRING, service_types, "", "extra DNS-SD types to browse, space-separated"),

@@ -28,6 +28,8 @@ typedef struct osm_config {
         uint64_t max_record_size;
         uint64_t commit_delay_us;    /* group commit: wait at most this long to batch */
         bool encrypt_objects;
+        uint64_t max_object_size;
+        uint64_t min_free;          /* bytes object puts leave free on the state filesystem */
 
         /* [discovery] */
         bool discovery_enabled;

@@ -267,6 +267,29 @@ else
     unset OSM_STATE
 fi
 
+# objects are bounded too: a size cap per object and free space kept on the state fs
+OSM_STATE=$T/objcap
+mkdir -p "$OSM_STATE"
+printf '[store]\nmax-object-size = 1M\n' > "$OSM_STATE/osmosed.conf"
+osm_start_daemon
+head -c 2000000 /dev/urandom > "$T/twomeg"
+out=$(ctl object put "$T/twomeg" 2>&1); rc=$?
+is "$rc" 1 "an object over max-object-size is refused"
+like "$out" 'ObjectTooLarge' "…with io.osmose.Store.ObjectTooLarge"
+is "$(ls "$OSM_STATE/objects/tmp" 2>/dev/null | wc -l | tr -d ' ')" 0 "…and leaves no temp file"
+is "$(ctl --json object ls)" "[]" "…and nothing is listed"
+head -c 500000 /dev/urandom > "$T/halfmeg"
+ctl object put "$T/halfmeg" >/dev/null; ok $? "an object under the cap is stored"
+avail=$(df --output=avail -B1 "$OSM_STATE" | tail -1)
+osm_stop_daemon TERM
+printf '[store]\nmin-free = %s\n' "$avail" > "$OSM_STATE/osmosed.conf"
+osm_start_daemon
+out2=$(ctl object put "$T/twomeg" 2>&1); rc2=$?
+is "$rc2" 1 "an object that would eat into min-free is refused"
+like "$out2" 'DiskFull' "…as DiskFull, before the disk is full"
+osm_stop_daemon TERM
+unset OSM_STATE
+
 grep -E 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$T/daemon.log" | head -5 | sed 's/^/# /'
 ! grep -qE 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$T/daemon.log"
 ok $? "no sanitizer report in the daemon's log"

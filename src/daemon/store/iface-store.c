@@ -99,6 +99,14 @@ static void reply_store_error(osm_call *call, osm_daemon *d, int r, const char *
                 osm_call_error(call, ERR_BUDGET, json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message", msg));
                 return;
         }
+        case -EFBIG: {
+                char b1[32];
+                snprintf(msg, sizeof(msg), "the object is larger than max-object-size (%s)",
+                         osm_format_bytes(d->cfg.max_object_size, b1, sizeof(b1)));
+                osm_call_error(call, "io.osmose.Store.ObjectTooLarge",
+                               json_pack("{s:I, s:s}", "limit", (json_int_t) d->cfg.max_object_size, "message", msg));
+                return;
+        }
         case -ENOSPC:
                 osm_call_error(call, ERR_DISK_FULL,
                                json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message",
@@ -553,6 +561,8 @@ static void options_from_config(const osm_daemon *d, osm_store_options *o) {
                 .max_record_size = d->cfg.max_record_size,
                 .commit_delay_us = d->cfg.commit_delay_us,
                 .encrypt_objects = d->cfg.encrypt_objects,
+                .max_object_size = d->cfg.max_object_size,
+                .min_free = d->cfg.min_free,
         };
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "daemon/store/store-internal.h"
 
@@ -46,7 +47,7 @@ static int key_load(osm_store *s, bool create) {
                 return 0;
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", s->state_dir, KEY_FILE);
-        uint8_t *key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+        uint8_t *key = osm_secret_alloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
         if (!key)
                 return -ENOMEM;
         int r;
@@ -208,7 +209,7 @@ static void put_run(uv_work_t *req) {
                 if (r < 0)
                         goto fail;
         }
-        uint64_t synced = 0, synced_pos = 0;
+        uint64_t synced = 0, synced_pos = 0, checked_free = 0;
         for (;;) {
                 ssize_t n = read_full(w->fd, regular, buf, chunk);
                 if (n < 0) {
@@ -217,6 +218,22 @@ static void put_run(uv_work_t *req) {
                 }
                 crypto_generichash_update(&hs, buf, (size_t) n);
                 w->size += (uint64_t) n;
+                /* Objects are not in the database budget: bound each one, and never let
+                 * one fill the filesystem the database also lives on. */
+                uint64_t max = atomic_load(&s->max_object_size);
+                if (max && w->size > max) {
+                        r = -EFBIG;
+                        goto fail;
+                }
+                if (w->size - checked_free >= (8u << 20) || checked_free == 0) {
+                        struct statvfs sv;
+                        if (fstatvfs(out, &sv) == 0 &&
+                            (uint64_t) sv.f_bavail * sv.f_frsize < atomic_load(&s->min_free) + (uint64_t) n) {
+                                r = -ENOSPC;
+                                goto fail;
+                        }
+                        checked_free = w->size;
+                }
                 bool last = (size_t) n < chunk;
                 if (w->enc) {
                         unsigned long long clen;
@@ -517,6 +534,15 @@ void store_obj_after_commit(osm_store *s, store_op *op, bool committed) {
         if (!committed)
                 return;
         for (size_t i = 0; i < op->n_unlink; i++) {
+                /* A later op of the same batch may have stored the same content again (an
+                 * object put racing rm or gc): its row is committed and its file is this
+                 * path, so unlink only if no row names the hash any more. */
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                if (sqlite3_prepare_v2(s->wdb, "SELECT 1 FROM objects WHERE hash=?1", -1, &st, NULL) != SQLITE_OK)
+                        continue;   /* when in doubt, keep the file: the next gc takes strays */
+                sqlite3_bind_text(st, 1, op->unlink_after[i], -1, SQLITE_STATIC);
+                if (sqlite3_step(st) != SQLITE_DONE)
+                        continue;
                 char path[4096];
                 object_path(s, op->unlink_after[i], path, sizeof(path));
                 unlink(path);
@@ -683,7 +709,7 @@ int osm_store_object_open(osm_store *s, const char *hash, int *out_fd, uint64_t 
         }
         int p[2];
         reader *rd = calloc(1, sizeof(*rd));
-        uint8_t *key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+        uint8_t *key = osm_secret_alloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
         if (!rd || !key || pipe2(p, O_CLOEXEC) < 0) {
                 r = rd && key ? -errno : -ENOMEM;
                 free(rd);

@@ -72,6 +72,8 @@ struct osm_store {
         /* limits: written on the loop, read by the writer (atomics for a consistent read) */
         _Atomic uint64_t db_budget;
         _Atomic uint64_t max_record_size;
+        _Atomic uint64_t max_object_size;
+        _Atomic uint64_t min_free;
         _Atomic uint64_t commit_delay_us;
         _Atomic bool encrypt_objects;
 

@@ -722,6 +722,8 @@ int store_fsync_dir(const char *path) {
 void osm_store_set_options(osm_store *s, const osm_store_options *o) {
         atomic_store(&s->db_budget, o->db_budget);
         atomic_store(&s->max_record_size, o->max_record_size ? o->max_record_size : 1u << 20);
+        atomic_store(&s->max_object_size, o->max_object_size);
+        atomic_store(&s->min_free, o->min_free);
         atomic_store(&s->commit_delay_us, OSM_MIN(o->commit_delay_us, (uint64_t) 1000000));
         atomic_store(&s->encrypt_objects, o->encrypt_objects);
         pthread_mutex_lock(&s->lock);

@@ -24,6 +24,8 @@ typedef struct osm_store_options {
         uint64_t max_record_size;     /* bytes of a record's body (compact JSON) */
         uint64_t commit_delay_us;     /* wait up to this long to let a batch grow; 0: no wait */
         bool encrypt_objects;         /* new objects are encrypted at rest */
+        uint64_t max_object_size;     /* bytes of one object; 0: no limit */
+        uint64_t min_free;            /* bytes an object put must leave free on the state fs */
 } osm_store_options;
 
 /* Open (creating if needed) the database and object directory under o->state_dir and start
