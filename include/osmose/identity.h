@@ -20,6 +20,11 @@ typedef struct osm_keypair {
         uint8_t *sk;        /* OSM_SECKEY_BYTES in sodium_malloc'd (guarded, locked) memory */
 } osm_keypair;
 
+/* Memory for a secret: sodium_malloc (guard pages, locked, wiped on sodium_free) and
+ * MADV_WIPEONFORK, so that a process forked without exec (a sandbox's init is one)
+ * sees zeros there instead of the daemon's keys. Free with sodium_free. */
+void *osm_secret_alloc(size_t size);
+
 /* sodium_init once; returns 0 or -EIO. */
 int osm_crypto_init(void);
 

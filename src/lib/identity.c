@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "osmose/identity.h"
@@ -13,8 +14,20 @@ int osm_crypto_init(void) {
         return sodium_init() < 0 ? -EIO : 0;
 }
 
+void *osm_secret_alloc(size_t size) {
+        uint8_t *p = sodium_malloc(size);
+        if (!p)
+                return NULL;
+        long page = sysconf(_SC_PAGESIZE);
+        uintptr_t start = (uintptr_t) p & ~((uintptr_t) page - 1);
+        uintptr_t end = ((uintptr_t) p + size + (uintptr_t) page - 1) & ~((uintptr_t) page - 1);
+        /* Best effort: kernels before 4.14 do not know MADV_WIPEONFORK. */
+        (void) madvise((void *) start, end - start, MADV_WIPEONFORK);
+        return p;
+}
+
 static int alloc_sk(osm_keypair *kp) {
-        kp->sk = sodium_malloc(OSM_SECKEY_BYTES);
+        kp->sk = osm_secret_alloc(OSM_SECKEY_BYTES);
         return kp->sk ? 0 : -ENOMEM;
 }
 
@@ -76,7 +89,7 @@ int osm_keypair_load(const char *path, osm_keypair *kp, const char **why) {
         /* The secret key is seed || public key: recompute the public key from the seed
          * and compare, so that a flipped bit anywhere is caught. */
         uint8_t pk[OSM_PUBKEY_BYTES];
-        uint8_t *sk2 = sodium_malloc(OSM_SECKEY_BYTES);
+        uint8_t *sk2 = osm_secret_alloc(OSM_SECKEY_BYTES);
         if (!sk2) {
                 osm_keypair_clear(kp);
                 *why = "out of memory";

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <sys/sysmacros.h>
 #include <errno.h>
+#include <linux/netlink.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/keyctl.h>
@@ -191,6 +192,14 @@ static void reach_network(int port, const char *abstract) {
                ECONNREFUSED);
         close(u);
         EXPECT("raw-socket", socket(AF_PACKET, SOCK_RAW, 0), EPERM, EAFNOSUPPORT);
+        /* Socket families beyond unix, inet, inet6 and netlink-route are refused. */
+        EXPECT("socket-alg", socket(AF_ALG, SOCK_SEQPACKET, 0), EPERM, EPERM);
+        EXPECT("socket-netlink-audit", socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT), EPERM, EPERM);
+        int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        report(nl >= 0, "socket-netlink-route-allowed", "netlink route for getaddrinfo -> %d (%s)", nl,
+               nl < 0 ? strerror(errno) : "ok");
+        if (nl >= 0)
+                close(nl);
 }
 
 static void kernel_interfaces(void) {

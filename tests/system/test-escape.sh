@@ -18,7 +18,7 @@ read-host-ssh-dir chroot open-by-handle write-root-create write-root-mkdir write
 write-proc-sys write-sysrq-trigger tmp-writable data-writable exec-from-tmp see-host-processes
 see-host-pid signal-host-pid pid-namespace network-interfaces reach-1.1.1.1 reach-10.0.0.1
 reach-192.168.1.1 reach-169.254.169.254 reach-ipv6 reach-host-loopback reach-host-abstract-socket
-raw-socket ptrace-attach-init ptrace-traceme process-vm-readv mount-tmpfs remount-root-rw umount-proc
+raw-socket socket-alg socket-netlink-audit socket-netlink-route-allowed ptrace-attach-init ptrace-traceme process-vm-readv mount-tmpfs remount-root-rw umount-proc
 pivot-root fsopen open-tree init-module finit-module delete-module bpf keyctl add-key request-key
 perf-event-open userfaultfd io-uring-setup kexec-load reboot mknod-device clock-settime syslog swapon
 personality open-dev-mem open-dev-sda tiocsti-stdin tiocsti-stdin-high-bits tioclinux tiocsti-own-pty

@@ -34,7 +34,7 @@ static const char *const expected[] = {
         "write-etc", "write-dev", "write-proc-sys", "write-sysrq-trigger", "tmp-writable", "data-writable",
         "exec-from-tmp", "see-host-processes", "see-host-pid", "signal-host-pid", "pid-namespace",
         "network-interfaces", "reach-1.1.1.1", "reach-10.0.0.1", "reach-192.168.1.1", "reach-169.254.169.254",
-        "reach-ipv6", "reach-host-loopback", "reach-host-abstract-socket", "raw-socket", "ptrace-attach-init",
+        "reach-ipv6", "reach-host-loopback", "reach-host-abstract-socket", "raw-socket", "socket-alg", "socket-netlink-audit", "socket-netlink-route-allowed", "ptrace-attach-init",
         "ptrace-traceme", "process-vm-readv", "mount-tmpfs", "remount-root-rw", "umount-proc", "pivot-root",
         "fsopen", "open-tree", "init-module", "finit-module", "delete-module", "bpf", "keyctl", "add-key",
         "request-key", "perf-event-open", "userfaultfd", "io-uring-setup", "kexec-load", "reboot",

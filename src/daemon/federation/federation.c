@@ -143,7 +143,7 @@ static int remote_new(osm_federation *f, const char *name, const char *url, cons
         r->name = strdup(name);
         r->url = strdup(url);
         r->retry = calloc(1, sizeof(*r->retry));
-        r->box_key = sodium_malloc(FED_BOX_KEY_BYTES);
+        r->box_key = osm_secret_alloc(FED_BOX_KEY_BYTES);
         if (!r->name || !r->url || !r->retry || !r->box_key) {
                 free(r->retry);
                 r->retry = NULL;

@@ -446,6 +446,9 @@ static int child_main(void *arg) {
         child_ctx *c = arg;
         close(c->parent_fd);
         wait_go(c);
+        /* The skeleton's directories and files get their modes from here, not from the
+         * daemon's umask (systemd units often run services with UMask=0077). */
+        umask(022);
 
         if (!c->privileged && c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
                 child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);

@@ -1,5 +1,7 @@
 /* seccomp.c: the sandbox's syscall policy, built with libseccomp once per policy and kept as BPF. */
 #include <errno.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <seccomp.h>
 #include <sched.h>
@@ -83,9 +85,9 @@ static const char *const allowed[] = {
         "setresuid32", "setreuid", "setreuid32", "setsid", "setsockopt", "setuid",
         "setuid32", "setxattr", "shmat", "shmctl", "shmdt", "shmget", "shutdown",
         "sigaction", "sigaltstack", "signal", "signalfd", "signalfd4", "sigpending",
-        "sigprocmask", "sigreturn", "sigsuspend", "socket", "socketcall", "socketpair",
+        "sigprocmask", "sigreturn", "sigsuspend", "socketcall", "socketpair",
         "splice", "stat", "stat64", "statfs", "statfs64", "statx", "symlink",
-        "symlinkat", "sync", "sync_file_range", "sync_file_range2", "syncfs", "sysinfo",
+        "symlinkat", "sync_file_range", "sync_file_range2", "syncfs", "sysinfo",
         "tee", "tgkill", "time", "timer_create", "timer_delete", "timer_getoverrun",
         "timer_gettime", "timer_gettime64", "timer_settime", "timer_settime64",
         "timerfd_create", "timerfd_gettime", "timerfd_gettime64", "timerfd_settime",
@@ -177,6 +179,20 @@ static int build_allow(unsigned policy, struct sock_fprog *out) {
                                      SCMP_A0(SCMP_CMP_MASKED_EQ, ns_mask, 0));
         if (r >= 0)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        /* socket: the families a room program needs (and netlink route, which libc's
+         * getaddrinfo asks for addresses); packet, alg, vsock, bluetooth and the rest of
+         * the kernel's socket code stay out of reach (EPERM, the default). */
+        static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
+        for (size_t i = 0; r >= 0 && i < OSM_ARRAY_SIZE(families); i++)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                                     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) families[i]));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                                     SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE));
+        /* sync(2) would make the host write back every filesystem: succeed, do nothing
+         * (fsync, fdatasync and syncfs on the workload's own files still work). */
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(sync), 0);
         if (r >= 0)
                 r = export_bpf(ctx, out);
         seccomp_release(ctx);
