@@ -26,7 +26,7 @@ static void *writer(void *arg) {
         const char *coll = jb->coll;
         long n = jb->from + jb->n, batch = jb->batch;
         osm_api_client *api = NULL;
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         int r = osm_api_connect(NULL, &api);
         if (r < 0) {
                 fprintf(stderr, "api-writer: connect: %d\n", r);

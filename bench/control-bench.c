@@ -82,10 +82,10 @@ static void *worker_main(void *arg) {
                         r = raw_call(w->fd, buf, 1 << 20);
                 } else {
                         json_t *rep = NULL;
-                        osm_call_error err = { 0 };
+                        osm_client_error err = { 0 };
                         r = osm_client_call(c, "io.osmose.Daemon.GetStatus", NULL, NULL, 0, &rep, NULL, NULL, &err);
                         json_decref(rep);
-                        osm_call_error_clear(&err);
+                        osm_client_error_clear(&err);
                 }
                 clock_gettime(CLOCK_MONOTONIC, &b);
                 if (r < 0) {
@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         json_t *rep = NULL;
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         if (osm_client_call(c, "io.osmose.Daemon.GetStatus", NULL, NULL, 0, &rep, NULL, NULL, &err) < 0)
                 return 1;
         reply_bytes = osm_vl_format_reply(rep, false, &reply_len);

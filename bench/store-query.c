@@ -24,13 +24,13 @@ static int cmp(const void *a, const void *b) {
 static int64_t edge(osm_client *c, const char *coll, bool newest) {
         json_t *p = json_pack("{s:s, s:i, s:b}", "collection", coll, "limit", 1, "reverse", newest);
         json_t *rep = NULL;
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         int64_t t = -1;
         if (osm_client_call(c, "io.osmose.Store.Query", p, NULL, 0, &rep, NULL, NULL, &err) == 0)
                 t = json_integer_value(json_object_get(json_array_get(json_object_get(rep, "records"), 0), "time"));
         else
                 fprintf(stderr, "store-query: %s\n", err.message);
-        osm_call_error_clear(&err);
+        osm_client_error_clear(&err);
         json_decref(p);
         json_decref(rep);
         return t;
@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
                 json_t *p = json_pack("{s:s, s:I, s:I, s:i}", "collection", coll, "since", (json_int_t) since,
                                       "until", (json_int_t) (since + window), "limit", limit);
                 json_t *rep = NULL;
-                osm_call_error err = { 0 };
+                osm_client_error err = { 0 };
                 double t0 = now_us();
                 if (osm_client_call(c, "io.osmose.Store.Query", p, NULL, 0, &rep, NULL, NULL, &err) < 0) {
                         fprintf(stderr, "store-query: %s\n", err.message);

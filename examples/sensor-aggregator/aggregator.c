@@ -54,7 +54,7 @@ static void accumulate(json_t *body, json_t *sums, json_t *counts) {
 /* One window [from, until): the mean of each numeric field of each readable sensors/
  * collection, written as one record. */
 static int summarise(osm_api_client *api, int64_t from, int64_t until, status *st) {
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         json_t *info = NULL, *colls = NULL;
         int r = osm_api_call(api, "Collections", NULL, &info, &err);
         if (r < 0)
@@ -108,7 +108,7 @@ fail:
                          err.message);
                 fprintf(stderr, "summary failed: %s\n", st->last_error);
         }
-        osm_call_error_clear(&err);
+        osm_client_error_clear(&err);
         json_decref(colls);
         json_decref(info);
         return r;
@@ -183,14 +183,14 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "sensor-aggregator: cannot reach the workload API: %s\n", strerror(-r));
                 return 1;
         }
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         json_t *info = NULL;
         if (osm_api_info(api, &info, &err) == 0) {
                 printf("running as %s (workload %s)\n", json_string_value(json_object_get(info, "instance")),
                        json_string_value(json_object_get(info, "workload")));
                 json_decref(info);
         }
-        osm_call_error_clear(&err);
+        osm_client_error_clear(&err);
 
         status st = { 0 };
         int lfd = once ? -1 : listen_tcp((uint16_t) port);
@@ -200,7 +200,7 @@ int main(int argc, char **argv) {
                         printf("status page published as _http._tcp on port %ld\n", port);
                 else
                         printf("status page on port %ld, not published: %s\n", port, err.message);
-                osm_call_error_clear(&err);
+                osm_client_error_clear(&err);
         }
         fflush(stdout);
 

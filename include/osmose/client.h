@@ -18,12 +18,12 @@ OSM_DEFINE_CLEANUP(osm_client *, osm_client_free)
 #define _cleanup_client_ _cleanup_(osm_client_freep)
 
 /* An error reply, or a transport failure. */
-typedef struct osm_call_error {
+typedef struct osm_client_error {
         char *name;         /* Varlink error name, or NULL for a transport error */
         json_t *parameters; /* error parameters, may be NULL */
         char message[256];  /* a one-line human explanation */
-} osm_call_error;
-void osm_call_error_clear(osm_call_error *e);
+} osm_client_error;
+void osm_client_error_clear(osm_client_error *e);
 
 /* Call method with params (borrowed; NULL means {}), passing fds along (may be 0).
  * On success returns 0 and *reply holds the reply parameters (owned by the caller).
@@ -33,13 +33,13 @@ void osm_call_error_clear(osm_call_error *e);
 int osm_client_call(osm_client *c, const char *method, json_t *params,
                     const int *fds, size_t n_fds,
                     json_t **reply, int *reply_fds, size_t *n_reply_fds,
-                    osm_call_error *err);
+                    osm_client_error *err);
 
 /* Call with "more": true. cb is invoked for each reply (continues true/false); a
  * non-zero return from cb stops reading and is returned. Returns 0 after the last reply. */
 typedef int (*osm_client_stream_cb)(json_t *params, bool continues, void *userdata);
 int osm_client_call_more(osm_client *c, const char *method, json_t *params,
-                         osm_client_stream_cb cb, void *userdata, osm_call_error *err);
+                         osm_client_stream_cb cb, void *userdata, osm_client_error *err);
 
 /* The raw fd, for callers that wait on it together with other fds. */
 int osm_client_fd(osm_client *c);

@@ -131,7 +131,7 @@ static int peers_stream(json_t *params, bool continues, void *userdata) {
 
 static int watch(osm_ctl *ctl, const char *method, json_t *params, osm_client_stream_cb cb) {
         osm_client *c = osm_ctl_client(ctl);
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         int r;
 
         if (!c)
@@ -139,7 +139,7 @@ static int watch(osm_ctl *ctl, const char *method, json_t *params, osm_client_st
         r = osm_client_call_more(c, method, params, cb, ctl, &err);
         if (r < 0) {
                 osm_ctl_call_failed(method, &err);
-                osm_call_error_clear(&err);
+                osm_client_error_clear(&err);
                 return 1;
         }
         return 0;

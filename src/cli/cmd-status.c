@@ -89,11 +89,11 @@ int cmd_call(osm_ctl *ctl, int argc, char **argv) {
                 osm_client *c = osm_ctl_client(ctl);
                 if (!c)
                         return 1;
-                osm_call_error err = { 0 };
+                osm_client_error err = { 0 };
                 int r = osm_client_call_more(c, argv[1], params, print_stream, NULL, &err);
                 if (r < 0) {
                         osm_ctl_call_failed(argv[1], &err);
-                        osm_call_error_clear(&err);
+                        osm_client_error_clear(&err);
                         return 1;
                 }
                 return 0;

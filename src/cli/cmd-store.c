@@ -42,7 +42,7 @@ typedef struct chunk {
         int64_t time;
         bool sent, finished;
         int r;
-        osm_call_error err;
+        osm_client_error err;
         json_t *reply;
 } chunk;
 
@@ -101,7 +101,7 @@ static void *sender_main(void *arg) {
 static void chunk_free(chunk *k) {
         json_decref(k->records);
         json_decref(k->reply);
-        osm_call_error_clear(&k->err);
+        osm_client_error_clear(&k->err);
         free(k);
 }
 

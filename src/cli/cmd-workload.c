@@ -314,11 +314,11 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
         if (!c)
                 return RUN_TOOL_ERROR;
         run_state s = { .ctl = ctl, .status = RUN_TOOL_ERROR };
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         int r = osm_client_call_more(c, "io.osmose.Workload.Run", p, run_cb, &s, &err);
         if (r < 0) {
                 osm_ctl_call_failed("io.osmose.Workload.Run", &err);
-                osm_call_error_clear(&err);
+                osm_client_error_clear(&err);
                 return RUN_TOOL_ERROR;
         }
         if (!s.ended)
@@ -403,13 +403,13 @@ int cmd_logs(osm_ctl *ctl, int argc, char **argv) {
         if (!cl)
                 return 1;
         logs_state s = { .ctl = ctl };
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         int r = osm_client_call_more(cl, "io.osmose.Workload.Logs", p, logs_cb, &s, &err);
         if (r == -EPIPE)
                 return 0;
         if (r < 0) {
                 osm_ctl_call_failed("io.osmose.Workload.Logs", &err);
-                osm_call_error_clear(&err);
+                osm_client_error_clear(&err);
                 return 1;
         }
         if (s.dropped && !ctl->json)

@@ -30,7 +30,7 @@ osm_client *osm_ctl_client(osm_ctl *ctl) {
         return r < 0 ? NULL : ctl->client;
 }
 
-int osm_ctl_call_failed(const char *method, const osm_call_error *err) {
+int osm_ctl_call_failed(const char *method, const osm_client_error *err) {
         if (err->name)
                 return osm_ctl_fail("%s (%s)", err->message, err->name);
         return osm_ctl_fail("%s: %s", method, err->message);
@@ -41,12 +41,12 @@ int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int
         osm_client *c = osm_ctl_client(ctl);
         if (!c)
                 return 1;
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         json_t *rep = NULL;
         int r = osm_client_call(c, method, params, fds, n_fds, &rep, reply_fds, n_reply_fds, &err);
         if (r < 0) {
                 osm_ctl_call_failed(method, &err);
-                osm_call_error_clear(&err);
+                osm_client_error_clear(&err);
                 return 1;
         }
         if (reply)

@@ -37,7 +37,7 @@ int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **repl
 int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int *fds, size_t n_fds,
                      json_t **reply, int *reply_fds, size_t *n_reply_fds);
 /* Print an error of a call in one line ("osmosectl: METHOD: message (error name)"). */
-int osm_ctl_call_failed(const char *method, const osm_call_error *err);
+int osm_ctl_call_failed(const char *method, const osm_client_error *err);
 
 /* Print a JSON value as one document (indented) or one line (JSON Lines). */
 void osm_print_json(json_t *v);

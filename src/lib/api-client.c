@@ -37,11 +37,11 @@ osm_api_client *osm_api_close(osm_api_client *c) {
         return NULL;
 }
 
-const char *osm_api_error_grant(const osm_call_error *err) {
+const char *osm_api_error_grant(const osm_client_error *err) {
         return err ? json_string_value(json_object_get(err->parameters, "grant")) : NULL;
 }
 
-bool osm_api_error_is(const osm_call_error *err, const char *name) {
+bool osm_api_error_is(const osm_client_error *err, const char *name) {
         return err && err->name && name && strcmp(err->name, name) == 0;
 }
 
@@ -51,7 +51,7 @@ static void sleep_ms(int64_t ms) {
                 ;
 }
 
-int osm_api_call(osm_api_client *c, const char *method, json_t *params, json_t **reply, osm_call_error *err) {
+int osm_api_call(osm_api_client *c, const char *method, json_t *params, json_t **reply, osm_client_error *err) {
         char full[128];
         if (snprintf(full, sizeof full, "io.osmose.Api.%s", method) >= (int) sizeof full)
                 return -EINVAL;
@@ -60,16 +60,16 @@ int osm_api_call(osm_api_client *c, const char *method, json_t *params, json_t *
                 if (r != -EREMOTEIO || attempt >= RATE_RETRIES || !osm_api_error_is(err, "io.osmose.Api.RateLimited"))
                         return r;
                 json_int_t ms = json_integer_value(json_object_get(err->parameters, "retry_after"));
-                osm_call_error_clear(err);
+                osm_client_error_clear(err);
                 sleep_ms(ms > 0 && ms < 10000 ? ms : 10);
         }
 }
 
-int osm_api_info(osm_api_client *c, json_t **out, osm_call_error *err) {
+int osm_api_info(osm_api_client *c, json_t **out, osm_client_error *err) {
         return osm_api_call(c, "Info", NULL, out, err);
 }
 
-int osm_api_put(osm_api_client *c, const char *collection, json_t *body, char id[64], osm_call_error *err) {
+int osm_api_put(osm_api_client *c, const char *collection, json_t *body, char id[64], osm_client_error *err) {
         _cleanup_json_ json_t *p = json_pack("{s:s, s:O}", "collection", collection, "body", body);
         _cleanup_json_ json_t *reply = NULL;
         if (!p)
@@ -81,7 +81,7 @@ int osm_api_put(osm_api_client *c, const char *collection, json_t *body, char id
 }
 
 int osm_api_put_batch(osm_api_client *c, const char *collection, json_t *records, size_t *stored,
-                      osm_call_error *err) {
+                      osm_client_error *err) {
         _cleanup_json_ json_t *p = json_pack("{s:s, s:O}", "collection", collection, "records", records);
         _cleanup_json_ json_t *reply = NULL;
         if (!p)
@@ -93,7 +93,7 @@ int osm_api_put_batch(osm_api_client *c, const char *collection, json_t *records
 }
 
 int osm_api_query(osm_api_client *c, const char *collection, int64_t since_us, int64_t until_us,
-                  size_t limit, json_t **records, osm_call_error *err) {
+                  size_t limit, json_t **records, osm_client_error *err) {
         _cleanup_json_ json_t *all = json_array();
         _cleanup_free_ char *cursor = NULL;
         if (!all)
@@ -140,7 +140,7 @@ static int on_watch_reply(json_t *params, bool continues, void *userdata) {
 }
 
 int osm_api_watch(osm_api_client *c, const char *pattern, osm_api_record_cb cb, void *userdata,
-                  osm_call_error *err) {
+                  osm_client_error *err) {
         _cleanup_json_ json_t *p = json_pack("{s:s}", "pattern", pattern);
         watch_ctx w = { cb, userdata };
         if (!p)
@@ -148,7 +148,7 @@ int osm_api_watch(osm_api_client *c, const char *pattern, osm_api_record_cb cb, 
         return osm_client_call_more(c->c, "io.osmose.Api.Watch", p, on_watch_reply, &w, err);
 }
 
-int osm_api_services(osm_api_client *c, const char *type, json_t **out, osm_call_error *err) {
+int osm_api_services(osm_api_client *c, const char *type, json_t **out, osm_client_error *err) {
         _cleanup_json_ json_t *p = json_object();
         _cleanup_json_ json_t *reply = NULL;
         if (!p)
@@ -162,7 +162,7 @@ int osm_api_services(osm_api_client *c, const char *type, json_t **out, osm_call
 }
 
 int osm_api_publish(osm_api_client *c, const char *type, uint16_t port, const char *name, json_t *txt,
-                    int64_t *id, osm_call_error *err) {
+                    int64_t *id, osm_client_error *err) {
         _cleanup_json_ json_t *p = json_pack("{s:s, s:i}", "type", type, "port", (int) port);
         _cleanup_json_ json_t *reply = NULL;
         if (!p)
@@ -177,7 +177,7 @@ int osm_api_publish(osm_api_client *c, const char *type, uint16_t port, const ch
         return r;
 }
 
-int osm_api_withdraw(osm_api_client *c, int64_t id, osm_call_error *err) {
+int osm_api_withdraw(osm_api_client *c, int64_t id, osm_client_error *err) {
         _cleanup_json_ json_t *p = json_pack("{s:I}", "id", (json_int_t) id);
         _cleanup_json_ json_t *reply = NULL;
         if (!p)

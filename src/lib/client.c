@@ -67,7 +67,7 @@ osm_client *osm_client_free(osm_client *c) {
 
 int osm_client_fd(osm_client *c) { return c->fd; }
 
-void osm_call_error_clear(osm_call_error *e) {
+void osm_client_error_clear(osm_client_error *e) {
         if (!e)
                 return;
         free(e->name);
@@ -75,9 +75,9 @@ void osm_call_error_clear(osm_call_error *e) {
         memset(e, 0, sizeof *e);
 }
 
-static int transport_error(osm_call_error *err, int r, const char *what) {
+static int transport_error(osm_client_error *err, int r, const char *what) {
         if (err) {
-                osm_call_error_clear(err);
+                osm_client_error_clear(err);
                 snprintf(err->message, sizeof err->message, "%s: %s", what, strerror(-r));
         }
         return r;
@@ -171,7 +171,7 @@ static void consume(osm_client *c, size_t n) {
 }
 
 /* Read one reply; on an error reply fills err and returns -EREMOTEIO. */
-static int read_reply(osm_client *c, osm_vl_reply *r, osm_call_error *err) {
+static int read_reply(osm_client *c, osm_vl_reply *r, osm_client_error *err) {
         ssize_t n = recv_msg(c);
         if (n < 0)
                 return transport_error(err, (int) n, n == -ECONNRESET ? "connection closed by the daemon"
@@ -181,14 +181,14 @@ static int read_reply(osm_client *c, osm_vl_reply *r, osm_call_error *err) {
         consume(c, (size_t) n + 1);
         if (k < 0) {
                 if (err) {
-                        osm_call_error_clear(err);
+                        osm_client_error_clear(err);
                         snprintf(err->message, sizeof err->message, "bad reply from the daemon: %s", why);
                 }
                 return -EBADMSG;
         }
         if (r->error) {
                 if (err) {
-                        osm_call_error_clear(err);
+                        osm_client_error_clear(err);
                         err->name = strdup(r->error);
                         err->parameters = json_incref(r->parameters);
                         json_t *m = json_object_get(r->parameters, "message");
@@ -210,7 +210,7 @@ static int read_reply(osm_client *c, osm_vl_reply *r, osm_call_error *err) {
 int osm_client_call(osm_client *c, const char *method, json_t *params,
                     const int *fds, size_t n_fds,
                     json_t **reply, int *reply_fds, size_t *n_reply_fds,
-                    osm_call_error *err) {
+                    osm_client_error *err) {
         size_t len;
         _cleanup_free_ char *msg = osm_vl_format_call(method, params, false, false, &len);
         if (!msg)
@@ -240,7 +240,7 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
 }
 
 int osm_client_call_more(osm_client *c, const char *method, json_t *params,
-                         osm_client_stream_cb cb, void *userdata, osm_call_error *err) {
+                         osm_client_stream_cb cb, void *userdata, osm_client_error *err) {
         size_t len;
         _cleanup_free_ char *msg = osm_vl_format_call(method, params, true, false, &len);
         if (!msg)

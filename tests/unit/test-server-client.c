@@ -26,7 +26,7 @@ static int first_only_cb(json_t *p, bool continues, void *ud) { return 1; }
 
 void *client_thread(void *arg) {
         osm_client *c;
-        osm_call_error err = { 0 };
+        osm_client_error err = { 0 };
         json_t *rep = NULL;
         tap_ok(osm_client_connect(test_sock_path(), &c) == 0, "client connects");
         tap_ok(osm_client_call(c, "io.osmose.Daemon.GetStatus", NULL, NULL, 0, &rep, NULL, NULL, &err) == 0 &&
@@ -85,7 +85,7 @@ void *client_thread(void *arg) {
         usleep(500000);
         tap_ok(test_flood() == 11, "flooded stream: one failed reply, then the cancel callback once (got %d)", test_flood());
         osm_client_free(c);
-        osm_call_error_clear(&err);
+        osm_client_error_clear(&err);
         return NULL;
 }
 

@@ -105,8 +105,8 @@ static const osm_method methods[] = {
         { "org.varlink.service.GetInterfaceDescription", m_orphan, OSM_ACCESS_PUBLIC },
 };
 
-/* The client side lives in test-server-client.c: it includes osmose/client.h, whose
- * osm_call_error type would clash with the server's osm_call_error() here. */
+/* The client side (test-server-client.c) runs in a thread with the blocking client
+ * library; these accessors are all it sees of the server side. */
 void *client_thread(void *arg);
 int *test_cancelled(void);
 int *test_orphan_reply_result(void);
