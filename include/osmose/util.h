@@ -55,6 +55,9 @@ int osm_read_file(const char *path, size_t max, char **out, size_t *out_len);
  * fsync the directory. The file gets mode `mode`. Returns 0 or -errno. */
 int osm_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* fsync the directory that holds path (after creating or renaming path). 0 or -errno. */
+int osm_fsync_parent(const char *path);
+
 /* mkdir -p with mode for the components it creates. Returns 0 or -errno. */
 int osm_mkdir_p(const char *path, mode_t mode);
 

@@ -60,6 +60,15 @@ char *osm_vl_format_call(const char *method, json_t *params, bool more, bool one
 char *osm_vl_format_reply(json_t *params, bool continues, size_t *len);
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len);
 
+/* sendmsg(2) of buf with n_fds (≤ OSM_VARLINK_MAX_FDS) file descriptors attached as
+ * SCM_RIGHTS; flags as for sendmsg (MSG_NOSIGNAL is added). Returns bytes sent or -errno. */
+ssize_t osm_vl_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags);
+/* recvmsg(2) into buf with MSG_CMSG_CLOEXEC; received fds are stored in fds (room for
+ * OSM_VARLINK_MAX_FDS), their count in *n_fds. If the kernel had to drop some, or more than
+ * fit arrived (the extra ones are closed), *truncated is set. Returns bytes (0 at EOF)
+ * or -errno. */
+ssize_t osm_vl_recvmsg(int fd, void *buf, size_t len, int flags, int *fds, size_t *n_fds, bool *truncated);
+
 /* Compact JSON of any value, NUL-terminated (*len counts the NUL); NULL on ENOMEM. */
 char *osm_vl_dump(json_t *v, size_t *len);
 

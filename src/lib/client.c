@@ -84,33 +84,14 @@ static int transport_error(osm_client_error *err, int r, const char *what) {
 }
 
 static int send_msg(osm_client *c, const char *buf, size_t len, const int *fds, size_t n_fds) {
-        if (n_fds > OSM_VARLINK_MAX_FDS)
-                return -E2BIG;
         size_t off = 0;
         while (off < len) {
-                struct iovec iov = { .iov_base = (char *) buf + off, .iov_len = len - off };
-                union {
-                        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
-                        struct cmsghdr align;
-                } ctl;
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-                /* fds ride along with the first byte of the message. */
-                if (off == 0 && n_fds > 0) {
-                        memset(&ctl, 0, sizeof ctl);
-                        mh.msg_control = ctl.buf;
-                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-                        cm->cmsg_level = SOL_SOCKET;
-                        cm->cmsg_type = SCM_RIGHTS;
-                        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-                }
-                ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
+                /* fds ride along with the first byte of the message */
+                ssize_t n = osm_vl_sendmsg(c->fd, buf + off, len - off, fds, off == 0 ? n_fds : 0, 0);
+                if (n == -EINTR)
+                        continue;
+                if (n < 0)
+                        return (int) n;
                 off += (size_t) n;
         }
         return 0;
@@ -132,32 +113,21 @@ static ssize_t recv_msg(osm_client *c) {
                         c->buf = nb;
                         c->cap = ncap;
                 }
-                struct iovec iov = { .iov_base = c->buf + c->len, .iov_len = c->cap - c->len };
-                union {
-                        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
-                        struct cmsghdr align;
-                } ctl;
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-                                     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-                ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
+                int in[OSM_VARLINK_MAX_FDS];
+                size_t k = 0;
+                bool truncated = false;
+                ssize_t n = osm_vl_recvmsg(c->fd, c->buf + c->len, c->cap - c->len, 0, in, &k, &truncated);
+                if (n == -EINTR)
+                        continue;
+                if (n < 0)
+                        return n;
+                for (size_t i = 0; i < k; i++) {
+                        if (c->n_fds < OSM_VARLINK_MAX_FDS)
+                                c->fds[c->n_fds++] = in[i];
+                        else
+                                close(in[i]);
                 }
-                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-                        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                                continue;
-                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        int *in = (int *) CMSG_DATA(cm);
-                        for (size_t i = 0; i < k; i++) {
-                                if (c->n_fds < OSM_VARLINK_MAX_FDS)
-                                        c->fds[c->n_fds++] = in[i];
-                                else
-                                        close(in[i]);
-                        }
-                }
-                if (mh.msg_flags & MSG_CTRUNC)
+                if (truncated)
                         return -EMSGSIZE;
                 if (n == 0)
                         return -ECONNRESET;

@@ -129,16 +129,7 @@ int osm_keypair_save(const char *path, const osm_keypair *kp) {
                 unlink(tmp);
                 return r;
         }
-        _cleanup_free_ char *dir = strdup(path);
-        if (!dir)
-                return -ENOMEM;
-        char *slash = strrchr(dir, '/');
-        if (slash)
-                *(slash == dir ? slash + 1 : slash) = 0;
-        _cleanup_close_ int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0)
-                return -errno;
-        return 0;
+        return osm_fsync_parent(path);
 }
 
 int osm_keypair_load_or_create(const char *path, osm_keypair *kp, bool *created, const char **why) {

@@ -85,7 +85,7 @@ int osm_read_file(const char *path, size_t max, char **out, size_t *out_len) {
         return 0;
 }
 
-static int fsync_parent(const char *path) {
+int osm_fsync_parent(const char *path) {
         _cleanup_free_ char *dir = strdup(path);
         if (!dir)
                 return -ENOMEM;
@@ -122,7 +122,7 @@ int osm_write_file_atomic(const char *path, const void *data, size_t len, mode_t
                 unlink(tmp);
                 return r;
         }
-        return fsync_parent(path);
+        return osm_fsync_parent(path);
 }
 
 int osm_mkdir_p(const char *path, mode_t mode) {

@@ -6,6 +6,8 @@
  * bound buffers per client; the JSON itself is jansson's. */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "osmose/varlink.h"
 
@@ -313,6 +315,58 @@ char *osm_vl_dump(json_t *v, size_t *len) {
         outbuf b = { 0 };
         ob_value(&b, v);
         return ob_finish(&b, len);
+}
+
+typedef union {
+        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
+        struct cmsghdr align;
+} fd_control;
+
+ssize_t osm_vl_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags) {
+        if (n_fds > OSM_VARLINK_MAX_FDS)
+                return -E2BIG;
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        fd_control ctl;
+        if (n_fds > 0) {
+                memset(&ctl, 0, sizeof ctl);
+                mh.msg_control = ctl.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+        }
+        ssize_t n = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+        return n < 0 ? -errno : n;
+}
+
+ssize_t osm_vl_recvmsg(int fd, void *buf, size_t len, int flags, int *fds, size_t *n_fds, bool *truncated) {
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        fd_control ctl;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+        *n_fds = 0;
+        *truncated = false;
+        ssize_t n = recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return -errno;
+        *truncated = (mh.msg_flags & MSG_CTRUNC) != 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                const int *in = (const int *) CMSG_DATA(cm);
+                for (size_t i = 0; i < k; i++) {
+                        if (*n_fds < OSM_VARLINK_MAX_FDS) {
+                                fds[(*n_fds)++] = in[i];
+                        } else {
+                                close(in[i]);
+                                *truncated = true;
+                        }
+                }
+        }
+        return n;
 }
 
 bool osm_vl_split_method(const char *method, char *iface, size_t size, const char **member) {

@@ -171,29 +171,15 @@ static int drain_input(client *cl) {
 static int flush_output(client *cl) {
         while (cl->out_head) {
                 out_seg *sg = cl->out_head;
-                struct iovec iov = { .iov_base = sg->buf + sg->off, .iov_len = sg->len - sg->off };
-                union {
-                        char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
-                        struct cmsghdr align;
-                } ctl;
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-                if (sg->off == 0 && sg->n_fds > 0) {
-                        memset(&ctl, 0, sizeof ctl);
-                        mh.msg_control = ctl.buf;
-                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * sg->n_fds);
-                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-                        cm->cmsg_level = SOL_SOCKET;
-                        cm->cmsg_type = SCM_RIGHTS;
-                        cm->cmsg_len = CMSG_LEN(sizeof(int) * sg->n_fds);
-                        memcpy(CMSG_DATA(cm), sg->fds, sizeof(int) * sg->n_fds);
-                }
-                ssize_t n = sendmsg(cl->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                /* fds ride along with the first byte of their message */
+                size_t nf = sg->off == 0 ? sg->n_fds : 0;
+                ssize_t n = osm_vl_sendmsg(cl->fd, sg->buf + sg->off, sg->len - sg->off, sg->fds, nf, MSG_DONTWAIT);
                 if (n < 0) {
-                        if (errno == EINTR)
+                        if (n == -EINTR)
                                 continue;
-                        if (errno == EAGAIN)
+                        if (n == -EAGAIN)
                                 break;
-                        return -errno;
+                        return (int) n;
                 }
                 if (sg->off == 0)
                         for (size_t i = 0; i < sg->n_fds; i++)
@@ -524,34 +510,23 @@ static int read_input(client *cl) {
                 cl->rbuf = nb;
                 cl->rcap = ncap;
         }
-        struct iovec iov = { .iov_base = cl->rbuf + cl->rlen, .iov_len = cl->rcap - cl->rlen };
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * OSM_VARLINK_MAX_FDS)];
-                struct cmsghdr align;
-        } ctl;
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-                             .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-        ssize_t n = recvmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        int in[OSM_VARLINK_MAX_FDS];
+        size_t k = 0;
+        bool too_many = false;
+        ssize_t n = osm_vl_recvmsg(cl->fd, cl->rbuf + cl->rlen, cl->rcap - cl->rlen, MSG_DONTWAIT, in, &k, &too_many);
         if (n < 0)
-                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-        bool too_many = (mh.msg_flags & MSG_CTRUNC) != 0;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                int *in = (int *) CMSG_DATA(cm);
+                return n == -EAGAIN || n == -EINTR ? 0 : (int) n;
+        if (k > 0) {
                 /* One batch of fds at a time: a second batch before the first was claimed
                  * by its message would make the attribution ambiguous. */
-                bool pending = cl->n_rfds > 0;
-                if (!pending)
-                        cl->rfds_offset = cl->rlen;
-                for (size_t i = 0; i < k; i++) {
-                        if (!pending && cl->n_rfds < OSM_VARLINK_MAX_FDS)
-                                cl->rfds[cl->n_rfds++] = in[i];
-                        else {
+                if (cl->n_rfds > 0) {
+                        for (size_t i = 0; i < k; i++)
                                 close(in[i]);
-                                too_many = true;
-                        }
+                        too_many = true;
+                } else {
+                        memcpy(cl->rfds, in, k * sizeof(int));
+                        cl->n_rfds = k;
+                        cl->rfds_offset = cl->rlen;
                 }
         }
         if (too_many)
