@@ -321,7 +321,8 @@ static void print_record(osm_ctl *ctl, osm_table *t, json_t *rec) {
                 return;
         }
         char tb[64];
-        _cleanup_free_ char *body = json_dumps(json_object_get(rec, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t blen;
+        _cleanup_free_ char *body = osm_vl_dump(json_object_get(rec, "body"), &blen);
         osm_table_add(t, osm_format_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
                       json_string_value(json_object_get(rec, "id")),
                       json_string_value(json_object_get(rec, "writer")), body);

@@ -5,6 +5,7 @@
  * no packaged Varlink library passes file descriptors (SCM_RIGHTS) or lets the daemon
  * bound buffers per client; the JSON itself is jansson's. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -243,9 +244,17 @@ static void ob_value(outbuf *b, json_t *v) {
                 ob_put(b, num, (size_t) snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
                 break;
         case JSON_REAL: {
-                /* As jansson does: 17 significant digits round-trip a double, and a real
-                 * keeps a '.' or exponent so it reads back as a real. */
-                int n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
+                /* The shortest of 15, 16 or 17 significant digits that reads back as the
+                 * same double (so 20.9 stays "20.9", where jansson writes
+                 * 20.899999999999999); a real keeps a '.' or exponent so it reads back as
+                 * a real. */
+                double d = json_real_value(v);
+                int n = 0;
+                for (int prec = 15; prec <= 17; prec++) {
+                        n = snprintf(num, sizeof num, "%.*g", prec, d);
+                        if (strtod(num, NULL) == d)
+                                break;
+                }
                 if (n > 0 && !strpbrk(num, ".eE") && (size_t) n + 2 < sizeof num) {
                         memcpy(num + n, ".0", 3);
                         n += 2;

@@ -109,6 +109,11 @@ int main(void) {
         free(d);
         json_decref(back);
         json_decref(v);
+        json_t *reals = json_pack("[f,f,f]", 20.9, 0.1 + 0.2, 1e21);
+        d = osm_vl_dump(reals, &dl);
+        TAP_OK(d && strcmp(d, "[20.9,0.30000000000000004,1e+21]") == 0, "reals in the shortest form that reads back (%s)", d ? d : "");
+        free(d);
+        json_decref(reals);
         d = osm_vl_format_call("a.b.C", NULL, false, true, &dl);
         TAP_OK(d && strcmp(d, "{\"method\":\"a.b.C\",\"parameters\":{},\"oneway\":true}") == 0, "call framing");
         free(d);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon/store/store-internal.h"
+#include "osmose/varlink.h"
 #include "daemon/store/store-params.h"
 
 #define BATCH_MAX_OPS     8192          /* ops in one transaction at most */
@@ -948,8 +949,10 @@ static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_
                 return -ECANCELED;
         }
         /* encode once; the checks use its length */
-        _cleanup_free_ char *text = json_dumps(req->body, JSON_COMPACT | JSON_ENCODE_ANY);
-        size_t body_len = text ? strlen(text) : 0;
+        size_t body_len = 0;
+        _cleanup_free_ char *text = req->body ? osm_vl_dump(req->body, &body_len) : NULL;
+        if (text)
+                body_len--;   /* osm_vl_dump counts the NUL */
         if (!text && req->body) {
                 *why = "the body cannot be encoded as JSON";
                 return -EINVAL;
