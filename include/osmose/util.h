@@ -58,6 +58,12 @@ int osm_write_file_atomic(const char *path, const void *data, size_t len, mode_t
 /* fsync the directory that holds path (after creating or renaming path). 0 or -errno. */
 int osm_fsync_parent(const char *path);
 
+/* The same, but never replacing an existing path: -EEXIST if there is one. */
+int osm_write_file_new(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Free a NULL-terminated array of strings and the array. NULL is fine. */
+void osm_strv_free(char **v);
+
 /* mkdir -p with mode for the components it creates. Returns 0 or -errno. */
 int osm_mkdir_p(const char *path, mode_t mode);
 

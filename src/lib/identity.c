@@ -107,29 +107,9 @@ int osm_keypair_load(const char *path, osm_keypair *kp, const char **why) {
 }
 
 int osm_keypair_save(const char *path, const osm_keypair *kp) {
-        /* Write a temporary file, sync it, then move it into place without replacing
-         * anything (a key is never overwritten) and sync the directory: after a power
-         * cut there is either no key (and the next start makes one) or the whole key. */
-        size_t n = strlen(path);
-        _cleanup_free_ char *tmp = malloc(n + 16);
-        if (!tmp)
-                return -ENOMEM;
-        snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        int r = fchmod(fd, 0600) < 0 ? -errno : 0;
-        if (r == 0)
-                r = osm_write_all(fd, kp->sk, OSM_SECKEY_BYTES);
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
-                r = -errno;
-        if (r < 0) {
-                unlink(tmp);
-                return r;
-        }
-        return osm_fsync_parent(path);
+        /* Never replaces a key; after a power cut there is either no key (the next start
+         * makes one) or the whole key. */
+        return osm_write_file_new(path, kp->sk, OSM_SECKEY_BYTES, 0600);
 }
 
 int osm_keypair_load_or_create(const char *path, osm_keypair *kp, bool *created, const char **why) {

@@ -26,22 +26,15 @@ int osm_restart_policy_from_name(const char *s) {
         return -EINVAL;
 }
 
-static void strv_free(char **v) {
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
 
 osm_manifest *osm_manifest_free(osm_manifest *m) {
         if (!m)
                 return NULL;
         free(m->name);
         free(m->description);
-        strv_free(m->argv);
-        strv_free(m->env);
-        strv_free(m->caps);
+        osm_strv_free(m->argv);
+        osm_strv_free(m->env);
+        osm_strv_free(m->caps);
         free(m);
         return NULL;
 }

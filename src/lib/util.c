@@ -102,7 +102,9 @@ int osm_fsync_parent(const char *path) {
         return fsync(dfd) < 0 ? -errno : 0;
 }
 
-int osm_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
+/* Temp file in the same directory, fsync, rename (with flags for renameat2), fsync the
+ * directory: after a crash there is either the old state or the whole new file. */
+static int write_file_durably(const char *path, const void *data, size_t len, mode_t mode, unsigned rename_flags) {
         size_t n = strlen(path);
         _cleanup_free_ char *tmp = malloc(n + 16);
         if (!tmp)
@@ -112,17 +114,30 @@ int osm_write_file_atomic(const char *path, const void *data, size_t len, mode_t
         if (fd < 0)
                 return -errno;
         int r = 0;
-        if (fchmod(fd, mode) < 0 || (r = osm_write_all(fd, data, len)) < 0 || fsync(fd) < 0) {
+        if (fchmod(fd, mode) < 0 || (r = osm_write_all(fd, data, len)) < 0 || fsync(fd) < 0 ||
+            renameat2(AT_FDCWD, tmp, AT_FDCWD, path, rename_flags) < 0) {
                 r = r < 0 ? r : -errno;
                 unlink(tmp);
                 return r;
         }
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                unlink(tmp);
-                return r;
-        }
         return osm_fsync_parent(path);
+}
+
+int osm_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
+        return write_file_durably(path, data, len, mode, 0);
+}
+
+int osm_write_file_new(const char *path, const void *data, size_t len, mode_t mode) {
+        return write_file_durably(path, data, len, mode, RENAME_NOREPLACE);
+}
+
+/* Free a NULL-terminated array of strings and the array. NULL is fine. */
+void osm_strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
 }
 
 int osm_mkdir_p(const char *path, mode_t mode) {

@@ -46,13 +46,6 @@ int wl_db_exec(osm_workloads *w, const char *sql) {
         return 0;
 }
 
-static void strv_free(char **v) {
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
 
 static void workload_free(wl_workload *wl) {
         if (!wl)
@@ -62,7 +55,7 @@ static void workload_free(wl_workload *wl) {
         free(wl->manifest_text);
         osm_manifest_free(wl->manifest);
         free(wl->signer);
-        strv_free(wl->grants);
+        osm_strv_free(wl->grants);
         free(wl);
 }
 
@@ -88,14 +81,14 @@ int wl_set_grants(osm_workloads *w, wl_workload *wl, char **grants, size_t n) {
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 if (!(v[i] = strdup(grants[i]))) {
-                        strv_free(v);
+                        osm_strv_free(v);
                         return -ENOMEM;
                 }
         qsort(v, n, sizeof(char *), cmp_str);
 
         int r = wl_db_exec(w, "BEGIN IMMEDIATE");
         if (r < 0) {
-                strv_free(v);
+                osm_strv_free(v);
                 return r;
         }
         _cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
@@ -116,10 +109,10 @@ int wl_set_grants(osm_workloads *w, wl_workload *wl, char **grants, size_t n) {
         if (!ok || wl_db_exec(w, "COMMIT") < 0) {
                 log_error("workloads db: saving grants of %s: %s", wl->name, sqlite3_errmsg(w->db));
                 wl_db_exec(w, "ROLLBACK");
-                strv_free(v);
+                osm_strv_free(v);
                 return -EIO;
         }
-        strv_free(wl->grants);
+        osm_strv_free(wl->grants);
         wl->grants = v;
         wl->n_grants = n;
         return 0;
