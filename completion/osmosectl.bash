@@ -4,12 +4,13 @@
 
 # Top-level commands, and the subcommands of command groups.
 _osmosectl_commands="status reload call put query collections retention object peers peer services
-keygen bundle trust install workloads remove grant revoke run ps logs stop stats
+keygen bundle channel trust install workloads remove grant revoke run ps logs stop stats
 federation remote share unshare audit"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm gc"
         [peer]="trust untrust"
         [bundle]="build inspect"
+        [channel]="publish inspect"
         [trust]="add ls rm"
         [federation]="enable disable status"
         [remote]="add ls rm fetch"
@@ -35,6 +36,8 @@ declare -A _osmosectl_options=(
         [keygen]="-o"
         [bundle build]="-o --key"
         [bundle inspect]=""
+        [channel publish]="--channel --key -o --notes --expires --sequence"
+        [channel inspect]=""
         [trust add]=""
         [trust ls]=""
         [trust rm]=""
@@ -106,7 +109,7 @@ _osmosectl()
                 COMPREPLY=($(compgen -W "network discovery:read store:read: store:write: publish: device:/dev/" -- "$cur"))
                 compopt -o nospace
                 return ;;
-        --since | --until | --max-age | --max-records | --max-bytes | --limit | --listen | --with)
+        --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen | --with)
                 return ;;
         esac
 
@@ -130,7 +133,7 @@ _osmosectl()
         fi
         # Positional arguments.
         case $key in
-        "object put" | install | "bundle inspect") _filedir ;;
+        "object put" | install | "bundle inspect" | "channel publish" | "channel inspect") _filedir ;;
         "bundle build") _filedir -d ;;
         put | query | retention | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
         remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;

@@ -96,3 +96,10 @@ int osm_parse_i64(const char *s, int64_t *out);
 /* Is name a valid collection/workload style name: 1..max bytes of [A-Za-z0-9._-]
  * segments separated by '/', no empty, "." or ".." segment, no leading '/'. */
 bool osm_name_valid(const char *name, size_t max, bool allow_slash);
+
+/* One line of text: no control characters (UTF-8 is fine; the caller checks validity). */
+bool osm_text_line_ok(const char *s);
+
+/* For parsers that explain a refusal: format one line into err (if err and errsize) and
+ * return r. */
+int osm_errorf(char *err, size_t errsize, int r, const char *fmt, ...) OSM_PRINTF(4, 5);

@@ -42,3 +42,5 @@ int cmd_object(osm_ctl *ctl, int argc, char **argv);
 int cmd_peers(osm_ctl *ctl, int argc, char **argv);
 int cmd_peer(osm_ctl *ctl, int argc, char **argv);
 int cmd_services(osm_ctl *ctl, int argc, char **argv);
+/* cmd-channel.c */
+int cmd_channel(osm_ctl *ctl, int argc, char **argv);

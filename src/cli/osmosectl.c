@@ -34,6 +34,7 @@ static const osm_ctl_command commands[] = {
         { "stats", cmd_stats, "INSTANCE", "CPU time, peak memory and I/O of an instance" },
         { "peers", cmd_peers, "[--watch]", "other gateways on the LAN; trusted or not" },
         { "peer", cmd_peer, "trust|untrust ID", "trust a gateway, or stop trusting it" },
+        { "channel", cmd_channel, "publish|inspect ...", "sign a list of versions of a workload; check one" },
         { "services", cmd_services, "[--type TYPE] [--watch]", "the DNS-SD services of the room" },
         { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },
 };

@@ -6,14 +6,26 @@
 
 #include "cli/output.h"
 
+static void vfail(const char *fmt, va_list ap) {
+        fputs("osmosectl: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
 int osm_ctl_fail(const char *fmt, ...) {
         va_list ap;
-        fputs("osmosectl: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vfail(fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
         return 1;
+}
+
+int osm_ctl_usage_error(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(fmt, ap);
+        va_end(ap);
+        return 2;
 }
 
 osm_client *osm_ctl_client(osm_ctl *ctl) {

@@ -26,6 +26,8 @@ typedef struct osm_ctl_command {
 
 /* Print "osmosectl: …" on stderr; returns 1 (the exit status for failures). */
 int osm_ctl_fail(const char *fmt, ...) OSM_PRINTF(1, 2);
+/* The same for a usage error: returns 2. */
+int osm_ctl_usage_error(const char *fmt, ...) OSM_PRINTF(1, 2);
 
 /* Connect if needed; on failure prints one line naming the socket and returns NULL. */
 osm_client *osm_ctl_client(osm_ctl *ctl);

@@ -54,15 +54,6 @@ static int fail(char *err, size_t errsize, const char *field, const char *fmt, .
         return -EINVAL;
 }
 
-/* Printable ASCII or UTF-8 text without control characters (jansson already
- * guarantees valid UTF-8 and no NUL). */
-static bool text_ok(const char *s) {
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p < 0x20 || *p == 0x7f)
-                        return false;
-        return true;
-}
-
 /* A store pattern: collection-name characters, '/' between non-empty segments that are
  * not "." or "..", and at most one '*', only as the last character. */
 static bool pattern_ok(const char *p) {
@@ -235,7 +226,7 @@ static int parse_argv(json_t *a, osm_manifest *m, char *err, size_t errsize) {
                 const char *v = json_string_value(s);
                 if (strlen(v) > OSM_MANIFEST_MAX_ARG)
                         return fail(err, errsize, field, "longer than %d bytes", OSM_MANIFEST_MAX_ARG);
-                if (i == 0 && (v[0] != '/' || strstr(v, "/../") || !text_ok(v)))
+                if (i == 0 && (v[0] != '/' || strstr(v, "/../") || !osm_text_line_ok(v)))
                         return fail(err, errsize, field, "expected an absolute path to the program");
                 m->argv[i] = strdup(v);
                 if (!m->argv[i])
@@ -359,7 +350,7 @@ int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *e
                         m->version = json_integer_value(v);
                 } else if (strcmp(key, "description") == 0) {
                         if (!json_is_string(v) || strlen(json_string_value(v)) > OSM_MANIFEST_MAX_DESC ||
-                            !text_ok(json_string_value(v)))
+                            !osm_text_line_ok(json_string_value(v)))
                                 return fail(err, errsize, "description",
                                             "expected one line of text of at most %d bytes",
                                             OSM_MANIFEST_MAX_DESC);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -374,4 +375,21 @@ bool osm_name_valid(const char *name, size_t max, bool allow_slash) {
                 if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
                         return false;
         }
+}
+
+bool osm_text_line_ok(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+int osm_errorf(char *err, size_t errsize, int r, const char *fmt, ...) {
+        if (err && errsize) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err, errsize, fmt, ap);
+                va_end(ap);
+        }
+        return r;
 }

@@ -1,0 +1,268 @@
+/* cmd-channel.c: software channels — channel publish|inspect (the publisher's side, no
+ * daemon needed), and follow, pin, unpin, upgrade, import (the daemon's). */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "osmose/bundle.h"
+#include "osmose/channel.h"
+#include "osmose/identity.h"
+#include "osmose/manifest.h"
+
+/* Read a bundle file as the daemon would (hash, signature, structure) while copying it
+ * to out_fd; returns 0 with *info and *m, or 1 after printing why. */
+static int read_bundle(const char *path, int out_fd, osm_bundle_info *info, osm_manifest **m) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return osm_ctl_fail("channel publish: %s: %m", path);
+        char err[512];
+        if (osm_bundle_copy(fd, out_fd, UINT64_MAX, info, err, sizeof err) < 0)
+                return osm_ctl_fail("channel publish: %s: %s", path, err);
+        if (!info->is_signed)
+                return osm_ctl_fail("channel publish: %s is not signed: followers would refuse it "
+                                    "(osmosectl bundle build --key KEY)", path);
+        if (osm_bundle_verify_signature(info) < 0)
+                return osm_ctl_fail("channel publish: %s: the signature does not match the contents", path);
+        _cleanup_free_ char *mtext = NULL;
+        size_t mlen;
+        bool has_rootfs;
+        if (osm_bundle_unpack(out_fd, -1, &mtext, &mlen, &has_rootfs, err, sizeof err) < 0)
+                return osm_ctl_fail("channel publish: %s: %s", path, err);
+        if (osm_manifest_parse(mtext, mlen, m, err, sizeof err) < 0)
+                return osm_ctl_fail("channel publish: %s: manifest: %s", path, err);
+        return 0;
+}
+
+static int channel_publish(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "channel", required_argument, NULL, 'c' },
+                { "key", required_argument, NULL, 'k' },
+                { "output", required_argument, NULL, 'o' },
+                { "notes", required_argument, NULL, 'n' },
+                { "expires", required_argument, NULL, 'e' },
+                { "sequence", required_argument, NULL, 'S' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *name = NULL, *key = NULL, *dir = NULL, *notes = NULL, *expires = NULL, *seq = NULL;
+        int c;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "c:k:o:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c': name = optarg; break;
+                case 'k': key = optarg; break;
+                case 'o': dir = optarg; break;
+                case 'n': notes = optarg; break;
+                case 'e': expires = optarg; break;
+                case 'S': seq = optarg; break;
+                case 'h':
+                        osm_ctl_usage("channel publish", "BUNDLE --channel NAME --key KEY -o DIR [--notes TEXT] "
+                                      "[--expires D] [--sequence N]",
+                                      "Append BUNDLE's version to the channel NAME in DIR and sign the list again "
+                                      "with KEY:\nwrites DIR/NAME.channel and DIR/bundles/ID (each atomically). "
+                                      "DIR can be served by any\nstatic HTTP server, copied to a USB stick, or "
+                                      "followed as a directory.",
+                                      "The version must be higher than every version already listed; the "
+                                      "sequence number goes up\nby one (--sequence sets it, e.g. after moving "
+                                      "a channel). --expires D (\"30d\") makes followers\nwith a synchronised "
+                                      "clock refuse the list after D unless it is published again.\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (!name || !key || !dir || optind != argc - 1)
+                return osm_ctl_usage_error("channel publish: usage: osmosectl channel publish BUNDLE --channel NAME "
+                                   "--key KEY -o DIR");
+        if (!osm_name_valid(name, OSM_CHANNEL_MAX_NAME, false))
+                return osm_ctl_usage_error("channel publish: --channel: expected 1-%d characters of A-Z a-z 0-9 . _ -",
+                                   OSM_CHANNEL_MAX_NAME);
+        int64_t sequence = 0;
+        uint64_t expires_us = 0;
+        if (seq && (osm_parse_i64(seq, &sequence) < 0 || sequence < 1 || sequence > OSM_CHANNEL_MAX_SEQUENCE))
+                return osm_ctl_usage_error("channel publish: --sequence: expected an integer from 1 to 2^53");
+        if (expires && (osm_parse_duration(expires, &expires_us) < 0 || expires_us < 1000000))
+                return osm_ctl_usage_error("channel publish: --expires: expected a duration like 30d");
+        if (notes && (strlen(notes) > OSM_CHANNEL_MAX_NOTES || strpbrk(notes, "\n\r\t")))
+                return osm_ctl_usage_error("channel publish: --notes: one line of at most %d bytes", OSM_CHANNEL_MAX_NOTES);
+        if (osm_crypto_init() < 0)
+                return osm_ctl_fail("channel publish: libsodium initialisation failed");
+
+        osm_keypair kp = { 0 };
+        const char *why = NULL;
+        int r = osm_keypair_load(key, &kp, &why);
+        if (r < 0)
+                return osm_ctl_fail("channel publish: key %s: %s", key, why ? why : strerror(-r));
+        _cleanup_free_ char *bdir = NULL, *chpath = NULL, *tmp = NULL, *final = NULL, *text = NULL;
+        _cleanup_close_ int tfd = -1;
+        _cleanup_manifest_ osm_manifest *m = NULL;
+        _cleanup_channel_ osm_channel *ch = NULL;
+        osm_bundle_info info;
+        char id[OSM_HASH_HEX], err[512];
+        size_t len = 0;
+        int ret = 1;
+        if (asprintf(&bdir, "%s/bundles", dir) < 0 || asprintf(&chpath, "%s/%s.channel", dir, name) < 0 ||
+            asprintf(&tmp, "%s/.tmp-XXXXXX", bdir) < 0) {
+                osm_ctl_fail("channel publish: out of memory");
+                goto out;
+        }
+        if ((r = osm_mkdir_p(bdir, 0755)) < 0) {
+                osm_ctl_fail("channel publish: creating %s: %s", bdir, strerror(-r));
+                goto out;
+        }
+        if ((tfd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+                osm_ctl_fail("channel publish: creating a file in %s: %m", bdir);
+                goto out;
+        }
+        if (read_bundle(argv[optind], tfd, &info, &m) != 0)
+                goto out;
+        osm_hash_hex(info.id, id);
+
+        /* The list so far, if there is one: it must be ours. */
+        char *old = NULL;
+        size_t old_len;
+        r = osm_read_file(chpath, OSM_CHANNEL_MAX_SIZE, &old, &old_len);
+        if (r == 0) {
+                r = osm_channel_parse(old, old_len, &ch, err, sizeof err);
+                free(old);
+                if (r < 0) {
+                        osm_ctl_fail("channel publish: %s: %s", chpath, err);
+                        goto out;
+                }
+                if (memcmp(ch->signer, kp.pk, sizeof kp.pk) != 0) {
+                        char other[OSM_PUBKEY_B64];
+                        osm_pubkey_encode(ch->signer, other);
+                        osm_ctl_fail("channel publish: %s is signed by another key (%s)", chpath, other);
+                        goto out;
+                }
+                if (strcmp(ch->name, name) != 0) {
+                        osm_ctl_fail("channel publish: %s names the channel %s", chpath, ch->name);
+                        goto out;
+                }
+                if (!sequence)
+                        sequence = ch->sequence + 1;
+        } else if (r == -ENOENT) {
+                if (!(ch = osm_channel_new(name))) {
+                        osm_ctl_fail("channel publish: out of memory");
+                        goto out;
+                }
+                if (!sequence)
+                        sequence = 1;
+        } else {
+                osm_ctl_fail("channel publish: reading %s: %s", chpath, strerror(-r));
+                goto out;
+        }
+        if (osm_channel_append(ch, m->version, id, info.size, notes, err, sizeof err) < 0) {
+                osm_ctl_fail("channel publish: %s version %lld: %s", m->name, (long long) m->version, err);
+                goto out;
+        }
+        ch->sequence = sequence;
+        ch->published = (int64_t) time(NULL);
+        ch->expires = expires ? ch->published + (int64_t) (expires_us / 1000000) : 0;
+        if ((r = osm_channel_sign(ch, &kp, &text, &len)) < 0) {
+                osm_ctl_fail("channel publish: signing: %s", strerror(-r));
+                goto out;
+        }
+        /* The bundle first, then the list that names it: a follower never sees an entry
+         * whose bundle is not there yet. */
+        if (asprintf(&final, "%s/%s", bdir, id) < 0 || fchmod(tfd, 0644) < 0 || fsync(tfd) < 0 ||
+            rename(tmp, final) < 0 || osm_fsync_parent(final) < 0) {
+                osm_ctl_fail("channel publish: writing %s: %m", final ? final : bdir);
+                goto out;
+        }
+        free(steal_pointer(&tmp));
+        if ((r = osm_write_file_atomic(chpath, text, len, 0644)) < 0) {
+                osm_ctl_fail("channel publish: writing %s: %s", chpath, strerror(-r));
+                goto out;
+        }
+        if (ctl->json) {
+                _cleanup_json_ json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:s, s:s}",
+                                                     "channel", ch->name, "sequence", (json_int_t) ch->sequence,
+                                                     "workload", m->name, "version", (json_int_t) m->version,
+                                                     "bundle", id, "size", (json_int_t) info.size,
+                                                     "file", chpath, "bundle_file", final);
+                osm_print_json(o);
+        } else {
+                char sz[32];
+                printf("%s: %s version %lld (bundle %s, %s), sequence %lld, %zu version%s\n", chpath, m->name,
+                       (long long) m->version, id, osm_format_bytes(info.size, sz, sizeof sz),
+                       (long long) ch->sequence, ch->n_versions, ch->n_versions == 1 ? "" : "s");
+        }
+        ret = 0;
+out:
+        osm_keypair_clear(&kp);
+        if (tmp && tfd >= 0)
+                unlink(tmp);
+        return ret;
+}
+
+/* Print a channel document: its signer, sequence and versions. */
+static int channel_inspect(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("channel inspect", "FILE",
+                              "Check a channel file's signature and syntax and list its versions. Whether "
+                              "its signer is\ntrusted is for the daemon to say (osmosectl trust ls).", NULL);
+                return 0;
+        }
+        if (argc != 2)
+                return osm_ctl_usage_error("channel inspect: usage: osmosectl channel inspect FILE");
+        if (osm_crypto_init() < 0)
+                return osm_ctl_fail("channel inspect: libsodium initialisation failed");
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = osm_read_file(argv[1], OSM_CHANNEL_MAX_SIZE + 1, &text, &len);
+        if (r < 0)
+                return osm_ctl_fail("channel inspect: %s: %s", argv[1], strerror(-r));
+        _cleanup_channel_ osm_channel *ch = NULL;
+        char err[512];
+        if (osm_channel_parse(text, len, &ch, err, sizeof err) < 0)
+                return osm_ctl_fail("channel inspect: %s: %s", argv[1], err);
+        char signer[OSM_PUBKEY_B64];
+        osm_pubkey_encode(ch->signer, signer);
+        if (ctl->json) {
+                _cleanup_json_ json_t *vs = json_array();
+                for (size_t i = 0; i < ch->n_versions; i++) {
+                        const osm_channel_version *v = &ch->versions[i];
+                        json_t *o = json_pack("{s:I, s:s, s:I}", "version", (json_int_t) v->version,
+                                              "bundle", v->bundle, "size", (json_int_t) v->size);
+                        if (o && v->notes)
+                                json_object_set_new(o, "notes", json_string(v->notes));
+                        json_array_append_new(vs, o);
+                }
+                _cleanup_json_ json_t *o = json_pack("{s:s, s:I, s:s, s:O}", "channel", ch->name,
+                                                     "sequence", (json_int_t) ch->sequence, "signer", signer,
+                                                     "versions", vs);
+                if (ch->published)
+                        json_object_set_new(o, "published", json_integer(ch->published));
+                if (ch->expires)
+                        json_object_set_new(o, "expires", json_integer(ch->expires));
+                osm_print_json(o);
+                return 0;
+        }
+        printf("Channel:   %s\nSequence:  %lld\nSigned by: %s\n", ch->name, (long long) ch->sequence, signer);
+        if (ch->expires) {
+                char t[64];
+                printf("Expires:   %s\n", osm_format_time(ch->expires * 1000000, t, sizeof t));
+        }
+        osm_table *t = osm_table_new("VERSION", "BUNDLE", "SIZE", "NOTES", NULL);
+        for (size_t i = 0; i < ch->n_versions; i++) {
+                const osm_channel_version *v = &ch->versions[i];
+                char ver[24], sz[32];
+                snprintf(ver, sizeof ver, "%lld", (long long) v->version);
+                osm_table_add(t, ver, v->bundle, osm_format_bytes(v->size, sz, sizeof sz), v->notes);
+        }
+        osm_table_print(t);
+        return 0;
+}
+
+int cmd_channel(osm_ctl *ctl, int argc, char **argv) {
+        static const osm_ctl_command sub[] = {
+                { "publish", channel_publish, "BUNDLE --channel NAME --key KEY -o DIR", "append a version and sign the list" },
+                { "inspect", channel_inspect, "FILE", "check a channel file and list its versions" },
+        };
+        return osm_ctl_dispatch(ctl, "channel", sub, OSM_ARRAY_SIZE(sub), argc, argv);
+}
