@@ -1,0 +1,96 @@
+/* node.c: embedding libdqlite's node (it runs its own thread and libuv loop). */
+#include <dqlite.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/building/node.h"
+#include "osmose/util.h"
+
+struct osm_bnode {
+        dqlite_node *node;
+};
+
+/* Snapshot every 512 entries and keep 256 behind it: the raft log on disk stays a few
+ * small segments (gateways run on SD cards) while a lagging member can still catch up
+ * from the log instead of a snapshot. */
+#define SNAPSHOT_THRESHOLD 512
+#define SNAPSHOT_TRAILING  768
+
+int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size_t errsize) {
+        osm_bnode *n = calloc(1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        int rv = osm_mkdir_p(o->dir, 0700);
+        if (rv < 0) {
+                snprintf(errbuf, errsize, "cannot create %s: %s", o->dir, strerror(-rv));
+                free(n);
+                return rv;
+        }
+        rv = dqlite_node_create(o->id, o->address, o->dir, &n->node);
+        if (rv != 0) {
+                snprintf(errbuf, errsize, "dqlite_node_create: %s",
+                         n->node ? dqlite_node_errmsg(n->node) : "out of memory");
+                goto fail;
+        }
+        if ((rv = dqlite_node_set_bind_address(n->node, o->bind)) != 0) {
+                snprintf(errbuf, errsize, "cannot bind %s: %s", o->bind, dqlite_node_errmsg(n->node));
+                goto fail;
+        }
+        if (o->connect && (rv = dqlite_node_set_connect_func(n->node, o->connect, o->connect_arg)) != 0) {
+                snprintf(errbuf, errsize, "dqlite_node_set_connect_func failed (%d)", rv);
+                goto fail;
+        }
+        if (o->latency_ms && (rv = dqlite_node_set_network_latency_ms(n->node, o->latency_ms)) != 0) {
+                snprintf(errbuf, errsize, "network latency %u ms refused (%d)", o->latency_ms, rv);
+                goto fail;
+        }
+        dqlite_node_set_snapshot_params(n->node, SNAPSHOT_THRESHOLD, SNAPSHOT_TRAILING);
+        if ((rv = dqlite_node_start(n->node)) != 0) {
+                snprintf(errbuf, errsize, "dqlite_node_start: %s", dqlite_node_errmsg(n->node));
+                goto fail;
+        }
+        *out = n;
+        return 0;
+fail:
+        if (n->node)
+                dqlite_node_destroy(n->node);
+        free(n);
+        return -EIO;
+}
+
+void osm_bnode_stop(osm_bnode *n) {
+        if (!n)
+                return;
+        dqlite_node_stop(n->node);
+        dqlite_node_destroy(n->node);
+        free(n);
+}
+
+int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
+                      const char *const *addresses, int count, char *errbuf, size_t errsize) {
+        dqlite_node *node = NULL;
+        int rv = dqlite_node_create(id, address, dir, &node);
+        if (rv != 0) {
+                snprintf(errbuf, errsize, "dqlite_node_create: %s", node ? dqlite_node_errmsg(node) : "out of memory");
+                if (node)
+                        dqlite_node_destroy(node);
+                return -EIO;
+        }
+        dqlite_node_info *infos = calloc((size_t) count, sizeof *infos);
+        if (!infos) {
+                dqlite_node_destroy(node);
+                return -ENOMEM;
+        }
+        for (int i = 0; i < count; i++) {
+                infos[i].id = ids[i];
+                infos[i].address = addresses[i];
+        }
+        rv = dqlite_node_recover(node, infos, count);
+        if (rv != 0)
+                snprintf(errbuf, errsize, "dqlite_node_recover: %s", dqlite_node_errmsg(node));
+        free(infos);
+        dqlite_node_destroy(node);
+        return rv != 0 ? -EIO : 0;
+}

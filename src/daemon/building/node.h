@@ -1,0 +1,32 @@
+/* node.h: the embedded dqlite node — its own thread and loop, bound to an abstract Unix
+ * socket, dialling other members through a connect function we give it. */
+#pragma once
+
+#include <stdint.h>
+
+typedef struct osm_bnode osm_bnode;
+
+/* How the node reaches another node's address: returns 0 and a connected, blocking fd in
+ * *fd (the node owns it), or non-zero. Runs in one of dqlite's threads. */
+typedef int (*osm_bnode_connect_fn)(void *arg, const char *address, int *fd);
+
+typedef struct osm_bnode_opts {
+        uint64_t id;              /* 1 bootstraps a new cluster on an empty directory */
+        const char *address;      /* the address the other members know this node by */
+        const char *bind;         /* "@name": the abstract socket the node listens on */
+        const char *dir;          /* its data directory (raft log, snapshots) */
+        unsigned latency_ms;      /* heartbeat 1.5×, election timeout 15× this */
+        osm_bnode_connect_fn connect;
+        void *connect_arg;
+} osm_bnode_opts;
+
+/* Create and start a node. On failure *err (static or in errbuf) says why. */
+int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size_t errsize);
+/* Stop (waits for its thread) and free. NULL is fine. */
+void osm_bnode_stop(osm_bnode *n);
+
+/* dqlite's recovery: rewrite the raft configuration of a stopped node's directory to
+ * exactly these nodes (ids, addresses; all voters). Run on one node, then copy its
+ * directory to the others. Returns 0 or -EIO with errbuf filled. */
+int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
+                      const char *const *addresses, int n, char *errbuf, size_t errsize);
