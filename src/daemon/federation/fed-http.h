@@ -1,6 +1,6 @@
 /* fed-http.h: the HTTP ends of federation on the daemon's libuv loop: a libmicrohttpd
  * server driven without threads of its own, and a libcurl multi client driven by
- * uv_poll/uv_timer. Neither knows about signatures or payloads; federation.c does. */
+ * uv_poll/uv_timer. Neither knows about signatures or payloads; fed-serve.c and fed-push.c do. */
 #pragma once
 
 #include <curl/curl.h>

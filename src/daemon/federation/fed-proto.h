@@ -21,6 +21,11 @@
 #define FED_NONCE_HEX      (FED_NONCE_BYTES * 2 + 1)
 #define FED_SIG_B64        (sodium_base64_ENCODED_LEN(OSM_SIG_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING))
 #define FED_MAX_PATH       128
+
+/* The request types, by path (fed-serve.c's table maps each to its handler). */
+#define FED_PATH_HELLO     "/v1/hello"     /* {space_id, name} → {space_id, name, time} */
+#define FED_PATH_RECORDS   "/v1/records"   /* a push of records → {accepted, duplicates, rejected} */
+#define FED_PATH_OBJECT    "/v1/object"    /* {hash} → the object's bytes */
 #define FED_MAX_SKEW_US    (300LL * 1000000LL)    /* timestamps further than 5 min away are stale */
 #define FED_MAX_BODY       (8u * 1024u * 1024u)   /* bytes in one request or response body */
 

@@ -96,3 +96,81 @@ typedef struct osm_federation {
         uint64_t refusal_skipped, refusal_skipped_bytes;
         unsigned log_in_window, log_suppressed;
 } osm_federation;
+
+/* Error names of io.osmose.Federation (the methods' and the fetch's). */
+#define FED_IFACE         "io.osmose.Federation."
+#define ERR_DISABLED      FED_IFACE "FederationDisabled"
+#define ERR_REMOTE_NF     FED_IFACE "RemoteNotFound"
+#define ERR_REMOTE_EXISTS FED_IFACE "RemoteExists"
+#define ERR_REMOTE_FAILED FED_IFACE "RemoteFailed"
+#define ERR_BAD_URL       FED_IFACE "InvalidURL"
+#define ERR_BAD_KEY       FED_IFACE "InvalidKey"
+#define ERR_VERIFY        FED_IFACE "VerificationFailed"
+
+/* --- federation.c: the subsystem --- */
+/* Listen on listen and start the client; on failure everything is off again and *why says
+ * what failed. */
+int fed_network_start(osm_federation *f, const char *listen, const char **why);
+/* Stop listening, cancel what is in flight (fetches fail with FederationDisabled). */
+void fed_network_stop(osm_federation *f);
+/* uv_close callback for handles that were calloc'd. */
+void fed_close_free(uv_handle_t *h);
+
+/* --- fed-remote.c: remotes in memory --- */
+fed_remote *fed_remote_by_name(osm_federation *f, const char *name);
+fed_remote *fed_remote_by_pk(osm_federation *f, const uint8_t pk[OSM_PUBKEY_BYTES]);
+/* Make a remote from its name, URL and key (not yet linked into f->remotes). 0, -ENOMEM,
+ * -EINVAL (an unusable key). */
+int fed_remote_new(osm_federation *f, const char *name, const char *url, const char *key,
+                   fed_remote **out);
+/* Cancel what is in flight and free. NULL is fine. */
+void fed_remote_free(fed_remote *r);
+/* Abort what is in flight (disable, removal); the audit rows get status (if not NULL). */
+void fed_remote_cancel(fed_remote *r, const char *status);
+/* Free a slot and recompute how far the batches in flight reach. */
+void fed_slot_release(fed_slot *sl);
+/* Is a request of r in flight? */
+bool fed_remote_busy(const fed_remote *r);
+/* off, offline, syncing, never or idle. */
+const char *fed_remote_state(const fed_remote *r);
+/* Mark r failing with a message (logged once when it changes, kept in the db). */
+void fed_remote_set_error(fed_remote *r, const char *fmt, ...) OSM_PRINTF(2, 3);
+/* Retry later, the wait doubling up to FED_RETRY_MAX_MS. */
+void fed_remote_backoff(fed_remote *r);
+
+/* --- fed-push.c: outgoing requests and the outbox --- */
+/* Fill r's window with requests while there is work. */
+void fed_remote_pump(fed_remote *r);
+/* Encrypt plaintext to r, sign, write the audit entry (durably, before anything leaves)
+ * and post it to r's URL + path. On success the audit row id and the request's signature
+ * are returned. */
+int fed_send_signed(osm_federation *f, fed_remote *r, const char *path, const char *kind,
+                    const void *pt, size_t pt_len, const uint8_t *box_key,
+                    const char *collection, const char *object, int64_t records,
+                    fed_call_cb cb, void *userdata, fed_call **out_call, int64_t *out_audit,
+                    uint8_t out_sig[OSM_SIG_BYTES]);
+/* A remote's refusal body {"error":…,"message":…} as one line. */
+void fed_refusal_text(long status, const uint8_t *body, size_t len, char *buf, size_t size);
+/* Queue a record for r (bounded by federation_max_queue: the oldest go) and pump. */
+void fed_outbox_enqueue(osm_federation *f, fed_remote *r, const char *collection, const char *id,
+                        int64_t time_us, const char *body);
+
+/* --- fed-serve.c: serving requests --- */
+extern const fed_server_ops fed_serve_ops;
+
+/* --- fed-share.c: sharing --- */
+/* Make the set of store watches match the shares table. */
+void fed_watches_sync(osm_federation *f);
+/* Ask the store for what each share may have missed before a crash. */
+void fed_catchup_start(osm_federation *f);
+/* Drop the watches and orphan the catch-up queries still in the store (at stop). */
+void fed_share_stop(osm_federation *f);
+
+/* --- fed-fetch.c: object fetches --- */
+/* Fetch the object with hash h from r and answer call once the store has it. */
+void fed_fetch_start(osm_federation *f, osm_call *call, fed_remote *r, const uint8_t h[OSM_HASH_BYTES]);
+/* Answer the fetch's call (if still there) with error and free it. */
+void fed_fetch_fail(fed_fetch *ft, const char *error, const char *fmt, ...) OSM_PRINTF(3, 4);
+
+/* --- iface-federation.c: the Varlink methods --- */
+int fed_iface_register(osm_federation *f);

@@ -1,4 +1,5 @@
-/* store-internal.h: what store.c (records, writer thread) and objects.c share. */
+/* store-internal.h: what the store's files (store.c, store-writer.c, store-put.c, store-retention.c,
+ * store-query.c, store-watch.c, objects.c) share. */
 #pragma once
 
 #include <pthread.h>
@@ -60,6 +61,17 @@ typedef struct store_op {
 } store_op;
 
 typedef struct store_coll store_coll;
+
+/* The writer's cached view of one row of the collections table. */
+struct store_coll {
+        store_coll *next;
+        int64_t id;
+        int64_t records;
+        int64_t bytes;
+        osm_store_retention ret;
+        bool dirty;
+        char name[];
+};
 
 struct osm_store {
         uv_loop_t *loop;
@@ -126,6 +138,33 @@ void store_pool_put(osm_store *s, sqlite3 *db);
 int store_sqlite_errno(sqlite3 *db, int rc);
 /* fsync a directory (after a rename or create in it). Returns 0 or -errno. */
 int store_fsync_dir(const char *path);
+
+/* store-writer.c: the writer thread and what it shares with opening the store */
+void *store_writer_main(void *arg);
+/* sqlite3_exec without rows: 0 or -errno. */
+int store_exec(sqlite3 *db, const char *sql);
+/* The integer a one-row statement (a PRAGMA) answers, or -1. */
+int64_t store_pragma_int(sqlite3 *db, const char *sql);
+/* Bytes of database pages holding data (free pages are reused before the file grows). */
+uint64_t store_db_used_bytes(osm_store *s);
+/* The writer's cache of the collections table: (re)load, find or create (inside the open
+ * transaction), write back what changed, forget the changes once committed, free. */
+int store_colls_load(osm_store *s);
+int store_coll_get(osm_store *s, const char *name, bool create, store_coll **out);
+int store_colls_flush(osm_store *s);
+void store_colls_clean(osm_store *s);
+void store_colls_free(osm_store *s);
+
+/* store-retention.c, run by the writer */
+/* OP_RETENTION: set a collection's policy (inside the batch's transaction). */
+int store_retention_exec(osm_store *s, store_op *op);
+/* One bounded retention transaction; sets s->retention_due again if work is left. */
+void store_run_retention(osm_store *s);
+
+/* store-watch.c, on the loop */
+/* Call the watches matching op's collection (a committed put). */
+void store_watches_notify(osm_store *s, store_op *op);
+void store_watches_free(osm_store *s);
 
 /* objects.c, run by the writer inside its transaction */
 int store_obj_exec(osm_store *s, store_op *op);

@@ -1,0 +1,218 @@
+/* store-query.c: queries on the thread pool (pages with a cursor) and the list of collections. */
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "daemon/store/store-internal.h"
+#include "osmose/varlink.h"
+#include "daemon/store/store-params.h"
+
+/* ---- queries ---- */
+
+typedef struct query_work {
+        uv_work_t req;
+        osm_store *s;
+        osm_store_query_req q;
+        osm_store_query_cb cb;
+        void *userdata;
+        int64_t cur_ts, cur_seq;
+        bool has_cursor;
+        int r;
+        json_t *records;
+        char cursor[64];
+        bool more;
+        char buf[];
+} query_work;
+
+static json_t *record_json(const char *origin, sqlite3_stmt *st, const char *coll, size_t *bytes) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        int64_t ts = sqlite3_column_int64(st, 1);
+        const char *rid = (const char *) sqlite3_column_text(st, 2);
+        const char *writer = (const char *) sqlite3_column_text(st, 3);
+        const char *body = (const char *) sqlite3_column_text(st, 4);
+        int blen = sqlite3_column_bytes(st, 4);
+        char id[OSM_STORE_MAX_ID];
+        if (rid)
+                snprintf(id, sizeof(id), "%s", rid);
+        else
+                snprintf(id, sizeof(id), "%s-%" PRId64, origin, seq);
+        json_t *b = json_loadb(body ? body : "null", body ? (size_t) blen : 4, JSON_DECODE_ANY, NULL);
+        if (!b)
+                b = json_stringn(body ? body : "", body ? (size_t) blen : 0);
+        *bytes += (size_t) blen + 128;
+        return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", id, "collection", coll,
+                         "time", (json_int_t) ts, "writer", writer ? writer : "", "body", b);
+}
+
+static void query_run(uv_work_t *req) {
+        query_work *w = req->data;
+        osm_store *s = w->s;
+        sqlite3 *db = store_pool_get(s);
+        _cleanup_stmt_ sqlite3_stmt *cs = NULL, *st = NULL;
+        int rc;
+
+        if (!db) {
+                w->r = -EIO;
+                return;
+        }
+        rc = sqlite3_prepare_v2(db, "SELECT id FROM collections WHERE name=?1", -1, &cs, NULL);
+        if (rc != SQLITE_OK) {
+                w->r = store_sqlite_errno(db, rc);
+                goto out;
+        }
+        sqlite3_bind_text(cs, 1, w->q.collection, -1, SQLITE_STATIC);
+        rc = sqlite3_step(cs);
+        if (rc != SQLITE_ROW) {
+                w->r = rc == SQLITE_DONE ? -ENOENT : store_sqlite_errno(db, rc);
+                goto out;
+        }
+        int64_t coll = sqlite3_column_int64(cs, 0);
+
+        /* (coll, ts) is indexed and seq is the rowid, so the index is ordered by
+         * (coll, ts, seq): the range and the keyset cursor are one index scan. */
+        const char *sql = w->q.reverse
+                ? "SELECT seq, ts, rid, writer, body FROM records WHERE coll=?1 AND ts>=?2 AND ts<?3 "
+                  "AND (ts, seq) < (?4, ?5) ORDER BY ts DESC, seq DESC LIMIT ?6"
+                : "SELECT seq, ts, rid, writer, body FROM records WHERE coll=?1 AND ts>=?2 AND ts<?3 "
+                  "AND (ts, seq) > (?4, ?5) ORDER BY ts, seq LIMIT ?6";
+        rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                w->r = store_sqlite_errno(db, rc);
+                goto out;
+        }
+        int64_t cts = w->has_cursor ? w->cur_ts : (w->q.reverse ? INT64_MAX : INT64_MIN);
+        int64_t cseq = w->has_cursor ? w->cur_seq : (w->q.reverse ? INT64_MAX : INT64_MIN);
+        uint64_t limit = w->q.limit;
+        sqlite3_bind_int64(st, 1, coll);
+        sqlite3_bind_int64(st, 2, w->q.since_us);
+        sqlite3_bind_int64(st, 3, w->q.until_us);
+        sqlite3_bind_int64(st, 4, cts);
+        sqlite3_bind_int64(st, 5, cseq);
+        sqlite3_bind_int64(st, 6, (int64_t) limit + 1);   /* one more: is there a next page? */
+
+        w->records = json_array();
+        if (!w->records) {
+                w->r = -ENOMEM;
+                goto out;
+        }
+        size_t bytes = 0, n = 0;
+        int64_t last_ts = 0, last_seq = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n >= limit || bytes >= OSM_STORE_PAGE_BYTES) {
+                        w->more = true;
+                        break;
+                }
+                json_t *rec = record_json(s->origin, st, w->q.collection, &bytes);
+                if (!rec || json_array_append_new(w->records, rec) < 0) {
+                        w->r = -ENOMEM;
+                        goto out;
+                }
+                last_ts = sqlite3_column_int64(st, 1);
+                last_seq = sqlite3_column_int64(st, 0);
+                n++;
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                w->r = store_sqlite_errno(db, rc);
+                goto out;
+        }
+        if (w->more)
+                snprintf(w->cursor, sizeof(w->cursor), "%" PRId64 ".%" PRId64, last_ts, last_seq);
+        w->r = 0;
+out:
+        sqlite3_finalize(st);
+        st = NULL;
+        sqlite3_finalize(cs);
+        cs = NULL;
+        store_pool_put(s, db);
+}
+
+static void query_after(uv_work_t *req, int status) {
+        query_work *w = req->data;
+        osm_store *s = w->s;
+        if (status < 0 && w->r == 0)
+                w->r = -ECANCELED;
+        if (w->r < 0) {
+                json_decref(w->records);
+                w->cb(w->r, NULL, NULL, w->userdata);
+        } else
+                w->cb(0, w->records, w->more ? w->cursor : NULL, w->userdata);
+        free(w);
+        store_work_done(s);
+}
+
+int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_cb cb, void *userdata) {
+        if (s->closing)
+                return -ECANCELED;
+        if (!q->collection || !osm_name_valid(q->collection, OSM_STORE_MAX_NAME, true))
+                return -EINVAL;
+        if (q->since_us > q->until_us)
+                return -ERANGE;
+        size_t n = strlen(q->collection) + 1;
+        query_work *w = calloc(1, sizeof(*w) + n);
+        if (!w)
+                return -ENOMEM;
+        if (q->cursor) {
+                if (osm_store_parse_cursor(q->cursor, &w->cur_ts, &w->cur_seq) < 0) {
+                        free(w);
+                        return -EINVAL;
+                }
+                w->has_cursor = true;
+        }
+        w->s = s;
+        w->q = *q;
+        w->q.collection = memcpy(w->buf, q->collection, n);
+        w->q.cursor = NULL;
+        if (w->q.limit == 0 || w->q.limit > OSM_STORE_PAGE_RECORDS)
+                w->q.limit = OSM_STORE_PAGE_RECORDS;
+        w->cb = cb;
+        w->userdata = userdata;
+        w->req.data = w;
+        int r = uv_queue_work(s->loop, &w->req, query_run, query_after);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        s->n_works++;
+        return 0;
+}
+
+int osm_store_collections(osm_store *s, json_t **out) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_auto_t *arr = json_array();
+        if (!arr)
+                return -ENOMEM;
+        /* oldest/newest come from the (coll, ts) index: two seeks per collection */
+        int rc = sqlite3_prepare_v2(s->rdb,
+                "SELECT name, records, bytes, max_age, max_records, max_bytes,"
+                " (SELECT ts FROM records WHERE coll=c.id ORDER BY ts LIMIT 1),"
+                " (SELECT ts FROM records WHERE coll=c.id ORDER BY ts DESC LIMIT 1) "
+                "FROM collections c ORDER BY name", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_errno(s->rdb, rc);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
+                        "name", (const char *) sqlite3_column_text(st, 0),
+                        "records", (json_int_t) sqlite3_column_int64(st, 1),
+                        "bytes", (json_int_t) sqlite3_column_int64(st, 2),
+                        "max_age", (json_int_t) sqlite3_column_int64(st, 3),
+                        "max_records", (json_int_t) sqlite3_column_int64(st, 4),
+                        "max_bytes", (json_int_t) sqlite3_column_int64(st, 5));
+                if (!o)
+                        return -ENOMEM;
+                if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+                        json_object_set_new(o, "oldest", json_integer(sqlite3_column_int64(st, 6)));
+                        json_object_set_new(o, "newest", json_integer(sqlite3_column_int64(st, 7)));
+                }
+                json_array_append_new(arr, o);
+        }
+        if (rc != SQLITE_DONE)
+                return store_sqlite_errno(s->rdb, rc);
+        *out = steal_pointer(&arr);
+        return 0;
+}
+
