@@ -14,7 +14,6 @@
 #include "osmose/bundle.h"
 #include "osmose/log.h"
 
-#define MAX_URL 2048
 #define FETCH_CONNECT_TIMEOUT_S 15
 
 typedef struct install_job {
@@ -425,7 +424,7 @@ static void record(install_job *j) {
                 return;
         }
         bool run_old = old != NULL;
-        char source[MAX_URL + 8];
+        char source[WL_MAX_URL + 8];
         snprintf(source, sizeof source, "%s", j->url ? j->url : "fd");
         int r = wl_commit_install(w, m, j->manifest_text, j->id_hex, j->has_rootfs,
                                   j->info.is_signed ? j->signer : NULL, j->verified, j->allow_unsigned,
@@ -491,66 +490,17 @@ static void after_work_cb(uv_work_t *req, int status) {
                 record(j);
 }
 
-static bool url_ok(const char *u) {
-        return u && strlen(u) <= MAX_URL && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
-}
-
-static void method_install(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        const char *url = json_string_value(json_object_get(params, "url"));
-        json_t *grants = json_object_get(params, "grants");
-        size_t n_fds = osm_call_n_fds(call);
-
-        if (url && n_fds > 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "give either url or a bundle fd, not both");
-                return;
-        }
-        if (!url && n_fds != 1) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                "pass the bundle as one file descriptor with the call, or give url");
-                return;
-        }
-        if (url && !url_ok(url)) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "url",
-                               "message", "url: expected http:// or https://, at most 2048 bytes"));
-                return;
-        }
-        if (grants && json_array_size(grants) > OSM_MANIFEST_MAX_CAPS) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "grants: more than %d", OSM_MANIFEST_MAX_CAPS);
-                return;
-        }
+/* Start installing the bundle from url (when not NULL) or fd (a regular file, taken), with
+ * the operator's grants (strings, syntax checked, at most OSM_MANIFEST_MAX_CAPS). The
+ * answer to call comes when the install has finished. 0, or -ENOMEM (fd closed). */
+int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, json_t *grants,
+                     bool allow_unsigned, bool allow_downgrade) {
         size_t i;
         json_t *g;
-        json_array_foreach(grants, i, g) {
-                char why[512];
-                if (!json_is_string(g) || osm_cap_check(json_string_value(g), why, sizeof why) < 0) {
-                        if (!json_is_string(g))
-                                snprintf(why, sizeof why, "grants[%zu]: expected a string", i);
-                        osm_call_error(call, WL_ERR_BAD_CAPABILITY,
-                                       json_pack("{s:s, s:s}", "message", why, "capability",
-                                                 json_is_string(g) ? json_string_value(g) : ""));
-                        return;
-                }
-        }
-        if (w->installing) {
-                osm_call_errorf(call, OSM_ERR_BUSY, "another install is in progress; try again");
-                return;
-        }
-        int fd = -1;
-        if (!url) {
-                fd = osm_call_take_fd(call, 0);
-                struct stat st;
-                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                        osm_close(fd);
-                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "the bundle fd must be a regular file");
-                        return;
-                }
-        }
         install_job *j = calloc(1, sizeof *j);
         if (!j) {
                 osm_close(fd);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
+                return -ENOMEM;
         }
         j->w = w;
         j->call = call;
@@ -558,14 +508,13 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
         j->tmp_fd = -1;
         j->max_size = w->d->cfg.max_bundle_size ? w->d->cfg.max_bundle_size : OSM_BUNDLE_DEFAULT_MAX_SIZE;
         j->fetch_timeout_us = w->d->cfg.fetch_timeout_us;
-        j->allow_unsigned = json_is_true(json_object_get(params, "allow_unsigned"));
-        j->allow_downgrade = json_is_true(json_object_get(params, "allow_downgrade"));
+        j->allow_unsigned = allow_unsigned;
+        j->allow_downgrade = allow_downgrade;
         j->url = url ? strdup(url) : NULL;
         j->grants = calloc(json_array_size(grants) + 1, sizeof(char *));
         if ((url && !j->url) || !j->grants) {
                 job_free(j);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
+                return -ENOMEM;
         }
         json_array_foreach(grants, i, g) {
                 bool dup = false;
@@ -573,8 +522,7 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                         dup = dup || strcmp(j->grants[k], json_string_value(g)) == 0;
                 if (!dup && !(j->grants[j->n_grants++] = strdup(json_string_value(g)))) {
                         job_free(j);
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                        return;
+                        return -ENOMEM;
                 }
         }
         w->installing = true;
@@ -582,9 +530,5 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
         j->holds_ref = true;
         osm_call_set_cancel(call, job_cancel, j);
         start_phase(j, 1);
+        return 0;
 }
-
-const osm_method wl_install_methods[] = {
-        { "io.osmose.Workload.Install", method_install, OSM_ACCESS_WRITE },
-};
-const size_t wl_n_install_methods = OSM_ARRAY_SIZE(wl_install_methods);

@@ -1,5 +1,6 @@
-/* instance.c: running workloads: spawn into the sandbox, supervise (exit, restart with
- * backoff, stop with a grace period), capture output into a bounded log, account. */
+/* instance.c: supervising running workloads: spawn into the sandbox, exit, restart with
+ * backoff, stop with a grace period, output into a bounded log, waiters. The Varlink
+ * methods are in iface-workload.c, the instance records in db.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -11,9 +12,7 @@
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
-#define LOGS_MAX_REPLY (64u * 1024u)   /* raw log bytes per reply */
-
-static const char *const state_names[] = {
+const char *const wl_state_names[] = {
         [WL_STARTING] = "starting", [WL_RUNNING] = "running", [WL_BACKOFF] = "backoff",
         [WL_STOPPING] = "stopping", [WL_EXITED] = "exited", [WL_FAILED] = "failed",
 };
@@ -137,7 +136,7 @@ static json_t *utf8_json(const uint8_t *s, size_t n) {
 }
 
 /* Bytes of the log from *pos, at most max; advances *pos, counts what was overwritten. */
-static json_t *log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dropped) {
+json_t *wl_log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dropped) {
         uint64_t oldest = i->log_total > i->log_size ? i->log_total - i->log_size : 0;
         *dropped = 0;
         if (*pos < oldest) {
@@ -171,7 +170,7 @@ static void waiter_cancel(osm_call *call, void *userdata) {
         free(wt);
 }
 
-static int add_waiter(wl_instance *i, osm_call *call, int kind, uint64_t pos) {
+int wl_waiter_add(wl_instance *i, osm_call *call, int kind, uint64_t pos) {
         wl_waiter *wt = calloc(1, sizeof *wt);
         if (!wt)
                 return -ENOMEM;
@@ -187,7 +186,7 @@ static int add_waiter(wl_instance *i, osm_call *call, int kind, uint64_t pos) {
 
 /* Send new log bytes to the followers; with final, end their streams. A follower whose
  * reply failed is left alone: its cancel callback unlinks and frees it (server.h). */
-static void feed_followers(wl_instance *i, bool final) {
+void wl_feed_followers(wl_instance *i, bool final) {
         for (wl_waiter **pp = &i->waiters; *pp;) {
                 wl_waiter *wt = *pp;
                 if (wt->kind != WL_WAIT_LOGS) {
@@ -196,7 +195,7 @@ static void feed_followers(wl_instance *i, bool final) {
                 }
                 while (!wt->dead && wt->log_pos < i->log_total) {
                         uint64_t dropped;
-                        json_t *data = log_read(i, &wt->log_pos, LOGS_MAX_REPLY, &dropped);
+                        json_t *data = wl_log_read(i, &wt->log_pos, WL_LOGS_MAX_REPLY, &dropped);
                         json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
                         if (dropped)
                                 json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
@@ -213,7 +212,7 @@ static void feed_followers(wl_instance *i, bool final) {
         }
 }
 
-static void add_exit(json_t *p, const wl_instance *i) {
+void wl_add_exit(json_t *p, const wl_instance *i) {
         if (i->exit_code >= 0)
                 json_object_set_new(p, "exit_code", json_integer(i->exit_code));
         if (i->signal > 0)
@@ -221,15 +220,15 @@ static void add_exit(json_t *p, const wl_instance *i) {
 }
 
 static void finish_waiters(wl_instance *i) {
-        feed_followers(i, true);
+        wl_feed_followers(i, true);
         while (i->waiters) {
                 wl_waiter *wt = i->waiters;
                 i->waiters = wt->next;
                 osm_call_set_cancel(wt->call, NULL, NULL);
                 json_t *p;
                 if (wt->kind == WL_WAIT_RUN) {
-                        p = json_pack("{s:s, s:s}", "instance", i->id, "state", state_names[i->state]);
-                        add_exit(p, i);
+                        p = json_pack("{s:s, s:s}", "instance", i->id, "state", wl_state_names[i->state]);
+                        wl_add_exit(p, i);
                         if (i->state == WL_FAILED && i->exit_code < 0 && i->signal <= 0) {
                                 osm_call_errorf(wt->call, WL_ERR_SPAWN_FAILED, "%s: %s", i->id,
                                                 i->error ? i->error : "failed to start");
@@ -238,7 +237,7 @@ static void finish_waiters(wl_instance *i) {
                         }
                 } else {
                         p = json_pack("{s:s, s:b}", "instance", i->id, "killed", i->killed);
-                        add_exit(p, i);
+                        wl_add_exit(p, i);
                 }
                 osm_call_reply(wt->call, p, false);
                 free(wt);
@@ -246,25 +245,6 @@ static void finish_waiters(wl_instance *i) {
 }
 
 /* ---- ending, restarting ---------------------------------------------------------------------- */
-
-static void db_record_end(wl_instance *i) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?, restarts = ?,"
-                               " error = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-                return;
-        sqlite3_bind_int64(st, 1, i->ended_us);
-        if (i->exit_code >= 0)
-                sqlite3_bind_int(st, 2, i->exit_code);
-        if (i->signal > 0)
-                sqlite3_bind_int(st, 3, i->signal);
-        sqlite3_bind_int(st, 4, (int) i->restarts);
-        if (i->error)
-                sqlite3_bind_text(st, 5, i->error, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, i->id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-                log_warning("workloads db: recording the end of %s: %s", i->id, sqlite3_errmsg(i->w->hist));
-        sqlite3_finalize(st);
-}
 
 static void trim_ended(osm_workloads *w) {
         while (w->n_ended > WL_MAX_ENDED) {
@@ -287,7 +267,7 @@ static void instance_end(wl_instance *i, wl_state state) {
         i->ended_us = osm_now_real_us();
         w->n_live--;
         w->n_ended++;
-        db_record_end(i);
+        wl_db_instance_end(i);
         if (i->api_created && w->api_hooks.destroy)
                 w->api_hooks.destroy(w->api_userdata, i->id);
         i->api_created = false;
@@ -365,7 +345,7 @@ static bool drain_log(wl_instance *i) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 bool more = n < 0 && errno == EAGAIN;
-                feed_followers(i, false);
+                wl_feed_followers(i, false);
                 return more;
         }
 }
@@ -582,7 +562,7 @@ static void on_grace_over(uv_timer_t *t) {
 }
 
 /* Ask the instance to end: SIGTERM now, SIGKILL after stop_timeout. */
-static void request_stop(wl_instance *i) {
+void wl_instance_request_stop(wl_instance *i) {
         i->stop_requested = true;
         if (i->state == WL_BACKOFF) {
                 /* It ran before (a first start that fails never backs off): exited, even
@@ -601,7 +581,7 @@ void wl_instances_stop_workload(osm_workloads *w, const char *name) {
         for (wl_instance *i = w->instances, *next; i; i = next) {
                 next = i->next;
                 if (wl_instance_alive(i) && strcmp(i->workload, name) == 0)
-                        request_stop(i);
+                        wl_instance_request_stop(i);
         }
 }
 
@@ -609,7 +589,7 @@ void wl_instances_begin_shutdown(osm_workloads *w) {
         for (wl_instance *i = w->instances, *next; i; i = next) {
                 next = i->next;
                 if (wl_instance_alive(i))
-                        request_stop(i);
+                        wl_instance_request_stop(i);
         }
 }
 
@@ -678,11 +658,69 @@ void wl_instances_stop_all(osm_workloads *w) {
         }
 }
 
-/* ---- methods -------------------------------------------------------------------------------- */
+
+/* ---- starting, finding ------------------------------------------------------------------ */
+
+/* Start a new instance of wl with the extra arguments args[0..n_args) (copied). 0 with
+ * *out set; or negative with err set and *out NULL when no instance was made (out of
+ * memory, the record failed), or *out set to the instance that failed to start (it has
+ * ended, state WL_FAILED). */
+int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
+                    wl_instance **out, char *why, size_t whysize) {
+        *out = NULL;
+        wl_instance *i = calloc(1, sizeof *i);
+        osm_manifest *m = NULL;
+        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, why, whysize) < 0) {
+                free(i);
+                snprintf(why, whysize, "out of memory");
+                return -ENOMEM;
+        }
+        i->w = w;
+        i->manifest = m;
+        i->log_fd = -1;
+        i->exit_code = -1;
+        i->workload = strdup(wl->name);
+        i->bundle_id = strdup(wl->bundle_id);
+        i->version = wl->version;
+        i->has_rootfs = wl->has_rootfs;
+        i->log_size = (size_t) OSM_MAX(w->d->cfg.log_size, 1024u);
+        i->args = calloc(n_args + 1, sizeof(char *));
+        bool oom = !i->workload || !i->bundle_id || !i->args;
+        for (size_t k = 0; k < n_args && !oom; k++)
+                oom = !(i->args[k] = strdup(args[k]));
+        if (oom) {
+                instance_free(i);
+                snprintf(why, whysize, "out of memory");
+                return -ENOMEM;
+        }
+        i->started_us = osm_now_real_us();
+        if (wl_db_instance_add(w, i) < 0) {
+                instance_free(i);
+                snprintf(why, whysize, "recording the instance failed");
+                return -EIO;
+        }
+        uv_timer_init(w->d->loop, &i->timer);
+        i->timer.data = i;
+        i->open_handles++;
+        w->open_handles++;
+        i->next = w->instances;
+        w->instances = i;
+        w->n_live++;
+
+        *out = i;
+        int r = spawn_now(i, why, whysize);
+        if (r < 0) {
+                log_warning("instance %s failed to start: %s", i->id, why);
+                i->error = strdup(why);
+                instance_end(i, WL_FAILED);
+                return r;
+        }
+        return 0;
+}
 
 /* An instance by id, or by workload name when it has exactly one live instance (else
  * its newest one). NULL if none. */
-static wl_instance *resolve(osm_workloads *w, const char *arg) {
+wl_instance *wl_instance_resolve(osm_workloads *w, const char *arg) {
         wl_instance *newest = NULL, *live = NULL;
         unsigned n_live = 0;
         for (wl_instance *i = w->instances; i; i = i->next) {
@@ -701,127 +739,9 @@ static wl_instance *resolve(osm_workloads *w, const char *arg) {
         return n_live >= 1 ? live : newest;
 }
 
-static void method_run(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        const char *name = json_string_value(json_object_get(params, "name"));
-        json_t *args = json_object_get(params, "args");
-        wl_workload *wl = wl_find(w, name);
-        if (!wl) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
-                return;
-        }
-        if (!w->d->sandbox) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the sandbox is not available on this host");
-                return;
-        }
-        if (w->shutting_down) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the daemon is shutting down");
-                return;
-        }
-        if (w->n_live >= WL_MAX_INSTANCES) {
-                osm_call_errorf(call, OSM_ERR_BUSY, "already %d instances running", WL_MAX_INSTANCES);
-                return;
-        }
-        size_t n_args = json_array_size(args);
-        if (n_args > WL_MAX_RUN_ARGS) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "args: more than %d", WL_MAX_RUN_ARGS);
-                return;
-        }
-        size_t k;
-        json_t *a;
-        json_array_foreach(args, k, a)
-                if (!json_is_string(a) || strlen(json_string_value(a)) > OSM_MANIFEST_MAX_ARG) {
-                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                        "args[%zu]: expected a string of at most %d bytes", k, OSM_MANIFEST_MAX_ARG);
-                        return;
-                }
-
-        wl_instance *i = calloc(1, sizeof *i);
-        osm_manifest *m = NULL;
-        char why[512];
-        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, why, sizeof why) < 0) {
-                free(i);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
-        }
-        i->w = w;
-        i->manifest = m;
-        i->log_fd = -1;
-        i->exit_code = -1;
-        i->workload = strdup(wl->name);
-        i->bundle_id = strdup(wl->bundle_id);
-        i->version = wl->version;
-        i->has_rootfs = wl->has_rootfs;
-        i->log_size = (size_t) OSM_MAX(w->d->cfg.log_size, 1024u);
-        i->args = calloc(n_args + 1, sizeof(char *));
-        bool oom = !i->workload || !i->bundle_id || !i->args;
-        json_array_foreach(args, k, a)
-                if (!oom)
-                        oom = !(i->args[k] = strdup(json_string_value(a)));
-        if (oom) {
-                instance_free(i);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
-        }
-        /* The id: the workload's name and a sequence number unique in this state dir. */
-        sqlite3_stmt *st = NULL;
-        i->started_us = osm_now_real_us();
-        if (sqlite3_prepare_v2(w->hist, "INSERT INTO instances(name, version, bundle_id, started) VALUES(?,?,?,?)",
-                               -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, i->workload, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, i->version);
-                sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 4, i->started_us);
-                if (sqlite3_step(st) == SQLITE_DONE &&
-                    asprintf(&i->id, "%s-%lld", i->workload, (long long) sqlite3_last_insert_rowid(w->hist)) < 0)
-                        i->id = NULL;
-        }
-        sqlite3_finalize(st);
-        if (!i->id) {
-                instance_free(i);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "recording the instance failed");
-                return;
-        }
-        {
-                sqlite3_stmt *up = NULL;
-                if (sqlite3_prepare_v2(w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) == SQLITE_OK) {
-                        sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(up, 2, sqlite3_last_insert_rowid(w->hist));
-                        sqlite3_step(up);
-                }
-                sqlite3_finalize(up);
-        }
-        uv_timer_init(w->d->loop, &i->timer);
-        i->timer.data = i;
-        i->open_handles++;
-        w->open_handles++;
-        i->next = w->instances;
-        w->instances = i;
-        w->n_live++;
-
-        int r = spawn_now(i, why, sizeof why);
-        if (r < 0) {
-                log_warning("instance %s failed to start: %s", i->id, why);
-                i->error = strdup(why);
-                instance_end(i, WL_FAILED);
-                osm_call_errorf(call, WL_ERR_SPAWN_FAILED, "%s", why);
-                return;
-        }
-        json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", state_names[i->state]);
-        if (osm_call_more(call)) {
-                if (add_waiter(i, call, WL_WAIT_RUN, 0) < 0) {
-                        json_decref(p);
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                        return;
-                }
-                osm_call_reply(call, p, true);   /* if the client has gone, the cancel hook cleaned up */
-        } else
-                osm_call_reply(call, p, false);
-}
-
-static json_t *instance_json(const wl_instance *i) {
+json_t *wl_instance_json(const wl_instance *i) {
         json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "id", i->id, "workload", i->workload,
-                              "version", (json_int_t) i->version, "state", state_names[i->state],
+                              "version", (json_int_t) i->version, "state", wl_state_names[i->state],
                               "started", (json_int_t) i->started_us, "restarts", (json_int_t) i->restarts);
         if (!o)
                 return NULL;
@@ -829,143 +749,9 @@ static json_t *instance_json(const wl_instance *i) {
                 json_object_set_new(o, "pid", json_integer(osm_sandbox_proc_pid(i->proc)));
         if (!wl_instance_alive(i)) {
                 json_object_set_new(o, "ended", json_integer(i->ended_us));
-                add_exit(o, i);
+                wl_add_exit(o, i);
         }
         if (i->error)
                 json_object_set_new(o, "error", json_string(i->error));
         return o;
 }
-
-static void method_instances(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        json_t *arr = json_array();
-        for (wl_instance *i = w->instances; i; i = i->next)
-                json_array_insert_new(arr, 0, instance_json(i));   /* oldest first */
-        osm_call_reply(call, json_pack("{s:o}", "instances", arr), false);
-}
-
-static void method_logs(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        const char *arg = json_string_value(json_object_get(params, "instance"));
-        bool follow = json_is_true(json_object_get(params, "follow")) && osm_call_more(call);
-        wl_instance *i = resolve(w, arg);
-        if (!i) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
-                return;
-        }
-        uint64_t pos = 0, dropped = 0;
-        if (!osm_call_more(call)) {
-                /* one reply: the newest part that fits */
-                uint64_t from = i->log_total > LOGS_MAX_REPLY * 4 ? i->log_total - LOGS_MAX_REPLY * 4 : 0;
-                pos = from;
-                json_t *data = log_read(i, &pos, LOGS_MAX_REPLY * 4, &dropped);
-                json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
-                if (from + dropped)
-                        json_object_set_new(p, "dropped", json_integer((json_int_t) (from + dropped)));
-                osm_call_reply(call, p, false);
-                return;
-        }
-        if (follow && wl_instance_alive(i)) {
-                if (add_waiter(i, call, WL_WAIT_LOGS, 0) < 0) {
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                        return;
-                }
-                feed_followers(i, false);
-                return;
-        }
-        bool sent_any = false;
-        do {
-                json_t *data = log_read(i, &pos, LOGS_MAX_REPLY, &dropped);
-                json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
-                if (dropped)
-                        json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
-                bool last = pos >= i->log_total;
-                if (osm_call_reply(call, p, !last) < 0) {
-                        if (!last)   /* the client has gone: finish the call now */
-                                osm_call_reply(call, NULL, false);
-                        return;
-                }
-                sent_any = last;
-        } while (!sent_any);
-}
-
-static void method_stop(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        const char *arg = json_string_value(json_object_get(params, "instance"));
-        wl_instance *i = resolve(w, arg);
-        if (!i) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
-                return;
-        }
-        if (!wl_instance_alive(i)) {
-                json_t *p = json_pack("{s:s, s:b}", "instance", i->id, "killed", i->killed);
-                add_exit(p, i);
-                osm_call_reply(call, p, false);
-                return;
-        }
-        if (add_waiter(i, call, WL_WAIT_STOP, 0) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
-        }
-        log_info("instance %s: stop requested", i->id);
-        request_stop(i);   /* may end it at once (backoff), answering the waiter */
-}
-
-static void put_stat(json_t *o, const char *key, uint64_t v) {
-        if (v != UINT64_MAX)
-                json_object_set_new(o, key, json_integer((json_int_t) OSM_MIN(v, (uint64_t) INT64_MAX)));
-}
-
-static void method_stats(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        const char *arg = json_string_value(json_object_get(params, "instance"));
-        wl_instance *i = resolve(w, arg);
-        if (!i) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
-                return;
-        }
-        osm_cgroup_stats st;
-        bool have = false;
-        osm_cgroup *cg = i->proc ? osm_sandbox_proc_cgroup(i->proc) : NULL;
-        if (cg && osm_cgroup_stats_read(cg, &st) == 0)
-                have = true;
-        else if (!i->proc && i->have_last) {
-                st = i->last;
-                have = true;
-        }
-        json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", state_names[i->state]);
-        if (have) {
-                put_stat(p, "cpu_usec", st.cpu_usec);
-                put_stat(p, "memory_bytes", st.memory_bytes);
-                put_stat(p, "memory_peak", st.memory_peak);
-                put_stat(p, "io_read_bytes", st.io_read_bytes);
-                put_stat(p, "io_write_bytes", st.io_write_bytes);
-                put_stat(p, "pids", st.pids);
-                put_stat(p, "oom_kills", st.oom_kills);
-        }
-        /* Fill what the cgroups could not tell from the last run's rusage. */
-        if (i->have_ru && !i->proc) {
-                const struct rusage *ru = &i->ru;
-                uint64_t cpu = (uint64_t) ru->ru_utime.tv_sec * 1000000 + (uint64_t) ru->ru_utime.tv_usec +
-                               (uint64_t) ru->ru_stime.tv_sec * 1000000 + (uint64_t) ru->ru_stime.tv_usec;
-                if (!json_object_get(p, "cpu_usec"))
-                        put_stat(p, "cpu_usec", cpu);
-                if (!json_object_get(p, "memory_peak"))
-                        put_stat(p, "memory_peak", (uint64_t) ru->ru_maxrss * 1024);
-                if (!json_object_get(p, "io_read_bytes"))
-                        put_stat(p, "io_read_bytes", (uint64_t) ru->ru_inblock * 512);
-                if (!json_object_get(p, "io_write_bytes"))
-                        put_stat(p, "io_write_bytes", (uint64_t) ru->ru_oublock * 512);
-        }
-        json_object_set_new(p, "source", json_string(have ? "cgroup" : i->have_ru ? "rusage" : "none"));
-        osm_call_reply(call, p, false);
-}
-
-const osm_method wl_instance_methods[] = {
-        { "io.osmose.Workload.Run", method_run, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Instances", method_instances, OSM_ACCESS_READ },
-        { "io.osmose.Workload.Logs", method_logs, OSM_ACCESS_READ },
-        { "io.osmose.Workload.Stop", method_stop, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Stats", method_stats, OSM_ACCESS_READ },
-};
-const size_t wl_n_instance_methods = OSM_ARRAY_SIZE(wl_instance_methods);

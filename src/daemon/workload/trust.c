@@ -12,7 +12,7 @@
 /* A key file is named by the key's canonical text (URL-safe base64, no padding, which
  * has no '/'), so a key is trusted iff that file exists. Decoding and re-encoding the
  * operator's text gives the canonical form and refuses anything else. */
-static int canonical(const char *text, char out[OSM_PUBKEY_B64]) {
+int wl_trust_canonical(const char *text, char out[OSM_PUBKEY_B64]) {
         uint8_t pk[OSM_PUBKEY_BYTES];
         if (!text || osm_pubkey_decode(text, pk) < 0)
                 return -EINVAL;
@@ -45,40 +45,27 @@ static size_t count_keys(osm_workloads *w) {
         return n;
 }
 
-static void method_add(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        char key[OSM_PUBKEY_B64];
-        if (canonical(json_string_value(json_object_get(params, "public_key")), key) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                "public_key: expected an Ed25519 public key in URL-safe base64 (43 characters)");
-                return;
-        }
+/* Trust key (canonical text). 0 (also when it was trusted already), -EBUSY when
+ * WL_MAX_TRUSTED keys are trusted, or another negative errno. */
+int wl_trust_add(osm_workloads *w, const char *key) {
         uint8_t pk[OSM_PUBKEY_BYTES];
         osm_pubkey_decode(key, pk);
-        if (wl_trust_is_trusted(w, pk) == 1) {
-                osm_call_reply(call, NULL, false);
-                return;
-        }
-        if (count_keys(w) >= WL_MAX_TRUSTED) {
-                osm_call_errorf(call, OSM_ERR_BUSY, "already %d trusted keys; remove one first", WL_MAX_TRUSTED);
-                return;
-        }
+        if (wl_trust_is_trusted(w, pk) == 1)
+                return 0;
+        if (count_keys(w) >= WL_MAX_TRUSTED)
+                return -EBUSY;
         _cleanup_free_ char *path = NULL, *text = NULL;
-        if (asprintf(&path, "%s/%s", w->trust_dir, key) < 0 || asprintf(&text, "%s\n", key) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
-        }
+        if (asprintf(&path, "%s/%s", w->trust_dir, key) < 0 || asprintf(&text, "%s\n", key) < 0)
+                return -ENOMEM;
         int r = osm_write_file_atomic(path, text, strlen(text), 0600);
-        if (r < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "saving the key: %s", strerror(-r));
-                return;
-        }
+        if (r < 0)
+                return r;
         log_notice("trusting publisher key %s", key);
-        osm_call_reply(call, NULL, false);
+        return 0;
 }
 
-static void method_list(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
+/* The trusted keys: [{public_key, added}] (added: the file's mtime in µs). */
+json_t *wl_trust_list(osm_workloads *w) {
         json_t *arr = json_array();
         DIR *d = opendir(w->trust_dir);
         if (d) {
@@ -95,36 +82,16 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
                 }
                 closedir(d);
         }
-        osm_call_reply(call, json_pack("{s:o}", "keys", arr), false);
+        return arr;
 }
 
-static void method_remove(osm_call *call, json_t *params, void *userdata) {
-        osm_workloads *w = userdata;
-        char key[OSM_PUBKEY_B64];
-        if (canonical(json_string_value(json_object_get(params, "public_key")), key) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                "public_key: expected an Ed25519 public key in URL-safe base64 (43 characters)");
-                return;
-        }
+/* Stop trusting key (canonical text). 0, -ENOENT when it was not trusted, or negative. */
+int wl_trust_remove(osm_workloads *w, const char *key) {
         _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "%s/%s", w->trust_dir, key) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                return;
-        }
-        if (unlink(path) < 0) {
-                if (errno == ENOENT)
-                        osm_call_errorf(call, OSM_ERR_NOT_FOUND, "key %s is not trusted", key);
-                else
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "removing the key: %m");
-                return;
-        }
+        if (asprintf(&path, "%s/%s", w->trust_dir, key) < 0)
+                return -ENOMEM;
+        if (unlink(path) < 0)
+                return -errno;
         log_notice("no longer trusting publisher key %s", key);
-        osm_call_reply(call, NULL, false);
+        return 0;
 }
-
-const osm_method wl_trust_methods[] = {
-        { "io.osmose.Workload.TrustAdd", method_add, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.TrustList", method_list, OSM_ACCESS_READ },
-        { "io.osmose.Workload.TrustRemove", method_remove, OSM_ACCESS_WRITE },
-};
-const size_t wl_n_trust_methods = OSM_ARRAY_SIZE(wl_trust_methods);

@@ -23,6 +23,8 @@
 #define WL_MAX_RUN_ARGS   64      /* extra arguments of one run */
 #define WL_RESTART_RESET_US  (10 * 1000 * 1000ull)   /* a run this long resets the backoff */
 #define WL_MAX_TRUSTED    256
+#define WL_MAX_URL        2048    /* install from a URL */
+#define WL_LOGS_MAX_REPLY (64u * 1024u)   /* raw log bytes per reply */
 
 typedef struct wl_workload {
         struct wl_workload *next;
@@ -127,7 +129,7 @@ typedef struct osm_workloads {
 
 /* workloads.c */
 wl_workload *wl_find(osm_workloads *w, const char *name);
-int wl_db_exec(osm_workloads *w, const char *sql);
+void wl_workload_free(wl_workload *wl);
 int wl_set_grants(osm_workloads *w, wl_workload *wl, char **grants, size_t n);
 void wl_gc_bundles(osm_workloads *w);
 int wl_rm_rf_at(int dirfd, const char *name);
@@ -137,19 +139,45 @@ int wl_commit_install(osm_workloads *w, osm_manifest *m, const char *manifest_te
                       const char *bundle_id, bool has_rootfs, const char *signer, bool verified,
                       bool allow_unsigned, const char *source, char **grants, size_t n_grants);
 
+/* db.c: every SQL statement of the subsystem */
+int wl_db_open(osm_workloads *w, const char *path);
+void wl_db_close(osm_workloads *w);
+int wl_db_exec(osm_workloads *w, const char *sql);
+int wl_db_history(osm_workloads *w, const char *name, const char *event, int64_t version,
+                  const char *bundle_id, const char *detail);
+int wl_db_save_grants(osm_workloads *w, const char *name, char **grants, size_t n);
+int wl_db_save_install(osm_workloads *w, const wl_workload *wl, const char *source);
+int wl_db_remove(osm_workloads *w, const wl_workload *wl);
+int wl_db_instance_add(osm_workloads *w, wl_instance *i);
+void wl_db_instance_end(const wl_instance *i);
+
 /* trust.c */
+int wl_trust_canonical(const char *text, char out[OSM_PUBKEY_B64]);
 int wl_trust_is_trusted(osm_workloads *w, const uint8_t pk[OSM_PUBKEY_BYTES]);
-extern const osm_method wl_trust_methods[];
-extern const size_t wl_n_trust_methods;
+int wl_trust_add(osm_workloads *w, const char *key);
+json_t *wl_trust_list(osm_workloads *w);
+int wl_trust_remove(osm_workloads *w, const char *key);
 
 /* install.c */
-extern const osm_method wl_install_methods[];
-extern const size_t wl_n_install_methods;
+int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, json_t *grants,
+                     bool allow_unsigned, bool allow_downgrade);
 
-/* instance.c */
-extern const osm_method wl_instance_methods[];
-extern const size_t wl_n_instance_methods;
+/* instance.c: supervision */
+extern const char *const wl_state_names[];
+int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
+                    wl_instance **out, char *why, size_t whysize);
+wl_instance *wl_instance_resolve(osm_workloads *w, const char *arg);
+json_t *wl_instance_json(const wl_instance *i);
+void wl_add_exit(json_t *p, const wl_instance *i);
+json_t *wl_log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dropped);
+int wl_waiter_add(wl_instance *i, osm_call *call, int kind, uint64_t pos);
+void wl_feed_followers(wl_instance *i, bool final);
+void wl_instance_request_stop(wl_instance *i);
 void wl_instances_begin_shutdown(osm_workloads *w);
 void wl_instances_stop_all(osm_workloads *w);
 void wl_instances_stop_workload(osm_workloads *w, const char *name);
 void wl_instances_sigchld(osm_workloads *w);
+
+/* iface-workload.c */
+extern const osm_method wl_methods[];
+extern const size_t wl_n_methods;
