@@ -37,9 +37,9 @@ for ((i = 0; i < N; i += 1000)); do
     recs=$(jq -cn --argjson n "$k" --argjson o "$i" '[range($n) | {n: (. + $o), sensor: "temp-3", value: 21.5, unit: "C"}]')
     on a call io.osmose.Store.PutBatch "{\"collection\":\"bench/x\",\"records\":$recs}" >/dev/null
 done
-queued=$(on a --json remote ls | jq '.[0].queued')
+queued=$(on a --json remote ls | jq '.remotes[0].queued')
 [ "$queued" -eq "$N" ] || { echo "federation: expected $N queued, got $queued"; exit 1; }
-received() { on b --json remote ls | jq '.[0].received'; }
+received() { on b --json remote ls | jq '.remotes[0].received'; }
 
 t0=$(now)
 on a federation enable --listen "127.0.0.1:$PA" >/dev/null

@@ -32,7 +32,7 @@ int cmd_keygen(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (!out || optind < argc)
-                return osm_ctl_fail("keygen: usage: osmosectl keygen -o FILE");
+                return osm_ctl_usage_error("keygen: usage: osmosectl keygen -o FILE");
         if (osm_crypto_init() < 0)
                 return osm_ctl_fail("keygen: libsodium initialisation failed");
         osm_keypair kp = { 0 };
@@ -88,7 +88,7 @@ static int bundle_build(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (!out || optind != argc - 1)
-                return osm_ctl_fail("bundle build: usage: osmosectl bundle build DIR -o FILE [--key KEY]");
+                return osm_ctl_usage_error("bundle build: usage: osmosectl bundle build DIR -o FILE [--key KEY]");
         const char *dir = argv[optind];
         if (osm_crypto_init() < 0)
                 return osm_ctl_fail("bundle build: libsodium initialisation failed");
@@ -149,7 +149,7 @@ static int bundle_inspect(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc != 2)
-                return osm_ctl_fail("bundle inspect: usage: osmosectl bundle inspect FILE");
+                return osm_ctl_usage_error("bundle inspect: usage: osmosectl bundle inspect FILE");
         if (osm_crypto_init() < 0)
                 return osm_ctl_fail("bundle inspect: libsodium initialisation failed");
         _cleanup_close_ int fd = open(argv[1], O_RDONLY | O_CLOEXEC);

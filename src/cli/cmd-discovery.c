@@ -163,7 +163,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, bool *watching, co
                         break;
                 case 't':
                         if (!type)
-                                return osm_ctl_fail("%s: unknown option --type", cmd);
+                                return osm_ctl_usage_error("%s: unknown option --type", cmd);
                         *type = optarg;
                         break;
                 case 'h':
@@ -175,7 +175,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, bool *watching, co
                 }
         }
         if (optind < argc)
-                return osm_ctl_fail("%s: unexpected argument '%s'", cmd, argv[optind]);
+                return osm_ctl_usage_error("%s: unexpected argument '%s'", cmd, argv[optind]);
         return -1;
 }
 
@@ -215,9 +215,9 @@ static int set_trust(osm_ctl *ctl, int argc, char **argv, bool trusted) {
                 return 0;
         }
         if (argc != 2)
-                return osm_ctl_fail("%s: expected one space id (osmosectl peers lists them)", cmd);
+                return osm_ctl_usage_error("%s: expected one space id (osmosectl peers lists them)", cmd);
         if (!id_valid(argv[1]))
-                return osm_ctl_fail("%s: '%s' is not a space id (32 lowercase hex digits)", cmd, argv[1]);
+                return osm_ctl_usage_error("%s: '%s' is not a space id (32 lowercase hex digits)", cmd, argv[1]);
         params = json_pack("{s:s}", "id", argv[1]);
         if (osm_ctl_call(ctl, trusted ? "io.osmose.Discovery.Trust" : "io.osmose.Discovery.Untrust", params, &rep))
                 return 1;

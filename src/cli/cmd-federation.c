@@ -34,7 +34,7 @@ static int fed_enable(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind < argc)
-                return osm_ctl_fail("federation enable: unexpected argument '%s'", argv[optind]);
+                return osm_ctl_usage_error("federation enable: unexpected argument '%s'", argv[optind]);
         _cleanup_json_ json_t *p = listen ? json_pack("{s:s}", "listen", listen) : json_object();
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, FED "Enable", p, &rep))
@@ -52,11 +52,11 @@ static int fed_disable(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return osm_ctl_fail("federation disable: unexpected argument '%s'", argv[1]);
-        if (osm_ctl_call(ctl, FED "Disable", NULL, NULL))
+                return osm_ctl_usage_error("federation disable: unexpected argument '%s'", argv[1]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "Disable", NULL, &rep))
                 return 1;
-        if (!ctl->json)
-                printf("federation disabled\n");
+        osm_print_done(ctl, rep, json_pack("{s:b}", "enabled", 0), "federation disabled");
         return 0;
 }
 
@@ -66,7 +66,7 @@ static int fed_status(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return osm_ctl_fail("federation status: unexpected argument '%s'", argv[1]);
+                return osm_ctl_usage_error("federation status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, FED "GetStatus", NULL, &rep))
                 return 1;
@@ -122,7 +122,7 @@ static int remote_add(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (argc - optind != 2 || !key)
-                return osm_ctl_fail("remote add: usage: remote add NAME URL --key PUBKEY");
+                return osm_ctl_usage_error("remote add: usage: remote add NAME URL --key PUBKEY");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s, s:s}", "name", argv[optind], "url", argv[optind + 1], "key", key);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, FED "AddRemote", p, &rep))
@@ -140,12 +140,12 @@ static int remote_ls(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return osm_ctl_fail("remote ls: unexpected argument '%s'", argv[1]);
+                return osm_ctl_usage_error("remote ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, FED "ListRemotes", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "remotes"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("NAME", "STATE", "LAST CONTACT", "QUEUED", "DROPPED", "SENT", "RECEIVED", "SHARES", "URL", "LAST ERROR", NULL);
@@ -178,12 +178,12 @@ static int remote_rm(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc != 2)
-                return osm_ctl_fail("remote rm: usage: remote rm NAME");
+                return osm_ctl_usage_error("remote rm: usage: remote rm NAME");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
-        if (osm_ctl_call(ctl, FED "RemoveRemote", p, NULL))
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "RemoveRemote", p, &rep))
                 return 1;
-        if (!ctl->json)
-                printf("removed %s\n", argv[1]);
+        osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "removed", 1), "removed %s", argv[1]);
         return 0;
 }
 
@@ -193,7 +193,7 @@ static int remote_fetch(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc != 3)
-                return osm_ctl_fail("remote fetch: usage: remote fetch NAME HASH");
+                return osm_ctl_usage_error("remote fetch: usage: remote fetch NAME HASH");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "remote", argv[1], "hash", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, FED "FetchObject", p, &rep))
@@ -237,12 +237,13 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
                 }
         }
         if (argc - optind != 1 || !with)
-                return osm_ctl_fail("%s: usage: %s COLLECTION --with REMOTE", cmd, cmd);
+                return osm_ctl_usage_error("%s: usage: %s COLLECTION --with REMOTE", cmd, cmd);
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "collection", argv[optind], "remote", with);
-        if (osm_ctl_call(ctl, share ? FED "Share" : FED "Unshare", p, NULL))
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, share ? FED "Share" : FED "Unshare", p, &rep))
                 return 1;
-        if (!ctl->json)
-                printf("%s %s with %s\n", share ? "sharing" : "no longer sharing", argv[optind], with);
+        osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "collection", argv[optind], "remote", with, "shared", share),
+                       "%s %s with %s", share ? "sharing" : "no longer sharing", argv[optind], with);
         return 0;
 }
 
@@ -275,18 +276,18 @@ int cmd_audit(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind < argc)
-                return osm_ctl_fail("audit: unexpected argument '%s'", argv[optind]);
+                return osm_ctl_usage_error("audit: unexpected argument '%s'", argv[optind]);
         _cleanup_json_ json_t *p = json_object();
         if (since) {
                 int64_t t;
                 if (osm_parse_time(since, osm_now_real_us(), &t) < 0)
-                        return osm_ctl_fail("audit: --since: not a time: '%s'", since);
+                        return osm_ctl_usage_error("audit: --since: not a time: '%s'", since);
                 json_object_set_new(p, "since", json_integer(t));
         }
         if (limit) {
                 uint64_t n;
                 if (osm_parse_u64(limit, &n) < 0 || n == 0 || n > 100000)
-                        return osm_ctl_fail("audit: --limit: 1 to 100000");
+                        return osm_ctl_usage_error("audit: --limit: 1 to 100000");
                 json_object_set_new(p, "limit", json_integer((json_int_t) n));
         }
         _cleanup_json_ json_t *rep = NULL;

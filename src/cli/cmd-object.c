@@ -31,7 +31,7 @@ static int object_put(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc != 2)
-                return osm_ctl_fail("object put: expected one FILE or - (osmosectl object put --help)");
+                return osm_ctl_usage_error("object put: expected one FILE or - (osmosectl object put --help)");
         _cleanup_close_ int own = -1;
         int fd = 0;
         if (strcmp(argv[1], "-") != 0) {
@@ -75,10 +75,12 @@ static int object_get(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind + 1 != argc)
-                return osm_ctl_fail("object get: expected one HASH (osmosectl object get --help)");
+                return osm_ctl_usage_error("object get: expected one HASH (osmosectl object get --help)");
         const char *hash = argv[optind];
+        if (ctl->json && !output)
+                return osm_ctl_usage_error("object get: --json needs -o FILE (without it the content itself goes to stdout)");
         if (!hash_valid(hash))
-                return osm_ctl_fail("object get: '%s' is not an object hash: expected 64 lowercase hex digits", hash);
+                return osm_ctl_usage_error("object get: '%s' is not an object hash: expected 64 lowercase hex digits", hash);
 
         _cleanup_json_ json_t *params = json_pack("{s:s}", "hash", hash);
         _cleanup_json_ json_t *rep = NULL;
@@ -144,6 +146,11 @@ static int object_get(osm_ctl *ctl, int argc, char **argv) {
                 unlink(tmp);
                 return osm_ctl_fail("object get: cannot write '%s': %s", output, strerror(e));
         }
+        if (ctl->json) {
+                _cleanup_json_ json_t *o = json_pack("{s:s, s:I, s:s}", "hash", hash, "size", (json_int_t) size,
+                                                     "file", output);
+                osm_print_json(o);
+        }
         return 0;
 }
 
@@ -153,12 +160,12 @@ static int object_ls(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return osm_ctl_fail("object ls: unexpected argument '%s'", argv[1]);
+                return osm_ctl_usage_error("object ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Store.ObjectList", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "objects"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("HASH", "SIZE", "REFS", "PINNED", "ENCRYPTED", "CREATED", NULL);
@@ -185,9 +192,9 @@ static int object_rm(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc != 2)
-                return osm_ctl_fail("object rm: expected one HASH (osmosectl object rm --help)");
+                return osm_ctl_usage_error("object rm: expected one HASH (osmosectl object rm --help)");
         if (!hash_valid(argv[1]))
-                return osm_ctl_fail("object rm: '%s' is not an object hash: expected 64 lowercase hex digits", argv[1]);
+                return osm_ctl_usage_error("object rm: '%s' is not an object hash: expected 64 lowercase hex digits", argv[1]);
         _cleanup_json_ json_t *params = json_pack("{s:s}", "hash", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Store.ObjectRemove", params, &rep))
@@ -206,7 +213,7 @@ static int object_gc(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc != 1)
-                return osm_ctl_fail("object gc: unexpected argument '%s'", argv[1]);
+                return osm_ctl_usage_error("object gc: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Store.ObjectGC", NULL, &rep))
                 return 1;

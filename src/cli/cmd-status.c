@@ -10,7 +10,7 @@ int cmd_status(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return osm_ctl_fail("status: unexpected argument '%s'", argv[1]);
+                return osm_ctl_usage_error("status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         _cleanup_json_ json_t *params = json_pack("{s:b}", "details", ctl->json);
         if (osm_ctl_call(ctl, "io.osmose.Daemon.GetStatus", params, &rep))
@@ -84,7 +84,7 @@ int cmd_call(osm_ctl *ctl, int argc, char **argv) {
         json_error_t e;
         _cleanup_json_ json_t *params = json ? json_loads(json, 0, &e) : json_object();
         if (!json_is_object(params))
-                return osm_ctl_fail("call: parameters must be a JSON object");
+                return osm_ctl_usage_error("call: parameters must be a JSON object");
         if (more) {
                 osm_client *c = osm_ctl_client(ctl);
                 if (!c)

@@ -11,6 +11,10 @@
 #define BATCH_RECORDS 1000                 /* records per PutBatch message */
 #define BATCH_BYTES   (768u * 1024u)       /* and bytes of JSON, well under the 1 MiB message cap */
 #define ONE_MAX       (1024u * 1024u)      /* a single record read from stdin */
+/* The one rule for put and put --batch (and the daemon's, for every writer): a record is a
+ * JSON object, so that fields can be added later and null, a bare number or a string do not
+ * slip in by a quoting mistake of the shell. */
+#define NOT_OBJECT    "the record must be a JSON object, e.g. '{\"t\":20.5}'"
 
 /* "7d", "36h", "90s", "1500ms": the largest unit that divides evenly. */
 static const char *format_duration(uint64_t us, char *buf, size_t size) {
@@ -134,6 +138,13 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                 json_t *rec = NULL;
                 const char *why = NULL;
                 int r = failed ? 0 : osm_jsonl_next(&reader, &rec, &why);
+                if (r == 1 && !json_is_object(rec)) {
+                        /* as a line that is not JSON: what came before it is sent, then stop */
+                        json_decref(rec);
+                        rec = NULL;
+                        r = -EINVAL;
+                        why = NOT_OBJECT;
+                }
                 bool flush = cur && (r <= 0 || cur->n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES);
                 if (flush) {
                         /* a strictly increasing time per chunk keeps the line order in queries */
@@ -168,14 +179,15 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                                         size_t ok = (size_t) json_integer_value(json_object_get(p, "stored"));
                                         /* the first record not stored: the one named, else the one after those stored */
                                         size_t bad = idx ? (size_t) json_integer_value(idx) : ok;
+                                        char text[400];
+                                        osm_ctl_error_text("io.osmose.Store.PutBatch", &k->err, text, sizeof text);
                                         if (k->err.name && bad < k->n)
-                                                snprintf(msg, sizeof(msg), "put: line %zu: %s (%s); %" PRIu64
-                                                         " records before it are stored", k->lines[bad], k->err.message,
-                                                         k->err.name, stored + ok);
+                                                snprintf(msg, sizeof(msg), "put: line %zu: %s; %" PRIu64
+                                                         " records before it are stored", k->lines[bad], text, stored + ok);
                                         else
                                                 snprintf(msg, sizeof(msg), "put: %s; %" PRIu64 " records before line %zu "
                                                          "are stored (those from it on may or may not be)",
-                                                         k->err.message, stored, k->lines[0]);
+                                                         text, stored, k->lines[0]);
                                 } else if (k->r >= 0 && failed)
                                         stored_after += (uint64_t) json_integer_value(json_object_get(k->reply, "stored"));
                                 else if (k->r >= 0) {
@@ -271,18 +283,18 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind >= argc)
-                return osm_ctl_fail("put: missing COLLECTION (osmosectl put --help)");
+                return osm_ctl_usage_error("put: missing COLLECTION (osmosectl put --help)");
         const char *coll = argv[optind];
         if (!osm_name_valid(coll, 128, true))
-                return osm_ctl_fail("put: invalid collection name '%s': 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'",
+                return osm_ctl_usage_error("put: invalid collection name '%s': 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'",
                                     coll);
         if (batch) {
                 if (optind + 1 < argc)
-                        return osm_ctl_fail("put: --batch reads stdin; unexpected argument '%s'", argv[optind + 1]);
+                        return osm_ctl_usage_error("put: --batch reads stdin; unexpected argument '%s'", argv[optind + 1]);
                 return put_batch(ctl, coll);
         }
         if (optind + 2 < argc)
-                return osm_ctl_fail("put: unexpected argument '%s' (quote the JSON)", argv[optind + 2]);
+                return osm_ctl_usage_error("put: unexpected argument '%s' (quote the JSON)", argv[optind + 2]);
 
         json_error_t e;
         _cleanup_json_ json_t *body = NULL;
@@ -301,6 +313,8 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
         }
         if (!body)
                 return osm_ctl_fail("put: invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+        if (!json_is_object(body))
+                return osm_ctl_fail("put: %s", NOT_OBJECT);
 
         _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "body", body);
         _cleanup_json_ json_t *rep = NULL;
@@ -345,17 +359,17 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
                 switch (c) {
                 case 's':
                         if (osm_parse_time(optarg, now, &since) < 0)
-                                return osm_ctl_fail("query: --since '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
+                                return osm_ctl_usage_error("query: --since '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
                                                     "a relative time (-1h) or 'now'", optarg);
                         break;
                 case 'u':
                         if (osm_parse_time(optarg, now, &until) < 0)
-                                return osm_ctl_fail("query: --until '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
+                                return osm_ctl_usage_error("query: --until '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
                                                     "a relative time (-1h) or 'now'", optarg);
                         break;
                 case 'n':
                         if (osm_parse_u64(optarg, &limit) < 0 || limit == 0)
-                                return osm_ctl_fail("query: --limit '%s': expected a positive number", optarg);
+                                return osm_ctl_usage_error("query: --limit '%s': expected a positive number", optarg);
                         break;
                 case 'r': reverse = true; break;
                 case 'h':
@@ -372,14 +386,14 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind >= argc)
-                return osm_ctl_fail("query: missing COLLECTION (osmosectl query --help)");
+                return osm_ctl_usage_error("query: missing COLLECTION (osmosectl query --help)");
         if (optind + 1 < argc)
-                return osm_ctl_fail("query: unexpected argument '%s'", argv[optind + 1]);
+                return osm_ctl_usage_error("query: unexpected argument '%s'", argv[optind + 1]);
         const char *coll = argv[optind];
         if (!osm_name_valid(coll, 128, true))
-                return osm_ctl_fail("query: invalid collection name '%s'", coll);
+                return osm_ctl_usage_error("query: invalid collection name '%s'", coll);
         if (since > until)
-                return osm_ctl_fail("query: --since is after --until");
+                return osm_ctl_usage_error("query: --since is after --until");
 
         osm_table *t = NULL;
         _cleanup_free_ char *cursor = NULL;
@@ -443,12 +457,12 @@ int cmd_collections(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return osm_ctl_fail("collections: unexpected argument '%s'", argv[1]);
+                return osm_ctl_usage_error("collections: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Store.Collections", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "collections"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("NAME", "RECORDS", "BYTES", "OLDEST", "NEWEST", "RETENTION", NULL);
@@ -483,17 +497,17 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                 switch (c) {
                 case 'a':
                         if (osm_parse_duration(optarg, &age) < 0 || age > INT64_MAX)
-                                return osm_ctl_fail("retention: --max-age '%s': expected a duration like 7d, 12h, 30m (0: no limit)", optarg);
+                                return osm_ctl_usage_error("retention: --max-age '%s': expected a duration like 7d, 12h, 30m (0: no limit)", optarg);
                         set_age = true;
                         break;
                 case 'n':
                         if (osm_parse_u64(optarg, &recs) < 0 || recs > INT64_MAX)
-                                return osm_ctl_fail("retention: --max-records '%s': expected a number (0: no limit)", optarg);
+                                return osm_ctl_usage_error("retention: --max-records '%s': expected a number (0: no limit)", optarg);
                         set_recs = true;
                         break;
                 case 'b':
                         if (osm_parse_size(optarg, &bytes) < 0 || bytes > INT64_MAX)
-                                return osm_ctl_fail("retention: --max-bytes '%s': expected a size like 64M, 1G (0: no limit)", optarg);
+                                return osm_ctl_usage_error("retention: --max-bytes '%s': expected a size like 64M, 1G (0: no limit)", optarg);
                         set_bytes = true;
                         break;
                 case 'h':
@@ -509,12 +523,12 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind >= argc)
-                return osm_ctl_fail("retention: missing COLLECTION (osmosectl retention --help)");
+                return osm_ctl_usage_error("retention: missing COLLECTION (osmosectl retention --help)");
         if (optind + 1 < argc)
-                return osm_ctl_fail("retention: unexpected argument '%s'", argv[optind + 1]);
+                return osm_ctl_usage_error("retention: unexpected argument '%s'", argv[optind + 1]);
         const char *coll = argv[optind];
         if (!osm_name_valid(coll, 128, true))
-                return osm_ctl_fail("retention: invalid collection name '%s'", coll);
+                return osm_ctl_usage_error("retention: invalid collection name '%s'", coll);
 
         /* Limits not given keep their current value. */
         _cleanup_json_ json_t *cols = NULL;

@@ -37,20 +37,27 @@ static bool simple_args(int argc, char **argv, int n, const char *cmd, const cha
 
 /* ---- trust ---------------------------------------------------------------------------- */
 
-static int trust_add(osm_ctl *ctl, int argc, char **argv) {
-        if (!simple_args(argc, argv, 1, "trust add", "PUBKEY",
-                         "Trust a publisher key: bundles it signed may be installed."))
+/* trust add and trust rm: the same call shape, the other method. */
+static int trust_change(osm_ctl *ctl, int argc, char **argv, bool add) {
+        if (!simple_args(argc, argv, 1, add ? "trust add" : "trust rm", "PUBKEY",
+                         add ? "Trust a publisher key: bundles it signed may be installed."
+                             : "Stop trusting a publisher key (installed workloads stay installed)."))
                 return 2;
         _cleanup_json_ json_t *p = json_pack("{s:s}", "public_key", argv[1]);
-        return osm_ctl_call(ctl, "io.osmose.Workload.TrustAdd", p, NULL);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, add ? "io.osmose.Workload.TrustAdd" : "io.osmose.Workload.TrustRemove", p, &rep))
+                return 1;
+        osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "public_key", argv[1], "trusted", add),
+                       "%s%s", add ? "trusted " : "no longer trusted: ", argv[1]);
+        return 0;
+}
+
+static int trust_add(osm_ctl *ctl, int argc, char **argv) {
+        return trust_change(ctl, argc, argv, true);
 }
 
 static int trust_rm(osm_ctl *ctl, int argc, char **argv) {
-        if (!simple_args(argc, argv, 1, "trust rm", "PUBKEY",
-                         "Stop trusting a publisher key (installed workloads stay installed)."))
-                return 2;
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "public_key", argv[1]);
-        return osm_ctl_call(ctl, "io.osmose.Workload.TrustRemove", p, NULL);
+        return trust_change(ctl, argc, argv, false);
 }
 
 static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
@@ -60,7 +67,7 @@ static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_call(ctl, "io.osmose.Workload.TrustList", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "keys"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("PUBLIC KEY", "ADDED", NULL);
@@ -120,7 +127,7 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind != argc - 1)
-                return osm_ctl_fail("install: usage: osmosectl install BUNDLE|URL [--grant CAP]...");
+                return osm_ctl_usage_error("install: usage: osmosectl install BUNDLE|URL [--grant CAP]...");
         const char *src = argv[optind];
         _cleanup_close_ int fd = -1;
         if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0)
@@ -177,7 +184,7 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_call(ctl, "io.osmose.Workload.List", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "workloads"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("NAME", "VERSION", "SIGNER", "RUNNING", "GRANTED", "BUNDLE", NULL);
@@ -211,7 +218,11 @@ int cmd_remove(osm_ctl *ctl, int argc, char **argv) {
                          "Remove a workload: its running instances are stopped, its bundle and data deleted."))
                 return 2;
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
-        return osm_ctl_call(ctl, "io.osmose.Workload.Remove", p, NULL);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Workload.Remove", p, &rep))
+                return 1;
+        osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "removed", 1), "removed %s", argv[1]);
+        return 0;
 }
 
 static int grant_revoke(osm_ctl *ctl, int argc, char **argv, bool grant) {
@@ -285,14 +296,14 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
                 if (strcmp(argv[i], "--wait") == 0 || strcmp(argv[i], "-w") == 0)
                         wait = true;
                 else if (argv[i][0] == '-')
-                        return osm_ctl_fail("run: unknown option %s", argv[i]);
+                        return osm_ctl_usage_error("run: unknown option %s", argv[i]);
                 else if (!name)
                         name = argv[i];
                 else
-                        return osm_ctl_fail("run: arguments for the workload go after --");
+                        return osm_ctl_usage_error("run: arguments for the workload go after --");
         }
         if (!name)
-                return osm_ctl_fail("run: usage: osmosectl run NAME [--wait] [-- ARG...]");
+                return osm_ctl_usage_error("run: usage: osmosectl run NAME [--wait] [-- ARG...]");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", name);
         if (i < argc) {
                 json_t *args = json_array();
@@ -333,7 +344,7 @@ int cmd_ps(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_call(ctl, "io.osmose.Workload.Instances", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "instances"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("INSTANCE", "WORKLOAD", "VERSION", "STATE", "PID", "RESTARTS", "STARTED", "EXIT", NULL);
@@ -397,7 +408,7 @@ int cmd_logs(osm_ctl *ctl, int argc, char **argv) {
                 }
         }
         if (optind != argc - 1)
-                return osm_ctl_fail("logs: usage: osmosectl logs [-f] INSTANCE");
+                return osm_ctl_usage_error("logs: usage: osmosectl logs [-f] INSTANCE");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:b}", "instance", argv[optind], "follow", follow);
         osm_client *cl = osm_ctl_client(ctl);
         if (!cl)

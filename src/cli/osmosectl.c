@@ -1,5 +1,8 @@
 /* osmosectl.c: the command table and global options; each command lives in cmd-*.c. */
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,6 +71,10 @@ int main(int argc, char **argv) {
         const char *socket = NULL;
         osm_ctl ctl = { 0 };
         int c;
+        /* What the daemon sends is UTF-8: tables measure it in a UTF-8 locale, the user's
+         * if it is one, else C.UTF-8 (built into glibc). Only LC_CTYPE: numbers stay C. */
+        if (!setlocale(LC_CTYPE, "") || strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+                setlocale(LC_CTYPE, "C.UTF-8");
         /* "+": stop at the first non-option, the command; its options are its own. */
         while ((c = getopt_long(argc, argv, "+s:jVh", opts, NULL)) != -1) {
                 switch (c) {
@@ -82,21 +89,54 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return 2;
         }
-        ctl.socket = osm_client_default_socket(socket);
         const char *name = argv[optind];
-        for (size_t i = 0; i < OSM_ARRAY_SIZE(commands); i++) {
-                if (strcmp(commands[i].name, name) != 0)
-                        continue;
-                int sub_argc = argc - optind;
-                char **sub_argv = argv + optind;
-                optind = 0;   /* reset getopt for the command's own options */
-                int r = commands[i].fn(&ctl, sub_argc, sub_argv);
-                osm_client_free(ctl.client);
-                fflush(stdout);
-                if (ferror(stdout))
-                        return osm_ctl_fail("error writing output");
-                return r;
+        const osm_ctl_command *cmd = NULL;
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(commands) && !cmd; i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        cmd = &commands[i];
+        if (!cmd) {
+                fprintf(stderr, "osmosectl: unknown command '%s' (osmosectl --help lists them)\n", name);
+                return 2;
         }
-        fprintf(stderr, "osmosectl: unknown command '%s' (osmosectl --help lists them)\n", name);
-        return 2;
+        /* The global options may also follow the command (as docker's and ha's do): take
+         * --json, -j, --socket PATH and --socket=PATH out of the command's words, up to a
+         * "--" (what follows it belongs to a workload). -s stays the command's own (query
+         * --since). */
+        char **sub_argv = calloc((size_t) (argc - optind) + 1, sizeof(char *));
+        if (!sub_argv)
+                return osm_ctl_fail("out of memory");
+        int sub_argc = 0;
+        bool rest = false;
+        for (int i = optind; i < argc; i++) {
+                const char *a = argv[i];
+                if (!rest && i > optind) {
+                        if (strcmp(a, "--") == 0)
+                                rest = true;
+                        else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
+                                ctl.json = true;
+                                continue;
+                        } else if (strcmp(a, "--socket") == 0) {
+                                if (i + 1 >= argc) {
+                                        free(sub_argv);
+                                        return osm_ctl_usage_error("--socket needs a PATH");
+                                }
+                                socket = argv[++i];
+                                continue;
+                        } else if (strncmp(a, "--socket=", 9) == 0) {
+                                socket = a + 9;
+                                continue;
+                        }
+                }
+                sub_argv[sub_argc++] = argv[i];
+        }
+        ctl.socket = osm_client_default_socket(socket);
+        osm_ctl_set_command(cmd->name, NULL);
+        optind = 0;   /* reset getopt for the command's own options */
+        int r = cmd->fn(&ctl, sub_argc, sub_argv);
+        osm_client_free(ctl.client);
+        free(sub_argv);
+        fflush(stdout);
+        if (ferror(stdout))
+                return osm_ctl_fail("error writing output");
+        return r;
 }

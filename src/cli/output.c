@@ -1,8 +1,12 @@
 /* output.c: what every osmosectl command shares: calls with one-line errors, tables, JSON. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <wchar.h>
 
 #include "cli/output.h"
 
@@ -42,10 +46,26 @@ osm_client *osm_ctl_client(osm_ctl *ctl) {
         return r < 0 ? NULL : ctl->client;
 }
 
+static char command[64];
+
+void osm_ctl_set_command(const char *group, const char *sub) {
+        if (sub)
+                snprintf(command, sizeof command, "%s %s", group, sub);
+        else
+                snprintf(command, sizeof command, "%s", group);
+}
+
 int osm_ctl_call_failed(const char *method, const osm_client_error *err) {
-        if (err->name)
-                return osm_ctl_fail("%s (%s)", err->message, err->name);
-        return osm_ctl_fail("%s: %s", method, err->message);
+        char text[2048];
+        osm_ctl_error_text(method, err, text, sizeof text);
+        /* 'call' is for debugging: there the error's name is wanted too */
+        if (err->name && strcmp(command, "call") == 0 && !strstr(text, err->name)) {
+                size_t n = strlen(text);
+                snprintf(text + n, sizeof text - n, " [%s]", err->name);
+        }
+        if (command[0])
+                return osm_ctl_fail("%s: %s", command, text);
+        return osm_ctl_fail("%s", text);
 }
 
 int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int *fds, size_t n_fds,
@@ -70,6 +90,23 @@ int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int
 
 int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **reply) {
         return osm_ctl_call_fds(ctl, method, params, NULL, 0, reply, NULL, NULL);
+}
+
+void osm_print_done(osm_ctl *ctl, json_t *reply, json_t *what, const char *fmt, ...) {
+        if (ctl->json) {
+                if (!what)
+                        abort();
+                if (json_is_object(reply))
+                        json_object_update(what, reply);
+                osm_print_json(what);
+        } else {
+                va_list ap;
+                va_start(ap, fmt);
+                vprintf(fmt, ap);
+                va_end(ap);
+                putchar('\n');
+        }
+        json_decref(what);
 }
 
 void osm_print_json(json_t *v) {
@@ -112,6 +149,60 @@ osm_table *osm_table_new(const char *first_header, ...) {
         return t;
 }
 
+/* Cells are UTF-8 from peers, workloads and records: what a terminal would act on (C0 and
+ * C1 controls, DEL, invalid sequences, unprintable characters) becomes '?'. main() put
+ * LC_CTYPE in a UTF-8 locale, so mbrtowc and wcwidth know the characters. */
+static char *clean_cell(const char *v) {
+        size_t n = strlen(v);
+        char *s = malloc(n + 1), *o = s;
+        if (!s)
+                abort();
+        mbstate_t st = { 0 };
+        for (const char *p = v; *p;) {
+                wchar_t wc;
+                size_t k = mbrtowc(&wc, p, n - (size_t) (p - v), &st);
+                if (k == (size_t) -1 || k == (size_t) -2 || k == 0) {
+                        memset(&st, 0, sizeof st);
+                        *o++ = '?';
+                        p++;
+                        continue;
+                }
+                if (wc < 0x20 || (wc >= 0x7f && wc < 0xa0) || wcwidth(wc) < 0)
+                        *o++ = '?';
+                else {
+                        memcpy(o, p, k);
+                        o += k;
+                }
+                p += k;
+        }
+        *o = 0;
+        return s;
+}
+
+/* Display width of a clean cell in terminal columns (an East Asian character takes two,
+ * a combining mark none); *cut_at gets the byte length of the longest prefix of at most
+ * max columns. */
+static size_t display_width(const char *s, size_t max, size_t *cut_at) {
+        size_t w = 0, n = strlen(s);
+        mbstate_t st = { 0 };
+        if (cut_at)
+                *cut_at = n;
+        for (const char *p = s; *p;) {
+                wchar_t wc;
+                size_t k = mbrtowc(&wc, p, n - (size_t) (p - s), &st);
+                if (k == (size_t) -1 || k == (size_t) -2 || k == 0)
+                        k = 1, wc = '?';
+                int cw = wcwidth(wc);
+                if (cw < 0)
+                        cw = 1;
+                if (cut_at && w + (size_t) cw > max && *cut_at == n)
+                        *cut_at = (size_t) (p - s);
+                w += (size_t) cw;
+                p += k;
+        }
+        return w;
+}
+
 void osm_table_add(osm_table *t, const char *first_cell, ...) {
         if (t->rows == t->cap) {
                 t->cap *= 2;
@@ -123,29 +214,59 @@ void osm_table_add(osm_table *t, const char *first_cell, ...) {
         va_start(ap, first_cell);
         for (size_t c = 0; c < t->cols; c++) {
                 const char *v = c == 0 ? first_cell : va_arg(ap, const char *);
-                char *s = strdup(v ? v : "-");
-                /* Names come from peers and workloads: never print control characters raw. */
-                for (char *p = s; *p; p++)
-                        if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                                *p = '?';
-                t->cells[t->rows * t->cols + c] = s;
+                t->cells[t->rows * t->cols + c] = clean_cell(v ? v : "-");
         }
         va_end(ap);
         t->rows++;
 }
 
+/* The widest a cell may be: 72 columns (a 64-digit hash fits), the last one up to the
+ * terminal's right edge, or 200 columns when the output is not a terminal. */
+#define CELL_MAX      72
+#define LAST_MAX_PIPE 200
+
+static size_t terminal_columns(void) {
+        struct winsize ws;
+        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+                return ws.ws_col;
+        return 0;
+}
+
+/* Cut s to at most max columns, the last of them '…'. */
+static void cut_cell(char **s, size_t max) {
+        size_t at;
+        if (max < 2 || display_width(*s, max - 1, &at) <= max)
+                return;
+        char *c = malloc(at + sizeof "…");
+        if (!c)
+                abort();
+        memcpy(c, *s, at);
+        memcpy(c + at, "…", sizeof "…");
+        free(*s);
+        *s = c;
+}
+
 void osm_table_print(osm_table *t) {
         size_t *w = calloc(t->cols, sizeof *w);
-        for (size_t r = 0; r < t->rows; r++)
-                for (size_t c = 0; c < t->cols; c++)
-                        w[c] = OSM_MAX(w[c], strlen(t->cells[r * t->cols + c]));
+        size_t term = terminal_columns(), left = 0;
+        for (size_t c = 0; c < t->cols; c++) {
+                for (size_t r = 0; r < t->rows; r++) {
+                        char **s = &t->cells[r * t->cols + c];
+                        if (c + 1 < t->cols)
+                                cut_cell(s, CELL_MAX);
+                        else
+                                cut_cell(s, term ? OSM_MAX(term > left ? term - left : 0, (size_t) 20) : LAST_MAX_PIPE);
+                        w[c] = OSM_MAX(w[c], display_width(*s, 0, NULL));
+                }
+                left += w[c] + 2;
+        }
         for (size_t r = 0; r < t->rows; r++) {
                 for (size_t c = 0; c < t->cols; c++) {
                         const char *s = t->cells[r * t->cols + c];
                         if (c + 1 == t->cols)
                                 printf("%s\n", s);
                         else
-                                printf("%-*s  ", (int) w[c], s);
+                                printf("%s%*s", s, (int) (w[c] - display_width(s, 0, NULL) + 2), "");
                 }
         }
         for (size_t i = 0; i < t->rows * t->cols; i++)
@@ -176,8 +297,10 @@ int osm_ctl_dispatch(osm_ctl *ctl, const char *group, const osm_ctl_command *tab
                      int argc, char **argv) {
         if (argc >= 2) {
                 for (size_t i = 0; i < n; i++)
-                        if (strcmp(argv[1], table[i].name) == 0)
+                        if (strcmp(argv[1], table[i].name) == 0) {
+                                osm_ctl_set_command(group, table[i].name);
                                 return table[i].fn(ctl, argc - 1, argv + 1);
+                        }
         }
         bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
         FILE *f = help ? stdout : stderr;

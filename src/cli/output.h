@@ -26,7 +26,7 @@ typedef struct osm_ctl_command {
 
 /* Print "osmosectl: …" on stderr; returns 1 (the exit status for failures). */
 int osm_ctl_fail(const char *fmt, ...) OSM_PRINTF(1, 2);
-/* The same for a usage error: returns 2. */
+/* The same for a usage error (the command line is wrong; nothing was sent): returns 2. */
 int osm_ctl_usage_error(const char *fmt, ...) OSM_PRINTF(1, 2);
 
 /* Connect if needed; on failure prints one line naming the socket and returns NULL. */
@@ -38,8 +38,17 @@ int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **repl
 /* The same with fds to send and fds to receive (see osm_client_call). */
 int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int *fds, size_t n_fds,
                      json_t **reply, int *reply_fds, size_t *n_reply_fds);
-/* Print an error of a call in one line ("osmosectl: METHOD: message (error name)"). */
+/* Print an error of a call for a person ("osmosectl: COMMAND: what was wrong (the fix)"),
+ * in the words of errors.c; returns 1. */
 int osm_ctl_call_failed(const char *method, const osm_client_error *err);
+/* errors.c: the sentence for an error reply of method, in buf. */
+const char *osm_ctl_error_text(const char *method, const osm_client_error *err, char *buf, size_t size);
+/* The command the messages name ("put", "remote add"); set by main and the group dispatch. */
+void osm_ctl_set_command(const char *group, const char *sub);
+
+/* What a command that changes something prints: with --json, the object what (owned) with
+ * the daemon's reply merged in (reply borrowed, may be NULL); else the line fmt. */
+void osm_print_done(osm_ctl *ctl, json_t *reply, json_t *what, const char *fmt, ...) OSM_PRINTF(4, 5);
 
 /* Print a JSON value as one document (indented) or one line (JSON Lines). */
 void osm_print_json(json_t *v);

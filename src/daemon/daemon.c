@@ -251,9 +251,37 @@ json_t *osm_daemon_status(osm_daemon *d, bool details) {
 
 static osm_daemon_opts reload_opts;
 
-int osm_daemon_reload(osm_daemon *d, json_t **changed) {
+/* The problems of a configuration file, each line to the log and, for the caller of
+ * Daemon.Reload, into an array (at most 32 lines). */
+static json_t *problem_lines(const char *text) {
+        json_t *a = json_array();
+        for (const char *p = text; p && *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t) (nl - p) : strlen(p);
+                if (n > 0) {
+                        fprintf(stderr, "%.*s\n", (int) n, p);
+                        if (json_array_size(a) < 32)
+                                json_array_append_new(a, json_stringn(p, n));
+                }
+                p = nl ? nl + 1 : NULL;
+        }
+        return a;
+}
+
+int osm_daemon_reload(osm_daemon *d, json_t **changed, json_t **problems) {
         osm_config nc;
-        int r = osm_daemon_load_config(&reload_opts, &nc, NULL, stderr);
+        char *text = NULL;
+        size_t text_len = 0;
+        FILE *errors = open_memstream(&text, &text_len);
+        int r = osm_daemon_load_config(&reload_opts, &nc, NULL, errors ? errors : stderr);
+        if (errors)
+                fclose(errors);
+        json_t *lines = problem_lines(text);
+        free(text);
+        if (problems)
+                *problems = lines;
+        else
+                json_decref(lines);
         if (r != 0) {
                 log_error("reload: the configuration has %d problem(s); keeping the current one", r < 0 ? 1 : r);
                 osm_config_free(&nc);
@@ -374,7 +402,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         runtime *rt = h->data;
         if (signum == SIGHUP) {
                 notify("RELOADING=1");
-                osm_daemon_reload(rt->d, NULL);
+                osm_daemon_reload(rt->d, NULL, NULL);
                 notify("READY=1");
                 return;
         }

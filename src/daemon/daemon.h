@@ -84,8 +84,9 @@ extern const osm_subsystem *const osm_subsystems[];
 extern const size_t osm_n_subsystems;
 json_t *osm_daemon_status(osm_daemon *d, bool details);
 /* Reload the configuration (SIGHUP, Daemon.Reload). *changed lists changed keys
- * ("section.key"); returns 0, or the number of problems (old config kept). */
-int osm_daemon_reload(osm_daemon *d, json_t **changed);
+ * ("section.key"); returns 0, or the number of problems (old config kept), which
+ * *problems (if non-NULL) lists as "FILE:LINE: what is wrong". */
+int osm_daemon_reload(osm_daemon *d, json_t **changed, json_t **problems);
 
 /* Methods of the built-in interfaces (control/iface-*.c). */
 extern const osm_method osm_service_methods[];

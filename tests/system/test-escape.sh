@@ -40,7 +40,7 @@ mk memhog '{"name":"memhog","version":1,"entrypoint":["/bin/probe","memhog","512
 
 # id_of NAME: the latest instance of workload NAME
 id_of() {
-    ctl --json ps | python3 -c "import json,sys; ids=[i['id'] for i in json.load(sys.stdin) if i['id'].rsplit('-',1)[0]=='$1']; print(ids[-1] if ids else '$1-none')"
+    ctl --json ps | python3 -c "import json,sys; ids=[i['id'] for i in json.load(sys.stdin)['instances'] if i['id'].rsplit('-',1)[0]=='$1']; print(ids[-1] if ids else '$1-none')"
 }
 
 # A uid range of its own: rlimits such as RLIMIT_NPROC count per host uid.

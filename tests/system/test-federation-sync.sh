@@ -41,7 +41,7 @@ all_records() {
 }
 count_on() { all_records "$1" | wc -l; }
 has_n() { [ "$(count_on "$1")" -eq "$2" ]; }
-remote_field() { jget "$1" ".[] | select(.name==\"$2\") | .$3" remote ls; }
+remote_field() { jget "$1" ".remotes[] | select(.name==\"$2\") | .$3" remote ls; }
 state_is() { [ "$(remote_field "$1" "$2" state)" = "$3" ]; }
 
 PA=$(free_port); PB=$(free_port)
@@ -56,7 +56,7 @@ wait_for 20 state_is a b idle; ok $? "paired: a sees b idle"
 
 put_n a 5 before-share
 out=$(on a share t/x --with b); like "$out" "sharing t/x with b" "share t/x --with b"
-out=$(on a share t/x --with nobody 2>&1); like "$out" "RemoteNotFound" "sharing with an unknown remote fails"
+out=$(on a share t/x --with nobody 2>&1); like "$out" "no remote named 'nobody'" "sharing with an unknown remote fails"
 out=$(on a share t/x --with b 2>&1); ok $((! $?)) "sharing twice fails"
 like "$(on a remote ls)" 't/x' "remote ls lists the share"
 

@@ -92,7 +92,7 @@ on a remote rm spy >/dev/null; ok $? "remote rm"
 
 # Using it while off says so.
 out=$(on a remote fetch nobody 0000000000000000000000000000000000000000000000000000000000000000 2>&1); ok $((! $?)) "fetch from an unknown remote fails"
-like "$out" "RemoteNotFound" "…with RemoteNotFound"
+like "$out" "no remote named '[a-z]+' \(see 'osmosectl remote ls'\)" "…saying there is no such remote"
 
 # --- enable ---
 PA=$(free_port); PB=$(free_port)
@@ -110,12 +110,12 @@ is "$(jget a .listen federation status)" "127.0.0.1:$PA" "…and a keeps listeni
 out=$(on a remote add b "http://127.0.0.1:$PB" --key "$KB"); like "$out" "space $IDB" "remote add prints the remote's space id"
 out=$(on a remote add b2 "http://127.0.0.1:$PB" --key "$KB" 2>&1); ok $((! $?)) "the same key cannot be paired twice"
 out=$(on a remote add bad "ftp://x" --key "$KB" 2>&1); like "$out" "InvalidURL" "a non-http URL is refused"
-out=$(on a remote add bad "http://127.0.0.1:1" --key "short" 2>&1); like "$out" "InvalidKey" "a malformed key is refused"
+out=$(on a remote add bad "http://127.0.0.1:1" --key "short" 2>&1); like "$out" "key must be a public key" "a malformed key is refused"
 out=$(on a remote add self "http://127.0.0.1:1" --key "$KA" 2>&1); like "$out" "own key" "this space's own key is refused"
 on b remote add a "http://127.0.0.1:$PA" --key "$KA" >/dev/null
-paired() { [ "$(jget a '.[] | select(.name=="b") | .state' remote ls)" = idle ]; }
+paired() { [ "$(jget a '.remotes[] | select(.name=="b") | .state' remote ls)" = idle ]; }
 wait_for 20 paired; ok $? "after both sides paired, a sees b idle (hello answered)"
-lc=$(jget a '.[0].last_contact' remote ls); ok $(( lc > 0 ? 0 : 1 )) "remote ls shows a last contact"
+lc=$(jget a '.remotes[0].last_contact' remote ls); ok $(( lc > 0 ? 0 : 1 )) "remote ls shows a last contact"
 
 # --- hand-made requests to b, as a, with curl ---
 post() {   # post HEADERS_FILE BODY_FILE [PATH] → prints "STATUS BODY"

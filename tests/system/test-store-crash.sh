@@ -110,7 +110,7 @@ ok $? "record ids are unique across crashes"
 
 n=$(ctl --json collections | python3 -c '
 import json,sys
-print(sum(c["records"] for c in json.load(sys.stdin) if c["name"].startswith("crash/")))')
+print(sum(c["records"] for c in json.load(sys.stdin)["collections"] if c["name"].startswith("crash/")))')
 is "$n" "$(( $(wc -l < "$T/have.single") + $(wc -l < "$T/have.batch") ))" "collection counts match the rows after the crashes"
 
 n_obj=$(wc -l < "$T/acked.objects" | tr -d ' ')
@@ -123,7 +123,7 @@ ok $(( n_obj > 0 && bad == 0 ? 0 : 1 )) "every acknowledged object is there and 
 ctl object gc >/dev/null
 is "$(ls "$st/objects/tmp" | wc -l | tr -d ' ')" 0 "no temp files are left after the crashes"
 files=$(find "$st/objects" -mindepth 2 -type f -not -path "$st/objects/tmp/*" | wc -l | tr -d ' ')
-rows=$(ctl --json object ls | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+rows=$(ctl --json object ls | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["objects"]))')
 is "$files" "$rows" "after gc every object file has its row and every row its file"
 
 osm_stop_daemon TERM

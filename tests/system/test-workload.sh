@@ -22,8 +22,8 @@ wait_for() {
     for i in $(seq 200); do eval "$1" && return 0; sleep 0.1; done
     return 1
 }
-state_of() { ctl --json ps | python3 -c "import json,sys; print(next((i['state'] for i in json.load(sys.stdin) if i['id']=='$1'), 'none'))"; }
-field_of() { ctl --json ps | python3 -c "import json,sys; print(next((i.get('$2','') for i in json.load(sys.stdin) if i['id']=='$1'), ''))"; }
+state_of() { ctl --json ps | python3 -c "import json,sys; print(next((i['state'] for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), 'none'))"; }
+field_of() { ctl --json ps | python3 -c "import json,sys; print(next((i.get('$2','') for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), ''))"; }
 
 mk exit7 <<'EOF'
 {"name":"exit7","version":1,"entrypoint":["/bin/sh","-c","echo out; echo err >&2; echo args: \"$@\"; echo data > /data/written; exit 7","sh"]}
@@ -90,7 +90,7 @@ like "$js" '"io_write_bytes": [0-9]+' "…I/O"
 
 # --- bounded logs
 ctl run chatty --wait >/dev/null; is "$?" 0 "a chatty workload ran"
-id=$(ctl --json ps | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin) if i['workload']=='chatty'][0])")
+id=$(ctl --json ps | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin)['instances'] if i['workload']=='chatty'][0])")
 ctl logs "$id" > "$T/chatty.out" 2>"$T/chatty.err"
 size=$(stat -c %s "$T/chatty.out")
 [ "$size" -gt 8192 ]; ok $? "logs keep up to log-size (got $size bytes of a 10240-byte log)"
@@ -140,18 +140,18 @@ ctl stop "$inst" >/dev/null; ok $? "…until it is stopped"
 # --- the CLI going away keeps the instance
 "$OSMOSECTL" run ticker --wait >/dev/null 2>&1 &
 cli=$!
-running_tickers() { ctl --json ps | python3 -c "import json,sys; print(sum(1 for i in json.load(sys.stdin) if i['workload']=='ticker' and i['state']=='running'))"; }
+running_tickers() { ctl --json ps | python3 -c "import json,sys; print(sum(1 for i in json.load(sys.stdin)['instances'] if i['workload']=='ticker' and i['state']=='running'))"; }
 wait_for 'test "$(running_tickers)" = 1'
 ok $? "run --wait in the background started an instance"
 kill -9 "$cli"; wait "$cli" 2>/dev/null
 sleep 0.5
-inst=$(ctl --json ps | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin) if i['workload']=='ticker' and i['state']=='running'][0])" 2>/dev/null)
+inst=$(ctl --json ps | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin)['instances'] if i['workload']=='ticker' and i['state']=='running'][0])" 2>/dev/null)
 ok $? "the instance runs on after its CLI was killed"
 
 # --- remove stops its instances
 inst2=$(ctl run stubborn)
 wait_for 'test "$(state_of "$inst2")" = running'
-ctl remove stubborn; ok $? "remove of a workload with a running instance"
+ctl remove stubborn >/dev/null; ok $? "remove of a workload with a running instance"
 wait_for 'test "$(state_of "$inst2")" = exited'; ok $? "…stops its instance"
 
 # --- the daemon's stop stops its instances

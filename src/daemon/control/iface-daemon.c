@@ -6,14 +6,16 @@ static void get_status(osm_call *call, json_t *params, void *userdata) {
 }
 
 static void reload(osm_call *call, json_t *params, void *userdata) {
-        json_t *changed = NULL;
-        int r = osm_daemon_reload(userdata, &changed);
+        json_t *changed = NULL, *errors = NULL;
+        int r = osm_daemon_reload(userdata, &changed, &errors);
         if (r != 0) {
                 osm_call_error(call, "io.osmose.Daemon.ConfigInvalid",
-                               json_pack("{s:i,s:s}", "problems", r, "message",
-                                         "the configuration has problems; the old one stays in force (see the log)"));
+                               json_pack("{s:i, s:s, s:o}", "problems", r, "message",
+                                         "the configuration has problems; the old one stays in force", "errors",
+                                         errors ? errors : json_array()));
                 return;
         }
+        json_decref(errors);
         osm_call_reply(call, json_pack("{s:o}", "changed", changed), false);
 }
 

@@ -42,8 +42,9 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
                 *why = "invalid record id: expected <16 hex digits>-<sequence>";
                 return -EINVAL;
         }
-        if (!req->body) {
-                *why = "missing body";
+        if (!json_is_object(req->body)) {
+                /* one rule for Put and PutBatch, osmosectl and workloads: the Varlink type is object */
+                *why = "the record must be a JSON object";
                 return -EINVAL;
         }
         if (req->time_us < 0 || req->time_us > INT64_C(253402300799999999)) {

@@ -1,0 +1,93 @@
+#!/bin/bash
+# test-cli.sh: osmosectl's contract against a real osmosed: usage errors exit 2, global
+# options anywhere, one JSON document per command, one rule for record bodies, errors in
+# words, aligned tables, relative times, status for monitoring.
+. "$(dirname "$0")/../lib/common.sh"
+osm_setup
+osm_start_daemon
+J="python3 $OSM_SOURCE_ROOT/tests/lib/jget.py"
+
+# ---- usage errors exit 2, before anything is sent (item 4)
+usage() {   # usage MESSAGE ARGS...: exit status 2 and one line on stderr
+    local msg=$1; shift
+    out=$(ctl "$@" 2>&1 >/dev/null); rc=$?
+    is "$rc" 2 "usage error exits 2: osmosectl $* ($msg)"
+}
+usage "missing COLLECTION" put
+usage "extra argument" status extra
+usage "unknown option" status --bogus
+usage "unknown option of a command with options" query x --bogus
+usage "unknown global option" --bogus status
+usage "unknown command" nope
+usage "missing subcommand" remote
+usage "unknown subcommand" object nope
+usage "bad --limit" query x --limit zero
+usage "bad time" query x --since yesterdayish
+usage "missing --with" share x
+usage "extra argument of a subcommand" remote rm a b
+usage "--socket without a path" status --socket
+usage "invalid hash" object rm nothex
+usage "--json of object get needs -o" object get "$(printf '%064d' 0)" --json
+out=$(ctl put 2>&1); like "$out" '^osmosectl: put: missing COLLECTION' "…and says what is missing"
+
+# ---- global options anywhere (item 4)
+a=$(ctl --json status | $J 'd["id"]'); b=$(ctl status --json | $J 'd["id"]')
+is "$b" "$a" "status --json is --json status"
+ctl ps --json | $J 'd["instances"]' >/dev/null; ok $? "ps --json"
+ctl collections -j | $J 'd["collections"]' >/dev/null; ok $? "collections -j"
+out=$(OSMOSE_SOCKET=$T/nowhere.sock ctl status --socket "$OSMOSE_SOCKET" --json | $J 'd["id"]'); is "$out" "$a" "status --socket PATH after the command"
+out=$(OSMOSE_SOCKET=$T/nowhere.sock ctl status --socket="$OSMOSE_SOCKET" | head -1); like "$out" '^Space:' "--socket=PATH after the command"
+ctl put json/x '{"a":1}' --json | $J 'd["id"]' >/dev/null; ok $? "put COLLECTION JSON --json"
+
+# ---- one rule for put and put --batch: a record is a JSON object (item 5)
+for body in null 1 '"text"' '[1,2]' true; do
+    out=$(ctl put rule/one "$body" 2>&1); rc=$?
+    is "$rc" 1 "put refuses $body"
+    like "$out" "put: the record must be a JSON object, e.g. '\{\"t\":20.5\}'" "…saying a record is a JSON object"
+    out=$(printf '{"ok":1}\n%s\n{"ok":2}\n' "$body" | ctl put rule/batch --batch 2>&1); rc=$?
+    is "$rc" 1 "put --batch refuses $body"
+    like "$out" "put: line 2: the record must be a JSON object.*1 records before it are stored" "…naming the line, and what is stored"
+done
+n=$(ctl --json query rule/batch | wc -l); is "$n" 5 "put --batch stored the lines before each bad one, nothing else"
+ctl query rule/one >/dev/null 2>&1; is "$?" 1 "put stored nothing (no collection rule/one)"
+out=$(ctl call io.osmose.Store.PutBatch '{"collection":"rule/raw","records":[{"a":1},null]}' 2>&1); rc=$?
+is "$rc" 1 "the daemon refuses a null record in PutBatch (any client)"
+like "$out" 'the record must be a JSON object' "…with the same rule"
+out=$(ctl call io.osmose.Store.Put '{"collection":"rule/raw","body":"s"}' 2>&1); rc=$?
+is "$rc" 1 "the daemon refuses a string body in Put (any client)"
+
+# ---- --json of changes prints one document (item 3)
+js() { ctl --json "$@" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, dict); print(json.dumps(d, sort_keys=True))'; }
+out=$(js federation disable); ok $? "federation disable --json is one object"; like "$out" '"enabled": false' "…saying it is off"
+ctl --json collections | python3 -c 'import json,sys; d=json.load(sys.stdin); assert [c for c in d["collections"] if c["name"]=="json/x"]'
+ok $? "collections --json is {\"collections\": [...]}"
+
+# ---- errors in words (item 8)
+out=$(ctl remote rm nosuch 2>&1); rc=$?
+is "$rc" 1 "remote rm of an unknown remote fails"
+is "$out" "osmosectl: remote rm: no remote named 'nosuch' (see 'osmosectl remote ls')" "…and says so in words"
+out=$(ctl share c --with nosuch 2>&1)
+is "$out" "osmosectl: share: no remote named 'nosuch' (see 'osmosectl remote ls')" "share with an unknown remote names it"
+out=$(ctl call io.osmose.Store.Nope 2>&1)
+like "$out" "does not know io.osmose.Store.Nope: is osmosed older than osmosectl" "MethodNotFound names the method"
+out=$(ctl call io.osmose.Store.Put '{"collection":"x","body":null}' 2>&1)
+like "$out" "the record must be a JSON object" "InvalidParameter 'body' of Put in words"
+out=$(ctl call io.osmose.Store.Query '{"collection":7}' 2>&1)
+like "$out" "refused the value of 'collection' given to io.osmose.Store.Query" "InvalidParameter names the parameter"
+out=$(ctl stop nosuch 2>&1)
+like "$out" "^osmosectl: stop: no instance nosuch \(see 'osmosectl ps'\)" "NotFound of an instance points at ps"
+out=$(ctl query nosuch/coll 2>&1)
+like "$out" "no collection named 'nosuch/coll' \(see 'osmosectl collections'\)" "NoSuchCollection names it"
+if [ "$(printf '%s' "$out" | grep -c 'io\.osmose\|org\.varlink')" = 0 ]; then ok 0 "…without a raw Varlink name"; else ok 1 "…without a raw Varlink name"; fi
+
+# reload with a bad file prints the problems, FILE:LINE
+st=$T/state
+printf '[daemon]\nname = t\nnope = 1\n[store]\nmax-record-size = lots\n' > "$st/osmosed.conf"
+out=$(ctl reload 2>&1); rc=$?
+is "$rc" 1 "reload of a bad file fails"
+like "$out" "2 problem\(s\)" "…counts the problems"
+like "$out" "osmosed.conf:3: .*nope" "…names FILE:LINE of the unknown key"
+like "$out" "osmosed.conf:5: .*max-record-size" "…and of the bad value"
+rm -f "$st/osmosed.conf"
+
+done_testing
