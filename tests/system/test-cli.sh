@@ -90,4 +90,43 @@ like "$out" "osmosed.conf:3: .*nope" "…names FILE:LINE of the unknown key"
 like "$out" "osmosed.conf:5: .*max-record-size" "…and of the bad value"
 rm -f "$st/osmosed.conf"
 
+# ---- tables: columns aligned by display width, wide cells cut (item 10)
+aligned() {   # stdin: a table; every row's cells start at the display column of the header's
+    python3 -c '
+import sys, unicodedata
+def width(c): return 2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+def starts(line):   # display columns where a cell begins: the start, and after 2+ spaces
+    cols, col, spaces = [0], 0, 0
+    for c in line:
+        if c == " ":
+            spaces += 1
+        else:
+            if spaces >= 2: cols.append(col)
+            spaces = 0
+        col += width(c)
+    return cols
+lines = sys.stdin.read().rstrip("\n").split("\n")
+head = starts(lines[0])
+bad = [(l, starts(l), head) for l in lines[1:] if starts(l) != head[:len(starts(l))]]
+print("ok" if not bad and len(lines) > 1 else "bad %r" % bad)'
+}
+mkdir -p "$T/app"
+printf '{"name":"wide","version":1,"entrypoint":["/bin/true"],"restart":"never"}' > "$T/app/manifest.json"
+pub=$(ctl keygen -o "$T/key")
+ctl trust add "$pub" >/dev/null
+ctl bundle build "$T/app" -o "$T/wide.osb" --key "$T/key" >/dev/null
+ctl install "$T/wide.osb" >/dev/null; ok $? "a signed workload is installed"
+out=$(ctl workloads); like "$out" "${pub:0:12}…" "workloads shows the signer cut with …"
+is "$(printf '%s\n' "$out" | aligned)" ok "…and the columns after it stay aligned (display width, not bytes)"
+ctl --json workloads | $J 'd["workloads"][0]["signer"]' | grep -qx -- "$pub"; ok $? "--json gives the signer in full"
+big=$(head -c 6000 /dev/zero | tr '\0' x)
+ctl put wide/t "{\"v\":\"$big\",\"w\":\"温度…\"}" >/dev/null
+ctl put wide/t '{"w":"温度…"}' >/dev/null
+out=$(ctl query wide/t)
+n=$(printf '%s\n' "$out" | awk '{ if (length($0) > m) m = length($0) } END { print m }')
+ok $(( n < 400 ? 0 : 1 )) "query cuts a 6000-character body in the table ($n characters a line)"
+like "$out" 'x…$' "…ending it with …"
+is "$(printf '%s\n' "$out" | aligned)" ok "…and the table stays aligned"
+ctl --json query wide/t | grep -q "$big"; ok $? "query --json prints the body in full"
+
 done_testing
