@@ -60,7 +60,7 @@ declare -A _osmosectl_options=(
         [remote fetch]=""
         [share]="--with"
         [unshare]="--with"
-        [audit]="--since --limit"
+        [audit]="--since --limit -s -n"
 )
 _osmosectl_global_options="--socket --json --help --version"
 _osmosed_options="--config --state-dir --socket --name --check-config --dump-config --version --help"

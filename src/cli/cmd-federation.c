@@ -268,9 +268,11 @@ int cmd_audit(osm_ctl *ctl, int argc, char **argv) {
                 case 's': since = optarg; break;
                 case 'n': limit = optarg; break;
                 case 'h':
-                        osm_ctl_usage("audit", "[--since T] [--limit N]",
+                        osm_ctl_usage("audit", "[--since T] [-n|--limit N]",
                                       "What left this space: when, to which remote, what (collection, object), records and bytes.",
-                                      "T: RFC 3339, -1h, now, or µs since the epoch. Entries are kept for federation.audit-max-age.\n");
+                                      "  -s, --since T   entries from T on (-1h, 1h, yesterday, 2026-12-02, RFC 3339)\n"
+                                      "  -n, --limit N   the newest N entries (as journalctl -n), oldest first\n"
+                                      "Entries are kept for federation.audit-max-age. With --json, one entry a line.\n");
                         return 0;
                 default: return 2;
                 }

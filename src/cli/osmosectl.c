@@ -21,7 +21,7 @@ static const osm_ctl_command commands[] = {
         { "remote", cmd_remote, "add|ls|rm|fetch", "paired remote spaces" },
         { "share", cmd_share, "COLLECTION --with REMOTE", "send a collection's new records to a remote" },
         { "unshare", cmd_unshare, "COLLECTION --with REMOTE", "stop sharing a collection with a remote" },
-        { "audit", cmd_audit, "[--since T]", "what left the space: when, to whom, what, how many bytes" },
+        { "audit", cmd_audit, "[--since T] [-n N]", "what left the space: when, to whom, what, how many bytes" },
         { "keygen", cmd_keygen, "-o FILE", "make a publisher keypair for signing bundles" },
         { "bundle", cmd_bundle, "build|inspect ...", "pack (and sign) a bundle; check one" },
         { "trust", cmd_trust, "add|ls|rm [PUBKEY]", "publisher keys whose bundles may be installed" },

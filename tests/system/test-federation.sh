@@ -167,7 +167,17 @@ n=$(on b --json audit | jq -s '[.[] | select(.direction=="response" and .kind=="
 ok $(( n >= 8 ? 0 : 1 )) "b's audit lists the refusals it answered ($n)"
 out=$(on a audit --since -1h); like "$out" 'hello' "audit --since -1h prints a table"
 out=$(on a --json audit --since "$(( $(date +%s) + 3600 ))000000"); ok $? "audit --since a future time succeeds"; is "$out" "" "…and prints nothing"
-out=$(on a audit --since yesterday 2>&1); ok $((! $?)) "audit --since with a bad time fails"
+out=$(on a audit --since yesterdayish 2>&1); ok $((! $?)) "audit --since with a bad time fails"
+# -n/--limit N: the newest N, oldest first (as journalctl -n)
+ids=$(on b --json audit | jq -s '[.[].id] | "\(min) \(max) \(length)"' -r); read -r id_min id_max n_all <<< "$ids"
+one=$(on b --json audit --limit 1 | jq -s -r '[.[].id] | "\(length) \(.[0])"')
+read -r n_one id_one <<< "$one"
+is "$n_one" 1 "audit --limit 1 prints one entry"
+ok $(( n_all > 1 && id_one > id_min && id_one >= id_max ? 0 : 1 )) "…the newest ($id_one; the log held $id_min..$id_max)"
+two=$(on b --json audit -n 2 | jq -s -r '[.[].id] | "\(length) \(.[0] < .[1]) \(.[1])"')
+read -r n_two asc id_two <<< "$two"
+ok $(( n_two == 2 && id_two >= id_max ? 0 : 1 )) "audit -n 2 prints the newest two ($two)"
+is "$asc" true "…oldest first"
 
 # --- disable: at once, and across restarts ---
 n_audit=$(on a --json audit | wc -l)

@@ -479,8 +479,10 @@ int fed_db_audit_finish(fed_db *db, int64_t id, int64_t bytes, const char *statu
 int fed_db_audit_list(fed_db *db, int64_t since_us, unsigned limit, json_t **out) {
         static const char *const names[] = { "id", "time", "remote", "peer", "direction", "kind",
                                              "collection", "object", "records", "bytes", "status" };
-        sqlite3_stmt *st = stmt(db, "SELECT id, time_us, remote, peer, direction, kind, collection, object,"
-                                    " records, bytes, status FROM audit WHERE time_us >= ? ORDER BY id LIMIT ?");
+        /* the newest limit entries (as journalctl -n), printed oldest first */
+        sqlite3_stmt *st = stmt(db, "SELECT * FROM (SELECT id, time_us, remote, peer, direction, kind, collection,"
+                                    " object, records, bytes, status FROM audit WHERE time_us >= ?"
+                                    " ORDER BY id DESC LIMIT ?) ORDER BY id");
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, since_us);
