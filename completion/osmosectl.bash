@@ -74,10 +74,32 @@ _osmosectl_names()
         osmosectl "${sock[@]}" "$@" 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
+# Instances that can be stopped: running, starting or in backoff (ps's STATE column).
+_osmosectl_running()
+{
+        local -a sock=()
+        [[ -n $_osmosectl_socket ]] && sock=(--socket "$_osmosectl_socket")
+        osmosectl "${sock[@]}" ps 2>/dev/null |
+                awk 'NR > 1 && ($4 == "running" || $4 == "starting" || $4 == "backoff") { print $1 }'
+}
+
+# The capabilities workload $1 requests ($2 = requested) or holds ($2 = granted), read
+# from 'osmosectl --json workloads' (one string a line inside the array; no jq needed).
+_osmosectl_caps()
+{
+        local -a sock=()
+        [[ -n $_osmosectl_socket ]] && sock=(--socket "$_osmosectl_socket")
+        osmosectl "${sock[@]}" --json workloads 2>/dev/null | awk -v w="$1" -v k="$2" '
+                /^ *"name": "/ { v = $0; sub(/^ *"name": "/, "", v); sub(/",?$/, "", v); cur = v; next }
+                $0 ~ "^ *\"" k "\": \\[$" { inarr = (cur == w); next }
+                inarr && /^ *\]/ { inarr = 0; next }
+                inarr { v = $0; sub(/^ *"/, "", v); sub(/",?$/, "", v); print v }'
+}
+
 _osmosectl()
 {
         local cur prev words cword
-        _init_completion -n = || return
+        _init_completion -n =: || return
 
         # Find the command (and subcommand) among the words, skipping global options.
         local i cmd="" sub="" _osmosectl_socket=""
@@ -109,8 +131,9 @@ _osmosectl()
                 COMPREPLY=($(compgen -W "network discovery:read store:read: store:write: publish: device:/dev/" -- "$cur"))
                 compopt -o nospace
                 return ;;
-        --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen | --with)
+        --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen)
                 return ;;
+        --with) COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")); return ;;
         esac
 
         if [[ -z $cmd ]]; then
@@ -136,8 +159,28 @@ _osmosectl()
         "object put" | install | "bundle inspect" | "channel publish" | "channel inspect") _filedir ;;
         "bundle build") _filedir -d ;;
         put | query | retention | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
-        remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
-        logs | stop | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
+        grant | revoke)
+                # NAME, then a capability: one it requests and lacks (grant), or holds (revoke)
+                local name="" j
+                for ((j = i + 1; j < cword; j++)); do
+                        [[ ${words[j]} == -* ]] || { name=${words[j]}; break; }
+                done
+                if [[ -z $name ]]; then
+                        COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur"))
+                elif [[ $key == grant ]]; then
+                        local held c want=()
+                        held=" $(_osmosectl_caps "$name" granted | tr '\n' ' ') "
+                        while read -r c; do
+                                [[ -n $c && $held != *" $c "* ]] && want+=("$c")
+                        done < <(_osmosectl_caps "$name" requested)
+                        COMPREPLY=($(compgen -W "${want[*]}" -- "$cur"))
+                else
+                        COMPREPLY=($(compgen -W "$(_osmosectl_caps "$name" granted)" -- "$cur"))
+                fi ;;
+        remove | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
+        stop) COMPREPLY=($(compgen -W "$(_osmosectl_running)" -- "$cur")) ;;
+        logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
+        "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
         "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
         "remote rm" | "remote fetch") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;

@@ -129,4 +129,45 @@ like "$out" 'x…$' "…ending it with …"
 is "$(printf '%s\n' "$out" | aligned)" ok "…and the table stays aligned"
 ctl --json query wide/t | grep -q "$big"; ok $? "query --json prints the body in full"
 
+# ---- bash completion against the real daemon (item 11)
+BC=/usr/share/bash-completion/bash_completion
+complete_line() {   # complete_line "osmosectl WORDS…": what TAB offers, one a line
+    PATH="$(dirname "$OSMOSECTL"):$PATH" bash -c '
+source "$1" >/dev/null 2>&1
+source "$2"
+COMP_LINE="$3"; COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<< "$3"
+[[ "$3" == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+_osmosectl
+printf "%s\n" "${COMPREPLY[@]}" | sort' bash "$BC" "$OSM_SOURCE_ROOT/completion/osmosectl.bash" "$1"
+}
+if [ -r "$BC" ]; then
+    mkdir -p "$T/caps"
+    printf '{"name":"caps","version":1,"entrypoint":["/bin/sleep","60"],"capabilities":["network","discovery:read","store:read:sensors/*"],"restart":"never"}' > "$T/caps/manifest.json"
+    ctl bundle build "$T/caps" -o "$T/caps.osb" --key "$T/key" >/dev/null
+    ctl install "$T/caps.osb" --grant network >/dev/null
+    is "$(complete_line 'osmosectl grant caps ' | tr '\n' ' ')" "discovery:read store:read:sensors/* " \
+        "grant NAME <TAB> offers the capabilities it requests and lacks"
+    is "$(complete_line 'osmosectl revoke caps ' | tr '\n' ' ')" "network " "revoke NAME <TAB> offers what it holds"
+    is "$(complete_line 'osmosectl --json grant caps store:r' | tr '\n' ' ')" "store:read:sensors/* " \
+        "…also after a global option and inside a word with colons"
+    like "$(complete_line 'osmosectl grant ')" '^caps$' "grant <TAB> still offers workload names"
+    is "$(complete_line 'osmosectl trust rm ')" "$pub" "trust rm <TAB> offers the trusted keys"
+    ctl remote add lab2 http://127.0.0.1:9 --key "$(ctl keygen -o "$T/rkey")" >/dev/null
+    is "$(complete_line 'osmosectl share sensors/x --with ')" "lab2" "share X --with <TAB> offers the remotes"
+    sandbox=$(ctl --json status | $J '[s["health"] for s in d["subsystems"] if s["name"]=="sandbox"][0]')
+    if [ "$sandbox" = ok ] && [ "$(id -u)" = 0 ]; then
+        ended=$(ctl run wide); ctl run wide --wait >/dev/null 2>&1
+        running=$(ctl run caps)
+        for i in $(seq 50); do ctl ps | grep -q "^$running .*running" && break; sleep 0.1; done
+        is "$(complete_line 'osmosectl stop ')" "$running" "stop <TAB> offers only running instances (not $ended)"
+        ctl stop "$running" >/dev/null
+    else
+        skip "stop <TAB> offers only running instances" "no sandbox here ($sandbox)"
+    fi
+else
+    skip "completion against the daemon" "bash-completion is not installed"
+fi
+
 done_testing
