@@ -272,19 +272,8 @@ def main():
         skip("completion at work", "bash-completion is not installed")
     else:
         def complete(line, prog="osmosectl"):
-            words = line.split(" ")
-            script = r'''
-source "$1" >/dev/null 2>&1
-source "$2"
-COMP_LINE="$3"; COMP_POINT=${#COMP_LINE}
-read -ra COMP_WORDS <<< "$3"
-[[ "$3" == *" " ]] && COMP_WORDS+=("")
-COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-PATH=/nonexistent
-_%s
-printf '%%s\n' "${COMPREPLY[@]}"
-''' % ("osmosed" if prog == "osmosed" else "osmosectl")
-            r = run("bash", "-c", script, "bash", bc, COMPLETION, line)
+            r = run("bash", os.path.join(SRC, "tests", "lib", "complete.sh"), bc, COMPLETION, line,
+                    "osmosed" if prog == "osmosed" else "osmosectl", env=dict(os.environ, COMPLETE_PATH="/nonexistent"))
             return set(r.stdout.split())
         got = complete("osmosectl st")
         ok({"status", "stop", "stats"} <= got and "put" not in got, "completes command names", got)

@@ -132,15 +132,8 @@ ctl --json query wide/t | grep -q "$big"; ok $? "query --json prints the body in
 # ---- bash completion against the real daemon (item 11)
 BC=/usr/share/bash-completion/bash_completion
 complete_line() {   # complete_line "osmosectl WORDS…": what TAB offers, one a line
-    PATH="$(dirname "$OSMOSECTL"):$PATH" bash -c '
-source "$1" >/dev/null 2>&1
-source "$2"
-COMP_LINE="$3"; COMP_POINT=${#COMP_LINE}
-read -ra COMP_WORDS <<< "$3"
-[[ "$3" == *" " ]] && COMP_WORDS+=("")
-COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-_osmosectl
-printf "%s\n" "${COMPREPLY[@]}" | sort' bash "$BC" "$OSM_SOURCE_ROOT/completion/osmosectl.bash" "$1"
+    PATH="$(dirname "$OSMOSECTL"):$PATH" bash "$OSM_SOURCE_ROOT/tests/lib/complete.sh" "$BC" \
+        "$OSM_SOURCE_ROOT/completion/osmosectl.bash" "$1" | sed '/^$/d' | sort
 }
 if [ -r "$BC" ]; then
     mkdir -p "$T/caps"
