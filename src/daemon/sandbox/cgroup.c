@@ -27,7 +27,7 @@ static char *path_join3(const char *a, const char *b, const char *c) {
 }
 
 /* Write a short string to dir/file. 0 or -errno. */
-static int write_attr(const char *dir, const char *file, const char *value) {
+int osm_sb_write_attr(const char *dir, const char *file, const char *value) {
         char path[4096];
         if ((size_t) snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
                 return -ENAMETOOLONG;
@@ -220,17 +220,17 @@ static void detect_v2(osm_cg_host *h, const char *name) {
         _cleanup_free_ char *base = path_join3(own, name, NULL);
         if (!base || (mkdir(base, 0755) < 0 && errno != EEXIST))
                 return;
-        int r = write_attr(own, "cgroup.subtree_control", enable);
+        int r = osm_sb_write_attr(own, "cgroup.subtree_control", enable);
         if (r == -EBUSY) {
                 _cleanup_free_ char *leaf = path_join3(own, "supervisor", NULL);
                 char pid[32];
                 snprintf(pid, sizeof(pid), "%d", (int) getpid());
                 if (leaf && (mkdir(leaf, 0755) == 0 || errno == EEXIST) &&
-                    write_attr(leaf, "cgroup.procs", pid) == 0)
-                        r = write_attr(own, "cgroup.subtree_control", enable);
+                    osm_sb_write_attr(leaf, "cgroup.procs", pid) == 0)
+                        r = osm_sb_write_attr(own, "cgroup.subtree_control", enable);
         }
         /* Whatever got enabled shows in base's cgroup.controllers. */
-        (void) write_attr(base, "cgroup.subtree_control", enable);
+        (void) osm_sb_write_attr(base, "cgroup.subtree_control", enable);
         char got[512];
         if (read_attr(base, "cgroup.subtree_control", got, sizeof(got)) < 0)
                 return;
@@ -293,7 +293,7 @@ void osm_cg_host_clear(osm_cg_host *h) {
 static int write_u64(const char *dir, const char *file, uint64_t v) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%" PRIu64, v);
-        return write_attr(dir, file, buf);
+        return osm_sb_write_attr(dir, file, buf);
 }
 
 static int set_limits(osm_cg_ctrl c, osm_limit_mode mode, const char *dir, bool memsw,
@@ -310,7 +310,7 @@ static int set_limits(osm_cg_ctrl c, osm_limit_mode mode, const char *dir, bool 
                 if (mode == OSM_LIMIT_CGROUP2) {
                         r = write_u64(dir, "memory.max", memory);
                         if (r == 0)
-                                (void) write_attr(dir, "memory.swap.max", "0");
+                                (void) osm_sb_write_attr(dir, "memory.swap.max", "0");
                 } else {
                         r = write_u64(dir, "memory.limit_in_bytes", memory);
                         /* Count swap too, or a hog just moves to swap. */
@@ -327,9 +327,9 @@ static int set_limits(osm_cg_ctrl c, osm_limit_mode mode, const char *dir, bool 
                         return 0;
                 if (mode == OSM_LIMIT_CGROUP2) {
                         snprintf(buf, sizeof(buf), "%" PRIu64 " 100000", cpu_percent * 1000);
-                        return write_attr(dir, "cpu.max", buf);
+                        return osm_sb_write_attr(dir, "cpu.max", buf);
                 }
-                r = write_attr(dir, "cpu.cfs_period_us", "100000");
+                r = osm_sb_write_attr(dir, "cpu.cfs_period_us", "100000");
                 if (r == 0)
                         r = write_u64(dir, "cpu.cfs_quota_us", cpu_percent * 1000);
                 return r;
@@ -494,7 +494,7 @@ int osm_cgroup_kill(const osm_cgroup *cg, int sig) {
                 if (!cg->procs[c])
                         continue;
                 if (sig == SIGKILL && cg->mode[c] == OSM_LIMIT_CGROUP2 &&
-                    write_attr(cg->path[c], "cgroup.kill", "1") == 0)
+                    osm_sb_write_attr(cg->path[c], "cgroup.kill", "1") == 0)
                         return 0;
                 char buf[16384];
                 if (read_attr(cg->path[c], "cgroup.procs", buf, sizeof(buf)) < 0)

@@ -1,23 +1,16 @@
-/* sandbox-internal.h: what the sandbox's own files share (seccomp cache, cgroups); not for other subsystems. */
+/* sandbox-internal.h: what the sandbox's own files share (the manager, spawning, mounts, seccomp, cgroups, network); not for other subsystems. */
 #pragma once
 
 #include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include "daemon/sandbox/sandbox-child.h"
 #include "daemon/sandbox/sandbox.h"
 
 /* ---- seccomp (seccomp.c) ---- */
-
-/* A compiled filter: classic BPF, ready for seccomp(SECCOMP_SET_MODE_FILTER) without any
- * allocation. Two programs per policy because the kernel runs every loaded filter and
- * keeps the strictest answer: an allowlist (default EPERM) and a small denylist for
- * argument checks that an allowlist cannot express (ioctl TIOCSTI: "any ioctl but"). */
-typedef struct osm_seccomp_prog {
-        struct sock_fprog allow;
-        struct sock_fprog deny;
-} osm_seccomp_prog;
 
 enum {
         OSM_SECCOMP_COMPAT32 = 1 << 0,   /* also allow the 32-bit ABI (arm on arm64) */
@@ -60,6 +53,9 @@ struct osm_cgroup {
         char *procs[OSM_CG_N];  /* path of cgroup.procs to join, NULL where shared */
 };
 
+/* Write value to dir/file (a cgroup attribute, a /proc file) in one write. 0 or -errno. */
+int osm_sb_write_attr(const char *dir, const char *file, const char *value);
+
 /* Detect the hierarchies, create "<own cgroup>/<name>" where writable. Fills host. */
 void osm_cg_host_detect(osm_cg_host *host, const char *name);
 void osm_cg_host_clear(osm_cg_host *host);
@@ -93,3 +89,85 @@ typedef struct osm_net {
 int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr, char *err, size_t errlen);
 void osm_net_release(osm_net *net, uint32_t addr);
 void osm_net_clear(osm_net *net);
+
+/* ---- the manager (sandbox.c) ---- */
+
+#define DEFAULT_MEMORY (256ULL << 20)
+#define DEFAULT_PIDS 256
+#define DEFAULT_TMP (64ULL << 20)
+#define DEFAULT_NOFILE 1024
+#define DEFAULT_FSIZE (1ULL << 30)
+#define SPAWN_TIMEOUT_MS 10000
+
+/* Namespaces made at clone time. The cgroup namespace comes later, from the child,
+ * once the parent has moved it into its cgroup: a cgroup namespace is rooted at the
+ * cgroup its creator is in at that moment.
+ *
+ * When the daemon is root (the installed case) the user namespace comes last too: the
+ * child builds the root as real root in mount, pid, net, ipc and uts namespaces owned
+ * by the host's user namespace, and only then unshares its user namespace. So the
+ * daemon's own paths need not be reachable by the unprivileged ids (a 0700 state dir
+ * works), and the workload holds no capability over any of its namespaces but the user
+ * one — it cannot unmount, remount or reconfigure its network even in theory. An
+ * unprivileged daemon (trying Osmose out) must create the user namespace first. */
+#define NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+
+struct osm_sandbox {
+        uint64_t uid_base, uid_count;
+        bool privileged;          /* may write arbitrary id maps (root in the init user ns) */
+        char *stage_dir;
+        char *network;
+        unsigned last_cap;
+        osm_sandbox_limits defaults;
+        osm_sandbox_features feat;
+        osm_cg_host cg;
+        osm_seccomp_cache seccomp;
+        osm_net net;
+        unsigned spawn_seq;
+};
+
+struct osm_sandbox_proc {
+        pid_t pid;
+        int pidfd;
+        int sync_fd;
+        bool reaped;
+        osm_sandbox *sb;
+        uint32_t net_addr;        /* leased address on the bridge, 0 if none */
+        osm_cgroup *cg;
+        osm_sandbox_features limits;
+};
+
+static inline uint64_t osm_sb_pick(uint64_t v, uint64_t def) {
+        return v ? v : def;
+}
+
+/* ---- spawning, the parent side (spawn.c) ---- */
+
+/* clone3 with the namespaces and a pidfd; clone(2) where clone3 is missing. With cgfd
+ * >= 0 the child is born in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,
+ * which would wait for an RCU grace period); *into_cg says whether that happened (a
+ * kernel < 5.7 or a refused cgroup falls back to a plain clone, and the caller moves
+ * the child). Returns the pid in the parent; the child runs fn and never returns. */
+pid_t osm_sb_clone(int (*fn)(void *), void *arg, unsigned long ns, int cgfd, bool *into_cg, int *pidfd);
+
+/* ---- the root's setup steps (mounts.c) ---- */
+
+typedef struct builder {
+        op *ops;
+        size_t n, cap;
+        int err;
+        const char *root;   /* prefix of every dst */
+} builder;
+
+/* Build the list of setup steps for spec. root_out is where pivot_root goes. */
+int osm_sb_build_ops(const osm_sandbox *sb, const osm_sandbox_spec *spec, const struct stat *bind_st,
+                     const char *hostname, uint64_t tmp_size, builder *b, char **root_out);
+void osm_sb_ops_free(op *ops, size_t n);
+/* A path inside the sandbox: absolute, no "..", no "//", not "/" itself. */
+bool osm_sb_inside_path_ok(const char *p);
+/* An instance name: 1 to 64 of [A-Za-z0-9._-], not "." or "..". */
+bool osm_sb_name_ok(const char *n);
+
+/* ---- feature detection (detect.c) ---- */
+
+void osm_sb_detect(osm_sandbox *sb, const char *cg_name);

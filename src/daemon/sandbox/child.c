@@ -1,0 +1,441 @@
+/* child.c: the sandbox's child side: what runs after clone (mounts, pivot_root, dropping privileges, exec).
+ *
+ * The child is a copy of a multithreaded daemon with one thread: only async-signal-safe
+ * calls belong here. So this file includes no <stdio.h>, no <stdlib.h>, no log.h and no
+ * jansson (nor osmose/util.h, which brings <stdlib.h>): no printf, no logging, no
+ * allocation after clone. Everything it needs was prepared by the parent (spawn.c,
+ * mounts.c) in a child_ctx; errors go back to the parent as a sync_msg. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/sandbox/sandbox-child.h"
+
+/* Keep it so: a header that brings stdio, malloc or jansson in fails the build. */
+#if defined(_STDIO_H) || defined(_STDLIB_H) || defined(JANSSON_H)
+#error "child.c runs after clone: no stdio, no allocation, no jansson here"
+#endif
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#ifndef SECBIT_NOROOT
+#define SECBIT_NOROOT (1 << 0)
+#define SECBIT_NOROOT_LOCKED (1 << 1)
+#define SECBIT_NO_SETUID_FIXUP (1 << 2)
+#define SECBIT_NO_SETUID_FIXUP_LOCKED (1 << 3)
+#define SECBIT_KEEP_CAPS_LOCKED (1 << 5)
+#define SECBIT_NO_CAP_AMBIENT_RAISE (1 << 6)
+#define SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED (1 << 7)
+#endif
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+
+/* ---- async-signal-safe helpers (no malloc, no stdio, no locks) ----
+ *
+ * The child is a copy of a multithreaded daemon with one thread. Beyond malloc and
+ * stdio, beware of glibc's credential wrappers (setgroups, setresuid, setresgid…): in a
+ * process glibc believes multithreaded they signal every other thread and wait for it
+ * (the setxid broadcast) — threads that do not exist here. Use the raw syscalls. */
+
+static size_t cat(char *buf, size_t size, size_t used, const char *s) {
+        while (s && *s && used + 1 < size)
+                buf[used++] = *s++;
+        buf[used] = 0;
+        return used;
+}
+
+static void send_msg(int fd, int type, int err, int status, const char *a, const char *b) {
+        sync_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = type;
+        m.err = err;
+        m.status = status;
+        size_t u = cat(m.step, sizeof(m.step), 0, a);
+        if (b) {
+                u = cat(m.step, sizeof(m.step), u, " ");
+                cat(m.step, sizeof(m.step), u, b);
+        }
+        while (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+                ;
+}
+
+static __attribute__((noreturn)) void child_fail(child_ctx *c, const char *step, const char *what, int err) {
+        send_msg(c->sync_fd, MSG_ERROR, err, 0, step, what);
+        _exit(1);
+}
+
+/* Current per-mount flags of path, as mount(2) flags: a remount in a user namespace must
+ * keep the flags the kernel locked (those inherited from the host mount). */
+static unsigned long mount_flags_of(const char *path) {
+        struct statfs sf;
+        unsigned long f = 0;
+        if (statfs(path, &sf) < 0)
+                return 0;
+        if (sf.f_flags & ST_RDONLY)
+                f |= MS_RDONLY;
+        if (sf.f_flags & ST_NOSUID)
+                f |= MS_NOSUID;
+        if (sf.f_flags & ST_NODEV)
+                f |= MS_NODEV;
+        if (sf.f_flags & ST_NOEXEC)
+                f |= MS_NOEXEC;
+        if (sf.f_flags & ST_NOATIME)
+                f |= MS_NOATIME;
+        if (sf.f_flags & ST_NODIRATIME)
+                f |= MS_NODIRATIME;
+        if (sf.f_flags & ST_RELATIME)
+                f |= MS_RELATIME;
+        if (!(f & (MS_NOATIME | MS_RELATIME)))
+                f |= MS_STRICTATIME;
+        return f;
+}
+
+static int remount(const char *path, unsigned long add) {
+        return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | mount_flags_of(path) | add, NULL);
+}
+
+static void run_op(child_ctx *c, const op *o) {
+        int r = 0;
+        switch (o->kind) {
+        case OP_MKDIR:
+                r = mkdir(o->dst, o->mode);
+                if (r < 0 && errno == EEXIST)
+                        r = 0;
+                break;
+        case OP_MKFILE: {
+                int fd = open(o->dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, o->mode);
+                if (fd < 0)
+                        r = -1;
+                else
+                        close(fd);
+                break;
+        }
+        case OP_WRITE: {
+                int fd = open(o->dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, o->mode);
+                if (fd < 0)
+                        r = -1;
+                else {
+                        size_t n = strlen(o->src);
+                        if (write(fd, o->src, n) != (ssize_t) n)
+                                r = -1;
+                        close(fd);
+                }
+                break;
+        }
+        case OP_SYMLINK:
+                r = symlink(o->src, o->dst);
+                if (r < 0 && errno == EEXIST)
+                        r = 0;
+                break;
+        case OP_MOUNT:
+                r = mount(o->src, o->dst, o->fstype, o->flags, o->data);
+                break;
+        case OP_BIND:
+                r = mount(o->src, o->dst, NULL, MS_BIND | MS_REC, NULL);
+                if (r == 0 && o->flags)
+                        r = remount(o->dst, o->flags);
+                break;
+        case OP_REMOUNT:
+                r = remount(o->dst, o->flags);
+                break;
+        }
+        if (r < 0 && !(o->optional && errno == ENOENT))
+                child_fail(c, o->shown, NULL, errno);
+}
+
+static void bring_up_loopback(child_ctx *c) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                child_fail(c, "socket", "(loopback)", errno);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof(ifr));
+        cat(ifr.ifr_name, sizeof(ifr.ifr_name), 0, "lo");
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                child_fail(c, "SIOCGIFFLAGS", "lo", errno);
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+                child_fail(c, "SIOCSIFFLAGS", "lo", errno);
+        close(s);
+}
+
+/* Give up every privilege for good. Order matters: the bounding set and securebits need
+ * CAP_SETPCAP, setgroups/setres[ug]id need CAP_SETGID/SETUID, so capabilities go last. */
+static void drop_privileges(child_ctx *c) {
+        if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                                         SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                                         SECBIT_NO_CAP_AMBIENT_RAISE |
+                                         SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) < 0)
+                child_fail(c, "prctl", "PR_SET_SECUREBITS", errno);
+        for (unsigned cap = 0; cap <= c->last_cap; cap++)
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                        child_fail(c, "prctl", "PR_CAPBSET_DROP", errno);
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                child_fail(c, "prctl", "PR_CAP_AMBIENT_CLEAR_ALL", errno);
+        if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
+                child_fail(c, "setresgid", NULL, errno);
+        if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
+                child_fail(c, "setresuid", NULL, errno);
+        struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct data[2];
+        memset(data, 0, sizeof(data));
+        if (syscall(SYS_capset, &hdr, data) < 0)
+                child_fail(c, "capset", NULL, errno);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_fail(c, "prctl", "PR_SET_NO_NEW_PRIVS", errno);
+        /* The init is a copy of the daemon: non-dumpable, so that /proc/1 is not the
+         * workload's to read or ptrace (and /proc/1/exe does not lead to osmosed). */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                child_fail(c, "prctl", "PR_SET_DUMPABLE", errno);
+}
+
+static void load_seccomp(child_ctx *c) {
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &c->prog->allow) < 0)
+                child_fail(c, "seccomp", "(allowlist)", errno);
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &c->prog->deny) < 0)
+                child_fail(c, "seccomp", "(denylist)", errno);
+}
+
+/* Put fds 0-2 in place and close everything but the sync socket (moved to fd 3). */
+static void setup_fds(child_ctx *c) {
+        int want[3] = { c->stdio_fd[0], c->stdio_fd[1], c->stdio_fd[2] };
+        int tmp[3];
+        int devnull = -1;
+        for (int i = 0; i < 3; i++) {
+                if (want[i] < 0) {
+                        if (devnull < 0) {
+                                devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+                                if (devnull < 0)
+                                        child_fail(c, "open", "/dev/null", errno);
+                        }
+                        want[i] = devnull;
+                }
+                tmp[i] = fcntl(want[i], F_DUPFD_CLOEXEC, 10);
+                if (tmp[i] < 0)
+                        child_fail(c, "dup", "stdio", errno);
+        }
+        int s = fcntl(c->sync_fd, F_DUPFD_CLOEXEC, 10);
+        if (s < 0)
+                child_fail(c, "dup", "sync", errno);
+        c->sync_fd = s;
+        for (int i = 0; i < 3; i++)
+                if (dup2(tmp[i], i) < 0)
+                        child_fail(c, "dup2", "stdio", errno);
+        if (dup3(s, 3, O_CLOEXEC) < 0)
+                child_fail(c, "dup3", "sync", errno);
+        c->sync_fd = 3;
+        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0) {
+                for (int fd = 4; fd < 65536; fd++)
+                        close(fd);
+        }
+}
+
+static void exec_workload(child_ctx *c, int err_fd) {
+        const char *const *argv = c->argv;
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int e;
+        if (chdir(c->cwd) < 0) {
+                e = errno;
+                (void) !write(err_fd, &e, sizeof(e));
+                _exit(127);
+        }
+        if (strchr(argv[0], '/')) {
+                execve(argv[0], (char *const *) argv, (char *const *) c->envp);
+                e = errno;
+        } else {
+                static const char *const dirs[] = { "/usr/local/bin/", "/usr/bin/", "/bin/" };
+                e = ENOENT;
+                for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+                        char path[4096];
+                        size_t u = cat(path, sizeof(path), 0, dirs[i]);
+                        cat(path, sizeof(path), u, argv[0]);
+                        execve(path, (char *const *) argv, (char *const *) c->envp);
+                        if (errno != ENOENT)
+                                e = errno;
+                }
+        }
+        (void) !write(err_fd, &e, sizeof(e));
+        _exit(127);
+}
+
+static void noop_handler(int sig) {
+        (void) sig;
+}
+
+/* pid 1 of the sandbox: start the workload, forward signals, reap, report. */
+static __attribute__((noreturn)) void run_init(child_ctx *c) {
+        static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGCHLD);
+        for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+                sigaddset(&set, fwd[i]);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        /* pid 1 of a namespace drops signals that have the default action. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = noop_handler;
+        for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+                sigaction(fwd[i], &sa, NULL);
+
+        int ep[2];
+        if (pipe2(ep, O_CLOEXEC) < 0)
+                child_fail(c, "pipe2", NULL, errno);
+        /* A raw clone, not fork(): glibc's fork() runs atfork handlers and takes malloc
+         * locks, which a copy of a multithreaded daemon may find held forever. */
+        pid_t child = (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD, NULL, NULL, NULL, NULL);
+        if (child < 0)
+                child_fail(c, "clone", "(workload)", errno);
+        if (child == 0) {
+                close(ep[0]);
+                /* Handlers are reset by exec; ignored signals would stay ignored. */
+                sa.sa_handler = SIG_DFL;
+                for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+                        sigaction(fwd[i], &sa, NULL);
+                close(c->sync_fd);
+                exec_workload(c, ep[1]);
+        }
+        close(ep[1]);
+        int e = 0;
+        ssize_t n;
+        while ((n = read(ep[0], &e, sizeof(e))) < 0 && errno == EINTR)
+                ;
+        close(ep[0]);
+        if (n == sizeof(e)) {
+                send_msg(c->sync_fd, MSG_ERROR, e, 0, "execve", c->argv[0]);
+                _exit(127);
+        }
+        send_msg(c->sync_fd, MSG_STARTED, 0, 0, NULL, NULL);
+
+        for (;;) {
+                siginfo_t si;
+                int sig = sigwaitinfo(&set, &si);
+                if (sig < 0)
+                        continue;
+                if (sig != SIGCHLD) {
+                        kill(child, sig);
+                        continue;
+                }
+                int st;
+                pid_t p;
+                while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+                        if (p != child)
+                                continue;
+                        send_msg(c->sync_fd, MSG_EXIT, 0, st, NULL, NULL);
+                        /* Leaving kills whatever is left in the pid namespace. */
+                        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+                }
+        }
+}
+
+static void wait_go(child_ctx *c) {
+        char go;
+        ssize_t n;
+        while ((n = read(c->sync_fd, &go, 1)) < 0 && errno == EINTR)
+                ;
+        if (n != 1)
+                _exit(1);   /* the parent gave up */
+}
+
+int osm_sb_child_main(void *arg) {
+        child_ctx *c = arg;
+        close(c->parent_fd);
+        wait_go(c);
+        /* The skeleton's directories and files get their modes from here, not from the
+         * daemon's umask (systemd units often run services with UMask=0077). */
+        umask(022);
+
+        if (!c->privileged && c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+                child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
+        if (sethostname(c->hostname, strlen(c->hostname)) < 0)
+                child_fail(c, "sethostname", NULL, errno);
+        bring_up_loopback(c);
+        /* Nothing we mount may propagate back to the host. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                child_fail(c, "mount", "/ private", errno);
+        for (size_t i = 0; i < c->n_ops; i++)
+                run_op(c, &c->ops[i]);
+        /* pivot_root(".", "."): the old root ends up stacked on the new one and is
+         * detached at once; no directory is needed for it. */
+        if (chdir(c->root) < 0)
+                child_fail(c, "chdir", "new root", errno);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                child_fail(c, "pivot_root", NULL, errno);
+        if (umount2(".", MNT_DETACH) < 0)
+                child_fail(c, "umount", "old root", errno);
+        if (chdir("/") < 0)
+                child_fail(c, "chdir", "/", errno);
+
+        if (setrlimit(RLIMIT_NOFILE, &c->rl_nofile) < 0)
+                child_fail(c, "setrlimit", "RLIMIT_NOFILE", errno);
+        if (setrlimit(RLIMIT_FSIZE, &c->rl_fsize) < 0)
+                child_fail(c, "setrlimit", "RLIMIT_FSIZE", errno);
+        struct rlimit zero = { 0, 0 };
+        if (setrlimit(RLIMIT_CORE, &zero) < 0)
+                child_fail(c, "setrlimit", "RLIMIT_CORE", errno);
+        if (c->set_nproc && setrlimit(RLIMIT_NPROC, &c->rl_nproc) < 0)
+                child_fail(c, "setrlimit", "RLIMIT_NPROC", errno);
+        if (c->set_as && setrlimit(RLIMIT_AS, &c->rl_as) < 0)
+                child_fail(c, "setrlimit", "RLIMIT_AS", errno);
+
+        setup_fds(c);
+        if (setsid() < 0)
+                child_fail(c, "setsid", NULL, errno);
+        if (c->privileged) {
+                /* Without this the host's supplementary groups (e.g. root's gid 0) would
+                 * still open group-accessible host files. (Unprivileged, setgroups is
+                 * denied and the groups are the daemon user's own.) */
+                if (syscall(SYS_setgroups, 0, NULL) < 0)
+                        child_fail(c, "setgroups", NULL, errno);
+                if (unshare(CLONE_NEWUSER) < 0)
+                        child_fail(c, "unshare", "CLONE_NEWUSER", errno);
+                send_msg(c->sync_fd, MSG_MAP_ME, 0, 0, NULL, NULL);
+                wait_go(c);
+                if (c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+                        child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
+        }
+        /* Everything but the handlers the init needs goes back to the default. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        sigaction(s, &sa, NULL);
+        drop_privileges(c);
+        load_seccomp(c);
+        run_init(c);
+}
+
+
+int osm_sb_probe_child(void *arg) {
+        const osm_sb_probe *pr = arg;
+        const osm_seccomp_prog *prog = pr->prog;
+        int res = 0;
+        if (pr->unshare_user && unshare(CLONE_NEWUSER) < 0)
+                return PROBE_USERNS;
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                res |= PROBE_CGROUPNS;
+        if (!prog || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog->allow) < 0)
+                res |= PROBE_SECCOMP;
+        return res;
+}

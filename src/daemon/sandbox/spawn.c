@@ -1,0 +1,505 @@
+/* spawn.c: the parent side of making a sandbox: check the spec, clone into new namespaces, cgroups, id maps, the start handshake; then signal, reap, account. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "osmose/util.h"
+#include "daemon/sandbox/sandbox-internal.h"
+
+static void set_rlim(struct rlimit *rl, uint64_t v) {
+        rl->rlim_cur = rl->rlim_max = v == UINT64_MAX ? RLIM_INFINITY : (rlim_t) v;
+}
+
+static int write_proc(pid_t pid, const char *file, const char *s) {
+        char dir[32];
+        snprintf(dir, sizeof(dir), "/proc/%d", (int) pid);
+        return osm_sb_write_attr(dir, file, s);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) OSM_PRINTF(3, 4);
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+        if (!err || !errlen)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+pid_t osm_sb_clone(int (*fn)(void *), void *arg, unsigned long ns, int cgfd, bool *into_cg, int *pidfd) {
+        struct clone_args ca;
+        memset(&ca, 0, sizeof(ca));
+        ca.flags = ns | CLONE_PIDFD;
+        ca.pidfd = (uint64_t) (uintptr_t) pidfd;
+        ca.exit_signal = SIGCHLD;
+        long pid = -1;
+        *into_cg = false;
+        if (cgfd >= 0) {
+                ca.flags |= CLONE_INTO_CGROUP;
+                ca.cgroup = (uint64_t) cgfd;
+                pid = syscall(SYS_clone3, &ca, sizeof(ca));
+                if (pid >= 0)
+                        *into_cg = true;
+                ca.flags &= ~(uint64_t) CLONE_INTO_CGROUP;
+                ca.cgroup = 0;
+        }
+        if (pid < 0)
+                pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid < 0 && errno == ENOSYS) {
+                /* Same argument order for the first three on every architecture. */
+                pid = syscall(SYS_clone, (ns | CLONE_PIDFD | SIGCHLD), NULL, pidfd,
+                              NULL, NULL);
+                if (pid < 0 && errno == EINVAL) {
+                        *pidfd = -1;
+                        pid = syscall(SYS_clone, (ns | SIGCHLD), NULL, NULL, NULL, NULL);
+                }
+        }
+        if (pid == 0)
+                _exit(fn(arg));
+        return (pid_t) pid;
+}
+
+static void kill_and_reap(pid_t pid, int pidfd) {
+        if (pidfd >= 0)
+                syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        else
+                kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+static uint64_t mono_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Map uid/gid 0..count-1 inside to uid_base… on the host (privileged), or 0 to the
+ * daemon's own ids (unprivileged: the only map it may write). */
+static int write_maps(pid_t pid, bool privileged, const osm_sandbox *sb) {
+        char map[128];
+        int r;
+        if (privileged) {
+                snprintf(map, sizeof(map), "0 %llu %llu\n", (unsigned long long) sb->uid_base,
+                         (unsigned long long) sb->uid_count);
+                r = write_proc(pid, "uid_map", map);
+                if (r == 0)
+                        r = write_proc(pid, "gid_map", map);
+                return r;
+        }
+        snprintf(map, sizeof(map), "0 %u 1\n", (unsigned) geteuid());
+        r = write_proc(pid, "uid_map", map);
+        if (r == 0)
+                r = write_proc(pid, "setgroups", "deny");
+        snprintf(map, sizeof(map), "0 %u 1\n", (unsigned) getegid());
+        if (r == 0)
+                r = write_proc(pid, "gid_map", map);
+        return r;
+}
+
+static int send_go(osm_sandbox_proc *p) {
+        return write(p->sync_fd, "g", 1) == 1 ? 0 : -errno;
+}
+
+/* Wait for a message of type want from the child; an error message, the child's death
+ * or the deadline fail with err filled in. */
+static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, char *err, size_t errlen) {
+        struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
+        for (;;) {
+                uint64_t now = mono_us();
+                int left = now >= deadline ? 0 : (int) ((deadline - now) / 1000);
+                int pr = poll(&pfd, 1, left);
+                if (pr < 0 && errno == EINTR)
+                        continue;
+                if (pr <= 0) {
+                        set_err(err, errlen, "the sandbox did not start within %d ms", SPAWN_TIMEOUT_MS);
+                        return -ETIMEDOUT;
+                }
+                sync_msg m;
+                ssize_t n = recv(p->sync_fd, &m, sizeof(m), 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == (ssize_t) sizeof(m) && m.type == want)
+                        return 0;
+                if (n == (ssize_t) sizeof(m) && m.type == MSG_ERROR) {
+                        m.step[sizeof(m.step) - 1] = 0;
+                        set_err(err, errlen, "%s: %s", m.step, strerror(m.err));
+                        return m.err > 0 ? -m.err : -EIO;
+                }
+                set_err(err, errlen, "the sandbox's init died while starting");
+                return -ECHILD;
+        }
+}
+
+void osm_sandbox_spec_init(osm_sandbox_spec *spec) {
+        memset(spec, 0, sizeof(*spec));
+        spec->stdin_fd = spec->stdout_fd = spec->stderr_fd = -1;
+}
+
+static int check_spec(const osm_sandbox *sb, const osm_sandbox_spec *spec, struct stat *bind_st, char *err,
+                      size_t errlen) {
+        if (!osm_sb_name_ok(spec->name)) {
+                set_err(err, errlen, "invalid instance name");
+                return -EINVAL;
+        }
+        size_t n = 0;
+        while (spec->argv && spec->argv[n])
+                n++;
+        if (n == 0 || n > OSM_SANDBOX_MAX_ARGS || !*spec->argv[0]) {
+                set_err(err, errlen, "argv: empty or more than %d arguments", OSM_SANDBOX_MAX_ARGS);
+                return -EINVAL;
+        }
+        if (spec->n_binds > OSM_SANDBOX_MAX_BINDS || spec->n_devices > OSM_SANDBOX_MAX_DEVICES) {
+                set_err(err, errlen, "too many bind mounts or devices");
+                return -E2BIG;
+        }
+        static const char *const reserved[] = { "/proc", "/dev", "/tmp", "/data", "/usr", "/etc" };
+        for (size_t i = 0; i < spec->n_binds; i++) {
+                const osm_sandbox_bind *bd = &spec->binds[i];
+                if (!bd->source || bd->source[0] != '/' || !osm_sb_inside_path_ok(bd->target)) {
+                        set_err(err, errlen, "bind %zu: source must be absolute, target absolute without '..'", i);
+                        return -EINVAL;
+                }
+                for (size_t r = 0; r < OSM_ARRAY_SIZE(reserved); r++) {
+                        size_t l = strlen(reserved[r]);
+                        if (strncmp(bd->target, reserved[r], l) == 0 &&
+                            (bd->target[l] == 0 || bd->target[l] == '/')) {
+                                set_err(err, errlen, "bind %s: inside a reserved directory", bd->target);
+                                return -EINVAL;
+                        }
+                }
+                if (stat(bd->source, &bind_st[i]) < 0) {
+                        int e = errno;
+                        set_err(err, errlen, "bind %s: %s", bd->source, strerror(e));
+                        return -e;
+                }
+        }
+        for (size_t i = 0; i < spec->n_devices; i++) {
+                struct stat st;
+                const char *d = spec->devices[i];
+                if (!d || strncmp(d, "/dev/", 5) != 0 || !osm_sb_inside_path_ok(d) || strchr(d + 5, '/') ||
+                    stat(d, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+                        set_err(err, errlen, "device %s: not a device node directly under /dev", d ? d : "(null)");
+                        return -EINVAL;
+                }
+        }
+        if (spec->root) {
+                struct stat st;
+                if (spec->root[0] != '/' || stat(spec->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        set_err(err, errlen, "root %s: not a directory", spec->root);
+                        return -ENOTDIR;
+                }
+        }
+        if (spec->cwd && !(spec->cwd[0] == '/')) {
+                set_err(err, errlen, "cwd must be absolute");
+                return -EINVAL;
+        }
+        if (spec->hostname && (strlen(spec->hostname) == 0 || strlen(spec->hostname) > 63)) {
+                set_err(err, errlen, "hostname: 1 to 63 characters");
+                return -EINVAL;
+        }
+        uint64_t count = sb->privileged ? sb->uid_count : 1;
+        if (spec->uid >= count || spec->gid >= count) {
+                set_err(err, errlen, "uid/gid %u/%u outside the mapped range of %llu ids", (unsigned) spec->uid,
+                        (unsigned) spec->gid, (unsigned long long) count);
+                return -ERANGE;
+        }
+        if (spec->network && sb->net.bridge && !sb->privileged) {
+                set_err(err, errlen, "network: joining bridge %s needs a privileged osmosed", sb->net.bridge);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* Create the data dir if missing and give it to the sandbox's uid. */
+static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec, char *err, size_t errlen) {
+        if (!spec->data_dir)
+                return 0;
+        if (mkdir(spec->data_dir, 0700) < 0 && errno != EEXIST) {
+                int e = errno;
+                set_err(err, errlen, "data dir %s: %s", spec->data_dir, strerror(e));
+                return -e;
+        }
+        struct stat st;
+        if (lstat(spec->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                set_err(err, errlen, "data dir %s: not a directory", spec->data_dir);
+                return -ENOTDIR;
+        }
+        if (sb->privileged) {
+                uid_t u = (uid_t) (sb->uid_base + spec->uid);
+                gid_t g = (gid_t) (sb->uid_base + spec->gid);
+                if ((st.st_uid != u || st.st_gid != g) && chown(spec->data_dir, u, g) < 0) {
+                        int e = errno;
+                        set_err(err, errlen, "chown data dir: %s", strerror(e));
+                        return -e;
+                }
+        }
+        return 0;
+}
+
+int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out, char *err,
+                      size_t errlen) {
+        struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
+        int r, cgfd = -1;
+        bool into_cg = false;
+        set_err(err, errlen, "%s", "");
+        if (!sb->feat.userns) {
+                set_err(err, errlen, "sandboxes cannot be made on this host: %s", sb->feat.detail);
+                return -EOPNOTSUPP;
+        }
+        r = check_spec(sb, spec, bind_st, err, errlen);
+        if (r < 0)
+                return r;
+        r = prepare_data_dir(sb, spec, err, errlen);
+        if (r < 0)
+                return r;
+
+        const osm_seccomp_prog *prog;
+        r = osm_seccomp_get(&sb->seccomp, spec->compat32 ? OSM_SECCOMP_COMPAT32 : 0, &prog);
+        if (r < 0) {
+                set_err(err, errlen, "seccomp policy: %s", strerror(-r));
+                return r;
+        }
+
+        osm_sandbox_limits lim = spec->limits;
+        lim.memory = osm_sb_pick(lim.memory, sb->defaults.memory);
+        lim.pids = osm_sb_pick(lim.pids, sb->defaults.pids);
+        lim.cpu_percent = osm_sb_pick(lim.cpu_percent, sb->defaults.cpu_percent);
+        lim.tmp_size = osm_sb_pick(lim.tmp_size, sb->defaults.tmp_size);
+        lim.nofile = osm_sb_pick(lim.nofile, sb->defaults.nofile);
+        lim.file_size = osm_sb_pick(lim.file_size, sb->defaults.file_size);
+
+        const char *hostname = spec->hostname ? spec->hostname : "osmose";
+        builder b = { 0 };
+        child_ctx c = { 0 };
+        _cleanup_free_ char *root = NULL;
+        r = osm_sb_build_ops(sb, spec, bind_st, hostname, lim.tmp_size == UINT64_MAX ? DEFAULT_TMP : lim.tmp_size,
+                      &b, &root);
+        if (r < 0) {
+                osm_sb_ops_free(b.ops, b.n);
+                set_err(err, errlen, "preparing mounts: %s", strerror(-r));
+                return r;
+        }
+
+        osm_sandbox_proc *p = calloc(1, sizeof(*p));
+        if (!p) {
+                osm_sb_ops_free(b.ops, b.n);
+                return -ENOMEM;
+        }
+        p->pid = -1;
+        p->sb = sb;
+        p->pidfd = -1;
+        p->sync_fd = -1;
+        p->limits = sb->feat;
+        p->limits.detail[0] = 0;
+        char why[200] = "";
+        r = osm_cg_create(&sb->cg, spec->name, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
+                          sizeof(why));
+        if (r < 0)
+                goto fail;
+        p->limits.memory = p->cg->mode[OSM_CG_MEMORY] ? p->cg->mode[OSM_CG_MEMORY] : OSM_LIMIT_RLIMIT;
+        p->limits.pids = p->cg->mode[OSM_CG_PIDS] ? p->cg->mode[OSM_CG_PIDS] : OSM_LIMIT_RLIMIT;
+        p->limits.cpu = p->cg->mode[OSM_CG_CPU];
+        p->limits.io = p->cg->mode[OSM_CG_IO];
+        if (*why)
+                snprintf(p->limits.detail, sizeof(p->limits.detail), "%s", why);
+
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = -errno;
+                set_err(err, errlen, "socketpair: %s", strerror(-r));
+                goto fail;
+        }
+        p->sync_fd = sv[0];
+
+        c.argv = spec->argv;
+        c.stdio_fd[0] = spec->stdin_fd;
+        c.stdio_fd[1] = spec->stdout_fd;
+        c.stdio_fd[2] = spec->stderr_fd;
+        c.prog = prog;
+        c.sync_fd = sv[1];
+        c.parent_fd = sv[0];
+        c.ops = b.ops;
+        c.n_ops = b.n;
+        c.root = root;
+        c.hostname = hostname;
+        c.cwd = spec->cwd ? spec->cwd : spec->data_dir ? "/data" : "/";
+        static const char *const env_data[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/data", "TERM=dumb", NULL };
+        static const char *const env_root[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=dumb", NULL };
+        c.envp = spec->envp ? spec->envp : spec->data_dir ? env_data : env_root;
+        c.uid = spec->uid;
+        c.gid = spec->gid;
+        c.privileged = sb->privileged;
+        c.cgroupns = sb->feat.cgroupns;
+        c.last_cap = sb->last_cap;
+        set_rlim(&c.rl_nofile, lim.nofile);
+        set_rlim(&c.rl_fsize, lim.file_size);
+        /* RLIMIT_NPROC counts every process of the host uid, across instances that share
+         * it: only a fallback where the pids controller is missing. Same for RLIMIT_AS,
+         * which counts address space, not memory: a fallback for the memory controller. */
+        c.set_nproc = p->limits.pids == OSM_LIMIT_RLIMIT && lim.pids != UINT64_MAX;
+        set_rlim(&c.rl_nproc, lim.pids);
+        c.set_as = p->limits.memory == OSM_LIMIT_RLIMIT && lim.memory != UINT64_MAX;
+        set_rlim(&c.rl_as, lim.memory);
+
+        cgfd = osm_cg_v2_dirfd(p->cg);
+        p->pid = osm_sb_clone(osm_sb_child_main, &c, sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER, cgfd, &into_cg,
+                               &p->pidfd);
+        int clone_errno = errno;
+        cgfd = osm_close(cgfd);
+        close(sv[1]);
+        osm_sb_ops_free(b.ops, b.n);
+        b.ops = NULL;
+        b.n = 0;
+        if (p->pid < 0) {
+                r = -clone_errno;
+                p->pidfd = -1;
+                set_err(err, errlen, "clone: %s", strerror(clone_errno));
+                goto fail;
+        }
+
+        /* Unprivileged, the child waits for "go" until its ids are mapped and it sits in
+         * its cgroups. Privileged, "go" comes at once: it builds its root while we move it
+         * into its cgroups (a cgroup v1 migration waits for an RCU grace period, several
+         * ms: better spent in parallel), then it unshares its user namespace and asks
+         * for its id map; the second "go" lets it drop privileges and exec. It makes its
+         * cgroup namespace only after that, once it is surely in its cgroups. */
+        uint64_t deadline = mono_us() + SPAWN_TIMEOUT_MS * 1000ULL;
+        if (!sb->privileged) {
+                r = write_maps(p->pid, false, sb);
+                if (r < 0) {
+                        set_err(err, errlen, "writing the id maps: %s", strerror(-r));
+                        goto fail_kill;
+                }
+                r = osm_cg_attach(p->cg, p->pid, into_cg);
+                if (r < 0) {
+                        set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
+                        goto fail_kill;
+                }
+        }
+        r = send_go(p);
+        if (r < 0) {
+                set_err(err, errlen, "sync: %s", strerror(-r));
+                goto fail_kill;
+        }
+        if (sb->privileged) {
+                r = osm_cg_attach(p->cg, p->pid, into_cg);
+                if (r < 0) {
+                        set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
+                        goto fail_kill;
+                }
+                if (spec->network && sb->net.bridge) {
+                        r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err, errlen);
+                        if (r < 0)
+                                goto fail_kill;
+                }
+                r = wait_msg(p, MSG_MAP_ME, deadline, err, errlen);
+                if (r < 0)
+                        goto fail_kill;
+                r = write_maps(p->pid, true, sb);
+                if (r < 0) {
+                        set_err(err, errlen, "writing the id maps: %s", strerror(-r));
+                        goto fail_kill;
+                }
+                r = send_go(p);
+                if (r < 0) {
+                        set_err(err, errlen, "sync: %s", strerror(-r));
+                        goto fail_kill;
+                }
+        }
+        r = wait_msg(p, MSG_STARTED, deadline, err, errlen);
+        if (r < 0)
+                goto fail_kill;
+        fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
+        *out = p;
+        return 0;
+
+fail_kill:
+        kill_and_reap(p->pid, p->pidfd);
+        p->reaped = true;
+fail:
+        osm_sb_ops_free(b.ops, b.n);
+        osm_sandbox_proc_free(p);
+        return r;
+}
+
+pid_t osm_sandbox_proc_pid(const osm_sandbox_proc *p) {
+        return p->pid;
+}
+
+int osm_sandbox_proc_pidfd(const osm_sandbox_proc *p) {
+        return p->pidfd;
+}
+
+osm_cgroup *osm_sandbox_proc_cgroup(const osm_sandbox_proc *p) {
+        for (int c = 0; p->cg && c < OSM_CG_N; c++)
+                if (p->cg->path[c])
+                        return p->cg;
+        return NULL;
+}
+
+const osm_sandbox_features *osm_sandbox_proc_limits(const osm_sandbox_proc *p) {
+        return &p->limits;
+}
+
+int osm_sandbox_proc_kill(osm_sandbox_proc *p, int sig) {
+        if (p->reaped)
+                return -ESRCH;
+        if (p->pidfd >= 0)
+                return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+        return kill(p->pid, sig) < 0 ? -errno : 0;
+}
+
+int osm_sandbox_proc_reap(osm_sandbox_proc *p, osm_sandbox_exit *out) {
+        if (p->reaped)
+                return -ECHILD;
+        int st;
+        struct rusage ru;
+        pid_t w;
+        while ((w = wait4(p->pid, &st, WNOHANG, &ru)) < 0 && errno == EINTR)
+                ;
+        if (w < 0)
+                return -errno;
+        if (w == 0)
+                return -EAGAIN;
+        p->reaped = true;
+        memset(out, 0, sizeof(*out));
+        out->status = st;
+        out->rusage = ru;
+        sync_msg m;
+        ssize_t n;
+        while ((n = recv(p->sync_fd, &m, sizeof(m), MSG_DONTWAIT)) == (ssize_t) sizeof(m))
+                if (m.type == MSG_EXIT)
+                        out->status = m.status;
+        out->oom_killed = osm_cg_oom_killed(p->cg);
+        return 0;
+}
+
+osm_sandbox_proc *osm_sandbox_proc_free(osm_sandbox_proc *p) {
+        if (!p)
+                return NULL;
+        if (!p->reaped && p->pid > 0)
+                kill_and_reap(p->pid, p->pidfd);
+        osm_cg_destroy(p->cg);
+        if (p->net_addr)
+                osm_net_release(&p->sb->net, p->net_addr);
+        osm_close(p->pidfd);
+        osm_close(p->sync_fd);
+        free(p);
+        return NULL;
+}
+
