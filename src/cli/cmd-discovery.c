@@ -221,10 +221,8 @@ static int set_trust(osm_ctl *ctl, int argc, char **argv, bool trusted) {
         params = json_pack("{s:s}", "id", argv[1]);
         if (osm_ctl_call(ctl, trusted ? "io.osmose.Discovery.Trust" : "io.osmose.Discovery.Untrust", params, &rep))
                 return 1;
-        if (ctl->json)
-                osm_print_json(rep);
-        else
-                printf("peer %s is %s\n", argv[1], trusted ? "trusted" : "no longer trusted");
+        osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "id", argv[1], "trusted", trusted), "peer %s is %s", argv[1],
+                       trusted ? "trusted" : "no longer trusted");
         return 0;
 }
 

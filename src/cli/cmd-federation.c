@@ -127,10 +127,8 @@ static int remote_add(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, FED "AddRemote", p, &rep))
                 return 1;
-        if (ctl->json)
-                osm_print_json(rep);
-        else
-                printf("paired with %s (space %s)\n", argv[optind], json_string_value(json_object_get(rep, "space_id")));
+        osm_print_done(ctl, rep, json_pack("{s:s, s:s}", "name", argv[optind], "url", argv[optind + 1]),
+                       "paired with %s (space %s)", argv[optind], json_string_value(json_object_get(rep, "space_id")));
         return 0;
 }
 

@@ -199,11 +199,8 @@ static int object_rm(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Store.ObjectRemove", params, &rep))
                 return 1;
-        if (ctl->json)
-                osm_print_json(rep);
-        else
-                printf("%s\n", json_is_true(json_object_get(rep, "deleted")) ? "deleted"
-                                                                          : "unpinned; still referenced, kept");
+        osm_print_done(ctl, rep, json_pack("{s:s}", "hash", argv[1]), "%s",
+                       json_is_true(json_object_get(rep, "deleted")) ? "deleted" : "unpinned; still referenced, kept");
         return 0;
 }
 
