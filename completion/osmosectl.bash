@@ -5,6 +5,7 @@
 # Top-level commands, and the subcommands of command groups.
 _osmosectl_commands="status reload call put query collections retention object peers peer services
 keygen bundle channel trust install workloads remove grant revoke run ps logs stop stats
+follow unfollow pin unpin upgrade import
 federation remote share unshare audit"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm gc"
@@ -47,6 +48,12 @@ declare -A _osmosectl_options=(
         [grant]=""
         [revoke]=""
         [run]="--wait"
+        [follow]=""
+        [unfollow]=""
+        [pin]=""
+        [unpin]=""
+        [upgrade]="--check"
+        [import]=""
         [ps]=""
         [logs]="-f"
         [stop]=""
@@ -177,10 +184,11 @@ _osmosectl()
                 else
                         COMPREPLY=($(compgen -W "$(_osmosectl_caps "$name" granted)" -- "$cur"))
                 fi ;;
-        remove | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
+        remove | run | follow | unfollow | pin | unpin | upgrade) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
         stop) COMPREPLY=($(compgen -W "$(_osmosectl_running)" -- "$cur")) ;;
         logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;
+        import) _filedir -d ;;
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
         "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
         "remote rm" | "remote fetch") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;

@@ -36,6 +36,8 @@ typedef struct osm_manifest {
         char *description;          /* may be NULL */
         char **argv;                /* NULL-terminated, argc >= 1, argv[0] absolute */
         size_t argc;
+        char **health;              /* the health command, like argv; NULL when none */
+        size_t n_health;
         char **env;                 /* NULL-terminated "KEY=VALUE", sorted by key */
         size_t n_env;
         /* resources; 0 means "the daemon's default" */
@@ -57,6 +59,7 @@ typedef struct osm_manifest {
  * The schema (only "name", "version" and "entrypoint" are required):
  *   { "name": "counter", "version": 3, "description": "…",
  *     "entrypoint": ["/bin/counter", "--interval", "5"],
+ *     "health": ["/bin/counter", "--check"],   run in the sandbox after an upgrade; exit 0 = healthy
  *     "environment": {"KEY": "value"},
  *     "resources": {"memory": "64M", "cpu": 50, "pids": 32, "disk": "100M"},
  *     "capabilities": ["network", "store:read:sensors/temp", "publish:_count._tcp"],

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include "cli/commands.h"
 #include "osmose/bundle.h"
 #include "osmose/channel.h"
@@ -265,4 +268,274 @@ int cmd_channel(osm_ctl *ctl, int argc, char **argv) {
                 { "inspect", channel_inspect, "FILE", "check a channel file and list its versions" },
         };
         return osm_ctl_dispatch(ctl, "channel", sub, OSM_ARRAY_SIZE(sub), argc, argv);
+}
+
+/* ---- the daemon's side: follow, unfollow, pin, unpin, upgrade, import ------------------- */
+
+/* argv[1..n] positional, no options but --help (handled by the caller). */
+static bool positional(int argc, char **argv, int min, int max) {
+        for (int i = 1; i < argc; i++)
+                if (argv[i][0] == '-' && argv[i][1])
+                        return false;
+        return argc - 1 >= min && argc - 1 <= max;
+}
+
+/* A directory or file given on the command line, made absolute for the daemon; URLs as
+ * they are. */
+static int source_arg(const char *cmd, const char *arg, char out[PATH_MAX]) {
+        if (strncmp(arg, "http://", 7) == 0 || strncmp(arg, "https://", 8) == 0) {
+                if (strlen(arg) >= PATH_MAX)
+                        return osm_ctl_usage_error("%s: URL too long", cmd);
+                snprintf(out, PATH_MAX, "%s", arg);
+                return 0;
+        }
+        if (!realpath(arg, out))
+                return osm_ctl_fail("%s: %s: %m", cmd, arg);
+        return 0;
+}
+
+static void print_follow(json_t *f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        printf("%s follows channel %s from %s", name, json_string_value(json_object_get(f, "channel")),
+               json_string_value(json_object_get(f, "source")));
+        json_t *seq = json_object_get(f, "sequence"), *latest = json_object_get(f, "latest");
+        json_t *inst = json_object_get(f, "installed"), *pin = json_object_get(f, "pinned");
+        if (seq)
+                printf(" (sequence %lld", (long long) json_integer_value(seq));
+        if (seq && latest)
+                printf(", newest version %lld", (long long) json_integer_value(latest));
+        if (seq)
+                printf(")");
+        if (inst)
+                printf("; version %lld installed", (long long) json_integer_value(inst));
+        if (pin)
+                printf("; pinned to version %lld", (long long) json_integer_value(pin));
+        printf("\n");
+}
+
+int cmd_follow(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("follow", "NAME SOURCE",
+                              "Let the workload NAME follow the channel at SOURCE: a directory (a USB stick) or "
+                              "an http(s) URL\nholding NAME.channel and bundles/, or the .channel file itself.",
+                              "The list is read and checked now (trusted signer, sequence); upgrades come with "
+                              "'osmosectl upgrade'\nor the periodic check ([channels] check-interval). Following "
+                              "again changes the source.\n");
+                return 0;
+        }
+        if (!positional(argc, argv, 2, 2))
+                return osm_ctl_usage_error("follow: usage: osmosectl follow NAME SOURCE");
+        char src[PATH_MAX];
+        int r = source_arg("follow", argv[2], src);
+        if (r)
+                return r;
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "source", src);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.Follow", p, &rep))
+                return 1;
+        json_t *f = json_object_get(rep, "follow");
+        if (ctl->json)
+                osm_print_json(f);
+        else
+                print_follow(f);
+        return 0;
+}
+
+int cmd_unfollow(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("unfollow", "NAME", "Stop following a channel; the installed version stays.", NULL);
+                return 0;
+        }
+        if (!positional(argc, argv, 1, 1))
+                return osm_ctl_usage_error("unfollow: usage: osmosectl unfollow NAME");
+        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.Unfollow", p, &rep))
+                return 1;
+        osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "followed", 0),
+                       "%s no longer follows a channel", argv[1]);
+        return 0;
+}
+
+int cmd_pin(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("pin", "NAME VERSION",
+                              "Hold a followed workload at VERSION of its channel: upgrades go to that version "
+                              "(down,\nif need be) and no further, until 'osmosectl unpin NAME'.", NULL);
+                return 0;
+        }
+        int64_t v;
+        if (!positional(argc, argv, 2, 2) || osm_parse_i64(argv[2], &v) < 0 || v < 1)
+                return osm_ctl_usage_error("pin: usage: osmosectl pin NAME VERSION (a positive integer)");
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:I}", "name", argv[1], "version", (json_int_t) v);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.Pin", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(json_object_get(rep, "follow"));
+        else
+                printf("%s pinned to version %lld\n", argv[1], (long long) v);
+        return 0;
+}
+
+int cmd_unpin(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("unpin", "NAME", "Let a pinned workload follow its channel again.", NULL);
+                return 0;
+        }
+        if (!positional(argc, argv, 1, 1))
+                return osm_ctl_usage_error("unpin: usage: osmosectl unpin NAME");
+        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.Unpin", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(json_object_get(rep, "follow"));
+        else
+                printf("%s follows its channel again\n", argv[1]);
+        return 0;
+}
+
+static const char *s_of(json_t *o, const char *k) {
+        const char *s = json_string_value(json_object_get(o, k));
+        return s ? s : "";
+}
+
+int cmd_upgrade(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "check", no_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        bool check = false;
+        int c;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c': check = true; break;
+                case 'h':
+                        osm_ctl_usage("upgrade", "[NAME] [--check]",
+                                      "Check the channel of NAME (or of every followed workload) and upgrade to the "
+                                      "newest version\nnot marked bad, or to the pinned one. --check only says what "
+                                      "would change.",
+                                      "An upgrade installs the new version beside the old, restarts the instances "
+                                      "and watches them\n([channels] health-grace, and the manifest's health "
+                                      "command); if they fail, the old version runs\nagain and the new one is marked "
+                                      "bad. Exits 1 if anything was refused or rolled back.\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (argc - optind > 1)
+                return osm_ctl_usage_error("upgrade: usage: osmosectl upgrade [NAME] [--check]");
+        _cleanup_json_ json_t *p = json_pack("{s:b}", "check", check);
+        if (optind < argc)
+                json_object_set_new(p, "name", json_string(argv[optind]));
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.Upgrade", p, &rep))
+                return 1;
+        json_t *results = json_object_get(rep, "results");
+        int status = 0;
+        size_t i;
+        json_t *r;
+        json_array_foreach(results, i, r) {
+                const char *action = s_of(r, "action");
+                if (strcmp(action, "failed") == 0 || strcmp(action, "rolled-back") == 0)
+                        status = 1;
+        }
+        if (ctl->json) {
+                osm_print_json(rep);
+                return status;
+        }
+        if (json_array_size(results) == 0)
+                printf("no workload follows a channel\n");
+        json_array_foreach(results, i, r) {
+                const char *name = s_of(r, "name"), *action = s_of(r, "action");
+                long long inst = json_integer_value(json_object_get(r, "installed"));
+                long long target = json_integer_value(json_object_get(r, "target"));
+                if (strcmp(action, "current") == 0)
+                        printf("%s: up to date%s%.0lld%s%s\n", name, inst ? " (version " : "", inst, inst ? ")" : "",
+                               json_object_get(r, "message") ? "; " : "");
+                else if (strcmp(action, "upgrade") == 0)
+                        printf("%s: would upgrade %s%lld to version %lld\n", name, inst ? "from version " : "(not "
+                               "installed) ", inst, target);
+                else if (strcmp(action, "upgraded") == 0)
+                        printf("%s: upgraded to version %lld\n", name, target);
+                else
+                        printf("%s: %s: %s%s%s%s\n", name, action, s_of(r, "message"),
+                               json_object_get(r, "error_name") ? " (" : "", s_of(r, "error_name"),
+                               json_object_get(r, "error_name") ? ")" : "");
+        }
+        return status;
+}
+
+int cmd_import(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("import", "DIR",
+                              "Take channels and bundles from DIR (a USB stick): DIR/*.channel and DIR/bundles/*.",
+                              "A channel must be signed by a trusted key and pass the sequence checks; a bundle "
+                              "is kept\nwhen its contents hash to its file name. Followed workloads then "
+                              "upgrade from them even\nwhile their source is unreachable. Exits 1 if anything was "
+                              "refused.\n");
+                return 0;
+        }
+        if (!positional(argc, argv, 1, 1))
+                return osm_ctl_usage_error("import: usage: osmosectl import DIR");
+        char dir[PATH_MAX];
+        if (!realpath(argv[1], dir))
+                return osm_ctl_fail("import: %s: %m", argv[1]);
+        _cleanup_json_ json_t *p = json_pack("{s:s}", "path", dir);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.Import", p, &rep))
+                return 1;
+        json_t *refused = json_object_get(rep, "refused");
+        if (ctl->json) {
+                osm_print_json(rep);
+                return json_array_size(refused) ? 1 : 0;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(rep, "channels"), i, v)
+                printf("channel %s imported\n", json_string_value(v));
+        printf("%zu bundle%s kept\n", json_array_size(json_object_get(rep, "bundles")),
+               json_array_size(json_object_get(rep, "bundles")) == 1 ? "" : "s");
+        json_array_foreach(refused, i, v)
+                fprintf(stderr, "osmosectl: import: %s refused: %s (%s)\n", s_of(v, "item"), s_of(v, "message"),
+                        s_of(v, "error_name"));
+        return json_array_size(refused) ? 1 : 0;
+}
+
+/* For 'workloads': the channel each workload follows, its pin and its bad versions
+ * (nothing when the daemon has no channels). */
+void osm_ctl_annotate_channels(osm_ctl *ctl, json_t *workloads) {
+        osm_client *cl = osm_ctl_client(ctl);
+        osm_client_error err = { 0 };
+        json_t *rep = NULL;
+        if (!cl || osm_client_call(cl, "io.osmose.Channel.List", NULL, NULL, 0, &rep, NULL, NULL, &err) < 0) {
+                osm_client_error_clear(&err);
+                return;
+        }
+        size_t i, k;
+        json_t *w, *f;
+        json_array_foreach(workloads, i, w)
+                json_array_foreach(json_object_get(rep, "follows"), k, f)
+                        if (strcmp(s_of(f, "name"), s_of(w, "name")) == 0)
+                                json_object_set(w, "channel", f);
+        json_decref(rep);
+}
+
+const char *osm_ctl_channel_cell(json_t *w, char *buf, size_t size) {
+        json_t *f = json_object_get(w, "channel");
+        if (!f)
+                return NULL;
+        size_t n = json_array_size(json_object_get(f, "bad"));
+        int o = snprintf(buf, size, "%s", s_of(f, "channel"));
+        if (json_object_get(f, "pinned") && o >= 0 && (size_t) o < size)
+                o += snprintf(buf + o, size - (size_t) o, " pinned %lld",
+                              (long long) json_integer_value(json_object_get(f, "pinned")));
+        for (size_t i = 0; i < n && o >= 0 && (size_t) o < size; i++)
+                o += snprintf(buf + o, size - (size_t) o, "%s%lld", i ? "," : " bad ",
+                              (long long) json_integer_value(json_object_get(json_array_get(json_object_get(f, "bad"), i),
+                                                                             "version")));
+        return buf;
 }

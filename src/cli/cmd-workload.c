@@ -183,11 +183,12 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Workload.List", NULL, &rep))
                 return 1;
+        osm_ctl_annotate_channels(ctl, json_object_get(rep, "workloads"));
         if (ctl->json) {
                 osm_print_json(rep);
                 return 0;
         }
-        osm_table *t = osm_table_new("NAME", "VERSION", "SIGNER", "RUNNING", "GRANTED", "BUNDLE", NULL);
+        osm_table *t = osm_table_new("NAME", "VERSION", "SIGNER", "RUNNING", "GRANTED", "BUNDLE", "CHANNEL", NULL);
         size_t i;
         json_t *w;
         json_array_foreach(json_object_get(rep, "workloads"), i, w) {
@@ -207,7 +208,9 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv) {
                                                          json_string_value(g));
                 char id[16];
                 snprintf(id, sizeof id, "%.12s", str(w, "id"));
-                osm_table_add(t, str(w, "name"), ver, signer, run, off ? granted : "-", id);
+                char ch[256];
+                osm_table_add(t, str(w, "name"), ver, signer, run, off ? granted : "-", id,
+                              osm_ctl_channel_cell(w, ch, sizeof ch));
         }
         osm_table_print(t);
         return 0;

@@ -38,6 +38,12 @@ static const osm_ctl_command commands[] = {
         { "peers", cmd_peers, "[--watch]", "other gateways on the LAN; trusted or not" },
         { "peer", cmd_peer, "trust|untrust ID", "trust a gateway, or stop trusting it" },
         { "channel", cmd_channel, "publish|inspect ...", "sign a list of versions of a workload; check one" },
+        { "follow", cmd_follow, "NAME SOURCE", "let a workload follow a channel (a directory or URL)" },
+        { "unfollow", cmd_unfollow, "NAME", "stop following; the installed version stays" },
+        { "pin", cmd_pin, "NAME VERSION", "hold a followed workload at a version" },
+        { "unpin", cmd_unpin, "NAME", "let it follow its channel again" },
+        { "upgrade", cmd_upgrade, "[NAME] [--check]", "upgrade followed workloads, health-checked, rolled back on failure" },
+        { "import", cmd_import, "DIR", "take channels and bundles from a directory (a USB stick)" },
         { "services", cmd_services, "[--type TYPE] [--watch]", "the DNS-SD services of the room" },
         { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },
 };

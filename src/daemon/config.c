@@ -70,6 +70,11 @@ const osm_config_key osm_config_keys[] = {
         K("federation", "listen", STRING, federation_listen, "127.0.0.1:7443", "address and port to serve on"),
         K("federation", "max-queue", UINT, federation_max_queue, "100000", "records queued per remote while offline"),
         K("federation", "audit-max-age", DURATION, audit_max_age_us, "90d", "how long audit entries are kept"),
+
+        K("channels", "check-interval", DURATION, channels_check_interval_us, "1h", "how often followed channels are checked and upgraded (0: only by osmosectl upgrade)"),
+        K("channels", "health-grace", DURATION, channels_health_grace_us, "10s", "an upgraded instance must still run after this long (or have exited 0)"),
+        K("channels", "health-timeout", DURATION, channels_health_timeout_us, "1min", "time allowed to a manifest's health command"),
+        K("channels", "trust-clock", STRING, channels_trust_clock, "auto", "judge the expiry of lists: auto (when the kernel says the clock is synchronised), yes, or no"),
 };
 const size_t osm_config_n_keys = OSM_ARRAY_SIZE(osm_config_keys);
 
@@ -389,6 +394,13 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[sandbox] uid-base/uid-count: the range must be non-empty, above 0 and below 2^32-1\n");
         if (cfg->default_cpu_percent < 1 || cfg->default_cpu_percent > 100000)
                 BAD("[sandbox] default-cpu: must be between 1 and 100000 percent\n");
+        const char *tc = cfg->channels_trust_clock ? cfg->channels_trust_clock : "auto";
+        if (strcmp(tc, "auto") != 0 && strcmp(tc, "yes") != 0 && strcmp(tc, "no") != 0)
+                BAD("[channels] trust-clock: must be auto, yes or no\n");
+        if (cfg->channels_check_interval_us && cfg->channels_check_interval_us < 10 * 1000000ull)
+                BAD("[channels] check-interval: must be 0 (off) or at least 10s\n");
+        if (cfg->channels_health_grace_us > 3600 * 1000000ull || cfg->channels_health_timeout_us > 3600 * 1000000ull)
+                BAD("[channels] health-grace and health-timeout: at most 1h\n");
 #undef BAD
         return problems;
 }

@@ -66,6 +66,12 @@ typedef struct osm_config {
         char *federation_listen;     /* ADDR:PORT */
         uint64_t federation_max_queue;
         uint64_t audit_max_age_us;
+
+        /* [channels] */
+        uint64_t channels_check_interval_us;   /* 0: no periodic check */
+        uint64_t channels_health_grace_us;     /* an upgraded instance must live this long */
+        uint64_t channels_health_timeout_us;   /* time allowed to the manifest's health command */
+        char *channels_trust_clock;            /* auto, yes, no: judge list expiry? */
 } osm_config;
 
 typedef enum osm_config_type {

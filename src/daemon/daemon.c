@@ -29,6 +29,7 @@ extern const osm_subsystem osm_discovery_subsystem;
 extern const osm_subsystem osm_sandbox_subsystem;
 extern const osm_subsystem osm_workloads_subsystem;
 extern const osm_subsystem osm_api_subsystem;
+extern const osm_subsystem osm_channels_subsystem;
 
 /* Subsystems in start order; stopped in reverse. Each entry is defined in its folder. */
 #if HAVE_MHD
@@ -43,6 +44,7 @@ const osm_subsystem *const osm_subsystems[] = {
         &osm_sandbox_subsystem,
         &osm_workloads_subsystem,
         &osm_api_subsystem,   /* after workloads: it sets the workloads' API hooks */
+        &osm_channels_subsystem,   /* after workloads: it installs and restarts them */
 #if HAVE_MHD
         &osm_federation_subsystem,
 #endif

@@ -45,6 +45,7 @@ typedef struct osm_daemon {
         struct osm_workloads *workloads;
         struct osm_api *api;
         struct osm_federation *federation;
+        struct osm_channels *channels;
 } osm_daemon;
 
 /* A subsystem: started in table order after the identity and before the socket

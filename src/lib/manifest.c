@@ -33,6 +33,7 @@ osm_manifest *osm_manifest_free(osm_manifest *m) {
         free(m->name);
         free(m->description);
         osm_strv_free(m->argv);
+        osm_strv_free(m->health);
         osm_strv_free(m->env);
         osm_strv_free(m->caps);
         free(m);
@@ -208,19 +209,20 @@ static int parse_resources(json_t *o, osm_manifest *m, char *err, size_t errsize
         return 0;
 }
 
-static int parse_argv(json_t *a, osm_manifest *m, char *err, size_t errsize) {
+/* An argv (entrypoint or health): a non-empty array of strings, the first an absolute path. */
+static int parse_argv(json_t *a, const char *name, char ***argv, size_t *argc, char *err, size_t errsize) {
         if (!json_is_array(a) || json_array_size(a) == 0)
-                return fail(err, errsize, "entrypoint", "expected a non-empty array of strings");
+                return fail(err, errsize, name, "expected a non-empty array of strings");
         size_t n = json_array_size(a);
         if (n > OSM_MANIFEST_MAX_ARGS)
-                return fail(err, errsize, "entrypoint", "more than %d arguments", OSM_MANIFEST_MAX_ARGS);
-        m->argv = calloc(n + 1, sizeof(char *));
-        if (!m->argv)
+                return fail(err, errsize, name, "more than %d arguments", OSM_MANIFEST_MAX_ARGS);
+        *argv = calloc(n + 1, sizeof(char *));
+        if (!*argv)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 json_t *s = json_array_get(a, i);
                 char field[32];
-                snprintf(field, sizeof field, "entrypoint[%zu]", i);
+                snprintf(field, sizeof field, "%s[%zu]", name, i);
                 if (!json_is_string(s))
                         return fail(err, errsize, field, "expected a string");
                 const char *v = json_string_value(s);
@@ -228,10 +230,10 @@ static int parse_argv(json_t *a, osm_manifest *m, char *err, size_t errsize) {
                         return fail(err, errsize, field, "longer than %d bytes", OSM_MANIFEST_MAX_ARG);
                 if (i == 0 && (v[0] != '/' || strstr(v, "/../") || !osm_text_line_ok(v)))
                         return fail(err, errsize, field, "expected an absolute path to the program");
-                m->argv[i] = strdup(v);
-                if (!m->argv[i])
+                (*argv)[i] = strdup(v);
+                if (!(*argv)[i])
                         return -ENOMEM;
-                m->argc++;
+                (*argc)++;
         }
         return 0;
 }
@@ -358,7 +360,10 @@ int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *e
                         if (!m->description)
                                 return -ENOMEM;
                 } else if (strcmp(key, "entrypoint") == 0) {
-                        if ((r = parse_argv(v, m, err, errsize)) < 0)
+                        if ((r = parse_argv(v, "entrypoint", &m->argv, &m->argc, err, errsize)) < 0)
+                                return r;
+                } else if (strcmp(key, "health") == 0) {
+                        if ((r = parse_argv(v, "health", &m->health, &m->n_health, err, errsize)) < 0)
                                 return r;
                 } else if (strcmp(key, "environment") == 0) {
                         if ((r = parse_env(v, m, err, errsize)) < 0)
@@ -380,7 +385,7 @@ int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *e
                         snprintf(field, sizeof field, "%.128s", key);
                         return fail(err, errsize, field,
                                     "unknown field (expected name, version, description, entrypoint, "
-                                    "environment, resources, capabilities, restart)");
+                                    "health, environment, resources, capabilities, restart)");
                 }
         }
         if (!m->name)
@@ -450,5 +455,7 @@ json_t *osm_manifest_to_json(const osm_manifest *m) {
                               "restart", osm_restart_policy_name(m->restart));
         if (o && m->description)
                 json_object_set_new(o, "description", json_string(m->description));
+        if (o && m->health)
+                json_object_set_new(o, "health", strv_to_json(m->health, m->n_health));
         return o;
 }

@@ -112,7 +112,7 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                 }
         }
         if (wl_install_begin(w, call, url, fd, grants, json_is_true(json_object_get(params, "allow_unsigned")),
-                             json_is_true(json_object_get(params, "allow_downgrade"))) < 0)
+                             json_is_true(json_object_get(params, "allow_downgrade")), NULL) < 0)
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
 }
 

@@ -1,7 +1,6 @@
 /* install.c: Install: take a bundle (an fd from the caller, or fetched with libcurl), copy it
  * into a private file, check its signature against the trusted keys and its structure —
  * all before anything is unpacked — then check rollback and grants, unpack, record. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -10,11 +9,10 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "daemon/fetch.h"
 #include "daemon/workload/wl.h"
 #include "osmose/bundle.h"
 #include "osmose/log.h"
-
-#define FETCH_CONNECT_TIMEOUT_S 15
 
 typedef struct install_job {
         uv_work_t work;
@@ -42,6 +40,7 @@ typedef struct install_job {
         const char *err_name;     /* set when a phase failed */
         char err[512];
         json_t *err_extra;
+        wl_install_hooks hooks;   /* an install for another subsystem (channels) */
 } install_job;
 
 static void job_fail(install_job *j, const char *name, const char *fmt, ...) OSM_PRINTF(3, 4);
@@ -59,6 +58,9 @@ static void job_free(install_job *j) {
         osm_close(j->src_fd);
         osm_close(j->tmp_fd);
         free(j->url);
+        free(j->hooks.expect_name);
+        free(j->hooks.expect_id);
+        free(j->hooks.source);
         for (size_t i = 0; i < j->n_grants; i++)
                 free(j->grants[i]);
         free(j->grants);
@@ -87,36 +89,6 @@ static int private_file(const char *dir) {
 
 /* ---- fetching (thread pool) ------------------------------------------------------------- */
 
-typedef struct fetch_sink {
-        int fd;
-        uint64_t written, max;
-        int error;
-} fetch_sink;
-
-static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userdata) {
-        fetch_sink *s = userdata;
-        size_t n = size * nmemb;
-        if (s->written + n > s->max) {
-                s->error = -EFBIG;
-                return 0;
-        }
-        int r = osm_write_all(s->fd, data, n);
-        if (r < 0) {
-                s->error = r;
-                return 0;
-        }
-        s->written += n;
-        return n;
-}
-
-/* Abort a transfer when the daemon stops (curl calls this about once a second and on
- * every chunk). */
-static int fetch_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                          curl_off_t ulnow) {
-        install_job *j = userdata;
-        return __atomic_load_n(&j->w->abort_installs, __ATOMIC_RELAXED) ? 1 : 0;
-}
-
 /* Fetch j->url into a new private file; returns its fd (offset 0) or -1 with j->err set. */
 static int fetch(install_job *j) {
         _cleanup_close_ int fd = private_file(j->w->bundles_dir);
@@ -125,39 +97,12 @@ static int fetch(install_job *j) {
                          strerror(-fd));
                 return -1;
         }
-        CURL *c = curl_easy_init();
-        if (!c) {
-                job_fail(j, OSM_ERR_INTERNAL, "curl_easy_init failed");
-                return -1;
-        }
-        char curl_err[CURL_ERROR_SIZE] = "";
-        fetch_sink sink = { .fd = fd, .max = j->max_size };
-        curl_easy_setopt(c, CURLOPT_URL, j->url);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) OSM_MAX(j->fetch_timeout_us / 1000, 1000u));
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) j->max_size);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "osmosed/" OSM_VERSION);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, fetch_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, j);
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_cleanup(c);
-        if (rc != CURLE_OK) {
-                if (sink.error == -EFBIG || rc == CURLE_FILESIZE_EXCEEDED)
-                        job_fail(j, WL_ERR_FETCH_FAILED, "%s: larger than the limit of %llu bytes", j->url,
-                                 (unsigned long long) j->max_size);
-                else
-                        job_fail(j, WL_ERR_FETCH_FAILED, "%s: %s", j->url,
-                                 curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        /* Aborted when the daemon stops. */
+        osm_fetch_opts o = { .max_size = j->max_size, .timeout_us = j->fetch_timeout_us,
+                             .abort_flag = &j->w->abort_installs };
+        char why[512];
+        if (osm_fetch_url(j->url, fd, &o, why, sizeof why) < 0) {
+                job_fail(j, WL_ERR_FETCH_FAILED, "%s", why);
                 return -1;
         }
         if (lseek(fd, 0, SEEK_SET) < 0) {
@@ -315,6 +260,8 @@ static void job_finish_error(install_job *j) {
                 osm_call_set_cancel(j->call, NULL, NULL);
                 osm_call_error(j->call, j->err_name, p);
         }
+        if (j->hooks.done)
+                j->hooks.done(j->hooks.userdata, j->err_name, j->err);
         j->w->installing = false;
         job_free(j);
 }
@@ -342,6 +289,16 @@ static json_t *strv_json(char **v, size_t n) {
 static void check_and_unpack(install_job *j) {
         osm_workloads *w = j->w;
         osm_manifest *m = j->manifest;
+        if (j->hooks.expect_id && strcmp(j->hooks.expect_id, j->id_hex) != 0) {
+                job_fail(j, WL_ERR_BAD_BUNDLE, "bundle %s is not the expected %s", j->id_hex, j->hooks.expect_id);
+                job_finish_error(j);
+                return;
+        }
+        if (j->hooks.expect_name && strcmp(j->hooks.expect_name, m->name) != 0) {
+                job_fail(j, WL_ERR_BAD_BUNDLE, "the bundle holds workload %s, not %s", m->name, j->hooks.expect_name);
+                job_finish_error(j);
+                return;
+        }
         wl_workload *old = wl_find(w, m->name);
         if (old && !j->allow_downgrade &&
             (m->version < old->version || (m->version == old->version && strcmp(old->bundle_id, j->id_hex) != 0))) {
@@ -425,7 +382,7 @@ static void record(install_job *j) {
         }
         bool run_old = old != NULL;
         char source[WL_MAX_URL + 8];
-        snprintf(source, sizeof source, "%s", j->url ? j->url : "fd");
+        snprintf(source, sizeof source, "%s", j->hooks.source ? j->hooks.source : j->url ? j->url : "fd");
         int r = wl_commit_install(w, m, j->manifest_text, j->id_hex, j->has_rootfs,
                                   j->info.is_signed ? j->signer : NULL, j->verified, j->allow_unsigned,
                                   source, gc, n);
@@ -461,6 +418,8 @@ static void record(install_job *j) {
                 osm_call_reply(j->call, p, false);
         } else
                 json_decref(dropped_json);
+        if (j->hooks.done)
+                j->hooks.done(j->hooks.userdata, NULL, NULL);
         w->installing = false;
         wl_gc_bundles(w);
         job_free(j);
@@ -477,6 +436,8 @@ static void after_work_cb(uv_work_t *req, int status) {
                         osm_call_set_cancel(j->call, NULL, NULL);
                         osm_call_errorf(j->call, OSM_ERR_NOT_AVAILABLE, "the daemon is stopping");
                 }
+                if (j->hooks.done)
+                        j->hooks.done(j->hooks.userdata, OSM_ERR_NOT_AVAILABLE, "the daemon is stopping");
                 job_free(j);
                 return;
         }
@@ -492,9 +453,10 @@ static void after_work_cb(uv_work_t *req, int status) {
 
 /* Start installing the bundle from url (when not NULL) or fd (a regular file, taken), with
  * the operator's grants (strings, syntax checked, at most OSM_MANIFEST_MAX_CAPS). The
- * answer to call comes when the install has finished. 0, or -ENOMEM (fd closed). */
+ * answer to call (or to hooks->done; either may be NULL) comes when the install has
+ * finished. 0, or -ENOMEM (fd closed). */
 int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, json_t *grants,
-                     bool allow_unsigned, bool allow_downgrade) {
+                     bool allow_unsigned, bool allow_downgrade, const wl_install_hooks *hooks) {
         size_t i;
         json_t *g;
         install_job *j = calloc(1, sizeof *j);
@@ -512,7 +474,16 @@ int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, 
         j->allow_downgrade = allow_downgrade;
         j->url = url ? strdup(url) : NULL;
         j->grants = calloc(json_array_size(grants) + 1, sizeof(char *));
-        if ((url && !j->url) || !j->grants) {
+        bool oom = false;
+        if (hooks) {
+                j->hooks = *hooks;
+                j->hooks.expect_name = hooks->expect_name ? strdup(hooks->expect_name) : NULL;
+                j->hooks.expect_id = hooks->expect_id ? strdup(hooks->expect_id) : NULL;
+                j->hooks.source = hooks->source ? strdup(hooks->source) : NULL;
+                oom = (hooks->expect_name && !j->hooks.expect_name) || (hooks->expect_id && !j->hooks.expect_id) ||
+                      (hooks->source && !j->hooks.source);
+        }
+        if ((url && !j->url) || !j->grants || oom) {
                 job_free(j);
                 return -ENOMEM;
         }
@@ -528,7 +499,8 @@ int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, 
         w->installing = true;
         w->open_handles++;
         j->holds_ref = true;
-        osm_call_set_cancel(call, job_cancel, j);
+        if (call)
+                osm_call_set_cancel(call, job_cancel, j);
         start_phase(j, 1);
         return 0;
 }

@@ -125,7 +125,11 @@ typedef struct osm_workloads {
         uv_signal_t sigchld;      /* fallback when pidfds are missing */
         osm_workload_api_hooks api_hooks;
         void *api_userdata;
+        struct osm_workloads_snapshot *snapshots;   /* their bundles are kept (channel-hooks.c) */
 } osm_workloads;
+
+/* channel-hooks.c */
+bool wl_snapshot_holds(osm_workloads *w, const char *bundle_id);
 
 /* workloads.c */
 wl_workload *wl_find(osm_workloads *w, const char *name);
@@ -159,8 +163,15 @@ json_t *wl_trust_list(osm_workloads *w);
 int wl_trust_remove(osm_workloads *w, const char *key);
 
 /* install.c */
+typedef struct wl_install_hooks {
+        char *expect_name;        /* refuse a bundle of another workload (NULL: any) */
+        char *expect_id;          /* refuse another bundle (NULL: any) */
+        char *source;             /* recorded as the install's source */
+        osm_workloads_install_done done;
+        void *userdata;
+} wl_install_hooks;
 int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, json_t *grants,
-                     bool allow_unsigned, bool allow_downgrade);
+                     bool allow_unsigned, bool allow_downgrade, const wl_install_hooks *hooks);
 
 /* instance.c: supervision */
 extern const char *const wl_state_names[];

@@ -139,6 +139,8 @@ int wl_rm_rf_at(int parent, const char *name) {
 }
 
 static bool bundle_in_use(osm_workloads *w, const char *id) {
+        if (wl_snapshot_holds(w, id))
+                return true;
         for (wl_workload *wl = w->workloads; wl; wl = wl->next)
                 if (strcmp(wl->bundle_id, id) == 0)
                         return true;

@@ -40,3 +40,61 @@ typedef struct osm_workload_api_hooks {
 
 void osm_workloads_set_api_hooks(struct osm_workloads *w, const osm_workload_api_hooks *hooks,
                                  void *userdata);
+
+/* ---- for the channels subsystem (channel-hooks.c) ---------------------------------------- */
+#include <jansson.h>
+#include <stdint.h>
+
+#include "osmose/identity.h"
+
+/* Install the bundle in fd (a regular file at offset 0; taken) as an install would —
+ * signature against the trusted keys, rollback protection unless allow_downgrade, the
+ * grants of the installed version carried over — and also refuse it unless its manifest
+ * names expect_name (if not NULL) and its id is expect_id (if not NULL). done is called
+ * once, from the loop, with error_name NULL on success (also when the daemon stops,
+ * with io.osmose.NotAvailable). Returns 0, -EBUSY (an install is running) or -ENOMEM;
+ * on error done is not called. */
+typedef void (*osm_workloads_install_done)(void *userdata, const char *error_name, const char *message);
+int osm_workloads_install_file(struct osm_workloads *w, int fd, const char *expect_name, const char *expect_id,
+                               bool allow_downgrade, const char *source, osm_workloads_install_done done,
+                               void *userdata);
+
+/* 1 if pk is a trusted publisher key, 0 if not, or -errno. */
+int osm_workloads_trusted(struct osm_workloads *w, const uint8_t pk[OSM_PUBKEY_BYTES]);
+
+/* The installed version and bundle id of a workload: 0, or -ENOENT. */
+int osm_workloads_current(struct osm_workloads *w, const char *name, int64_t *version, char id[OSM_HASH_HEX]);
+/* The name of the workload installed from this bundle, or NULL (borrowed). */
+const char *osm_workloads_name_of_bundle(struct osm_workloads *w, const char *id);
+
+/* What a workload is now (version, bundle, manifest, grants), to go back to after a
+ * failed upgrade: its unpacked bundle is kept until the snapshot is freed. NULL when
+ * it is not installed (or out of memory). restore records it as the installed version
+ * again (history: "rollback"). */
+struct osm_workloads_snapshot;
+struct osm_workloads_snapshot *osm_workloads_snapshot(struct osm_workloads *w, const char *name);
+int osm_workloads_restore(struct osm_workloads *w, const struct osm_workloads_snapshot *s);
+void osm_workloads_snapshot_free(struct osm_workloads *w, struct osm_workloads_snapshot *s);
+
+/* The instances of a workload that are alive now: a JSON array of their extra
+ * arguments (one array of strings each), to start them again after an upgrade. */
+json_t *osm_workloads_live_args(struct osm_workloads *w, const char *name);
+unsigned osm_workloads_n_alive(struct osm_workloads *w, const char *name);
+/* Stop every live instance of a workload (SIGTERM, then SIGKILL after the grace period). */
+void osm_workloads_stop_workload(struct osm_workloads *w, const char *name);
+
+/* Start an instance of the installed workload with args (an array of strings, or
+ * NULL); with health, run the manifest's health command instead of its entrypoint, once
+ * (-ENOENT if it has none). *id: the instance's id (malloc'd). Errors: -ENOENT, -EBUSY,
+ * -EAGAIN (the daemon is stopping or has no sandbox), other -errno; why says it. */
+int osm_workloads_start(struct osm_workloads *w, const char *name, json_t *args, bool health, char **id,
+                        char *why, size_t whysize);
+
+typedef struct osm_workloads_instance_status {
+        bool alive;               /* starting, running, backoff or stopping */
+        bool failed_to_start;
+        int exit_code, signal;    /* -1 when unknown */
+        unsigned restarts;
+} osm_workloads_run_status;
+/* 0, or -ENOENT for an instance that is not known (any more). */
+int osm_workloads_instance_status(struct osm_workloads *w, const char *id, osm_workloads_run_status *st);

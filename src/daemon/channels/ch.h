@@ -1,0 +1,102 @@
+/* ch.h: internals shared by the files of the channels subsystem. */
+#pragma once
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "daemon/channels/channels.h"
+#include "daemon/daemon.h"
+#include "daemon/workload/workloads.h"
+#include "osmose/channel.h"
+
+#define CH_ERR_UNTRUSTED      "io.osmose.Channel.Untrusted"
+#define CH_ERR_REPLAYED       "io.osmose.Channel.Replayed"
+#define CH_ERR_STALE          "io.osmose.Channel.StaleSequence"
+#define CH_ERR_HASH_MISMATCH  "io.osmose.Channel.HashMismatch"
+#define CH_ERR_DOWNGRADE      "io.osmose.Channel.Downgrade"
+#define CH_ERR_EXPIRED        "io.osmose.Channel.Expired"
+#define CH_ERR_BAD_CHANNEL    "io.osmose.Channel.BadChannel"
+#define CH_ERR_FETCH_FAILED   "io.osmose.Channel.FetchFailed"
+#define CH_ERR_ROLLED_BACK    "io.osmose.Channel.RolledBack"
+#define CH_ERR_NOT_LISTED     "io.osmose.Channel.NotListed"
+
+#define CH_MAX_SOURCE   2048
+#define CH_MAX_FOLLOWS  256
+#define CH_SEEN_KEPT    64       /* lists remembered per channel and signer, for replays */
+#define CH_POLL_MS      100      /* how often a health check looks at the instances */
+
+typedef struct ch_follow {
+        struct ch_follow *next;
+        char *name;               /* the workload */
+        char *source;             /* a directory, or an http(s) base URL */
+        char *channel;            /* SOURCE/CHANNEL.channel */
+        int64_t pinned;           /* 0: follows the newest */
+        int64_t checked_us;
+        char *error, *error_name; /* of the last check, NULL when it went well */
+        const char *state;        /* idle, checking, fetching, installing, health, rolling-back */
+        int64_t latest, sequence; /* of the last accepted list; 0 when none */
+        char signer[OSM_PUBKEY_B64];
+} ch_follow;
+
+struct ch_job;
+struct ch_batch;
+
+typedef struct osm_channels {
+        osm_daemon *d;
+        sqlite3 *db;
+        char *dir;                /* state/channels */
+        char *bundles_dir;        /* state/channels/bundles: verified bundle files by id */
+        ch_follow *follows;
+        uv_timer_t check_timer;   /* the periodic check */
+        uv_timer_t poll_timer;    /* the running job's health check */
+        struct ch_job *job;       /* the one running job, if any */
+        struct ch_batch *batch;   /* the batch it belongs to */
+        int abort;                /* set at stop; read by fetching threads (atomic) */
+        bool stopped;
+        unsigned refs;            /* handles open and jobs in flight; freed at 0 after stop */
+} osm_channels;
+
+/* channels.c */
+ch_follow *ch_find(osm_channels *c, const char *name);
+int ch_db_exec(osm_channels *c, const char *sql);
+void ch_follow_set_error(osm_channels *c, ch_follow *f, const char *error_name, const char *message);
+void ch_follow_save_check(osm_channels *c, ch_follow *f);
+json_t *ch_follow_json(osm_channels *c, ch_follow *f);
+bool ch_is_bad(osm_channels *c, const char *name, const char *bundle);
+int ch_mark_bad(osm_channels *c, const char *name, int64_t version, const char *bundle, const char *reason);
+void ch_unref(osm_channels *c);
+ch_follow *ch_follow_add(osm_channels *c, const char *name, const char *source, const char *channel);
+int ch_follow_remove(osm_channels *c, const char *name);
+int ch_follow_set_pin(osm_channels *c, ch_follow *f, int64_t version);
+/* The sequence rules against the lists seen before; records an accepted one. Returns
+ * NULL, or the error name with msg set (and *newest). */
+const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, size_t msgsize, int64_t *newest);
+bool ch_clock_trusted(osm_channels *c);
+
+/* source.c (thread pool side): the list and the bundles, from a directory or a URL. */
+int ch_source_check(const char *source, char *err, size_t errsize);
+int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, osm_channel **out,
+                     const char **err_name, char *err, size_t errsize);
+/* The verified bundle file of id (size bytes) from the kept bundles, or fetched from
+ * source and verified by its id on arrival, then kept. Returns an fd at offset 0, or -1
+ * with *err_name and err set. */
+int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_t size,
+                    const char **err_name, char *err, size_t errsize);
+/* Open a kept bundle by id: fd, or -errno. */
+int ch_open_kept(osm_channels *c, const char *id);
+/* Verify the bundle in src_fd and keep it under its id (want_id may be NULL: any id);
+ * fills id_out. Returns 0 or -1 with err set. */
+int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t want_size, char id_out[OSM_HASH_HEX],
+                   const char **err_name, char *err, size_t errsize);
+
+/* upgrade.c */
+/* Check (and upgrade unless check_only) every followed workload; call may be NULL (the
+ * periodic check). Returns 0 or -EBUSY when a batch is running. */
+int ch_batch_start(osm_channels *c, osm_call *call, const char *name, bool check_only);
+/* Follow's first check: the list must be readable and acceptable; a new follow is
+ * dropped again if it is not. */
+int ch_batch_follow(osm_channels *c, osm_call *call, const char *name, const char *old_source,
+                    const char *old_channel);
+void ch_jobs_stop(osm_channels *c);

@@ -1,0 +1,93 @@
+/* fetch.c: HTTP(S) GET into a file with libcurl (see fetch.h). curl_global_init is done
+ * once by the workload subsystem's start, before any thread fetches. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "build-config.h"
+#include "daemon/fetch.h"
+#include "osmose/util.h"
+
+#define FETCH_CONNECT_TIMEOUT_S 15
+
+typedef struct sink {
+        int fd;
+        uint64_t written, max;
+        int error;
+        const int *abort_flag;
+} sink;
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata) {
+        sink *s = userdata;
+        size_t n = size * nmemb;
+        if (s->written + n > s->max) {
+                s->error = -EFBIG;
+                return 0;
+        }
+        int r = osm_write_all(s->fd, data, n);
+        if (r < 0) {
+                s->error = r;
+                return 0;
+        }
+        s->written += n;
+        return n;
+}
+
+/* Abort when asked (curl calls this about once a second and on every chunk). */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+        sink *s = userdata;
+        if (s->abort_flag && __atomic_load_n(s->abort_flag, __ATOMIC_RELAXED)) {
+                s->error = -ECANCELED;
+                return 1;
+        }
+        return 0;
+}
+
+int osm_fetch_url_ok(const char *u, size_t max) {
+        if (!u || strlen(u) > max || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
+                return 0;
+        for (const unsigned char *p = (const unsigned char *) u; *p; p++)
+                if (*p <= 0x20 || *p == 0x7f)
+                        return 0;
+        return 1;
+}
+
+int osm_fetch_url(const char *url, int fd, const osm_fetch_opts *o, char *err, size_t errsize) {
+        CURL *c = curl_easy_init();
+        if (!c)
+                return osm_errorf(err, errsize, -ENOMEM, "curl_easy_init failed");
+        char curl_err[CURL_ERROR_SIZE] = "";
+        sink s = { .fd = fd, .max = o->max_size, .abort_flag = o->abort_flag };
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) OSM_MAX(o->timeout_us / 1000, 1000u));
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) o->max_size);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "osmosed/" OSM_VERSION);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_cleanup(c);
+        if (o->bytes)
+                *o->bytes = s.written;
+        if (rc == CURLE_OK)
+                return 0;
+        if (s.error == -EFBIG || rc == CURLE_FILESIZE_EXCEEDED)
+                return osm_errorf(err, errsize, -EFBIG, "%s: larger than the limit of %llu bytes", url,
+                                  (unsigned long long) o->max_size);
+        if (s.error == -ECANCELED)
+                return osm_errorf(err, errsize, -ECANCELED, "%s: cancelled", url);
+        return osm_errorf(err, errsize, s.error < 0 ? s.error : -EIO, "%s: %s", url,
+                          curl_err[0] ? curl_err : curl_easy_strerror(rc));
+}
