@@ -261,6 +261,11 @@ def check_json_output(man1, real):
         check("channel publish", os.path.join(tmp, "probe.osb"), "--channel", "stable", "--key",
               os.path.join(tmp, "key"), "-o", chan)
         check("channel inspect", os.path.join(chan, "stable.channel"))
+        check("follow", "probe", os.path.join(chan, "stable.channel"))
+        check("pin", "probe", "1")
+        check("unpin", "probe")
+        check("upgrade", "probe", "--check")
+        check("import", chan)
         check("install", os.path.join(tmp, "probe.osb"), "--grant", "network")
         check("workloads")
         check("grant", "probe", "discovery:read")
@@ -275,6 +280,8 @@ def check_json_output(man1, real):
             check("stop", inst)
         else:
             note("the sandbox cannot run here: run, ps, logs, stats, stop not exercised")
+        check("upgrade")
+        check("unfollow", "probe")
         check("remove", "probe")
         check("trust rm", key)
         check("federation enable", "--listen", "127.0.0.1:0")
