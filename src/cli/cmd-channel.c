@@ -539,3 +539,7 @@ const char *osm_ctl_channel_cell(json_t *w, char *buf, size_t size) {
                                                                              "version")));
         return buf;
 }
+
+bool osm_ctl_is_bundle_id(const char *s) {
+        return strlen(s) == OSM_HASH_BYTES * 2 && strspn(s, "0123456789abcdef") == OSM_HASH_BYTES * 2;
+}

@@ -288,8 +288,10 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
                         break;
                 }
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-                        osm_ctl_usage("run", "NAME [--wait] [-- ARG...]",
-                                      "Start an instance of an installed workload, with ARGs after its entrypoint.",
+                        osm_ctl_usage("run", "NAME|BUNDLE-ID [--wait] [-- ARG...]",
+                                      "Start an instance of an installed workload, with ARGs after its entrypoint. "
+                                      "Given a bundle id,\nthe bundle is installed first from those the daemon keeps "
+                                      "(osmosectl import, followed channels).",
                                       "Without --wait, prints the instance id and returns; the instance runs on "
                                       "under the daemon.\nWith --wait, waits until it has ended for good (restarts "
                                       "included) and exits with its\nexit status (128+N if killed by signal N), or "
@@ -306,7 +308,16 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
                         return osm_ctl_usage_error("run: arguments for the workload go after --");
         }
         if (!name)
-                return osm_ctl_usage_error("run: usage: osmosectl run NAME [--wait] [-- ARG...]");
+                return osm_ctl_usage_error("run: usage: osmosectl run NAME|BUNDLE-ID [--wait] [-- ARG...]");
+        /* A bundle id (no workload name is 64 characters): install it from the bundles the
+         * daemon keeps (import, channels) if need be, then run the workload it holds. */
+        _cleanup_json_ json_t *installed = NULL;
+        if (osm_ctl_is_bundle_id(name)) {
+                _cleanup_json_ json_t *q = json_pack("{s:s, s:b}", "bundle", name, "install_only", 1);
+                if (osm_ctl_call(ctl, "io.osmose.Channel.Run", q, &installed))
+                        return wait ? RUN_TOOL_ERROR : 1;
+                name = str(installed, "name");
+        }
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", name);
         if (i < argc) {
                 json_t *args = json_array();

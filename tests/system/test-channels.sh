@@ -194,4 +194,33 @@ cp "$T/hello-seq3.channel" "$T/pub/hello.channel"
 out=$(ctl upgrade hello 2>&1); ok $((! $?)) "a replayed older list (one seen before) is refused"
 like "$out" 'this list \(sequence 3\) was seen before and sequence 13 has replaced it.*io.osmose.Channel.Replayed' "…as a replay (Replayed)"
 
+# --- offline: import from a USB stick, run a bundle by its id
+for v in 1 2; do
+    make_bundle $v "$T/key" "$T/usb-$v.osb" '["/bin/sh","-c","exec sleep 1000"]' usb
+    ctl channel publish "$T/usb-$v.osb" --channel usb --key "$T/key" -o "$T/stick" >/dev/null
+    [ $v = 1 ] && mkdir -p "$T/oldstick" && cp "$T/stick/usb.channel" "$T/oldstick/"
+done
+make_bundle 1 "$T/key" "$T/tool-1.osb" '["/bin/sh","-c","echo tool ran; exit 0"]' tool
+idtool=$(ctl --json bundle inspect "$T/tool-1.osb" | jget id)
+cp "$T/tool-1.osb" "$T/stick/bundles/$idtool"
+cp "$T/hello-1.osb" "$T/stick/bundles/$(printf 'f%.0s' $(seq 64))"
+cp "$T/strange/stranger.channel" "$T/stick/"
+out=$(ctl import "$T/stick" 2>&1); is $? 1 "import DIR: exit 1 when something was refused"
+like "$out" 'channel usb imported' "…the trusted channel is imported"
+like "$out" '3 bundles kept' "…the three bundles whose contents match their name are kept"
+like "$out" 'ffff+ refused: .*io.osmose.Channel.HashMismatch' "…a file whose contents do not match its name is refused (HashMismatch)"
+like "$out" 'stranger.channel refused: .*Untrusted' "…a channel signed by an untrusted key is refused (Untrusted)"
+j=$(ctl --json import "$T/stick"); is "$(echo "$j" | jget channels.0)" usb "import --json lists the channels"
+out=$(ctl follow usb "http://127.0.0.1:9/offline" 2>&1); ok $? "follow a channel whose source is unreachable: the imported list stands in"
+like "$out" 'sequence 2, newest version 2' "…with the imported list's sequence"
+out=$(ctl upgrade usb); ok $? "upgrade from the imported list and kept bundles, offline"
+is "$(installed usb)" 2 "…version 2 is installed"
+out=$(ctl import "$T/oldstick" 2>&1); ok $((! $?)) "importing an older list of the channel is refused"
+like "$out" 'sequence 1 is lower than 2.*StaleSequence' "…as a stale sequence"
+out=$(ctl run "$idtool" --wait); ok $? "run BUNDLE-ID --wait: installed from the kept bundles and run"
+like "$(ctl logs tool)" 'tool ran' "…it ran (its log)"
+is "$(installed tool)" 1 "…it is installed now"
+out=$(ctl run "$(printf 'e%.0s' $(seq 64))" 2>&1); ok $((! $?)) "run of a bundle id that is not kept is refused"
+like "$out" 'neither installed nor kept here' "…saying so"
+
 done_testing

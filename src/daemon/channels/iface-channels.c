@@ -420,6 +420,7 @@ typedef struct run_job {
         osm_call *call;
         char id[OSM_HASH_HEX];
         json_t *args;
+        bool install_only;
 } run_job;
 
 static void run_free(run_job *j) {
@@ -429,12 +430,16 @@ static void run_free(run_job *j) {
         ch_unref(c);
 }
 
-static void run_start(osm_channels *c, osm_call *call, const char *name, json_t *args) {
+static void run_start(osm_channels *c, osm_call *call, const char *name, json_t *args, bool install_only) {
         char why[512];
         char *inst = NULL;
         int64_t version = 0;
         char cur[OSM_HASH_HEX];
         osm_workloads_current(c->d->workloads, name, &version, cur);
+        if (install_only) {
+                osm_call_reply(call, json_pack("{s:s, s:I}", "name", name, "version", (json_int_t) version), false);
+                return;
+        }
         int r = osm_workloads_start(c->d->workloads, name, args, false, &inst, why, sizeof why);
         if (r < 0) {
                 osm_call_errorf(call, r == -ENOENT ? OSM_ERR_NOT_FOUND : "io.osmose.Workload.SpawnFailed", "%s", why);
@@ -462,7 +467,7 @@ static void on_run_installed(void *userdata, const char *error_name, const char 
         else if (!name)
                 osm_call_errorf(j->call, OSM_ERR_INTERNAL, "bundle %s was installed but is not found", j->id);
         else
-                run_start(j->c, j->call, name, j->args);
+                run_start(j->c, j->call, name, j->args, j->install_only);
         run_free(j);
 }
 
@@ -476,8 +481,9 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         const char *name = osm_workloads_name_of_bundle(c->d->workloads, id);
+        bool install_only = json_is_true(json_object_get(params, "install_only"));
         if (name) {
-                run_start(c, call, name, args);
+                run_start(c, call, name, args, install_only);
                 return;
         }
         int fd = ch_open_kept(c, id);
@@ -496,6 +502,7 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         j->call = call;
         memcpy(j->id, id, sizeof j->id);
         j->args = json_incref(args);
+        j->install_only = install_only;
         c->refs++;
         char source[128];
         snprintf(source, sizeof source, "run %s", id);
