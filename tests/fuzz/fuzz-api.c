@@ -37,9 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (strcmp(member, "Put") == 0) {
                 osm_store_put_req req = { 0 };
-                (void) osm_store_parse_put(p, &req, &why);
+                (void) osm_store_parse_put(p, &req, NULL);
         } else if (strcmp(member, "PutBatch") == 0) {
-                (void) osm_store_check_batch(p, &why);
+                (void) osm_store_check_batch(p, NULL);
         } else if (strcmp(member, "Query") == 0) {
                 osm_store_query_req q;
                 (void) osm_store_parse_query(p, &q, &why);

@@ -10,12 +10,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *why = NULL, *coll = NULL;
+        osm_error err;
         json_t *p = json_loadb((const char *) data, size, JSON_DECODE_ANY, NULL);
         if (p) {
                 osm_store_put_req req;
                 osm_store_query_req q;
                 osm_store_retention ret;
-                if (osm_store_parse_put(p, &req, &why) == 0) {
+                if (osm_store_parse_put(p, &req, &err) == 0) {
                         /* what the store does next with an accepted body: size it and encode it */
                         size_t n = json_dumpb(req.body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
                         char *buf = malloc(n + 1);
@@ -23,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                         free(buf);
                 }
-                osm_store_check_batch(p, &why);
+                osm_store_check_batch(p, &err);
                 if (osm_store_parse_query(p, &q, &why) == 0) {
                         int64_t ts, seq;
                         if (q.since_us > q.until_us)

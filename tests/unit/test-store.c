@@ -205,15 +205,16 @@ int main(void) {
         /* validation */
         json_t *b = json_pack("{s:s}", "x", "y");
         osm_store_put_req bad = { .collection = "a/../b", .writer = "user:test", .body = b };
-        const char *why = NULL;
-        TAP_EQ_INT(osm_store_put(s, &bad, on_put, &ps, &why), -EINVAL, "a name with .. is refused");
+        osm_error err = {};
+        TAP_EQ_INT(osm_store_put(s, &bad, on_put, &ps, &err), -EINVAL, "a name with .. is refused");
+        TAP_EQ_INT(err.kind, OSM_STORE_BAD_NAME, "…as a bad name (the error's kind, not its message)");
         bad.collection = "bad\nname";
-        TAP_EQ_INT(osm_store_put(s, &bad, on_put, &ps, &why), -EINVAL, "a name with a control character is refused");
+        TAP_EQ_INT(osm_store_put(s, &bad, on_put, &ps, &err), -EINVAL, "a name with a control character is refused");
         char longname[300];
         memset(longname, 'a', sizeof(longname) - 1);
         longname[sizeof(longname) - 1] = 0;
         bad.collection = longname;
-        TAP_EQ_INT(osm_store_put(s, &bad, on_put, &ps, &why), -EINVAL, "an over-long name is refused");
+        TAP_EQ_INT(osm_store_put(s, &bad, on_put, &ps, &err), -EINVAL, "an over-long name is refused");
         json_t *big = json_pack("{s:s%}", "x", longname, (size_t) 299);
         char huge[5000];
         memset(huge, 'x', sizeof(huge) - 1);
@@ -221,10 +222,13 @@ int main(void) {
         json_decref(big);
         big = json_pack("{s:s}", "x", huge);
         osm_store_put_req toobig = { .collection = "sensors/temp", .writer = "user:test", .body = big };
-        TAP_EQ_INT(osm_store_put(s, &toobig, on_put, &ps, &why), -EMSGSIZE, "a record over the size limit is refused");
+        TAP_EQ_INT(osm_store_put(s, &toobig, on_put, &ps, &err), -EMSGSIZE, "a record over the size limit is refused");
         json_decref(big);
         osm_store_put_req badid = { .collection = "x", .writer = "user:test", .body = b, .id = "zz-1" };
-        TAP_EQ_INT(osm_store_put(s, &badid, on_put, &ps, &why), -EINVAL, "a malformed remote id is refused");
+        err = (osm_error) {};
+        TAP_EQ_INT(osm_store_put(s, &badid, on_put, &ps, &err), -EINVAL, "a malformed remote id is refused");
+        TAP_EQ_INT(err.kind, 0, "…as a bad record, not a bad name");
+        tap_ok(err.code == -EINVAL && err.message[0], "…with its code and a message (%s)", err.message);
 
         /* a batch queued at once stops at its first bad record; those before it are stored */
         {
@@ -237,7 +241,7 @@ int main(void) {
                 };
                 int r = 0;
                 ps = (put_state) { .want = 2 };
-                size_t queued = osm_store_put_many(s, reqs, 3, on_put, &ps, &r, &why);
+                size_t queued = osm_store_put_many(s, reqs, 3, on_put, &ps, &r, &err);
                 TAP_EQ_INT(queued, 2, "put_many queues the records before a bad one");
                 TAP_EQ_INT(r, -EMSGSIZE, "…and says why it stopped");
                 run_until(&ps.all);
@@ -422,7 +426,7 @@ int main(void) {
         osm_store_set_options(s, &small);
         json_t *b2 = json_pack("{s:i}", "x", 1);
         osm_store_put_req req = { .collection = "sensors/temp", .writer = "user:test", .body = b2 };
-        int r = osm_store_put(s, &req, on_put, &ps, &why);
+        int r = osm_store_put(s, &req, on_put, &ps, &err);
         TAP_EQ_INT(r, -EDQUOT, "past the budget a put is refused");
         json_decref(b2);
         osm_store_set_options(s, &o);

@@ -7,6 +7,7 @@
 #include "daemon/api/api-internal.h"
 #include "osmose/log.h"
 #include "daemon/store/store-params.h"
+#include "daemon/store/store-reply.h"
 
 static bool collection_ok(osm_call *call, const char *coll) {
         if (osm_name_valid(coll, OSM_STORE_MAX_NAME, true))
@@ -34,13 +35,9 @@ static bool need_store(osm_call *call, const char *const *grants, const char *ki
 typedef struct api_op {
         osm_call *call;
         api_inst *in;
-        size_t queued, done, stored;
-        size_t bad_index;           /* SIZE_MAX: none */
-        int bad_r;
+        osm_store_batch batch;      /* PutBatch */
         uint64_t unstored_bytes;    /* reserved against the quota but not written */
         size_t *sizes;              /* PutBatch: each record's size */
-        char first[OSM_STORE_MAX_ID], last[OSM_STORE_MAX_ID];
-        size_t first_index, last_index;
         char name[OSM_STORE_MAX_NAME + 1];
 } api_op;
 
@@ -57,7 +54,7 @@ static api_op *op_new(osm_call *call, api_inst *in) {
         }
         op->call = call;
         op->in = in;
-        op->bad_index = SIZE_MAX;
+        osm_store_batch_init(&op->batch);
         in->refs++;
         osm_call_set_cancel(call, op_cancel, op);
         return op;
@@ -72,35 +69,18 @@ static void op_free(api_op *op) {
         api_inst_unref(in);
 }
 
-/* Reply to a store failure r (index/stored for batches). */
-static void store_error(osm_call *call, int r, const char *why, size_t index, size_t stored, const char *coll) {
-        char msg[320];
-        switch (r) {
-        case -ENOENT:
-                osm_call_error(call, ERR_NO_COLL, json_pack("{s:s}", "collection", coll ? coll : ""));
-                return;
-        case -EINVAL:
-        case -ERANGE:
-        case -EMSGSIZE:
-                snprintf(msg, sizeof msg, "%s", r == -EMSGSIZE ? "record larger than the store's max-record-size"
-                                                : why ? why : "invalid record");
-                osm_call_error(call, ERR_BAD_RECORD, json_pack("{s:I, s:I, s:s}", "index", (json_int_t) index,
-                                                               "stored", (json_int_t) stored, "message", msg));
-                return;
-        case -EBUSY:
-                osm_call_errorf(call, OSM_ERR_BUSY, "%s", why ? why : "the store is busy; try again");
-                return;
-        case -EDQUOT:
-                snprintf(msg, sizeof msg, "the room's database budget is reached");
-                break;
-        case -ENOSPC:
-                snprintf(msg, sizeof msg, "no space left on the gateway's disk");
-                break;
-        default:
-                snprintf(msg, sizeof msg, "%s%s%s", why ? why : "", why ? ": " : "", strerror(-r));
-                break;
-        }
-        osm_call_error(call, ERR_STORE, json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message", msg));
+/* Reply to a store failure r; err may be NULL. */
+static void store_error(osm_call *call, api_inst *in, int r, const osm_error *err, const char *coll) {
+        osm_store_failure f = { .code = r, .err = err, .collection = coll };
+        osm_store_reply_error(call, OSM_STORE_IFACE_API, &in->api->d->cfg, &f);
+}
+
+/* The same, with our message for it. */
+static void store_error_text(osm_call *call, api_inst *in, int r, const char *why, const char *coll) {
+        osm_error e = { .code = r };
+        if (why)
+                snprintf(e.message, sizeof e.message, "%s", why);
+        store_error(call, in, r, &e, coll);
 }
 
 static bool reserve_bytes(osm_call *call, api_inst *in, uint64_t n) {
@@ -124,7 +104,7 @@ static void put_done(int r, const char *id, int64_t time_us, bool duplicate, voi
                 op->in->bytes_stored -= OSM_MIN(op->in->bytes_stored, op->unstored_bytes);
         if (op->call) {
                 if (r < 0)
-                        store_error(op->call, r, NULL, 0, 0, op->name);
+                        store_error(op->call, op->in, r, NULL, op->name);
                 else
                         osm_call_reply(op->call, json_pack("{s:s, s:I}", "id", id, "time", (json_int_t) time_us), false);
                 op->call = NULL;
@@ -138,23 +118,23 @@ static void m_put(osm_call *call, json_t *params, void *userdata) {
         if (!grants)
                 return;
         osm_store_put_req req = { 0 };
-        const char *why = NULL;
-        int r = osm_store_parse_put(params, &req, &why);
-        if (r < 0 && !osm_name_valid(req.collection, OSM_STORE_MAX_NAME, true)) {
+        osm_error err = {};
+        int r = osm_store_parse_put(params, &req, &err);
+        if (r < 0 && err.kind == OSM_STORE_BAD_NAME) {
                 collection_ok(call, req.collection);
                 return;
         }
         if (r < 0) {
-                store_error(call, r, why, 0, 0, req.collection);
+                store_error(call, in, r, &err, req.collection);
                 return;
         }
         if (!need_store(call, grants, "write", req.collection))
                 return;
         req.writer = in->writer;
         size_t len = 0;
-        r = osm_store_check_put(in->api->d->store, &req, &len, &why);
+        r = osm_store_check_put(in->api->d->store, &req, &len, &err);
         if (r < 0) {
-                store_error(call, r, why, 0, 0, req.collection);
+                store_error(call, in, r, &err, req.collection);
                 return;
         }
         if (!reserve_bytes(call, in, len))
@@ -166,28 +146,19 @@ static void m_put(osm_call *call, json_t *params, void *userdata) {
         }
         op->unstored_bytes = len;
         snprintf(op->name, sizeof op->name, "%s", req.collection);
-        r = osm_store_put(in->api->d->store, &req, put_done, op, &why);
+        r = osm_store_put(in->api->d->store, &req, put_done, op, &err);
         if (r < 0) {
                 in->bytes_stored -= len;
                 osm_call_set_cancel(call, NULL, NULL);
                 op->call = NULL;
                 op_free(op);
-                store_error(call, r, why, 0, 0, req.collection);
+                store_error(call, in, r, &err, req.collection);
         }
 }
 
 static void batch_finish(api_op *op) {
         if (op->call) {
-                if (op->bad_index != SIZE_MAX)
-                        store_error(op->call, op->bad_r, NULL, op->bad_index, op->stored, op->name);
-                else {
-                        json_t *o = json_pack("{s:I}", "stored", (json_int_t) op->stored);
-                        if (o && op->stored > 0) {
-                                json_object_set_new(o, "first", json_string(op->first));
-                                json_object_set_new(o, "last", json_string(op->last));
-                        }
-                        osm_call_reply(op->call, o, false);
-                }
+                osm_store_batch_reply(op->call, OSM_STORE_IFACE_API, &op->in->api->d->cfg, &op->batch, op->name);
                 op->call = NULL;
         }
         op_free(op);
@@ -195,25 +166,11 @@ static void batch_finish(api_op *op) {
 
 static void batch_one_done(int r, const char *id, int64_t time_us, bool duplicate, void *userdata) {
         api_op *op = userdata;
-        size_t index = op->done++;
-        if (r < 0) {
+        size_t index;
+        bool all = osm_store_batch_done(&op->batch, r, id, &index);
+        if (r < 0)
                 op->in->bytes_stored -= OSM_MIN(op->in->bytes_stored, op->sizes[index]);
-                if (index < op->bad_index) {
-                        op->bad_index = index;
-                        op->bad_r = r;
-                }
-        } else {
-                op->stored++;
-                if (op->stored == 1 || index < op->first_index) {
-                        snprintf(op->first, sizeof op->first, "%s", id);
-                        op->first_index = index;
-                }
-                if (op->stored == 1 || index >= op->last_index) {
-                        snprintf(op->last, sizeof op->last, "%s", id);
-                        op->last_index = index;
-                }
-        }
-        if (op->done == op->queued)
+        if (all)
                 batch_finish(op);
 }
 
@@ -225,12 +182,12 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
         osm_store *store = in->api->d->store;
         const char *coll = json_string_value(json_object_get(params, "collection"));
         json_t *records = json_object_get(params, "records");
-        const char *why = NULL;
+        osm_error err = {};
         if (!collection_ok(call, coll) || !need_store(call, grants, "write", coll))
                 return;
-        int r = osm_store_check_batch(params, &why);
+        int r = osm_store_check_batch(params, &err);
         if (r < 0) {
-                store_error(call, r, why, 0, 0, coll);
+                store_error(call, in, r, &err, coll);
                 return;
         }
         size_t n = json_array_size(records);
@@ -246,9 +203,10 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
         for (size_t i = 0; i < n; i++) {
                 osm_store_put_req req = { .collection = coll, .writer = in->writer,
                                           .body = json_array_get(records, i), .time_us = now };
-                r = osm_store_check_put(store, &req, &sizes[i], &why);
+                r = osm_store_check_put(store, &req, &sizes[i], &err);
                 if (r < 0) {
-                        store_error(call, r, why, i, 0, coll);
+                        osm_store_failure f = { .code = r, .err = &err, .collection = coll, .index = i };
+                        osm_store_reply_error(call, OSM_STORE_IFACE_API, &in->api->d->cfg, &f);
                         return;
                 }
                 total += sizes[i];
@@ -265,17 +223,16 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
         for (size_t i = 0; i < n; i++) {
                 osm_store_put_req req = { .collection = coll, .writer = in->writer,
                                           .body = json_array_get(records, i), .time_us = now };
-                r = osm_store_put(store, &req, batch_one_done, op, &why);
+                r = osm_store_put(store, &req, batch_one_done, op, &err);
                 if (r < 0) {
                         for (size_t k = i; k < n; k++)
                                 in->bytes_stored -= OSM_MIN(in->bytes_stored, op->sizes[k]);
-                        op->bad_index = i;
-                        op->bad_r = r;
+                        osm_store_batch_refused(&op->batch, i, r, &err, 0);
                         break;
                 }
-                op->queued++;
+                op->batch.queued++;
         }
-        if (op->queued == 0 || op->done == op->queued)
+        if (op->batch.queued == 0 || op->batch.done == op->batch.queued)
                 batch_finish(op);
 }
 
@@ -283,7 +240,7 @@ static void query_done(int r, json_t *records, const char *cursor, void *userdat
         api_op *op = userdata;
         if (op->call) {
                 if (r < 0)
-                        store_error(op->call, r, r == -EINVAL ? "invalid cursor" : NULL, 0, 0, op->name);
+                        store_error_text(op->call, op->in, r, r == -EINVAL ? "invalid cursor" : NULL, op->name);
                 else {
                         json_t *o = json_pack("{s:O}", "records", records);
                         if (o && cursor)
@@ -320,7 +277,7 @@ static void m_query(osm_call *call, json_t *params, void *userdata) {
                 osm_call_set_cancel(call, NULL, NULL);
                 op->call = NULL;
                 op_free(op);
-                store_error(call, r, r == -EINVAL ? "invalid cursor" : NULL, 0, 0, coll);
+                store_error_text(call, in, r, r == -EINVAL ? "invalid cursor" : NULL, coll);
         }
 }
 
@@ -332,7 +289,7 @@ static void m_collections(osm_call *call, json_t *params, void *userdata) {
         json_t *all = NULL;
         int r = osm_store_collections(in->api->d->store, &all);
         if (r < 0) {
-                store_error(call, r, "cannot list the collections", 0, 0, NULL);
+                store_error_text(call, in, r, "cannot list the collections", NULL);
                 return;
         }
         json_t *mine = json_array();

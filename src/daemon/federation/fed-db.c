@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "daemon/db.h"
 #include "fed-db.h"
 #include "osmose/util.h"
 #include "osmose/varlink.h"
@@ -85,36 +86,26 @@ int fed_db_commit(fed_db *db) {
 
 static int step_done(sqlite3_stmt *st) {
         int r = sqlite3_step(st);
-        int ret = (r == SQLITE_DONE || r == SQLITE_ROW) ? 0 : (r == SQLITE_CONSTRAINT ? -EEXIST : -EIO);
+        int ret = (r == SQLITE_DONE || r == SQLITE_ROW) ? 0 : ((r & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : -EIO);
         sqlite3_reset(st);
         return ret;
 }
 
-int fed_db_open(const char *path, fed_db **out, const char **why) {
+int fed_db_open(const char *path, fed_db **out, osm_error *err) {
         fed_db *db = calloc(1, sizeof(*db));
         if (!db)
-                return -ENOMEM;
-        /* Create it 0600 before SQLite does (SQLite would use the umask). */
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
-                int r = -errno;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
+        int r = osm_db_open(path, OSM_DB_CREATE, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", &db->db, err);
+        if (r < 0) {
                 free(db);
-                *why = "cannot create the federation database";
                 return r;
         }
-        fchmod(fd, 0600);
-        close(fd);
-        if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-                *why = db->db ? sqlite3_errmsg(db->db) : "cannot open the federation database";
+        int rc = sqlite3_exec(db->db, schema, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                r = osm_db_errno(db->db, rc);
+                osm_error_set(err, r, 0, "cannot set up the federation database: %s", sqlite3_errmsg(db->db));
                 fed_db_close(db);
-                return -EIO;
-        }
-        sqlite3_busy_timeout(db->db, 1000);
-        if (sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-                *why = "cannot set up the federation database";
-                fed_db_close(db);
-                return -EIO;
+                return r;
         }
         *out = db;
         return 0;

@@ -6,11 +6,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
+
 typedef struct fed_db fed_db;
 
 /* Open or create path (mode 0600, WAL, synchronous=FULL: the audit must survive a power
- * cut). Returns 0 or -errno; *why explains. */
-int fed_db_open(const char *path, fed_db **out, const char **why);
+ * cut). Returns 0 or -errno; err explains. */
+int fed_db_open(const char *path, fed_db **out, osm_error *err);
 fed_db *fed_db_close(fed_db *db);
 
 /* Writes join one transaction that stays open until fed_db_commit() (called once per loop

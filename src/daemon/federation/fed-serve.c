@@ -280,9 +280,8 @@ static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_rem
                         .time_us = json_integer_value(json_object_get(rec, "time")),
                         .id = json_string_value(json_object_get(rec, "id")),
                 };
-                const char *put_why = NULL;
                 ctx->pending++;
-                int ret = osm_store_put(f->d->store, &pr, on_push_put, ctx, &put_why);
+                int ret = osm_store_put(f->d->store, &pr, on_push_put, ctx, NULL);
                 if (ret < 0) {
                         ctx->pending--;
                         if (ret == -EINVAL || ret == -EMSGSIZE)

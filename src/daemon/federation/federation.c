@@ -110,10 +110,10 @@ static int fed_start(osm_daemon *d) {
         d->federation = f;
         char path[4096];
         snprintf(path, sizeof(path), "%s/federation.db", d->cfg.state_dir);
-        const char *why = NULL;
-        int r = fed_db_open(path, &f->db, &why);
+        osm_error err = {};
+        int r = fed_db_open(path, &f->db, &err);
         if (r < 0) {
-                log_error("federation: %s: %s", path, why);
+                log_error("federation: %s", err.message);
                 fed_stop(d);
                 return r;
         }
@@ -154,6 +154,7 @@ static int fed_start(osm_daemon *d) {
         bool on = enabled ? strcmp(enabled, "1") == 0 : d->cfg.federation_enabled;
         if (on) {
                 const char *addr = listen ?: d->cfg.federation_listen;
+                const char *why = NULL;
                 r = fed_network_start(f, addr, &why);
                 if (r < 0)
                         log_error("federation: cannot listen on %s: %s (federation stays off)", addr, why);

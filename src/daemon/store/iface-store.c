@@ -8,17 +8,11 @@
 #include "daemon/daemon.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store-params.h"
+#include "daemon/store/store-reply.h"
 #include "osmose/log.h"
 
-#define ERR_NO_COLLECTION  "io.osmose.Store.NoSuchCollection"
 #define ERR_NO_OBJECT      "io.osmose.Store.NoSuchObject"
-#define ERR_INVALID_NAME   "io.osmose.Store.InvalidName"
 #define ERR_INVALID_HASH   "io.osmose.Store.InvalidHash"
-#define ERR_INVALID_RECORD "io.osmose.Store.InvalidRecord"
-#define ERR_TOO_LARGE      "io.osmose.Store.RecordTooLarge"
-#define ERR_BUDGET         "io.osmose.Store.BudgetExceeded"
-#define ERR_DISK_FULL      "io.osmose.Store.DiskFull"
-#define ERR_STORE          "io.osmose.Store.StoreError"
 
 /* The writer recorded for a call over the control socket: the local user. */
 static void writer_for_call(osm_call *call, char *buf, size_t size) {
@@ -37,14 +31,7 @@ typedef struct pending {
         osm_call *call;
         osm_daemon *d;
         bool dead;              /* cancel ran */
-        /* PutBatch */
-        size_t queued, done, stored;
-        size_t bad_index;       /* first failed index (SIZE_MAX: none) */
-        int bad_r;
-        const char *bad_why;
-        size_t bad_size;
-        char first[OSM_STORE_MAX_ID], last[OSM_STORE_MAX_ID];
-        size_t first_index, last_index;
+        osm_store_batch batch;  /* PutBatch */
         osm_store_watch *watch;
         /* SetRetention */
         osm_store_retention ret;
@@ -62,69 +49,24 @@ static pending *pending_new(osm_call *call, osm_daemon *d) {
                 return NULL;
         p->call = call;
         p->d = d;
-        p->bad_index = SIZE_MAX;
+        osm_store_batch_init(&p->batch);
         osm_call_set_cancel(call, pending_cancel, p);
         return p;
 }
 
-/* Reply to an error from the store, with the parameters of its io.osmose.Store error. */
-static void reply_store_error(osm_call *call, osm_daemon *d, int r, const char *why, size_t index,
-                              size_t stored, size_t size, const char *name) {
-        char msg[256];
-        switch (r) {
-        case -EINVAL:
-        case -ERANGE:
-                if (why && strstr(why, "collection name"))
-                        osm_call_error(call, ERR_INVALID_NAME,
-                                       json_pack("{s:s, s:s}", "name", name ? name : "", "message", why));
-                else
-                        osm_call_error(call, ERR_INVALID_RECORD,
-                                       json_pack("{s:I, s:I, s:s}", "index", (json_int_t) index,
-                                                 "stored", (json_int_t) stored, "message", why ? why : "invalid record"));
-                return;
-        case -EMSGSIZE: {
-                char b1[32], b2[32];
-                snprintf(msg, sizeof(msg), "record %zu is %s, over the limit of %s (max-record-size)", index,
-                         osm_format_bytes(size, b1, sizeof(b1)), osm_format_bytes(d->cfg.max_record_size, b2, sizeof(b2)));
-                osm_call_error(call, ERR_TOO_LARGE,
-                               json_pack("{s:I, s:I, s:I, s:I, s:s}", "index", (json_int_t) index, "stored",
-                                         (json_int_t) stored, "size", (json_int_t) size, "limit",
-                                         (json_int_t) d->cfg.max_record_size, "message", msg));
-                return;
-        }
-        case -EDQUOT: {
-                char b1[32];
-                snprintf(msg, sizeof(msg), "the database budget (%s) is reached; raise db_budget or set retention",
-                         osm_format_bytes(d->cfg.db_budget, b1, sizeof(b1)));
-                osm_call_error(call, ERR_BUDGET, json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message", msg));
-                return;
-        }
-        case -EFBIG: {
-                char b1[32];
-                snprintf(msg, sizeof(msg), "the object is larger than max-object-size (%s)",
-                         osm_format_bytes(d->cfg.max_object_size, b1, sizeof(b1)));
-                osm_call_error(call, "io.osmose.Store.ObjectTooLarge",
-                               json_pack("{s:I, s:s}", "limit", (json_int_t) d->cfg.max_object_size, "message", msg));
-                return;
-        }
-        case -ENOSPC:
-                osm_call_error(call, ERR_DISK_FULL,
-                               json_pack("{s:I, s:s}", "stored", (json_int_t) stored, "message",
-                                         "no space left on the device holding the state directory"));
-                return;
-        case -ENOENT:
-                snprintf(msg, sizeof(msg), "no collection '%s'", name ? name : "");
-                osm_call_error(call, ERR_NO_COLLECTION,
-                               json_pack("{s:s, s:s}", "collection", name ? name : "", "message", msg));
-                return;
-        case -EBUSY:
-                osm_call_errorf(call, OSM_ERR_BUSY, "%s", why ? why : "the store is busy; try again");
-                return;
-        default:
-                snprintf(msg, sizeof(msg), "%s%s%s", why ? why : "", why ? ": " : "", strerror(-r));
-                osm_call_error(call, ERR_STORE, json_pack("{s:s}", "message", msg));
-                return;
-        }
+/* Reply to an error r from the store; why is our message for it, or NULL. */
+static void reply_store_error(osm_call *call, osm_daemon *d, int r, const char *why, const char *name) {
+        osm_error e = { .code = r };
+        if (why)
+                snprintf(e.message, sizeof(e.message), "%s", why);
+        osm_store_failure f = { .code = r, .err = &e, .collection = name };
+        osm_store_reply_error(call, OSM_STORE_IFACE_STORE, &d->cfg, &f);
+}
+
+/* Reply to a put the store refused with err (size: the record's, if known). */
+static void reply_put_error(osm_call *call, osm_daemon *d, const osm_error *err, size_t size, const char *name) {
+        osm_store_failure f = { .code = err->code, .err = err, .collection = name, .size = size };
+        osm_store_reply_error(call, OSM_STORE_IFACE_STORE, &d->cfg, &f);
 }
 
 /* ---- Put ---- */
@@ -133,7 +75,7 @@ static void put_done(int r, const char *id, int64_t time_us, bool duplicate, voi
         pending *p = userdata;
         if (p->call) {
                 if (r < 0)
-                        reply_store_error(p->call, p->d, r, NULL, 0, 0, 0, NULL);
+                        reply_store_error(p->call, p->d, r, NULL, NULL);
                 else
                         osm_call_reply(p->call, json_pack("{s:s, s:I}", "id", id, "time", (json_int_t) time_us), false);
         }
@@ -144,11 +86,11 @@ static void method_put(osm_call *call, json_t *params, void *userdata) {
         osm_daemon *d = userdata;
         char writer[OSM_STORE_MAX_WRITER];
         osm_store_put_req req = {};
-        const char *why = NULL;
+        osm_error err = {};
 
-        int r = osm_store_parse_put(params, &req, &why);
+        int r = osm_store_parse_put(params, &req, &err);
         if (r < 0) {
-                reply_store_error(call, d, r, why, 0, 0, 0, req.collection);
+                reply_put_error(call, d, &err, 0, req.collection);
                 return;
         }
         writer_for_call(call, writer, sizeof(writer));
@@ -158,70 +100,36 @@ static void method_put(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
                 return;
         }
-        r = osm_store_put(d->store, &req, put_done, p, &why);
+        r = osm_store_put(d->store, &req, put_done, p, &err);
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                reply_store_error(call, d, r, why, 0, 0, json_dumpb(req.body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY),
-                                  req.collection);
+                reply_put_error(call, d, &err, json_dumpb(req.body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY),
+                                req.collection);
         }
 }
 
 /* ---- PutBatch ---- */
 
-static void batch_finish(pending *p) {
-        if (p->call) {
-                if (p->bad_index != SIZE_MAX)
-                        reply_store_error(p->call, p->d, p->bad_r, p->bad_why, p->bad_index, p->stored,
-                                          p->bad_size, p->name);
-                else {
-                        json_t *o = json_pack("{s:I}", "stored", (json_int_t) p->stored);
-                        if (o && p->stored > 0) {
-                                json_object_set_new(o, "first", json_string(p->first));
-                                json_object_set_new(o, "last", json_string(p->last));
-                        }
-                        osm_call_reply(p->call, o, false);
-                }
-        }
-        free(p);
-}
-
-/* Records of one batch may complete in more than one transaction: track the stored
- * ones and the first failure. */
 static void batch_one_done(int r, const char *id, int64_t time_us, bool duplicate, void *userdata) {
         pending *p = userdata;
-        size_t index = p->done++;
-        if (r < 0) {
-                if (index < p->bad_index) {
-                        p->bad_index = index;
-                        p->bad_r = r;
-                        p->bad_why = NULL;
-                }
-        } else {
-                p->stored++;
-                if (p->stored == 1 || index < p->first_index) {
-                        snprintf(p->first, sizeof(p->first), "%s", id);
-                        p->first_index = index;
-                }
-                if (p->stored == 1 || index >= p->last_index) {
-                        snprintf(p->last, sizeof(p->last), "%s", id);
-                        p->last_index = index;
-                }
-        }
-        if (p->done == p->queued)
-                batch_finish(p);
+        if (!osm_store_batch_done(&p->batch, r, id, NULL))
+                return;
+        if (p->call)
+                osm_store_batch_reply(p->call, OSM_STORE_IFACE_STORE, &p->d->cfg, &p->batch, p->name);
+        free(p);
 }
 
 static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
         osm_daemon *d = userdata;
         char writer[OSM_STORE_MAX_WRITER];
-        const char *why = NULL;
+        osm_error err = {};
         const char *coll = json_string_value(json_object_get(params, "collection"));
         json_t *records = json_object_get(params, "records");
 
-        int r = osm_store_check_batch(params, &why);
+        int r = osm_store_check_batch(params, &err);
         if (r < 0) {
-                reply_store_error(call, d, r, why, 0, 0, 0, coll);
+                reply_put_error(call, d, &err, 0, coll);
                 return;
         }
         writer_for_call(call, writer, sizeof(writer));
@@ -247,17 +155,16 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
                         /* one batch, one time; the sequence keeps line order within it */
                         .time_us = now,
                 };
-        p->queued = osm_store_put_many(d->store, reqs, n, batch_one_done, p, &r, &why);
-        if (r < 0) {
-                p->bad_index = p->queued;
-                p->bad_r = r;
-                p->bad_why = why;
-                p->bad_size = r == -EMSGSIZE ? json_dumpb(reqs[p->queued].body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-        }
+        osm_store_batch *b = &p->batch;
+        b->queued = osm_store_put_many(d->store, reqs, n, batch_one_done, p, &r, &err);
+        if (r < 0)
+                osm_store_batch_refused(b, b->queued, r, &err,
+                                        r == -EMSGSIZE ? json_dumpb(reqs[b->queued].body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0);
         free(reqs);
-        if (p->queued == 0) {
+        if (b->queued == 0) {
                 osm_call_set_cancel(call, NULL, NULL);
-                batch_finish(p);
+                osm_store_batch_reply(call, OSM_STORE_IFACE_STORE, &d->cfg, b, p->name);
+                free(p);
         }
 }
 
@@ -267,7 +174,7 @@ static void query_done(int r, json_t *records, const char *cursor, void *userdat
         pending *p = userdata;
         if (p->call) {
                 if (r < 0)
-                        reply_store_error(p->call, p->d, r, r == -EINVAL ? "invalid cursor" : NULL, 0, 0, 0, p->name);
+                        reply_store_error(p->call, p->d, r, r == -EINVAL ? "invalid cursor" : NULL, p->name);
                 else {
                         json_t *o = json_pack("{s:o}", "records", records);
                         records = NULL;
@@ -300,7 +207,7 @@ static void method_query(osm_call *call, json_t *params, void *userdata) {
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                reply_store_error(call, d, r, r == -EINVAL ? "invalid cursor" : NULL, 0, 0, 0, q.collection);
+                reply_store_error(call, d, r, r == -EINVAL ? "invalid cursor" : NULL, q.collection);
         }
 }
 
@@ -309,7 +216,7 @@ static void method_collections(osm_call *call, json_t *params, void *userdata) {
         json_t *arr = NULL;
         int r = osm_store_collections(d->store, &arr);
         if (r < 0) {
-                reply_store_error(call, d, r, "cannot list the collections", 0, 0, 0, NULL);
+                reply_store_error(call, d, r, "cannot list the collections", NULL);
                 return;
         }
         osm_call_reply(call, json_pack("{s:o}", "collections", arr), false);
@@ -319,7 +226,7 @@ static void retention_done(int r, void *userdata) {
         pending *p = userdata;
         if (p->call) {
                 if (r < 0)
-                        reply_store_error(p->call, p->d, r, NULL, 0, 0, 0, p->name);
+                        reply_store_error(p->call, p->d, r, NULL, p->name);
                 else
                         osm_call_reply(p->call, json_pack("{s:s, s:I, s:I, s:I}", "collection", p->name,
                                 "max_age", (json_int_t) p->ret.max_age_us,
@@ -336,7 +243,8 @@ static void method_set_retention(osm_call *call, json_t *params, void *userdata)
         int r = osm_store_parse_retention(params, &coll, &ret, &why);
         if (r < 0) {
                 if (why && strcmp(why, "collection") == 0)
-                        reply_store_error(call, d, -EINVAL, "invalid collection name", 0, 0, 0, coll);
+                        reply_put_error(call, d, &(osm_error) { -EINVAL, OSM_STORE_BAD_NAME, "invalid collection name" },
+                                        0, coll);
                 else
                         osm_call_invalid_param(call, why ? why : "");
                 return;
@@ -352,7 +260,7 @@ static void method_set_retention(osm_call *call, json_t *params, void *userdata)
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                reply_store_error(call, d, r, NULL, 0, 0, 0, coll);
+                reply_store_error(call, d, r, NULL, coll);
         }
 }
 
@@ -409,8 +317,7 @@ static void object_put_done(int r, const char *hash, uint64_t size, bool created
         if (p->call) {
                 if (r < 0)
                         reply_store_error(p->call, p->d, r,
-                                          r == -ETIMEDOUT ? "the content stopped arriving" : "cannot store the object",
-                                          0, 0, 0, NULL);
+                                          r == -ETIMEDOUT ? "the content stopped arriving" : "cannot store the object", NULL);
                 else
                         osm_call_reply(p->call, json_pack("{s:s, s:I, s:b}", "hash", hash, "size", (json_int_t) size,
                                                           "created", created), false);
@@ -437,8 +344,7 @@ static void method_object_put(osm_call *call, json_t *params, void *userdata) {
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                reply_store_error(call, d, r, r == -EBUSY ? "too many object transfers; try again" : "cannot store the object",
-                                  0, 0, 0, NULL);
+                reply_store_error(call, d, r, r == -EBUSY ? "too many object transfers; try again" : "cannot store the object", NULL);
         }
 }
 
@@ -458,7 +364,7 @@ static void method_object_get(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         if (r < 0) {
-                reply_store_error(call, d, r, "cannot open the object", 0, 0, 0, NULL);
+                reply_store_error(call, d, r, "cannot open the object", NULL);
                 return;
         }
         osm_call_reply_fds(call, json_pack("{s:I}", "size", (json_int_t) size), false, &fd, 1);
@@ -470,7 +376,7 @@ static void method_object_list(osm_call *call, json_t *params, void *userdata) {
         json_t *arr = NULL;
         int r = osm_store_objects(d->store, &arr);
         if (r < 0) {
-                reply_store_error(call, d, r, "cannot list the objects", 0, 0, 0, NULL);
+                reply_store_error(call, d, r, "cannot list the objects", NULL);
                 return;
         }
         osm_call_reply(call, json_pack("{s:o}", "objects", arr), false);
@@ -482,7 +388,7 @@ static void object_rm_done(int r, void *userdata) {
                 if (r == -ENOENT)
                         osm_call_error(p->call, ERR_NO_OBJECT, json_pack("{s:s, s:s}", "hash", p->name, "message", "no such object"));
                 else if (r < 0)
-                        reply_store_error(p->call, p->d, r, "cannot remove the object", 0, 0, 0, NULL);
+                        reply_store_error(p->call, p->d, r, "cannot remove the object", NULL);
                 else
                         osm_call_reply(p->call, json_pack("{s:b}", "deleted", r > 0), false);
         }
@@ -507,7 +413,7 @@ static void method_object_remove(osm_call *call, json_t *params, void *userdata)
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                reply_store_error(call, d, r, "cannot remove the object", 0, 0, 0, NULL);
+                reply_store_error(call, d, r, "cannot remove the object", NULL);
         }
 }
 
@@ -515,7 +421,7 @@ static void gc_done(int r, void *userdata) {
         pending *p = userdata;
         if (p->call) {
                 if (r < 0)
-                        reply_store_error(p->call, p->d, r, "garbage collection failed", 0, 0, 0, NULL);
+                        reply_store_error(p->call, p->d, r, "garbage collection failed", NULL);
                 else
                         osm_call_reply(p->call, json_pack("{s:i}", "removed", r), false);
         }
@@ -533,7 +439,7 @@ static void method_object_gc(osm_call *call, json_t *params, void *userdata) {
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                reply_store_error(call, d, r, "garbage collection failed", 0, 0, 0, NULL);
+                reply_store_error(call, d, r, "garbage collection failed", NULL);
         }
 }
 

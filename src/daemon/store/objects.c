@@ -371,11 +371,11 @@ static int obj_commit(osm_store *s, store_op *op) {
 
         rc = sqlite3_prepare_v2(s->wdb, "SELECT 1 FROM objects WHERE hash=?1", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         bool row = rc == SQLITE_ROW;
         sqlite3_finalize(st);
         st = NULL;
@@ -406,7 +406,7 @@ static int obj_commit(osm_store *s, store_op *op) {
                         "INSERT INTO objects(hash, size, enc, refs, pinned, created) "
                         "VALUES(?1, ?4, ?5, ?3, ?2, ?6)", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, op->pin);
         sqlite3_bind_int(st, 3, op->pin ? 0 : 1);
@@ -416,20 +416,20 @@ static int obj_commit(osm_store *s, store_op *op) {
                 sqlite3_bind_int64(st, 6, osm_now_real_us());
         }
         rc = sqlite3_step(st);
-        return rc == SQLITE_DONE ? 0 : store_sqlite_errno(s->wdb, rc);
+        return rc == SQLITE_DONE ? 0 : osm_db_errno(s->wdb, rc);
 }
 
 static int obj_ref(osm_store *s, store_op *op) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(s->wdb, "SELECT refs, pinned FROM objects WHERE hash=?1", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         if (rc != SQLITE_ROW)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         int64_t refs = sqlite3_column_int64(st, 0) + op->delta;
         bool pinned = sqlite3_column_int(st, 1) && !op->unpin;
         if (refs < 0)
@@ -441,7 +441,7 @@ static int obj_ref(osm_store *s, store_op *op) {
                                              : "UPDATE objects SET refs=?2, pinned=?3 WHERE hash=?1",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         sqlite3_bind_text(st, 1, op->hash, -1, SQLITE_STATIC);
         if (!gone) {
                 sqlite3_bind_int64(st, 2, refs);
@@ -449,7 +449,7 @@ static int obj_ref(osm_store *s, store_op *op) {
         }
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         op->created = gone;   /* for the caller: the object was deleted */
         return gone ? add_unlink(op, op->hash) : 0;
 }
@@ -460,19 +460,19 @@ static int obj_gc(osm_store *s, store_op *op) {
         int rc = sqlite3_prepare_v2(s->wdb,
                 "DELETE FROM objects WHERE refs <= 0 AND pinned = 0 RETURNING hash", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 int r = add_unlink(op, (const char *) sqlite3_column_text(st, 0));
                 if (r < 0)
                         return r;
         }
         if (rc != SQLITE_DONE)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         op->size = op->n_unlink;
 
         rc = sqlite3_prepare_v2(s->wdb, "SELECT 1 FROM objects WHERE hash=?1", -1, &ex, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         DIR *top = opendir(s->obj_dir);
         if (!top)
                 return 0;
@@ -681,13 +681,13 @@ int osm_store_object_open(osm_store *s, const char *hash, int *out_fd, uint64_t 
                 return -EINVAL;
         int rc = sqlite3_prepare_v2(s->rdb, "SELECT size, enc FROM objects WHERE hash=?1", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->rdb, rc);
+                return osm_db_errno(s->rdb, rc);
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         if (rc != SQLITE_ROW)
-                return store_sqlite_errno(s->rdb, rc);
+                return osm_db_errno(s->rdb, rc);
         uint64_t size = (uint64_t) sqlite3_column_int64(st, 0);
         bool enc = sqlite3_column_int(st, 1);
         object_path(s, hash, path, sizeof(path));
@@ -751,7 +751,7 @@ int osm_store_objects(osm_store *s, json_t **out) {
                 "SELECT hash, size, refs, pinned, enc, created FROM objects ORDER BY created, hash",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->rdb, rc);
+                return osm_db_errno(s->rdb, rc);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:b, s:I}",
                         "hash", (const char *) sqlite3_column_text(st, 0),
@@ -764,7 +764,7 @@ int osm_store_objects(osm_store *s, json_t **out) {
                         return -ENOMEM;
         }
         if (rc != SQLITE_DONE)
-                return store_sqlite_errno(s->rdb, rc);
+                return osm_db_errno(s->rdb, rc);
         *out = steal_pointer(&arr);
         return 0;
 }

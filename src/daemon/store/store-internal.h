@@ -6,12 +6,11 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 
+#include "daemon/db.h"
 #include "daemon/store/store.h"
 #include "osmose/identity.h"
 #include "osmose/util.h"
 
-OSM_DEFINE_CLEANUP(sqlite3_stmt *, sqlite3_finalize)
-#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
 
 typedef enum store_op_kind {
         OP_PUT,
@@ -130,12 +129,11 @@ void store_enqueue(osm_store *s, store_op *op);
 store_op *store_op_new(store_op_kind kind, size_t extra);
 void store_op_free(store_op *op);
 
-/* Open a connection with the store's settings. */
+/* Open a connection with the store's settings (the writer's creates the file). */
 int store_db_open(const char *path, bool writer, sqlite3 **out);
 /* Borrow/return a pooled reader connection (thread pool side). */
 sqlite3 *store_pool_get(osm_store *s);
 void store_pool_put(osm_store *s, sqlite3 *db);
-int store_sqlite_errno(sqlite3 *db, int rc);
 /* fsync a directory (after a rename or create in it). Returns 0 or -errno. */
 int store_fsync_dir(const char *path);
 

@@ -25,91 +25,82 @@ static int opt_int(json_t *params, const char *key, int64_t min, int64_t max, in
         return 0;
 }
 
-int osm_store_parse_put(json_t *params, osm_store_put_req *req, const char **why) {
+int osm_store_parse_put(json_t *params, osm_store_put_req *req, osm_error *err) {
         *req = (osm_store_put_req) {};
         if (!json_is_object(params)) {
-                *why = "parameters must be an object";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "parameters must be an object");
         }
         req->collection = json_string_value(json_object_get(params, "collection"));
         if (!coll_ok(req->collection)) {
-                *why = "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, OSM_STORE_BAD_NAME, "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'");
         }
         req->body = json_object_get(params, "body");
         if (!req->body) {
-                *why = "missing body";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "missing body");
         }
         int64_t t = 0;
         if (opt_int(params, "time", 1, INT64_C(253402300799999999), &t) < 0) {
-                *why = "time must be microseconds since the epoch, before the year 10000";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "time must be microseconds since the epoch, before the year 10000");
         }
         req->time_us = t;
         return 0;
 }
 
-int osm_store_check_batch(json_t *params, const char **why) {
+int osm_store_check_batch(json_t *params, osm_error *err) {
         if (!json_is_object(params)) {
-                *why = "parameters must be an object";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "parameters must be an object");
         }
         if (!coll_ok(json_string_value(json_object_get(params, "collection")))) {
-                *why = "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, OSM_STORE_BAD_NAME, "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'");
         }
         json_t *records = json_object_get(params, "records");
         if (!json_is_array(records)) {
-                *why = "records must be an array";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "records must be an array");
         }
         size_t n = json_array_size(records);
         if (n == 0 || n > OSM_STORE_MAX_BATCH) {
-                *why = "a batch holds 1 to 10000 records";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "a batch holds 1 to 10000 records");
         }
         int64_t t = 0;
         if (opt_int(params, "time", 1, INT64_C(253402300799999999), &t) < 0) {
-                *why = "time must be microseconds since the epoch, before the year 10000";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "time must be microseconds since the epoch, before the year 10000");
         }
         return 0;
 }
 
-int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **why) {
+int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **param) {
         *q = (osm_store_query_req) { .since_us = INT64_MIN, .until_us = INT64_MAX };
         if (!json_is_object(params)) {
-                *why = "parameters";
+                *param = "parameters";
                 return -EINVAL;
         }
         q->collection = json_string_value(json_object_get(params, "collection"));
         if (!coll_ok(q->collection)) {
-                *why = "collection";
+                *param = "collection";
                 return -EINVAL;
         }
         int64_t limit = 0;
         if (opt_int(params, "since", INT64_MIN, INT64_MAX, &q->since_us) < 0) {
-                *why = "since";
+                *param = "since";
                 return -EINVAL;
         }
         if (opt_int(params, "until", INT64_MIN, INT64_MAX, &q->until_us) < 0) {
-                *why = "until";
+                *param = "until";
                 return -EINVAL;
         }
         if (q->since_us > q->until_us) {
-                *why = "since";
+                *param = "since";
                 return -ERANGE;
         }
         if (opt_int(params, "limit", 0, INT64_MAX, &limit) < 0) {
-                *why = "limit";
+                *param = "limit";
                 return -EINVAL;
         }
         q->limit = (uint64_t) limit;
         json_t *rev = json_object_get(params, "reverse");
         if (rev && !json_is_null(rev)) {
                 if (!json_is_boolean(rev)) {
-                        *why = "reverse";
+                        *param = "reverse";
                         return -EINVAL;
                 }
                 q->reverse = json_is_true(rev);
@@ -118,7 +109,7 @@ int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **w
         if (cur && !json_is_null(cur)) {
                 const char *c = json_string_value(cur);
                 if (!c || strlen(c) >= 64) {
-                        *why = "cursor";
+                        *param = "cursor";
                         return -EINVAL;
                 }
                 q->cursor = c;
@@ -127,28 +118,28 @@ int osm_store_parse_query(json_t *params, osm_store_query_req *q, const char **w
 }
 
 int osm_store_parse_retention(json_t *params, const char **collection, osm_store_retention *ret,
-                              const char **why) {
+                              const char **param) {
         int64_t age = 0, recs = 0, bytes = 0;
         *ret = (osm_store_retention) {};
         if (!json_is_object(params)) {
-                *why = "parameters";
+                *param = "parameters";
                 return -EINVAL;
         }
         *collection = json_string_value(json_object_get(params, "collection"));
         if (!coll_ok(*collection)) {
-                *why = "collection";
+                *param = "collection";
                 return -EINVAL;
         }
         if (opt_int(params, "max_age", 0, INT64_MAX, &age) < 0) {
-                *why = "max_age";
+                *param = "max_age";
                 return -EINVAL;
         }
         if (opt_int(params, "max_records", 0, INT64_MAX, &recs) < 0) {
-                *why = "max_records";
+                *param = "max_records";
                 return -EINVAL;
         }
         if (opt_int(params, "max_bytes", 0, INT64_MAX, &bytes) < 0) {
-                *why = "max_bytes";
+                *param = "max_bytes";
                 return -EINVAL;
         }
         ret->max_age_us = (uint64_t) age;

@@ -26,30 +26,22 @@ static bool writer_valid(const char *w) {
         return true;
 }
 
-int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body_len, const char **why) {
-        const char *dummy;
-        if (!why)
-                why = &dummy;
+int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body_len, osm_error *err) {
         if (!req->collection || !osm_name_valid(req->collection, OSM_STORE_MAX_NAME, true)) {
-                *why = "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, OSM_STORE_BAD_NAME, "invalid collection name: 1-128 bytes of [A-Za-z0-9._-] segments separated by '/'");
         }
         if (!req->writer || !writer_valid(req->writer)) {
-                *why = "invalid writer";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "invalid writer");
         }
         if (req->id && !osm_store_id_valid(req->id)) {
-                *why = "invalid record id: expected <16 hex digits>-<sequence>";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "invalid record id: expected <16 hex digits>-<sequence>");
         }
         if (!json_is_object(req->body)) {
                 /* one rule for Put and PutBatch, osmosectl and workloads: the Varlink type is object */
-                *why = "the record must be a JSON object";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "the record must be a JSON object");
         }
         if (req->time_us < 0 || req->time_us > INT64_C(253402300799999999)) {
-                *why = "time out of range";
-                return -ERANGE;
+                return osm_error_set(err, -ERANGE, 0, "time out of range");
         }
         uint64_t max = atomic_load(&s->max_record_size);
         size_t n = *body_len;
@@ -57,18 +49,15 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
                 /* jansson can size the compact text without building it */
                 n = json_dumpb(req->body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
                 if (n == 0) {
-                        *why = "the body cannot be encoded as JSON";
-                        return -EINVAL;
+                        return osm_error_set(err, -EINVAL, 0, "the body cannot be encoded as JSON");
                 }
         }
         if (n > max) {
-                *why = "record too large";
-                return -EMSGSIZE;
+                return osm_error_set(err, -EMSGSIZE, 0, "record too large");
         }
         uint64_t budget = atomic_load(&s->db_budget);
         if (budget > 0 && atomic_load(&s->used_bytes) + n > budget) {
-                *why = "database budget reached";
-                return -EDQUOT;
+                return osm_error_set(err, -EDQUOT, 0, "database budget reached");
         }
         *body_len = n;
         return 0;
@@ -76,10 +65,9 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
 
 /* Check req and build its op (not queued). */
 static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
-                      const char **why, store_op **out) {
+                      osm_error *err, store_op **out) {
         if (s->closing) {
-                *why = "the store is closing";
-                return -ECANCELED;
+                return osm_error_set(err, -ECANCELED, 0, "the store is closing");
         }
         /* encode once; the checks use its length */
         size_t body_len = 0;
@@ -87,22 +75,19 @@ static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_
         if (text)
                 body_len--;   /* osm_vl_dump counts the NUL */
         if (!text && req->body) {
-                *why = "the body cannot be encoded as JSON";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "the body cannot be encoded as JSON");
         }
-        int r = osm_store_check_put(s, req, &body_len, why);
+        int r = osm_store_check_put(s, req, &body_len, err);
         if (r < 0)
                 return r;
         if (s->q_len > MAX_QUEUED_OPS) {   /* racy read is fine: a soft bound */
-                *why = "too many writes queued";
-                return -EBUSY;
+                return osm_error_set(err, -EBUSY, 0, "too many writes queued");
         }
         size_t lc = strlen(req->collection) + 1, lw = strlen(req->writer) + 1;
         size_t li = req->id ? strlen(req->id) + 1 : 0;
         store_op *op = store_op_new(OP_PUT, lc + lw + li + body_len + 1);
         if (!op) {
-                *why = "out of memory";
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
         char *p = op->buf;
         op->coll = memcpy(p, req->collection, lc);
@@ -124,10 +109,9 @@ static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_
 }
 
 int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
-                  const char **why) {
-        const char *dummy;
+                  osm_error *err) {
         store_op *op;
-        int r = put_op_new(s, req, cb, userdata, why ? why : &dummy, &op);
+        int r = put_op_new(s, req, cb, userdata, err, &op);
         if (r < 0)
                 return r;
         store_enqueue(s, op);
@@ -135,14 +119,13 @@ int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb c
 }
 
 size_t osm_store_put_many(osm_store *s, const osm_store_put_req *reqs, size_t n, osm_store_put_cb cb,
-                          void *userdata, int *r, const char **why) {
-        const char *dummy;
+                          void *userdata, int *r, osm_error *err) {
         store_op *head = NULL, **tail = &head;
         size_t i;
         *r = 0;
         for (i = 0; i < n; i++) {
                 store_op *op;
-                *r = put_op_new(s, &reqs[i], cb, userdata, why ? why : &dummy, &op);
+                *r = put_op_new(s, &reqs[i], cb, userdata, err, &op);
                 if (*r < 0)
                         break;
                 *tail = op;

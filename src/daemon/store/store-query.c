@@ -62,13 +62,13 @@ static void query_run(uv_work_t *req) {
         }
         rc = sqlite3_prepare_v2(db, "SELECT id FROM collections WHERE name=?1", -1, &cs, NULL);
         if (rc != SQLITE_OK) {
-                w->r = store_sqlite_errno(db, rc);
+                w->r = osm_db_errno(db, rc);
                 goto out;
         }
         sqlite3_bind_text(cs, 1, w->q.collection, -1, SQLITE_STATIC);
         rc = sqlite3_step(cs);
         if (rc != SQLITE_ROW) {
-                w->r = rc == SQLITE_DONE ? -ENOENT : store_sqlite_errno(db, rc);
+                w->r = rc == SQLITE_DONE ? -ENOENT : osm_db_errno(db, rc);
                 goto out;
         }
         int64_t coll = sqlite3_column_int64(cs, 0);
@@ -82,7 +82,7 @@ static void query_run(uv_work_t *req) {
                   "AND (ts, seq) > (?4, ?5) ORDER BY ts, seq LIMIT ?6";
         rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK) {
-                w->r = store_sqlite_errno(db, rc);
+                w->r = osm_db_errno(db, rc);
                 goto out;
         }
         int64_t cts = w->has_cursor ? w->cur_ts : (w->q.reverse ? INT64_MAX : INT64_MIN);
@@ -117,7 +117,7 @@ static void query_run(uv_work_t *req) {
                 n++;
         }
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-                w->r = store_sqlite_errno(db, rc);
+                w->r = osm_db_errno(db, rc);
                 goto out;
         }
         if (w->more)
@@ -193,7 +193,7 @@ int osm_store_collections(osm_store *s, json_t **out) {
                 " (SELECT ts FROM records WHERE coll=c.id ORDER BY ts DESC LIMIT 1) "
                 "FROM collections c ORDER BY name", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->rdb, rc);
+                return osm_db_errno(s->rdb, rc);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
                         "name", (const char *) sqlite3_column_text(st, 0),
@@ -211,7 +211,7 @@ int osm_store_collections(osm_store *s, json_t **out) {
                 json_array_append_new(arr, o);
         }
         if (rc != SQLITE_DONE)
-                return store_sqlite_errno(s->rdb, rc);
+                return osm_db_errno(s->rdb, rc);
         *out = steal_pointer(&arr);
         return 0;
 }

@@ -37,7 +37,7 @@ static int retention_one(osm_store *s, store_coll *c, int budget) {
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM records WHERE seq=?1", -1, &del, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
 
         int64_t cutoff = c->ret.max_age_us > 0 ? osm_now_real_us() - (int64_t) c->ret.max_age_us : INT64_MIN;
         int64_t *seqs = calloc((size_t) budget, sizeof(int64_t));
@@ -71,7 +71,7 @@ static int retention_one(osm_store *s, store_coll *c, int budget) {
                 sqlite3_bind_int64(del, 1, seqs[i]);
                 rc = sqlite3_step(del);
                 if (rc != SQLITE_DONE) {
-                        r = store_sqlite_errno(s->wdb, rc);
+                        r = osm_db_errno(s->wdb, rc);
                         break;
                 }
                 c->records--;

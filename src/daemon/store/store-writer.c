@@ -22,7 +22,7 @@
 
 int store_exec(sqlite3 *db, const char *sql) {
         int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-        return rc == SQLITE_OK ? 0 : store_sqlite_errno(db, rc);
+        return rc == SQLITE_OK ? 0 : osm_db_errno(db, rc);
 }
 
 int64_t store_pragma_int(sqlite3 *db, const char *sql) {
@@ -58,7 +58,7 @@ int store_colls_load(osm_store *s) {
                 "SELECT id, name, records, bytes, max_age, max_records, max_bytes FROM collections",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *name = (const char *) sqlite3_column_text(st, 1);
                 size_t n = strlen(name ? name : "");
@@ -75,7 +75,7 @@ int store_colls_load(osm_store *s) {
                 c->next = s->colls;
                 s->colls = c;
         }
-        return rc == SQLITE_DONE ? 0 : store_sqlite_errno(s->wdb, rc);
+        return rc == SQLITE_DONE ? 0 : osm_db_errno(s->wdb, rc);
 }
 
 /* Find or create (inside the open transaction) the collection `name`. */
@@ -91,12 +91,12 @@ int store_coll_get(osm_store *s, const char *name, bool create, store_coll **out
         int rc = sqlite3_prepare_v2(s->wdb, "INSERT INTO collections(name, created) VALUES(?1, ?2)",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, osm_now_real_us());
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         size_t n = strlen(name);
         store_coll *c = calloc(1, sizeof(*c) + n + 1);
         if (!c)
@@ -115,7 +115,7 @@ int store_colls_flush(osm_store *s) {
                 "UPDATE collections SET records=?2, bytes=?3, max_age=?4, max_records=?5, max_bytes=?6 "
                 "WHERE id=?1", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         for (store_coll *c = s->colls; c; c = c->next) {
                 if (!c->dirty)
                         continue;
@@ -128,7 +128,7 @@ int store_colls_flush(osm_store *s) {
                 sqlite3_bind_int64(st, 6, (int64_t) c->ret.max_bytes);
                 rc = sqlite3_step(st);
                 if (rc != SQLITE_DONE)
-                        return store_sqlite_errno(s->wdb, rc);
+                        return osm_db_errno(s->wdb, rc);
         }
         return 0;
 }
@@ -181,7 +181,7 @@ static int exec_put(osm_store *s, writer_stmts *w, store_op *op, uint64_t *used)
                                 return 0;
                         }
                         if (rc != SQLITE_DONE)
-                                return store_sqlite_errno(s->wdb, rc);
+                                return osm_db_errno(s->wdb, rc);
                 }
                 st = w->insert_remote;
         } else
@@ -196,7 +196,7 @@ static int exec_put(osm_store *s, writer_stmts *w, store_op *op, uint64_t *used)
                 sqlite3_bind_text(st, 5, op->rid, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         if (op->rid) {
                 snprintf(op->id, sizeof(op->id), "%s", op->rid);
                 if (sqlite3_changes(s->wdb) == 0) {

@@ -43,50 +43,14 @@ static const char schema_sql[] =
         "  pinned INTEGER NOT NULL DEFAULT 0,"
         "  created INTEGER NOT NULL) WITHOUT ROWID;";
 
-int store_sqlite_errno(sqlite3 *db, int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE: return 0;
-        case SQLITE_NOMEM: return -ENOMEM;
-        case SQLITE_FULL:
-                /* the disk is full (SQLite clears the errno then), or the page cap that
-                 * backs the budget was hit: the writer tells them apart (full_reason) */
-                return -ENOSPC;
-        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
-        case SQLITE_CONSTRAINT: return -EEXIST;
-        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
-        case SQLITE_CORRUPT: case SQLITE_NOTADB: return -EUCLEAN;
-        case SQLITE_CANTOPEN: return -ENOENT;
-        case SQLITE_IOERR:
-                return sqlite3_system_errno(db) == ENOSPC ? -ENOSPC : -EIO;
-        default: return -EIO;
-        }
-}
-
 int store_db_open(const char *path, bool writer, sqlite3 **out) {
-        sqlite3 *db = NULL;
-        int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-        int rc = sqlite3_open_v2(path, &db, flags, NULL);
-        if (rc != SQLITE_OK) {
-                int r = store_sqlite_errno(db, rc);
-                sqlite3_close(db);
-                return r ? r : -EIO;
-        }
-        sqlite3_extended_result_codes(db, 1);
-        sqlite3_busy_timeout(db, 10000);
         /* WAL + synchronous=FULL: every commit syncs the WAL, so an acknowledged write
          * survives a power cut; throughput comes from grouping many writes per commit. */
         const char *pragmas = writer
                 ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
                   "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-8192;"
                 : "PRAGMA synchronous=FULL; PRAGMA query_only=1; PRAGMA cache_size=-2048;";
-        rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                int r = store_sqlite_errno(db, rc);
-                sqlite3_close(db);
-                return r ? r : -EIO;
-        }
-        *out = db;
-        return 0;
+        return osm_db_open(path, writer ? OSM_DB_CREATE : 0, pragmas, out, NULL);
 }
 
 sqlite3 *store_pool_get(osm_store *s) {
@@ -185,7 +149,7 @@ static int ensure_origin(osm_store *s, const char *space_id) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(s->wdb, "SELECT value FROM meta WHERE key='origin'", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         if (sqlite3_step(st) == SQLITE_ROW) {
                 snprintf(s->origin, sizeof(s->origin), "%s", (const char *) sqlite3_column_text(st, 0));
                 return 0;
@@ -197,10 +161,10 @@ static int ensure_origin(osm_store *s, const char *space_id) {
         st = NULL;
         rc = sqlite3_prepare_v2(s->wdb, "INSERT INTO meta(key, value) VALUES('origin', ?1)", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return store_sqlite_errno(s->wdb, rc);
+                return osm_db_errno(s->wdb, rc);
         sqlite3_bind_text(st, 1, s->origin, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        return rc == SQLITE_DONE ? 0 : store_sqlite_errno(s->wdb, rc);
+        return rc == SQLITE_DONE ? 0 : osm_db_errno(s->wdb, rc);
 }
 
 int store_fsync_dir(const char *path) {

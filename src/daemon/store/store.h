@@ -7,9 +7,16 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "osmose/error.h"
 #include "osmose/identity.h"
 
 typedef struct osm_store osm_store;
+
+/* osm_error kinds of the store's -EINVAL: the collection's name, not the record, is wrong
+ * (io.osmose.Store.InvalidName rather than InvalidRecord). */
+enum {
+        OSM_STORE_BAD_NAME = 1,
+};
 
 #define OSM_STORE_MAX_NAME      128      /* bytes in a collection name */
 #define OSM_STORE_MAX_WRITER    128      /* bytes in a writer string */
@@ -64,21 +71,21 @@ typedef struct osm_store_put_req {
 
 /* Queue a record for the next group commit; cb runs on the loop once the transaction that
  * holds it is durable (synchronous=FULL in WAL mode), or failed. Checks that can fail at
- * once (name, size, id, budget already exceeded) return -errno here and cb never runs;
- * *why (may be NULL) gets a static explanation. */
+ * once (name, size, id, budget already exceeded) return -errno here, err (may be NULL)
+ * says what, and cb never runs. */
 int osm_store_put(osm_store *s, const osm_store_put_req *req, osm_store_put_cb cb, void *userdata,
-                  const char **why);
+                  osm_error *err);
 
 /* Queue n records as osm_store_put does, all at once (a writer that wakes in between never
  * splits them across transactions); cb runs once per record, in order. Stops at the first
  * record that fails its checks: returns how many were queued (those before it), with
- * *r (-errno) and *why saying why; *r is 0 when all were queued. */
+ * *r (-errno) and err saying why; *r is 0 when all were queued. */
 size_t osm_store_put_many(osm_store *s, const osm_store_put_req *reqs, size_t n, osm_store_put_cb cb,
-                          void *userdata, int *r, const char **why);
+                          void *userdata, int *r, osm_error *err);
 
 /* Check a put without queueing it (what osm_store_put checks first). *body_len is the
  * compact JSON size if known, else 0: it is then computed and stored there. */
-int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body_len, const char **why);
+int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body_len, osm_error *err);
 
 typedef struct osm_store_query_req {
         const char *collection;

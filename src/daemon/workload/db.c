@@ -4,11 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "daemon/db.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
-
-OSM_DEFINE_CLEANUP(sqlite3_stmt *, sqlite3_finalize)
-#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
 
 static const char schema[] =
         "PRAGMA journal_mode=WAL;"
@@ -125,25 +123,20 @@ static int load_workloads(osm_workloads *w) {
  * hist for instance records (synchronous=NORMAL); load the installed workloads and close
  * the instance records an earlier run left open. 0, or negative (logged). */
 int wl_db_open(osm_workloads *w, const char *dbpath) {
-        if (sqlite3_open_v2(dbpath, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-                log_error("workloads: opening %s: %s", dbpath,
-                          w->db ? sqlite3_errmsg(w->db) : "out of memory");
+        osm_error err = {};
+        if (osm_db_open(dbpath, OSM_DB_CREATE, NULL, &w->db, &err) < 0) {
+                log_error("workloads: %s", err.message);
                 return -EIO;
         }
-        sqlite3_busy_timeout(w->db, 1000);
-        (void) chmod(dbpath, 0600);
         int r;
         if ((r = wl_db_exec(w, schema)) < 0 || (r = load_workloads(w)) < 0) {
                 log_error("workloads: loading %s failed", dbpath);
                 return r < 0 ? r : -EIO;
         }
-        if (sqlite3_open_v2(dbpath, &w->hist, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-            sqlite3_exec(w->hist, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
-                log_error("workloads: opening %s: %s", dbpath, w->hist ? sqlite3_errmsg(w->hist) : "out of memory");
+        if (osm_db_open(dbpath, 0, "PRAGMA synchronous=NORMAL", &w->hist, &err) < 0) {
+                log_error("workloads: %s", err.message);
                 return -EIO;
         }
-        sqlite3_busy_timeout(w->hist, 1000);
         /* Instances of an earlier run that ended with the daemon. */
         wl_db_exec(w, "UPDATE instances SET ended = coalesce(ended, started) WHERE ended IS NULL");
         return 0;

@@ -1,0 +1,195 @@
+/* store-reply.c: store failures and batch outcomes as Varlink replies (see store-reply.h). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/store/store-reply.h"
+#include "osmose/varlink.h"
+
+/* The cases a caller of the store tells apart, whatever interface it serves. */
+typedef enum fault {
+        F_BAD_NAME,
+        F_BAD_RECORD,
+        F_TOO_LARGE,
+        F_BUDGET,
+        F_OBJECT_TOO_LARGE,
+        F_DISK_FULL,
+        F_NO_COLLECTION,
+        F_BUSY,
+        F_OTHER,
+        _F_MAX,
+} fault;
+
+/* The fields an error declares, in its .varlink file. */
+enum {
+        P_NAME = 1 << 0,
+        P_COLLECTION = 1 << 1,
+        P_INDEX = 1 << 2,
+        P_STORED = 1 << 3,
+        P_SIZE = 1 << 4,
+        P_LIMIT = 1 << 5,
+        P_MESSAGE = 1 << 6,
+};
+
+/* Each interface's error for each case, and the fields that error declares. */
+static const struct {
+        const char *error;
+        unsigned fields;
+} wire[_OSM_STORE_IFACE_MAX][_F_MAX] = {
+        [OSM_STORE_IFACE_STORE] = {
+                [F_BAD_NAME] = { "io.osmose.Store.InvalidName", P_NAME | P_MESSAGE },
+                [F_BAD_RECORD] = { "io.osmose.Store.InvalidRecord", P_INDEX | P_STORED | P_MESSAGE },
+                [F_TOO_LARGE] = { "io.osmose.Store.RecordTooLarge", P_INDEX | P_STORED | P_SIZE | P_LIMIT | P_MESSAGE },
+                [F_BUDGET] = { "io.osmose.Store.BudgetExceeded", P_STORED | P_MESSAGE },
+                [F_OBJECT_TOO_LARGE] = { "io.osmose.Store.ObjectTooLarge", P_LIMIT | P_MESSAGE },
+                [F_DISK_FULL] = { "io.osmose.Store.DiskFull", P_STORED | P_MESSAGE },
+                [F_NO_COLLECTION] = { "io.osmose.Store.NoSuchCollection", P_COLLECTION | P_MESSAGE },
+                [F_BUSY] = { OSM_ERR_BUSY, P_MESSAGE },
+                [F_OTHER] = { "io.osmose.Store.StoreError", P_MESSAGE },
+        },
+        /* A workload's interface says less: no sizes or limits of the gateway's store. */
+        [OSM_STORE_IFACE_API] = {
+                [F_BAD_NAME] = { "io.osmose.Api.InvalidName", P_NAME | P_MESSAGE },
+                [F_BAD_RECORD] = { "io.osmose.Api.InvalidRecord", P_INDEX | P_STORED | P_MESSAGE },
+                [F_TOO_LARGE] = { "io.osmose.Api.InvalidRecord", P_INDEX | P_STORED | P_MESSAGE },
+                [F_BUDGET] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
+                [F_OBJECT_TOO_LARGE] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
+                [F_DISK_FULL] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
+                [F_NO_COLLECTION] = { "io.osmose.Api.NoSuchCollection", P_COLLECTION },
+                [F_BUSY] = { OSM_ERR_BUSY, P_MESSAGE },
+                [F_OTHER] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
+        },
+};
+
+static fault fault_of(int code, const osm_error *err) {
+        switch (code) {
+        case -EINVAL:
+        case -ERANGE:
+                return err && err->kind == OSM_STORE_BAD_NAME ? F_BAD_NAME : F_BAD_RECORD;
+        case -EMSGSIZE: return F_TOO_LARGE;
+        case -EDQUOT: return F_BUDGET;
+        case -EFBIG: return F_OBJECT_TOO_LARGE;
+        case -ENOSPC: return F_DISK_FULL;
+        case -ENOENT: return F_NO_COLLECTION;
+        case -EBUSY: return F_BUSY;
+        default: return F_OTHER;
+        }
+}
+
+void osm_store_reply_error(osm_call *call, osm_store_iface iface, const osm_config *cfg,
+                           const osm_store_failure *f) {
+        fault k = fault_of(f->code, f->err);
+        const char *why = osm_error_message(f->err, NULL);
+        const char *coll = f->collection ? f->collection : "";
+        uint64_t limit = 0;
+        char msg[320], b1[32], b2[32];
+        switch (k) {
+        case F_BAD_NAME:
+        case F_BAD_RECORD:
+                snprintf(msg, sizeof(msg), "%s", why ? why : "invalid record");
+                break;
+        case F_TOO_LARGE:
+                limit = cfg->max_record_size;
+                if (f->size)
+                        snprintf(msg, sizeof(msg), "record %zu is %s, over the limit of %s (max-record-size)", f->index,
+                                 osm_format_bytes(f->size, b1, sizeof(b1)), osm_format_bytes(limit, b2, sizeof(b2)));
+                else
+                        snprintf(msg, sizeof(msg), "record %zu is over the limit of %s (max-record-size)", f->index,
+                                 osm_format_bytes(limit, b2, sizeof(b2)));
+                break;
+        case F_BUDGET:
+                snprintf(msg, sizeof(msg), "the database budget (%s) is reached%s",
+                         osm_format_bytes(cfg->db_budget, b1, sizeof(b1)),
+                         iface == OSM_STORE_IFACE_STORE ? "; raise db_budget or set retention" : "");
+                break;
+        case F_OBJECT_TOO_LARGE:
+                limit = cfg->max_object_size;
+                snprintf(msg, sizeof(msg), "the object is larger than max-object-size (%s)",
+                         osm_format_bytes(limit, b1, sizeof(b1)));
+                break;
+        case F_DISK_FULL:
+                snprintf(msg, sizeof(msg), "no space left on the device holding the state directory");
+                break;
+        case F_NO_COLLECTION:
+                snprintf(msg, sizeof(msg), "no collection '%s'", coll);
+                break;
+        case F_BUSY:
+                snprintf(msg, sizeof(msg), "%s", why ? why : "the store is busy; try again");
+                break;
+        default:
+                snprintf(msg, sizeof(msg), "%s%s%s", why ? why : "", why ? ": " : "", strerror(-f->code));
+                break;
+        }
+        unsigned fields = wire[iface][k].fields;
+        json_t *p = json_object();
+        if (fields & P_NAME)
+                json_object_set_new(p, "name", json_string(coll));
+        if (fields & P_COLLECTION)
+                json_object_set_new(p, "collection", json_string(coll));
+        if (fields & P_INDEX)
+                json_object_set_new(p, "index", json_integer((json_int_t) f->index));
+        if (fields & P_STORED)
+                json_object_set_new(p, "stored", json_integer((json_int_t) f->stored));
+        if (fields & P_SIZE)
+                json_object_set_new(p, "size", json_integer((json_int_t) f->size));
+        if (fields & P_LIMIT)
+                json_object_set_new(p, "limit", json_integer((json_int_t) limit));
+        if (fields & P_MESSAGE)
+                json_object_set_new(p, "message", json_string(msg));
+        osm_call_error(call, wire[iface][k].error, p);
+}
+
+void osm_store_batch_init(osm_store_batch *b) {
+        *b = (osm_store_batch) { .bad_index = SIZE_MAX };
+}
+
+bool osm_store_batch_done(osm_store_batch *b, int r, const char *id, size_t *index) {
+        size_t i = b->done++;
+        if (index)
+                *index = i;
+        if (r < 0) {
+                if (i < b->bad_index) {
+                        b->bad_index = i;
+                        b->bad = (osm_error) { .code = r };
+                        b->bad_size = 0;
+                }
+        } else {
+                b->stored++;
+                if (b->stored == 1 || i < b->first_index) {
+                        snprintf(b->first, sizeof(b->first), "%s", id);
+                        b->first_index = i;
+                }
+                if (b->stored == 1 || i >= b->last_index) {
+                        snprintf(b->last, sizeof(b->last), "%s", id);
+                        b->last_index = i;
+                }
+        }
+        return b->done == b->queued;
+}
+
+void osm_store_batch_refused(osm_store_batch *b, size_t i, int r, const osm_error *err, size_t size) {
+        b->bad_index = i;
+        if (err)
+                b->bad = *err;
+        b->bad.code = r;
+        b->bad_size = size;
+}
+
+void osm_store_batch_reply(osm_call *call, osm_store_iface iface, const osm_config *cfg,
+                           const osm_store_batch *b, const char *collection) {
+        if (b->bad_index != SIZE_MAX) {
+                osm_store_failure f = {
+                        .code = b->bad.code, .err = &b->bad, .collection = collection,
+                        .index = b->bad_index, .stored = b->stored, .size = b->bad_size,
+                };
+                osm_store_reply_error(call, iface, cfg, &f);
+                return;
+        }
+        json_t *o = json_pack("{s:I}", "stored", (json_int_t) b->stored);
+        if (o && b->stored > 0) {
+                json_object_set_new(o, "first", json_string(b->first));
+                json_object_set_new(o, "last", json_string(b->last));
+        }
+        osm_call_reply(call, o, false);
+}
