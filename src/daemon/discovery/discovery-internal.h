@@ -104,6 +104,28 @@ struct osm_discovery {
 int osm_discovery_iface_register(osm_discovery *disc);
 void osm_discovery_iface_stop(osm_discovery *disc);
 
-/* discovery.c, for iface-discovery.c */
-int osm_discovery_save_now(osm_discovery *disc);
+/* discovery.c */
 bool osm_discovery_available(const osm_discovery *disc);
+/* Log at most a burst of messages per window for one kind of LAN noise. */
+bool osm_disc_ratelimit_ok(osm_ratelimit *rl);
+bool osm_disc_client_running(const osm_discovery *disc);
+/* The port our record announces: the federation port, or 0 (see discovery.c). */
+uint16_t osm_disc_federation_port(const osm_config *cfg);
+
+/* peers.c */
+int osm_discovery_save_now(osm_discovery *disc);
+void osm_disc_subs_sweep(osm_discovery *disc);
+void osm_disc_catalog_notify(osm_dcat_kind kind, osm_dcat_event ev, json_t *obj, void *userdata);
+void osm_disc_load_peers(osm_discovery *disc);
+
+/* browse.c */
+void osm_disc_jobs_start(osm_discovery *disc);
+void osm_disc_jobs_clear(osm_discovery *disc, bool free_resolvers);
+void osm_disc_browse_all(osm_discovery *disc);
+void osm_disc_browsers_configure(osm_discovery *disc);
+void osm_disc_browsers_free(osm_discovery *disc);
+
+/* publish.c */
+void osm_disc_publish_all(osm_discovery *disc);
+void osm_disc_pub_free(osm_discovery_pub *pub);
+int osm_disc_self_configure(osm_discovery *disc);

@@ -1,0 +1,280 @@
+/* publish.c: publishing services on mDNS: this space's own _osmose._tcp record and what workloads publish. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <avahi-common/address.h>
+#include <avahi-common/alternative.h>
+#include <avahi-common/domain.h>
+#include <avahi-common/error.h>
+#include <avahi-common/malloc.h>
+#include <avahi-common/strlst.h>
+
+#include "daemon/discovery/discovery-internal.h"
+#include "osmose/log.h"
+#include "osmose/varlink.h"
+
+/* --- publishing -------------------------------------------------------------------- */
+
+static void pub_register(osm_discovery *disc, osm_discovery_pub *pub);
+
+static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *userdata) {
+        osm_discovery_pub *pub = userdata;
+        osm_discovery *disc = pub->disc;
+        char *alt;
+
+        if (!disc)
+                return;
+        switch (state) {
+        case AVAHI_ENTRY_GROUP_ESTABLISHED:
+                pub->established = true;
+                log_info("discovery: published '%s' (%s, port %u)", pub->name, pub->type, pub->port);
+                break;
+        case AVAHI_ENTRY_GROUP_COLLISION:
+                alt = avahi_alternative_service_name(pub->name);
+                if (!alt)
+                        break;
+                log_notice("discovery: name conflict: '%s' (%s) is taken on the network; now '%s'",
+                           pub->name, pub->type, alt);
+                free(pub->name);
+                pub->name = strdup(alt);
+                avahi_free(alt);
+                if (!pub->name)
+                        break;
+                if (pub->own)
+                        disc->name_conflicts++;
+                pub_register(disc, pub);
+                break;
+        case AVAHI_ENTRY_GROUP_FAILURE:
+                pub->established = false;
+                log_warning("discovery: publishing '%s' (%s) failed: %s", pub->name, pub->type,
+                            avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g))));
+                break;
+        case AVAHI_ENTRY_GROUP_UNCOMMITED:
+        case AVAHI_ENTRY_GROUP_REGISTERING:
+                break;
+        }
+}
+
+/* (Re)publish pub under its current name; a name taken by another program on this host
+ * is a local collision, answered at once, like one on the network. */
+static void pub_register(osm_discovery *disc, osm_discovery_pub *pub) {
+        int r = 0;
+
+        if (!osm_disc_client_running(disc))
+                return;
+        if (!pub->group) {
+                pub->group = avahi_entry_group_new(disc->client, group_cb, pub);
+                if (!pub->group) {
+                        log_warning("discovery: cannot publish '%s': %s", pub->name,
+                                    avahi_strerror(avahi_client_errno(disc->client)));
+                        return;
+                }
+        } else
+                avahi_entry_group_reset(pub->group);
+        pub->established = false;
+
+        for (int attempt = 0; attempt < 16; attempt++) {
+                char *alt;
+
+                r = avahi_entry_group_add_service_strlst(pub->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
+                                                         0, pub->name, pub->type, NULL, NULL,
+                                                         pub->port, pub->txt);
+                if (r != AVAHI_ERR_COLLISION)
+                        break;
+                alt = avahi_alternative_service_name(pub->name);
+                if (!alt)
+                        break;
+                log_notice("discovery: name conflict: '%s' (%s) is taken on this host; now '%s'",
+                           pub->name, pub->type, alt);
+                free(pub->name);
+                pub->name = strdup(alt);
+                avahi_free(alt);
+                if (!pub->name)
+                        return;
+                if (pub->own)
+                        disc->name_conflicts++;
+        }
+        if (r < 0 || (r = avahi_entry_group_commit(pub->group)) < 0)
+                log_warning("discovery: cannot publish '%s' (%s): %s", pub->name, pub->type,
+                            avahi_strerror(r));
+}
+
+void osm_disc_publish_all(osm_discovery *disc) {
+        if (disc->self && (!disc->self->group || avahi_entry_group_is_empty(disc->self->group)))
+                pub_register(disc, disc->self);
+        for (osm_discovery_pub *p = disc->pubs; p; p = p->next)
+                if (!p->group || avahi_entry_group_is_empty(p->group))
+                        pub_register(disc, p);
+}
+
+void osm_disc_pub_free(osm_discovery_pub *pub) {
+        if (!pub)
+                return;
+        if (pub->group)
+                avahi_entry_group_free(pub->group);
+        avahi_string_list_free(pub->txt);
+        free(pub->name);
+        free(pub->type);
+        free(pub);
+}
+
+static int txt_from_json(json_t *txt, AvahiStringList **out, const char **why) {
+        AvahiStringList *l = NULL;
+        const char *key;
+        json_t *v;
+        size_t total = 0;
+
+        json_object_foreach(txt, key, v) {
+                const char *s = json_string_value(v);
+                size_t klen = strlen(key), vlen;
+
+                if (!s) {
+                        *why = "TXT values must be strings";
+                        goto fail;
+                }
+                vlen = strlen(s);
+                if (klen == 0 || klen > OSM_TXT_MAX_KEY_LEN || strchr(key, '=') ||
+                    !osm_txt_is_text((const uint8_t *) key, klen) || strspn(key, "\x20\x21\x22\x23\x24\x25\x26\x27\x28\x29\x2a\x2b\x2c\x2d\x2e\x2f"
+                                                                        "0123456789:;<>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`"
+                                                                        "abcdefghijklmnopqrstuvwxyz{|}~") != klen) {
+                        *why = "TXT keys must be 1..64 printable ASCII characters without '='";
+                        goto fail;
+                }
+                if (klen + 1 + vlen > 255) {
+                        *why = "a TXT entry (key=value) is longer than 255 bytes";
+                        goto fail;
+                }
+                total += klen + 2 + vlen;
+                if (total > OSM_DISCOVERY_MAX_TXT) {
+                        *why = "TXT data is longer than 1300 bytes";
+                        goto fail;
+                }
+                l = avahi_string_list_add_pair(l, key, s);
+                if (!l)
+                        return -ENOMEM;
+        }
+        *out = l;
+        return 0;
+fail:
+        avahi_string_list_free(l);
+        return -EINVAL;
+}
+
+static osm_discovery_pub *pub_new(osm_discovery *disc, const char *name, const char *type,
+                                  uint16_t port, AvahiStringList *txt) {
+        osm_discovery_pub *pub = calloc(1, sizeof(*pub));
+
+        if (!pub)
+                return NULL;
+        pub->disc = disc;
+        pub->name = strdup(name);
+        pub->type = strdup(type);
+        pub->port = port;
+        pub->txt = txt;
+        if (!pub->name || !pub->type) {
+                osm_disc_pub_free(pub);
+                return NULL;
+        }
+        return pub;
+}
+
+int osm_discovery_publish(osm_discovery *disc, const char *name, const char *type, uint16_t port,
+                          json_t *txt, osm_discovery_pub **out, const char **why) {
+        AvahiStringList *l = NULL;
+        osm_discovery_pub *pub;
+        int r;
+
+        if (!disc) {
+                *why = "discovery is not running";
+                return -ENODEV;
+        }
+        if (!name || !avahi_is_valid_service_name(name) || !osm_txt_is_text((const uint8_t *) name, strlen(name))) {
+                *why = "a service name is 1..63 bytes of text";
+                return -EINVAL;
+        }
+        if (!type || !avahi_is_valid_service_type_strict(type)) {
+                *why = "a service type looks like _name._tcp or _name._udp";
+                return -EINVAL;
+        }
+        if (txt && !json_is_object(txt)) {
+                *why = "TXT must be an object of strings";
+                return -EINVAL;
+        }
+        if (disc->n_pubs >= OSM_DISCOVERY_MAX_PUBS) {
+                *why = "too many published services";
+                return -ENOSPC;
+        }
+        if (txt && (r = txt_from_json(txt, &l, why)) < 0)
+                return r;
+        pub = pub_new(disc, name, type, port, l);
+        if (!pub) {
+                avahi_string_list_free(l);
+                return -ENOMEM;
+        }
+        pub->next = disc->pubs;
+        if (disc->pubs)
+                disc->pubs->prev = pub;
+        disc->pubs = pub;
+        disc->n_pubs++;
+        if (disc->enabled)
+                pub_register(disc, pub);
+        *out = pub;
+        return 0;
+}
+
+osm_discovery_pub *osm_discovery_withdraw(osm_discovery_pub *pub) {
+        osm_discovery *disc;
+
+        if (!pub)
+                return NULL;
+        disc = pub->disc;
+        if (disc) {
+                if (pub->prev)
+                        pub->prev->next = pub->next;
+                else
+                        disc->pubs = pub->next;
+                if (pub->next)
+                        pub->next->prev = pub->prev;
+                disc->n_pubs--;
+        }
+        osm_disc_pub_free(pub);  /* freeing the group withdraws the records (goodbye packets) */
+        return NULL;
+}
+
+const char *osm_discovery_pub_name(const osm_discovery_pub *pub) {
+        return pub->name;
+}
+
+bool osm_discovery_pub_established(const osm_discovery_pub *pub) {
+        return pub->established;
+}
+
+/* Our own record: instance name = the space's name, TXT id, name, v. */
+int osm_disc_self_configure(osm_discovery *disc) {
+        const osm_config *cfg = &disc->d->cfg;
+        char name[OSM_PEER_NAME_MAX + 1], v[16];
+        AvahiStringList *txt;
+
+        osm_utf8_truncate(name, sizeof(name), cfg->name && *cfg->name ? cfg->name : "osmose");
+        snprintf(v, sizeof(v), "%d", OSM_DISCOVERY_PROTOCOL_VERSION);
+        txt = avahi_string_list_add_pair(NULL, "v", v);
+        txt = avahi_string_list_add_pair(txt, "name", name);
+        txt = avahi_string_list_add_pair(txt, "id", disc->d->space_id);
+        if (!txt)
+                return -ENOMEM;
+
+        free(disc->configured_name);
+        disc->configured_name = strdup(name);
+        if (disc->self)
+                osm_disc_pub_free(disc->self);
+        disc->self = pub_new(disc, name, OSM_OSMOSE_SERVICE_TYPE, osm_disc_federation_port(cfg), txt);
+        if (!disc->self || !disc->configured_name)
+                return -ENOMEM;
+        disc->self->own = true;
+        disc->name_conflicts = 0;
+        pub_register(disc, disc->self);
+        return 0;
+}
