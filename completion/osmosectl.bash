@@ -6,7 +6,7 @@
 _osmosectl_commands="status reload call put query collections retention object peers peer services
 keygen bundle channel trust install workloads remove grant revoke run ps logs stop stats
 follow unfollow pin unpin upgrade import
-federation remote share unshare audit"
+federation remote share unshare audit building"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm gc"
         [peer]="trust untrust"
@@ -15,6 +15,7 @@ declare -A _osmosectl_subcommands=(
         [trust]="add ls rm"
         [federation]="enable disable status"
         [remote]="add ls rm fetch"
+        [building]="create invite join status leave remove recover trust share unshare query"
 )
 # Options of each command ("group sub" for subcommands); every command also takes --help.
 declare -A _osmosectl_options=(
@@ -65,6 +66,17 @@ declare -A _osmosectl_options=(
         [remote ls]=""
         [remote rm]=""
         [remote fetch]=""
+        [building create]="--name --address -n -a"
+        [building invite]="--expires -e"
+        [building join]="--address -a"
+        [building status]=""
+        [building leave]=""
+        [building remove]=""
+        [building recover]=""
+        [building trust]="--comment"
+        [building share]=""
+        [building unshare]=""
+        [building query]="--since --until --limit --room -s -u -l -r"
         [share]="--with"
         [unshare]="--with"
         [audit]="--since --limit -s -n"
@@ -138,7 +150,7 @@ _osmosectl()
                 COMPREPLY=($(compgen -W "network discovery:read store:read: store:write: publish: device:/dev/" -- "$cur"))
                 compopt -o nospace
                 return ;;
-        --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen)
+        --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen | --name | --address | --room | --comment)
                 return ;;
         --with) COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")); return ;;
         esac
@@ -189,6 +201,9 @@ _osmosectl()
         logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;
         import) _filedir -d ;;
+        put | query | retention | share | unshare | "building share" | "building unshare" | "building query") COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
+        remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
+        logs | stop | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
         "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
         "remote rm" | "remote fetch") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;

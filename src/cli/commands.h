@@ -55,3 +55,5 @@ void osm_ctl_annotate_channels(osm_ctl *ctl, json_t *workloads);
 const char *osm_ctl_channel_cell(json_t *w, char *buf, size_t size);
 /* 64 lowercase hex digits: a bundle id where a workload name could stand. */
 bool osm_ctl_is_bundle_id(const char *s);
+/* cmd-building.c */
+int cmd_building(osm_ctl *ctl, int argc, char **argv);

@@ -75,6 +75,11 @@ const osm_config_key osm_config_keys[] = {
         K("channels", "health-grace", DURATION, channels_health_grace_us, "10s", "an upgraded instance must still run after this long (or have exited 0)"),
         K("channels", "health-timeout", DURATION, channels_health_timeout_us, "1min", "time allowed to a manifest's health command"),
         K("channels", "trust-clock", STRING, channels_trust_clock, "auto", "judge the expiry of lists: auto (when the kernel says the clock is synchronised), yes, or no"),
+        K("building", "port", UINT, building_port, "7444", "TCP port members reach this room on, once it is in a building"),
+        K("building", "address", STRING, building_address, "", "host the other members reach this room at (empty: the address used to reach the inviter, or the first non-loopback one)"),
+        K("building", "network-latency", DURATION, building_latency_us, "20ms", "expected LAN latency: heartbeat 1.5x, election timeout 15x this"),
+        K("building", "query-timeout", DURATION, building_query_timeout_us, "3s", "how long a building query waits for each room"),
+        K("building", "status-interval", DURATION, building_status_interval_us, "5s", "how often this room pushes its status summary"),
 };
 const size_t osm_config_n_keys = OSM_ARRAY_SIZE(osm_config_keys);
 
@@ -401,6 +406,14 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[channels] check-interval: must be 0 (off) or at least 10s\n");
         if (cfg->channels_health_grace_us > 3600 * 1000000ull || cfg->channels_health_timeout_us > 3600 * 1000000ull)
                 BAD("[channels] health-grace and health-timeout: at most 1h\n");
+        if (cfg->building_port < 1 || cfg->building_port > 65535)
+                BAD("[building] port: must be between 1 and 65535\n");
+        if (cfg->building_latency_us < 1000 || cfg->building_latency_us > 10000000)
+                BAD("[building] network-latency: must be between 1ms and 10s\n");
+        if (cfg->building_address && strlen(cfg->building_address) > 200)
+                BAD("[building] address: at most 200 bytes\n");
+        if (cfg->building_status_interval_us < 1000000)
+                BAD("[building] status-interval: at least 1s\n");
 #undef BAD
         return problems;
 }

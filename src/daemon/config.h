@@ -72,6 +72,13 @@ typedef struct osm_config {
         uint64_t channels_health_grace_us;     /* an upgraded instance must live this long */
         uint64_t channels_health_timeout_us;   /* time allowed to the manifest's health command */
         char *channels_trust_clock;            /* auto, yes, no: judge list expiry? */
+
+        /* [building] */
+        uint64_t building_port;
+        char *building_address;      /* advertised host; "" = automatic */
+        uint64_t building_latency_us;
+        uint64_t building_query_timeout_us;
+        uint64_t building_status_interval_us;
 } osm_config;
 
 typedef enum osm_config_type {

@@ -35,6 +35,9 @@ extern const osm_subsystem osm_channels_subsystem;
 #if HAVE_MHD
 extern const osm_subsystem osm_federation_subsystem;
 #endif
+#if HAVE_BUILDING
+extern const osm_subsystem osm_building_subsystem;
+#endif
 const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
         &osm_store_subsystem,
@@ -47,6 +50,9 @@ const osm_subsystem *const osm_subsystems[] = {
         &osm_channels_subsystem,   /* after workloads: it installs and restarts them */
 #if HAVE_MHD
         &osm_federation_subsystem,
+#endif
+#if HAVE_BUILDING
+        &osm_building_subsystem,   /* after federation: building queries use its audit log */
 #endif
 };
 const size_t osm_n_subsystems = OSM_ARRAY_SIZE(osm_subsystems);

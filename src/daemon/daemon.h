@@ -25,6 +25,7 @@ struct osm_sandbox;
 struct osm_workloads;
 struct osm_api;
 struct osm_federation;
+struct osm_building;
 
 typedef struct osm_daemon {
         uv_loop_t *loop;
@@ -46,6 +47,7 @@ typedef struct osm_daemon {
         struct osm_api *api;
         struct osm_federation *federation;
         struct osm_channels *channels;
+        struct osm_building *building;
 } osm_daemon;
 
 /* A subsystem: started in table order after the identity and before the socket

@@ -1,0 +1,170 @@
+/* building-internal.h: what the building's files share: the subsystem's state, its worker
+ * thread (every dqlite call runs there or in a transport thread, never on the loop), the
+ * leader connection, the cached copy of the replicated state, and join tokens. */
+#pragma once
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "daemon/building/building.h"
+#include "daemon/building/dq-client.h"
+#include "daemon/building/node.h"
+#include "daemon/building/token.h"
+#include "daemon/building/transport.h"
+#include "daemon/daemon.h"
+
+#define BLD_ERR_NOT_IN      "io.osmose.Building.NotInBuilding"
+#define BLD_ERR_ALREADY     "io.osmose.Building.AlreadyInBuilding"
+#define BLD_ERR_QUORUM      "io.osmose.Building.Quorum"
+#define BLD_ERR_TOKEN       "io.osmose.Building.TokenRefused"
+#define BLD_ERR_UNREACHABLE "io.osmose.Building.Unreachable"
+#define BLD_ERR_NOT_SHARED  "io.osmose.Building.NotShared"
+
+#define BLD_DB_NAME "osmose-building"
+#define BLD_MAX_TOKENS 64
+#define BLD_MAX_MEMBERS OSM_BT_MAX_MEMBERS
+
+typedef struct osm_building osm_building;
+typedef struct bld_job bld_job;
+
+/* A job for the worker: work() runs there (may block on dqlite), done() on the loop. */
+struct bld_job {
+        bld_job *next;
+        void (*work)(osm_building *b, bld_job *j);
+        void (*done)(osm_building *b, bld_job *j);
+        void *call;              /* the osm_call waiting, if any */
+        json_t *in, *out;        /* owned by the job */
+        const char *error;       /* a Varlink error name on failure */
+        char msg[512];
+        uint64_t changes;        /* rows changed by the last bld_exec */
+        void *userdata;
+        osm_building_cb cb;      /* for osm_building_exec/query */
+};
+
+typedef struct bld_token {
+        uint8_t secret_hash[32];   /* BLAKE2b of the secret: the secret itself is not kept */
+        int64_t expires_us;
+        bool used;
+} bld_token;
+
+typedef struct bld_counters {
+        uint64_t joins, joins_refused_secret, joins_refused_expired, joins_refused_used,
+                 joins_refused_member, writes, writes_failed_quorum, queries_served, queries_refused;
+} bld_counters;
+
+struct osm_building {
+        osm_daemon *d;
+        char dir[4200], state_path[4300], cache_path[4300], node_dir[4300];
+        char bind[108];
+
+        /* the local state file (state.json); guarded by lock after activation */
+        bool active;
+        char building_id[OSM_BUILDING_ID_LEN + 1];
+        char name[64];
+        uint64_t node_id;
+        char address[OSM_DQ_ADDR_MAX];
+
+        osm_bnode *node;
+        osm_bt *bt;
+
+        pthread_mutex_t lock;      /* queue, tokens, counters, cache_copy */
+        pthread_cond_t cond;
+        pthread_t worker;
+        bool worker_running, worker_stop;
+        bld_job *queue, *queue_tail, *finished;
+        uv_async_t async;
+        bool busy_refresh;
+        bool leaving;              /* a Leave or a removal is under way */
+
+        /* the worker's leader connection */
+        osm_dq leader;
+        bool leader_ok;
+        uint64_t leader_id;
+        char leader_addr[OSM_DQ_ADDR_MAX];
+
+        /* the cached copy of the replicated state (loop) */
+        json_t *cache;
+        bool stale;
+        char last_error[512];
+        int64_t fetched_us;
+        /* a snapshot of members' keys and addresses for transport threads (lock) */
+        json_t *members_copy;
+        json_t *shares_copy;
+
+        /* store queries run on the loop for transport threads (query.c) */
+        uv_async_t loop_async;
+        pthread_cond_t loop_cond;
+        struct loop_query *loop_queries;
+
+        bld_token tokens[BLD_MAX_TOKENS];
+        bld_counters counters;
+
+        uv_timer_t refresh_timer, status_timer;
+        bool timers_on;
+        char last_summary[2048];
+        int64_t last_summary_us;
+};
+
+/* building.c */
+void bld_submit(osm_building *b, bld_job *j);
+bld_job *bld_job_new(void (*work)(osm_building *, bld_job *), void (*done)(osm_building *, bld_job *),
+                     void *call, json_t *in);
+void bld_job_free(bld_job *j);
+int bld_activate(osm_building *b, char *err, size_t errsize);
+/* Stop the node and the transport (worker or loop); forget removes the building's files. */
+void bld_deactivate(osm_building *b, bool forget);
+/* On the loop, after a job activated or deactivated the building. */
+void bld_activated(osm_building *b);
+void bld_deactivated(osm_building *b);
+int bld_save_state(osm_building *b);
+void bld_request_refresh(osm_building *b);
+const char *bld_role_of(osm_building *b, uint64_t node_id);
+
+/* bdb.c: the replicated database, from the worker or a transport thread */
+/* Connect c to the leader with the database open; fills err. 0, -EAGAIN (no leader:
+ * no quorum), or -errno. */
+int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader_id, char *leader_addr,
+                    char *err, size_t errsize);
+/* The worker's cached leader connection, redialled as needed. */
+osm_dq *bld_leader(osm_building *b, char *err, size_t errsize);
+void bld_leader_drop(osm_building *b);
+/* Exec/query on the leader with retries until deadline; on failure j->error/j->msg set
+ * (Quorum for no leader). */
+int bld_exec(osm_building *b, bld_job *j, const char *sql, json_t *params);
+int bld_query(osm_building *b, bld_job *j, const char *sql, json_t *params, json_t **rows);
+extern const char bld_schema_sql[];
+/* Read the whole state into a new cache object (worker). */
+int bld_read_state(osm_building *b, osm_dq *c, json_t **out, char *err, size_t errsize);
+bool bld_dq_is_quorum_error(const osm_dq *c, int r);
+
+/* roles.c */
+typedef struct bld_role_node {
+        uint64_t id;
+        int role;
+        bool online;
+} bld_role_node;
+typedef struct bld_role_change {
+        uint64_t id;
+        int role;
+} bld_role_change;
+/* What the leader should change, in order (promotions first). Returns the number. */
+size_t bld_roles_plan(const bld_role_node *nodes, size_t n, bld_role_change *out, size_t max);
+
+/* join.c */
+int bld_invite(osm_building *b, int64_t expires_us, char **token, char *err, size_t errsize);
+void bld_join_work(osm_building *b, bld_job *j);
+void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req);
+bool bld_joins_open(osm_building *b);
+
+/* query.c */
+void bld_handle_query(osm_building *b, osm_btls_conn *c, json_t *req);
+void bld_query_work(osm_building *b, bld_job *j);
+void bld_query_init(osm_building *b);
+void bld_query_close(osm_building *b);
+
+/* iface-building.c */
+extern const osm_method bld_methods[];
+extern const size_t bld_n_methods;

@@ -1,0 +1,24 @@
+/* building.h: the building subsystem as other subsystems see it — is this room in a
+ * building, the building's trusted publisher keys, and replicated SQL for other state
+ * kept building-wide (channels, rollouts). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct osm_daemon;
+
+/* The result of an asynchronous building call, on the loop. error is NULL on success
+ * (then rows holds the result of a query: an array of arrays; NULL for exec), else a
+ * Varlink error name (io.osmose.Building.Quorum when there is no quorum) and message. */
+typedef void (*osm_building_cb)(void *userdata, const char *error, const char *message, json_t *rows);
+
+bool osm_building_active(struct osm_daemon *d);
+/* Is key (URL-safe base64) trusted building-wide? From the replicated state's last copy. */
+bool osm_building_trusts(struct osm_daemon *d, const char *key_b64);
+
+/* Run SQL (one statement or several, params a JSON array or NULL) on the replicated
+ * database; cb runs on the loop. Returns 0, or -ENOTCONN outside a building. */
+int osm_building_exec(struct osm_daemon *d, const char *sql, json_t *params, osm_building_cb cb, void *userdata);
+int osm_building_query(struct osm_daemon *d, const char *sql, json_t *params, osm_building_cb cb, void *userdata);
