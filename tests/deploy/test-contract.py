@@ -297,6 +297,7 @@ def check_json_output(man1, real):
         check("peers")
         check("services")
         check("call", "org.varlink.service.GetInfo")
+        check("building status")
     finally:
         daemon.terminate()
         daemon.wait(timeout=20)

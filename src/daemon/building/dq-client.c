@@ -314,7 +314,7 @@ int osm_dq_encode_params(const json_t *params, uint8_t *buf, size_t size) {
 
 /* ---------- I/O ---------- */
 
-static int wait_fd(int fd, short events, uint64_t deadline_us) {
+int osm_dq_wait_fd(int fd, short events, uint64_t deadline_us) {
         for (;;) {
                 uint64_t now = osm_now_mono_us();
                 if (now >= deadline_us)
@@ -333,7 +333,7 @@ static int wait_fd(int fd, short events, uint64_t deadline_us) {
 static int io_all(osm_dq *c, void *buf, size_t len, bool writing, uint64_t deadline_us) {
         uint8_t *p = buf;
         while (len > 0) {
-                int r = wait_fd(c->fd, writing ? POLLOUT : POLLIN, deadline_us);
+                int r = osm_dq_wait_fd(c->fd, writing ? POLLOUT : POLLIN, deadline_us);
                 if (r < 0)
                         return r;
                 ssize_t k = writing ? send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)

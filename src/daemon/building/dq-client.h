@@ -82,6 +82,10 @@ int osm_dq_transfer(osm_dq *c, uint64_t id);
 /* The cluster's nodes with their roles; *nodes freed by the caller. */
 int osm_dq_cluster(osm_dq *c, osm_dq_node **nodes, size_t *n);
 
+/* poll() fd for events until deadline_us (monotonic): 0, -ETIMEDOUT or -errno. Shared by
+ * the member transport's TLS. */
+int osm_dq_wait_fd(int fd, short events, uint64_t deadline_us);
+
 /* Connect to an abstract Unix socket named "@name". Returns an fd or -errno. */
 int osm_dq_connect_abstract(const char *address);
 const char *osm_dq_role_name(int role);

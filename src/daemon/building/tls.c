@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/building/dq-client.h"
 #include "daemon/building/tls.h"
 #include "osmose/util.h"
 
@@ -113,29 +114,13 @@ void osm_btls_free(osm_btls *t) {
         t->server = t->client = NULL;
 }
 
-static int wait_fd(int fd, short ev, uint64_t deadline_us) {
-        for (;;) {
-                uint64_t now = osm_now_mono_us();
-                if (now >= deadline_us)
-                        return -ETIMEDOUT;
-                struct pollfd p = { .fd = fd, .events = ev };
-                int r = poll(&p, 1, (int) ((deadline_us - now + 999) / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r > 0)
-                        return 0;
-        }
-}
-
 /* Wait for what OpenSSL asked for after a call returned r. 0 to retry, or -errno. */
 static int ssl_wait(osm_btls_conn *c, int r, uint64_t deadline_us) {
         int e = SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_WANT_READ)
-                return wait_fd(c->fd, POLLIN, deadline_us);
+                return osm_dq_wait_fd(c->fd, POLLIN, deadline_us);
         if (e == SSL_ERROR_WANT_WRITE)
-                return wait_fd(c->fd, POLLOUT, deadline_us);
+                return osm_dq_wait_fd(c->fd, POLLOUT, deadline_us);
         if (e == SSL_ERROR_ZERO_RETURN)
                 return -ECONNRESET;
         return -EPROTO;
@@ -211,7 +196,7 @@ static int tcp_connect(const char *address, uint64_t deadline_us, const char **w
                 int one = 1;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-                    (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline_us) == 0)) {
+                    (errno == EINPROGRESS && osm_dq_wait_fd(fd, POLLOUT, deadline_us) == 0)) {
                         int err = 0;
                         socklen_t el = sizeof err;
                         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -302,6 +287,19 @@ int osm_btls_read_line(osm_btls_conn *c, char *buf, size_t max, uint64_t deadlin
         return -EMSGSIZE;
 }
 
+/* After SSL_read/SSL_write returned r <= 0: add what OpenSSL waits for to *ev and return
+ * true, or false if the connection is over. */
+static bool ssl_want(SSL *ssl, int r, short *ev) {
+        int e = SSL_get_error(ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+                *ev |= POLLIN;
+        else if (e == SSL_ERROR_WANT_WRITE)
+                *ev |= POLLOUT;
+        else
+                return false;
+        return true;
+}
+
 void osm_btls_pump(osm_btls_conn *c, int pfd, volatile bool *stop) {
         uint8_t up[16384], down[16384];   /* up: plain -> TLS; down: TLS -> plain */
         size_t up_len = 0, up_off = 0, down_len = 0, down_off = 0;
@@ -315,14 +313,8 @@ void osm_btls_pump(osm_btls_conn *c, int pfd, volatile bool *stop) {
                                 down_len = (size_t) r;
                                 down_off = 0;
                                 progress = true;
-                        } else {
-                                int e = SSL_get_error(c->ssl, r);
-                                if (e == SSL_ERROR_WANT_READ)
-                                        tls_ev |= POLLIN;
-                                else if (e == SSL_ERROR_WANT_WRITE)
-                                        tls_ev |= POLLOUT;
-                                else
-                                        break;
+                        } else if (!ssl_want(c->ssl, r, &tls_ev)) {
+                                break;
                         }
                 }
                 if (down_len > 0) {
@@ -357,14 +349,8 @@ void osm_btls_pump(osm_btls_conn *c, int pfd, volatile bool *stop) {
                                 if (up_off == up_len)
                                         up_len = 0;
                                 progress = true;
-                        } else {
-                                int e = SSL_get_error(c->ssl, r);
-                                if (e == SSL_ERROR_WANT_READ)
-                                        tls_ev |= POLLIN;
-                                else if (e == SSL_ERROR_WANT_WRITE)
-                                        tls_ev |= POLLOUT;
-                                else
-                                        break;
+                        } else if (!ssl_want(c->ssl, r, &tls_ev)) {
+                                break;
                         }
                 }
                 if (progress)
