@@ -26,21 +26,29 @@ static fed_refusal roundtrip(const fed_headers_out *h, const char *method, const
         return fed_auth_check_signature(a);
 }
 
-int main(void) {
-        osm_crypto_init();
-        osm_keypair a = { 0 }, b = { 0 }, evil = { 0 };
+/* Set up by each case (setup()): three keypairs, and a request a signed for b. Not
+ * once in main: secret keys are wiped in a forked child (MADV_WIPEONFORK). */
+static osm_keypair a, b, evil;
+static char a_id[OSM_SPACE_ID_LEN + 1], b_id[OSM_SPACE_ID_LEN + 1];
+static const int64_t now = 1800000000000000LL;
+static const char body[] = "{\"hello\":1}";
+static fed_auth sa;
+static fed_headers_out h;
+static int sign_result;
+
+static void setup(void) {
         osm_keypair_generate(&a);
         osm_keypair_generate(&b);
         osm_keypair_generate(&evil);
-        char a_id[OSM_SPACE_ID_LEN + 1], b_id[OSM_SPACE_ID_LEN + 1];
         osm_space_id(a.pk, a_id);
         osm_space_id(b.pk, b_id);
+        sign_result = fed_auth_sign(&sa, &a, "POST", "/v1/hello", b_id, now, body, sizeof(body) - 1, &h);
+}
 
-        const int64_t now = 1800000000000000LL;
-        const char body[] = "{\"hello\":1}";
-        fed_auth sa, ra;
-        fed_headers_out h;
-        eq(fed_auth_sign(&sa, &a, "POST", "/v1/hello", b_id, now, body, sizeof(body) - 1, &h), 0, "sign");
+static void test_signing(void) {
+        setup();
+        eq(sign_result, 0, "sign");
+        fed_auth ra;
         eq(roundtrip(&h, "POST", "/v1/hello", body, sizeof(body) - 1, b_id, now, &ra), FED_OK, "good request verifies");
         TAP_OK(strcmp(ra.from_id, a_id) == 0, "sender id derived from the key");
 
@@ -57,7 +65,11 @@ int main(void) {
                 fed_auth_parse("POST", "/v1/hello", &in, &x, &why);
                 eq(fed_auth_check_envelope(&x, b_id, now, now + 1), FED_STALE, "signed before the listener started: stale");
         }
+}
 
+static void test_forgery(void) {
+        setup();
+        fed_auth ra;
         /* Forged: another key signs but claims a's key. */
         fed_headers_out hf;
         fed_auth sf;
@@ -72,7 +84,11 @@ int main(void) {
         ht = h;
         ht.nonce[0] = ht.nonce[0] == 'a' ? 'b' : 'a';
         eq(roundtrip(&ht, "POST", "/v1/hello", body, sizeof(body) - 1, b_id, now, &ra), FED_BAD_SIGNATURE, "changed nonce refused");
+}
 
+static void test_malformed_headers(void) {
+        setup();
+        fed_auth ra;
         /* Malformed and missing headers. */
         fed_headers in = { h.from, h.to, h.time, h.nonce, NULL };
         const char *why = NULL;
@@ -87,7 +103,10 @@ int main(void) {
         eq(fed_auth_parse("POST", "/v1/hello", &in, &ra, &why), FED_MALFORMED, "bad recipient malformed");
         in = (fed_headers){ h.from, h.to, h.time, h.nonce, h.sig };
         eq(fed_auth_parse("POST", "/v1/he llo", &in, &ra, &why), FED_MALFORMED, "space in path malformed");
+}
 
+static void test_nonce_cache(void) {
+        setup();
         /* Nonce cache. */
         fed_nonce_cache *c = fed_nonce_cache_new(4, 1000);
         uint8_t n[FED_NONCE_BYTES] = { 1 };
@@ -108,9 +127,12 @@ int main(void) {
         n[0] = 3;
         eq(fed_nonce_cache_insert(c, a.pk, n, 1012), -EEXIST, "live nonce still remembered after deletions");
         fed_nonce_cache_free(c);
+}
 
+static void test_nonce_cache_churn(void) {
+        setup();
         /* A bigger run exercising the index under churn. */
-        c = fed_nonce_cache_new(1100, 100);
+        fed_nonce_cache *c = fed_nonce_cache_new(1100, 100);
         int bad = 0;
         for (uint64_t t = 0; t < 20000; t++) {
                 uint8_t nn[FED_NONCE_BYTES] = { 0 };
@@ -122,7 +144,10 @@ int main(void) {
         }
         eq(bad, 0, "20000 nonces with expiry: no false accept or refusal");
         fed_nonce_cache_free(c);
+}
 
+static void test_boxes(void) {
+        setup();
         /* Boxes. */
         uint8_t kab[FED_BOX_KEY_BYTES], kba[FED_BOX_KEY_BYTES], kev[FED_BOX_KEY_BYTES];
         eq(fed_box_key(&a, b.pk, kab), 0, "shared key a->b");
@@ -144,13 +169,16 @@ int main(void) {
         eq(fed_box_open(kba, bind2, ct, ctl, &pt, &ptl), -EBADMSG, "tampered ciphertext refused");
         eq(fed_box_open(kba, bind2, ct, 10, &pt, &ptl), -EBADMSG, "short ciphertext refused");
         free(ct);
+}
 
+static void test_push_payloads(void) {
+        setup();
         /* Push payloads. */
         char ok_json[512], other_json[512];
         snprintf(ok_json, sizeof(ok_json), "{\"collection\":\"s/t\",\"records\":[{\"id\":\"%.16s-7\",\"time\":5,\"body\":{}}]}", a_id);
         snprintf(other_json, sizeof(other_json), "{\"collection\":\"s/t\",\"records\":[{\"id\":\"%.16s-7\",\"time\":5,\"body\":{}}]}", b_id);
         json_t *pj = json_loads(ok_json, 0, NULL);
-        const char *coll = NULL;
+        const char *coll = NULL, *why = NULL;
         eq(fed_push_check(pj, a_id, 10, &coll, &why), FED_OK, "a push of the sender's own record passes");
         TAP_OK(coll && strcmp(coll, "s/t") == 0, "…and names its collection");
         json_decref(pj);
@@ -162,9 +190,19 @@ int main(void) {
         json_decref(pj);
         TAP_OK(!fed_id_from_origin("-1", a_id) && !fed_id_from_origin("abc-", a_id) && !fed_id_from_origin("x", a_id),
                "ids without prefix or sequence are refused");
+}
 
-        osm_keypair_clear(&a);
-        osm_keypair_clear(&b);
-        osm_keypair_clear(&evil);
-        return tap_done();
+int main(int argc, char **argv) {
+        osm_crypto_init();
+
+        static const tap_case cases[] = {
+                TAP_CASE(test_signing),
+                TAP_CASE(test_forgery),
+                TAP_CASE(test_malformed_headers),
+                TAP_CASE(test_nonce_cache),
+                TAP_CASE(test_nonce_cache_churn),
+                TAP_CASE(test_boxes),
+                TAP_CASE(test_push_payloads),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

@@ -405,6 +405,10 @@ static void test_api_socket(void) {
  * process unshares one and builds the bridge there), so no traffic touches the host. */
 static void test_bridge_network(void) {
         int rp[2];
+#ifndef HAVE_LIBNL
+        tap_skip("built without libnl (-Dnetwork=disabled)", "bridge network");
+        return;
+#endif
         if (system("command -v ip >/dev/null 2>&1") != 0) {
                 tap_skip("iproute2 (ip) is not installed", "bridge network");
                 return;

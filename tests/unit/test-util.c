@@ -7,7 +7,7 @@
 #include "osmose/util.h"
 #include "tap.h"
 
-int main(void) {
+static void test_sizes_and_durations(void) {
         uint64_t v;
         TAP_OK(osm_parse_size("64M", &v) == 0 && v == 64u << 20, "size 64M");
         TAP_OK(osm_parse_size("1g", &v) == 0 && v == 1u << 30, "size 1g");
@@ -20,7 +20,9 @@ int main(void) {
         TAP_OK(osm_parse_duration("1500ms", &v) == 0 && v == 1500000, "duration 1500ms");
         TAP_OK(osm_parse_duration("30", &v) == 0 && v == 30000000, "bare duration is seconds");
         TAP_OK(osm_parse_duration("h", &v) < 0, "duration without number refused");
+}
 
+static void test_times(void) {
         int64_t t, now = 1700000000000000;
         TAP_OK(osm_parse_time("2026-11-21T10:00:00Z", now, &t) == 0 && t == 1795255200000000LL, "RFC 3339 UTC");
         TAP_OK(osm_parse_time("2026-11-21T11:00:00+01:00", now, &t) == 0 && t == 1795255200000000LL, "RFC 3339 offset");
@@ -34,7 +36,9 @@ int main(void) {
         char buf[64];
         TAP_EQ_STR(osm_format_time(1795255200250000LL, buf, sizeof buf), "2026-11-21T10:00:00.250000Z", "format time");
         TAP_OK(osm_parse_time(buf, now, &t) == 0 && t == 1795255200250000LL, "format/parse round trip");
+}
 
+static void test_names(void) {
         TAP_OK(osm_name_valid("sensors/temp", 128, true), "collection name with slash");
         TAP_OK(!osm_name_valid("sensors/temp", 128, false), "slash refused when not allowed");
         TAP_OK(!osm_name_valid("sensors/../secret", 128, true), "'..' segment refused");
@@ -43,7 +47,9 @@ int main(void) {
         TAP_OK(!osm_name_valid("a\nb", 128, true), "control character refused");
         TAP_OK(!osm_name_valid("abcdef", 5, true), "over-long name refused");
         TAP_OK(!osm_name_valid("", 5, true), "empty name refused");
+}
 
+static void test_files(void) {
         char dir[] = "/tmp/osm-test-XXXXXX";
         TAP_OK(mkdtemp(dir) != NULL, "temp dir");
         char path[256];
@@ -61,5 +67,14 @@ int main(void) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         TAP_OK(system(cmd) == 0, "cleanup");
-        return tap_done();
+}
+
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_sizes_and_durations),
+                TAP_CASE(test_times),
+                TAP_CASE(test_names),
+                TAP_CASE(test_files),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

@@ -27,6 +27,7 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
                 snprintf(err, errlen, "network: %s: %s", what, detail);
 }
 
+#ifdef HAVE_LIBNL   /* addresses are only handed out where veths can be made */
 /* The bridge's IPv4 address and prefix, from the host's interfaces. */
 static int bridge_addr(const char *bridge, uint32_t *addr, int *prefix) {
         struct ifaddrs *ifa = NULL;
@@ -72,6 +73,7 @@ static int lease_addr(osm_net *net, uint32_t br, int prefix, uint32_t *out) {
         }
         return -EADDRINUSE;
 }
+#endif /* HAVE_LIBNL */
 
 void osm_net_release(osm_net *net, uint32_t addr) {
         for (size_t i = 0; addr && i < net->n_leases; i++)
