@@ -88,6 +88,7 @@ struct osm_building {
         /* the cached copy of the replicated state (loop) */
         json_t *cache;
         bool stale;
+        uint64_t stale_since_us;   /* monotonic, when the copy went stale */
         char last_error[512];
         int64_t fetched_us;
         /* a snapshot of members' keys and addresses for transport threads (lock) */

@@ -159,6 +159,7 @@ static void load_cache(osm_building *b) {
         b->cache = o;
         b->fetched_us = json_integer_value(json_object_get(o, "fetched"));
         b->stale = true;
+        b->stale_since_us = osm_now_mono_us();
 }
 
 /* ---------- member keys for the transport ---------- */
@@ -249,8 +250,9 @@ static void refresh_work(osm_building *b, bld_job *j) {
                 return;
         }
         json_t *state = NULL;
-        if (bld_read_state(b, c, &state, err, sizeof err) < 0) {
-                bool q = bld_dq_is_quorum_error(c, -EREMOTEIO);
+        int r = bld_read_state(b, c, &state, err, sizeof err);
+        if (r < 0) {
+                bool q = bld_dq_is_quorum_error(c, r);
                 bld_leader_drop(b);
                 snprintf(j->msg, sizeof j->msg, "%s%s", q ? "no quorum: " : "", err);
                 j->error = BLD_ERR_QUORUM;
@@ -315,8 +317,10 @@ static void refresh_done(osm_building *b, bld_job *j) {
                 if (!self_listed(b))
                         bld_removed(b);
         } else {
-                if (!b->stale)
+                if (!b->stale) {
                         log_notice("building: %s; serving the last copy", j->msg);
+                        b->stale_since_us = osm_now_mono_us();
+                }
                 b->stale = true;
                 snprintf(b->last_error, sizeof b->last_error, "%s", j->msg);
         }
@@ -486,6 +490,8 @@ static void timers_stop(osm_building *b) {
 void bld_activated(osm_building *b) {
         b->active = true;
         b->leaving = false;
+        if (!b->stale)
+                b->stale_since_us = osm_now_mono_us();
         b->stale = true;
         timers_start(b);
 }

@@ -64,7 +64,11 @@ static void write_done(osm_building *b, bld_job *j) {
 
 /* if_none: the error message when the statement changes no row (NotFound), or NULL. */
 static void submit_write_or(osm_building *b, osm_call *call, const char *sql, json_t *params, const char *if_none) {
-        if (b->stale && b->last_error[0] && strstr(b->last_error, "quorum")) {
+        /* Without quorum for longer than an election or two, refuse at once; right after a
+         * leader died, try: a new one is being elected and the write waits for it. */
+        uint64_t grace = OSM_MAX(b->d->cfg.building_latency_us * 15 * 4, 1000000);
+        if (b->stale && b->last_error[0] && strstr(b->last_error, "quorum") &&
+            osm_now_mono_us() - b->stale_since_us > grace) {
                 pthread_mutex_lock(&b->lock);
                 b->counters.writes++;
                 b->counters.writes_failed_quorum++;
