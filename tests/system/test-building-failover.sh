@@ -22,7 +22,11 @@ done
 jb() { rctl "$1" --json building status | jq -r "$2"; }
 wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 field_is() { [ "$(jb "$1" "$2" 2>/dev/null)" = "$3" ]; }
-key() { python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))'; }
+# a key that does not start with '-' (it would read as an option)
+key() { python3 -c 'import base64,os
+while True:
+    k = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    if k[0] != "-": print(k); break'; }
 now_ms() { date +%s%3N; }
 
 rctl A building create --name HQ --address "$ROOMS_NET.1" >/dev/null || bail "create"
