@@ -13,11 +13,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#if HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
+#include <stdlib.h>
 
 #include "daemon/daemon.h"
+#if HAVE_SYSTEMD
+#include "daemon/dl-systemd.h"
+#endif
 #include "osmose/log.h"
 
 #define SHUTDOWN_GRACE_MS 5000
@@ -119,6 +120,26 @@ static bool same_str(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+#if HAVE_SYSTEMD
+/* Did systemd start us, and is libsystemd there? Asked before sd_listen_fds() unsets
+ * $LISTEN_FDS; libsystemd (and what it links: gcrypt, lz4, lzma, zstd: about 1 MiB
+ * resident) is opened only then. */
+static bool under_systemd(void) {
+        static int state;   /* 0: not asked yet, 1: yes, -1: no */
+        if (state == 0) {
+                const char *why = NULL;
+                if (!getenv("NOTIFY_SOCKET") && !getenv("LISTEN_FDS") && !getenv("WATCHDOG_USEC"))
+                        state = -1;
+                else if (osm_dl_systemd(&why) < 0) {
+                        log_warning("%s: no readiness notification, socket activation or watchdog", why);
+                        state = -1;
+                } else
+                        state = 1;
+        }
+        return state > 0;
+}
+#endif
+
 /* ---------- the control socket ---------- */
 
 /* Bind the control socket like ntpd's control.c: refuse if a live daemon answers,
@@ -135,12 +156,12 @@ static int open_control_socket(const osm_config *cfg, gid_t *gid_allowed, bool *
                                    cfg->socket_group, (unsigned) geteuid());
         }
 #if HAVE_SYSTEMD
-        int n = sd_listen_fds(1);
+        int n = under_systemd() ? sym_sd_listen_fds(1) : 0;
         if (n > 1) {
                 log_error("systemd passed %d sockets; expected one", n);
                 return -EINVAL;
         }
-        if (n == 1 && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
+        if (n == 1 && sym_sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
                 int fd = SD_LISTEN_FDS_START;
                 fcntl(fd, F_SETFD, FD_CLOEXEC);
                 fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -354,7 +375,8 @@ typedef struct runtime {
 
 static void notify(const char *msg) {
 #if HAVE_SYSTEMD
-        sd_notify(0, msg);
+        if (under_systemd())
+                sym_sd_notify(0, msg);
 #else
         (void) msg;
 #endif
@@ -522,7 +544,7 @@ int osm_daemon_run(const osm_daemon_opts *o) {
         uv_timer_init(d->loop, &rt.watchdog);
 #if HAVE_SYSTEMD
         uint64_t wd_us = 0;
-        if (sd_watchdog_enabled(0, &wd_us) > 0 && wd_us > 0) {
+        if (under_systemd() && sym_sd_watchdog_enabled(0, &wd_us) > 0 && wd_us > 0) {
                 uv_timer_start(&rt.watchdog, on_watchdog, wd_us / 2000, wd_us / 2000);
                 log_info("watchdog every %llu ms", (unsigned long long) (wd_us / 2000));
         }

@@ -1,11 +1,11 @@
-/* fetch.c: HTTP(S) GET into a file with libcurl (see fetch.h). curl_global_init is done
- * once by the workload subsystem's start, before any thread fetches. */
-#include <curl/curl.h>
+/* fetch.c: HTTP(S) GET into a file with libcurl (see fetch.h). libcurl is opened, and its
+ * global state initialised, on the first fetch (dl-curl.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "build-config.h"
+#include "daemon/dl-curl.h"
 #include "daemon/fetch.h"
 #include "osmose/util.h"
 
@@ -55,30 +55,33 @@ int osm_fetch_url_ok(const char *u, size_t max) {
 }
 
 int osm_fetch_url(const char *url, int fd, const osm_fetch_opts *o, char *err, size_t errsize) {
-        CURL *c = curl_easy_init();
+        const char *why = NULL;
+        if (osm_dl_curl(&why) < 0)
+                return osm_errorf(err, errsize, -EOPNOTSUPP, "%s", why);
+        CURL *c = sym_curl_easy_init();
         if (!c)
                 return osm_errorf(err, errsize, -ENOMEM, "curl_easy_init failed");
         char curl_err[CURL_ERROR_SIZE] = "";
         sink s = { .fd = fd, .max = o->max_size, .abort_flag = o->abort_flag };
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) OSM_MAX(o->timeout_us / 1000, 1000u));
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) o->max_size);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "osmosed/" OSM_VERSION);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_cleanup(c);
+        sym_curl_easy_setopt(c, CURLOPT_URL, url);
+        sym_curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        sym_curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        sym_curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        sym_curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+        sym_curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        sym_curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        sym_curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) OSM_MAX(o->timeout_us / 1000, 1000u));
+        sym_curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
+        sym_curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) o->max_size);
+        sym_curl_easy_setopt(c, CURLOPT_USERAGENT, "osmosed/" OSM_VERSION);
+        sym_curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+        sym_curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        sym_curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+        sym_curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        sym_curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        sym_curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+        CURLcode rc = sym_curl_easy_perform(c);
+        sym_curl_easy_cleanup(c);
         if (o->bytes)
                 *o->bytes = s.written;
         if (rc == CURLE_OK)
@@ -89,5 +92,5 @@ int osm_fetch_url(const char *url, int fd, const osm_fetch_opts *o, char *err, s
         if (s.error == -ECANCELED)
                 return osm_errorf(err, errsize, -ECANCELED, "%s: cancelled", url);
         return osm_errorf(err, errsize, s.error < 0 ? s.error : -EIO, "%s: %s", url,
-                          curl_err[0] ? curl_err : curl_easy_strerror(rc));
+                          curl_err[0] ? curl_err : sym_curl_easy_strerror(rc));
 }

@@ -52,14 +52,14 @@ static void on_sock(uv_poll_t *p, int status, int events) {
         if (events & UV_WRITABLE)
                 flags |= CURL_CSELECT_OUT;
         int running;
-        curl_multi_socket_action(c->multi, ctx->fd, flags, &running);
+        sym_curl_multi_socket_action(c->multi, ctx->fd, flags, &running);
         check_done(c);
 }
 
 static void on_timer(uv_timer_t *t) {
         fed_client *c = t->data;
         int running;
-        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        sym_curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         check_done(c);
 }
 
@@ -70,7 +70,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
                 if (ctx) {
                         uv_poll_stop(&ctx->poll);
                         uv_close((uv_handle_t *) &ctx->poll, close_free);
-                        curl_multi_assign(c->multi, s, NULL);
+                        sym_curl_multi_assign(c->multi, s, NULL);
                 }
                 return 0;
         }
@@ -85,7 +85,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
                         return -1;
                 }
                 ctx->poll.data = ctx;
-                curl_multi_assign(c->multi, s, ctx);
+                sym_curl_multi_assign(c->multi, s, ctx);
         }
         int events = 0;
         if (what & CURL_POLL_IN)
@@ -137,9 +137,9 @@ static void call_free(fed_call *call) {
                 c->calls = call->next;
         if (call->next)
                 call->next->prev = call->prev;
-        curl_multi_remove_handle(c->multi, call->easy);
-        curl_easy_cleanup(call->easy);
-        curl_slist_free_all(call->headers);
+        sym_curl_multi_remove_handle(c->multi, call->easy);
+        sym_curl_easy_cleanup(call->easy);
+        sym_curl_slist_free_all(call->headers);
         free(call->body);
         free(call->resp);
         free(call);
@@ -163,20 +163,20 @@ static int curl_errno(CURLcode rc) {
 static void check_done(fed_client *c) {
         CURLMsg *msg;
         int left;
-        while ((msg = curl_multi_info_read(c->multi, &left))) {
+        while ((msg = sym_curl_multi_info_read(c->multi, &left))) {
                 if (msg->msg != CURLMSG_DONE)
                         continue;
                 fed_call *call = NULL;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+                sym_curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
                 if (!call)
                         continue;
                 CURLcode rc = msg->data.result;
                 long status = 0;
                 curl_off_t up = 0;
                 long req_size = 0;
-                curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
-                curl_easy_getinfo(call->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-                curl_easy_getinfo(call->easy, CURLINFO_REQUEST_SIZE, &req_size);
+                sym_curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+                sym_curl_easy_getinfo(call->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+                sym_curl_easy_getinfo(call->easy, CURLINFO_REQUEST_SIZE, &req_size);
                 int r = rc == CURLE_OK ? 0 : call->resp_overflow ? -EMSGSIZE : curl_errno(rc);
                 fed_call_cb cb = call->cb;
                 void *ud = call->userdata;
@@ -188,26 +188,28 @@ static void check_done(fed_client *c) {
 }
 
 int fed_client_new(uv_loop_t *loop, fed_client **out) {
+        if (osm_dl_curl(NULL) < 0)
+                return -EOPNOTSUPP;
         fed_client *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         c->loop = loop;
         c->timer = calloc(1, sizeof(*c->timer));
-        c->multi = curl_multi_init();
+        c->multi = sym_curl_multi_init();
         if (!c->timer || !c->multi) {
                 if (c->multi)
-                        curl_multi_cleanup(c->multi);
+                        sym_curl_multi_cleanup(c->multi);
                 free(c->timer);
                 free(c);
                 return -ENOMEM;
         }
         uv_timer_init(loop, c->timer);
         c->timer->data = c;
-        curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-        curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-        curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-        curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+        sym_curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        sym_curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+        sym_curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        sym_curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+        sym_curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
         *out = c;
         return 0;
 }
@@ -217,7 +219,7 @@ void fed_client_free(fed_client *c) {
                 return;
         while (c->calls)
                 call_free(c->calls);
-        curl_multi_cleanup(c->multi);
+        sym_curl_multi_cleanup(c->multi);
         /* The timer's data must not point at c once c is gone. */
         c->timer->data = NULL;
         uv_timer_stop(c->timer);
@@ -229,7 +231,7 @@ int fed_client_post(fed_client *c, const char *url, struct curl_slist *headers, 
                     size_t len, size_t max_response, fed_call_cb cb, void *userdata, fed_call **out) {
         fed_call *call = calloc(1, sizeof(*call));
         if (!call) {
-                curl_slist_free_all(headers);
+                sym_curl_slist_free_all(headers);
                 free(body);
                 return -ENOMEM;
         }
@@ -239,39 +241,39 @@ int fed_client_post(fed_client *c, const char *url, struct curl_slist *headers, 
         call->resp_max = max_response;
         call->cb = cb;
         call->userdata = userdata;
-        call->easy = curl_easy_init();
+        call->easy = sym_curl_easy_init();
         if (!call->easy) {
-                curl_slist_free_all(headers);
+                sym_curl_slist_free_all(headers);
                 free(body);
                 free(call);
                 return -ENOMEM;
         }
         CURL *e = call->easy;
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, call);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *) body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+        sym_curl_easy_setopt(e, CURLOPT_URL, url);
+        sym_curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+        sym_curl_easy_setopt(e, CURLOPT_POST, 1L);
+        sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *) body);
+        sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+        sym_curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+        sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+        sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+        sym_curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
+        sym_curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
         /* Data goes only where the operator paired: no redirects, no proxy picked up from
          * the environment, http(s) only. */
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+        sym_curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        sym_curl_easy_setopt(e, CURLOPT_PROXY, "");
+        sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        sym_curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
         /* A cut link leaves a kept-alive connection silent rather than refused: give up on
          * a transfer that moved nothing for 10 s, and retry on a fresh connection. */
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L);
-        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) max_response);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "osmosed-federation");
-        if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        sym_curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        sym_curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L);
+        sym_curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) max_response);
+        sym_curl_easy_setopt(e, CURLOPT_USERAGENT, "osmosed-federation");
+        if (sym_curl_multi_add_handle(c->multi, e) != CURLM_OK) {
                 call->cb = NULL;
                 call->prev = NULL;
                 call->next = c->calls;   /* so call_free can unlink it */

@@ -3,11 +3,16 @@
  * uv_poll/uv_timer. Neither knows about signatures or payloads; fed-serve.c and fed-push.c do. */
 #pragma once
 
-#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "daemon/dl-curl.h"
+
+/* Open libcurl and libmicrohttpd, on first use (dl.c): 0, or -EOPNOTSUPP and *why naming
+ * the missing package. fed_server_start and fed_client_new call it too. */
+int fed_http_load(const char **why);
 
 /* --- server --- */
 typedef struct fed_server fed_server;

@@ -16,9 +16,9 @@ static struct curl_slist *signed_headers(const fed_headers_out *h) {
 #define ADD(fmt, v)                                                  \
         do {                                                         \
                 snprintf(line, sizeof(line), fmt, v);                \
-                n = curl_slist_append(l, line);                      \
+                n = sym_curl_slist_append(l, line);                      \
                 if (!n) {                                            \
-                        curl_slist_free_all(l);                      \
+                        sym_curl_slist_free_all(l);                      \
                         return NULL;                                 \
                 }                                                    \
                 l = n;                                               \
@@ -69,7 +69,7 @@ int fed_send_signed(osm_federation *f, fed_remote *r, const char *path, const ch
         };
         int64_t aid = fed_db_audit_add(f->db, &e);
         if (aid < 0 || fed_db_commit(f->db) < 0) {
-                curl_slist_free_all(hdrs);
+                sym_curl_slist_free_all(hdrs);
                 free(ct);
                 return -EIO;   /* no audit, no send */
         }

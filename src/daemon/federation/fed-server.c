@@ -4,7 +4,7 @@
  * later are suspended and resumed (MHD_ALLOW_SUSPEND_RESUME). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include "daemon/dl-mhd.h"
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -56,9 +56,9 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 static void server_run(fed_server *s) {
         if (!s->mhd)
                 return;
-        MHD_run(s->mhd);
+        sym_MHD_run(s->mhd);
         MHD_UNSIGNED_LONG_LONG ms;
-        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+        if (sym_MHD_get_timeout(s->mhd, &ms) == MHD_YES)
                 uv_timer_start(s->timer, on_timer, ms > 60000 ? 60000 : ms, 0);
         else
                 uv_timer_start(s->timer, on_timer, 60000, 0);
@@ -121,8 +121,8 @@ static void format_addr(const struct sockaddr *sa, char *buf, size_t size) {
 
 static enum MHD_Result queue(fed_req *r) {
         r->responded = true;
-        enum MHD_Result ret = MHD_queue_response(r->conn, r->status, r->response);
-        MHD_destroy_response(r->response);
+        enum MHD_Result ret = sym_MHD_queue_response(r->conn, r->status, r->response);
+        sym_MHD_destroy_response(r->response);
         r->response = NULL;
         return ret;
 }
@@ -132,16 +132,16 @@ void fed_req_respond(fed_req *r, unsigned status, const char *content_type, uint
                 free(body);
                 return;
         }
-        r->response = MHD_create_response_from_buffer_with_free_callback(len, body ?: (uint8_t *) "", body ? free : NULL);
+        r->response = sym_MHD_create_response_from_buffer_with_free_callback(len, body ?: (uint8_t *) "", body ? free : NULL);
         if (!r->response) {
                 free(body);
-                r->response = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
+                r->response = sym_MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
                 status = 500;
                 if (!r->response)
                         return;   /* MHD closes the connection */
         }
         if (content_type)
-                MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+                sym_MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
         r->status = status;
         if (r->suspended) {
                 r->suspended = false;
@@ -152,7 +152,7 @@ void fed_req_respond(fed_req *r, unsigned status, const char *content_type, uint
                 if (r->next)
                         r->next->prev = r->prev;
                 r->prev = r->next = NULL;
-                MHD_resume_connection(r->conn);
+                sym_MHD_resume_connection(r->conn);
                 /* MHD picks the resumed connection up on its next run. */
                 uv_timer_start(r->srv->timer, on_timer, 0, 0);
         }
@@ -176,12 +176,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         snprintf(r->path, sizeof(r->path), "/too-long");
                 else
                         snprintf(r->path, sizeof(r->path), "%s", url);
-                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                const union MHD_ConnectionInfo *ci = sym_MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
                 if (ci && ci->client_addr)
                         format_addr(ci->client_addr, r->peer, sizeof(r->peer));
                 else
                         snprintf(r->peer, sizeof(r->peer), "?");
-                const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                const char *cl = sym_MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 uint64_t clen = 0;
                 if (cl && (osm_parse_u64(cl, &clen) < 0 || clen > s->max_body))
                         r->too_large = true;
@@ -237,7 +237,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (s->suspended)
                         s->suspended->prev = r;
                 s->suspended = r;
-                MHD_suspend_connection(conn);
+                sym_MHD_suspend_connection(conn);
         }
         return MHD_YES;
 }
@@ -252,7 +252,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (!r->responded && !r->refused && r->completed)
                 s->ops->gone(r, s->userdata);
         if (r->response)
-                MHD_destroy_response(r->response);
+                sym_MHD_destroy_response(r->response);
         free(r->body);
         free(r);
 }
@@ -261,9 +261,15 @@ static void close_free(uv_handle_t *h) {
         free(h);
 }
 
+int fed_http_load(const char **why) {
+        return osm_dl_curl(why) < 0 || osm_dl_mhd(why) < 0 ? -EOPNOTSUPP : 0;
+}
+
 int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
                      const fed_server_ops *ops, void *userdata, fed_server **out,
                      char *bound, size_t bound_size, const char **why) {
+        if (osm_dl_mhd(why) < 0)
+                return -EOPNOTSUPP;
         struct sockaddr_storage ss;
         socklen_t sl;
         if (parse_listen(listen_addr, &ss, &sl) < 0) {
@@ -300,7 +306,7 @@ int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
         s->userdata = userdata;
         /* No MHD_USE_ERROR_LOG: MHD's own messages would bypass our logger; every refusal
          * is logged by federation.c instead. */
-        s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+        s->mhd = sym_MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
                                   on_request, s,
                                   MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -316,11 +322,11 @@ int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
         }
         fd = -1;   /* MHD owns it now and closes it when stopped */
 
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        const union MHD_DaemonInfo *info = sym_MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         s->poll = calloc(1, sizeof(*s->poll));
         s->timer = calloc(1, sizeof(*s->timer));
         if (!info || !s->poll || !s->timer || uv_poll_init(loop, s->poll, info->epoll_fd) < 0) {
-                MHD_stop_daemon(s->mhd);
+                sym_MHD_stop_daemon(s->mhd);
                 free(s->poll);
                 free(s->timer);
                 free(s);
@@ -346,14 +352,14 @@ void fed_server_stop(fed_server *s) {
                 s->suspended = r->next;
                 r->suspended = false;
                 r->prev = r->next = NULL;
-                MHD_resume_connection(r->conn);
+                sym_MHD_resume_connection(r->conn);
         }
         uv_poll_stop(s->poll);
         uv_close((uv_handle_t *) s->poll, close_free);
         uv_close((uv_handle_t *) s->timer, close_free);
         struct MHD_Daemon *mhd = s->mhd;
         s->mhd = NULL;
-        MHD_stop_daemon(mhd);
+        sym_MHD_stop_daemon(mhd);
         free(s);
 }
 
@@ -365,7 +371,7 @@ void fed_req_set_data(fed_req *r, void *data) { r->data = data; }
 void *fed_req_data(const fed_req *r) { return r->data; }
 
 const char *fed_req_header(const fed_req *r, const char *name) {
-        return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+        return sym_MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 const uint8_t *fed_req_body(const fed_req *r, size_t *len) {

@@ -29,6 +29,8 @@ void fed_network_stop(osm_federation *f) {
 }
 
 int fed_network_start(osm_federation *f, const char *listen, const char **why) {
+        if (fed_http_load(why) < 0)
+                return -EOPNOTSUPP;
         f->nonces = fed_nonce_cache_new(FED_NONCE_CAPACITY, 2 * FED_MAX_SKEW_US + 1000000);
         if (!f->nonces) {
                 *why = "out of memory";

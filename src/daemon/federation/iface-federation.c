@@ -26,12 +26,16 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
                                 "listen: must be ADDR:PORT or [ADDR6]:PORT with a numeric address");
                 return;
         }
+        const char *why = NULL;
+        if (fed_http_load(&why) < 0) {
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "federation needs libcurl and libmicrohttpd: %s", why);
+                return;
+        }
         char previous[sizeof(f->listen)] = "";
         if (f->enabled) {
                 snprintf(previous, sizeof(previous), "%s", f->listen);
                 fed_network_stop(f);
         }
-        const char *why = NULL;
         int r = fed_network_start(f, listen, &why);
         if (r < 0) {
                 osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", listen, why);

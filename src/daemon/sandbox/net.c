@@ -15,11 +15,7 @@
 #include "daemon/sandbox/sandbox-internal.h"
 
 #ifdef HAVE_LIBNL
-#include <netlink/netlink.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/link.h>
-#include <netlink/route/link/veth.h>
-#include <netlink/route/route.h>
+#include "daemon/dl-nl.h"
 #endif
 
 static void set_err(char *err, size_t errlen, const char *what, const char *detail) {
@@ -103,12 +99,12 @@ static int socket_in_netns(pid_t pid, struct nl_sock **out) {
                 return -errno;
         if (setns(target, CLONE_NEWNET) < 0)
                 return -errno;
-        struct nl_sock *s = nl_socket_alloc();
-        int r = s ? nl_connect(s, NETLINK_ROUTE) : -NLE_NOMEM;
+        struct nl_sock *s = sym_nl_socket_alloc();
+        int r = s ? sym_nl_connect(s, NETLINK_ROUTE) : -NLE_NOMEM;
         if (setns(self, CLONE_NEWNET) < 0)
                 abort();   /* a thread stuck in a sandbox's namespace: a broken invariant */
         if (r < 0) {
-                nl_socket_free(s);
+                sym_nl_socket_free(s);
                 return -EIO;
         }
         *out = s;
@@ -116,16 +112,16 @@ static int socket_in_netns(pid_t pid, struct nl_sock **out) {
 }
 
 static int link_up(struct nl_sock *s, const char *name, int master) {
-        struct rtnl_link *l = NULL, *change = rtnl_link_alloc();
-        int r = change ? rtnl_link_get_kernel(s, 0, name, &l) : -NLE_NOMEM;
+        struct rtnl_link *l = NULL, *change = sym_rtnl_link_alloc();
+        int r = change ? sym_rtnl_link_get_kernel(s, 0, name, &l) : -NLE_NOMEM;
         if (r >= 0) {
                 if (master > 0)
-                        rtnl_link_set_master(change, master);
-                rtnl_link_set_flags(change, IFF_UP);
-                r = rtnl_link_change(s, l, change, 0);
+                        sym_rtnl_link_set_master(change, master);
+                sym_rtnl_link_set_flags(change, IFF_UP);
+                r = sym_rtnl_link_change(s, l, change, 0);
         }
-        rtnl_link_put(l);
-        rtnl_link_put(change);
+        sym_rtnl_link_put(l);
+        sym_rtnl_link_put(change);
         return r;
 }
 
@@ -133,7 +129,13 @@ int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, ch
         uint32_t br = 0, me = 0;
         int prefix = 0;
         *addr_out = 0;
-        int r = bridge_addr(net->bridge, &br, &prefix);
+        const char *why = NULL;
+        int r = osm_dl_nl(&why);
+        if (r < 0) {
+                set_err(err, errlen, "libnl", why);
+                return r;
+        }
+        r = bridge_addr(net->bridge, &br, &prefix);
         if (r < 0) {
                 set_err(err, errlen, net->bridge, "no such bridge with an IPv4 address");
                 return r;
@@ -143,7 +145,7 @@ int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, ch
                 set_err(err, errlen, net->bridge, "no free address in its subnet");
                 return r;
         }
-        struct nl_sock *host = nl_socket_alloc(), *in = NULL;
+        struct nl_sock *host = sym_nl_socket_alloc(), *in = NULL;
         struct rtnl_addr *a = NULL;
         struct rtnl_route *rt = NULL;
         struct nl_addr *local = NULL, *gw = NULL, *any = NULL;
@@ -151,10 +153,10 @@ int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, ch
         snprintf(veth, sizeof(veth), "osm%x.%x", (unsigned) pid & 0xffffff, seq & 0xff);
         int br_index = (int) if_nametoindex(net->bridge);
         const char *step = "netlink";
-        if (!host || nl_connect(host, NETLINK_ROUTE) < 0)
+        if (!host || sym_nl_connect(host, NETLINK_ROUTE) < 0)
                 goto fail;
         step = "creating the veth pair";
-        r = rtnl_link_veth_add(host, veth, "eth0", pid);
+        r = sym_rtnl_link_veth_add(host, veth, "eth0", pid);
         if (r < 0)
                 goto fail;
         step = "attaching to the bridge";
@@ -168,36 +170,36 @@ int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, ch
                 goto fail;
         step = "adding the address";
         uint32_t be = htonl(me), bgw = htonl(br), zero = 0;
-        local = nl_addr_build(AF_INET, &be, 4);
-        gw = nl_addr_build(AF_INET, &bgw, 4);
-        any = nl_addr_build(AF_INET, &zero, 4);
-        a = rtnl_addr_alloc();
+        local = sym_nl_addr_build(AF_INET, &be, 4);
+        gw = sym_nl_addr_build(AF_INET, &bgw, 4);
+        any = sym_nl_addr_build(AF_INET, &zero, 4);
+        a = sym_rtnl_addr_alloc();
         if (!local || !gw || !any || !a)
                 goto fail;
-        nl_addr_set_prefixlen(local, prefix);
-        nl_addr_set_prefixlen(any, 0);
+        sym_nl_addr_set_prefixlen(local, prefix);
+        sym_nl_addr_set_prefixlen(any, 0);
         {
                 struct rtnl_link *eth = NULL;
-                if (rtnl_link_get_kernel(in, 0, "eth0", &eth) < 0)
+                if (sym_rtnl_link_get_kernel(in, 0, "eth0", &eth) < 0)
                         goto fail;
-                int idx = rtnl_link_get_ifindex(eth);
-                rtnl_link_put(eth);
-                rtnl_addr_set_ifindex(a, idx);
-                rtnl_addr_set_local(a, local);
-                rtnl_addr_set_prefixlen(a, prefix);
-                if (rtnl_addr_add(in, a, 0) < 0)
+                int idx = sym_rtnl_link_get_ifindex(eth);
+                sym_rtnl_link_put(eth);
+                sym_rtnl_addr_set_ifindex(a, idx);
+                sym_rtnl_addr_set_local(a, local);
+                sym_rtnl_addr_set_prefixlen(a, prefix);
+                if (sym_rtnl_addr_add(in, a, 0) < 0)
                         goto fail;
                 step = "adding the default route";
-                rt = rtnl_route_alloc();
-                struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+                rt = sym_rtnl_route_alloc();
+                struct rtnl_nexthop *nh = sym_rtnl_route_nh_alloc();
                 if (!rt || !nh)
                         goto fail;
-                rtnl_route_set_family(rt, AF_INET);
-                rtnl_route_set_dst(rt, any);
-                rtnl_route_nh_set_gateway(nh, gw);
-                rtnl_route_nh_set_ifindex(nh, idx);
-                rtnl_route_add_nexthop(rt, nh);
-                if (rtnl_route_add(in, rt, 0) < 0)
+                sym_rtnl_route_set_family(rt, AF_INET);
+                sym_rtnl_route_set_dst(rt, any);
+                sym_rtnl_route_nh_set_gateway(nh, gw);
+                sym_rtnl_route_nh_set_ifindex(nh, idx);
+                sym_rtnl_route_add_nexthop(rt, nh);
+                if (sym_rtnl_route_add(in, rt, 0) < 0)
                         goto fail;
         }
         *addr_out = me;
@@ -208,13 +210,13 @@ fail:
         osm_net_release(net, me);
         r = -EIO;
 out:
-        rtnl_route_put(rt);
-        rtnl_addr_put(a);
-        nl_addr_put(local);
-        nl_addr_put(gw);
-        nl_addr_put(any);
-        nl_socket_free(in);
-        nl_socket_free(host);
+        sym_rtnl_route_put(rt);
+        sym_rtnl_addr_put(a);
+        sym_nl_addr_put(local);
+        sym_nl_addr_put(gw);
+        sym_nl_addr_put(any);
+        sym_nl_socket_free(in);
+        sym_nl_socket_free(host);
         return r;
 }
 

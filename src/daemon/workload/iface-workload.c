@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "daemon/dl-curl.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -78,6 +79,11 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
         if (url && !url_ok(url)) {
                 osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "url",
                                "message", "url: expected http:// or https://, at most 2048 bytes"));
+                return;
+        }
+        const char *why_dl = NULL;
+        if (url && osm_dl_curl(&why_dl) < 0) {
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "install from a URL needs libcurl: %s", why_dl);
                 return;
         }
         if (grants && json_array_size(grants) > OSM_MANIFEST_MAX_CAPS) {

@@ -1,7 +1,6 @@
 /* workloads.c: the workload subsystem: installed workloads and grants in memory, bundle
  * clean-up, the lookups for other subsystems, start and stop. SQL is in db.c, the Varlink
  * methods in iface-workload.c, install in install.c, trust in trust.c, instances in instance.c. */
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -319,9 +318,6 @@ static int workloads_start(osm_daemon *d) {
                 workloads_free(w);
                 return r;
         }
-        /* libcurl's global state, once, before any thread fetches (install.c). */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                log_warning("workloads: curl_global_init failed; install URL will not work");
         wl_gc_bundles(w);
 
         if ((r = osm_server_add_methods(d->server, wl_methods, wl_n_methods, w)) < 0) {

@@ -1,0 +1,71 @@
+#!/bin/bash
+# test-optional-libs.sh: libcurl, libmicrohttpd and libnl are opened when first needed. An
+# idle daemon maps none of them (nor a TLS stack); federation enable and install from a URL
+# load them; with a library hidden (a private mount namespace bind-mounts /dev/null over
+# it), the feature fails with an error naming the package and the daemon keeps serving.
+. "$(dirname "$0")/../lib/common.sh"
+osm_setup
+
+# The libraries the daemon has mapped, by file name.
+mapped() { awk '$6 ~ /\.so/ { print $6 }' "/proc/$OSM_PID/maps" | xargs -rn1 basename | sort -u; }
+maps_lib() { mapped | grep -q "^$1\.so"; }
+
+osm_start_daemon
+for l in libcurl libmicrohttpd libnl-3 libnl-route-3 libcrypto libssl libgnutls libgssapi_krb5 libp11-kit; do
+    maps_lib "$l"
+    ok $((! $?)) "an idle daemon does not map $l"
+done
+
+have_fed=0
+ctl federation status >/dev/null 2>&1 && have_fed=1
+if [ $have_fed = 1 ]; then
+    out=$(ctl federation enable --listen 127.0.0.1:0 2>&1); ok $? "federation enable ($out)"
+    maps_lib libcurl; ok $? "federation enabled: libcurl is mapped"
+    maps_lib libmicrohttpd; ok $? "federation enabled: libmicrohttpd is mapped"
+    ctl federation disable >/dev/null; ok $? "federation disable"
+else
+    skip "federation loads libcurl and libmicrohttpd" "built without federation"
+fi
+out=$(ctl install "http://127.0.0.1:1/none.osb" 2>&1)
+like "$out" "127.0.0.1:1" "install URL reaches libcurl (the fetch itself fails: nothing listens)"
+maps_lib libcurl; ok $? "install URL: libcurl is mapped"
+osm_stop_daemon
+
+# hide LIB: start the daemon in a private mount namespace where LIB (a soname) is /dev/null.
+libdir=$(dirname "$(ldd "$OSMOSED" | awk '$1 == "libc.so.6" { print $3 }')")
+hide() {
+    local real
+    real=$(readlink -f "$libdir/$1")
+    cat >"$T/osmosed-without-$1" <<SH
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'mount --bind /dev/null "\$0" && exec "\$@"' "$real" "$OSMOSED" "\$@"
+SH
+    chmod +x "$T/osmosed-without-$1"
+    OSMOSED="$T/osmosed-without-$1" OSM_STATE=$T/state-$1 osm_start_daemon
+}
+if [ "$(id -u)" != 0 ] || ! unshare -m --propagation private true 2>/dev/null; then
+    skip "hidden libraries" "needs root and mount namespaces"
+else
+    hide libcurl.so.4
+    out=$(ctl install "http://127.0.0.1:1/none.osb" 2>&1); st=$?
+    ok $((st == 0)) "install URL without libcurl fails"
+    like "$out" "libcurl.so.4.*package libcurl4" "... naming the library and its package ($out)"
+    if [ $have_fed = 1 ]; then
+        out=$(ctl federation enable --listen 127.0.0.1:0 2>&1); st=$?
+        ok $((st == 0)) "federation enable without libcurl fails"
+        like "$out" "package libcurl4" "... naming the package ($out)"
+        out=$(ctl --json federation status 2>&1)
+        like "$out" '"enabled": *false' "federation stays off"
+    fi
+    ctl status >/dev/null; ok $? "the daemon keeps serving"
+    osm_stop_daemon
+    if [ $have_fed = 1 ]; then
+        hide libmicrohttpd.so.12
+        out=$(ctl federation enable --listen 127.0.0.1:0 2>&1); st=$?
+        ok $((st == 0)) "federation enable without libmicrohttpd fails"
+        like "$out" "libmicrohttpd.so.12.*package libmicrohttpd12" "... naming the library and its package ($out)"
+        ctl status >/dev/null; ok $? "the daemon keeps serving"
+        osm_stop_daemon
+    fi
+fi
+done_testing
