@@ -60,6 +60,26 @@ char *osm_vl_format_call(const char *method, json_t *params, bool more, bool one
 char *osm_vl_format_reply(json_t *params, bool continues, size_t *len);
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len);
 
+/* The same for parameters already serialized (params: one JSON object, params_len bytes),
+ * for replies written without a tree. */
+char *osm_vl_format_reply_raw(const char *params, size_t params_len, bool continues, size_t *len);
+
+/* Compact JSON written into a growing buffer, without building a tree (varlink.c). Start
+ * with osm_jbuf b = { 0 }; on ENOMEM the buffer is marked failed and later writes do
+ * nothing; osm_jbuf_finish adds the NUL and returns the malloc'd text (or NULL, freed). */
+typedef struct osm_jbuf {
+        char *p;
+        size_t len, cap;
+        bool failed;
+} osm_jbuf;
+void osm_jbuf_put(osm_jbuf *b, const char *s, size_t n);        /* raw bytes */
+void osm_jbuf_string(osm_jbuf *b, const char *s);               /* a quoted, escaped string */
+void osm_jbuf_string_n(osm_jbuf *b, const char *s, size_t n);
+void osm_jbuf_int(osm_jbuf *b, long long v);
+void osm_jbuf_real(osm_jbuf *b, double d);                      /* shortest round-tripping */
+void osm_jbuf_value(osm_jbuf *b, json_t *v);                    /* any jansson value */
+char *osm_jbuf_finish(osm_jbuf *b, size_t *len);
+
 /* sendmsg(2) of buf with n_fds (≤ OSM_VARLINK_MAX_FDS) file descriptors attached as
  * SCM_RIGHTS; flags as for sendmsg (MSG_NOSIGNAL is added). Returns bytes sent or -errno. */
 ssize_t osm_vl_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags);

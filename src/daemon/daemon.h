@@ -53,16 +53,23 @@ typedef struct osm_daemon {
 /* A subsystem: started in table order after the identity and before the socket
  * accepts calls, stopped in reverse order. start returns 0 or -errno (fatal: the daemon
  * does not start) — a subsystem that can run degraded returns 0 and says so in status.
- * status fills obj with at least {"health": "ok|degraded|disabled|failed"} and
- * optionally "detail" (one line). reload applies a new configuration (d->cfg already
- * replaced; old is the previous one). All hooks except start are optional. */
+ * health returns "ok|degraded|disabled|failed" and writes a one-line detail ("" for
+ * none) without building anything: GetStatus without details calls only it. status fills
+ * obj with what GetStatus --details shows beyond that (and, for a subsystem without a
+ * health hook, {"health": …} and optionally "detail" too). reload applies a new
+ * configuration (d->cfg already replaced; old is the previous one). All hooks except
+ * start are optional. */
 typedef struct osm_subsystem {
         const char *name;
         int (*start)(osm_daemon *d);
         void (*stop)(osm_daemon *d);
+        osm_health (*health)(osm_daemon *d, char *detail, size_t size);
         void (*status)(osm_daemon *d, json_t *obj);
         void (*reload)(osm_daemon *d, const osm_config *old);
 } osm_subsystem;
+
+/* Room for a health hook's detail. */
+#define OSM_STATUS_DETAIL_MAX 512
 
 /* Helper for status hooks: set "health" and "detail" (detail may be NULL). */
 void osm_status_set(json_t *obj, osm_health h, const char *detail);
@@ -86,6 +93,9 @@ int osm_daemon_run(const osm_daemon_opts *o);
 extern const osm_subsystem *const osm_subsystems[];
 extern const size_t osm_n_subsystems;
 json_t *osm_daemon_status(osm_daemon *d, bool details);
+/* GetStatus without details, serialized directly (no tree): the parameters object as
+ * malloc'd, NUL-terminated text (*len without the NUL), or NULL on ENOMEM. */
+char *osm_daemon_status_text(osm_daemon *d, size_t *len);
 /* Reload the configuration (SIGHUP, Daemon.Reload). *changed lists changed keys
  * ("section.key"); returns 0, or the number of problems (old config kept), which
  * *problems (if non-NULL) lists as "FILE:LINE: what is wrong". */

@@ -147,13 +147,7 @@ void osm_vl_reply_done(osm_vl_reply *r) {
  * 100 instructions per output byte (measured with callgrind on GetStatus replies: 68k
  * instructions for 700 bytes); this one copies runs of plain characters at once. The
  * values come from jansson, so strings are valid UTF-8 and numbers are finite. */
-typedef struct outbuf {
-        char *p;
-        size_t len, cap;
-        bool failed;
-} outbuf;
-
-static void ob_reserve(outbuf *b, size_t more) {
+static void jbuf_reserve(osm_jbuf *b, size_t more) {
         if (b->failed || b->len + more <= b->cap)
                 return;
         size_t ncap = b->cap ? b->cap : 512;
@@ -168,109 +162,120 @@ static void ob_reserve(outbuf *b, size_t more) {
         b->cap = ncap;
 }
 
-static void ob_put(outbuf *b, const char *s, size_t n) {
-        ob_reserve(b, n);
+void osm_jbuf_put(osm_jbuf *b, const char *s, size_t n) {
+        jbuf_reserve(b, n);
         if (b->failed)
                 return;
         memcpy(b->p + b->len, s, n);
         b->len += n;
 }
 
-static void ob_string(outbuf *b, const char *s, size_t n) {
+void osm_jbuf_string_n(osm_jbuf *b, const char *s, size_t n) {
         static const char hex[] = "0123456789abcdef";
-        ob_put(b, "\"", 1);
+        osm_jbuf_put(b, "\"", 1);
         size_t run = 0;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];
                 if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
                         continue;
-                ob_put(b, s + run, i - run);
+                osm_jbuf_put(b, s + run, i - run);
                 run = i + 1;
                 char esc[6] = { '\\', 0 };
                 switch (c) {
-                case '"': esc[1] = '"'; ob_put(b, esc, 2); break;
-                case '\\': esc[1] = '\\'; ob_put(b, esc, 2); break;
-                case '\n': esc[1] = 'n'; ob_put(b, esc, 2); break;
-                case '\r': esc[1] = 'r'; ob_put(b, esc, 2); break;
-                case '\t': esc[1] = 't'; ob_put(b, esc, 2); break;
+                case '"': esc[1] = '"'; osm_jbuf_put(b, esc, 2); break;
+                case '\\': esc[1] = '\\'; osm_jbuf_put(b, esc, 2); break;
+                case '\n': esc[1] = 'n'; osm_jbuf_put(b, esc, 2); break;
+                case '\r': esc[1] = 'r'; osm_jbuf_put(b, esc, 2); break;
+                case '\t': esc[1] = 't'; osm_jbuf_put(b, esc, 2); break;
                 default:
                         esc[1] = 'u';
                         esc[2] = '0';
                         esc[3] = '0';
                         esc[4] = hex[c >> 4];
                         esc[5] = hex[c & 15];
-                        ob_put(b, esc, 6);
+                        osm_jbuf_put(b, esc, 6);
                 }
         }
-        ob_put(b, s + run, n - run);
-        ob_put(b, "\"", 1);
+        osm_jbuf_put(b, s + run, n - run);
+        osm_jbuf_put(b, "\"", 1);
 }
 
-static void ob_value(outbuf *b, json_t *v) {
+/* The shortest of 15, 16 or 17 significant digits that reads back as the same double (so
+ * 20.9 stays "20.9", where jansson writes 20.899999999999999); a real keeps a '.' or
+ * exponent so it reads back as a real. */
+void osm_jbuf_real(osm_jbuf *b, double d) {
+        char num[64];
+        int n = 0;
+        for (int prec = 15; prec <= 17; prec++) {
+                n = snprintf(num, sizeof num, "%.*g", prec, d);
+                if (strtod(num, NULL) == d)
+                        break;
+        }
+        if (n > 0 && !strpbrk(num, ".eE") && (size_t) n + 2 < sizeof num) {
+                memcpy(num + n, ".0", 3);
+                n += 2;
+        }
+        osm_jbuf_put(b, num, (size_t) n);
+}
+
+void osm_jbuf_int(osm_jbuf *b, long long v) {
+        char num[24];
+        osm_jbuf_put(b, num, (size_t) snprintf(num, sizeof num, "%lld", v));
+}
+
+void osm_jbuf_string(osm_jbuf *b, const char *s) {
+        osm_jbuf_string_n(b, s, strlen(s));
+}
+
+void osm_jbuf_value(osm_jbuf *b, json_t *v) {
         char num[64];
         switch (json_typeof(v)) {
         case JSON_OBJECT: {
                 const char *key;
                 json_t *val;
                 bool first = true;
-                ob_put(b, "{", 1);
+                osm_jbuf_put(b, "{", 1);
                 json_object_foreach(v, key, val) {
                         if (!first)
-                                ob_put(b, ",", 1);
+                                osm_jbuf_put(b, ",", 1);
                         first = false;
-                        ob_string(b, key, strlen(key));
-                        ob_put(b, ":", 1);
-                        ob_value(b, val);
+                        osm_jbuf_string_n(b, key, strlen(key));
+                        osm_jbuf_put(b, ":", 1);
+                        osm_jbuf_value(b, val);
                 }
-                ob_put(b, "}", 1);
+                osm_jbuf_put(b, "}", 1);
                 break;
         }
         case JSON_ARRAY: {
                 size_t i;
                 json_t *val;
-                ob_put(b, "[", 1);
+                osm_jbuf_put(b, "[", 1);
                 json_array_foreach(v, i, val) {
                         if (i)
-                                ob_put(b, ",", 1);
-                        ob_value(b, val);
+                                osm_jbuf_put(b, ",", 1);
+                        osm_jbuf_value(b, val);
                 }
-                ob_put(b, "]", 1);
+                osm_jbuf_put(b, "]", 1);
                 break;
         }
         case JSON_STRING:
-                ob_string(b, json_string_value(v), json_string_length(v));
+                osm_jbuf_string_n(b, json_string_value(v), json_string_length(v));
                 break;
         case JSON_INTEGER:
-                ob_put(b, num, (size_t) snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+                osm_jbuf_put(b, num, (size_t) snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
                 break;
-        case JSON_REAL: {
-                /* The shortest of 15, 16 or 17 significant digits that reads back as the
-                 * same double (so 20.9 stays "20.9", where jansson writes
-                 * 20.899999999999999); a real keeps a '.' or exponent so it reads back as
-                 * a real. */
-                double d = json_real_value(v);
-                int n = 0;
-                for (int prec = 15; prec <= 17; prec++) {
-                        n = snprintf(num, sizeof num, "%.*g", prec, d);
-                        if (strtod(num, NULL) == d)
-                                break;
-                }
-                if (n > 0 && !strpbrk(num, ".eE") && (size_t) n + 2 < sizeof num) {
-                        memcpy(num + n, ".0", 3);
-                        n += 2;
-                }
-                ob_put(b, num, (size_t) n);
+        case JSON_REAL:
+                osm_jbuf_real(b, json_real_value(v));
                 break;
-        }
-        case JSON_TRUE: ob_put(b, "true", 4); break;
-        case JSON_FALSE: ob_put(b, "false", 5); break;
-        case JSON_NULL: ob_put(b, "null", 4); break;
+        case JSON_TRUE: osm_jbuf_put(b, "true", 4); break;
+        case JSON_FALSE: osm_jbuf_put(b, "false", 5); break;
+        case JSON_NULL: osm_jbuf_put(b, "null", 4); break;
         }
 }
 
 /* Finish a frame: the NUL terminator; returns the buffer or NULL on ENOMEM. */
-static char *ob_finish(outbuf *b, size_t *len) {
-        ob_put(b, "", 1);
+char *osm_jbuf_finish(osm_jbuf *b, size_t *len) {
+        osm_jbuf_put(b, "", 1);
         if (b->failed) {
                 free(b->p);
                 return NULL;
@@ -279,51 +284,61 @@ static char *ob_finish(outbuf *b, size_t *len) {
         return b->p;
 }
 
-static void ob_params(outbuf *b, json_t *params) {
+static void jbuf_params(osm_jbuf *b, json_t *params) {
         if (params)
-                ob_value(b, params);
+                osm_jbuf_value(b, params);
         else
-                ob_put(b, "{}", 2);
+                osm_jbuf_put(b, "{}", 2);
 }
 
 char *osm_vl_format_call(const char *method, json_t *params, bool more, bool oneway, size_t *len) {
-        outbuf b = { 0 };
-        ob_put(&b, "{\"method\":", 10);
-        ob_string(&b, method, strlen(method));
-        ob_put(&b, ",\"parameters\":", 14);
-        ob_params(&b, params);
+        osm_jbuf b = { 0 };
+        osm_jbuf_put(&b, "{\"method\":", 10);
+        osm_jbuf_string_n(&b, method, strlen(method));
+        osm_jbuf_put(&b, ",\"parameters\":", 14);
+        jbuf_params(&b, params);
         if (more)
-                ob_put(&b, ",\"more\":true", 12);
+                osm_jbuf_put(&b, ",\"more\":true", 12);
         if (oneway)
-                ob_put(&b, ",\"oneway\":true", 14);
-        ob_put(&b, "}", 1);
-        return ob_finish(&b, len);
+                osm_jbuf_put(&b, ",\"oneway\":true", 14);
+        osm_jbuf_put(&b, "}", 1);
+        return osm_jbuf_finish(&b, len);
 }
 
 char *osm_vl_format_reply(json_t *params, bool continues, size_t *len) {
-        outbuf b = { 0 };
-        ob_put(&b, "{\"parameters\":", 14);
-        ob_params(&b, params);
+        osm_jbuf b = { 0 };
+        osm_jbuf_put(&b, "{\"parameters\":", 14);
+        jbuf_params(&b, params);
         if (continues)
-                ob_put(&b, ",\"continues\":true", 17);
-        ob_put(&b, "}", 1);
-        return ob_finish(&b, len);
+                osm_jbuf_put(&b, ",\"continues\":true", 17);
+        osm_jbuf_put(&b, "}", 1);
+        return osm_jbuf_finish(&b, len);
+}
+
+char *osm_vl_format_reply_raw(const char *params, size_t params_len, bool continues, size_t *len) {
+        osm_jbuf b = { 0 };
+        osm_jbuf_put(&b, "{\"parameters\":", 14);
+        osm_jbuf_put(&b, params, params_len);
+        if (continues)
+                osm_jbuf_put(&b, ",\"continues\":true", 17);
+        osm_jbuf_put(&b, "}", 1);
+        return osm_jbuf_finish(&b, len);
 }
 
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len) {
-        outbuf b = { 0 };
-        ob_put(&b, "{\"error\":", 9);
-        ob_string(&b, error, strlen(error));
-        ob_put(&b, ",\"parameters\":", 14);
-        ob_params(&b, params);
-        ob_put(&b, "}", 1);
-        return ob_finish(&b, len);
+        osm_jbuf b = { 0 };
+        osm_jbuf_put(&b, "{\"error\":", 9);
+        osm_jbuf_string_n(&b, error, strlen(error));
+        osm_jbuf_put(&b, ",\"parameters\":", 14);
+        jbuf_params(&b, params);
+        osm_jbuf_put(&b, "}", 1);
+        return osm_jbuf_finish(&b, len);
 }
 
 char *osm_vl_dump(json_t *v, size_t *len) {
-        outbuf b = { 0 };
-        ob_value(&b, v);
-        return ob_finish(&b, len);
+        osm_jbuf b = { 0 };
+        osm_jbuf_value(&b, v);
+        return osm_jbuf_finish(&b, len);
 }
 
 typedef union {

@@ -46,6 +46,24 @@ like "$pk" '^[A-Za-z0-9_-]{43}$' "public key is URL-safe base64"
 printf '%s' "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["pid"] > 0 and d["uptime"] >= 0 and d["version"]'
 ok $? "--json status is one JSON document with pid, uptime, version"
 
+# GetStatus without details is written without a tree (daemon.c): it must say exactly
+# what the details document says, less the info objects and the clock.
+plain=$(ctl call io.osmose.Daemon.GetStatus '{}')
+full=$(ctl call io.osmose.Daemon.GetStatus '{"details":true}')
+out=$(python3 - "$plain" "$full" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for s in b["subsystems"]:
+    s.pop("info", None)
+for d in (a, b):
+    d.pop("uptime")
+print("same" if a == b else "differ:\n%s\n%s" % (json.dumps(a, sort_keys=True), json.dumps(b, sort_keys=True)))
+PY
+)
+is "$out" "same" "GetStatus without details matches the details document (less info and uptime)"
+printf '%s' "$plain" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d["uptime"], float) and [s["name"] for s in d["subsystems"]][0] == "control" and all(s["health"] in ("ok","degraded","disabled","failed") for s in d["subsystems"])'
+ok $? "GetStatus: uptime a real, control first, every health one of the four"
+
 # introspection, as any Varlink client would do it
 out=$(ctl call org.varlink.service.GetInfo); like "$out" '"io.osmose.Daemon"' "GetInfo lists io.osmose.Daemon"
 out=$(ctl call org.varlink.service.GetInterfaceDescription '{"interface":"io.osmose.Daemon"}')

@@ -117,5 +117,33 @@ int main(void) {
         d = osm_vl_format_call("a.b.C", NULL, false, true, &dl);
         TAP_OK(d && strcmp(d, "{\"method\":\"a.b.C\",\"parameters\":{},\"oneway\":true}") == 0, "call framing");
         free(d);
+
+        /* The writer GetStatus uses: the same text osm_vl_dump writes for the same values. */
+        osm_jbuf jb = { 0 };
+        osm_jbuf_put(&jb, "{\"s\":", 5);
+        osm_jbuf_string(&jb, "a\"b\\c\n\x01\x7f\xc3\xa9");
+        osm_jbuf_put(&jb, ",\"i\":", 5);
+        osm_jbuf_int(&jb, -9007199254740993LL);
+        osm_jbuf_put(&jb, ",\"r\":[", 6);
+        osm_jbuf_real(&jb, 20.9);
+        osm_jbuf_put(&jb, ",", 1);
+        osm_jbuf_real(&jb, 3.0);
+        osm_jbuf_put(&jb, "]}", 2);
+        d = osm_jbuf_finish(&jb, &dl);
+        json_t *same = json_pack("{s:s, s:I, s:[f,f]}", "s", "a\"b\\c\n\x01\x7f\xc3\xa9", "i",
+                                 (json_int_t) -9007199254740993LL, "r", 20.9, 3.0);
+        char *want = osm_vl_dump(same, &len);
+        TAP_OK(d && want && strcmp(d, want) == 0 && dl == len, "osm_jbuf writes what osm_vl_dump writes (%s)", d ? d : "");
+        free(want);
+        json_decref(same);
+        char *rep = d ? osm_vl_format_reply_raw(d, dl - 1, true, &len) : NULL;
+        osm_vl_reply rr;
+        TAP_OK(rep && osm_vl_parse_reply(rep, len - 1, &rr, &why) == 0 && rr.continues &&
+               json_real_value(json_array_get(json_object_get(rr.parameters, "r"), 0)) == 20.9,
+               "a reply framed around serialized parameters parses back");
+        if (rep)
+                osm_vl_reply_done(&rr);
+        free(rep);
+        free(d);
         return tap_done();
 }

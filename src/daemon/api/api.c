@@ -501,27 +501,31 @@ static void api_stop(osm_daemon *d) {
         uv_close((uv_handle_t *) &a->revoke_timer, on_timer_closed);
 }
 
-static void api_status(osm_daemon *d, json_t *obj) {
-        osm_api *a = d->api;
-        if (!a) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not running");
-                return;
+static osm_health api_health(osm_daemon *d, char *detail, size_t size) {
+        if (!d->api) {
+                snprintf(detail, size, "not running");
+                return OSM_HEALTH_FAILED;
         }
         if (!d->workloads) {
-                osm_status_set(obj, OSM_HEALTH_DISABLED, "the workload subsystem is not running");
-                return;
+                snprintf(detail, size, "the workload subsystem is not running");
+                return OSM_HEALTH_DISABLED;
         }
-        char detail[96];
-        snprintf(detail, sizeof detail, "%u instance socket(s)", a->n_live);
-        osm_status_set(obj, OSM_HEALTH_OK, detail);
-        json_object_set_new(obj, "info", json_pack("{s:i, s:b}", "instances", (int) a->n_live, "discovery",
-                                                   HAVE_AVAHI && d->discovery != NULL));
+        snprintf(detail, size, "%u instance socket(s)", d->api->n_live);
+        return OSM_HEALTH_OK;
+}
+
+static void api_status(osm_daemon *d, json_t *obj) {
+        osm_api *a = d->api;
+        if (a && d->workloads)
+                json_object_set_new(obj, "info", json_pack("{s:i, s:b}", "instances", (int) a->n_live, "discovery",
+                                                           HAVE_AVAHI && d->discovery != NULL));
 }
 
 const osm_subsystem osm_api_subsystem = {
         .name = "api",
         .start = api_start,
         .stop = api_stop,
+        .health = api_health,
         .status = api_status,
 };
 

@@ -1,8 +1,20 @@
 /* iface-daemon.c: io.osmose.Daemon — status and reload. */
+#include <stdlib.h>
+
 #include "daemon/daemon.h"
 
 static void get_status(osm_call *call, json_t *params, void *userdata) {
-        osm_call_reply(call, osm_daemon_status(userdata, json_is_true(json_object_get(params, "details"))), false);
+        if (json_is_true(json_object_get(params, "details"))) {
+                osm_call_reply(call, osm_daemon_status(userdata, true), false);
+                return;
+        }
+        size_t len;
+        char *text = osm_daemon_status_text(userdata, &len);
+        if (text)
+                osm_call_reply_text(call, text, len, false);
+        else
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+        free(text);
 }
 
 static void reload(osm_call *call, json_t *params, void *userdata) {

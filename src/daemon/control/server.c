@@ -318,7 +318,9 @@ void osm_call_set_cancel(osm_call *c, void (*cancel)(osm_call *, void *), void *
         c->cancel_userdata = userdata;
 }
 
-int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *fds, size_t n_fds) {
+/* A reply of params (a tree, consumed) or of text (params serialized already). */
+static int reply(osm_call *c, json_t *params, const char *text, size_t text_len, bool continues,
+                 const int *fds, size_t n_fds) {
         int r = 0;
         if (continues && !c->more) {
                 log_error("control: %s replied with continues to a call without more", c->msg.method);
@@ -330,13 +332,22 @@ int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *f
                 r = -ECONNRESET;
         } else if (!c->oneway) {
                 size_t len;
-                char *buf = osm_vl_format_reply(params, continues, &len);
+                char *buf = text ? osm_vl_format_reply_raw(text, text_len, continues, &len)
+                                 : osm_vl_format_reply(params, continues, &len);
                 r = buf ? queue_output(c->cl, buf, len, fds, n_fds, false) : -ENOMEM;
         }
         json_decref(params);
         if (!continues)
                 call_finished(c);
         return r;
+}
+
+int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *fds, size_t n_fds) {
+        return reply(c, params, NULL, 0, continues, fds, n_fds);
+}
+
+int osm_call_reply_text(osm_call *c, const char *params, size_t len, bool continues) {
+        return reply(c, NULL, params, len, continues, NULL, 0);
 }
 
 int osm_call_reply(osm_call *c, json_t *params, bool continues) {

@@ -79,6 +79,8 @@ int osm_call_take_fd(osm_call *c, size_t idx);
  * re-entrantly. fds (may be NULL) are sent with the reply and stay owned by the caller. */
 int osm_call_reply(osm_call *c, json_t *params, bool continues);
 int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *fds, size_t n_fds);
+/* Reply with parameters serialized already (one JSON object of len bytes; not consumed). */
+int osm_call_reply_text(osm_call *c, const char *params, size_t len, bool continues);
 /* Finish with an error. params stolen (may be NULL). */
 int osm_call_error(osm_call *c, const char *error, json_t *params);
 /* Shorthands: InvalidParameter {parameter}; an error with {"message": fmt…}. */

@@ -51,6 +51,7 @@ struct osm_dcat {
         dsvc **buckets;
         size_t n_buckets;               /* a power of two */
         size_t n_services;
+        size_t n_listed;                /* of them resolved (listed), kept for cheap stats */
 
         dpeer **peers;
         size_t n_peers, peers_alloc;
@@ -291,6 +292,7 @@ int osm_dcat_resolved(osm_dcat *c, int iface, int proto, const char *name, const
         s->txt = steal_pointer(&txt);
         s->txt_issues = issues;
         snprintf(p->address, sizeof(p->address), "%s", res->address ? res->address : "");
+        c->n_listed += !was_listed;
         s->resolved = true;
         s->last_seen = osm_now_real_us();
 
@@ -310,6 +312,7 @@ static void svc_remove(osm_dcat *c, dsvc **sp) {
         if (s->resolved) {
                 _cleanup_json_ json_t *o = svc_json(s);
                 emit(c, OSM_DCAT_SERVICE, OSM_DCAT_REMOVED, o);
+                c->n_listed--;
         }
         if (is_peer_service(s))
                 peers_service_lost(c, s);
@@ -777,10 +780,7 @@ osm_dcat *osm_dcat_free(osm_dcat *c) {
 void osm_dcat_get_stats(osm_dcat *c, osm_dcat_stats *st) {
         *st = c->counters;
         st->services = c->n_services;
-        st->services_listed = 0;
-        for (size_t b = 0; b < c->n_buckets; b++)
-                for (dsvc *s = c->buckets[b]; s; s = s->hnext)
-                        st->services_listed += s->resolved;
+        st->services_listed = c->n_listed;
         st->peers = c->n_peers;
         st->peers_present = st->peers_conflicting = 0;
         st->own_id_claimed = false;

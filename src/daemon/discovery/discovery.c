@@ -332,47 +332,50 @@ static void discovery_stop(osm_daemon *d) {
         uv_close((uv_handle_t *) &disc->save_timer, free_when_closed);
 }
 
+static osm_health discovery_health(osm_daemon *d, char *detail, size_t size) {
+        osm_discovery *disc = d->discovery;
+        if (!disc) {
+                snprintf(detail, size, "not started");
+                return OSM_HEALTH_FAILED;
+        }
+        if (!disc->enabled) {
+                snprintf(detail, size, "off in the configuration ([discovery] enabled = no)");
+                return OSM_HEALTH_DISABLED;
+        }
+        if (!osm_disc_client_running(disc)) {
+                if (disc->client && disc->state == AVAHI_CLIENT_CONNECTING)
+                        snprintf(detail, size, "avahi-daemon is not running; waiting for it");
+                else if (disc->client)
+                        snprintf(detail, size, "avahi-daemon is registering its host name");
+                else
+                        snprintf(detail, size, "avahi-daemon not reachable (%s); retrying",
+                                 avahi_strerror(disc->last_error));
+                return OSM_HEALTH_DEGRADED;
+        }
+        osm_dcat_stats st;
+        osm_dcat_get_stats(disc->cat, &st);
+        if (st.own_id_claimed) {
+                snprintf(detail, size, "another gateway on the LAN announces this space's id");
+                return OSM_HEALTH_DEGRADED;
+        }
+        const char *published = disc->self ? disc->self->name : NULL;
+        bool conflict = disc->self && disc->configured_name && strcmp(disc->self->name, disc->configured_name) != 0;
+        snprintf(detail, size, "published as '%s'%s%s%s; %zu of %zu peers present; %zu services",
+                 published ? published : "", conflict ? " (name conflict: '" : "",
+                 conflict ? disc->configured_name : "", conflict ? "' is taken)" : "",
+                 st.peers_present, st.peers, st.services_listed);
+        return OSM_HEALTH_OK;
+}
+
 static void discovery_status(osm_daemon *d, json_t *obj) {
         osm_discovery *disc = d->discovery;
-        osm_dcat_stats st;
-        char detail[512];
-        const char *published = NULL;
-        bool conflict;
-        osm_health h;
-        json_t *info;
-
-        if (!disc) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not started");
+        if (!disc)
                 return;
-        }
+        osm_dcat_stats st;
         osm_dcat_get_stats(disc->cat, &st);
-        published = disc->self ? disc->self->name : NULL;
-        conflict = disc->self && disc->configured_name && strcmp(disc->self->name, disc->configured_name) != 0;
-
-        if (!disc->enabled) {
-                h = OSM_HEALTH_DISABLED;
-                snprintf(detail, sizeof(detail), "off in the configuration ([discovery] enabled = no)");
-        } else if (!osm_disc_client_running(disc)) {
-                h = OSM_HEALTH_DEGRADED;
-                if (disc->client && disc->state == AVAHI_CLIENT_CONNECTING)
-                        snprintf(detail, sizeof(detail), "avahi-daemon is not running; waiting for it");
-                else if (disc->client)
-                        snprintf(detail, sizeof(detail), "avahi-daemon is registering its host name");
-                else
-                        snprintf(detail, sizeof(detail), "avahi-daemon not reachable (%s); retrying",
-                                 avahi_strerror(disc->last_error));
-        } else if (st.own_id_claimed) {
-                h = OSM_HEALTH_DEGRADED;
-                snprintf(detail, sizeof(detail), "another gateway on the LAN announces this space's id");
-        } else {
-                h = OSM_HEALTH_OK;
-                snprintf(detail, sizeof(detail), "published as '%s'%s%s%s; %zu of %zu peers present; %zu services",
-                         published ? published : "", conflict ? " (name conflict: '" : "",
-                         conflict ? disc->configured_name : "", conflict ? "' is taken)" : "",
-                         st.peers_present, st.peers, st.services_listed);
-        }
-        osm_status_set(obj, h, detail);
-        info = json_object();
+        const char *published = disc->self ? disc->self->name : NULL;
+        bool conflict = disc->self && disc->configured_name && strcmp(disc->self->name, disc->configured_name) != 0;
+        json_t *info = json_object();
         json_object_set_new(obj, "info", info);
         json_object_set_new(info, "avahi", json_string(avahi_state_name(disc)));
         json_object_set_new(info, "published_name", published ? osm_json_text(published) : json_null());
@@ -421,6 +424,7 @@ const osm_subsystem osm_discovery_subsystem = {
         .name = "discovery",
         .start = discovery_start,
         .stop = discovery_stop,
+        .health = discovery_health,
         .status = discovery_status,
         .reload = discovery_reload,
 };

@@ -188,26 +188,25 @@ static void fed_stop(osm_daemon *d) {
         d->federation = NULL;
 }
 
-static void fed_status(osm_daemon *d, json_t *obj) {
+static osm_health fed_health(osm_daemon *d, char *detail, size_t size) {
         osm_federation *f = d->federation;
         if (!f->enabled) {
-                osm_status_set(obj, OSM_HEALTH_DISABLED, "off: no listening socket, no outbound connection");
-                return;
+                snprintf(detail, size, "off: no listening socket, no outbound connection");
+                return OSM_HEALTH_DISABLED;
         }
         unsigned n = 0, offline = 0;
         for (fed_remote *r = f->remotes; r; r = r->next) {
                 n++;
                 offline += r->failing;
         }
-        char detail[200];
-        snprintf(detail, sizeof(detail), "listening on %s; %u remotes, %u offline", f->listen, n, offline);
-        osm_status_set(obj, offline ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK, detail);
+        snprintf(detail, size, "listening on %s; %u remotes, %u offline", f->listen, n, offline);
+        return offline ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK;
 }
 
 const osm_subsystem osm_federation_subsystem = {
         .name = "federation",
         .start = fed_start,
         .stop = fed_stop,
-        .status = fed_status,
+        .health = fed_health,
 };
 

@@ -54,22 +54,17 @@ static void sandbox_stop(osm_daemon *d) {
 
 /* ok: every limit is a cgroup limit; degraded: some are rlimits or missing (named in
  * detail); failed: no sandbox can be made at all. */
-static void sandbox_status(osm_daemon *d, json_t *obj) {
+static osm_health sandbox_health(osm_daemon *d, char *detail, size_t size) {
         if (!d->sandbox) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not set up (see the log)");
-                return;
+                snprintf(detail, size, "not set up (see the log)");
+                return OSM_HEALTH_FAILED;
         }
         const osm_sandbox_features *f = osm_sandbox_caps(d->sandbox);
-        json_t *fj = osm_sandbox_features_json(f);
-        if (fj) {
-                json_object_update(obj, fj);
-                json_decref(fj);
-        }
         if (!f->userns || !f->seccomp) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, f->detail[0] ? f->detail : "no user namespaces or seccomp");
-                return;
+                snprintf(detail, size, "%s", f->detail[0] ? f->detail : "no user namespaces or seccomp");
+                return OSM_HEALTH_FAILED;
         }
-        char detail[256] = "", ok[128] = "";
+        char missing[256] = "", ok[128] = "";
         const struct {
                 const char *name;
                 osm_limit_mode m;
@@ -81,15 +76,25 @@ static void sandbox_status(osm_daemon *d, json_t *obj) {
                                  osm_limit_mode_name(l[i].m));
                         continue;
                 }
-                size_t u = strlen(detail);
-                snprintf(detail + u, sizeof(detail) - u, "%s%s: %s", u ? ", " : "", l[i].name,
+                size_t u = strlen(missing);
+                snprintf(missing + u, sizeof(missing) - u, "%s%s: %s", u ? ", " : "", l[i].name,
                          l[i].m == OSM_LIMIT_RLIMIT ? "rlimit only" : "not enforced");
         }
-        json_object_set_new(obj, "network", json_string(d->cfg.network ? d->cfg.network : "none"));
-        if (detail[0])
-                osm_status_set(obj, OSM_HEALTH_DEGRADED, detail);
-        else
-                osm_status_set(obj, OSM_HEALTH_OK, ok);
+        snprintf(detail, size, "%s", missing[0] ? missing : ok);
+        return missing[0] ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK;
+}
+
+static void sandbox_status(osm_daemon *d, json_t *obj) {
+        if (!d->sandbox)
+                return;
+        const osm_sandbox_features *f = osm_sandbox_caps(d->sandbox);
+        json_t *fj = osm_sandbox_features_json(f);
+        if (fj) {
+                json_object_update(obj, fj);
+                json_decref(fj);
+        }
+        if (f->userns && f->seccomp)
+                json_object_set_new(obj, "network", json_string(d->cfg.network ? d->cfg.network : "none"));
 }
 
 /* New uid range, network and default limits apply to instances started from now on. */
@@ -108,6 +113,7 @@ const osm_subsystem osm_sandbox_subsystem = {
         .name = "sandbox",
         .start = sandbox_start,
         .stop = sandbox_stop,
+        .health = sandbox_health,
         .status = sandbox_status,
         .reload = sandbox_reload,
 };

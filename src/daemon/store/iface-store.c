@@ -496,22 +496,25 @@ static void store_stop(osm_daemon *d) {
         d->store = NULL;
 }
 
-static void store_status(osm_daemon *d, json_t *obj) {
-        char detail[160], b1[32], b2[32];
+static osm_health store_health(osm_daemon *d, char *detail, size_t size) {
+        char b1[32], b2[32];
         if (!d->store) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not open");
-                return;
+                snprintf(detail, size, "not open");
+                return OSM_HEALTH_FAILED;
         }
-        osm_store_stats(d->store, obj);
-        uint64_t used = (uint64_t) json_integer_value(json_object_get(obj, "db_used"));
+        uint64_t used = osm_store_db_used(d->store);
         if (d->cfg.db_budget > 0)
-                snprintf(detail, sizeof(detail), "database %s of %s budget%s", osm_format_bytes(used, b1, sizeof(b1)),
+                snprintf(detail, size, "database %s of %s budget%s", osm_format_bytes(used, b1, sizeof(b1)),
                          osm_format_bytes(d->cfg.db_budget, b2, sizeof(b2)),
                          used >= d->cfg.db_budget ? " (full: writes refused)" : "");
         else
-                snprintf(detail, sizeof(detail), "database %s, no budget", osm_format_bytes(used, b1, sizeof(b1)));
-        osm_status_set(obj, d->cfg.db_budget > 0 && used >= d->cfg.db_budget ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK,
-                       detail);
+                snprintf(detail, size, "database %s, no budget", osm_format_bytes(used, b1, sizeof(b1)));
+        return d->cfg.db_budget > 0 && used >= d->cfg.db_budget ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK;
+}
+
+static void store_status(osm_daemon *d, json_t *obj) {
+        if (d->store)
+                osm_store_stats(d->store, obj);
 }
 
 static void store_reload(osm_daemon *d, const osm_config *old) {
@@ -524,6 +527,7 @@ const osm_subsystem osm_store_subsystem = {
         .name = "store",
         .start = store_start,
         .stop = store_stop,
+        .health = store_health,
         .status = store_status,
         .reload = store_reload,
 };

@@ -332,6 +332,10 @@ void osm_store_close(osm_store *s) {
         uv_close((uv_handle_t *) &s->async, on_async_closed);
 }
 
+uint64_t osm_store_db_used(osm_store *s) {
+        return atomic_load(&s->used_bytes);
+}
+
 void osm_store_stats(osm_store *s, json_t *obj) {
         pthread_mutex_lock(&s->lock);
         size_t queued = s->q_len;

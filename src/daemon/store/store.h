@@ -131,6 +131,7 @@ int osm_store_set_retention(osm_store *s, const char *collection, const osm_stor
 
 /* Database figures for status: used bytes, budget, records queued. */
 void osm_store_stats(osm_store *s, json_t *obj);
+uint64_t osm_store_db_used(osm_store *s);
 
 /* --- objects --- */
 

@@ -354,28 +354,38 @@ static void workloads_stop(osm_daemon *d) {
         uv_close((uv_handle_t *) &w->sigchld, on_own_handle_closed);
 }
 
-static void workloads_status(osm_daemon *d, json_t *obj) {
-        osm_workloads *w = d->workloads;
-        if (!w) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not running");
-                return;
-        }
+static size_t n_installed(const osm_workloads *w) {
         size_t n = 0;
         for (wl_workload *wl = w->workloads; wl; wl = wl->next)
                 n++;
-        char detail[160];
-        snprintf(detail, sizeof detail, "%zu installed, %u running", n, w->n_live);
-        if (!d->sandbox)
-                osm_status_set(obj, OSM_HEALTH_DEGRADED, "no sandbox: workloads cannot run");
-        else
-                osm_status_set(obj, OSM_HEALTH_OK, detail);
-        json_object_set_new(obj, "info", json_pack("{s:I, s:I}", "installed", (json_int_t) n,
-                                                   "running", (json_int_t) w->n_live));
+        return n;
+}
+
+static osm_health workloads_health(osm_daemon *d, char *detail, size_t size) {
+        osm_workloads *w = d->workloads;
+        if (!w) {
+                snprintf(detail, size, "not running");
+                return OSM_HEALTH_FAILED;
+        }
+        if (!d->sandbox) {
+                snprintf(detail, size, "no sandbox: workloads cannot run");
+                return OSM_HEALTH_DEGRADED;
+        }
+        snprintf(detail, size, "%zu installed, %u running", n_installed(w), w->n_live);
+        return OSM_HEALTH_OK;
+}
+
+static void workloads_status(osm_daemon *d, json_t *obj) {
+        osm_workloads *w = d->workloads;
+        if (w)
+                json_object_set_new(obj, "info", json_pack("{s:I, s:I}", "installed", (json_int_t) n_installed(w),
+                                                           "running", (json_int_t) w->n_live));
 }
 
 const osm_subsystem osm_workloads_subsystem = {
         .name = "workloads",
         .start = workloads_start,
         .stop = workloads_stop,
+        .health = workloads_health,
         .status = workloads_status,
 };
