@@ -1,6 +1,6 @@
 #!/bin/bash
 # test-optional-libs.sh: libcurl, libmicrohttpd and libnl are opened when first needed. An
-# idle daemon maps none of them (nor a TLS stack); federation enable and install from a URL
+# idle daemon maps none of them (nor curl's TLS, SSH, LDAP and Kerberos stacks); federation enable and install from a URL
 # load them; with a library hidden (a private mount namespace bind-mounts /dev/null over
 # it), the feature fails with an error naming the package and the daemon keeps serving.
 . "$(dirname "$0")/../lib/common.sh"
@@ -11,7 +11,7 @@ mapped() { awk '$6 ~ /\.so/ { print $6 }' "/proc/$OSM_PID/maps" | xargs -rn1 bas
 maps_lib() { mapped | grep -q "^$1\.so"; }
 
 osm_start_daemon
-for l in libcurl libmicrohttpd libnl-3 libnl-route-3 libcrypto libssl libgnutls libgssapi_krb5 libp11-kit; do
+for l in libcurl libmicrohttpd libnl-3 libnl-route-3 libgnutls libgssapi_krb5 libp11-kit libssh2 libldap; do
     maps_lib "$l"
     ok $((! $?)) "an idle daemon does not map $l"
 done
