@@ -4,7 +4,7 @@
 
 # Top-level commands, and the subcommands of command groups.
 _osmosectl_commands="status reload call put query collections retention object peers peer services
-keygen bundle channel trust install workloads remove grant revoke run ps logs stop stats
+keygen bundle channel trust install workloads remove enable disable grant revoke run ps logs stop stats
 follow unfollow pin unpin upgrade import
 federation remote share unshare audit building"
 declare -A _osmosectl_subcommands=(
@@ -45,19 +45,21 @@ declare -A _osmosectl_options=(
         [trust rm]=""
         [install]="--grant --allow-unsigned --allow-downgrade"
         [workloads]=""
-        [remove]=""
+        [remove]="--keep-data"
+        [enable]="--now"
+        [disable]="--now"
         [grant]=""
         [revoke]=""
-        [run]="--wait"
+        [run]="--wait -w --no-attach --restart"
         [follow]=""
         [unfollow]=""
         [pin]=""
         [unpin]=""
         [upgrade]="--check"
         [import]=""
-        [ps]=""
-        [logs]="-f"
-        [stop]=""
+        [ps]="--all -a --limit -n"
+        [logs]="-f --follow -n --lines --since -t --timestamps"
+        [stop]="--all -a"
         [stats]=""
         [federation enable]="--listen"
         [federation disable]=""
@@ -196,7 +198,7 @@ _osmosectl()
                 else
                         COMPREPLY=($(compgen -W "$(_osmosectl_caps "$name" granted)" -- "$cur"))
                 fi ;;
-        remove | run | follow | unfollow | pin | unpin | upgrade) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
+        remove | enable | disable | run | follow | unfollow | pin | unpin | upgrade) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
         stop) COMPREPLY=($(compgen -W "$(_osmosectl_running)" -- "$cur")) ;;
         logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;

@@ -26,11 +26,14 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv);
 int cmd_remove(osm_ctl *ctl, int argc, char **argv);
 int cmd_grant(osm_ctl *ctl, int argc, char **argv);
 int cmd_revoke(osm_ctl *ctl, int argc, char **argv);
+/* cmd-instance.c */
 int cmd_run(osm_ctl *ctl, int argc, char **argv);
 int cmd_ps(osm_ctl *ctl, int argc, char **argv);
 int cmd_logs(osm_ctl *ctl, int argc, char **argv);
 int cmd_stop(osm_ctl *ctl, int argc, char **argv);
 int cmd_stats(osm_ctl *ctl, int argc, char **argv);
+int cmd_enable(osm_ctl *ctl, int argc, char **argv);
+int cmd_disable(osm_ctl *ctl, int argc, char **argv);
 /* cmd-store.c */
 int cmd_put(osm_ctl *ctl, int argc, char **argv);
 int cmd_query(osm_ctl *ctl, int argc, char **argv);

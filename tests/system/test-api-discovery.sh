@@ -16,7 +16,7 @@ osm_setup
 trap 'rooms_down; osm_cleanup' EXIT
 rooms_up A B || bail "cannot build the rooms"
 
-state_of() { rctl A --json ps | $JGET "[i['state'] for i in d['instances'] if i['id']=='$1'][0]"; }
+state_of() { rctl A --json ps --all | $JGET "[i['state'] for i in d['instances'] if i['id']=='$1'][0]"; }
 has_service() {   # ROOM TYPE NAME
     rctl "$1" --json services --type "$2" | $JGET "[s for s in d['services'] if s['name'] == '$3'][0]['name']" >/dev/null
 }

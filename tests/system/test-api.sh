@@ -20,7 +20,7 @@ wait_for() {
     for i in $(seq 200); do eval "$1" && return 0; sleep 0.1; done
     return 1
 }
-state_of() { ctl --json ps | python3 -c "import json,sys; print(next((i['state'] for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), 'none'))"; }
+state_of() { ctl --json ps --all | python3 -c "import json,sys; print(next((i['state'] for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), 'none'))"; }
 # mk NAME CAPS_JSON: a bundle running the Python client from the workload's data directory
 mk() {
     mkdir -p "$T/$1"

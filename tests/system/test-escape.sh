@@ -40,7 +40,7 @@ mk memhog '{"name":"memhog","version":1,"entrypoint":["/bin/probe","memhog","512
 
 # id_of NAME: the latest instance of workload NAME
 id_of() {
-    ctl --json ps | python3 -c "import json,sys; ids=[i['id'] for i in json.load(sys.stdin)['instances'] if i['id'].rsplit('-',1)[0]=='$1']; print(ids[-1] if ids else '$1-none')"
+    ctl --json ps --all | python3 -c "import json,sys; ids=[i['id'] for i in json.load(sys.stdin)['instances'] if i['id'].rsplit('-',1)[0]=='$1']; print(ids[-1] if ids else '$1-none')"
 }
 
 # A uid range of its own: rlimits such as RLIMIT_NPROC count per host uid.
@@ -109,7 +109,7 @@ peak=$(ctl --json stats "$mh" | python3 -c "import json,sys; print(json.load(sys
 ok $(( ! (peak > 0 && peak <= 34 * 1024 * 1024) )) "its peak memory stayed at the 32 MiB limit ($peak bytes)"
 ctl status >/dev/null; ok $? "the daemon answers after the memory hog"
 kill -0 "$OSM_PID"; ok $? "the daemon is alive"
-like "$(ctl --json ps)" "\"$mh\"" "ps lists the killed instance"
+like "$(ctl --json ps --all)" "\"$mh\"" "ps lists the killed instance"
 
 kill "$BAIT" 2>/dev/null
 osm_stop_daemon

@@ -11,6 +11,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -421,6 +422,15 @@ int osm_sb_child_main(void *arg) {
                 if (s != SIGKILL && s != SIGSTOP)
                         sigaction(s, &sa, NULL);
         drop_privileges(c);
+        /* If the daemon dies (SIGKILL, a crash), its sandboxes die with it, so that the
+         * next start finds no orphans and starts them again under its supervision: the
+         * init is killed, and with it its pid namespace. Set only now, as changing the
+         * credentials clears it; a daemon that died before is seen by its socket. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                child_fail(c, "prctl", "PR_SET_PDEATHSIG", errno);
+        struct pollfd alive = { .fd = c->sync_fd, .events = POLLIN };
+        if (poll(&alive, 1, 0) == 1 && (alive.revents & (POLLHUP | POLLERR)))
+                _exit(1);
         load_seccomp(c);
         run_init(c);
 }

@@ -203,7 +203,9 @@ int osm_workloads_start(osm_workloads *w, const char *name, json_t *args, bool h
                 n_args = 0;
         }
         wl_instance *i = NULL;
-        int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, &i, why, whysize);
+        /* a health check runs once; the workload itself by its manifest's policy */
+        osm_restart_policy policy = health ? OSM_RESTART_NEVER : wl->manifest->restart;
+        int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, policy, NULL, 0, &i, why, whysize);
         if (i && !(*id = strdup(i->id)))
                 r = -ENOMEM;
         return r;

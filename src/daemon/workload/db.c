@@ -57,10 +57,37 @@ int wl_db_history(osm_workloads *w, const char *name, const char *event, int64_t
         return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* Columns added after the first release: ALTER TABLE, once (a "duplicate column" error
+ * means an earlier start added it). */
+static int migrate(osm_workloads *w) {
+        static const char *const cols[] = {
+                "workloads ADD COLUMN enabled INTEGER NOT NULL DEFAULT 0",
+                "instances ADD COLUMN args TEXT",
+                "instances ADD COLUMN restart TEXT",
+                "instances ADD COLUMN state TEXT",
+                "instances ADD COLUMN resume INTEGER NOT NULL DEFAULT 0",
+        };
+        for (size_t k = 0; k < OSM_ARRAY_SIZE(cols); k++) {
+                char sql[160];
+                snprintf(sql, sizeof sql, "ALTER TABLE %s", cols[k]);
+                char *msg = NULL;
+                if (sqlite3_exec(w->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+                        bool dup = msg && strstr(msg, "duplicate column");
+                        if (!dup)
+                                log_error("workloads db: %s: %s", sql, msg ? msg : "?");
+                        sqlite3_free(msg);
+                        if (!dup)
+                                return -EIO;
+                }
+        }
+        return wl_db_exec(w, "CREATE TABLE IF NOT EXISTS kept_data(name TEXT PRIMARY KEY, kept INTEGER NOT NULL);"
+                             "CREATE INDEX IF NOT EXISTS instances_id ON instances(id);");
+}
+
 static int load_workloads(osm_workloads *w) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *gs = NULL;
         if (sqlite3_prepare_v2(w->db, "SELECT name, version, bundle_id, manifest, has_rootfs, signer, verified,"
-                               " allow_unsigned, installed FROM workloads ORDER BY name DESC", -1, &st, NULL) != SQLITE_OK ||
+                               " allow_unsigned, installed, enabled FROM workloads ORDER BY name DESC", -1, &st, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(w->db, "SELECT capability FROM grants WHERE name = ? ORDER BY capability",
                                -1, &gs, NULL) != SQLITE_OK)
                 return -EIO;
@@ -91,6 +118,7 @@ static int load_workloads(osm_workloads *w) {
                 wl->verified = sqlite3_column_int(st, 6);
                 wl->allow_unsigned = sqlite3_column_int(st, 7);
                 wl->installed_us = sqlite3_column_int64(st, 8);
+                wl->enabled = sqlite3_column_int(st, 9);
                 wl->next = w->workloads;
                 w->workloads = wl;
                 if (!wl->name || !wl->bundle_id || !wl->manifest_text)
@@ -129,7 +157,7 @@ int wl_db_open(osm_workloads *w, const char *dbpath) {
                 return -EIO;
         }
         int r;
-        if ((r = wl_db_exec(w, schema)) < 0 || (r = load_workloads(w)) < 0) {
+        if ((r = wl_db_exec(w, schema)) < 0 || (r = migrate(w)) < 0 || (r = load_workloads(w)) < 0) {
                 log_error("workloads: loading %s failed", dbpath);
                 return r < 0 ? r : -EIO;
         }
@@ -137,8 +165,8 @@ int wl_db_open(osm_workloads *w, const char *dbpath) {
                 log_error("workloads: %s", err.message);
                 return -EIO;
         }
-        /* Instances of an earlier run that ended with the daemon. */
-        wl_db_exec(w, "UPDATE instances SET ended = coalesce(ended, started) WHERE ended IS NULL");
+        /* Instances of an earlier run left open (the daemon died) stay open until
+         * wl_history_start() decides whether they come back. */
         return 0;
 }
 
@@ -187,7 +215,7 @@ int wl_db_save_install(osm_workloads *w, const wl_workload *wl, const char *sour
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         bool ok = sqlite3_prepare_v2(w->db,
                 "INSERT OR REPLACE INTO workloads(name, version, bundle_id, manifest, has_rootfs, signer,"
-                " verified, allow_unsigned, installed, source) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                " verified, allow_unsigned, installed, source, enabled) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                 -1, &st, NULL) == SQLITE_OK;
         if (ok) {
                 sqlite3_bind_text(st, 1, wl->name, -1, SQLITE_STATIC);
@@ -202,7 +230,14 @@ int wl_db_save_install(osm_workloads *w, const wl_workload *wl, const char *sour
                 sqlite3_bind_int64(st, 9, wl->installed_us);
                 if (source)
                         sqlite3_bind_text(st, 10, source, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 11, wl->enabled);
                 ok = sqlite3_step(st) == SQLITE_DONE;
+        }
+        /* Data kept at an earlier remove (--keep-data) is this workload's again. */
+        _cleanup_stmt_ sqlite3_stmt *kept = NULL;
+        if (ok && sqlite3_prepare_v2(w->db, "DELETE FROM kept_data WHERE name = ?", -1, &kept, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(kept, 1, wl->name, -1, SQLITE_STATIC);
+                ok = sqlite3_step(kept) == SQLITE_DONE;
         }
         char detail[160];
         snprintf(detail, sizeof detail, "%s%s", wl->verified ? "verified" : "unverified",
@@ -216,14 +251,20 @@ int wl_db_save_install(osm_workloads *w, const wl_workload *wl, const char *sour
         return 0;
 }
 
-/* Delete the workload (its grants go with it) and record the removal, in one transaction. */
-int wl_db_remove(osm_workloads *w, const wl_workload *wl) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+/* Delete the workload (its grants go with it) and record the removal, in one transaction;
+ * with keep_data, its data directory is kept (wl_db_data_kept) until the same name is
+ * installed again. */
+int wl_db_remove(osm_workloads *w, const wl_workload *wl, bool keep_data) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *ks = NULL;
         if (wl_db_exec(w, "BEGIN IMMEDIATE") < 0 ||
             sqlite3_prepare_v2(w->db, "DELETE FROM workloads WHERE name = ?", -1, &st, NULL) != SQLITE_OK ||
             sqlite3_bind_text(st, 1, wl->name, -1, SQLITE_STATIC) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE ||
-            wl_db_history(w, wl->name, "remove", wl->version, wl->bundle_id, NULL) < 0 ||
+            (keep_data && (sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO kept_data(name, kept) VALUES(?, ?)", -1,
+                                              &ks, NULL) != SQLITE_OK ||
+                           sqlite3_bind_text(ks, 1, wl->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                           sqlite3_bind_int64(ks, 2, osm_now_real_us()) != SQLITE_OK || sqlite3_step(ks) != SQLITE_DONE)) ||
+            wl_db_history(w, wl->name, "remove", wl->version, wl->bundle_id, keep_data ? "data kept" : "data deleted") < 0 ||
             wl_db_exec(w, "COMMIT") < 0) {
                 wl_db_exec(w, "ROLLBACK");
                 return -EIO;
@@ -231,39 +272,73 @@ int wl_db_remove(osm_workloads *w, const wl_workload *wl) {
         return 0;
 }
 
-/* Record a new instance (workload, version, bundle_id, started_us of i) and give it its id:
- * the workload's name and a sequence number unique in this state dir. 0, or -EIO with
- * i->id NULL. */
-int wl_db_instance_add(osm_workloads *w, wl_instance *i) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(w->hist, "INSERT INTO instances(name, version, bundle_id, started) VALUES(?,?,?,?)",
-                               -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, i->workload, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, i->version);
-                sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 4, i->started_us);
-                if (sqlite3_step(st) == SQLITE_DONE &&
-                    asprintf(&i->id, "%s-%lld", i->workload, (long long) sqlite3_last_insert_rowid(w->hist)) < 0)
-                        i->id = NULL;
-        }
-        sqlite3_finalize(st);
-        if (!i->id)
-                return -EIO;
-        sqlite3_stmt *up = NULL;
-        if (sqlite3_prepare_v2(w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(up, 2, sqlite3_last_insert_rowid(w->hist));
-                sqlite3_step(up);
-        }
-        sqlite3_finalize(up);
-        return 0;
+/* ---- instance records ------------------------------------------------------------------------------ */
+
+static char *args_text(char **args) {
+        if (!args || !*args)
+                return NULL;
+        json_t *a = json_array();
+        for (char **p = args; *p; p++)
+                json_array_append_new(a, json_string(*p));
+        char *s = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        return s;
 }
 
-/* Record how the instance ended (best effort: a failure is logged). */
+/* A new instance: its row, and its id (NAME-SEQ, unique in this state dir). */
+static int record_new(wl_instance *i) {
+        osm_workloads *w = i->w;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
+        _cleanup_free_ char *args = args_text(i->args);
+        if (sqlite3_prepare_v2(w->hist, "INSERT INTO instances(name, version, bundle_id, started, args, restart, state)"
+                               " VALUES(?,?,?,?,?,?,'starting')", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(st, 1, i->workload, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, i->version);
+        sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, i->started_us);
+        if (args)
+                sqlite3_bind_text(st, 5, args, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, osm_restart_policy_name(i->restart), -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return -EIO;
+        sqlite3_int64 seq = sqlite3_last_insert_rowid(w->hist);
+        if (asprintf(&i->id, "%s-%lld", i->workload, (long long) seq) < 0) {
+                i->id = NULL;
+                return -ENOMEM;
+        }
+        if (sqlite3_prepare_v2(w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(up, 2, seq);
+        return sqlite3_step(up) == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Record that i starts: a new row (setting i->id), or an instance of an earlier run of
+ * the daemon coming back (i->id set): open again. */
+void wl_db_instance_start(wl_instance *i) {
+        if (!i->id) {
+                if (record_new(i) < 0)
+                        log_warning("workloads db: recording instance of %s: %s", i->workload,
+                                    sqlite3_errmsg(i->w->hist));
+                return;
+        }
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = NULL, resume = 0, state = 'starting',"
+                               " version = ?2, bundle_id = ?3, restarts = ?4 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, i->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, i->version);
+        sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, (int) i->restarts);
+        (void) sqlite3_step(st);
+}
+
 void wl_db_instance_end(const wl_instance *i) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?, restarts = ?,"
-                               " error = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (!i->id || sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?,"
+                                         " restarts = ?, error = ?, state = ?, resume = ? WHERE id = ?",
+                                         -1, &st, NULL) != SQLITE_OK)
                 return;
         sqlite3_bind_int64(st, 1, i->ended_us);
         if (i->exit_code >= 0)
@@ -273,8 +348,156 @@ void wl_db_instance_end(const wl_instance *i) {
         sqlite3_bind_int(st, 4, (int) i->restarts);
         if (i->error)
                 sqlite3_bind_text(st, 5, i->error, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, i->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, wl_state_names[i->state], -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 7, i->resume);
+        sqlite3_bind_text(st, 8, i->id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
                 log_warning("workloads db: recording the end of %s: %s", i->id, sqlite3_errmsg(i->w->hist));
-        sqlite3_finalize(st);
+}
+
+static bool live_in_memory(osm_workloads *w, const char *id) {
+        for (wl_instance *i = w->instances; i; i = i->next)
+                if (wl_instance_alive(i) && strcmp(i->id, id) == 0)
+                        return true;
+        return false;
+}
+
+static json_t *col_int(sqlite3_stmt *st, int c) {
+        return sqlite3_column_type(st, c) == SQLITE_NULL ? NULL : json_integer(sqlite3_column_int64(st, c));
+}
+
+json_t *wl_db_instances_ended(osm_workloads *w, size_t limit) {
+        json_t *arr = json_array();
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (!arr || sqlite3_prepare_v2(w->hist, "SELECT id, name, version, started, ended, exit_code, signal, restarts,"
+                                       " error, state, restart FROM instances WHERE ended IS NOT NULL AND id IS NOT NULL"
+                                       " ORDER BY seq DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+                return arr;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) limit);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                const char *id = (const char *) sqlite3_column_text(st, 0);
+                if (live_in_memory(w, id))
+                        continue;
+                const char *state = (const char *) sqlite3_column_text(st, 9);
+                const char *error = (const char *) sqlite3_column_text(st, 8);
+                json_t *code = col_int(st, 5), *sig = col_int(st, 6);
+                if (!state)   /* rows of an older daemon */
+                        state = error && !code && !sig ? "failed" : "exited";
+                json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:I}", "id", id,
+                                      "workload", (const char *) sqlite3_column_text(st, 1),
+                                      "version", (json_int_t) sqlite3_column_int64(st, 2), "state", state,
+                                      "started", (json_int_t) sqlite3_column_int64(st, 3),
+                                      "ended", (json_int_t) sqlite3_column_int64(st, 4),
+                                      "restarts", (json_int_t) sqlite3_column_int64(st, 7));
+                if (!o) {
+                        json_decref(code);
+                        json_decref(sig);
+                        continue;
+                }
+                if (code)
+                        json_object_set_new(o, "exit_code", code);
+                if (sig)
+                        json_object_set_new(o, "signal", sig);
+                if (error)
+                        json_object_set_new(o, "error", json_string(error));
+                if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+                        json_object_set_new(o, "restart", json_string((const char *) sqlite3_column_text(st, 10)));
+                json_array_insert_new(arr, 0, o);   /* oldest first */
+        }
+        return arr;
+}
+
+char *wl_db_instance_newest(osm_workloads *w, const char *name) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->hist, "SELECT id FROM instances WHERE name = ? AND id IS NOT NULL"
+                               " ORDER BY seq DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+                return NULL;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return NULL;
+        return strdup((const char *) sqlite3_column_text(st, 0));
+}
+
+bool wl_db_instance_known(osm_workloads *w, const char *id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->hist, "SELECT 1 FROM instances WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        return sqlite3_step(st) == SQLITE_ROW;
+}
+
+/* ---- bounds, resuming, enabling, kept data ------------------------------------------------- */
+
+/* Keep the newest WL_MAX_HISTORY ended instances (and every one to be resumed). */
+void wl_db_instances_gc(osm_workloads *w) {
+        char sql[320];
+        snprintf(sql, sizeof sql, "DELETE FROM instances WHERE ended IS NOT NULL AND resume = 0 AND seq <= "
+                 "(SELECT seq FROM instances WHERE ended IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET %d)",
+                 WL_MAX_HISTORY);
+        (void) sqlite3_exec(w->hist, sql, NULL, NULL, NULL);
+}
+
+/* Is the log of instance id to be kept: it is open, to be resumed, or one of the newest
+ * WL_MAX_LOGS that ended? */
+bool wl_db_log_kept(osm_workloads *w, const char *id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->hist, "SELECT 1 FROM instances WHERE id = ?1 AND (ended IS NULL OR resume = 1 OR seq >"
+                               " coalesce((SELECT seq FROM instances WHERE ended IS NOT NULL ORDER BY seq DESC"
+                               " LIMIT 1 OFFSET ?2), 0))", -1, &st, NULL) != SQLITE_OK)
+                return true;   /* when in doubt, keep */
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, WL_MAX_LOGS - 1);
+        return sqlite3_step(st) == SQLITE_ROW;
+}
+
+/* Instances an earlier run of the daemon left alive: resume = 1 (it stopped them at its
+ * own stop) or ended IS NULL (it died). At most max, oldest first, into rows. */
+size_t wl_db_instances_open(osm_workloads *w, wl_open_instance *rows, size_t max) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        size_t n = 0;
+        if (sqlite3_prepare_v2(w->hist, "SELECT id, name, restart, args, coalesce(restarts, 0), ended IS NULL"
+                               " FROM instances WHERE id IS NOT NULL AND (ended IS NULL OR resume = 1)"
+                               " ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
+                return 0;
+        while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+                const char *r = (const char *) sqlite3_column_text(st, 2);
+                const char *a = (const char *) sqlite3_column_text(st, 3);
+                rows[n] = (wl_open_instance) { strdup((const char *) sqlite3_column_text(st, 0)),
+                                               strdup((const char *) sqlite3_column_text(st, 1)),
+                                               r ? strdup(r) : NULL, a ? strdup(a) : NULL,
+                                               sqlite3_column_int(st, 4), sqlite3_column_int(st, 5) };
+                n++;
+        }
+        return n;
+}
+
+/* An open instance that does not come back: ended (at its start if the daemon died). */
+void wl_db_instance_not_resumed(osm_workloads *w, const char *id, const char *why) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->hist, "UPDATE instances SET resume = 0, error = coalesce(error, ?2),"
+                               " state = CASE WHEN ended IS NULL THEN 'exited' ELSE coalesce(state, 'exited') END,"
+                               " ended = coalesce(ended, started) WHERE id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
+        (void) sqlite3_step(st);
+}
+
+int wl_db_set_enabled(osm_workloads *w, const char *name, bool enabled) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->db, "UPDATE workloads SET enabled = ? WHERE name = ?", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_bind_int(st, 1, enabled) != SQLITE_OK || sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+                return -EIO;
+        return wl_db_history(w, name, enabled ? "enable" : "disable", 0, NULL, NULL);
+}
+
+/* Was the data of removed workload name kept (remove --keep-data)? */
+bool wl_db_data_kept(osm_workloads *w, const char *name) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->db, "SELECT 1 FROM kept_data WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+                return true;   /* when in doubt, keep */
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        return sqlite3_step(st) != SQLITE_DONE;
 }

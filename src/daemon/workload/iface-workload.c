@@ -1,6 +1,8 @@
 /* iface-workload.c: the io.osmose.Workload Varlink methods: check the parameters, call the
  * subsystem (workloads.c, trust.c, install.c, instance.c), shape the reply. */
 #include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -170,6 +172,8 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
                                       "restart", osm_restart_policy_name(wl->manifest->restart),
                                       "entrypoint", strv_json(wl->manifest->argv),
                                       "running", (json_int_t) running_of(w, wl->name));
+                if (o)
+                        json_object_set_new(o, "enabled", json_boolean(wl->enabled));
                 if (o && wl->signer)
                         json_object_set_new(o, "signer", json_string(wl->signer));
                 if (o && wl->manifest->description)
@@ -179,9 +183,77 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
         osm_call_reply(call, json_pack("{s:o}", "workloads", arr), false);
 }
 
+/* A Remove call waiting for the workload's instances to end before it deletes its data. */
+typedef struct wl_removal {
+        struct wl_removal *next;
+        osm_workloads *w;
+        osm_call *call;
+        char *name;
+        json_t *reply;
+} wl_removal;
+
+static uint64_t du_total;   /* nftw has no user pointer; only the loop's thread runs du */
+
+static int du_acc(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (flag == FTW_F)
+                du_total += (uint64_t) st->st_size;
+        return 0;
+}
+
+/* Bytes of the files under path (not following symlinks); 0 if there is nothing. */
+static uint64_t du(const char *path) {
+        du_total = 0;
+        (void) nftw(path, du_acc, 16, FTW_PHYS);
+        return du_total;
+}
+
+static void removal_free(wl_removal *r) {
+        for (wl_removal **pp = &r->w->removals; *pp; pp = &(*pp)->next)
+                if (*pp == r) {
+                        *pp = r->next;
+                        break;
+                }
+        free(r->name);
+        json_decref(r->reply);
+        free(r);
+}
+
+static void removal_cancel(osm_call *call, void *userdata) {
+        removal_free(userdata);
+}
+
+/* Delete (or keep) the data of a removed workload now that nothing runs from it, and
+ * answer. */
+static void removal_finish(osm_workloads *w, osm_call *call, const char *name, json_t *reply) {
+        wl_gc_bundles(w);
+        const char *path = json_string_value(json_object_get(reply, "data_path"));
+        struct stat st;
+        bool gone = lstat(path, &st) < 0 && errno == ENOENT;
+        bool kept = json_is_true(json_object_get(reply, "data_kept"));
+        bool existed = json_integer_value(json_object_get(reply, "data_bytes")) > 0 ||
+                       json_is_true(json_object_get(reply, "had_data"));
+        json_object_del(reply, "had_data");
+        json_object_set_new(reply, "data_deleted", json_boolean(!kept && existed && gone));
+        if (!kept && !gone)
+                log_warning("workload %s removed, but its data %s could not be deleted", name, path);
+        osm_call_reply(call, json_incref(reply), false);
+}
+
+void wl_removals_check(osm_workloads *w) {
+        for (wl_removal *r = w->removals, *next; r; r = next) {
+                next = r->next;
+                if (running_of(w, r->name) > 0)
+                        continue;
+                osm_call_set_cancel(r->call, NULL, NULL);
+                removal_finish(w, r->call, r->name, r->reply);
+                removal_free(r);
+        }
+}
+
 static void method_remove(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
         const char *name = json_string_value(json_object_get(params, "name"));
+        bool keep = json_is_true(json_object_get(params, "keep_data"));
         wl_workload **pp = &w->workloads;
         while (*pp && strcmp((*pp)->name, name) != 0)
                 pp = &(*pp)->next;
@@ -190,16 +262,45 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         wl_workload *wl = *pp;
-        if (wl_db_remove(w, wl) < 0) {
+        if (wl_db_remove(w, wl, keep) < 0) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "could not remove %s from the database", name);
                 return;
         }
-        log_info("workload %s removed", name);
+        log_info("workload %s removed (%s)", name, keep ? "its data is kept" : "its data is deleted");
+        _cleanup_free_ char *data = NULL;
+        if (asprintf(&data, "%s/%s", w->data_dir, name) < 0)
+                data = NULL;
+        struct stat dst;
+        bool had = data && lstat(data, &dst) == 0;
+        json_t *stopped = json_array();
+        for (wl_instance *i = w->instances; i; i = i->next)
+                if (wl_instance_alive(i) && strcmp(i->workload, name) == 0)
+                        json_array_insert_new(stopped, 0, json_string(i->id));
+        json_t *reply = json_pack("{s:s, s:o, s:s, s:I, s:b, s:b, s:b}", "name", name, "stopped", stopped,
+                                  "data_path", data ? data : "", "data_bytes", (json_int_t) (had ? du(data) : 0),
+                                  "data_deleted", false, "data_kept", keep && had, "had_data", had);
         *pp = wl->next;
+        _cleanup_free_ char *wname = strdup(name);   /* name is params', which outlive this call */
         wl_instances_stop_workload(w, wl->name);
         wl_workload_free(wl);
-        wl_gc_bundles(w);
-        osm_call_reply(call, NULL, false);
+        if (running_of(w, wname) > 0) {
+                wl_removal *r = calloc(1, sizeof *r);
+                if (!r || !(r->name = strdup(wname))) {
+                        free(r);
+                        json_decref(reply);
+                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                        return;
+                }
+                r->w = w;
+                r->call = call;
+                r->reply = reply;
+                r->next = w->removals;
+                w->removals = r;
+                osm_call_set_cancel(call, removal_cancel, r);
+                return;
+        }
+        removal_finish(w, call, wname, reply);
+        json_decref(reply);
 }
 
 static int grant_check(osm_call *call, wl_workload *wl, const char *cap) {
@@ -272,19 +373,14 @@ static void method_grant_revoke(osm_call *call, json_t *params, void *userdata) 
 
 /* ---- instances ------------------------------------------------------------------------------ */
 
-/* The instance the "instance" parameter names (wl_instance_resolve), or a NotFound reply and NULL. */
-static wl_instance *instance_param(osm_call *call, json_t *params, osm_workloads *w) {
-        const char *arg = json_string_value(json_object_get(params, "instance"));
-        wl_instance *i = wl_instance_resolve(w, arg);
-        if (!i)
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
-        return i;
-}
+/* ---- instances ---- */
 
 static void method_run(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
         const char *name = json_string_value(json_object_get(params, "name"));
         json_t *args = json_object_get(params, "args");
+        const char *restart = json_string_value(json_object_get(params, "restart"));
+        bool attach = json_is_true(json_object_get(params, "attach"));
         wl_workload *wl = wl_find(w, name);
         if (!wl) {
                 osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
@@ -298,40 +394,45 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the daemon is shutting down");
                 return;
         }
-        if (w->n_live >= WL_MAX_INSTANCES) {
-                osm_call_errorf(call, OSM_ERR_BUSY, "already %d instances running", WL_MAX_INSTANCES);
-                return;
-        }
         size_t n_args = json_array_size(args);
         if (n_args > WL_MAX_RUN_ARGS) {
                 osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "args: more than %d", WL_MAX_RUN_ARGS);
                 return;
         }
+        const char *argv[WL_MAX_RUN_ARGS + 1];
         size_t k;
         json_t *a;
-        json_array_foreach(args, k, a)
+        json_array_foreach(args, k, a) {
                 if (!json_is_string(a) || strlen(json_string_value(a)) > OSM_MANIFEST_MAX_ARG) {
                         osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
                                         "args[%zu]: expected a string of at most %d bytes", k, OSM_MANIFEST_MAX_ARG);
                         return;
                 }
-
-        const char *argv[WL_MAX_RUN_ARGS];
-        json_array_foreach(args, k, a)
                 argv[k] = json_string_value(a);
-        wl_instance *i;
-        char why[512];
-        if (wl_instance_run(w, wl, argv, n_args, &i, why, sizeof why) < 0) {
-                osm_call_errorf(call, i ? WL_ERR_SPAWN_FAILED : OSM_ERR_INTERNAL, "%s", why);
+        }
+        argv[n_args] = NULL;
+        int policy = restart ? osm_restart_policy_from_name(restart) : (int) wl->manifest->restart;
+        if (policy < 0) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "restart: expected never, on-failure or always");
+                return;
+        }
+        char err[512];
+        wl_instance *i = NULL;
+        int r = wl_instance_run(w, wl, argv, n_args, (osm_restart_policy) policy, NULL, 0, &i, err, sizeof err);
+        if (r < 0) {
+                osm_call_errorf(call, r == -EBUSY ? OSM_ERR_BUSY : i ? WL_ERR_SPAWN_FAILED : OSM_ERR_INTERNAL, "%s", err);
                 return;
         }
         json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", wl_state_names[i->state]);
         if (osm_call_more(call)) {
-                if (wl_waiter_add(i, call, WL_WAIT_RUN, 0) < 0) {
+                wl_waiter *wt = wl_waiter_new(i, call, WL_WAIT_RUN);
+                if (!wt) {
                         json_decref(p);
                         osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
                         return;
                 }
+                wt->attach = attach;
+                osm_call_set_cancel(call, wl_waiter_cancel, wt);
                 osm_call_reply(call, p, true);   /* if the client has gone, the cancel hook cleaned up */
         } else
                 osm_call_reply(call, p, false);
@@ -339,69 +440,213 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
 
 static void method_instances(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
-        json_t *arr = json_array();
+        bool all = json_is_true(json_object_get(params, "all"));
+        json_t *lim = json_object_get(params, "limit");
+        json_int_t limit = lim ? json_integer_value(lim) : 100;
+        if (limit < 0 || limit > WL_MAX_HISTORY) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "limit: expected 0 to %d", WL_MAX_HISTORY);
+                return;
+        }
+        json_t *arr = all ? wl_db_instances_ended(w, (size_t) limit) : json_array();
+        json_t *live = json_array();
         for (wl_instance *i = w->instances; i; i = i->next)
-                json_array_insert_new(arr, 0, wl_instance_json(i));   /* oldest first */
+                if (wl_instance_alive(i))
+                        json_array_insert_new(live, 0, wl_instance_json(i));   /* oldest first */
+        json_array_extend(arr, live);
+        json_decref(live);
         osm_call_reply(call, json_pack("{s:o}", "instances", arr), false);
 }
 
+/* The log's name (the instance id) for arg: an instance id, in memory or in the history,
+ * or a workload name (its live instance, else its newest). NULL if none. */
+static char *log_name(osm_workloads *w, const char *arg, wl_instance **inst) {
+        wl_instance *i = wl_instance_resolve(w, arg);
+        *inst = i;
+        if (i)
+                return strdup(i->id);
+        if (wl_db_instance_known(w, arg))
+                return strdup(arg);
+        return wl_db_instance_newest(w, arg);
+}
+
 static void method_logs(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        const char *arg = json_string_value(json_object_get(params, "instance"));
         bool follow = json_is_true(json_object_get(params, "follow")) && osm_call_more(call);
-        wl_instance *i = instance_param(call, params, userdata);
-        if (!i)
-                return;
-        uint64_t pos = 0, dropped = 0;
-        if (!osm_call_more(call)) {
-                /* one reply: the newest part that fits */
-                uint64_t from = i->log_total > WL_LOGS_MAX_REPLY * 4 ? i->log_total - WL_LOGS_MAX_REPLY * 4 : 0;
-                pos = from;
-                json_t *data = wl_log_read(i, &pos, WL_LOGS_MAX_REPLY * 4, &dropped);
-                json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
-                if (from + dropped)
-                        json_object_set_new(p, "dropped", json_integer((json_int_t) (from + dropped)));
-                osm_call_reply(call, p, false);
+        json_t *tail = json_object_get(params, "tail"), *since = json_object_get(params, "since");
+        if (tail && json_integer_value(tail) < 0) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "tail: expected a number of entries >= 0");
                 return;
         }
-        if (follow && wl_instance_alive(i)) {
-                if (wl_waiter_add(i, call, WL_WAIT_LOGS, 0) < 0) {
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
-                        return;
-                }
+        wl_instance *i = NULL;
+        _cleanup_free_ char *name = log_name(w, arg, &i);
+        if (!name) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                return;
+        }
+        /* What is on disk now; with follow, what comes later is sent as it is read. */
+        if (i)
                 wl_feed_followers(i, false);
+        wl_log_filter f = { .since_us = since ? json_integer_value(since) : 0,
+                            .tail = tail ? (size_t) json_integer_value(tail) : 0 };
+        uint64_t first = 0;
+        wl_entry_acc acc = { json_array(), 0, 0 };
+        int r = w->logs_fd >= 0 ? wl_log_read(w->logs_fd, name, &f, wl_entries_add, &acc, &first) : -ENOENT;
+        if (r < 0 && r != -ENOENT) {
+                json_decref(acc.entries);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "reading the log of %s: %s", name, strerror(-r));
                 return;
         }
-        bool sent_any = false;
+        size_t n = json_array_size(acc.entries), from = 0;
+        uint64_t dropped = first > 1 ? first - 1 : 0;
+        if (!osm_call_more(call)) {
+                /* one reply: the newest entries that fit */
+                size_t bytes = acc.bytes;
+                while (from < n && bytes > WL_LOGS_MAX_ONE) {
+                        bytes -= json_string_length(json_object_get(json_array_get(acc.entries, from), "data"));
+                        from++;
+                }
+                dropped += from;
+        }
+        bool sent_dropped = false;
+        bool streaming = follow && i && wl_instance_alive(i);
         do {
-                json_t *data = wl_log_read(i, &pos, WL_LOGS_MAX_REPLY, &dropped);
-                json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
-                if (dropped)
+                /* replies of at most WL_LOGS_MAX_REPLY bytes of data */
+                json_t *part = json_array();
+                size_t bytes = 0;
+                for (; from < n; from++) {
+                        json_t *e = json_array_get(acc.entries, from);
+                        size_t len = json_string_length(json_object_get(e, "data"));
+                        if (osm_call_more(call) && bytes + len > WL_LOGS_MAX_REPLY && json_array_size(part))
+                                break;
+                        bytes += len;
+                        json_array_append(part, e);
+                }
+                json_t *p = json_pack("{s:o}", "entries", part);
+                if (dropped && !sent_dropped)
                         json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
-                bool last = pos >= i->log_total;
+                sent_dropped = true;
+                bool last = from >= n && !streaming;
                 if (osm_call_reply(call, p, !last) < 0) {
+                        json_decref(acc.entries);
                         if (!last)   /* the client has gone: finish the call now */
                                 osm_call_reply(call, NULL, false);
                         return;
                 }
-                sent_any = last;
-        } while (!sent_any);
+                if (last) {
+                        json_decref(acc.entries);
+                        return;
+                }
+        } while (from < n);
+        json_decref(acc.entries);
+        if (wl_waiter_add(i, call, WL_WAIT_LOGS) < 0)
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+}
+
+static void not_running(osm_call *call, const char *id, const char *state, const char *fmt, ...) OSM_PRINTF(4, 5);
+static void not_running(osm_call *call, const char *id, const char *state, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        osm_call_error(call, WL_ERR_NOT_RUNNING, json_pack("{s:s, s:s, s:s}", "message", msg, "instance", id,
+                                                           "state", state));
 }
 
 static void method_stop(osm_call *call, json_t *params, void *userdata) {
-        wl_instance *i = instance_param(call, params, userdata);
-        if (!i)
-                return;
+        osm_workloads *w = userdata;
+        const char *arg = json_string_value(json_object_get(params, "instance"));
+        bool all = json_is_true(json_object_get(params, "all"));
+        wl_instance *i = NULL;
+        for (wl_instance *k = w->instances; k && !i; k = k->next)
+                if (strcmp(k->id, arg) == 0)
+                        i = k;
+        if (!i) {
+                /* a workload name: its live instances */
+                wl_instance *v[WL_MAX_INSTANCES];
+                size_t n = wl_instances_live_of(w, arg, v, WL_MAX_INSTANCES);
+                if (n == 0) {
+                        wl_instance *newest = wl_instance_resolve(w, arg);
+                        _cleanup_free_ char *old = newest ? NULL : wl_db_instance_newest(w, arg);
+                        if (newest) {
+                                char how[256];
+                                wl_describe_end(newest, how, sizeof how);
+                                not_running(call, newest->id, wl_state_names[newest->state],
+                                            "%s is not running: its last instance %s has %s (%s)", arg, newest->id,
+                                            wl_state_names[newest->state], how);
+                        } else if (old || wl_db_instance_known(w, arg))
+                                not_running(call, old ? old : arg, "exited", "%s has already ended", old ? old : arg);
+                        else if (wl_find(w, arg))
+                                not_running(call, arg, "exited", "%s has no instance running", arg);
+                        else
+                                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                        return;
+                }
+                if (n > 1 && !all) {
+                        json_t *ids = json_array();
+                        char msg[1024];
+                        size_t off = (size_t) snprintf(msg, sizeof msg, "%s has %zu instances running (", arg, n);
+                        for (size_t k = n; k-- > 0;) {   /* oldest first */
+                                json_array_append_new(ids, json_string(v[k]->id));
+                                if (off < sizeof msg)
+                                        off += (size_t) snprintf(msg + off, sizeof msg - off, "%s%s", v[k]->id,
+                                                                 k ? ", " : "");
+                        }
+                        if (off < sizeof msg)
+                                snprintf(msg + off, sizeof msg - off, "): name one, or stop them all with --all");
+                        osm_call_error(call, WL_ERR_AMBIGUOUS, json_pack("{s:s, s:o}", "message", msg, "instances", ids));
+                        return;
+                }
+                if (n > 1) {
+                        wl_stop_group *g = calloc(1, sizeof *g);
+                        if (!g || !(g->ids = json_array())) {
+                                free(g);
+                                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                                return;
+                        }
+                        g->call = call;
+                        for (size_t k = n; k-- > 0;) {
+                                wl_waiter *wt = wl_waiter_new(v[k], call, WL_WAIT_STOP);
+                                if (!wt)
+                                        continue;
+                                wt->group = g;
+                                g->pending++;
+                                json_array_append_new(g->ids, json_string(v[k]->id));
+                        }
+                        osm_call_set_cancel(call, wl_stop_group_cancel, g);
+                        log_info("workload %s: stop requested for its %zu instances", arg, n);
+                        for (size_t k = 0; k < n; k++) {
+                                v[k]->stopped_by_operator = true;
+                                wl_instance_request_stop(v[k]);   /* may end it at once, answering its waiter */
+                        }
+                        return;
+                }
+                i = v[0];
+        }
         if (!wl_instance_alive(i)) {
-                json_t *p = json_pack("{s:s, s:b}", "instance", i->id, "killed", i->killed);
-                wl_add_exit(p, i);
-                osm_call_reply(call, p, false);
+                char how[256];
+                wl_describe_end(i, how, sizeof how);
+                not_running(call, i->id, wl_state_names[i->state], "%s has already ended: %s (%s)", i->id,
+                            wl_state_names[i->state], how);
                 return;
         }
-        if (wl_waiter_add(i, call, WL_WAIT_STOP, 0) < 0) {
+        if (wl_waiter_add(i, call, WL_WAIT_STOP) < 0) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
                 return;
         }
         log_info("instance %s: stop requested", i->id);
+        i->stopped_by_operator = true;
         wl_instance_request_stop(i);   /* may end it at once (backoff), answering the waiter */
+}
+
+/* The instance the "instance" parameter names (wl_instance_resolve), or a NotFound reply and NULL. */
+static wl_instance *instance_param(osm_call *call, json_t *params, osm_workloads *w) {
+        const char *arg = json_string_value(json_object_get(params, "instance"));
+        wl_instance *i = wl_instance_resolve(w, arg);
+        if (!i)
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+        return i;
 }
 
 static void put_stat(json_t *o, const char *key, uint64_t v) {
@@ -450,6 +695,28 @@ static void method_stats(osm_call *call, json_t *params, void *userdata) {
         osm_call_reply(call, p, false);
 }
 
+static void method_enable(osm_call *call, json_t *params, void *userdata) {
+        osm_workloads *w = userdata;
+        bool enable = strcmp(osm_call_method(call), "io.osmose.Workload.Enable") == 0;
+        const char *name = json_string_value(json_object_get(params, "name"));
+        wl_workload *wl = wl_find(w, name);
+        if (!wl) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+                return;
+        }
+        bool changed = wl->enabled != enable;
+        if (changed) {
+                if (wl_db_set_enabled(w, name, enable) < 0) {
+                        osm_call_errorf(call, OSM_ERR_INTERNAL, "could not save that %s is %s", name,
+                                        enable ? "enabled" : "disabled");
+                        return;
+                }
+                wl->enabled = enable;
+                log_info("workload %s %s", name, enable ? "enabled: it starts with the daemon" : "disabled");
+        }
+        osm_call_reply(call, json_pack("{s:s, s:b, s:b}", "name", name, "enabled", enable, "changed", changed), false);
+}
+
 const osm_method wl_methods[] = {
         { "io.osmose.Workload.TrustAdd", method_trust_add, OSM_ACCESS_WRITE },
         { "io.osmose.Workload.TrustList", method_trust_list, OSM_ACCESS_READ },
@@ -464,5 +731,7 @@ const osm_method wl_methods[] = {
         { "io.osmose.Workload.Logs", method_logs, OSM_ACCESS_READ },
         { "io.osmose.Workload.Stop", method_stop, OSM_ACCESS_WRITE },
         { "io.osmose.Workload.Stats", method_stats, OSM_ACCESS_READ },
+        { "io.osmose.Workload.Enable", method_enable, OSM_ACCESS_WRITE },
+        { "io.osmose.Workload.Disable", method_enable, OSM_ACCESS_WRITE },
 };
 const size_t wl_n_methods = OSM_ARRAY_SIZE(wl_methods);

@@ -1,10 +1,11 @@
 /* instance.c: supervising running workloads: spawn into the sandbox, exit, restart with
- * backoff, stop with a grace period, output into a bounded log, waiters. The Varlink
- * methods are in iface-workload.c, the instance records in db.c. */
+ * backoff, stop with a grace period, stdout and stderr into their log on disk (wlog.c),
+ * waiters. The Varlink methods are in iface-workload.c, the instance records in db.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@ const char *const wl_state_names[] = {
 
 static void on_exit_check(wl_instance *i);
 
+
 /* ---- handles and lifetime ------------------------------------------------------------------ */
 
 static void instance_free(wl_instance *i) {
@@ -31,7 +33,8 @@ static void instance_free(wl_instance *i) {
                         free(*p);
         free(i->args);
         free(i->error);
-        free(i->log);
+        wl_log_close(i->log);
+        json_decref(i->pending);
         free(i);
 }
 
@@ -51,8 +54,10 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 static void close_handle(wl_instance *i, uv_handle_t *h) {
-        if (h && !uv_is_closing(h))
+        if (h && !uv_is_closing(h)) {
+                h->data = i;   /* a pipe's poll pointed at its wl_pipe */
                 uv_close(h, on_handle_closed);
+        }
 }
 
 /* Unlink i from w's list, close its timer, free it once every handle has closed. */
@@ -68,39 +73,7 @@ static void instance_release(wl_instance *i) {
         maybe_free(i);
 }
 
-/* ---- the bounded log ------------------------------------------------------------------------ */
-
-/* The ring grows on demand up to log_size, so that quiet instances cost little: while
- * log_total <= log_cap the bytes lie in order from 0, and they only wrap once the
- * buffer has reached log_size — so indexing modulo log_size is right throughout. */
-static void log_append(wl_instance *i, const uint8_t *data, size_t n) {
-        if (i->log_size == 0 || n == 0)
-                return;
-        /* More than the whole log at once: only its tail is kept. */
-        size_t skip = n > i->log_size ? n - i->log_size : 0;
-        data += skip;
-        n -= skip;
-        uint64_t total = i->log_total + skip;   /* where these n bytes start */
-        if (i->log_cap < i->log_size && total + n > i->log_cap) {
-                size_t want = OSM_MAX(OSM_MAX(i->log_cap * 2, (size_t) 4096), (size_t) (total + n));
-                /* total > log_cap only with a skip: n is then log_size and overwrites the
-                 * whole ring, so it must be full size. */
-                if (total > i->log_cap)
-                        want = i->log_size;
-                want = OSM_MIN(want, i->log_size);
-                uint8_t *p = realloc(i->log, want);
-                if (!p)
-                        return;   /* out of memory: this output is lost, the log stays whole */
-                i->log = p;
-                i->log_cap = want;
-                /* now want >= total + n, or want == log_size and the ring may wrap */
-        }
-        size_t pos = (size_t) (total % i->log_size);
-        size_t first = OSM_MIN(n, i->log_size - pos);
-        memcpy(i->log + pos, data, first);
-        memcpy(i->log, data + first, n - first);
-        i->log_total = total + n;
-}
+/* ---- log entries as JSON -------------------------------------------------------------------- */
 
 /* Make bytes valid UTF-8 without NULs for JSON: invalid sequences become U+FFFD. */
 static json_t *utf8_json(const uint8_t *s, size_t n) {
@@ -135,80 +108,104 @@ static json_t *utf8_json(const uint8_t *s, size_t n) {
         return json_stringn(out, o);
 }
 
-/* Bytes of the log from *pos, at most max; advances *pos, counts what was overwritten. */
-json_t *wl_log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dropped) {
-        uint64_t oldest = i->log_total > i->log_size ? i->log_total - i->log_size : 0;
-        *dropped = 0;
-        if (*pos < oldest) {
-                *dropped = oldest - *pos;
-                *pos = oldest;
-        }
-        size_t n = (size_t) OSM_MIN(i->log_total - *pos, (uint64_t) max);
-        if (!i->log) {   /* nothing could be kept: never loop on it */
-                *dropped += i->log_total - *pos;
-                *pos = i->log_total;
-                n = 0;
-        }
-        _cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
-        if (!buf)
-                return NULL;
-        for (size_t k = 0; k < n; k++)
-                buf[k] = i->log[(*pos + k) % i->log_size];
-        *pos += n;
-        return utf8_json(buf, n);
+static json_t *entry_json(const wl_log_entry *e) {
+        json_t *data = utf8_json(e->data, e->len);
+        return json_pack("{s:I, s:s, s:o}", "time", (json_int_t) e->time_us,
+                         "stream", e->stream == WL_LOG_STDERR ? "stderr" : "stdout", "data", data ? data : json_string(""));
+}
+
+int wl_entries_add(const wl_log_entry *e, void *userdata) {
+        wl_entry_acc *a = userdata;
+        if (a->max && a->bytes + e->len > a->max && json_array_size(a->entries) > 0)
+                return 1;   /* full */
+        a->bytes += e->len;
+        return json_array_append_new(a->entries, entry_json(e)) < 0 ? -ENOMEM : 0;
 }
 
 /* ---- waiters (run --wait, stop, logs -f) ---------------------------------------------------------- */
 
-static void waiter_cancel(osm_call *call, void *userdata) {
-        wl_waiter *wt = userdata;
+static void unlink_waiter(wl_waiter *wt) {
         for (wl_waiter **pp = &wt->inst->waiters; *pp; pp = &(*pp)->next)
                 if (*pp == wt) {
                         *pp = wt->next;
                         break;
                 }
+}
+
+void wl_waiter_cancel(osm_call *call, void *userdata) {
+        wl_waiter *wt = userdata;
+        unlink_waiter(wt);
         free(wt);
 }
 
-int wl_waiter_add(wl_instance *i, osm_call *call, int kind, uint64_t pos) {
+/* The client of a stop --all has gone: the member waiters stay until their instances
+ * end (the last one frees the group), but nobody is answered. */
+void wl_stop_group_cancel(osm_call *call, void *userdata) {
+        wl_stop_group *g = userdata;
+        g->call = NULL;
+}
+
+wl_waiter *wl_waiter_new(wl_instance *i, osm_call *call, int kind) {
         wl_waiter *wt = calloc(1, sizeof *wt);
         if (!wt)
-                return -ENOMEM;
+                return NULL;
         wt->call = call;
         wt->kind = kind;
         wt->inst = i;
-        wt->log_pos = pos;
         wt->next = i->waiters;
         i->waiters = wt;
-        osm_call_set_cancel(call, waiter_cancel, wt);
+        return wt;
+}
+
+int wl_waiter_add(wl_instance *i, osm_call *call, int kind) {
+        wl_waiter *wt = wl_waiter_new(i, call, kind);
+        if (!wt)
+                return -ENOMEM;
+        osm_call_set_cancel(call, wl_waiter_cancel, wt);
         return 0;
 }
 
-/* Send new log bytes to the followers; with final, end their streams. A follower whose
- * reply failed is left alone: its cancel callback unlinks and frees it (server.h). */
+/* Send the entries read since the last call to those who follow the output (logs -f,
+ * run --wait attached); with final, end the logs -f streams. A follower whose reply
+ * failed is left alone: its cancel callback unlinks and frees it (server.h). */
 void wl_feed_followers(wl_instance *i, bool final) {
+        json_t *entries = i->pending;
+        i->pending = NULL;
         for (wl_waiter **pp = &i->waiters; *pp;) {
                 wl_waiter *wt = *pp;
-                if (wt->kind != WL_WAIT_LOGS) {
+                bool follows = wt->kind == WL_WAIT_LOGS || (wt->kind == WL_WAIT_RUN && wt->attach);
+                if (!follows) {
                         pp = &wt->next;
                         continue;
                 }
-                while (!wt->dead && wt->log_pos < i->log_total) {
-                        uint64_t dropped;
-                        json_t *data = wl_log_read(i, &wt->log_pos, WL_LOGS_MAX_REPLY, &dropped);
-                        json_t *p = json_pack("{s:o}", "data", data ? data : json_string(""));
-                        if (dropped)
-                                json_object_set_new(p, "dropped", json_integer((json_int_t) dropped));
+                if (!wt->dead && json_array_size(entries)) {
+                        json_t *p = json_pack("{s:O}", "entries", entries);
+                        if (wt->kind == WL_WAIT_RUN)
+                                json_object_set_new(p, "instance", json_string(i->id)),
+                                json_object_set_new(p, "state", json_string(wl_state_names[i->state]));
                         wt->dead = osm_call_reply(wt->call, p, true) < 0;
                 }
-                if (final) {
+                if (final && wt->kind == WL_WAIT_LOGS) {
                         /* A final reply finishes the call (and it gets no cancel), gone or not. */
                         osm_call_set_cancel(wt->call, NULL, NULL);
-                        osm_call_reply(wt->call, json_pack("{s:s}", "data", ""), false);
+                        osm_call_reply(wt->call, json_pack("{s:[]}", "entries"), false);
                         *pp = wt->next;
                         free(wt);
                 } else
                         pp = &wt->next;
+        }
+        json_decref(entries);
+}
+
+/* Tell run --wait callers of a change of state, and why. */
+static void notify_state(wl_instance *i, const char *reason) {
+        for (wl_waiter *wt = i->waiters; wt; wt = wt->next) {
+                if (wt->kind != WL_WAIT_RUN || wt->dead)
+                        continue;
+                json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", wl_state_names[i->state]);
+                if (reason)
+                        json_object_set_new(p, "reason", json_string(reason));
+                wt->dead = osm_call_reply(wt->call, p, true) < 0;
         }
 }
 
@@ -224,6 +221,22 @@ static void finish_waiters(wl_instance *i) {
         while (i->waiters) {
                 wl_waiter *wt = i->waiters;
                 i->waiters = wt->next;
+                if (wt->group) {
+                        wl_stop_group *g = wt->group;
+                        g->killed = g->killed || i->killed;
+                        free(wt);
+                        if (--g->pending > 0)
+                                continue;
+                        if (g->call) {
+                                osm_call_set_cancel(g->call, NULL, NULL);
+                                osm_call_reply(g->call, json_pack("{s:s, s:b, s:O}", "instance",
+                                                                  json_string_value(json_array_get(g->ids, 0)),
+                                                                  "killed", g->killed, "instances", g->ids), false);
+                        }
+                        json_decref(g->ids);
+                        free(g);
+                        continue;
+                }
                 osm_call_set_cancel(wt->call, NULL, NULL);
                 json_t *p;
                 if (wt->kind == WL_WAIT_RUN) {
@@ -267,6 +280,10 @@ static void instance_end(wl_instance *i, wl_state state) {
         i->ended_us = osm_now_real_us();
         w->n_live--;
         w->n_ended++;
+        /* Stopped by the daemon's own stop (not by the operator): it comes back at the next
+         * start if its policy restarts it. */
+        i->resume = w->shutting_down && !i->stopped_by_operator && i->restart != OSM_RESTART_NEVER &&
+                    wl_find(w, i->workload) != NULL;
         wl_db_instance_end(i);
         if (i->api_created && w->api_hooks.destroy)
                 w->api_hooks.destroy(w->api_userdata, i->id);
@@ -280,6 +297,9 @@ static void instance_end(wl_instance *i, wl_state state) {
         finish_waiters(i);
         trim_ended(w);
         wl_gc_bundles(w);
+        wl_removals_check(w);
+        if (!w->shutting_down)
+                wl_history_gc(w);
 }
 
 static int spawn_now(wl_instance *i, char *err, size_t errsize);
@@ -310,12 +330,16 @@ static void on_backoff(uv_timer_t *t) {
         uint64_t delay = backoff_us(i);
         i->state = WL_BACKOFF;
         uv_timer_start(&i->timer, on_backoff, delay / 1000, 0);
+        char why[640];
+        snprintf(why, sizeof why, "could not start it again: %s; next try in %llu ms", err,
+                 (unsigned long long) (delay / 1000));
+        notify_state(i, why);
 }
 
 static void after_run(wl_instance *i) {
         osm_workloads *w = i->w;
         bool failed = i->signal > 0 || i->exit_code != 0;
-        osm_restart_policy policy = i->manifest->restart;
+        osm_restart_policy policy = i->restart;
         bool again = !i->stop_requested && !w->shutting_down && wl_find(w, i->workload) &&
                      (policy == OSM_RESTART_ALWAYS || (policy == OSM_RESTART_ON_FAILURE && failed));
         if (!again) {
@@ -331,15 +355,41 @@ static void after_run(wl_instance *i) {
                  (unsigned long long) (delay / 1000), osm_restart_policy_name(policy));
         i->state = WL_BACKOFF;
         uv_timer_start(&i->timer, on_backoff, delay / 1000, 0);
+        char why[160], how[48];
+        if (i->signal > 0)
+                snprintf(how, sizeof how, "killed by signal %d", i->signal);
+        else
+                snprintf(how, sizeof how, "exit code %d", i->exit_code);
+        snprintf(why, sizeof why, "%s; restart %s: next start in %llu ms", how, osm_restart_policy_name(policy),
+                 (unsigned long long) (delay / 1000));
+        notify_state(i, why);
 }
 
-/* Read what is in the log pipe now. Returns false at EOF or on error. */
-static bool drain_log(wl_instance *i) {
+static int pend_entry(const wl_log_entry *e, void *userdata) {
+        wl_instance *i = userdata;
+        if (!i->pending && !(i->pending = json_array()))
+                return -ENOMEM;
+        return json_array_append_new(i->pending, entry_json(e)) < 0 ? -ENOMEM : 0;
+}
+
+/* Does anyone follow the output? (Entries are only kept in memory for them.) */
+static bool followed(const wl_instance *i) {
+        for (const wl_waiter *wt = i->waiters; wt; wt = wt->next)
+                if (wt->kind == WL_WAIT_LOGS || (wt->kind == WL_WAIT_RUN && wt->attach))
+                        return true;
+        return false;
+}
+
+/* Read what is in the pipe now into the log. Returns false at EOF or on error. */
+static bool drain_pipe(wl_pipe *p) {
+        wl_instance *i = p->inst;
         uint8_t buf[16384];
         for (;;) {
-                ssize_t n = read(i->log_fd, buf, sizeof buf);
+                ssize_t n = read(p->fd, buf, sizeof buf);
                 if (n > 0) {
-                        log_append(i, buf, (size_t) n);
+                        if (i->log && wl_log_write(i->log, p->stream, osm_now_real_us(), buf, (size_t) n,
+                                                   followed(i) ? pend_entry : NULL, i) < 0)
+                                log_debug("instance %s: writing its log failed", i->id);
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
@@ -350,19 +400,24 @@ static bool drain_log(wl_instance *i) {
         }
 }
 
-static void close_log(wl_instance *i) {
-        if (i->log_poll) {
-                uv_poll_stop(i->log_poll);
-                close_handle(i, (uv_handle_t *) i->log_poll);
-                i->log_poll = NULL;
+static void close_pipe(wl_pipe *p) {
+        if (p->poll) {
+                uv_poll_stop(p->poll);
+                close_handle(p->inst, (uv_handle_t *) p->poll);
+                p->poll = NULL;
         }
-        i->log_fd = osm_close(i->log_fd);
+        p->fd = osm_close(p->fd);
 }
 
-static void on_log(uv_poll_t *h, int status, int events) {
-        wl_instance *i = h->data;
-        if (status < 0 || !drain_log(i))
-                close_log(i);
+static void close_pipes(wl_instance *i) {
+        for (size_t k = 0; k < 2; k++)
+                close_pipe(&i->pipes[k]);
+}
+
+static void on_pipe(uv_poll_t *h, int status, int events) {
+        wl_pipe *p = h->data;
+        if (status < 0 || !drain_pipe(p))
+                close_pipe(p);
 }
 
 static void on_pidfd(uv_poll_t *h, int status, int events) {
@@ -387,11 +442,12 @@ static void on_exit_check(wl_instance *i) {
                 close_handle(i, (uv_handle_t *) i->pid_poll);
                 i->pid_poll = NULL;
         }
-        /* Everything in its pid namespace is gone with its init, so the pipe has all
-         * there will ever be: take the rest before closing it. */
-        if (i->log_fd >= 0)
-                drain_log(i);
-        close_log(i);
+        /* Everything in its pid namespace is gone with its init, so the pipes have all
+         * there will ever be: take the rest before closing them. */
+        for (size_t k = 0; k < 2; k++)
+                if (i->pipes[k].fd >= 0)
+                        drain_pipe(&i->pipes[k]);
+        close_pipes(i);
         snapshot_stats(i);
         if (r == 0) {
                 i->ru = ex.rusage;
@@ -482,11 +538,16 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         if (i->api_created)
                 binds[n_binds++] = (osm_sandbox_bind) { .source = i->api_path, .target = "/run/osmose/api.sock" };
 
-        int pipefd[2];
-        if (pipe2(pipefd, O_CLOEXEC) < 0) {
-                snprintf(err, errsize, "pipe: %m");
-                return -errno;
-        }
+        /* stdout and stderr: a pipe each, so that the log tells them apart. */
+        int pipefd[2][2] = { { -1, -1 }, { -1, -1 } };
+        for (size_t k = 0; k < 2; k++)
+                if (pipe2(pipefd[k], O_CLOEXEC) < 0) {
+                        int r = -errno;
+                        snprintf(err, errsize, "pipe: %m");
+                        if (k)
+                                close(pipefd[0][0]), close(pipefd[0][1]);
+                        return r;
+                }
         osm_sandbox_spec spec;
         osm_sandbox_spec_init(&spec);
         spec.name = i->id;
@@ -503,30 +564,38 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         spec.limits.pids = m->pids ? m->pids : d->cfg.default_pids;
         spec.limits.cpu_percent = m->cpu_percent ? m->cpu_percent : d->cfg.default_cpu_percent;
         spec.limits.file_size = m->disk;   /* RLIMIT_FSIZE: the closest per-file bound we have */
-        spec.stdout_fd = pipefd[1];
-        spec.stderr_fd = pipefd[1];
+        spec.stdout_fd = pipefd[0][1];
+        spec.stderr_fd = pipefd[1][1];
 
         i->state = WL_STARTING;
         int r = osm_sandbox_spawn(d->sandbox, &spec, &i->proc, err, errsize);
-        close(pipefd[1]);
+        close(pipefd[0][1]);
+        close(pipefd[1][1]);
         if (r < 0) {
-                close(pipefd[0]);
+                close(pipefd[0][0]);
+                close(pipefd[1][0]);
                 i->proc = NULL;
                 return r;
         }
-        (void) fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-        i->log_fd = pipefd[0];
-        i->log_poll = malloc(sizeof *i->log_poll);
-        if (i->log_poll && uv_poll_init(d->loop, i->log_poll, i->log_fd) == 0) {
-                i->log_poll->data = i;
-                i->open_handles++;
-                w->open_handles++;
-                uv_poll_start(i->log_poll, UV_READABLE | UV_DISCONNECT, on_log);
-        } else {
-                free(i->log_poll);
-                i->log_poll = NULL;
-                i->log_fd = osm_close(i->log_fd);
-                log_warning("instance %s: cannot watch its output; it is discarded", i->id);
+        for (size_t k = 0; k < 2; k++) {
+                wl_pipe *p = &i->pipes[k];
+                p->inst = i;
+                p->stream = k == 0 ? WL_LOG_STDOUT : WL_LOG_STDERR;
+                (void) fcntl(pipefd[k][0], F_SETFL, O_NONBLOCK);
+                p->fd = pipefd[k][0];
+                p->poll = malloc(sizeof *p->poll);
+                if (p->poll && uv_poll_init(d->loop, p->poll, p->fd) == 0) {
+                        p->poll->data = p;
+                        i->open_handles++;
+                        w->open_handles++;
+                        uv_poll_start(p->poll, UV_READABLE | UV_DISCONNECT, on_pipe);
+                } else {
+                        free(p->poll);
+                        p->poll = NULL;
+                        p->fd = osm_close(p->fd);
+                        log_warning("instance %s: cannot watch its %s; it is discarded", i->id,
+                                    k == 0 ? "stdout" : "stderr");
+                }
         }
         int pidfd = osm_sandbox_proc_pidfd(i->proc);
         if (pidfd >= 0) {
@@ -546,6 +615,11 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         i->exit_code = -1;
         i->signal = 0;
         log_info("instance %s started (pid %d)", i->id, (int) osm_sandbox_proc_pid(i->proc));
+        if (i->restarts > 0) {
+                char why[48];
+                snprintf(why, sizeof why, "restart %u", i->restarts);
+                notify_state(i, why);
+        }
         return 0;
 }
 
@@ -580,8 +654,10 @@ void wl_instance_request_stop(wl_instance *i) {
 void wl_instances_stop_workload(osm_workloads *w, const char *name) {
         for (wl_instance *i = w->instances, *next; i; i = next) {
                 next = i->next;
-                if (wl_instance_alive(i) && strcmp(i->workload, name) == 0)
+                if (wl_instance_alive(i) && strcmp(i->workload, name) == 0) {
+                        i->stopped_by_operator = true;
                         wl_instance_request_stop(i);
+                }
         }
 }
 
@@ -649,7 +725,7 @@ void wl_instances_stop_all(osm_workloads *w) {
                 wl_instance *i = w->instances;
                 if (wl_instance_alive(i))
                         instance_end(i, WL_EXITED);
-                close_log(i);
+                close_pipes(i);
                 if (i->pid_poll) {
                         close_handle(i, (uv_handle_t *) i->pid_poll);
                         i->pid_poll = NULL;
@@ -658,47 +734,55 @@ void wl_instances_stop_all(osm_workloads *w) {
         }
 }
 
+/* ---- starting ------------------------------------------------------------------------------ */
 
-/* ---- starting, finding ------------------------------------------------------------------ */
-
-/* Start a new instance of wl with the extra arguments args[0..n_args) (copied). 0 with
- * *out set; or negative with err set and *out NULL when no instance was made (out of
- * memory, the record failed), or *out set to the instance that failed to start (it has
- * ended, state WL_FAILED). */
 int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
-                    wl_instance **out, char *why, size_t whysize) {
-        *out = NULL;
+                    osm_restart_policy restart, const char *id, unsigned restarts,
+                    wl_instance **out, char *err, size_t errsize) {
+        if (out)
+                *out = NULL;
+        if (w->n_live >= WL_MAX_INSTANCES) {
+                snprintf(err, errsize, "already %d instances running", WL_MAX_INSTANCES);
+                return -EBUSY;
+        }
         wl_instance *i = calloc(1, sizeof *i);
         osm_manifest *m = NULL;
-        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, why, whysize) < 0) {
+        char why[512];
+        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, why, sizeof why) < 0) {
                 free(i);
-                snprintf(why, whysize, "out of memory");
+                snprintf(err, errsize, "out of memory");
                 return -ENOMEM;
         }
         i->w = w;
         i->manifest = m;
-        i->log_fd = -1;
+        i->pipes[0].fd = i->pipes[1].fd = -1;
         i->exit_code = -1;
+        i->restart = restart;
+        i->restarts = restarts;
         i->workload = strdup(wl->name);
         i->bundle_id = strdup(wl->bundle_id);
         i->version = wl->version;
         i->has_rootfs = wl->has_rootfs;
-        i->log_size = (size_t) OSM_MAX(w->d->cfg.log_size, 1024u);
+        i->id = id ? strdup(id) : NULL;
         i->args = calloc(n_args + 1, sizeof(char *));
-        bool oom = !i->workload || !i->bundle_id || !i->args;
+        bool oom = !i->workload || !i->bundle_id || !i->args || (id && !i->id);
         for (size_t k = 0; k < n_args && !oom; k++)
                 oom = !(i->args[k] = strdup(args[k]));
         if (oom) {
                 instance_free(i);
-                snprintf(why, whysize, "out of memory");
+                snprintf(err, errsize, "out of memory");
                 return -ENOMEM;
         }
         i->started_us = osm_now_real_us();
-        if (wl_db_instance_add(w, i) < 0) {
+        wl_db_instance_start(i);   /* sets i->id for a new instance */
+        if (!i->id) {
                 instance_free(i);
-                snprintf(why, whysize, "recording the instance failed");
+                snprintf(err, errsize, "recording the instance failed");
                 return -EIO;
         }
+        int r = w->logs_fd >= 0 ? wl_log_open(w->logs_fd, i->id, OSM_MAX(w->d->cfg.log_size, 1024u), &i->log) : -EBADF;
+        if (r < 0)
+                log_warning("instance %s: cannot open its log: %s; its output is discarded", i->id, strerror(-r));
         uv_timer_init(w->d->loop, &i->timer);
         i->timer.data = i;
         i->open_handles++;
@@ -706,43 +790,56 @@ int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, 
         i->next = w->instances;
         w->instances = i;
         w->n_live++;
+        if (out)
+                *out = i;
 
-        *out = i;
-        int r = spawn_now(i, why, whysize);
+        r = spawn_now(i, why, sizeof why);
         if (r < 0) {
                 log_warning("instance %s failed to start: %s", i->id, why);
                 i->error = strdup(why);
+                snprintf(err, errsize, "%s", why);
                 instance_end(i, WL_FAILED);
                 return r;
         }
         return 0;
 }
 
-/* An instance by id, or by workload name when it has exactly one live instance (else
- * its newest one). NULL if none. */
+/* ---- lookups -------------------------------------------------------------------------------- */
+
+/* Live instances of workload name (at most max of them into v); how many there are. */
+size_t wl_instances_live_of(osm_workloads *w, const char *name, wl_instance **v, size_t max) {
+        size_t n = 0;
+        for (wl_instance *i = w->instances; i; i = i->next)
+                if (wl_instance_alive(i) && strcmp(i->workload, name) == 0) {
+                        if (n < max)
+                                v[n] = i;
+                        n++;
+                }
+        return n;
+}
+
+/* An instance in memory by id, or by workload name: its live one (the newest if several:
+ * callers that must not guess check live_of first), else its newest one. NULL if none. */
 wl_instance *wl_instance_resolve(osm_workloads *w, const char *arg) {
         wl_instance *newest = NULL, *live = NULL;
-        unsigned n_live = 0;
         for (wl_instance *i = w->instances; i; i = i->next) {
                 if (strcmp(i->id, arg) == 0)
                         return i;
                 if (strcmp(i->workload, arg) == 0) {
                         if (!newest)
                                 newest = i;
-                        if (wl_instance_alive(i)) {
-                                n_live++;
-                                if (!live)
-                                        live = i;
-                        }
+                        if (!live && wl_instance_alive(i))
+                                live = i;
                 }
         }
-        return n_live >= 1 ? live : newest;
+        return live ? live : newest;
 }
 
 json_t *wl_instance_json(const wl_instance *i) {
-        json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "id", i->id, "workload", i->workload,
+        json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:s}", "id", i->id, "workload", i->workload,
                               "version", (json_int_t) i->version, "state", wl_state_names[i->state],
-                              "started", (json_int_t) i->started_us, "restarts", (json_int_t) i->restarts);
+                              "started", (json_int_t) i->started_us, "restarts", (json_int_t) i->restarts,
+                              "restart", osm_restart_policy_name(i->restart));
         if (!o)
                 return NULL;
         if (i->proc)
@@ -754,4 +851,13 @@ json_t *wl_instance_json(const wl_instance *i) {
         if (i->error)
                 json_object_set_new(o, "error", json_string(i->error));
         return o;
+}
+
+void wl_describe_end(const wl_instance *i, char *buf, size_t size) {
+        if (i->signal > 0)
+                snprintf(buf, size, "killed by signal %d", i->signal);
+        else if (i->exit_code >= 0)
+                snprintf(buf, size, "exit code %d", i->exit_code);
+        else
+                snprintf(buf, size, "%s", i->error ? i->error : "it did not start");
 }

@@ -9,6 +9,7 @@
 #include "daemon/daemon.h"
 #include "daemon/sandbox/sandbox.h"
 #include "daemon/workload/workloads.h"
+#include "daemon/workload/wlog.h"
 #include "osmose/manifest.h"
 
 #define WL_ERR_BAD_BUNDLE     "io.osmose.Workload.BadBundle"
@@ -17,14 +18,19 @@
 #define WL_ERR_BAD_CAPABILITY "io.osmose.Workload.BadCapability"
 #define WL_ERR_SPAWN_FAILED   "io.osmose.Workload.SpawnFailed"
 #define WL_ERR_FETCH_FAILED   "io.osmose.Workload.FetchFailed"
+#define WL_ERR_AMBIGUOUS      "io.osmose.Workload.Ambiguous"
+#define WL_ERR_NOT_RUNNING    "io.osmose.Workload.NotRunning"
 
-#define WL_MAX_ENDED      64      /* ended instances kept in memory for logs and stats */
+#define WL_MAX_ENDED      64      /* ended instances kept in memory for stats */
+#define WL_MAX_LOGS       64      /* ended instances whose log files are kept */
+#define WL_MAX_HISTORY    1000    /* ended instances kept in the database (ps --all) */
 #define WL_MAX_INSTANCES  256     /* live instances at once */
 #define WL_MAX_RUN_ARGS   64      /* extra arguments of one run */
 #define WL_RESTART_RESET_US  (10 * 1000 * 1000ull)   /* a run this long resets the backoff */
 #define WL_MAX_TRUSTED    256
 #define WL_MAX_URL        2048    /* install from a URL */
-#define WL_LOGS_MAX_REPLY (64u * 1024u)   /* raw log bytes per reply */
+#define WL_LOGS_MAX_REPLY (64u * 1024u)   /* log bytes per reply of a stream */
+#define WL_LOGS_MAX_ONE   (256u * 1024u)  /* log bytes of a single reply (no "more") */
 
 typedef struct wl_workload {
         struct wl_workload *next;
@@ -38,6 +44,7 @@ typedef struct wl_workload {
         bool verified;
         bool allow_unsigned;
         int64_t installed_us;
+        bool enabled;             /* started when the daemon starts */
         char **grants;            /* sorted, NULL-terminated */
         size_t n_grants;
 } wl_workload;
@@ -55,13 +62,30 @@ typedef struct wl_waiter {
         struct wl_waiter *next;
         osm_call *call;
         int kind;                 /* WL_WAIT_RUN, WL_WAIT_STOP, WL_WAIT_LOGS */
-        uint64_t log_pos;         /* logs: next byte to send */
+        bool attach;              /* run: stream the log entries too */
+        struct wl_stop_group *group;   /* stop --all: the call waits for all of them */
         bool dead;                /* a reply failed: the client has gone; the cancel
                                    * callback (waiter_cancel) frees it soon */
         struct wl_instance *inst;
 } wl_waiter;
 
 enum { WL_WAIT_RUN, WL_WAIT_STOP, WL_WAIT_LOGS };
+
+/* stop --all: one call waiting for several instances. */
+typedef struct wl_stop_group {
+        osm_call *call;           /* NULL once its client has gone */
+        json_t *ids;              /* the instances it stops */
+        unsigned pending;         /* waiters not yet answered */
+        bool killed;
+} wl_stop_group;
+
+/* One of the instance's two output pipes (stdout, stderr). */
+typedef struct wl_pipe {
+        struct wl_instance *inst;
+        int stream;               /* WL_LOG_STDOUT or WL_LOG_STDERR */
+        int fd;                   /* read end, -1 when none */
+        uv_poll_t *poll;          /* malloc'd, freed when closed; NULL when none */
+} wl_pipe;
 
 typedef struct wl_instance {
         struct wl_instance *next;
@@ -73,11 +97,11 @@ typedef struct wl_instance {
         osm_manifest *manifest;   /* own copy: the workload may be upgraded meanwhile */
         bool has_rootfs;
         char **args;              /* extra arguments, NULL-terminated */
+        osm_restart_policy restart;   /* the manifest's, or the one given to Run */
         wl_state state;
         osm_sandbox_proc *proc;
-        int log_fd;               /* read end of the stdout/stderr pipe, -1 when none */
+        wl_pipe pipes[2];         /* stdout, stderr */
         uv_poll_t *pid_poll;      /* per run, malloc'd, freed when closed; NULL when none */
-        uv_poll_t *log_poll;
         uv_timer_t timer;         /* backoff and the stop grace period */
         unsigned open_handles;    /* freed when the last one is closed */
         bool freeing;
@@ -86,15 +110,14 @@ typedef struct wl_instance {
         unsigned restarts;
         unsigned failures;        /* consecutive, for the backoff */
         bool stop_requested, killed;
+        bool stopped_by_operator; /* Stop or Remove, not the daemon's own stop */
+        bool resume;              /* ended by the daemon's stop: start it again at the next start */
         int exit_code, signal;    /* -1 when unknown */
         char *error;
         char api_path[256];
         bool api_created;
-        /* the bounded log: a ring of log_size bytes; log_total bytes were ever written */
-        uint8_t *log;
-        size_t log_size;          /* the bound (log-size) */
-        size_t log_cap;           /* bytes allocated so far, <= log_size */
-        uint64_t log_total;
+        wl_log *log;              /* logs/ID on disk; NULL if it could not be opened */
+        json_t *pending;          /* entries read but not yet sent to followers */
         /* accounting of the last run that ended (and totals over restarts) */
         osm_cgroup_stats last;
         bool have_last;
@@ -113,6 +136,8 @@ typedef struct osm_workloads {
         char *bundles_dir;
         char *data_dir;
         char *api_dir;
+        char *logs_dir;
+        int logs_fd;              /* the logs directory */
         wl_workload *workloads;
         wl_instance *instances;   /* newest first */
         unsigned n_live, n_ended;
@@ -123,6 +148,8 @@ typedef struct osm_workloads {
         unsigned open_handles;
         uv_check_t stop_check;    /* notices d->stopping */
         uv_signal_t sigchld;      /* fallback when pidfds are missing */
+        uv_timer_t boot;          /* once, after every subsystem has started: resume, enabled */
+        struct wl_removal *removals;   /* Remove calls waiting for instances to end */
         osm_workload_api_hooks api_hooks;
         void *api_userdata;
         struct osm_workloads_snapshot *snapshots;   /* their bundles are kept (channel-hooks.c) */
@@ -151,9 +178,28 @@ int wl_db_history(osm_workloads *w, const char *name, const char *event, int64_t
                   const char *bundle_id, const char *detail);
 int wl_db_save_grants(osm_workloads *w, const char *name, char **grants, size_t n);
 int wl_db_save_install(osm_workloads *w, const wl_workload *wl, const char *source);
-int wl_db_remove(osm_workloads *w, const wl_workload *wl);
-int wl_db_instance_add(osm_workloads *w, wl_instance *i);
+int wl_db_remove(osm_workloads *w, const wl_workload *wl, bool keep_data);
+/* A new instance (i->id NULL: sets it) or one coming back after a restart of the daemon. */
+void wl_db_instance_start(wl_instance *i);
 void wl_db_instance_end(const wl_instance *i);
+json_t *wl_db_instances_ended(osm_workloads *w, size_t limit);   /* Instance objects, oldest first */
+char *wl_db_instance_newest(osm_workloads *w, const char *name); /* id of its newest instance */
+bool wl_db_instance_known(osm_workloads *w, const char *id);
+void wl_db_instances_gc(osm_workloads *w);
+bool wl_db_log_kept(osm_workloads *w, const char *id);
+typedef struct wl_open_instance {
+        char *id, *name, *restart, *args;   /* restart, args may be NULL */
+        int restarts;
+        bool crashed;             /* ended IS NULL: the daemon died while it ran */
+} wl_open_instance;
+size_t wl_db_instances_open(osm_workloads *w, wl_open_instance *rows, size_t max);
+void wl_db_instance_not_resumed(osm_workloads *w, const char *id, const char *why);
+int wl_db_set_enabled(osm_workloads *w, const char *name, bool enabled);
+bool wl_db_data_kept(osm_workloads *w, const char *name);
+
+/* history.c: instances across daemon restarts */
+void wl_history_start(osm_workloads *w);   /* resume instances, start enabled workloads */
+void wl_history_gc(osm_workloads *w);      /* old rows and log files */
 
 /* trust.c */
 int wl_trust_canonical(const char *text, char out[OSM_PUBKEY_B64]);
@@ -175,20 +221,38 @@ int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, 
 
 /* instance.c: supervision */
 extern const char *const wl_state_names[];
+/* Start an instance of wl (a new one, or, with id, one that ran before the daemon's
+ * restart, keeping its id, log and restart count) with the restart policy given. 0, or
+ * -errno with why set: -EBUSY at the limit; a new instance that failed to spawn is
+ * recorded as failed and *out is set to it; else *out is NULL. */
 int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
+                    osm_restart_policy restart, const char *id, unsigned restarts,
                     wl_instance **out, char *why, size_t whysize);
 wl_instance *wl_instance_resolve(osm_workloads *w, const char *arg);
+size_t wl_instances_live_of(osm_workloads *w, const char *name, wl_instance **v, size_t max);
 json_t *wl_instance_json(const wl_instance *i);
 void wl_add_exit(json_t *p, const wl_instance *i);
-json_t *wl_log_read(wl_instance *i, uint64_t *pos, size_t max, uint64_t *dropped);
-int wl_waiter_add(wl_instance *i, osm_call *call, int kind, uint64_t pos);
+void wl_describe_end(const wl_instance *i, char *buf, size_t size);
+wl_waiter *wl_waiter_new(wl_instance *i, osm_call *call, int kind);   /* no cancel set */
+int wl_waiter_add(wl_instance *i, osm_call *call, int kind);          /* with its cancel */
+void wl_waiter_cancel(osm_call *call, void *userdata);
+void wl_stop_group_cancel(osm_call *call, void *userdata);
 void wl_feed_followers(wl_instance *i, bool final);
 void wl_instance_request_stop(wl_instance *i);
 void wl_instances_begin_shutdown(osm_workloads *w);
 void wl_instances_stop_all(osm_workloads *w);
 void wl_instances_stop_workload(osm_workloads *w, const char *name);
 void wl_instances_sigchld(osm_workloads *w);
+/* Log entries as JSON objects (LogEntry), collected by wl_entries_add (a wl_log_fn):
+ * at most max bytes of data (0: no bound). */
+typedef struct wl_entry_acc {
+        json_t *entries;
+        size_t bytes, max;
+} wl_entry_acc;
+int wl_entries_add(const wl_log_entry *e, void *userdata);
 
+/* iface-workload.c: Remove calls waiting for instances to end */
+void wl_removals_check(osm_workloads *w);
 /* iface-workload.c */
 extern const osm_method wl_methods[];
 extern const size_t wl_n_methods;

@@ -87,6 +87,8 @@ int wl_commit_install(osm_workloads *w, osm_manifest *m, const char *manifest_te
         wl->verified = verified;
         wl->allow_unsigned = allow_unsigned;
         wl->installed_us = osm_now_real_us();
+        wl_workload *prev = wl_find(w, wl->name);
+        wl->enabled = prev && prev->enabled;   /* an upgrade stays enabled */
 
         int r = wl_db_save_install(w, wl, source);
         if (r < 0) {
@@ -150,7 +152,7 @@ static bool bundle_in_use(osm_workloads *w, const char *id) {
 }
 
 static bool data_in_use(osm_workloads *w, const char *name) {
-        if (wl_find(w, name))
+        if (wl_find(w, name) || wl_db_data_kept(w, name))
                 return true;
         for (wl_instance *i = w->instances; i; i = i->next)
                 if (wl_instance_alive(i) && strcmp(i->workload, name) == 0)
@@ -249,6 +251,12 @@ static void on_stop_check(uv_check_t *h) {
         }
 }
 
+static void on_boot(uv_timer_t *h) {
+        osm_workloads *w = h->data;
+        if (!w->shutting_down)
+                wl_history_start(w);
+}
+
 static void on_sigchld(uv_signal_t *h, int sig) {
         wl_instances_sigchld(h->data);
 }
@@ -272,6 +280,8 @@ static void workloads_free(osm_workloads *w) {
         free(w->bundles_dir);
         free(w->data_dir);
         free(w->api_dir);
+        free(w->logs_dir);
+        osm_close(w->logs_fd);
         free(w);
 }
 
@@ -291,17 +301,19 @@ static int workloads_start(osm_daemon *d) {
         if (!w)
                 return -ENOMEM;
         w->d = d;
+        w->logs_fd = -1;
         w->state_dir = strdup(d->cfg.state_dir);
         w->trust_dir = path_join(d->cfg.state_dir, "trust");
         w->bundles_dir = path_join(d->cfg.state_dir, "bundles");
         w->data_dir = path_join(d->cfg.state_dir, "data");
         w->api_dir = path_join(d->cfg.state_dir, "api");
-        if (!w->state_dir || !w->trust_dir || !w->bundles_dir || !w->data_dir || !w->api_dir) {
+        w->logs_dir = path_join(d->cfg.state_dir, "logs");
+        if (!w->state_dir || !w->trust_dir || !w->bundles_dir || !w->data_dir || !w->api_dir || !w->logs_dir) {
                 workloads_free(w);
                 return -ENOMEM;
         }
         int r;
-        const char *dirs[] = { w->trust_dir, w->bundles_dir, w->data_dir };
+        const char *dirs[] = { w->trust_dir, w->bundles_dir, w->data_dir, w->logs_dir };
         for (size_t i = 0; i < OSM_ARRAY_SIZE(dirs); i++)
                 if ((r = osm_mkdir_p(dirs[i], 0700)) < 0) {
                         log_error("workloads: creating %s: %s", dirs[i], strerror(-r));
@@ -314,6 +326,9 @@ static int workloads_start(osm_daemon *d) {
                 workloads_free(w);
                 return -ENOMEM;
         }
+        w->logs_fd = open(w->logs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (w->logs_fd < 0)
+                log_warning("workloads: opening %s: %m; instance output is not kept", w->logs_dir);
         if ((r = wl_db_open(w, dbpath)) < 0) {
                 workloads_free(w);
                 return r;
@@ -333,7 +348,12 @@ static int workloads_start(osm_daemon *d) {
         w->sigchld.data = w;
         uv_signal_start(&w->sigchld, on_sigchld, SIGCHLD);
         uv_unref((uv_handle_t *) &w->sigchld);
-        w->open_handles += 2;
+        /* Instances that ran when the daemon stopped, and enabled workloads, start once
+         * every subsystem has started (the api subsystem's hooks are set by then). */
+        uv_timer_init(d->loop, &w->boot);
+        w->boot.data = w;
+        uv_timer_start(&w->boot, on_boot, 0, 0);
+        w->open_handles += 3;
         d->workloads = w;
         size_t n = 0;
         for (wl_workload *wl = w->workloads; wl; wl = wl->next)
@@ -352,6 +372,8 @@ static void workloads_stop(osm_daemon *d) {
         w->stopped = true;
         uv_close((uv_handle_t *) &w->stop_check, on_own_handle_closed);
         uv_close((uv_handle_t *) &w->sigchld, on_own_handle_closed);
+        uv_close((uv_handle_t *) &w->boot, on_own_handle_closed);
+        wl_removals_check(w);   /* the instances have ended: answer pending removes */
 }
 
 static size_t n_installed(const osm_workloads *w) {
