@@ -270,9 +270,12 @@ def check_json_output(man1, real):
         check("workloads")
         check("grant", "probe", "discovery:read")
         check("revoke", "probe", "discovery:read")
+        check("enable", "probe")
+        check("disable", "probe")
         sandbox = [x for x in json.loads(ctl("--json", "status").stdout)["subsystems"] if x["name"] == "sandbox"]
         if sandbox and sandbox[0]["health"] == "ok" and os.geteuid() == 0:
-            inst = (check("run", "probe") or {}).get("instance", "probe")
+            # restart always: it is still alive (running or in backoff) when stopped
+            inst = (check("run", "probe", "--restart", "always") or {}).get("instance", "probe")
             check("run", "probe", "--wait", shape="run --wait")
             check("ps")
             check("logs", inst)
