@@ -25,6 +25,13 @@
  *
  * The same shape as crun's libcrun_error_t, but on the stack: no allocation to fail or
  * to free, and a message cut at OSM_ERROR_MAX bytes.
+ *
+ * A check that returns a verdict of its own protocol rather than an errno (fed-proto's
+ * fed_refusal) fills err the same way, with the verdict as kind.
+ *
+ * The store, federation and workload-API code follow this. Older shapes remain
+ * elsewhere and go as those files are next changed: `const char **why` (a static
+ * string), `char *err, size_t errsize` (osm_errorf) and `FILE *errors` (config).
  */
 #define OSM_ERROR_MAX 256
 

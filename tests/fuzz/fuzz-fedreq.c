@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 v[i] = strcmp(lines[i], "-") == 0 ? NULL : lines[i];
         fed_headers h = { v[2], v[3], v[4], v[5], v[6] };
         fed_auth a;
-        const char *why = NULL;
+        osm_error why;
         if (fed_auth_parse(v[0], v[1], &h, &a, &why) != FED_OK)
                 goto out;
         if (fed_auth_check_envelope(&a, receiver_id, FUZZ_NOW, 0) != FED_OK)

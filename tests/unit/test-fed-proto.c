@@ -15,8 +15,7 @@ static fed_refusal roundtrip(const fed_headers_out *h, const char *method, const
                              const void *body, size_t len, const char *me, int64_t now,
                              fed_auth *a) {
         fed_headers in = { h->from, h->to, h->time, h->nonce, h->sig };
-        const char *why;
-        fed_refusal r = fed_auth_parse(method, path, &in, a, &why);
+        fed_refusal r = fed_auth_parse(method, path, &in, a, NULL);
         if (r != FED_OK)
                 return r;
         r = fed_auth_check_envelope(a, me, now, 0);
@@ -60,9 +59,8 @@ static void test_signing(void) {
         eq(roundtrip(&h, "POST", "/v1/hello", body, sizeof(body) - 1, b_id, now - FED_MAX_SKEW_US - 1, &ra), FED_STALE, "future request is stale");
         {
                 fed_headers in = { h.from, h.to, h.time, h.nonce, h.sig };
-                const char *why;
                 fed_auth x;
-                fed_auth_parse("POST", "/v1/hello", &in, &x, &why);
+                fed_auth_parse("POST", "/v1/hello", &in, &x, NULL);
                 eq(fed_auth_check_envelope(&x, b_id, now, now + 1), FED_STALE, "signed before the listener started: stale");
         }
 }
@@ -91,8 +89,9 @@ static void test_malformed_headers(void) {
         fed_auth ra;
         /* Malformed and missing headers. */
         fed_headers in = { h.from, h.to, h.time, h.nonce, NULL };
-        const char *why = NULL;
+        osm_error why = {};
         eq(fed_auth_parse("POST", "/v1/hello", &in, &ra, &why), FED_UNSIGNED, "missing signature: unsigned");
+        tap_ok(why.kind == FED_UNSIGNED && why.message[0], "…with the refusal as the error's kind and a detail (%s)", why.message);
         in = (fed_headers){ h.from, h.to, "-5", h.nonce, h.sig };
         eq(fed_auth_parse("POST", "/v1/hello", &in, &ra, &why), FED_MALFORMED, "negative time malformed");
         in = (fed_headers){ h.from, h.to, "99999999999999999999", h.nonce, h.sig };
@@ -178,7 +177,8 @@ static void test_push_payloads(void) {
         snprintf(ok_json, sizeof(ok_json), "{\"collection\":\"s/t\",\"records\":[{\"id\":\"%.16s-7\",\"time\":5,\"body\":{}}]}", a_id);
         snprintf(other_json, sizeof(other_json), "{\"collection\":\"s/t\",\"records\":[{\"id\":\"%.16s-7\",\"time\":5,\"body\":{}}]}", b_id);
         json_t *pj = json_loads(ok_json, 0, NULL);
-        const char *coll = NULL, *why = NULL;
+        const char *coll = NULL;
+        osm_error why = {};
         eq(fed_push_check(pj, a_id, 10, &coll, &why), FED_OK, "a push of the sender's own record passes");
         TAP_OK(coll && strcmp(coll, "s/t") == 0, "…and names its collection");
         json_decref(pj);

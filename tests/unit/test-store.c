@@ -151,9 +151,9 @@ static ssize_t read_fd_all(int fd, char *buf, size_t max) {
 
 static osm_store *open_store(osm_store_options *o) {
         osm_store *s = NULL;
-        const char *why = NULL;
-        int r = osm_store_open(loop, o, &s, &why);
-        tap_ok(r == 0, "open store (%s)", why ? why : "ok");
+        osm_error err = {};
+        int r = osm_store_open(loop, o, &s, &err);
+        tap_ok(r == 0, "open store (%s)", osm_error_message(&err, "ok"));
         return s;
 }
 

@@ -9,10 +9,11 @@
 #include <uv.h>
 
 #include "daemon/dl-curl.h"
+#include "osmose/error.h"
 
-/* Open libcurl and libmicrohttpd, on first use (dl.c): 0, or -EOPNOTSUPP and *why naming
+/* Open libcurl and libmicrohttpd, on first use (dl.c): 0, or -EOPNOTSUPP with err naming
  * the missing package. fed_server_start and fed_client_new call it too. */
-int fed_http_load(const char **why);
+int fed_http_load(osm_error *err);
 
 /* --- server --- */
 typedef struct fed_server fed_server;
@@ -30,10 +31,10 @@ typedef struct fed_server_ops {
 
 /* Parse "ADDR:PORT" / "[ADDR6]:PORT" (numeric only) and start serving on it. max_body:
  * bytes accepted in a request body (beyond: the too_large flag and the body is dropped).
- * *bound receives the address actually bound ("127.0.0.1:34567"). 0 or -errno, *why. */
+ * *bound receives the address actually bound ("127.0.0.1:34567"). 0 or -errno, with err saying what failed. */
 int fed_server_start(uv_loop_t *loop, const char *listen, size_t max_body,
                      const fed_server_ops *ops, void *userdata, fed_server **out,
-                     char *bound, size_t bound_size, const char **why);
+                     char *bound, size_t bound_size, osm_error *err);
 /* Is listen a valid "ADDR:PORT"? 0 or -EINVAL. */
 int fed_server_check_listen(const char *listen);
 /* Stop at once: pending requests get no response (gone runs for each), the listening

@@ -48,51 +48,50 @@ static bool is_lower_hex(const char *s, size_t n) {
         return s[n] == '\0';
 }
 
+/* A refusal with its detail: err gets -EBADMSG, the refusal as its kind, and why. */
+static fed_refusal refuse(osm_error *err, fed_refusal r, const char *why) {
+        osm_error_set(err, -EBADMSG, (int) r, "%s", why);
+        return r;
+}
+
 fed_refusal fed_auth_parse(const char *method, const char *path, const fed_headers *h,
-                           fed_auth *out, const char **why) {
+                           fed_auth *out, osm_error *err) {
         memset(out, 0, sizeof(*out));
         if (!h->from || !h->to || !h->time || !h->nonce || !h->sig) {
-                *why = "missing signature headers";
-                return FED_UNSIGNED;
+                return refuse(err, FED_UNSIGNED, "missing signature headers");
         }
         if (!method || strlen(method) >= sizeof(out->method) || !path ||
             strlen(path) >= sizeof(out->path) || path[0] != '/') {
-                *why = "bad method or path";
-                return FED_MALFORMED;
+                return refuse(err, FED_MALFORMED, "bad method or path");
         }
         for (const char *p = path; *p; p++)
                 if (*p <= ' ' || *p >= 0x7f) {
-                        *why = "bad path";
-                        return FED_MALFORMED;
+                        return refuse(err, FED_MALFORMED, "bad path");
                 }
         strcpy(out->method, method);
         strcpy(out->path, path);
 
         if (osm_pubkey_decode(h->from, out->from_pk) < 0) {
-                *why = "bad " FED_HDR_FROM;
-                return FED_MALFORMED;
+                return refuse(err, FED_MALFORMED, "bad " FED_HDR_FROM);
         }
         osm_space_id(out->from_pk, out->from_id);
 
         if (strlen(h->to) != OSM_SPACE_ID_LEN || !is_lower_hex(h->to, OSM_SPACE_ID_LEN)) {
-                *why = "bad " FED_HDR_TO;
-                return FED_MALFORMED;
+                return refuse(err, FED_MALFORMED, "bad " FED_HDR_TO);
         }
         memcpy(out->to_id, h->to, OSM_SPACE_ID_LEN + 1);
 
         /* Digits only: no sign, no spaces, at most 18 of them so it cannot overflow. */
         size_t tl = strlen(h->time);
         if (tl == 0 || tl > 18 || strspn(h->time, "0123456789") != tl) {
-                *why = "bad " FED_HDR_TIME;
-                return FED_MALFORMED;
+                return refuse(err, FED_MALFORMED, "bad " FED_HDR_TIME);
         }
         out->time_us = strtoll(h->time, NULL, 10);
 
         if (strlen(h->nonce) != FED_NONCE_HEX - 1 || !is_lower_hex(h->nonce, FED_NONCE_HEX - 1) ||
             sodium_hex2bin(out->nonce, sizeof(out->nonce), h->nonce, FED_NONCE_HEX - 1,
                            NULL, NULL, NULL) != 0) {
-                *why = "bad " FED_HDR_NONCE;
-                return FED_MALFORMED;
+                return refuse(err, FED_MALFORMED, "bad " FED_HDR_NONCE);
         }
 
         size_t siglen = 0;
@@ -101,10 +100,8 @@ fed_refusal fed_auth_parse(const char *method, const char *path, const fed_heade
             sodium_base642bin(out->sig, sizeof(out->sig), h->sig, strlen(h->sig), NULL, &siglen,
                               &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
             siglen != OSM_SIG_BYTES || *end != '\0') {
-                *why = "bad " FED_HDR_SIG;
-                return FED_MALFORMED;
+                return refuse(err, FED_MALFORMED, "bad " FED_HDR_SIG);
         }
-        *why = NULL;
         return FED_OK;
 }
 
@@ -399,16 +396,14 @@ bool fed_id_from_origin(const char *id, const char *origin_id) {
 }
 
 fed_refusal fed_push_check(json_t *j, const char *origin_id, size_t max_records,
-                           const char **collection, const char **why) {
+                           const char **collection, osm_error *err) {
         const char *coll = json_string_value(json_object_get(j, "collection"));
         json_t *recs = json_object_get(j, "records");
         if (!coll || !osm_name_valid(coll, FED_MAX_COLLECTION, true)) {
-                *why = "records: bad collection name";
-                return FED_BAD_PAYLOAD;
+                return refuse(err, FED_BAD_PAYLOAD, "records: bad collection name");
         }
         if (!json_is_array(recs) || json_array_size(recs) == 0 || json_array_size(recs) > max_records) {
-                *why = "records: not a list of 1 to 5000 records";
-                return FED_BAD_PAYLOAD;
+                return refuse(err, FED_BAD_PAYLOAD, "records: not a list of 1 to 5000 records");
         }
         size_t i;
         json_t *rec;
@@ -416,15 +411,12 @@ fed_refusal fed_push_check(json_t *j, const char *origin_id, size_t max_records,
                 const char *id = json_string_value(json_object_get(rec, "id"));
                 json_t *t = json_object_get(rec, "time");
                 if (!id || strlen(id) > FED_MAX_RECORD_ID || !fed_id_from_origin(id, origin_id)) {
-                        *why = "records: a record id is not one of the sender's";
-                        return FED_BAD_PAYLOAD;
+                        return refuse(err, FED_BAD_PAYLOAD, "records: a record id is not one of the sender's");
                 }
                 if (!json_is_integer(t) || json_integer_value(t) <= 0 || !json_object_get(rec, "body")) {
-                        *why = "records: a record lacks a valid time or body";
-                        return FED_BAD_PAYLOAD;
+                        return refuse(err, FED_BAD_PAYLOAD, "records: a record lacks a valid time or body");
                 }
         }
         *collection = coll;
-        *why = NULL;
         return FED_OK;
 }

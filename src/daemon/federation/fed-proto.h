@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
 #include "osmose/identity.h"
 
 #define FED_PROTO          "osmose-fed-v1"
@@ -80,10 +81,11 @@ typedef struct fed_headers_out {
 } fed_headers_out;
 
 /* Parse method, path and the signature headers into *out (body hash not yet set).
- * Returns FED_OK, FED_UNSIGNED (a header missing) or FED_MALFORMED; *why names the
- * problem in a few words. */
+ * Returns FED_OK, FED_UNSIGNED (a header missing) or FED_MALFORMED; err (may be NULL)
+ * then names the problem in a few words, with the refusal as its kind. (The checks of
+ * this file return the refusal, the protocol's own verdict, rather than an errno.) */
 fed_refusal fed_auth_parse(const char *method, const char *path, const fed_headers *h,
-                           fed_auth *out, const char **why);
+                           fed_auth *out, osm_error *err);
 
 /* Hash the body into a->body_hash. */
 void fed_auth_set_body(fed_auth *a, const void *body, size_t len);
@@ -161,6 +163,6 @@ bool fed_id_from_origin(const char *id, const char *origin_id);
 /* Check a push {collection, records: [{id, time, body}, …]} from origin_id before anything
  * is stored: a valid collection name, 1..max_records records, each with an id of the
  * origin, a positive integer time and a body. FED_OK (and *collection, borrowed from j) or
- * FED_BAD_PAYLOAD with *why. */
+ * FED_BAD_PAYLOAD with err saying why. */
 fed_refusal fed_push_check(json_t *j, const char *origin_id, size_t max_records,
-                           const char **collection, const char **why);
+                           const char **collection, osm_error *err);

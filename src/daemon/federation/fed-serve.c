@@ -135,8 +135,9 @@ static int srv_begin(fed_req *req, void *userdata) {
         }
         ctx->f = f;
         ctx->req = req;
-        const char *why = NULL;
-        fed_refusal rr = fed_auth_parse(fed_req_method(req), fed_req_path(req), &h, &ctx->auth, &why);
+        osm_error perr = {};
+        fed_refusal rr = fed_auth_parse(fed_req_method(req), fed_req_path(req), &h, &ctx->auth, &perr);
+        const char *why = osm_error_message(&perr, NULL);
         if (rr == FED_OK)
                 rr = fed_auth_check_envelope(&ctx->auth, f->d->space_id, osm_now_real_us(), f->listen_started_us);
         fed_remote *r = NULL;
@@ -263,9 +264,10 @@ static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_rem
                 refuse_ctx(f, req, ctx, r->name, FED_BUSY, "the store is not running");
                 return;
         }
-        const char *coll = NULL, *why = NULL;
-        if (fed_push_check(j, r->id, FED_MAX_RECORDS_IN, &coll, &why) != FED_OK) {
-                refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, why);
+        const char *coll = NULL;
+        osm_error perr = {};
+        if (fed_push_check(j, r->id, FED_MAX_RECORDS_IN, &coll, &perr) != FED_OK) {
+                refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, perr.message);
                 return;
         }
         json_t *recs = json_object_get(j, "records");

@@ -261,37 +261,37 @@ static void close_free(uv_handle_t *h) {
         free(h);
 }
 
-int fed_http_load(const char **why) {
-        return osm_dl_curl(why) < 0 || osm_dl_mhd(why) < 0 ? -EOPNOTSUPP : 0;
+int fed_http_load(osm_error *err) {
+        const char *why = NULL;
+        if (osm_dl_curl(&why) < 0 || osm_dl_mhd(&why) < 0)
+                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why ? why : "libcurl or libmicrohttpd cannot be loaded");
+        return 0;
 }
 
 int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
                      const fed_server_ops *ops, void *userdata, fed_server **out,
-                     char *bound, size_t bound_size, const char **why) {
-        if (osm_dl_mhd(why) < 0)
-                return -EOPNOTSUPP;
+                     char *bound, size_t bound_size, osm_error *err) {
+        const char *why = NULL;
+        if (osm_dl_mhd(&why) < 0)
+                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why ? why : "libmicrohttpd cannot be loaded");
         struct sockaddr_storage ss;
         socklen_t sl;
         if (parse_listen(listen_addr, &ss, &sl) < 0) {
-                *why = "listen address must be ADDR:PORT or [ADDR6]:PORT with a numeric address";
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "listen address must be ADDR:PORT or [ADDR6]:PORT with a numeric address");
         }
         _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-                *why = "cannot create the listening socket";
-                return -errno;
+                return osm_error_set(err, -errno, 0, "cannot create the listening socket");
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (ss.ss_family == AF_INET6)
                 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, (struct sockaddr *) &ss, sl) < 0) {
-                *why = errno == EADDRINUSE ? "address already in use" : "cannot bind the listening socket";
-                return -errno;
+                return osm_error_set(err, -errno, 0, "%s", errno == EADDRINUSE ? "address already in use" : "cannot bind the listening socket");
         }
         if (listen(fd, 64) < 0) {
-                *why = "cannot listen";
-                return -errno;
+                return osm_error_set(err, -errno, 0, "cannot listen");
         }
         sl = sizeof(ss);
         getsockname(fd, (struct sockaddr *) &ss, &sl);
@@ -317,8 +317,7 @@ int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
                                   MHD_OPTION_END);
         if (!s->mhd) {
                 free(s);
-                *why = "libmicrohttpd refused to start";
-                return -EIO;
+                return osm_error_set(err, -EIO, 0, "libmicrohttpd refused to start");
         }
         fd = -1;   /* MHD owns it now and closes it when stopped */
 
@@ -330,8 +329,7 @@ int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
                 free(s->poll);
                 free(s->timer);
                 free(s);
-                *why = "cannot watch libmicrohttpd's epoll fd";
-                return -EIO;
+                return osm_error_set(err, -EIO, 0, "cannot watch libmicrohttpd's epoll fd");
         }
         uv_timer_init(loop, s->timer);
         s->poll->data = s;

@@ -28,23 +28,21 @@ void fed_network_stop(osm_federation *f) {
         f->listen[0] = '\0';
 }
 
-int fed_network_start(osm_federation *f, const char *listen, const char **why) {
-        if (fed_http_load(why) < 0)
+int fed_network_start(osm_federation *f, const char *listen, osm_error *err) {
+        if (fed_http_load(err) < 0)
                 return -EOPNOTSUPP;
         f->nonces = fed_nonce_cache_new(FED_NONCE_CAPACITY, 2 * FED_MAX_SKEW_US + 1000000);
-        if (!f->nonces) {
-                *why = "out of memory";
-                return -ENOMEM;
-        }
+        if (!f->nonces)
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         int r = fed_client_new(f->d->loop, &f->client);
         if (r < 0) {
-                *why = "cannot set up libcurl";
+                osm_error_set(err, r, 0, "cannot set up libcurl");
                 fed_network_stop(f);
                 return r;
         }
         f->listen_started_us = osm_now_real_us();
         r = fed_server_start(f->d->loop, listen, FED_MAX_BODY + FED_BOX_OVERHEAD, &fed_serve_ops, f,
-                             &f->server, f->listen, sizeof(f->listen), why);
+                             &f->server, f->listen, sizeof(f->listen), err);
         if (r < 0) {
                 fed_network_stop(f);
                 return r;
@@ -156,10 +154,11 @@ static int fed_start(osm_daemon *d) {
         bool on = enabled ? strcmp(enabled, "1") == 0 : d->cfg.federation_enabled;
         if (on) {
                 const char *addr = listen ?: d->cfg.federation_listen;
-                const char *why = NULL;
-                r = fed_network_start(f, addr, &why);
+                osm_error nerr = {};
+                r = fed_network_start(f, addr, &nerr);
                 if (r < 0)
-                        log_error("federation: cannot listen on %s: %s (federation stays off)", addr, why);
+                        log_error("federation: cannot listen on %s: %s (federation stays off)", addr,
+                                  osm_error_message(&nerr, strerror(-r)));
         }
         return 0;
 }

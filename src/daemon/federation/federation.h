@@ -108,9 +108,9 @@ typedef struct osm_federation {
 #define ERR_VERIFY        FED_IFACE "VerificationFailed"
 
 /* --- federation.c: the subsystem --- */
-/* Listen on listen and start the client; on failure everything is off again and *why says
+/* Listen on listen and start the client; on failure everything is off again and err says
  * what failed. */
-int fed_network_start(osm_federation *f, const char *listen, const char **why);
+int fed_network_start(osm_federation *f, const char *listen, osm_error *err);
 /* Stop listening, cancel what is in flight (fetches fail with FederationDisabled). */
 void fed_network_stop(osm_federation *f);
 /* uv_close callback for handles that were calloc'd. */

@@ -26,9 +26,9 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
                                 "listen: must be ADDR:PORT or [ADDR6]:PORT with a numeric address");
                 return;
         }
-        const char *why = NULL;
-        if (fed_http_load(&why) < 0) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "federation needs libcurl and libmicrohttpd: %s", why);
+        osm_error err = {};
+        if (fed_http_load(&err) < 0) {
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "federation needs libcurl and libmicrohttpd: %s", err.message);
                 return;
         }
         char previous[sizeof(f->listen)] = "";
@@ -36,13 +36,15 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
                 snprintf(previous, sizeof(previous), "%s", f->listen);
                 fed_network_stop(f);
         }
-        int r = fed_network_start(f, listen, &why);
+        int r = fed_network_start(f, listen, &err);
         if (r < 0) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", listen, why);
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", listen,
+                                osm_error_message(&err, strerror(-r)));
                 /* Keep serving where it did (the same port, now free again). */
-                const char *why2 = NULL;
-                if (previous[0] && fed_network_start(f, previous, &why2) < 0)
-                        log_error("federation: cannot listen on %s again: %s; federation is off", previous, why2);
+                osm_error err2 = {};
+                if (previous[0] && (r = fed_network_start(f, previous, &err2)) < 0)
+                        log_error("federation: cannot listen on %s again: %s; federation is off", previous,
+                                  osm_error_message(&err2, strerror(-r)));
                 return;
         }
         if (fed_db_set_setting(f->db, "enabled", "1") < 0 || fed_db_set_setting(f->db, "listen", listen) < 0)

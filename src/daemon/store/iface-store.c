@@ -474,11 +474,11 @@ static void options_from_config(const osm_daemon *d, osm_store_options *o) {
 
 static int store_start(osm_daemon *d) {
         osm_store_options o;
-        const char *why = NULL;
+        osm_error err = {};
         options_from_config(d, &o);
-        int r = osm_store_open(d->loop, &o, &d->store, &why);
+        int r = osm_store_open(d->loop, &o, &d->store, &err);
         if (r < 0) {
-                log_error("store: %s (%s): %s", why ? why : "cannot open", d->cfg.state_dir, strerror(-r));
+                log_error("store: %s (%s): %s", osm_error_message(&err, "cannot open"), d->cfg.state_dir, strerror(-r));
                 return r;
         }
         r = osm_server_add_methods(d->server, store_methods, OSM_ARRAY_SIZE(store_methods), d);

@@ -81,11 +81,10 @@ fail:
         return r;
 }
 
-int store_obj_init(osm_store *s, const char **why) {
+int store_obj_init(osm_store *s, osm_error *err) {
         int r = osm_mkdir_p(s->tmp_dir, 0700);
         if (r < 0) {
-                *why = "cannot create the object directory";
-                return r;
+                return osm_error_set(err, r, 0, "cannot create the object directory");
         }
         /* Temp files left by a crash never made it into the store: remove them. */
         DIR *d = opendir(s->tmp_dir);
@@ -98,9 +97,8 @@ int store_obj_init(osm_store *s, const char **why) {
         }
         r = key_load(s, atomic_load(&s->encrypt_objects));
         if (r < 0 && r != -ENOKEY) {
-                *why = r == -EPERM ? "object.key must be a regular file of mode 0600 owned by the daemon"
-                                   : "cannot read or create object.key";
-                return r;
+                return osm_error_set(err, r, 0, "%s", r == -EPERM ? "object.key must be a regular file of mode 0600 owned by the daemon"
+                                                               : "cannot read or create object.key");
         }
         /* A crash between a rename and its commit leaves a file with no row: collect it. */
         store_op *gc = store_op_new(OP_OBJ_GC, 0);

@@ -167,7 +167,7 @@ void store_watches_free(osm_store *s);
 /* objects.c, run by the writer inside its transaction */
 int store_obj_exec(osm_store *s, store_op *op);
 void store_obj_after_commit(osm_store *s, store_op *op, bool committed);
-int store_obj_init(osm_store *s, const char **why);
+int store_obj_init(osm_store *s, osm_error *err);
 void store_obj_fini(osm_store *s);
 void store_obj_done(osm_store *s, store_op *op);
 void store_work_done(osm_store *s);

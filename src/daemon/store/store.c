@@ -208,11 +208,7 @@ static void store_free(osm_store *s) {
 
 static void on_async_closed(uv_handle_t *h);
 
-int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out, const char **why) {
-        const char *dummy;
-        if (!why)
-                why = &dummy;
-        *why = NULL;
+int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out, osm_error *err) {
         if (!o->state_dir)
                 return -EINVAL;
 
@@ -233,23 +229,23 @@ int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out,
             asprintf(&s->obj_dir, "%s/objects", o->state_dir) < 0 ||
             asprintf(&s->tmp_dir, "%s/objects/tmp", o->state_dir) < 0) {
                 s->db_path = s->obj_dir = s->tmp_dir = NULL;
-                *why = "out of memory";
+                osm_error_set(err, r, 0, "out of memory");
                 goto fail;
         }
         r = osm_mkdir_p(o->state_dir, 0700);
         if (r < 0) {
-                *why = "cannot create the state directory";
+                osm_error_set(err, r, 0, "cannot create the state directory");
                 goto fail;
         }
         bool existed = access(s->db_path, F_OK) == 0;
         r = store_db_open(s->db_path, true, &s->wdb);
         if (r < 0) {
-                *why = "cannot open the database";
+                osm_error_set(err, r, 0, "cannot open the database");
                 goto fail;
         }
         r = store_exec(s->wdb, schema_sql);
         if (r < 0) {
-                *why = "cannot create the database schema";
+                osm_error_set(err, r, 0, "cannot create the database schema");
                 goto fail;
         }
         if (!existed)
@@ -259,33 +255,33 @@ int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out,
                 s->page_size = 4096;
         r = ensure_origin(s, o->space_id);
         if (r < 0) {
-                *why = "cannot read the database's origin";
+                osm_error_set(err, r, 0, "cannot read the database's origin");
                 goto fail;
         }
         r = store_colls_load(s);
         if (r < 0) {
-                *why = "cannot read the collections";
+                osm_error_set(err, r, 0, "cannot read the collections");
                 goto fail;
         }
         atomic_store(&s->used_bytes, store_db_used_bytes(s));
         r = store_db_open(s->db_path, false, &s->rdb);
         if (r < 0) {
-                *why = "cannot open a database reader";
+                osm_error_set(err, r, 0, "cannot open a database reader");
                 goto fail;
         }
-        r = store_obj_init(s, why);
+        r = store_obj_init(s, err);
         if (r < 0)
                 goto fail;
 
         r = uv_async_init(loop, &s->async, on_async);
         if (r < 0) {
-                *why = "cannot create the writer's wake-up handle";
+                osm_error_set(err, r, 0, "cannot create the writer's wake-up handle");
                 goto fail;
         }
         s->async.data = s;
         r = -pthread_create(&s->writer, NULL, store_writer_main, s);
         if (r < 0) {
-                *why = "cannot start the writer thread";
+                osm_error_set(err, r, 0, "cannot start the writer thread");
                 /* the handle is closed by the loop later; s is freed then */
                 s->closing = true;
                 uv_close((uv_handle_t *) &s->async, on_async_closed);

@@ -36,8 +36,8 @@ typedef struct osm_store_options {
 } osm_store_options;
 
 /* Open (creating if needed) the database and object directory under o->state_dir and start
- * the writer thread. *why (static string or NULL) explains a failure. Returns 0 or -errno. */
-int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out, const char **why);
+ * the writer thread. Returns 0 or -errno, with err (may be NULL) saying what failed. */
+int osm_store_open(uv_loop_t *loop, const osm_store_options *o, osm_store **out, osm_error *err);
 /* Apply new limits (budget, record size, commit delay, encryption of new objects). */
 void osm_store_set_options(osm_store *s, const osm_store_options *o);
 /* Finish queued writes, stop the writer thread, close everything. Pending callbacks run
