@@ -487,11 +487,12 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                 { "max-age", required_argument, NULL, 'a' },
                 { "max-records", required_argument, NULL, 'n' },
                 { "max-bytes", required_argument, NULL, 'b' },
+                { "create", no_argument, NULL, 'C' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         uint64_t age = 0, recs = 0, bytes = 0;
-        bool set_age = false, set_recs = false, set_bytes = false;
+        bool set_age = false, set_recs = false, set_bytes = false, create = false;
         int c;
         while ((c = getopt_long(argc, argv, "a:n:b:h", opts, NULL)) != -1) {
                 switch (c) {
@@ -510,14 +511,16 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                                 return osm_ctl_usage_error("retention: --max-bytes '%s': expected a size like 64M, 1G (0: no limit)", optarg);
                         set_bytes = true;
                         break;
+                case 'C': create = true; break;
                 case 'h':
-                        osm_ctl_usage("retention", "COLLECTION [--max-age D] [--max-records N] [--max-bytes B]",
+                        osm_ctl_usage("retention", "COLLECTION [--max-age D] [--max-records N] [--max-bytes B] [--create]",
                                 "Show or set how much of a collection is kept; the oldest records beyond any limit are\n"
                                 "deleted in the background, a little at a time. Limits not given stay as they are; 0\n"
-                                "removes a limit.",
+                                "removes a limit. A collection that does not exist is an error, unless --create.",
                                 "  --max-age D       drop records older than D (7d, 12h, 30m)\n"
                                 "  --max-records N   keep at most N records\n"
-                                "  --max-bytes B     keep at most B bytes of record bodies (64M, 1G)\n");
+                                "  --max-bytes B     keep at most B bytes of record bodies (64M, 1G)\n"
+                                "  --create          make the collection if it does not exist yet\n");
                         return 0;
                 default: return 2;
                 }
@@ -562,8 +565,9 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                 if (!set_bytes)
                         bytes = (uint64_t) json_integer_value(json_object_get(cur, "max_bytes"));
         }
-        _cleanup_json_ json_t *params = json_pack("{s:s, s:I, s:I, s:I}", "collection", coll,
-                "max_age", (json_int_t) age, "max_records", (json_int_t) recs, "max_bytes", (json_int_t) bytes);
+        _cleanup_json_ json_t *params = json_pack("{s:s, s:I, s:I, s:I, s:b}", "collection", coll,
+                "max_age", (json_int_t) age, "max_records", (json_int_t) recs, "max_bytes", (json_int_t) bytes,
+                "create", create);
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Store.SetRetention", params, &rep))
                 return 1;

@@ -148,6 +148,12 @@ for i in $(seq 100); do
 done
 ok $(( b <= 10240 && b > 9000 ? 0 : 1 )) "--max-bytes trims to just under the limit ($b bytes)"
 out=$(ctl retention ret/count --max-age soon 2>&1); like "$out" "max-age 'soon'" "a bad duration is refused"
+out=$(ctl retention nope/x --max-age 1d 2>&1); is "$?" 1 "retention of a collection that does not exist fails"
+like "$out" "nope/x" "…naming it"
+ctl --json collections | grep -q '"nope/x"'; ok $((! $?)) "…and does not make it"
+out=$(ctl retention nope/x --max-age 1d --create); ok $? "retention --create makes it"
+like "$(ctl --json collections)" '"nope/x"' "…as collections shows"
+like "$out" "nope/x: 1d" "…with the limit"
 out=$(ctl retention nope 2>&1); like "$out" "no collection 'nope'" "showing retention of a missing collection fails"
 
 # ---- objects ----

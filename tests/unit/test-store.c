@@ -307,7 +307,7 @@ int main(void) {
         /* retention */
         done_state ds = {};
         osm_store_retention ret = { .max_records = 1000 };
-        tap_ok(osm_store_set_retention(s, "sensors/temp", &ret, on_done, &ds) == 0, "set retention");
+        tap_ok(osm_store_set_retention(s, "sensors/temp", &ret, true, on_done, &ds) == 0, "set retention");
         run_until(&ds.done);
         TAP_EQ_INT(ds.r, 0, "retention set");
         int64_t records = -1;

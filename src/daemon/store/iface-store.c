@@ -256,7 +256,8 @@ static void method_set_retention(osm_call *call, json_t *params, void *userdata)
         }
         p->ret = ret;
         snprintf(p->name, sizeof(p->name), "%s", coll);
-        r = osm_store_set_retention(d->store, coll, &ret, retention_done, p);
+        r = osm_store_set_retention(d->store, coll, &ret, json_is_true(json_object_get(params, "create")),
+                                    retention_done, p);
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);

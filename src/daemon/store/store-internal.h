@@ -41,6 +41,7 @@ typedef struct store_op {
 
         /* OP_RETENTION */
         osm_store_retention ret;
+        bool create;              /* retention: make the collection if it does not exist */
 
         /* objects */
         char hash[OSM_HASH_HEX];

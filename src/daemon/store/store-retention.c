@@ -16,7 +16,7 @@
 
 int store_retention_exec(osm_store *s, store_op *op) {
         store_coll *c;
-        int r = store_coll_get(s, op->coll, true, &c);
+        int r = store_coll_get(s, op->coll, op->create, &c);
         if (r < 0)
                 return r;
         c->ret = op->ret;
@@ -122,7 +122,7 @@ fail:
                 store_colls_free(s);
 }
 
-int osm_store_set_retention(osm_store *s, const char *collection, const osm_store_retention *ret,
+int osm_store_set_retention(osm_store *s, const char *collection, const osm_store_retention *ret, bool create,
                             osm_store_done_cb cb, void *userdata) {
         if (s->closing)
                 return -ECANCELED;
@@ -136,6 +136,7 @@ int osm_store_set_retention(osm_store *s, const char *collection, const osm_stor
                 return -ENOMEM;
         op->coll = memcpy(op->buf, collection, n);
         op->ret = *ret;
+        op->create = create;
         op->done_cb = cb;
         op->userdata = userdata;
         store_enqueue(s, op);

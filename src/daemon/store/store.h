@@ -123,10 +123,11 @@ typedef struct osm_store_retention {
         uint64_t max_bytes;
 } osm_store_retention;
 
-/* Set a collection's retention (creating the collection if needed); applied incrementally
- * by the writer thread in small transactions. cb gets 0 or -errno. */
+/* Set a collection's retention (creating the collection if create, else -ENOENT for one
+ * that does not exist); applied incrementally by the writer thread in small
+ * transactions. cb gets 0 or -errno. */
 typedef void (*osm_store_done_cb)(int r, void *userdata);
-int osm_store_set_retention(osm_store *s, const char *collection, const osm_store_retention *ret,
+int osm_store_set_retention(osm_store *s, const char *collection, const osm_store_retention *ret, bool create,
                             osm_store_done_cb cb, void *userdata);
 
 /* Database figures for status: used bytes, budget, records queued. */
