@@ -172,21 +172,33 @@ static bool file_contains(const char *path, const void *needle, size_t n) {
         return k > 0 && memmem(buf, (size_t) k, needle, n) != NULL;
 }
 
-int main(void) {
-        if (sodium_init() < 0)
-                return 1;
+
+/* Each case has a store of its own: a fresh directory and loop (made in the case's
+ * child process, see tap.h). */
+static osm_store_options store_options(void) {
         snprintf(dir, sizeof(dir), "/tmp/osm-test-store-XXXXXX");
         if (!mkdtemp(dir))
-                return 1;
-        loop = uv_default_loop();
-
-        osm_store_options o = {
+                abort();
+        static uv_loop_t l;
+        uv_loop_init(&l);
+        loop = &l;
+        return (osm_store_options) {
                 .state_dir = dir, .space_id = "0123456789abcdef0123456789abcdef",
                 .max_record_size = 4096,
         };
+}
+
+static void remove_dir(void) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        tap_ok(system(cmd) == 0, "remove the store's directory");
+}
+
+static void test_records(void) {
+        osm_store_options o = store_options();
         osm_store *s = open_store(&o);
         if (!s)
-                return tap_done();
+                return;
 
         /* puts and ids */
         osm_store_watch *w = osm_store_watch_add(s, "sensors/*", on_watch, NULL);
@@ -337,6 +349,18 @@ int main(void) {
         TAP_EQ_INT(json_integer_value(json_object_get(json_array_get(qs.records, 0), "time")), t0 + 1500,
                    "the oldest records went first");
         json_decref(qs.records);
+        close_store(s);
+        remove_dir();
+}
+
+static void test_objects(void) {
+        osm_store_options o = store_options();
+        osm_store *s = open_store(&o);
+        if (!s)
+                return;
+        done_state ds = {};
+        osm_store_query_req q;
+        query_state qs;
 
         /* objects */
         obj_state os;
@@ -388,10 +412,21 @@ int main(void) {
         close_store(s);
 
         /* reopen: data persists; encryption on */
+        json_t *b = json_pack("{s:s}", "x", "y");
+        osm_store_put_req remote = { .collection = "shared", .writer = "remote:fedcba9876543210", .body = b,
+                                     .id = "fedcba9876543210-42", .time_us = INT64_C(1700000000000000) };
+        s = open_store(&o);
+        if (!s)
+                return;
+        put_state ps = { .want = 1 };
+        osm_store_put(s, &remote, on_put, &ps, NULL);
+        run_until(&ps.all);
+        json_decref(b);
+        close_store(s);
         o.encrypt_objects = true;
         s = open_store(&o);
         if (!s)
-                return tap_done();
+                return;
         q = (osm_store_query_req) { .collection = "shared", .since_us = INT64_MIN, .until_us = INT64_MAX };
         tap_ok(query(s, &q, &qs) == 0 && json_array_size(qs.records) == 1, "records survive a reopen");
         json_decref(qs.records);
@@ -419,7 +454,17 @@ int main(void) {
         n = read_fd_all(fd, back, sizeof(back));
         close(fd);
         TAP_EQ_INT(n, 65536 * 2, "reads back whole");
+        close_store(s);
+        remove_dir();
+}
 
+static void test_budget(void) {
+        osm_store_options o = store_options();
+        osm_store *s = open_store(&o);
+        if (!s)
+                return;
+        put_state ps;
+        osm_error err = {};
         /* budget */
         osm_store_options small = o;
         small.db_budget = 1;   /* already past it */
@@ -433,9 +478,16 @@ int main(void) {
         tap_ok(put_n(s, "sensors/temp", 10, 0, &ps) == 0 && ps.n_ok == 10, "writes work again under the budget");
 
         close_store(s);
-        char cmd[600];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
+        remove_dir();
+}
+
+int main(int argc, char **argv) {
+        if (sodium_init() < 0)
                 return 1;
-        return tap_done();
+        static const tap_case cases[] = {
+                TAP_CASE(test_records),
+                TAP_CASE(test_objects),
+                TAP_CASE(test_budget),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }
