@@ -97,6 +97,12 @@ int osm_parse_i64(const char *s, int64_t *out);
  * segments separated by '/', no empty, "." or ".." segment, no leading '/'. */
 bool osm_name_valid(const char *name, size_t max, bool allow_slash);
 
+/* A daily window "HH:MM-HH:MM" (may wrap midnight: "23:00-01:00") as minutes of the day;
+ * NULL or "" is the whole day (both -1). Returns 0 or -EINVAL. */
+int osm_window_parse(const char *s, int *start_min, int *end_min);
+/* Is minute m of the day (0..1439) inside the window [start, end)? Whole day if start < 0. */
+bool osm_window_contains(int start_min, int end_min, int m);
+
 /* One line of text: no control characters (UTF-8 is fine; the caller checks validity). */
 bool osm_text_line_ok(const char *s);
 

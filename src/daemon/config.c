@@ -74,6 +74,7 @@ const osm_config_key osm_config_keys[] = {
         K("channels", "check-interval", DURATION, channels_check_interval_us, "1h", "how often followed channels are checked and upgraded (0: only by osmosectl upgrade)"),
         K("channels", "health-grace", DURATION, channels_health_grace_us, "10s", "an upgraded instance must still run after this long (or have exited 0)"),
         K("channels", "health-timeout", DURATION, channels_health_timeout_us, "1min", "time allowed to a manifest's health command"),
+        K("channels", "window", STRING, channels_window, "", "maintenance window of the periodic check, local time, e.g. 02:00-04:00 (empty: any time; osmosectl upgrade ignores it)"),
         K("channels", "trust-clock", STRING, channels_trust_clock, "auto", "judge the expiry of lists: auto (when the kernel says the clock is synchronised), yes, or no"),
         K("building", "port", UINT, building_port, "7444", "TCP port members reach this room on, once it is in a building"),
         K("building", "address", STRING, building_address, "", "host the other members reach this room at (empty: the address used to reach the inviter, or the first non-loopback one)"),
@@ -402,8 +403,10 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
         const char *tc = cfg->channels_trust_clock ? cfg->channels_trust_clock : "auto";
         if (strcmp(tc, "auto") != 0 && strcmp(tc, "yes") != 0 && strcmp(tc, "no") != 0)
                 BAD("[channels] trust-clock: must be auto, yes or no\n");
-        if (cfg->channels_check_interval_us && cfg->channels_check_interval_us < 10 * 1000000ull)
-                BAD("[channels] check-interval: must be 0 (off) or at least 10s\n");
+        if (cfg->channels_check_interval_us && cfg->channels_check_interval_us < 1000000ull)
+                BAD("[channels] check-interval: must be 0 (off) or at least 1s\n");
+        if (osm_window_parse(cfg->channels_window, NULL, NULL) < 0)
+                BAD("[channels] window: expected HH:MM-HH:MM (local time), or empty for any time\n");
         if (cfg->channels_health_grace_us > 3600 * 1000000ull || cfg->channels_health_timeout_us > 3600 * 1000000ull)
                 BAD("[channels] health-grace and health-timeout: at most 1h\n");
         if (cfg->building_port < 1 || cfg->building_port > 65535)

@@ -72,6 +72,7 @@ typedef struct osm_config {
         uint64_t channels_health_grace_us;     /* an upgraded instance must live this long */
         uint64_t channels_health_timeout_us;   /* time allowed to the manifest's health command */
         char *channels_trust_clock;            /* auto, yes, no: judge list expiry? */
+        char *channels_window;                 /* "HH:MM-HH:MM" local time for the periodic check; "" any time */
 
         /* [building] */
         uint64_t building_port;

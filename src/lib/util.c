@@ -393,3 +393,31 @@ int osm_errorf(char *err, size_t errsize, int r, const char *fmt, ...) {
         }
         return r;
 }
+
+int osm_window_parse(const char *s, int *start_min, int *end_min) {
+        int a = -1, b = -1;
+        if (s && *s) {
+                unsigned h1, m1, h2, m2;
+                int n = 0;
+                if (sscanf(s, "%2u:%2u-%2u:%2u%n", &h1, &m1, &h2, &m2, &n) != 4 || s[n] || h1 > 23 || h2 > 24 ||
+                    m1 > 59 || m2 > 59 || (h2 == 24 && m2) || strlen(s) != 11)
+                        return -EINVAL;
+                a = (int) (h1 * 60 + m1);
+                b = (int) (h2 * 60 + m2);
+                if (a == b)
+                        return -EINVAL;
+        }
+        if (start_min)
+                *start_min = a;
+        if (end_min)
+                *end_min = b;
+        return 0;
+}
+
+bool osm_window_contains(int start_min, int end_min, int m) {
+        if (start_min < 0)
+                return true;
+        if (start_min < end_min)
+                return m >= start_min && m < end_min;
+        return m >= start_min || m < end_min;   /* wraps midnight */
+}

@@ -223,4 +223,33 @@ is "$(installed tool)" 1 "…it is installed now"
 out=$(ctl run "$(printf 'e%.0s' $(seq 64))" 2>&1); ok $((! $?)) "run of a bundle id that is not kept is refused"
 like "$out" 'neither installed nor kept here' "…saying so"
 
+make_bundle 7 "$T/key" "$T/hello-7.osb"
+ctl channel publish "$T/hello-7.osb" --channel hello --key "$T/key" -o "$T/pub" --sequence 20 >/dev/null
+ctl upgrade hello >"$T/upgrade-7.out" 2>&1 &
+upid=$!
+follow_state() { ctl --json workloads | python3 -c 'import json,sys
+print(next((w["channel"]["state"] for w in json.load(sys.stdin)["workloads"] if w["name"]=="hello" and "channel" in w), ""))'; }
+wait_for '[ "$(follow_state)" = health ]'; ok $? "an upgrade is in its health check (state health)"
+osm_stop_daemon TERM
+is "$OSM_EXIT" 0 "the daemon stops cleanly in the middle of a health check"
+wait "$upid"; ok $((! $?)) "…the upgrade call fails"
+like "$(cat "$T/upgrade-7.out")" 'the daemon is stopping' "…saying the daemon is stopping"
+
+# --- after a restart: follows and bad marks kept; the periodic check and its window
+make_bundle 1 "$T/key" "$T/auto-1.osb" '["/bin/sh","-c","exec sleep 1000"]' auto
+ctl channel publish "$T/auto-1.osb" --channel auto --key "$T/key" -o "$T/autodir" >/dev/null
+h=$(date +%H); away=$(printf '%02d:00-%02d:00' $(( (10#$h + 2) % 24 )) $(( (10#$h + 3) % 24 )))
+printf '[channels]\ncheck-interval = 1s\nhealth-grace = 1s\nwindow = %s\n' "$away" > "$T/osmosed.conf"
+osm_start_daemon --config "$T/osmosed.conf"
+is "$(ctl --json workloads | python3 -c 'import json,sys; print(",".join(str(b["version"]) for w in json.load(sys.stdin)["workloads"] if w["name"]=="hello" for b in w["channel"]["bad"]))')" \
+    "4,5" "after a restart hello still follows its channel, versions 4 and 5 still marked bad"
+ctl follow auto "$T/autodir" >/dev/null; ok $? "follow auto (check-interval 1s, window $away)"
+sleep 3
+is "$(installed auto)" none "outside the maintenance window the periodic check does not upgrade"
+printf '[channels]\ncheck-interval = 1s\nhealth-grace = 1s\nwindow = 00:00-24:00\n' > "$T/osmosed.conf"
+ctl reload >/dev/null; ok $? "reload with a window around now"
+wait_for '[ "$(installed auto)" = 1 ]'; ok $? "…the periodic check installs the followed version by itself"
+osm_stop_daemon TERM
+is "$OSM_EXIT" 0 "the daemon stops cleanly"
+
 done_testing

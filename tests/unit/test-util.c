@@ -69,12 +69,33 @@ static void test_files(void) {
         TAP_OK(system(cmd) == 0, "cleanup");
 }
 
+static void test_windows(void) {
+        int a, b;
+        TAP_EQ_INT(osm_window_parse("02:00-04:00", &a, &b), 0, "window 02:00-04:00 parses");
+        TAP_OK(a == 120 && b == 240, "…as minutes 120-240");
+        TAP_OK(osm_window_contains(a, b, 130) && !osm_window_contains(a, b, 240) && !osm_window_contains(a, b, 60),
+               "…contains 02:10, not 04:00 nor 01:00");
+        TAP_EQ_INT(osm_window_parse("23:00-01:00", &a, &b), 0, "a window across midnight parses");
+        TAP_OK(osm_window_contains(a, b, 23 * 60 + 30) && osm_window_contains(a, b, 30) &&
+               !osm_window_contains(a, b, 12 * 60), "…contains 23:30 and 00:30, not noon");
+        TAP_EQ_INT(osm_window_parse("", &a, &b), 0, "an empty window is the whole day");
+        TAP_OK(a < 0 && osm_window_contains(a, b, 700), "…and contains everything");
+        TAP_EQ_INT(osm_window_parse("00:00-24:00", &a, &b), 0, "00:00-24:00 parses");
+        const char *bad[] = { "2:00-4:00", "02:00-02:00", "25:00-01:00", "02:60-03:00", "02:00-04:00x",
+                              "02:00 04:00", "24:30-01:00", "02:00-24:01" };
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+                int r = osm_window_parse(bad[k], &a, &b);
+                TAP_OK(r == -EINVAL, "window \"%s\" is refused", bad[k]);
+        }
+}
+
 int main(int argc, char **argv) {
         static const tap_case cases[] = {
                 TAP_CASE(test_sizes_and_durations),
                 TAP_CASE(test_times),
                 TAP_CASE(test_names),
                 TAP_CASE(test_files),
+                TAP_CASE(test_windows),
         };
         return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/timex.h>
+#include <time.h>
 
 #include "daemon/channels/ch.h"
 #include "osmose/log.h"
@@ -350,8 +351,24 @@ static void on_handle_closed(uv_handle_t *h) {
         ch_unref(h->data);
 }
 
+/* Is it now within [channels] window (local time)? */
+static bool in_window(osm_channels *c) {
+        int a, b;
+        if (osm_window_parse(c->d->cfg.channels_window, &a, &b) < 0 || a < 0)
+                return true;
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!localtime_r(&now, &tm))
+                return true;
+        return osm_window_contains(a, b, tm.tm_hour * 60 + tm.tm_min);
+}
+
 static void on_check_timer(uv_timer_t *t) {
         osm_channels *c = t->data;
+        if (!in_window(c)) {
+                log_debug("channels: outside the maintenance window %s; no periodic check", c->d->cfg.channels_window);
+                return;
+        }
         if (c->follows && ch_batch_start(c, NULL, NULL, false) == -EBUSY)
                 log_debug("channels: periodic check skipped: an upgrade is running");
 }

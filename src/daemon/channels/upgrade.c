@@ -119,7 +119,7 @@ static void work_cb(uv_work_t *req) {
                     ch_fetch_channel(c, idir, j->channel, &j->imported, &iname, ierr, sizeof ierr) < 0)
                         j->imported = NULL;
                 if (ch_fetch_channel(c, j->source, j->channel, &j->doc, &j->err_name, j->err, sizeof j->err) < 0) {
-                        if (j->imported && j->err_name == (const char *) CH_ERR_FETCH_FAILED) {
+                        if (j->imported && strcmp(j->err_name, CH_ERR_FETCH_FAILED) == 0) {
                                 j->doc = steal_pointer(&j->imported);
                                 j->err_name = NULL;
                         }
@@ -200,7 +200,7 @@ static void judge(ch_job *j) {
         const char *e = ch_seen_check(c, doc, msg, sizeof msg, &newest);
         if (e) {
                 job_fail(j, e, "%s", msg);
-                if (e != (const char *) OSM_ERR_INTERNAL)
+                if (strcmp(e, OSM_ERR_INTERNAL) != 0)
                         j->err_extra = json_pack("{s:I, s:I}", "sequence", (json_int_t) doc->sequence,
                                                  "newest", (json_int_t) newest);
                 return;
