@@ -317,6 +317,10 @@ static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
 }
 
 static int trust_rm(osm_ctl *ctl, int argc, char **argv) {
+        if (argc == 3 && strcmp(argv[1], "--") == 0) {   /* a key may start with '-' */
+                argv[1] = argv[2];
+                argc = 2;
+        }
         if (osm_ctl_wants_help(argc, argv)) {
                 osm_ctl_usage("building trust rm", "PUBKEY", "Stop trusting a publisher key building-wide.", NULL);
                 return 0;

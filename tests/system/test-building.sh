@@ -167,7 +167,9 @@ rctl A building frobnicate >/dev/null 2>&1; is $? 2 "an unknown subcommand is a 
 rctl A building join 'not!a token' >/dev/null 2>&1; is $? 1 "a malformed token is refused"
 
 # --- leave and remove
-rctl C building leave >/dev/null; is $? 0 "C leaves"
+out=$(rctl C building leave 2>&1); rc=$?
+is "$rc" 0 "C leaves"
+[ "$rc" = 0 ] || diag "$out"
 is "$(jb C .in_building)" "false" "C is on its own again"
 wait_for 5 sh -c "! room_exec C ss -Hltn 'sport = :$PORT' 2>/dev/null | grep -q ." 2>/dev/null
 listening C; is $? 1 "C's building port is closed after leaving"

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "daemon/building/building-internal.h"
@@ -30,6 +31,46 @@ bool bld_dq_is_quorum_error(const osm_dq *c, int r) {
         return false;
 }
 
+#define PROBE_MS 500
+#define MAX_PROBES 5
+
+/* LEADER asked of other members (voters first, as the last copy knows them), at most
+ * MAX_PROBES of them. 0 with the leader, or -EAGAIN. */
+static int ask_members(osm_building *b, int timeout_ms, uint64_t *id, char *addr, size_t size) {
+        pthread_mutex_lock(&b->lock);
+        json_t *members = json_deep_copy(b->members_copy);
+        json_t *roles = json_deep_copy(b->roles_copy);
+        pthread_mutex_unlock(&b->lock);
+        int probes = 0, rc = -EAGAIN;
+        for (int pass = 0; pass < 2 && rc < 0; pass++) {
+                size_t i;
+                json_t *m;
+                json_array_foreach(members, i, m) {
+                        if (probes >= MAX_PROBES || rc == 0)
+                                break;
+                        char ids[32];
+                        snprintf(ids, sizeof ids, "%lld", (long long) json_integer_value(json_object_get(m, "node_id")));
+                        const char *role = json_string_value(json_object_get(roles, ids));
+                        bool voter = role && strcmp(role, "voter") == 0;
+                        const char *a = json_string_value(json_object_get(m, "address"));
+                        if (voter != (pass == 0) || !a || strcmp(a, b->address) == 0)
+                                continue;
+                        probes++;
+                        int fd;
+                        if (osm_bt_connect_node_within(b->bt, a, PROBE_MS, &fd) != 0)
+                                continue;
+                        osm_dq q;
+                        if (osm_dq_init(&q, fd, OSM_MIN(timeout_ms, PROBE_MS * 2)) == 0 &&
+                            osm_dq_leader(&q, id, addr, size) == 0 && *id && addr[0])
+                                rc = 0;
+                        osm_dq_close(&q);
+                }
+        }
+        json_decref(members);
+        json_decref(roles);
+        return rc;
+}
+
 int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader_id, char *leader_addr,
                     char *err, size_t errsize) {
         osm_dq local;
@@ -50,8 +91,11 @@ int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader
         }
         if (id == 0 || !addr[0]) {
                 osm_dq_close(&local);
-                snprintf(err, errsize, "no quorum: the building has no leader (a majority of its voters is not reachable)");
-                return -EAGAIN;
+                /* A spare gets no raft traffic and knows no leader: ask other members. */
+                if (ask_members(b, timeout_ms, &id, addr, sizeof addr) < 0) {
+                        snprintf(err, errsize, "no quorum: the building has no leader (a majority of its voters is not reachable)");
+                        return -EAGAIN;
+                }
         }
         if (id == b->node_id) {
                 *c = local;   /* we lead: this connection will do */

@@ -94,6 +94,8 @@ struct osm_building {
         /* a snapshot of members' keys and addresses for transport threads (lock) */
         json_t *members_copy;
         json_t *shares_copy;
+        json_t *roles_copy;        /* node id -> role, for finding a leader */
+        json_t *trust_copy;        /* building-trusted keys, for the install thread */
 
         /* store queries run on the loop for transport threads (query.c) */
         uv_async_t loop_async;

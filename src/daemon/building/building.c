@@ -183,6 +183,13 @@ static void push_members(osm_building *b) {
         b->members_copy = json_deep_copy(members);
         json_decref(b->shares_copy);
         b->shares_copy = json_deep_copy(json_object_get(b->cache, "shares"));
+        json_decref(b->trust_copy);
+        b->trust_copy = json_deep_copy(json_object_get(b->cache, "trust"));
+        json_t *roles = json_object_get(b->cache, "roles");
+        if (roles) {   /* keep the last known roles when a join's first copy has none */
+                json_decref(b->roles_copy);
+                b->roles_copy = json_deep_copy(roles);
+        }
         pthread_mutex_unlock(&b->lock);
 }
 
@@ -529,6 +536,10 @@ void bld_deactivated(osm_building *b) {
         b->members_copy = NULL;
         json_decref(b->shares_copy);
         b->shares_copy = NULL;
+        json_decref(b->trust_copy);
+        b->trust_copy = NULL;
+        json_decref(b->roles_copy);
+        b->roles_copy = NULL;
         pthread_mutex_unlock(&b->lock);
 }
 
@@ -598,6 +609,8 @@ static void building_stop(osm_daemon *d) {
         json_decref(b->cache);
         json_decref(b->members_copy);
         json_decref(b->shares_copy);
+        json_decref(b->trust_copy);
+        json_decref(b->roles_copy);
         bld_query_close(b);
         uv_close((uv_handle_t *) &b->async, NULL);
         uv_close((uv_handle_t *) &b->refresh_timer, NULL);
@@ -654,15 +667,18 @@ bool osm_building_active(osm_daemon *d) {
 }
 
 bool osm_building_trusts(osm_daemon *d, const char *key) {
+        /* Called from the install thread: the copy under the lock, not the loop's cache. */
         osm_building *b = d->building;
-        if (!b || !b->active || !key)
+        if (!b || !key)
                 return false;
+        bool found = false;
         size_t i;
         json_t *t;
-        json_array_foreach(json_object_get(b->cache, "trust"), i, t)
-                if (strcmp(json_string_value(json_object_get(t, "key")) ?: "", key) == 0)
-                        return true;
-        return false;
+        pthread_mutex_lock(&b->lock);
+        json_array_foreach(b->trust_copy, i, t)
+                found |= strcmp(json_string_value(json_object_get(t, "key")) ?: "", key) == 0;
+        pthread_mutex_unlock(&b->lock);
+        return found;
 }
 
 static void api_work(osm_building *b, bld_job *j) {

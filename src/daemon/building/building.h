@@ -15,7 +15,8 @@ struct osm_daemon;
 typedef void (*osm_building_cb)(void *userdata, const char *error, const char *message, json_t *rows);
 
 bool osm_building_active(struct osm_daemon *d);
-/* Is key (URL-safe base64) trusted building-wide? From the replicated state's last copy. */
+/* Is key (URL-safe base64) trusted building-wide? From the replicated state's last copy;
+ * callable from any thread. */
 bool osm_building_trusts(struct osm_daemon *d, const char *key_b64);
 
 /* Run SQL (one statement or several, params a JSON array or NULL) on the replicated

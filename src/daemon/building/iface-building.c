@@ -380,41 +380,53 @@ static int forget_room(osm_dq *c, json_t *p) {
         return r;
 }
 
-static void leave_work(osm_building *b, bld_job *j) {
-        char err[256] = "";
-        osm_dq *c = bld_leader(b, err, sizeof err);
-        if (!c) {
-                j->error = BLD_ERR_QUORUM;
-                snprintf(j->msg, sizeof j->msg, "%s: cannot leave now (building remove from another room works once quorum is back)", err);
-                return;
-        }
+/* One attempt at leaving: hand leadership on if we lead, forget our rows, leave the
+ * cluster. 0, or -errno with err filled. */
+static int leave_once(osm_building *b, char *err, size_t errsize, bool *quorum) {
+        osm_dq *c = bld_leader(b, err, errsize);
+        *quorum = true;
+        if (!c)
+                return -EAGAIN;
         osm_dq_node *nodes = NULL;
         size_t n = 0;
         int r = osm_dq_cluster(c, &nodes, &n);
         if (r == 0 && b->leader_id == b->node_id && n > 1) {
-                /* Hand leadership to another voter before removing ourselves. */
                 for (size_t i = 0; i < n; i++)
                         if (nodes[i].id != b->node_id && nodes[i].role == OSM_DQ_VOTER) {
-                                r = osm_dq_transfer(c, nodes[i].id);
+                                osm_dq_transfer(c, nodes[i].id);
                                 break;
                         }
+                free(nodes);
                 bld_leader_drop(b);
-                usleep(200000);
-                c = bld_leader(b, err, sizeof err);
-                r = c ? 0 : -EAGAIN;
+                return -EAGAIN;   /* again, through the new leader */
         }
         free(nodes);
-        if (r == 0) {
-                json_t *p = json_pack("[s]", b->d->space_id);
+        json_t *p = json_pack("[s]", b->d->space_id);
+        if (r == 0)
                 r = forget_room(c, p);
-                json_decref(p);
-                if (r == 0 && n > 1)
-                        r = osm_dq_remove(c, b->node_id);
-        }
+        json_decref(p);
+        if (r == 0 && n > 1)
+                r = osm_dq_remove(c, b->node_id);
         if (r < 0) {
-                j->error = bld_dq_is_quorum_error(c, r) ? BLD_ERR_QUORUM : OSM_ERR_INTERNAL;
-                snprintf(j->msg, sizeof j->msg, "cannot leave: %s", c && r == -EREMOTEIO ? c->err_msg : strerror(-r));
+                *quorum = bld_dq_is_quorum_error(c, r) || strstr(c->err_msg, "in progress");
+                snprintf(err, errsize, "%s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
                 bld_leader_drop(b);
+        }
+        return r;
+}
+
+static void leave_work(osm_building *b, bld_job *j) {
+        char err[256] = "";
+        bool quorum = true;
+        int r = -EAGAIN;
+        /* Retried across a leader change or a membership change in flight, for a while. */
+        uint64_t dl = osm_now_mono_us() + OSM_MAX(b->d->cfg.building_latency_us * 15 * 10, 5000000);
+        while ((r = leave_once(b, err, sizeof err, &quorum)) < 0 && quorum && osm_now_mono_us() < dl)
+                usleep(200000);
+        if (r < 0) {
+                j->error = quorum ? BLD_ERR_QUORUM : OSM_ERR_INTERNAL;
+                snprintf(j->msg, sizeof j->msg, "cannot leave now: %s%s", err,
+                         quorum ? " (another room can 'building remove' this one once quorum is back)" : "");
                 return;
         }
         bld_leader_drop(b);

@@ -275,7 +275,10 @@ static void *outgoing_main(void *arg) {
 }
 
 int osm_bt_connect_node(void *arg, const char *address, int *out) {
-        osm_bt *t = arg;
+        return osm_bt_connect_node_within(arg, address, 2000, out);
+}
+
+int osm_bt_connect_node_within(osm_bt *t, const char *address, int timeout_ms, int *out) {
         char own[OSM_DQ_ADDR_MAX];
         pthread_mutex_lock(&t->lock);
         snprintf(own, sizeof own, "%s", t->own_address);
@@ -294,7 +297,7 @@ int osm_bt_connect_node(void *arg, const char *address, int *out) {
         c->fd = c->plain = -1;
         c->outgoing = true;
         const char *why = "";
-        if (osm_bt_dial(t, address, NULL, 2000, &c->tls, &why) < 0) {
+        if (osm_bt_dial(t, address, NULL, timeout_ms, &c->tls, &why) < 0) {
                 log_debug("building: cannot reach %s: %s", address, why);
                 free(c);
                 return 1;

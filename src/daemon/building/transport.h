@@ -42,5 +42,7 @@ int osm_bt_dial(osm_bt *t, const char *address, const uint8_t *pin, int timeout_
 /* dqlite's connect function (and our client's): an fd to the node at address — the local
  * node's socket for our own address, else a socket pair proxied over TLS. */
 int osm_bt_connect_node(void *t, const char *address, int *fd);
+/* The same, with a timeout for reaching another member. */
+int osm_bt_connect_node_within(osm_bt *t, const char *address, int timeout_ms, int *fd);
 
 osm_bt_counters osm_bt_get_counters(osm_bt *t);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "daemon/building/building.h"
 #include "daemon/fetch.h"
 #include "daemon/workload/wl.h"
 #include "osmose/bundle.h"
@@ -145,6 +146,10 @@ static void phase1(install_job *j) {
                         return;
                 }
                 r = wl_trust_is_trusted(w, j->info.pubkey);
+#if HAVE_BUILDING
+                if (r == 0 && osm_building_trusts(w->d, j->signer))
+                        r = 1;   /* trusted building-wide (osmosectl building trust add) */
+#endif
                 if (r < 0) {
                         job_fail(j, OSM_ERR_INTERNAL, "reading the trusted keys: %s", strerror(-r));
                         return;
