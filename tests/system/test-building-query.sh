@@ -7,22 +7,10 @@
 # in another — and not in a room outside the building. Recover: the last room standing.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/rooms.sh"
+. "$(dirname "$0")/../lib/building.sh"
 osm_setup
-command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 0; }
-rooms_check || { echo "1..0 # SKIP $ROOMS_SKIP"; exit 0; }
-"$OSMOSECTL" building --help >/dev/null 2>&1 || { echo "1..0 # SKIP built without the building"; exit 0; }
-trap 'rooms_down; osm_cleanup' EXIT
-
 ROOMS=(A B C D E F)
-rooms_up A:bare B:bare C:bare D:bare E:bare F:bare || bail "cannot make rooms"
-for r in "${ROOMS[@]}"; do
-    mkdir -p "$ROOMS_DIR/$r/osm"
-    printf '[building]\nstatus-interval = 1s\nquery-timeout = 2s\n' > "$ROOMS_DIR/$r/osm/osmosed.conf"
-    room_osmosed_start "$r" "room-$r" || bail "osmosed in $r"
-done
-jb() { rctl "$1" --json building status | jq -r "$2"; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
-field_is() { [ "$(jb "$1" "$2" 2>/dev/null)" = "$3" ]; }
+building_rooms 'status-interval = 1s\nquery-timeout = 2s' "${ROOMS[@]}"
 
 rctl A building create --name HQ --address "$ROOMS_NET.1" >/dev/null || bail "create"
 for r in B C D E; do

@@ -6,27 +6,12 @@
 # building; leave and remove.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/rooms.sh"
+. "$(dirname "$0")/../lib/building.sh"
 osm_setup
-command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 0; }
-rooms_check || { echo "1..0 # SKIP $ROOMS_SKIP"; exit 0; }
-"$OSMOSECTL" building --help >/dev/null 2>&1 || { echo "1..0 # SKIP built without the building"; exit 0; }
-trap 'rooms_down; osm_cleanup' EXIT
-
 PORT=7444
 ROOMS=(A B C D)
-rooms_up A:bare B:bare C:bare D:bare || bail "cannot make rooms"
+building_rooms 'status-interval = 1s\nquery-timeout = 2s' "${ROOMS[@]}"
 ip_of() { local i; for i in "${!ROOMS[@]}"; do [ "${ROOMS[$i]}" = "$1" ] && echo "$ROOMS_NET.$((i + 1))"; done; }
-conf() {
-    mkdir -p "$ROOMS_DIR/$1/osm"
-    cat > "$ROOMS_DIR/$1/osm/osmosed.conf" <<EOF
-[building]
-status-interval = 1s
-query-timeout = 2s
-EOF
-}
-for r in "${ROOMS[@]}"; do conf "$r"; room_osmosed_start "$r" "room-$r" || bail "osmosed in $r"; done
-jb() { rctl "$1" --json building status | jq -r "$2"; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 listening() { room_exec "$1" ss -Hltn "sport = :$PORT" | grep -q .; }
 
 # --- nothing listens before create/join
@@ -147,11 +132,7 @@ is "$(jb A '.counters.joins_refused_used >= 1 and .counters.joins_refused_expire
    "true" "refused joins are counted by reason"
 
 # --- replicated writes: trust and shares, seen from every room
-KEY=$(rctl A keygen -o "$T/pub.key" 2>&1 | grep -Eo '[A-Za-z0-9_-]{43}' | head -1)
-[ -n "$KEY" ] && [ "${KEY#-}" = "$KEY" ] || KEY=$(python3 -c 'import base64,os
-while True:
-    k = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-    if k[0] != "-": print(k); break')
+KEY=$(bkey)
 rctl B building trust add "$KEY" --comment "vendor" >/dev/null; is $? 0 "trust add on B"
 wait_for 5 sh -c "OSMOSE_SOCKET=$ROOMS_DIR/C/osm/osmosed.sock $OSMOSECTL building trust ls | grep -q $KEY"
 like "$(rctl C building trust ls)" "$KEY" "the key is trusted as seen from C"
