@@ -6,7 +6,7 @@
 _osmosectl_commands="status reload call put query collections retention object peers peer services
 keygen bundle channel trust install workloads remove enable disable grant revoke run ps logs stop stats
 follow unfollow pin unpin upgrade import
-federation remote share unshare audit building"
+federation remote share unshare audit building ingest"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm gc"
         [peer]="trust untrust"
@@ -16,6 +16,7 @@ declare -A _osmosectl_subcommands=(
         [federation]="enable disable status"
         [remote]="add ls rm fetch"
         [building]="create invite join status leave remove recover trust share unshare query"
+        [ingest]="add ls rm"
 )
 # Options of each command ("group sub" for subcommands); every command also takes --help.
 declare -A _osmosectl_options=(
@@ -82,6 +83,9 @@ declare -A _osmosectl_options=(
         [share]="--with"
         [unshare]="--with"
         [audit]="--since --limit -s -n"
+        [ingest add]="--topic --into --qos --username --password-file --ca-file --max-payload"
+        [ingest ls]="--discovered"
+        [ingest rm]=""
 )
 _osmosectl_global_options="--socket --json --help --version"
 _osmosed_options="--config --state-dir --socket --name --check-config --dump-config --version --help"
@@ -209,6 +213,7 @@ _osmosectl()
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
         "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
         "remote rm" | "remote fetch") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;
+        "ingest rm") COMPREPLY=($(compgen -W "$(_osmosectl_names ingest ls)" -- "$cur")) ;;
         esac
 } && complete -F _osmosectl osmosectl
 

@@ -60,3 +60,5 @@ const char *osm_ctl_channel_cell(json_t *w, char *buf, size_t size);
 bool osm_ctl_is_bundle_id(const char *s);
 /* cmd-building.c */
 int cmd_building(osm_ctl *ctl, int argc, char **argv);
+/* cmd-ingest.c */
+int cmd_ingest(osm_ctl *ctl, int argc, char **argv);

@@ -48,6 +48,7 @@ static const osm_ctl_command commands[] = {
         { "import", cmd_import, "DIR", "take channels and bundles from a directory (a USB stick)" },
         { "building", cmd_building, "create|invite|join|status|leave|remove|recover|trust|share|unshare|query …", "rooms joined into one building: replicated state, trust, queries across rooms" },
         { "services", cmd_services, "[--type TYPE] [--watch]", "the DNS-SD services of the room" },
+        { "ingest", cmd_ingest, "add|ls|rm …", "MQTT bridges: devices' messages into collections" },
         { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },
 };
 

@@ -11,6 +11,7 @@
 
 #include "build-config.h"
 #include "daemon/config.h"
+#include "daemon/ingest/ingest-map.h"
 #include "osmose/log.h"
 #include "osmose/util.h"
 
@@ -251,7 +252,7 @@ static char *reader(char *str, int num, void *stream) {
         } else if (*s == '[') {
                 /* A section with no keys never reaches the handler: check its name here. */
                 const char *end = strchr(s, ']');
-                bool known = false;
+                bool known = (size_t) (end - s - 1) > 7 && strncmp(s + 1, "ingest.", 7) == 0;
                 for (size_t i = 0; i < osm_config_n_keys && !known; i++)
                         known = strlen(osm_config_keys[i].section) == (size_t) (end - s - 1) &&
                                 strncmp(osm_config_keys[i].section, s + 1, (size_t) (end - s - 1)) == 0;
@@ -266,6 +267,12 @@ static int handler(void *user, const char *section, const char *name, const char
         const char *why = NULL;
         const osm_config_key *k = find_key(section, name);
         int r;
+        if (strncmp(section, "ingest.", 7) == 0) {
+                r = osm_ingest_conf_set(&p->cfg->ingest, &p->cfg->n_ingest, section + 7, name, value, &why);
+                if (r < 0)
+                        problem(p, "[%s] %s = %s: %s", section, name, value, why ? why : strerror(-r));
+                return 1;
+        }
         if (!k) {
                 bool known_section = false;
                 for (size_t i = 0; i < osm_config_n_keys; i++)
@@ -340,10 +347,15 @@ void osm_config_dump(const osm_config *cfg, FILE *out) {
                 format_value(cfg, k, v, sizeof v);
                 fprintf(out, "# %s\n%s = %s\n", k->help, k->key, v);
         }
+        osm_ingest_defs_dump(cfg->ingest, cfg->n_ingest, out);
 }
 
 int osm_config_copy(osm_config *dst, const osm_config *src) {
         *dst = *src;
+        if (osm_ingest_defs_copy(&dst->ingest, src->ingest, src->n_ingest) < 0) {
+                memset(dst, 0, sizeof *dst);
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < osm_config_n_keys; i++) {
                 const osm_config_key *k = &osm_config_keys[i];
                 if (k->type != OSM_CFG_STRING)
@@ -353,6 +365,7 @@ int osm_config_copy(osm_config *dst, const osm_config *src) {
                         for (size_t j = 0; j < i; j++)
                                 if (osm_config_keys[j].type == OSM_CFG_STRING)
                                         free(*(char **) field(dst, &osm_config_keys[j]));
+                        osm_ingest_defs_free(dst->ingest, dst->n_ingest);
                         memset(dst, 0, sizeof *dst);
                         return -ENOMEM;
                 }
@@ -364,6 +377,7 @@ void osm_config_free(osm_config *cfg) {
         for (size_t i = 0; i < osm_config_n_keys; i++)
                 if (osm_config_keys[i].type == OSM_CFG_STRING)
                         free(*(char **) field(cfg, &osm_config_keys[i]));
+        osm_ingest_defs_free(cfg->ingest, cfg->n_ingest);
         memset(cfg, 0, sizeof *cfg);
 }
 
@@ -417,6 +431,11 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[building] address: at most 200 bytes\n");
         if (cfg->building_status_interval_us < 1000000)
                 BAD("[building] status-interval: at least 1s\n");
+        for (size_t i = 0; i < cfg->n_ingest; i++) {
+                const char *why = NULL;
+                if (osm_ingest_def_check(&cfg->ingest[i], &why) < 0)
+                        BAD("[ingest.%s] %s\n", cfg->ingest[i].name, why);
+        }
 #undef BAD
         return problems;
 }

@@ -39,6 +39,9 @@ extern const osm_subsystem osm_federation_subsystem;
 #if HAVE_BUILDING
 extern const osm_subsystem osm_building_subsystem;
 #endif
+#if HAVE_MOSQUITTO
+extern const osm_subsystem osm_ingest_subsystem;
+#endif
 const osm_subsystem *const osm_subsystems[] = {
         NULL,   /* placeholder so the array is never empty; skipped */
         &osm_store_subsystem,
@@ -54,6 +57,9 @@ const osm_subsystem *const osm_subsystems[] = {
 #endif
 #if HAVE_BUILDING
         &osm_building_subsystem,   /* after federation: building queries use its audit log */
+#endif
+#if HAVE_MOSQUITTO
+        &osm_ingest_subsystem,   /* after the store it writes to; stopped before it */
 #endif
 };
 const size_t osm_n_subsystems = OSM_ARRAY_SIZE(osm_subsystems);

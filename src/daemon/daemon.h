@@ -26,6 +26,7 @@ struct osm_workloads;
 struct osm_api;
 struct osm_federation;
 struct osm_building;
+struct osm_ingest;
 
 typedef struct osm_daemon {
         uv_loop_t *loop;
@@ -48,6 +49,7 @@ typedef struct osm_daemon {
         struct osm_federation *federation;
         struct osm_channels *channels;
         struct osm_building *building;
+        struct osm_ingest *ingest;
 } osm_daemon;
 
 /* A subsystem: started in table order after the identity and before the socket
