@@ -63,7 +63,7 @@ static int ingest_add(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_call(ctl, INGEST "Add", p, &rep))
                 return 1;
         if (ctl->json)
-                osm_print_json(json_object_get(rep, "bridge"));
+                osm_print_json(json_object_get(rep, "bridge"));   /* {name, url, topics, into, qos, source, state, …} */
         else
                 printf("added %s: %s into %s\n", argv[optind], argv[optind + 1], into);
         return 0;
@@ -79,7 +79,7 @@ static int ingest_discovered(osm_ctl *ctl) {
         if (osm_ctl_call(ctl, INGEST "Discovered", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "brokers"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("NAME", "HOST", "PORT", "URL", NULL);
@@ -124,7 +124,7 @@ static int ingest_ls(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_call(ctl, INGEST "List", NULL, &rep))
                 return 1;
         if (ctl->json) {
-                osm_print_json(json_object_get(rep, "bridges"));
+                osm_print_json(rep);
                 return 0;
         }
         osm_table *t = osm_table_new("NAME", "STATE", "URL", "INTO", "QOS", "MESSAGES", "BYTES", "STORED", "DUPLICATES",
@@ -163,9 +163,10 @@ static int ingest_rm(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         if (osm_ctl_call(ctl, INGEST "Remove", p, NULL))
                 return 1;
-        if (ctl->json)
-                osm_print_json(json_object());
-        else
+        if (ctl->json) {
+                _cleanup_json_ json_t *o = json_pack("{s:s, s:b}", "name", argv[1], "removed", true);
+                osm_print_json(o);
+        } else
                 printf("removed %s\n", argv[1]);
         return 0;
 }

@@ -296,6 +296,10 @@ def check_json_output(man1, real):
         check("unshare", "c/x", "--with", "lab2")
         check("audit")
         check("remote rm", "lab2")
+        if "io.osmose.Ingest" in ctl("call", "org.varlink.service.GetInfo").stdout:
+            check("ingest add", "c1", "mqtt://127.0.0.1:9", "--topic", "a/#", "--into", "c/")
+            check("ingest ls")
+            check("ingest rm", "c1")
         check("federation disable")
         check("peers")
         check("services")

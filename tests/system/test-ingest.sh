@@ -47,7 +47,7 @@ bridge_field() {   # bridge_field NAME FIELD (dotted)
     ctl --json ingest ls | python3 -c '
 import json, sys
 name, path = sys.argv[1], sys.argv[2].split(".")
-for b in json.load(sys.stdin):
+for b in json.load(sys.stdin)["bridges"]:
     if b["name"] == name:
         v = b
         for p in path: v = v.get(p, "") if isinstance(v, dict) else ""
@@ -56,7 +56,9 @@ for b in json.load(sys.stdin):
 count() { ctl --json collections | python3 -c '
 import json, sys
 want = sys.argv[1]
-n = sum(c["records"] for c in json.load(sys.stdin) if c["name"] == want or (want.endswith("/") and c["name"].startswith(want)))
+d = json.load(sys.stdin)
+d = d["collections"] if isinstance(d, dict) else d
+n = sum(c["records"] for c in d if c["name"] == want or (want.endswith("/") and c["name"].startswith(want)))
 print(n)' "$1"; }
 wait_count() {   # wait_count COLLECTION|PREFIX/ N [seconds]
     local i n
@@ -150,7 +152,9 @@ wait "$PUB"
 is "$(wait_count bulk/ 10000 60)" 10000 "10,000 records stored after 3 SIGKILLs"
 ctl --json collections | python3 -c '
 import json, sys
-c = {x["name"]: x["records"] for x in json.load(sys.stdin) if x["name"].startswith("bulk/")}
+d = json.load(sys.stdin)
+d = d["collections"] if isinstance(d, dict) else d
+c = {x["name"]: x["records"] for x in d if x["name"].startswith("bulk/")}
 bad = [k for k, v in c.items() if v != 200]
 sys.exit(1 if len(c) != 50 or bad else 0)'; ok $? "50 collections bulk/load/roomN, 200 records each"
 dups=0
@@ -181,7 +185,7 @@ ctl ingest rm load >/dev/null; ok $? "ingest rm load"
 ctl ingest rm load 2>/dev/null; is $? 1 "removing it again fails"
 osm_stop_daemon TERM
 osm_start_daemon
-names=$(ctl --json ingest ls | python3 -c 'import json,sys; print(" ".join(sorted(b["name"] for b in json.load(sys.stdin))))')
+names=$(ctl --json ingest ls | python3 -c 'import json,sys; print(" ".join(sorted(b["name"] for b in json.load(sys.stdin)["bridges"])))')
 is "$names" "z2m" "ingest rm is persisted"
 
 # --- [ingest.NAME] in osmosed.conf ---

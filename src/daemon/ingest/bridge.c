@@ -38,6 +38,7 @@
 
 #include "daemon/ingest/bridge.h"
 #include "daemon/store/store.h"
+#include "osmose/error.h"
 #include "osmose/log.h"
 #include "osmose/util.h"
 
@@ -219,12 +220,13 @@ static bool retryable(int r) {
 
 /* Hand one record to the store; the context is taken. */
 static void submit_record(osm_bridge *b, put_ctx *c, json_t *body) {
-        const char *why = NULL;
+        osm_error err = { 0 };
         osm_store_put_req req = {
                 .collection = c->collection, .writer = b->writer, .body = body, .time_us = c->time_us,
         };
         b->refs++;
-        int r = osm_store_put(b->store, &req, put_done, c, &why);
+        int r = osm_store_put(b->store, &req, put_done, c, &err);
+        const char *why = err.message[0] ? err.message : NULL;
         if (r < 0) {
                 if (retryable(r) && c->qos > 0) {
                         b->refused_store++;
