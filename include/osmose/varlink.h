@@ -76,6 +76,7 @@ void osm_jbuf_put(osm_jbuf *b, const char *s, size_t n);        /* raw bytes */
 void osm_jbuf_string(osm_jbuf *b, const char *s);               /* a quoted, escaped string */
 void osm_jbuf_string_n(osm_jbuf *b, const char *s, size_t n);
 void osm_jbuf_int(osm_jbuf *b, long long v);
+size_t osm_fmt_int(char buf[static 21], long long v);         /* decimal, no NUL; its length */
 void osm_jbuf_real(osm_jbuf *b, double d);                      /* shortest round-tripping */
 void osm_jbuf_value(osm_jbuf *b, json_t *v);                    /* any jansson value */
 char *osm_jbuf_finish(osm_jbuf *b, size_t *len);

@@ -25,6 +25,17 @@ out=$(ctl --json query sensors/temp)
 is "$(printf '%s\n' "$out" | count_lines)" 2 "query --json: one line per record"
 like "$(printf '%s\n' "$out" | head -1)" "\"id\":\"$id\".*\"writer\":\"user:root\".*\"body\":\\{\"celsius\":21.5\\}" \
     "the record comes back with id, writer and body"
+# Bodies go into query replies as stored (not parsed and encoded again): what comes
+# back is what was put, escapes, non-ASCII, reals and nesting included.
+odd='{"x":[1,2.5e300,null,true,{"y":"\u00e9\t\u001f/\ud83d\ude00"}],"big":-12345678901234,"f":0.1,"e":{},"s":"a\"b\\c"}'
+printf '%s\n' "$odd" | ctl put sensors/odd --batch >/dev/null; ok $? "put a body with escapes, non-ASCII and reals"
+out=$(ctl call io.osmose.Store.Query '{"collection":"sensors/odd"}')
+python3 - "$odd" "$out" <<'PY'
+import json, sys
+want, got = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert got["records"][0]["body"] == want and got["records"][0]["collection"] == "sensors/odd", got
+PY
+ok $? "…and the query reply carries the same body"
 out=$(ctl query sensors/temp)
 like "$out" 'TIME +ID +WRITER +BODY' "query prints a table"
 like "$out" "$id2 +user:root +\\{\"celsius\":22.0,\"room\":\"A\"\\}" "…with the body as compact JSON"

@@ -236,20 +236,15 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
                 batch_finish(op);
 }
 
-static void query_done(int r, json_t *records, const char *cursor, void *userdata) {
+static void query_done(int r, const char *records, size_t len, const char *cursor, void *userdata) {
         api_op *op = userdata;
         if (op->call) {
                 if (r < 0)
                         store_error_text(op->call, op->in, r, r == -EINVAL ? "invalid cursor" : NULL, op->name);
-                else {
-                        json_t *o = json_pack("{s:O}", "records", records);
-                        if (o && cursor)
-                                json_object_set_new(o, "cursor", json_string(cursor));
-                        osm_call_reply(op->call, o, false);
-                }
+                else
+                        osm_store_query_reply(op->call, records, len, cursor);
                 op->call = NULL;
         }
-        json_decref(records);
         op_free(op);
 }
 
@@ -272,7 +267,7 @@ static void m_query(osm_call *call, json_t *params, void *userdata) {
         if (!op)
                 return;
         snprintf(op->name, sizeof op->name, "%s", coll);
-        r = osm_store_query(in->api->d->store, &q, query_done, op);
+        r = osm_store_query_text(in->api->d->store, &q, query_done, op);
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 op->call = NULL;

@@ -170,20 +170,14 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
 
 /* ---- Query ---- */
 
-static void query_done(int r, json_t *records, const char *cursor, void *userdata) {
+static void query_done(int r, const char *records, size_t len, const char *cursor, void *userdata) {
         pending *p = userdata;
         if (p->call) {
                 if (r < 0)
                         reply_store_error(p->call, p->d, r, r == -EINVAL ? "invalid cursor" : NULL, p->name);
-                else {
-                        json_t *o = json_pack("{s:o}", "records", records);
-                        records = NULL;
-                        if (o && cursor)
-                                json_object_set_new(o, "cursor", json_string(cursor));
-                        osm_call_reply(p->call, o, false);
-                }
+                else
+                        osm_store_query_reply(p->call, records, len, cursor);
         }
-        json_decref(records);
         free(p);
 }
 
@@ -203,7 +197,7 @@ static void method_query(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         snprintf(p->name, sizeof(p->name), "%s", q.collection);
-        r = osm_store_query(d->store, &q, query_done, p);
+        r = osm_store_query_text(d->store, &q, query_done, p);
         if (r < 0) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);

@@ -23,7 +23,9 @@ typedef struct query_work {
         int64_t cur_ts, cur_seq;
         bool has_cursor;
         int r;
-        json_t *records;
+        json_t *records;          /* tree mode */
+        osm_store_query_text_cb text_cb;
+        osm_jbuf text;            /* text mode: the array of records, serialized */
         char cursor[64];
         bool more;
         char buf[];
@@ -47,6 +49,53 @@ static json_t *record_json(const char *origin, sqlite3_stmt *st, const char *col
         *bytes += (size_t) blen + 128;
         return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", id, "collection", coll,
                          "time", (json_int_t) ts, "writer", writer ? writer : "", "body", b);
+}
+
+/* Can a stored body go into a reply as it is? Bodies are written by osm_vl_dump() of a
+ * JSON object (store-put.c), so they are compact JSON without a raw NUL; this cheap look
+ * keeps a row that is not (a damaged file) from breaking the reply's framing: such a row
+ * takes record_json()'s way, parsed, or as a string if it does not parse. */
+static bool body_spliceable(const char *body, int blen) {
+        return body && blen >= 2 && body[0] == '{' && body[blen - 1] == '}' && !memchr(body, 0, (size_t) blen);
+}
+
+/* The record as record_json() builds it, written straight into b: the body is spliced
+ * as stored, not parsed into a tree and serialized again (the same text for a body
+ * osm_vl_dump wrote: it is what a parse and a dump give back). */
+static void record_text(osm_jbuf *b, const char *origin, sqlite3_stmt *st, const char *coll, size_t *bytes) {
+        const char *body = (const char *) sqlite3_column_text(st, 4);
+        int blen = sqlite3_column_bytes(st, 4);
+        if (!body_spliceable(body, blen)) {
+                json_t *rec = record_json(origin, st, coll, bytes);
+                if (!rec)
+                        b->failed = true;
+                osm_jbuf_value(b, rec);
+                json_decref(rec);
+                return;
+        }
+        int64_t seq = sqlite3_column_int64(st, 0);
+        const char *rid = (const char *) sqlite3_column_text(st, 2);
+        const char *writer = (const char *) sqlite3_column_text(st, 3);
+        osm_jbuf_put(b, "{\"id\":", 6);
+        if (rid)
+                osm_jbuf_string(b, rid);
+        else {   /* "ORIGIN-SEQ", as record_json writes it; the origin is hex */
+                osm_jbuf_put(b, "\"", 1);
+                osm_jbuf_put(b, origin, strlen(origin));
+                char num[22] = "-";
+                osm_jbuf_put(b, num, 1 + osm_fmt_int(num + 1, seq));
+                osm_jbuf_put(b, "\"", 1);
+        }
+        osm_jbuf_put(b, ",\"collection\":", 14);
+        osm_jbuf_string(b, coll);
+        osm_jbuf_put(b, ",\"time\":", 8);
+        osm_jbuf_int(b, sqlite3_column_int64(st, 1));
+        osm_jbuf_put(b, ",\"writer\":", 10);
+        osm_jbuf_string(b, writer ? writer : "");
+        osm_jbuf_put(b, ",\"body\":", 8);
+        osm_jbuf_put(b, body, (size_t) blen);
+        osm_jbuf_put(b, "}", 1);
+        *bytes += (size_t) blen + 128;
 }
 
 static void query_run(uv_work_t *req) {
@@ -95,8 +144,9 @@ static void query_run(uv_work_t *req) {
         sqlite3_bind_int64(st, 5, cseq);
         sqlite3_bind_int64(st, 6, (int64_t) limit + 1);   /* one more: is there a next page? */
 
-        w->records = json_array();
-        if (!w->records) {
+        if (w->text_cb)
+                osm_jbuf_put(&w->text, "[", 1);
+        else if (!(w->records = json_array())) {
                 w->r = -ENOMEM;
                 goto out;
         }
@@ -107,10 +157,20 @@ static void query_run(uv_work_t *req) {
                         w->more = true;
                         break;
                 }
-                json_t *rec = record_json(s->origin, st, w->q.collection, &bytes);
-                if (!rec || json_array_append_new(w->records, rec) < 0) {
-                        w->r = -ENOMEM;
-                        goto out;
+                if (w->text_cb) {
+                        if (n)
+                                osm_jbuf_put(&w->text, ",", 1);
+                        record_text(&w->text, s->origin, st, w->q.collection, &bytes);
+                        if (w->text.failed) {
+                                w->r = -ENOMEM;
+                                goto out;
+                        }
+                } else {
+                        json_t *rec = record_json(s->origin, st, w->q.collection, &bytes);
+                        if (!rec || json_array_append_new(w->records, rec) < 0) {
+                                w->r = -ENOMEM;
+                                goto out;
+                        }
                 }
                 last_ts = sqlite3_column_int64(st, 1);
                 last_seq = sqlite3_column_int64(st, 0);
@@ -122,6 +182,13 @@ static void query_run(uv_work_t *req) {
         }
         if (w->more)
                 snprintf(w->cursor, sizeof(w->cursor), "%" PRId64 ".%" PRId64, last_ts, last_seq);
+        if (w->text_cb) {
+                osm_jbuf_put(&w->text, "]", 1);
+                if (w->text.failed) {
+                        w->r = -ENOMEM;
+                        goto out;
+                }
+        }
         w->r = 0;
 out:
         sqlite3_finalize(st);
@@ -136,16 +203,21 @@ static void query_after(uv_work_t *req, int status) {
         osm_store *s = w->s;
         if (status < 0 && w->r == 0)
                 w->r = -ECANCELED;
-        if (w->r < 0) {
+        if (w->text_cb)
+                w->text_cb(w->r, w->r < 0 ? NULL : w->text.p, w->r < 0 ? 0 : w->text.len,
+                           w->r < 0 || !w->more ? NULL : w->cursor, w->userdata);
+        else if (w->r < 0) {
                 json_decref(w->records);
                 w->cb(w->r, NULL, NULL, w->userdata);
         } else
                 w->cb(0, w->records, w->more ? w->cursor : NULL, w->userdata);
+        free(w->text.p);
         free(w);
         store_work_done(s);
 }
 
-int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_cb cb, void *userdata) {
+static int query_start(osm_store *s, const osm_store_query_req *q, osm_store_query_cb cb,
+                       osm_store_query_text_cb text_cb, void *userdata) {
         if (s->closing)
                 return -ECANCELED;
         if (!q->collection || !osm_name_valid(q->collection, OSM_STORE_MAX_NAME, true))
@@ -170,6 +242,7 @@ int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_
         if (w->q.limit == 0 || w->q.limit > OSM_STORE_PAGE_RECORDS)
                 w->q.limit = OSM_STORE_PAGE_RECORDS;
         w->cb = cb;
+        w->text_cb = text_cb;
         w->userdata = userdata;
         w->req.data = w;
         int r = uv_queue_work(s->loop, &w->req, query_run, query_after);
@@ -179,6 +252,14 @@ int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_
         }
         s->n_works++;
         return 0;
+}
+
+int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_cb cb, void *userdata) {
+        return query_start(s, q, cb, NULL, userdata);
+}
+
+int osm_store_query_text(osm_store *s, const osm_store_query_req *q, osm_store_query_text_cb cb, void *userdata) {
+        return query_start(s, q, NULL, cb, userdata);
 }
 
 int osm_store_collections(osm_store *s, json_t **out) {
