@@ -218,21 +218,37 @@ int cmd_remote(osm_ctl *ctl, int argc, char **argv) {
 static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
         const char *cmd = share ? "share" : "unshare";
         static const struct option opts[] = {
-                { "with", required_argument, NULL, 'w' }, { "help", no_argument, NULL, 'h' }, {},
+                { "with", required_argument, NULL, 'w' }, { "object", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' }, {},
         };
-        const char *with = NULL;
+        const char *with = NULL, *object = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'w': with = optarg; break;
+                case 'o': object = optarg; break;
                 case 'h':
-                        osm_ctl_usage(cmd, "COLLECTION --with REMOTE",
-                                      share ? "Send this space's new records of COLLECTION to REMOTE (queued, bounded, while it is unreachable)."
-                                            : "Stop sending COLLECTION to REMOTE; what is still queued for it is dropped.",
-                                      NULL);
+                        osm_ctl_usage(cmd, "COLLECTION --with REMOTE | --object HASH --with REMOTE",
+                                      share ? "Send this space's new records of COLLECTION to REMOTE (queued, bounded, while it is unreachable);\n"
+                                              "the objects its records reference may then be fetched by REMOTE. With --object, let\n"
+                                              "REMOTE fetch that one object (or bundle) by its hash. Nothing else can be fetched."
+                                            : "Stop sending COLLECTION to REMOTE; what is still queued for it is dropped. With\n"
+                                              "--object, REMOTE may no longer fetch that object (unless a shared record references it).",
+                                      "Options:\n  --with REMOTE   the paired remote\n  --object HASH   an object or bundle, by its hash\n");
                         return 0;
                 default: return 2;
                 }
+        }
+        if (object) {
+                if (argc != optind || !with)
+                        return osm_ctl_usage_error("%s: usage: %s --object HASH --with REMOTE", cmd, cmd);
+                _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "hash", object, "remote", with);
+                _cleanup_json_ json_t *rep = NULL;
+                if (osm_ctl_call(ctl, share ? FED "ShareObject" : FED "UnshareObject", p, &rep))
+                        return 1;
+                osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "hash", object, "remote", with, "shared", share),
+                               "%s may %sfetch object %s", with, share ? "" : "no longer ", object);
+                return 0;
         }
         if (argc - optind != 1 || !with)
                 return osm_ctl_usage_error("%s: usage: %s COLLECTION --with REMOTE", cmd, cmd);

@@ -294,6 +294,8 @@ def check_json_output(man1, real):
         check("remote ls")
         check("share", "c/x", "--with", "lab2")
         check("unshare", "c/x", "--with", "lab2")
+        check("share", "--object", "1" * 64, "--with", "lab2", shape="share --object")
+        check("unshare", "--object", "1" * 64, "--with", "lab2", shape="unshare --object")
         check("audit")
         check("remote rm", "lab2")
         if "io.osmose.Ingest" in ctl("call", "org.varlink.service.GetInfo").stdout:

@@ -178,17 +178,33 @@ out=$(on a unshare t/x --with b 2>&1); ok $((! $?)) "unsharing again fails"
 audited=$(on a --json audit | jq -s '[.[] | select(.kind=="records" and .status=="sent") | .records] | add')
 ok $(( audited >= 440 ? 0 : 1 )) "every record that arrived was audited as sent ($audited >= 440)"
 
-# --- objects (with the object commands of the store) ---
-if "$OSMOSECTL" object --help >/dev/null 2>&1; then
-    head -c 300000 /dev/urandom > "$T/blob"
-    H=$(on a object put "$T/blob" | grep -Eo '[0-9a-f]{64}' | head -1)
-    out=$(on b remote fetch a "$H"); like "$out" "$H 300000 bytes, verified" "b fetches an object from a by hash, verified"
-    on b object get "$H" -o "$T/blob.b"; cmp -s "$T/blob" "$T/blob.b"; ok $? "…and holds the same bytes"
-    out=$(on b remote fetch a "$(printf '%064d' 0)" 2>&1); like "$out" "NotFound" "fetching a missing object fails with NotFound"
-    n=$(on a --json audit | jq -s "[.[] | select(.kind==\"object\" and .object==\"$H\" and .direction==\"response\")] | length")
-    is "$n" 1 "a's audit lists the object it served"
-else
-    skip "object fetch" "this build has no 'osmosectl object' commands yet"
-fi
+# --- objects: only what was shared with the remote can be fetched ---
+head -c 300000 /dev/urandom > "$T/blob"
+H=$(on a object put "$T/blob" | grep -Eo '[0-9a-f]{64}' | head -1)
+out=$(on b remote fetch a "$H" 2>&1); ok $((! $?)) "an object that was not shared cannot be fetched"
+like "$out" "NotFound" "…it is NotFound, not forbidden"
+missing=$(on b remote fetch a "$(printf '%064d' 0)" 2>&1); like "$missing" "NotFound" "fetching a missing object fails with NotFound"
+is "$(printf '%s' "$out" | sed "s/$H/HASH/g")" "$(printf '%s' "$missing" | sed "s/$(printf '%064d' 0)/HASH/g")" \
+    "…with the same answer as an unshared one (nothing tells them apart)"
+out=$(on a share --object "$H" --with b); ok $? "share --object HASH --with b"
+out=$(on b remote fetch a "$H"); like "$out" "$H 300000 bytes, verified" "b fetches the shared object, verified"
+on b object get "$H" -o "$T/blob.b"; cmp -s "$T/blob" "$T/blob.b"; ok $? "…and holds the same bytes"
+on a unshare --object "$H" --with b >/dev/null; ok $? "unshare --object"
+on b object rm "$H" >/dev/null 2>&1
+out=$(on b remote fetch a "$H" 2>&1); like "$out" "NotFound" "…after which it is NotFound again"
+on a share --object "$(printf '%064d' 1)" --with nobody >/dev/null 2>&1; ok $((! $?)) "share --object with an unknown remote fails"
+on a share --object not-a-hash --with b >/dev/null 2>&1; ok $((! $?)) "share --object of a malformed hash fails"
+
+# referenced by a record of a collection shared with b: may be fetched; of another: not
+head -c 5000 /dev/urandom > "$T/photo"; head -c 5000 /dev/urandom > "$T/private"
+HP=$(on a object put "$T/photo" | grep -Eo '[0-9a-f]{64}' | head -1)
+HQ=$(on a object put "$T/private" | grep -Eo '[0-9a-f]{64}' | head -1)
+on a share t/photos --with b >/dev/null
+on a put t/photos "{\"camera\":\"door\",\"image\":\"$HP\"}" >/dev/null
+on a put t/private "{\"image\":\"$HQ\"}" >/dev/null
+out=$(on b remote fetch a "$HP"); like "$out" "$HP 5000 bytes, verified" "an object a record of a shared collection references can be fetched"
+out=$(on b remote fetch a "$HQ" 2>&1); like "$out" "NotFound" "one only an unshared collection references cannot"
+n=$(on a --json audit | jq -s "[.[] | select(.kind==\"object\" and .direction==\"response\" and .status==\"served\")] | length")
+is "$n" 2 "a's audit lists the two objects it served, and only those"
 
 done_testing

@@ -33,6 +33,9 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS shares("
         "  collection TEXT NOT NULL, remote TEXT NOT NULL, since_us INTEGER NOT NULL,"
         "  high_water_us INTEGER NOT NULL, PRIMARY KEY(collection, remote));"
+        /* Objects (and bundles, which are objects) the operator shared with a remote. */
+        "CREATE TABLE IF NOT EXISTS object_shares("
+        "  hash TEXT NOT NULL, remote TEXT NOT NULL, added_us INTEGER NOT NULL, PRIMARY KEY(hash, remote));"
         "CREATE TABLE IF NOT EXISTS outbox("
         "  seq INTEGER PRIMARY KEY AUTOINCREMENT, remote TEXT NOT NULL, collection TEXT NOT NULL,"
         "  record_id TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL,"
@@ -176,6 +179,9 @@ int fed_db_remote_rm(fed_db *db, const char *name) {
         st = stmt(db, "DELETE FROM shares WHERE remote = ?");
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         step_done(st);
+        st = stmt(db, "DELETE FROM object_shares WHERE remote = ?");
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        step_done(st);
         st = stmt(db, "DELETE FROM outbox WHERE remote = ?");
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         step_done(st);
@@ -287,6 +293,69 @@ int fed_db_shares(fed_db *db, json_t **out) {
         if (!st)
                 return -EIO;
         return rows_json(st, names, OSM_ARRAY_SIZE(names), out);
+}
+
+int fed_db_object_share_add(fed_db *db, const char *hash, const char *remote, int64_t now_us) {
+        sqlite3_stmt *st = stmt(db, "INSERT INTO object_shares(hash, remote, added_us) VALUES(?,?,?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_us);
+        int r = step_done(st);
+        return r < 0 ? r : fed_db_commit(db);
+}
+
+int fed_db_object_share_rm(fed_db *db, const char *hash, const char *remote) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM object_shares WHERE hash = ? AND remote = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(db->db) == 0)
+                return -ENOENT;
+        return fed_db_commit(db);
+}
+
+bool fed_db_object_shared(fed_db *db, const char *hash, const char *remote) {
+        sqlite3_stmt *st = stmt(db, "SELECT 1 FROM object_shares WHERE hash = ? AND remote = ?");
+        if (!st)
+                return false;
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        bool yes = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+        return yes;
+}
+
+int fed_db_shared_collections(fed_db *db, const char *remote, char ***out) {
+        sqlite3_stmt *st = stmt(db, "SELECT collection FROM shares WHERE remote = ? ORDER BY collection");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, remote, -1, SQLITE_STATIC);
+        size_t n = 0, cap = 8;
+        char **v = calloc(cap + 1, sizeof(char *));
+        int rc;
+        while (v && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        char **nv = realloc(v, (cap * 2 + 1) * sizeof(char *));
+                        if (!nv)
+                                break;
+                        v = nv;
+                        cap *= 2;
+                }
+                if (!(v[n] = strdup((const char *) sqlite3_column_text(st, 0))))
+                        break;
+                v[++n] = NULL;
+        }
+        sqlite3_reset(st);
+        if (!v)
+                return -ENOMEM;
+        *out = v;
+        return 0;
 }
 
 int fed_db_share_high_water(fed_db *db, const char *collection, const char *remote, int64_t t) {

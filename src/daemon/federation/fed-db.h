@@ -40,6 +40,12 @@ int fed_db_share_rm(fed_db *db, const char *collection, const char *remote);
 /* A JSON array of {collection, remote, since, high_water}. */
 int fed_db_shares(fed_db *db, json_t **out);
 int fed_db_share_high_water(fed_db *db, const char *collection, const char *remote, int64_t t);
+/* Objects shared with a remote by hash. add: -EEXIST if already. rm: -ENOENT. */
+int fed_db_object_share_add(fed_db *db, const char *hash, const char *remote, int64_t now_us);
+int fed_db_object_share_rm(fed_db *db, const char *hash, const char *remote);
+bool fed_db_object_shared(fed_db *db, const char *hash, const char *remote);
+/* The collections shared with remote, a NULL-terminated array (osm_strv_free). */
+int fed_db_shared_collections(fed_db *db, const char *remote, char ***out);
 
 /* Outbox: a record waiting to reach a remote. A record already queued (same remote and
  * id) is not queued twice: *added tells. The bound is the caller's: it keeps the count and

@@ -40,6 +40,7 @@ typedef struct srv_ctx {
         /* an inbound push waiting for the store */
         unsigned pending, accepted, duplicates, rejected, transient;
         bool answered;
+        char hash[65];            /* an object request waiting for the store */
 } srv_ctx;
 
 /* One audit row per refusal up to FED_REFUSAL_ROWS a minute; past that a flood is summed
@@ -297,16 +298,8 @@ static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_rem
         /* else: answered from on_push_put once the records are durable */
 }
 
-static void serve_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, json_t *j) {
-        const char *hash = json_string_value(json_object_get(j, "hash"));
-        if (!hash || !osm_store_hash_valid(hash)) {
-                respond_refusal(f, req, r->name, FED_BAD_PAYLOAD, "object: bad hash");
-                return;
-        }
-        if (!f->d->store) {
-                respond_refusal(f, req, r->name, FED_BUSY, "the store is not running");
-                return;
-        }
+/* Read the object and answer with it (or a refusal). */
+static void send_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, const char *hash) {
         _cleanup_close_ int fd = -1;
         uint64_t size = 0;
         int ret = osm_store_object_open(f->d->store, hash, &fd, &size);
@@ -328,6 +321,68 @@ static void serve_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remo
         respond_sealed(f, req, ctx, r, "object", buf, size, NULL, hash, 0);
 }
 
+/* The store has looked for a record of a shared collection that references the object. */
+static void on_object_checked(int res, void *userdata) {
+        srv_ctx *ctx = userdata;
+        ctx->pending--;
+        fed_req *req = ctx->req;
+        if (!req) {   /* the remote has gone */
+                free(ctx);
+                return;
+        }
+        osm_federation *f = ctx->f;
+        fed_req_set_data(req, NULL);
+        fed_remote *r = fed_remote_by_name(f, ctx->remote);
+        if (!r)
+                respond_refusal(f, req, NULL, FED_UNKNOWN_KEY, "remote removed meanwhile");
+        else if (res == 1)
+                send_object(f, req, ctx, r, ctx->hash);
+        else {
+                if (res < 0)
+                        log_warning("federation: checking whether %s is shared with %s: %s", ctx->hash, r->name,
+                                    strerror(-res));
+                respond_refusal(f, req, r->name, FED_NOT_FOUND, "object: not here");
+        }
+        free(ctx);
+}
+
+/* Only what was shared with this remote leaves: an object shared with it by hash (share
+ * --object; bundles too), or one a record of a collection shared with it references.
+ * Anything else is NotFound, the same answer as for an object that does not exist, so
+ * that a remote cannot learn what is here by guessing hashes. */
+static void serve_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, json_t *j) {
+        const char *hash = json_string_value(json_object_get(j, "hash"));
+        if (!hash || !osm_store_hash_valid(hash)) {
+                refuse_ctx(f, req, ctx, r->name, FED_BAD_PAYLOAD, "object: bad hash");
+                return;
+        }
+        if (!f->d->store) {
+                refuse_ctx(f, req, ctx, r->name, FED_BUSY, "the store is not running");
+                return;
+        }
+        if (fed_db_object_shared(f->db, hash, r->name)) {
+                fed_req_set_data(req, NULL);
+                send_object(f, req, ctx, r, hash);
+                free(ctx);
+                return;
+        }
+        char **colls = NULL;
+        if (fed_db_shared_collections(f->db, r->name, &colls) < 0 || !colls || !colls[0]) {
+                osm_strv_free(colls);
+                refuse_ctx(f, req, ctx, r->name, FED_NOT_FOUND, "object: not here");
+                return;
+        }
+        snprintf(ctx->hash, sizeof(ctx->hash), "%s", hash);
+        ctx->pending = 1;
+        int ret = osm_store_object_referenced(f->d->store, hash, (const char *const *) colls, on_object_checked, ctx);
+        osm_strv_free(colls);
+        if (ret < 0) {
+                ctx->pending = 0;
+                refuse_ctx(f, req, ctx, r->name, ret == -ECANCELED ? FED_BUSY : FED_INTERNAL, NULL);
+        }
+        /* else: answered from on_object_checked */
+}
+
 /* The request types served, one row each: adding one is a row here (its path in
  * fed-proto.h) and its handler. A handler answers with respond_sealed() or a refusal; one
  * that answers later (answers_later) owns ctx and frees it once answered. */
@@ -339,7 +394,7 @@ static const struct {
 } routes[] = {
         { FED_PATH_HELLO, serve_hello, false },
         { FED_PATH_RECORDS, serve_records, true },   /* once the store made the records durable */
-        { FED_PATH_OBJECT, serve_object, false },
+        { FED_PATH_OBJECT, serve_object, true },    /* once the store has looked for a reference */
 };
 
 static void srv_complete(fed_req *req, void *userdata) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "federation.h"
+#include "daemon/store/store.h"
 #include "osmose/log.h"
 #include "osmose/varlink.h"
 
@@ -261,6 +262,37 @@ static void m_unshare(osm_call *call, json_t *params, void *userdata) {
         osm_call_reply(call, NULL, false);
 }
 
+static void m_share_object(osm_call *call, json_t *params, void *userdata) {
+        osm_federation *f = userdata;
+        bool share = strcmp(osm_call_method(call), FED_IFACE "ShareObject") == 0;
+        const char *hash = json_string_value(json_object_get(params, "hash"));
+        const char *remote = json_string_value(json_object_get(params, "remote"));
+        if (!osm_store_hash_valid(hash)) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "hash: not an object hash (64 lowercase hex digits)");
+                return;
+        }
+        if (!fed_remote_by_name(f, remote)) {
+                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", remote));
+                return;
+        }
+        int ret = share ? fed_db_object_share_add(f->db, hash, remote, osm_now_real_us())
+                        : fed_db_object_share_rm(f->db, hash, remote);
+        if (ret == -EEXIST) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "object %s is already shared with %s", hash, remote);
+                return;
+        }
+        if (ret == -ENOENT) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "object %s is not shared with %s", hash, remote);
+                return;
+        }
+        if (ret < 0) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot save the share");
+                return;
+        }
+        log_info("federation: object %s %s %s", hash, share ? "shared with" : "no longer shared with", remote);
+        osm_call_reply(call, NULL, false);
+}
+
 static void m_fetch(osm_call *call, json_t *params, void *userdata) {
         osm_federation *f = userdata;
         const char *remote = json_string_value(json_object_get(params, "remote"));
@@ -319,6 +351,8 @@ static const osm_method methods[] = {
         { FED_IFACE "ListRemotes", m_list_remotes, OSM_ACCESS_READ },
         { FED_IFACE "RemoveRemote", m_remove_remote, OSM_ACCESS_WRITE },
         { FED_IFACE "Share", m_share, OSM_ACCESS_WRITE },
+        { FED_IFACE "ShareObject", m_share_object, OSM_ACCESS_WRITE },
+        { FED_IFACE "UnshareObject", m_share_object, OSM_ACCESS_WRITE },
         { FED_IFACE "Unshare", m_unshare, OSM_ACCESS_WRITE },
         { FED_IFACE "FetchObject", m_fetch, OSM_ACCESS_WRITE },
         { FED_IFACE "Audit", m_audit, OSM_ACCESS_READ },

@@ -262,6 +262,92 @@ int osm_store_query_text(osm_store *s, const osm_store_query_req *q, osm_store_q
         return query_start(s, q, NULL, cb, userdata);
 }
 
+/* ---- is an object referenced by records of some collections? ---- */
+
+typedef struct ref_work {
+        uv_work_t req;
+        osm_store *s;
+        char hash[65];
+        char **colls;             /* NULL-terminated */
+        osm_store_done_cb cb;
+        void *userdata;
+        int r;
+} ref_work;
+
+static void ref_run(uv_work_t *req) {
+        ref_work *w = req->data;
+        sqlite3 *db = store_pool_get(w->s);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (!db) {
+                w->r = -EIO;
+                return;
+        }
+        /* A reference is the hash as text in a record body: 64 hex digits do not occur
+         * by chance. One scan of each collection's rows, stopping at the first. */
+        int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM records WHERE coll = (SELECT id FROM collections WHERE name=?1)"
+                                        " AND instr(body, ?2) > 0 LIMIT 1", -1, &st, NULL);
+        w->r = rc == SQLITE_OK ? 0 : osm_db_errno(db, rc);
+        for (char **c = w->colls; w->r == 0 && c && *c; c++) {
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, *c, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, w->hash, -1, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        w->r = 1;
+                else if (rc != SQLITE_DONE)
+                        w->r = osm_db_errno(db, rc);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        store_pool_put(w->s, db);
+}
+
+static void ref_after(uv_work_t *req, int status) {
+        ref_work *w = req->data;
+        osm_store *s = w->s;
+        if (status < 0 && w->r >= 0)
+                w->r = -ECANCELED;
+        w->cb(w->r, w->userdata);
+        osm_strv_free(w->colls);
+        free(w);
+        store_work_done(s);
+}
+
+int osm_store_object_referenced(osm_store *s, const char *hash, const char *const *collections,
+                                osm_store_done_cb cb, void *userdata) {
+        if (s->closing)
+                return -ECANCELED;
+        if (!osm_store_hash_valid(hash))
+                return -EINVAL;
+        size_t n = 0;
+        while (collections && collections[n])
+                n++;
+        ref_work *w = calloc(1, sizeof(*w));
+        if (!w || !(w->colls = calloc(n + 1, sizeof(char *)))) {
+                free(w);
+                return -ENOMEM;
+        }
+        for (size_t k = 0; k < n; k++)
+                if (!(w->colls[k] = strdup(collections[k]))) {
+                        osm_strv_free(w->colls);
+                        free(w);
+                        return -ENOMEM;
+                }
+        snprintf(w->hash, sizeof(w->hash), "%s", hash);
+        w->s = s;
+        w->cb = cb;
+        w->userdata = userdata;
+        w->req.data = w;
+        int r = uv_queue_work(s->loop, &w->req, ref_run, ref_after);
+        if (r < 0) {
+                osm_strv_free(w->colls);
+                free(w);
+                return r;
+        }
+        s->n_works++;
+        return 0;
+}
+
 int osm_store_collections(osm_store *s, json_t **out) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         json_auto_t *arr = json_array();

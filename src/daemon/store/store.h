@@ -166,6 +166,12 @@ int osm_store_objects(osm_store *s, json_t **out);
 int osm_store_object_ref(osm_store *s, const char *hash, int delta, bool unpin,
                          osm_store_done_cb cb, void *userdata);
 
+/* Is the object referenced by a record of one of collections (NULL-terminated): does
+ * its hash appear in a record's body? On the thread pool; cb gets 1 (yes), 0 (no) or
+ * -errno. Returns 0, -EINVAL (not a hash), -ECANCELED, -ENOMEM. */
+int osm_store_object_referenced(osm_store *s, const char *hash, const char *const *collections,
+                                osm_store_done_cb cb, void *userdata);
+
 /* Collect garbage now: delete unreferenced, unpinned objects and stray files.
  * cb gets the number removed (>= 0) or -errno. */
 int osm_store_object_gc(osm_store *s, osm_store_done_cb cb, void *userdata);
