@@ -61,6 +61,10 @@ int main(void) {
         TAP_OK(converge(seven, 6) >= 0 && count(seven, 6, V, false) == 3 && count(seven, 6, S, false) == 2,
                "six rooms: 3 voters, 2 standbys (extra voters demoted)");
 
+        /* Extra voters are demoted, but never the leader. */
+        bld_role_node lead[] = { { 1, V, true, true }, { 2, V, true, false }, { 3, V, true, false }, { 4, V, true, false } };
+        TAP_OK(bld_roles_plan(lead, 4, ch, 4) == 1 && ch[0].id != 1 && ch[0].role == S, "an extra voter is demoted, not the leader");
+
         /* Without an online replacement, an offline voter stays: demoting it would not help. */
         bld_role_node stuck[] = { { 1, V, true }, { 2, V, false }, { 3, V, false } };
         TAP_EQ_INT(bld_roles_plan(stuck, 3, ch, 4), 0, "no online replacement: no change");

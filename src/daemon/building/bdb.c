@@ -20,6 +20,13 @@ const char bld_schema_sql[] =
         " PRIMARY KEY (room, collection));"
         "CREATE TABLE IF NOT EXISTS status (room TEXT PRIMARY KEY, at INTEGER NOT NULL, summary TEXT NOT NULL);";
 
+bool bld_dq_is_busy(const osm_dq *c, int r) {
+        /* dqlite answers SQLITE_BUSY (or LOCKED) at once when another member's write
+         * transaction is in flight on the leader: retry, as its clients do. */
+        return r == -EREMOTEIO && ((c->err_code & 0xff) == 5 || (c->err_code & 0xff) == 6 ||
+                                   strstr(c->err_msg, "database is locked"));
+}
+
 bool bld_dq_is_quorum_error(const osm_dq *c, int r) {
         if (r == -EAGAIN || r == -ETIMEDOUT || r == -ECONNRESET || r == -ECONNREFUSED || r == -EPIPE)
                 return true;
@@ -69,6 +76,16 @@ static int ask_members(osm_building *b, int timeout_ms, uint64_t *id, char *addr
         json_decref(members);
         json_decref(roles);
         return rc;
+}
+
+int bld_dq_exec_retry(osm_dq *c, const char *sql, json_t *params) {
+        uint64_t dl = osm_now_mono_us() + 5000000;
+        for (;;) {
+                int r = osm_dq_exec(c, sql, params, NULL, NULL);
+                if (r == 0 || !bld_dq_is_busy(c, r) || osm_now_mono_us() >= dl)
+                        return r;
+                usleep(5000 + randombytes_uniform(20000));
+        }
 }
 
 int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader_id, char *leader_addr,
@@ -169,8 +186,16 @@ static int run_sql(osm_building *b, bld_job *j, const char *sql, json_t *params,
                         }
                         if (r == 0)
                                 return 0;
+                        bool busy = bld_dq_is_busy(c, r);
                         quorum = bld_dq_is_quorum_error(c, r);
                         snprintf(err, sizeof err, "%s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
+                        if (busy) {
+                                quorum = false;
+                                if (osm_now_mono_us() >= dl)
+                                        break;
+                                usleep(5000 + randombytes_uniform(20000));
+                                continue;   /* the connection is fine */
+                        }
                         bld_leader_drop(b);
                         if (!quorum)
                                 break;

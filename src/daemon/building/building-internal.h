@@ -142,12 +142,16 @@ extern const char bld_schema_sql[];
 /* Read the whole state into a new cache object (worker). */
 int bld_read_state(osm_building *b, osm_dq *c, json_t **out, char *err, size_t errsize);
 bool bld_dq_is_quorum_error(const osm_dq *c, int r);
+bool bld_dq_is_busy(const osm_dq *c, int r);
+/* osm_dq_exec retried while the leader answers busy (up to a few seconds). */
+int bld_dq_exec_retry(osm_dq *c, const char *sql, json_t *params);
 
 /* roles.c */
 typedef struct bld_role_node {
         uint64_t id;
         int role;
         bool online;
+        bool leader;   /* never demoted: the plan runs on it */
 } bld_role_node;
 typedef struct bld_role_change {
         uint64_t id;

@@ -233,6 +233,7 @@ static void rebalance(osm_building *b, osm_dq *c, json_t *state) {
                 nodes[k].role = strcmp(role, "voter") == 0 ? OSM_DQ_VOTER
                               : strcmp(role, "standby") == 0 ? OSM_DQ_STANDBY : OSM_DQ_SPARE;
                 nodes[k].online = member_online(b, state, m, now);
+                nodes[k].leader = id == b->node_id;   /* the rebalance runs on the leader */
                 k++;
         }
         bld_role_change ch[1];

@@ -376,7 +376,7 @@ static const char *const forget_sql[] = {
 static int forget_room(osm_dq *c, json_t *p) {
         int r = 0;
         for (size_t i = 0; i < OSM_ARRAY_SIZE(forget_sql) && r == 0; i++)
-                r = osm_dq_exec(c, forget_sql[i], p, NULL, NULL);
+                r = bld_dq_exec_retry(c, forget_sql[i], p);
         return r;
 }
 

@@ -196,8 +196,8 @@ void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req) {
                 return;
         }
         json_t *p = json_pack("[s,s,s,I,s,I]", room, name, pk, (json_int_t) node_id, address, (json_int_t) now);
-        int r = osm_dq_exec(&q, "INSERT INTO members (room, name, key, node_id, address, joined) VALUES (?, ?, ?, ?, ?, ?)",
-                            p, NULL, NULL);
+        int r = bld_dq_exec_retry(&q, "INSERT INTO members (room, name, key, node_id, address, joined) VALUES (?, ?, ?, ?, ?, ?)",
+                                  p);
         json_decref(p);
         if (r < 0) {
                 snprintf(err, sizeof err, "%s", r == -EREMOTEIO ? q.err_msg : strerror(-r));
@@ -227,7 +227,7 @@ void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req) {
         if (!go || r < 0) {
                 snprintf(err, sizeof err, "%s", !go ? "the joiner did not get ready" : q.err_msg);
                 p = json_pack("[s]", room);
-                osm_dq_exec(&q, "DELETE FROM members WHERE room = ?", p, NULL, NULL);
+                bld_dq_exec_retry(&q, "DELETE FROM members WHERE room = ?", p);
                 json_decref(p);
                 osm_dq_close(&q);
                 log_notice("building: join of %s failed: %s", room, err);

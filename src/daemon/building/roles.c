@@ -14,12 +14,16 @@ static size_t count(const bld_role_node *n, size_t len, int role, int online /* 
         return k;
 }
 
-/* The first node with role and online state, or -1. */
-static long pick(const bld_role_node *n, size_t len, int role, bool online) {
+/* The first node with role and online state, or -1 (the leader only if allowed). */
+static long pick_ex(const bld_role_node *n, size_t len, int role, bool online, bool leader_ok) {
         for (size_t i = 0; i < len; i++)
-                if (n[i].role == role && n[i].online == online)
+                if (n[i].role == role && n[i].online == online && (leader_ok || !n[i].leader))
                         return (long) i;
         return -1;
+}
+
+static long pick(const bld_role_node *n, size_t len, int role, bool online) {
+        return pick_ex(n, len, role, online, true);
 }
 
 size_t bld_roles_plan(const bld_role_node *nodes, size_t n, bld_role_change *out, size_t max) {
@@ -34,8 +38,8 @@ size_t bld_roles_plan(const bld_role_node *nodes, size_t n, bld_role_change *out
 
         /* Too few voters, or an offline voter to replace: promote an online standby, else
          * an online spare. */
-        bool offline_voter = pick(nodes, n, OSM_DQ_VOTER, false) >= 0;
-        if (voters < want_voters || offline_voter) {
+        size_t online_voters = count(nodes, n, OSM_DQ_VOTER, 1);
+        if (voters < want_voters || online_voters < want_voters) {
                 long c = pick(nodes, n, OSM_DQ_STANDBY, true);
                 if (c < 0)
                         c = pick(nodes, n, OSM_DQ_SPARE, true);
@@ -48,7 +52,7 @@ size_t bld_roles_plan(const bld_role_node *nodes, size_t n, bld_role_change *out
         if (voters > want_voters) {
                 long c = pick(nodes, n, OSM_DQ_VOTER, false);
                 if (c < 0)
-                        c = pick(nodes, n, OSM_DQ_VOTER, true);
+                        c = pick_ex(nodes, n, OSM_DQ_VOTER, true, false);
                 /* never demote the last online voters below what is wanted */
                 if (c >= 0 && (!nodes[c].online || count(nodes, n, OSM_DQ_VOTER, 1) > want_voters)) {
                         out[k++] = (bld_role_change) { nodes[c].id, nodes[c].online ? OSM_DQ_STANDBY : OSM_DQ_SPARE };
@@ -56,8 +60,7 @@ size_t bld_roles_plan(const bld_role_node *nodes, size_t n, bld_role_change *out
                 }
         }
         /* Standbys: replace an offline one, fill up, or trim. */
-        bool offline_standby = pick(nodes, n, OSM_DQ_STANDBY, false) >= 0;
-        if (standbys < want_standbys || offline_standby) {
+        if (standbys < want_standbys || count(nodes, n, OSM_DQ_STANDBY, 1) < want_standbys) {
                 long c = pick(nodes, n, OSM_DQ_SPARE, true);
                 if (c >= 0) {
                         out[k++] = (bld_role_change) { nodes[c].id, OSM_DQ_STANDBY };
