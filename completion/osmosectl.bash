@@ -6,7 +6,7 @@
 _osmosectl_commands="status reload call put query collections retention object peers peer services
 keygen bundle channel trust install workloads remove enable disable grant revoke run ps logs stop stats
 follow unfollow pin unpin upgrade import
-federation remote share unshare audit building ingest"
+federation remote share unshare audit building ingest tenant usage"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm gc"
         [peer]="trust untrust"
@@ -17,6 +17,7 @@ declare -A _osmosectl_subcommands=(
         [remote]="add ls rm fetch"
         [building]="create invite join status leave remove recover trust share unshare query"
         [ingest]="add ls rm"
+        [tenant]="add ls set rm"
 )
 # Options of each command ("group sub" for subcommands); every command also takes --help.
 declare -A _osmosectl_options=(
@@ -44,7 +45,7 @@ declare -A _osmosectl_options=(
         [trust add]=""
         [trust ls]=""
         [trust rm]=""
-        [install]="--grant --allow-unsigned --allow-downgrade"
+        [install]="--tenant --grant --allow-unsigned --allow-downgrade"
         [workloads]=""
         [remove]="--keep-data"
         [enable]="--now"
@@ -86,6 +87,11 @@ declare -A _osmosectl_options=(
         [ingest add]="--topic --into --qos --username --password-file --ca-file --max-payload"
         [ingest ls]="--discovered"
         [ingest rm]=""
+        [tenant add]="--group --cpu --memory --pids --disk --store --instances --until --network"
+        [tenant ls]=""
+        [tenant set]="--group --cpu --memory --pids --disk --store --instances --until --network"
+        [tenant rm]=""
+        [usage]="--tenant --since --csv -t -s -c"
 )
 _osmosectl_global_options="--socket --json --help --version"
 _osmosed_options="--config --state-dir --socket --name --check-config --dump-config --version --help"
@@ -159,6 +165,10 @@ _osmosectl()
         --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen | --name | --address | --room | --comment)
                 return ;;
         --with) COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")); return ;;
+        --group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
+        --network) COMPREPLY=($(compgen -W "allowed denied" -- "$cur")); return ;;
+        --tenant) COMPREPLY=($(compgen -W "$(_osmosectl_names tenant ls)" -- "$cur")); return ;;
+        --cpu | --memory | --pids | --disk | --store | --instances) return ;;
         esac
 
         if [[ -z $cmd ]]; then
@@ -206,6 +216,7 @@ _osmosectl()
         stop) COMPREPLY=($(compgen -W "$(_osmosectl_running)" -- "$cur")) ;;
         logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;
+        "tenant set" | "tenant rm") COMPREPLY=($(compgen -W "$(_osmosectl_names tenant ls)" -- "$cur")) ;;
         import) _filedir -d ;;
         put | query | retention | share | unshare | "building share" | "building unshare" | "building query") COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
         remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;

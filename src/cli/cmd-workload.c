@@ -96,6 +96,7 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                 { "grant", required_argument, NULL, 'g' },
                 { "allow-unsigned", no_argument, NULL, 'U' },
                 { "allow-downgrade", no_argument, NULL, 'D' },
+                { "tenant", required_argument, NULL, 'T' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -108,8 +109,9 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                 case 'g': json_array_append_new(grants, json_string(optarg)); break;
                 case 'U': json_object_set_new(p, "allow_unsigned", json_true()); break;
                 case 'D': json_object_set_new(p, "allow_downgrade", json_true()); break;
+                case 'T': json_object_set_new(p, "tenant", json_string(optarg)); break;
                 case 'h':
-                        osm_ctl_usage("install", "BUNDLE|URL [--grant CAP]... [--allow-unsigned] [--allow-downgrade]",
+                        osm_ctl_usage("install", "BUNDLE|URL [--grant CAP]... [--allow-unsigned] [--allow-downgrade] [--tenant T]",
                                       "Install a bundle file, or fetch one over http(s) (the daemon fetches it). Its "
                                       "signature is\nchecked against the trusted keys before anything is unpacked.",
                                       "Options:\n"
@@ -119,6 +121,8 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                                       "  --allow-unsigned   accept an unsigned bundle or an untrusted signer\n"
                                       "                     (for development; recorded with the workload)\n"
                                       "  --allow-downgrade  accept an older version than the one installed\n"
+                                      "  --tenant T         install it for tenant T (operators; a tenant's members\n"
+                                      "                     always install for their own tenant)\n"
                                       "Nothing is granted unless given here or with 'osmosectl grant'.\n");
                         return 0;
                 default: return 2;

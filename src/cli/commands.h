@@ -45,6 +45,9 @@ int cmd_object(osm_ctl *ctl, int argc, char **argv);
 int cmd_peers(osm_ctl *ctl, int argc, char **argv);
 int cmd_peer(osm_ctl *ctl, int argc, char **argv);
 int cmd_services(osm_ctl *ctl, int argc, char **argv);
+/* cmd-tenant.c */
+int cmd_tenant(osm_ctl *ctl, int argc, char **argv);
+int cmd_usage(osm_ctl *ctl, int argc, char **argv);
 /* cmd-channel.c */
 int cmd_channel(osm_ctl *ctl, int argc, char **argv);
 int cmd_follow(osm_ctl *ctl, int argc, char **argv);

@@ -47,6 +47,8 @@ static const osm_ctl_command commands[] = {
         { "upgrade", cmd_upgrade, "[NAME] [--check]", "upgrade followed workloads, health-checked, rolled back on failure" },
         { "import", cmd_import, "DIR", "take channels and bundles from a directory (a USB stick)" },
         { "building", cmd_building, "create|invite|join|status|leave|remove|recover|trust|share|unshare|query …", "rooms joined into one building: replicated state, trust, queries across rooms" },
+        { "tenant", cmd_tenant, "add|ls|set|rm ...", "tenants: owners of workloads and data, with quotas and leases" },
+        { "usage", cmd_usage, "[--tenant T] [--since T] [--csv]", "what each tenant's workloads used, per hour" },
         { "services", cmd_services, "[--type TYPE] [--watch]", "the DNS-SD services of the room" },
         { "ingest", cmd_ingest, "add|ls|rm …", "MQTT bridges: devices' messages into collections" },
         { "call", cmd_call, "METHOD [JSON]", "make a raw Varlink call and print the reply (for debugging)" },

@@ -28,6 +28,8 @@ const osm_config_key osm_config_keys[] = {
         K("control", "socket-mode", MODE, socket_mode, "0660", "file mode of the control socket"),
         K("control", "socket-group", STRING, socket_group, "osmose",
           "group whose members may do everything (root and the daemon's own user always may)"),
+        K("control", "readers", STRING, readers, "",
+          "group whose members may see status, peers, services, collection names and usage, but no data"),
         K("control", "max-connections", UINT, max_connections, "512", "clients at once; more get io.osmose.Busy"),
         K("control", "max-message-size", SIZE, max_message_size, "1M", "largest message a client may send"),
         K("control", "max-buffered", SIZE, max_buffered, "16M", "unread reply bytes per client before it is dropped"),
@@ -47,13 +49,18 @@ const osm_config_key osm_config_keys[] = {
         K("discovery", "max-peers", UINT, discovery_max_peers, "256", "peer records kept (present and gone); the oldest gone untrusted ones make room"),
 
         K("sandbox", "uid-base", UINT, uid_base, "524288", "first host uid/gid mapped into sandboxes"),
-        K("sandbox", "uid-count", UINT, uid_count, "65536", "number of host uids/gids available to sandboxes"),
+        K("sandbox", "uid-count", UINT, uid_count, "1073741824", "number of host uids/gids available to sandboxes (all workloads' ranges)"),
+        K("sandbox", "uid-range-size", UINT, uid_range_size, "65536", "host uids/gids of each workload's own range (uid-count / this = how many workloads)"),
         K("sandbox", "default-memory", SIZE, default_memory, "256M", "memory limit of a workload that sets none"),
         K("sandbox", "default-pids", UINT, default_pids, "64", "process limit of a workload that sets none"),
         K("sandbox", "default-cpu", UINT, default_cpu_percent, "100", "CPU limit in percent of one core"),
         K("sandbox", "log-size", SIZE, log_size, "256K", "stdout/stderr bytes kept per instance"),
         K("sandbox", "stop-timeout", DURATION, stop_timeout_us, "5s", "grace between SIGTERM and SIGKILL"),
         K("sandbox", "network", STRING, network, "none", "what a network grant gives: none, or a bridge name"),
+
+        K("tenants", "keep-data", DURATION, tenant_keep_data_us, "30d", "how long the data of a removed tenant is kept before it is deleted"),
+        K("tenants", "usage-sample", DURATION, usage_sample_us, "10s", "how often the instances' counters are read for accounting"),
+        K("tenants", "usage-flush", DURATION, usage_flush_us, "1min", "how often usage is written to disk (and at every instance's end)"),
 
         K("workloads", "max-bundle-size", SIZE, max_bundle_size, "512M", "largest bundle file install accepts (file or URL)"),
         K("workloads", "fetch-timeout", DURATION, fetch_timeout_us, "5min", "install URL: time allowed for the whole transfer"),
@@ -412,6 +419,10 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[discovery] max-peers: must be between 1 and 4096\n");
         if (cfg->uid_base == 0 || cfg->uid_count < 1 || cfg->uid_base + cfg->uid_count > 0xfffffffeull)
                 BAD("[sandbox] uid-base/uid-count: the range must be non-empty, above 0 and below 2^32-1\n");
+        if (cfg->uid_range_size < 1 || cfg->uid_range_size > cfg->uid_count)
+                BAD("[sandbox] uid-range-size: must be between 1 and uid-count\n");
+        if (cfg->usage_sample_us < 100000 || cfg->usage_flush_us < cfg->usage_sample_us)
+                BAD("[tenants] usage-sample must be at least 100ms and usage-flush at least usage-sample\n");
         if (cfg->default_cpu_percent < 1 || cfg->default_cpu_percent > 100000)
                 BAD("[sandbox] default-cpu: must be between 1 and 100000 percent\n");
         const char *tc = cfg->channels_trust_clock ? cfg->channels_trust_clock : "auto";

@@ -17,6 +17,7 @@ typedef struct osm_config {
         /* [control] */
         mode_t socket_mode;
         char *socket_group;          /* members get full access; "" for none */
+        char *readers;               /* members may read status, lists and usage; "" for none */
         uint64_t max_connections;
         uint64_t max_message_size;
         uint64_t max_buffered;       /* unsent reply bytes per client */
@@ -40,12 +41,18 @@ typedef struct osm_config {
         /* [sandbox] */
         uint64_t uid_base;           /* first host uid/gid of the range mapped into sandboxes */
         uint64_t uid_count;
+        uint64_t uid_range_size;     /* host ids of each workload's own range */
         uint64_t default_memory;
         uint64_t default_pids;
         uint64_t default_cpu_percent;
         uint64_t log_size;           /* bytes of stdout/stderr kept per instance */
         uint64_t stop_timeout_us;    /* SIGTERM, then SIGKILL after this */
         char *network;               /* what a network grant gives: "none" or a bridge name */
+
+        /* [tenants] */
+        uint64_t tenant_keep_data_us;    /* a removed tenant's data is kept this long */
+        uint64_t usage_sample_us;        /* accounting: how often the cgroups are read */
+        uint64_t usage_flush_us;         /* accounting: how often usage is written */
 
         /* [workloads] */
         uint64_t max_bundle_size;    /* bytes of one bundle file, installed or fetched */

@@ -28,6 +28,7 @@ extern const osm_subsystem osm_store_subsystem;
 extern const osm_subsystem osm_discovery_subsystem;
 #endif
 extern const osm_subsystem osm_sandbox_subsystem;
+extern const osm_subsystem osm_tenants_subsystem;
 extern const osm_subsystem osm_workloads_subsystem;
 extern const osm_subsystem osm_api_subsystem;
 extern const osm_subsystem osm_channels_subsystem;
@@ -49,6 +50,7 @@ const osm_subsystem *const osm_subsystems[] = {
         &osm_discovery_subsystem,
 #endif
         &osm_sandbox_subsystem,
+        &osm_tenants_subsystem,    /* before workloads: quotas, leases and owners */
         &osm_workloads_subsystem,
         &osm_api_subsystem,   /* after workloads: it sets the workloads' API hooks */
         &osm_channels_subsystem,   /* after workloads: it installs and restarts them */
@@ -353,6 +355,19 @@ char *osm_daemon_status_text(osm_daemon *d, size_t *len) {
         return text;
 }
 
+/* [control] readers as a gid, or -1 (none, or no such group: said in the log). */
+static gid_t reader_gid(const osm_config *cfg) {
+        if (!cfg->readers || !*cfg->readers)
+                return (gid_t) -1;
+        struct group *g = getgrnam(cfg->readers);
+        if (!g) {
+                log_warning("control: [control] readers = %s: no such group; nobody has the reader role",
+                            cfg->readers);
+                return (gid_t) -1;
+        }
+        return g->gr_gid;
+}
+
 /* ---------- reload ---------- */
 
 static osm_daemon_opts reload_opts;
@@ -427,6 +442,8 @@ int osm_daemon_reload(osm_daemon *d, json_t **changed, json_t **problems) {
         osm_log_set_level(d->cfg.log_level);
         osm_server_limits lim = limits_from(&d->cfg);
         osm_server_set_limits(d->server, &lim);
+        d->reader_gid = reader_gid(&d->cfg);
+        osm_server_set_roles(d->server, d->reader_gid, NULL, NULL);   /* the tenants' reload sets its lookup again */
         for (size_t i = 0; i < osm_n_subsystems; i++)
                 if (osm_subsystems[i] && osm_subsystems[i]->reload)
                         osm_subsystems[i]->reload(d, &old);
@@ -591,6 +608,8 @@ int osm_daemon_run(const osm_daemon_opts *o) {
                 log_error("control server: %s", uv_strerror(r));
                 goto out;
         }
+        d->reader_gid = reader_gid(&d->cfg);
+        osm_server_set_roles(d->server, d->reader_gid, NULL, NULL);
         if (osm_server_add_methods(d->server, osm_service_methods, osm_n_service_methods, d) < 0 ||
             osm_server_add_methods(d->server, osm_daemon_methods, osm_n_daemon_methods, d) < 0) {
                 log_error("built-in methods do not match the interface files");

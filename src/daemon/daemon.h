@@ -27,6 +27,7 @@ struct osm_api;
 struct osm_federation;
 struct osm_building;
 struct osm_ingest;
+struct osm_tenants;
 
 typedef struct osm_daemon {
         uv_loop_t *loop;
@@ -47,6 +48,8 @@ typedef struct osm_daemon {
         struct osm_workloads *workloads;
         struct osm_api *api;
         struct osm_federation *federation;
+        struct osm_tenants *tenants;
+        gid_t reader_gid;            /* [control] readers, or -1 */
         struct osm_channels *channels;
         struct osm_building *building;
         struct osm_ingest *ingest;

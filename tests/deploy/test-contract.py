@@ -307,6 +307,13 @@ def check_json_output(man1, real):
         check("services")
         check("call", "org.varlink.service.GetInfo")
         check("building status")
+        import grp
+        group = grp.getgrgid(os.getgid()).gr_name
+        check("tenant add", "lab", "--group", group, "--memory", "64M", "--until", "+30d")
+        check("tenant set", "lab", "--instances", "3")
+        check("tenant ls")
+        check("usage")
+        check("tenant rm", "lab")
     finally:
         daemon.terminate()
         daemon.wait(timeout=20)

@@ -89,13 +89,15 @@ osm_wait_ready() {
 osm_start_daemon() {
     local dir=${OSM_STATE:-$T/state}
     mkdir -p "$dir"
-    export OSMOSE_SOCKET=$dir/osmosed.sock
+    # OSM_SOCKET puts the socket elsewhere (the state dir is 0700: other users of a test
+    # cannot reach a socket inside it).
+    export OSMOSE_SOCKET=${OSM_SOCKET:-$dir/osmosed.sock}
     local name=${OSM_NAME-test-room}
     # Test daemons never talk to the machine's own avahi-daemon (which would publish on
     # its real network): they get a bus address where nothing answers, so discovery
     # runs degraded. Discovery tests start their daemons inside rooms with their own bus.
     DBUS_SYSTEM_BUS_ADDRESS=${OSM_TEST_BUS:-unix:path=$T/no-system-bus} \
-        "$OSMOSED" --state-dir "$dir" ${name:+--name "$name"} "$@" >>"$T/daemon.log" 2>&1 &
+        "$OSMOSED" --state-dir "$dir" ${name:+--name "$name"} ${OSM_SOCKET:+--socket "$OSM_SOCKET"} "$@" >>"$T/daemon.log" 2>&1 &
     OSM_PID=$!
     _osm_pids+=("$OSM_PID")
     osm_wait_ready || { cat "$T/daemon.log" | sed 's/^/# daemon: /'; bail "osmosed did not become ready"; }

@@ -43,9 +43,10 @@ id_of() {
     ctl --json ps --all | python3 -c "import json,sys; ids=[i['id'] for i in json.load(sys.stdin)['instances'] if i['id'].rsplit('-',1)[0]=='$1']; print(ids[-1] if ids else '$1-none')"
 }
 
-# A uid range of its own: rlimits such as RLIMIT_NPROC count per host uid.
-UIDBASE=$(( 1100000 + ($$ % 1000) * 70000 ))
-printf '[sandbox]\nuid-base = %s\nuid-count = 65536\n' "$UIDBASE" > "$T/osmosed.conf"
+# A uid range of its own: rlimits such as RLIMIT_NPROC count per host uid. Each of the
+# three workloads gets its own 65536 ids inside it.
+UIDBASE=$(( 1100000 + ($$ % 1000) * 270000 ))
+printf '[sandbox]\nuid-base = %s\nuid-count = 262144\nuid-range-size = 65536\n' "$UIDBASE" > "$T/osmosed.conf"
 osm_start_daemon --config "$T/osmosed.conf"
 sb=$(ctl --json status | python3 -c "import json,sys; s=next(s for s in json.load(sys.stdin)['subsystems'] if s['name']=='sandbox'); print(s['health'], json.dumps(s))")
 diag "sandbox: $sb"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "daemon/api/api-internal.h"
+#include "daemon/tenant/tenants.h"
 #include "osmose/log.h"
 #include "daemon/store/store-params.h"
 #include "daemon/store/store-reply.h"
@@ -128,7 +129,8 @@ static void m_put(osm_call *call, json_t *params, void *userdata) {
                 store_error(call, in, r, &err, req.collection);
                 return;
         }
-        if (!need_store(call, grants, "write", req.collection))
+        if (!need_store(call, grants, "write", req.collection) ||
+            osm_tenants_check_store(in->api->d->tenants, req.collection, call) < 0)
                 return;
         req.writer = in->writer;
         size_t len = 0;
@@ -183,7 +185,8 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
         const char *coll = json_string_value(json_object_get(params, "collection"));
         json_t *records = json_object_get(params, "records");
         osm_error err = {};
-        if (!collection_ok(call, coll) || !need_store(call, grants, "write", coll))
+        if (!collection_ok(call, coll) || !need_store(call, grants, "write", coll) ||
+            osm_tenants_check_store(in->api->d->tenants, coll, call) < 0)
                 return;
         int r = osm_store_check_batch(params, &err);
         if (r < 0) {

@@ -350,7 +350,9 @@ int osm_api_instance_create(osm_api *a, const char *instance_id, const char *wor
                 r = -errno;
                 goto fail;
         }
-        int fd = bind_socket(in->dir, in->path, (uid_t) a->d->cfg.uid_base);
+        /* Owned by the root of the instance's own host id range (every workload has one). */
+        uint64_t owner = osm_workloads_instance_uid_base(a->d->workloads, instance_id);
+        int fd = bind_socket(in->dir, in->path, (uid_t) (owner ? owner : a->d->cfg.uid_base));
         if (fd < 0) {
                 r = fd;
                 goto fail;

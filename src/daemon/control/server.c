@@ -46,6 +46,7 @@ struct osm_call {
         void (*cancel)(osm_call *, void *);
         void *cancel_userdata;
         struct ucred cred;
+        osm_principal who;
 };
 
 struct client {
@@ -56,7 +57,7 @@ struct client {
         uv_timer_t timer;
         int poll_events;
         struct ucred cred;
-        bool full_access;
+        osm_principal who;
         char *rbuf;
         size_t rlen, rcap;
         int rfds[OSM_VARLINK_MAX_FDS];
@@ -84,6 +85,9 @@ struct osm_server {
         uv_timer_t close_timer;   /* runs deferred closes */
         bool accepting;
         gid_t gid_allowed;
+        gid_t reader_gid;
+        osm_tenant_resolver tenant_fn;
+        void *tenant_userdata;
         osm_server_limits lim;
         client *clients;
         unsigned n_clients;
@@ -107,29 +111,46 @@ static void on_listen_poll(uv_poll_t *h, int status, int events);
 
 /* ---------- access policy: the one place that decides who may call what ---------- */
 
-static bool peer_in_group(int fd, gid_t gid) {
-        gid_t groups[256];
-        socklen_t len = sizeof groups;
-        /* SO_PEERGROUPS (Linux 4.13) reports the supplementary groups the peer had at
-         * connect time, race-free, unlike reading /proc/PID/status. */
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-                return false;
-        for (size_t i = 0; i < len / sizeof(gid_t); i++)
-                if (groups[i] == gid)
+static bool has_gid(const gid_t *gids, size_t n, gid_t gid) {
+        for (size_t i = 0; i < n; i++)
+                if (gids[i] == gid)
                         return true;
         return false;
 }
 
-static bool compute_full_access(osm_server *s, int fd, const struct ucred *cr) {
-        if (s->gid_allowed == OSM_SERVER_ANY_PEER || cr->uid == 0 || cr->uid == geteuid())
-                return true;
-        if (s->gid_allowed == (gid_t) -1)
-                return false;
-        return cr->gid == s->gid_allowed || peer_in_group(fd, s->gid_allowed);
+/* Decide the caller's role once, when it connects. SO_PEERGROUPS (Linux 4.13) reports
+ * the supplementary groups the peer had at connect time, race-free, unlike reading
+ * /proc/PID/status; the primary group comes with SO_PEERCRED. */
+static void compute_principal(osm_server *s, int fd, const struct ucred *cr, osm_principal *who) {
+        memset(who, 0, sizeof *who);
+        if (s->gid_allowed == OSM_SERVER_ANY_PEER || cr->uid == 0 || cr->uid == geteuid()) {
+                who->operator = true;
+                return;
+        }
+        gid_t gids[257];
+        socklen_t len = sizeof gids - sizeof gids[0];
+        size_t n = 0;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids, &len) == 0)
+                n = len / sizeof(gid_t);
+        gids[n++] = cr->gid;
+        if (s->gid_allowed != (gid_t) -1 && has_gid(gids, n, s->gid_allowed)) {
+                who->operator = true;
+                return;
+        }
+        who->reader = s->reader_gid != (gid_t) -1 && has_gid(gids, n, s->reader_gid);
+        if (s->tenant_fn && s->tenant_fn(s->tenant_userdata, gids, n, who->tenant) < 0)
+                who->tenant[0] = '\0';
 }
 
-static bool call_allowed(const client *cl, osm_access a) {
-        return a == OSM_ACCESS_PUBLIC || cl->full_access;
+static bool call_allowed(const osm_principal *who, osm_access a) {
+        switch (a) {
+        case OSM_ACCESS_PUBLIC: return true;
+        case OSM_ACCESS_MONITOR: return who->operator || who->reader || who->tenant[0];
+        case OSM_ACCESS_TENANT: return who->operator || who->tenant[0];
+        case OSM_ACCESS_READ:
+        case OSM_ACCESS_WRITE: return who->operator;
+        }
+        return false;
 }
 
 /* ---------- output ---------- */
@@ -299,6 +320,16 @@ static void call_finished(osm_call *c) {
 
 bool osm_call_more(const osm_call *c) { return c->more; }
 const struct ucred *osm_call_cred(const osm_call *c) { return &c->cred; }
+const osm_principal *osm_call_principal(const osm_call *c) { return &c->who; }
+const char *osm_call_tenant(const osm_call *c) {
+        return !c->who.operator && c->who.tenant[0] ? c->who.tenant : NULL;
+}
+
+void osm_server_set_roles(osm_server *s, gid_t reader_gid, osm_tenant_resolver fn, void *userdata) {
+        s->reader_gid = reader_gid;
+        s->tenant_fn = fn;
+        s->tenant_userdata = userdata;
+}
 const char *osm_call_method(const osm_call *c) { return c->msg.method; }
 size_t osm_call_n_fds(const osm_call *c) { return c->n_fds; }
 bool osm_call_alive(const osm_call *c) { return c->cl && !c->cl->dead && !c->cl->closing; }
@@ -410,6 +441,7 @@ static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds)
         c->more = msg->more;
         c->oneway = msg->oneway;
         c->cred = cl->cred;
+        c->who = cl->who;
         cl->call = c;
 
         const char *name = msg->method;
@@ -437,12 +469,17 @@ static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds)
                 osm_call_error(c, OSM_ERR_METHOD_NOT_IMPL, json_pack("{s:s}", "method", name));
                 return;
         }
-        if (!call_allowed(cl, h->m->access)) {
+        if (!call_allowed(&cl->who, h->m->access)) {
                 log_notice("control: denied %s to uid %u (pid %d)", name, (unsigned) cl->cred.uid,
                            (int) cl->cred.pid);
-                osm_call_errorf(c, OSM_ERR_PERMISSION_DENIED,
-                                "uid %u may not call %s: only root and the group '%s' may",
-                                (unsigned) cl->cred.uid, name, "osmose");
+                if (cl->who.tenant[0] || cl->who.reader)
+                        osm_call_errorf(c, OSM_ERR_PERMISSION_DENIED,
+                                        "uid %u may not call %s: it is for operators (root and the group '%s')",
+                                        (unsigned) cl->cred.uid, name, "osmose");
+                else
+                        osm_call_errorf(c, OSM_ERR_PERMISSION_DENIED,
+                                        "uid %u may not call %s: only root and the group '%s' may",
+                                        (unsigned) cl->cred.uid, name, "osmose");
                 return;
         }
         const char *bad = NULL;
@@ -769,7 +806,7 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
                 cl->srv = s;
                 cl->fd = fd;
                 cl->cred = cr;
-                cl->full_access = compute_full_access(s, fd, &cr);
+                compute_principal(s, fd, &cr, &cl->who);
                 cl->last_activity_us = osm_now_mono_us();
                 uv_poll_init(s->loop, &cl->poll, fd);
                 uv_timer_init(s->loop, &cl->timer);
@@ -799,6 +836,7 @@ int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
         s->loop = loop;
         s->listen_fd = listen_fd;
         s->gid_allowed = gid_allowed;
+        s->reader_gid = (gid_t) -1;
         s->lim = *limits;
         s->accepting = true;
         int r = uv_poll_init(loop, &s->listen_poll, listen_fd);

@@ -12,12 +12,36 @@
 typedef struct osm_server osm_server;
 typedef struct osm_call osm_call;
 
-/* Who may call a method. The policy lives in one place (server.c: call_allowed()). */
+/* Who may call a method. The policy lives in one place (server.c: call_allowed()).
+ * Callers have one of these roles, decided from their credentials when they connect:
+ *   operator  root, the daemon's own user, members of [control] socket-group: everything;
+ *   tenant    members of a tenant's group: TENANT and MONITOR methods, and the handler
+ *             limits them to what their tenant owns (osm_call_principal());
+ *   reader    members of [control] readers: MONITOR methods (status, lists, usage; no data);
+ *   anyone    PUBLIC methods only. */
 typedef enum osm_access {
         OSM_ACCESS_PUBLIC,   /* anyone who can connect: introspection, status */
-        OSM_ACCESS_READ,     /* reads room data: root and the osmose group */
-        OSM_ACCESS_WRITE,    /* changes state: root and the osmose group */
+        OSM_ACCESS_MONITOR,  /* lists and usage without room data: readers, tenants, operators */
+        OSM_ACCESS_TENANT,   /* tenants (within what they own) and operators */
+        OSM_ACCESS_READ,     /* reads room data: operators */
+        OSM_ACCESS_WRITE,    /* changes state: operators */
 } osm_access;
+
+#define OSM_TENANT_NAME_MAX 32
+
+/* Who is calling (borrowed from the call). tenant is "" unless the caller acts for a
+ * tenant; an operator has operator=true and tenant "". */
+typedef struct osm_principal {
+        bool operator;
+        bool reader;
+        char tenant[OSM_TENANT_NAME_MAX + 1];
+} osm_principal;
+
+/* The tenants subsystem's lookup: the tenant whose group is among gids (the caller's
+ * primary and supplementary groups), written into out; 0, or -ENOENT if none, or
+ * -EADDRINUSE if the caller is in the groups of several tenants (then it acts for none). */
+typedef int (*osm_tenant_resolver)(void *userdata, const gid_t *gids, size_t n_gids,
+                                   char out[OSM_TENANT_NAME_MAX + 1]);
 
 /* A method handler. params has been checked against the method's .varlink input
  * (top-level field names, JSON types, enums). The handler must eventually finish the
@@ -58,6 +82,9 @@ void osm_server_stop_accepting(osm_server *s);
 unsigned osm_server_in_flight(osm_server *s);
 unsigned osm_server_n_clients(osm_server *s);
 void osm_server_set_limits(osm_server *s, const osm_server_limits *limits);
+/* Roles beyond the operator group: reader_gid (-1: none) and the tenant lookup (NULL:
+ * none). Applies to clients that connect from now on. */
+void osm_server_set_roles(osm_server *s, gid_t reader_gid, osm_tenant_resolver fn, void *userdata);
 /* Close every client (streams get no final reply) and free the server. close_cb runs
  * when all handles are closed. */
 void osm_server_free(osm_server *s, void (*close_cb)(void *), void *userdata);
@@ -65,6 +92,9 @@ void osm_server_free(osm_server *s, void (*close_cb)(void *), void *userdata);
 /* --- for handlers --- */
 bool osm_call_more(const osm_call *c);
 const struct ucred *osm_call_cred(const osm_call *c);
+const osm_principal *osm_call_principal(const osm_call *c);
+/* The tenant the caller acts for, or NULL for an operator (or a reader). */
+const char *osm_call_tenant(const osm_call *c);
 const char *osm_call_method(const osm_call *c);
 /* Received fds: the call owns them until taken. take returns -1 if idx is out of range. */
 size_t osm_call_n_fds(const osm_call *c);

@@ -150,8 +150,8 @@ static void method_untrust(osm_call *call, json_t *params, void *userdata) {
 }
 
 static const osm_method methods[] = {
-        { "io.osmose.Discovery.Peers",    method_peers,    OSM_ACCESS_READ },
-        { "io.osmose.Discovery.Services", method_services, OSM_ACCESS_READ },
+        { "io.osmose.Discovery.Peers",    method_peers,    OSM_ACCESS_MONITOR },
+        { "io.osmose.Discovery.Services", method_services, OSM_ACCESS_MONITOR },
         { "io.osmose.Discovery.Trust",    method_trust,    OSM_ACCESS_WRITE },
         { "io.osmose.Discovery.Untrust",  method_untrust,  OSM_ACCESS_WRITE },
 };

@@ -419,6 +419,29 @@ bool osm_cg_oom_killed(const osm_cgroup *cg) {
         return n != UINT64_MAX && n > 0;
 }
 
+osm_cgroup *osm_cg_forget(osm_cgroup *cg) {
+        if (!cg)
+                return NULL;
+        for (int c = 0; c < OSM_CG_N; c++) {
+                free(cg->path[c]);
+                free(cg->procs[c]);
+        }
+        free(cg);
+        return NULL;
+}
+
+int osm_cg_remove_group(const osm_cg_host *h, const char *name) {
+        int r = 0;
+        for (int c = 0; c < OSM_CG_N; c++) {
+                if (h->mode[c] == OSM_LIMIT_NONE || !h->base[c])
+                        continue;
+                _cleanup_free_ char *p = path_join3(h->base[c], name, NULL);
+                if (p && rmdir(p) < 0 && errno != ENOENT)
+                        r = -errno;
+        }
+        return r;
+}
+
 osm_cgroup *osm_cg_destroy(osm_cgroup *cg) {
         if (!cg)
                 return NULL;

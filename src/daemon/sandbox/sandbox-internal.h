@@ -63,6 +63,10 @@ void osm_cg_host_clear(osm_cg_host *host);
 /* Create an instance cgroup and write its limits (memory bytes, pids, cpu percent; 0 or
  * UINT64_MAX mean unlimited). Controllers that fail are left out of the result and the
  * reason is appended to why. Returns 0 (possibly with no controller) or -ENOMEM. */
+/* Free the handle without removing the directories (a group that outlives it). */
+osm_cgroup *osm_cg_forget(osm_cgroup *cg);
+/* Remove an (empty) group's directories: 0, or -EBUSY while instances are in it. */
+int osm_cg_remove_group(const osm_cg_host *host, const char *name);
 int osm_cg_create(const osm_cg_host *host, const char *name, uint64_t memory, uint64_t pids,
                   uint64_t cpu_percent, osm_cgroup **out, char *why, size_t whylen);
 /* Put pid into every controller of cg (but the v2 one if it was born there). 0 or -errno. */

@@ -106,3 +106,7 @@ osm_sandbox *osm_sandbox_free(osm_sandbox *sb) {
 const osm_sandbox_features *osm_sandbox_caps(const osm_sandbox *sb) {
         return &sb->feat;
 }
+
+int osm_sandbox_remove_group(osm_sandbox *sb, const char *group) {
+        return sb ? osm_cg_remove_group(&sb->cg, group) : 0;
+}

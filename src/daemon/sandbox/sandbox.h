@@ -150,7 +150,20 @@ typedef struct osm_sandbox_spec {
         int stderr_fd;
         bool compat32;          /* allow the 32-bit ABI (armhf bundles on arm64); else any
                                  * non-native syscall kills the process */
+        /* This instance's own host id range (privileged only): ids 0..uid_count-1 inside
+         * map to uid_base…; it must lie within the sandbox's [uid-base, uid-base +
+         * uid-count). uid_count 0: the whole range of the options (one for everyone). */
+        uint64_t uid_base;
+        uint64_t uid_count;
+        const char *group;      /* a cgroup between the instances' parent and this instance
+                                 * (a tenant's: [a-z0-9-]{1,40}), made if missing, with
+                                 * group_limits (memory, pids, cpu_percent; 0: unlimited)
+                                 * written at every spawn; NULL: none */
+        osm_sandbox_limits group_limits;
 } osm_sandbox_spec;
+
+/* Remove a group's cgroup (see spec.group) once no instance is in it: 0, or -EBUSY. */
+int osm_sandbox_remove_group(osm_sandbox *sb, const char *group);
 
 /* Fill spec with defaults (stdio -1, limits 0). */
 void osm_sandbox_spec_init(osm_sandbox_spec *spec);

@@ -88,14 +88,23 @@ static uint64_t mono_us(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/* The host id range of an instance: its own, or the sandbox's whole range. */
+static uint64_t spec_uid_base(const osm_sandbox *sb, const osm_sandbox_spec *spec) {
+        return spec->uid_count ? spec->uid_base : sb->uid_base;
+}
+
+static uint64_t spec_uid_count(const osm_sandbox *sb, const osm_sandbox_spec *spec) {
+        return spec->uid_count ? spec->uid_count : sb->uid_count;
+}
+
 /* Map uid/gid 0..count-1 inside to uid_base… on the host (privileged), or 0 to the
  * daemon's own ids (unprivileged: the only map it may write). */
-static int write_maps(pid_t pid, bool privileged, const osm_sandbox *sb) {
+static int write_maps(pid_t pid, bool privileged, const osm_sandbox *sb, const osm_sandbox_spec *spec) {
         char map[128];
         int r;
         if (privileged) {
-                snprintf(map, sizeof(map), "0 %llu %llu\n", (unsigned long long) sb->uid_base,
-                         (unsigned long long) sb->uid_count);
+                snprintf(map, sizeof(map), "0 %llu %llu\n", (unsigned long long) spec_uid_base(sb, spec),
+                         (unsigned long long) spec_uid_count(sb, spec));
                 r = write_proc(pid, "uid_map", map);
                 if (r == 0)
                         r = write_proc(pid, "gid_map", map);
@@ -212,7 +221,18 @@ static int check_spec(const osm_sandbox *sb, const osm_sandbox_spec *spec, struc
                 set_err(err, errlen, "hostname: 1 to 63 characters");
                 return -EINVAL;
         }
-        uint64_t count = sb->privileged ? sb->uid_count : 1;
+        if (spec->uid_count && (spec->uid_base < sb->uid_base || spec->uid_count > sb->uid_count ||
+                                spec->uid_base - sb->uid_base > sb->uid_count - spec->uid_count)) {
+                set_err(err, errlen, "uid range %llu+%llu outside [sandbox] uid-base/uid-count",
+                        (unsigned long long) spec->uid_base, (unsigned long long) spec->uid_count);
+                return -ERANGE;
+        }
+        if (spec->group && (!*spec->group || strlen(spec->group) > 40 ||
+                            strspn(spec->group, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(spec->group))) {
+                set_err(err, errlen, "invalid group name");
+                return -EINVAL;
+        }
+        uint64_t count = sb->privileged ? spec_uid_count(sb, spec) : 1;
         if (spec->uid >= count || spec->gid >= count) {
                 set_err(err, errlen, "uid/gid %u/%u outside the mapped range of %llu ids", (unsigned) spec->uid,
                         (unsigned) spec->gid, (unsigned long long) count);
@@ -240,8 +260,8 @@ static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec,
                 return -ENOTDIR;
         }
         if (sb->privileged) {
-                uid_t u = (uid_t) (sb->uid_base + spec->uid);
-                gid_t g = (gid_t) (sb->uid_base + spec->gid);
+                uid_t u = (uid_t) (spec_uid_base(sb, spec) + spec->uid);
+                gid_t g = (gid_t) (spec_uid_base(sb, spec) + spec->gid);
                 if ((st.st_uid != u || st.st_gid != g) && chown(spec->data_dir, u, g) < 0) {
                         int e = errno;
                         set_err(err, errlen, "chown data dir: %s", strerror(e));
@@ -307,7 +327,20 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         p->limits = sb->feat;
         p->limits.detail[0] = 0;
         char why[200] = "";
-        r = osm_cg_create(&sb->cg, spec->name, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
+        char cgname[128];
+        if (spec->group) {
+                /* The group (a tenant) holds its instances' sum: its limits apply to all of
+                 * them at once, in the kernel. Written at every spawn so a change applies. */
+                osm_cgroup *grp = NULL;
+                r = osm_cg_create(&sb->cg, spec->group, spec->group_limits.memory, spec->group_limits.pids,
+                                  spec->group_limits.cpu_percent, &grp, why, sizeof(why));
+                osm_cg_forget(grp);
+                if (r < 0)
+                        goto fail;
+                snprintf(cgname, sizeof cgname, "%s/%s", spec->group, spec->name);
+        } else
+                snprintf(cgname, sizeof cgname, "%s", spec->name);
+        r = osm_cg_create(&sb->cg, cgname, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
                           sizeof(why));
         if (r < 0)
                 goto fail;
@@ -380,7 +413,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
          * cgroup namespace only after that, once it is surely in its cgroups. */
         uint64_t deadline = mono_us() + SPAWN_TIMEOUT_MS * 1000ULL;
         if (!sb->privileged) {
-                r = write_maps(p->pid, false, sb);
+                r = write_maps(p->pid, false, sb, spec);
                 if (r < 0) {
                         set_err(err, errlen, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;
@@ -410,7 +443,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 r = wait_msg(p, MSG_MAP_ME, deadline, err, errlen);
                 if (r < 0)
                         goto fail_kill;
-                r = write_maps(p->pid, true, sb);
+                r = write_maps(p->pid, true, sb, spec);
                 if (r < 0) {
                         set_err(err, errlen, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;

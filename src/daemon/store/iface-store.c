@@ -9,6 +9,7 @@
 #include "daemon/store/store.h"
 #include "daemon/store/store-params.h"
 #include "daemon/store/store-reply.h"
+#include "daemon/tenant/tenants.h"
 #include "osmose/log.h"
 
 #define ERR_NO_OBJECT      "io.osmose.Store.NoSuchObject"
@@ -24,6 +25,17 @@ static void writer_for_call(osm_call *call, char *buf, size_t size) {
                 snprintf(buf, size, "user:%s", pw.pw_name);
         else
                 snprintf(buf, size, "user:%u", (unsigned) uid);
+}
+
+/* A tenant's members reach only collections under tenants/NAME/ (patterns too); anything
+ * else is refused here, before the store sees it. 0, or the PermissionDenied reply sent. */
+static int tenant_scope(osm_call *call, const char *name) {
+        const char *tenant = osm_call_tenant(call);
+        if (!tenant || osm_tenant_collection_ok(tenant, name))
+                return 0;
+        osm_call_errorf(call, OSM_ERR_PERMISSION_DENIED, "tenant %s may use only collections under %s%s/",
+                        tenant, OSM_TENANT_STORE_PREFIX, tenant);
+        return -EPERM;
 }
 
 /* A call waiting for the store: the call pointer goes NULL if the client leaves first. */
@@ -93,6 +105,8 @@ static void method_put(osm_call *call, json_t *params, void *userdata) {
                 reply_put_error(call, d, &err, 0, req.collection);
                 return;
         }
+        if (tenant_scope(call, req.collection) < 0 || osm_tenants_check_store(d->tenants, req.collection, call) < 0)
+                return;
         writer_for_call(call, writer, sizeof(writer));
         req.writer = writer;
         pending *p = pending_new(call, d);
@@ -132,6 +146,8 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
                 reply_put_error(call, d, &err, 0, coll);
                 return;
         }
+        if (tenant_scope(call, coll) < 0 || osm_tenants_check_store(d->tenants, coll, call) < 0)
+                return;
         writer_for_call(call, writer, sizeof(writer));
         pending *p = pending_new(call, d);
         if (!p) {
@@ -191,6 +207,8 @@ static void method_query(osm_call *call, json_t *params, void *userdata) {
                                json_pack("{s:s, s:s}", "parameter", why ? why : "", "message", "invalid query"));
                 return;
         }
+        if (tenant_scope(call, q.collection) < 0)
+                return;
         pending *p = pending_new(call, d);
         if (!p) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
@@ -205,6 +223,21 @@ static void method_query(osm_call *call, json_t *params, void *userdata) {
         }
 }
 
+/* A tenant sees its own collections; operators and readers see every name. */
+static json_t *visible_collections(osm_call *call, json_t *arr) {
+        const char *tenant = osm_call_tenant(call);
+        if (!tenant || !arr)
+                return arr;
+        json_t *mine = json_array();
+        size_t i;
+        json_t *c;
+        json_array_foreach(arr, i, c)
+                if (osm_tenant_collection_ok(tenant, json_string_value(json_object_get(c, "name"))))
+                        json_array_append(mine, c);
+        json_decref(arr);
+        return mine;
+}
+
 static void method_collections(osm_call *call, json_t *params, void *userdata) {
         osm_daemon *d = userdata;
         json_t *arr = NULL;
@@ -213,7 +246,7 @@ static void method_collections(osm_call *call, json_t *params, void *userdata) {
                 reply_store_error(call, d, r, "cannot list the collections", NULL);
                 return;
         }
-        osm_call_reply(call, json_pack("{s:o}", "collections", arr), false);
+        osm_call_reply(call, json_pack("{s:o}", "collections", visible_collections(call, arr)), false);
 }
 
 static void retention_done(int r, void *userdata) {
@@ -243,6 +276,8 @@ static void method_set_retention(osm_call *call, json_t *params, void *userdata)
                         osm_call_invalid_param(call, why ? why : "");
                 return;
         }
+        if (tenant_scope(call, coll) < 0)
+                return;
         pending *p = pending_new(call, d);
         if (!p) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
@@ -289,6 +324,8 @@ static void method_watch(osm_call *call, json_t *params, void *userdata) {
                 osm_call_invalid_param(call, "pattern");
                 return;
         }
+        if (tenant_scope(call, pattern) < 0)
+                return;
         pending *p = calloc(1, sizeof(*p));
         if (!p) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
@@ -439,12 +476,12 @@ static void method_object_gc(osm_call *call, json_t *params, void *userdata) {
 }
 
 static const osm_method store_methods[] = {
-        { "io.osmose.Store.Put",          method_put,           OSM_ACCESS_WRITE },
-        { "io.osmose.Store.PutBatch",     method_put_batch,     OSM_ACCESS_WRITE },
-        { "io.osmose.Store.Query",        method_query,         OSM_ACCESS_READ },
-        { "io.osmose.Store.Collections",  method_collections,   OSM_ACCESS_READ },
-        { "io.osmose.Store.SetRetention", method_set_retention, OSM_ACCESS_WRITE },
-        { "io.osmose.Store.Watch",        method_watch,         OSM_ACCESS_READ },
+        { "io.osmose.Store.Put",          method_put,           OSM_ACCESS_TENANT },
+        { "io.osmose.Store.PutBatch",     method_put_batch,     OSM_ACCESS_TENANT },
+        { "io.osmose.Store.Query",        method_query,         OSM_ACCESS_TENANT },
+        { "io.osmose.Store.Collections",  method_collections,   OSM_ACCESS_MONITOR },
+        { "io.osmose.Store.SetRetention", method_set_retention, OSM_ACCESS_TENANT },
+        { "io.osmose.Store.Watch",        method_watch,         OSM_ACCESS_TENANT },
         { "io.osmose.Store.ObjectPut",    method_object_put,    OSM_ACCESS_WRITE },
         { "io.osmose.Store.ObjectGet",    method_object_get,    OSM_ACCESS_READ },
         { "io.osmose.Store.ObjectList",   method_object_list,   OSM_ACCESS_READ },

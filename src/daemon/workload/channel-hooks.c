@@ -120,7 +120,7 @@ int osm_workloads_restore(osm_workloads *w, const struct osm_workloads_snapshot 
                 return r;
         int64_t version = m->version;
         r = wl_commit_install(w, m, s->manifest_text, s->bundle_id, s->has_rootfs, s->signer, s->verified,
-                              s->allow_unsigned, "rollback", s->grants, s->n_grants);
+                              s->allow_unsigned, "rollback", s->grants, s->n_grants, NULL);
         if (r < 0)
                 return r;
         wl_db_history(w, s->name, "rollback", version, s->bundle_id, "a failed upgrade was rolled back");

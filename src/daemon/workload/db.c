@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "daemon/db.h"
+#include "daemon/tenant/tenants.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -27,7 +28,11 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS instances("
         "  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT, name TEXT NOT NULL, version INTEGER,"
         "  bundle_id TEXT, started INTEGER, ended INTEGER, exit_code INTEGER, signal INTEGER,"
-        "  restarts INTEGER, error TEXT);";
+        "  restarts INTEGER, error TEXT);"
+        /* Who owns a workload name and its host id range; outlives a removal that keeps
+         * the data, so the range is never given to another while the data exists. */
+        "CREATE TABLE IF NOT EXISTS owners("
+        "  name TEXT PRIMARY KEY, tenant TEXT NOT NULL, uid_block INTEGER NOT NULL UNIQUE);";
 
 int wl_db_exec(osm_workloads *w, const char *sql) {
         char *msg = NULL;
@@ -119,6 +124,12 @@ static int load_workloads(osm_workloads *w) {
                 wl->allow_unsigned = sqlite3_column_int(st, 7);
                 wl->installed_us = sqlite3_column_int64(st, 8);
                 wl->enabled = sqlite3_column_int(st, 9);
+                /* A workload from before tenants gets its owner and range now. */
+                int r = wl_db_owner_get(w, wl->name, &wl->tenant, &wl->uid_block);
+                if (r == -ENOENT && (r = wl_db_owner_assign(w, wl->name, OSM_TENANT_OPERATOR, &wl->uid_block)) == 0)
+                        wl->tenant = strdup(OSM_TENANT_OPERATOR);
+                if (r < 0)
+                        log_error("workload %s: no host id range: %s", wl->name, strerror(-r));
                 wl->next = w->workloads;
                 w->workloads = wl;
                 if (!wl->name || !wl->bundle_id || !wl->manifest_text)
@@ -332,6 +343,68 @@ void wl_db_instance_start(wl_instance *i) {
         sqlite3_bind_text(st, 3, i->bundle_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 4, (int) i->restarts);
         (void) sqlite3_step(st);
+}
+
+int wl_db_owner_get(osm_workloads *w, const char *name, char **tenant, int64_t *block) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(w->db, "SELECT tenant, uid_block FROM owners WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return -EIO;
+        if (tenant && !(*tenant = strdup((const char *) sqlite3_column_text(st, 0))))
+                return -ENOMEM;
+        *block = sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+/* The owner of name is tenant from now on, with its range: the one it had, or the
+ * lowest free one. -EEXIST if another tenant owns the name (also a removed workload
+ * whose data is kept), -ENOSPC if every range is taken. */
+int wl_db_owner_assign(osm_workloads *w, const char *name, const char *tenant, int64_t *block) {
+        _cleanup_free_ char *owner = NULL;
+        int r = wl_db_owner_get(w, name, &owner, block);
+        if (r == 0)
+                return strcmp(owner, tenant) == 0 ? 0 : -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        uint64_t size = w->d->cfg.uid_range_size ? w->d->cfg.uid_range_size : 65536;
+        int64_t max = (int64_t) (w->d->cfg.uid_count / size);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *ins = NULL;
+        /* The lowest block not in the table: 0 if free, else the first gap after a used one. */
+        if (sqlite3_prepare_v2(w->db, "SELECT CASE WHEN NOT EXISTS(SELECT 1 FROM owners WHERE uid_block = 0) THEN 0"
+                               " ELSE (SELECT min(o.uid_block) + 1 FROM owners o WHERE NOT EXISTS"
+                               " (SELECT 1 FROM owners p WHERE p.uid_block = o.uid_block + 1)) END", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW)
+                return -EIO;
+        int64_t b = sqlite3_column_int64(st, 0);
+        if (b >= max)
+                return -ENOSPC;
+        if (sqlite3_prepare_v2(w->db, "INSERT INTO owners(name, tenant, uid_block) VALUES(?,?,?)", -1, &ins, NULL) !=
+                    SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, b);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+                return -EIO;
+        *block = b;
+        return 0;
+}
+
+/* The name's data is gone: its owner row and its kept-data mark go, and its id range is
+ * free for another workload. */
+int wl_db_owner_release(osm_workloads *w, const char *name) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *kd = NULL;
+        if (sqlite3_prepare_v2(w->db, "DELETE FROM owners WHERE name = ?", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(w->db, "DELETE FROM kept_data WHERE name = ?", -1, &kd, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(kd, 1, name, -1, SQLITE_STATIC);
+        return sqlite3_step(st) == SQLITE_DONE && sqlite3_step(kd) == SQLITE_DONE ? 0 : -EIO;
 }
 
 void wl_db_instance_end(const wl_instance *i) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "daemon/dl-curl.h"
+#include "daemon/tenant/tenants.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -119,12 +120,34 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                         return;
                 }
         }
+        const char *tenant = json_string_value(json_object_get(params, "tenant"));
+        if (tenant && osm_call_tenant(call) && strcmp(tenant, osm_call_tenant(call)) != 0) {
+                osm_close(fd);
+                osm_call_errorf(call, OSM_ERR_PERMISSION_DENIED, "a tenant installs only for itself");
+                return;
+        }
+        wl_install_hooks hooks = { .tenant = (char *) tenant };
         if (wl_install_begin(w, call, url, fd, grants, json_is_true(json_object_get(params, "allow_unsigned")),
-                             json_is_true(json_object_get(params, "allow_downgrade")), NULL) < 0)
+                             json_is_true(json_object_get(params, "allow_downgrade")), &hooks) < 0)
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
 }
 
 /* ---- workloads and grants ------------------------------------------------------------------- */
+
+bool wl_visible(osm_call *call, const char *owner) {
+        return osm_tenant_owns(osm_call_tenant(call), owner);
+}
+
+/* The workload the caller may see by that name, or a NotFound reply and NULL: a tenant
+ * is told the same of another tenant's workload as of one that does not exist. */
+static wl_workload *find_visible(osm_call *call, osm_workloads *w, const char *name) {
+        wl_workload *wl = wl_find(w, name);
+        if (!wl || !wl_visible(call, wl->tenant)) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+                return NULL;
+        }
+        return wl;
+}
 
 static json_t *strv_json(char **v) {
         json_t *a = json_array();
@@ -157,7 +180,8 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
         }
         n = 0;
         for (wl_workload *wl = w->workloads; wl; wl = wl->next)
-                v[n++] = wl;
+                if (wl_visible(call, wl->tenant))
+                        v[n++] = wl;
         qsort(v, n, sizeof *v, cmp_wl);
         json_t *arr = json_array();
         for (size_t k = 0; k < n; k++) {
@@ -176,6 +200,8 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
                         json_object_set_new(o, "enabled", json_boolean(wl->enabled));
                 if (o && wl->signer)
                         json_object_set_new(o, "signer", json_string(wl->signer));
+                if (o && wl->tenant)
+                        json_object_set_new(o, "tenant", json_string(wl->tenant));
                 if (o && wl->manifest->description)
                         json_object_set_new(o, "description", json_string(wl->manifest->description));
                 json_array_append_new(arr, o);
@@ -257,7 +283,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         wl_workload **pp = &w->workloads;
         while (*pp && strcmp((*pp)->name, name) != 0)
                 pp = &(*pp)->next;
-        if (!*pp) {
+        if (!*pp || !wl_visible(call, (*pp)->tenant)) {
                 osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
                 return;
         }
@@ -279,6 +305,8 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         json_t *reply = json_pack("{s:s, s:o, s:s, s:I, s:b, s:b, s:b}", "name", name, "stopped", stopped,
                                   "data_path", data ? data : "", "data_bytes", (json_int_t) (had ? du(data) : 0),
                                   "data_deleted", false, "data_kept", keep && had, "had_data", had);
+        if (!keep)
+                (void) wl_db_owner_release(w, name);   /* its id range is free once its data is gone */
         *pp = wl->next;
         _cleanup_free_ char *wname = strdup(name);   /* name is params', which outlive this call */
         wl_instances_stop_workload(w, wl->name);
@@ -331,9 +359,13 @@ static void method_grant_revoke(osm_call *call, json_t *params, void *userdata) 
         bool grant = strcmp(osm_call_method(call), "io.osmose.Workload.Grant") == 0;
         const char *name = json_string_value(json_object_get(params, "name"));
         const char *cap = json_string_value(json_object_get(params, "capability"));
-        wl_workload *wl = wl_find(w, name);
-        if (!wl) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+        wl_workload *wl = find_visible(call, w, name);
+        if (!wl)
+                return;
+        osm_error gerr = {};
+        if (grant && !osm_tenants_grant_ok(w->d->tenants, osm_call_tenant(call), cap, &gerr)) {
+                osm_call_error(call, OSM_ERR_PERMISSION_DENIED,
+                               json_pack("{s:s,s:s}", "message", gerr.message, "grant", cap));
                 return;
         }
         _cleanup_free_ char **v = calloc(wl->n_grants + 2, sizeof(char *));
@@ -381,11 +413,9 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         json_t *args = json_object_get(params, "args");
         const char *restart = json_string_value(json_object_get(params, "restart"));
         bool attach = json_is_true(json_object_get(params, "attach"));
-        wl_workload *wl = wl_find(w, name);
-        if (!wl) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+        wl_workload *wl = find_visible(call, w, name);
+        if (!wl)
                 return;
-        }
         if (!w->d->sandbox) {
                 osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the sandbox is not available on this host");
                 return;
@@ -411,6 +441,8 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 argv[k] = json_string_value(a);
         }
         argv[n_args] = NULL;
+        if (osm_tenants_check_run(w->d->tenants, wl->tenant, wl_tenant_live(w, wl->tenant), call, NULL) < 0)
+                return;
         int policy = restart ? osm_restart_policy_from_name(restart) : (int) wl->manifest->restart;
         if (policy < 0) {
                 osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "restart: expected never, on-failure or always");
@@ -450,11 +482,34 @@ static void method_instances(osm_call *call, json_t *params, void *userdata) {
         json_t *arr = all ? wl_db_instances_ended(w, (size_t) limit) : json_array();
         json_t *live = json_array();
         for (wl_instance *i = w->instances; i; i = i->next)
-                if (wl_instance_alive(i))
+                if (wl_instance_alive(i) && wl_visible(call, i->tenant))
                         json_array_insert_new(live, 0, wl_instance_json(i));   /* oldest first */
         json_array_extend(arr, live);
         json_decref(live);
         osm_call_reply(call, json_pack("{s:o}", "instances", arr), false);
+}
+
+/* May the caller reach the instance (or workload) arg names? A tenant reaches an instance
+ * of its own workloads: one in memory by its owner, one only in the history (or a name)
+ * by the workload its id names (NAME-SEQ). Everything else answers as if missing. */
+static bool instance_visible(osm_call *call, osm_workloads *w, const char *arg) {
+        if (!osm_call_tenant(call))
+                return true;
+        for (wl_instance *i = w->instances; i; i = i->next)
+                if (strcmp(i->id, arg) == 0)
+                        return wl_visible(call, i->tenant);
+        wl_workload *wl = wl_find(w, arg);
+        if (!wl) {
+                const char *dash = strrchr(arg, '-');
+                char name[OSM_MANIFEST_MAX_NAME + 1];
+                size_t len = dash ? (size_t) (dash - arg) : 0;
+                if (len == 0 || len > OSM_MANIFEST_MAX_NAME)
+                        return false;
+                memcpy(name, arg, len);
+                name[len] = 0;
+                wl = wl_find(w, name);
+        }
+        return wl && wl_visible(call, wl->tenant);
 }
 
 /* The log's name (the instance id) for arg: an instance id, in memory or in the history,
@@ -479,7 +534,7 @@ static void method_logs(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         wl_instance *i = NULL;
-        _cleanup_free_ char *name = log_name(w, arg, &i);
+        _cleanup_free_ char *name = instance_visible(call, w, arg) ? log_name(w, arg, &i) : NULL;
         if (!name) {
                 osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
                 return;
@@ -558,6 +613,10 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
         const char *arg = json_string_value(json_object_get(params, "instance"));
         bool all = json_is_true(json_object_get(params, "all"));
+        if (!instance_visible(call, w, arg)) {
+                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                return;
+        }
         wl_instance *i = NULL;
         for (wl_instance *k = w->instances; k && !i; k = k->next)
                 if (strcmp(k->id, arg) == 0)
@@ -644,6 +703,8 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
 static wl_instance *instance_param(osm_call *call, json_t *params, osm_workloads *w) {
         const char *arg = json_string_value(json_object_get(params, "instance"));
         wl_instance *i = wl_instance_resolve(w, arg);
+        if (i && !wl_visible(call, i->tenant))
+                i = NULL;
         if (!i)
                 osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
         return i;
@@ -699,11 +760,9 @@ static void method_enable(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
         bool enable = strcmp(osm_call_method(call), "io.osmose.Workload.Enable") == 0;
         const char *name = json_string_value(json_object_get(params, "name"));
-        wl_workload *wl = wl_find(w, name);
-        if (!wl) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+        wl_workload *wl = find_visible(call, w, name);
+        if (!wl)
                 return;
-        }
         bool changed = wl->enabled != enable;
         if (changed) {
                 if (wl_db_set_enabled(w, name, enable) < 0) {
@@ -721,17 +780,17 @@ const osm_method wl_methods[] = {
         { "io.osmose.Workload.TrustAdd", method_trust_add, OSM_ACCESS_WRITE },
         { "io.osmose.Workload.TrustList", method_trust_list, OSM_ACCESS_READ },
         { "io.osmose.Workload.TrustRemove", method_trust_remove, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Install", method_install, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.List", method_list, OSM_ACCESS_READ },
-        { "io.osmose.Workload.Remove", method_remove, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Grant", method_grant_revoke, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Revoke", method_grant_revoke, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Run", method_run, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Instances", method_instances, OSM_ACCESS_READ },
-        { "io.osmose.Workload.Logs", method_logs, OSM_ACCESS_READ },
-        { "io.osmose.Workload.Stop", method_stop, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Stats", method_stats, OSM_ACCESS_READ },
-        { "io.osmose.Workload.Enable", method_enable, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Disable", method_enable, OSM_ACCESS_WRITE },
+        { "io.osmose.Workload.Install", method_install, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.List", method_list, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Remove", method_remove, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Grant", method_grant_revoke, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Revoke", method_grant_revoke, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Run", method_run, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Instances", method_instances, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Logs", method_logs, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Stop", method_stop, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Stats", method_stats, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Enable", method_enable, OSM_ACCESS_TENANT },
+        { "io.osmose.Workload.Disable", method_enable, OSM_ACCESS_TENANT },
 };
 const size_t wl_n_methods = OSM_ARRAY_SIZE(wl_methods);

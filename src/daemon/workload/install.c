@@ -11,6 +11,7 @@
 #include "config.h"
 #include "daemon/building/building.h"
 #include "daemon/fetch.h"
+#include "daemon/tenant/tenants.h"
 #include "daemon/workload/wl.h"
 #include "osmose/bundle.h"
 #include "osmose/log.h"
@@ -42,6 +43,8 @@ typedef struct install_job {
         char err[512];
         json_t *err_extra;
         wl_install_hooks hooks;   /* an install for another subsystem (channels) */
+        char caller_tenant[OSM_TENANT_NAME_MAX + 1];   /* "" for an operator */
+        char *tenant;             /* the owner asked for by an operator; NULL: keep/operator */
 } install_job;
 
 static void job_fail(install_job *j, const char *name, const char *fmt, ...) OSM_PRINTF(3, 4);
@@ -59,6 +62,7 @@ static void job_free(install_job *j) {
         osm_close(j->src_fd);
         osm_close(j->tmp_fd);
         free(j->url);
+        free(j->tenant);
         free(j->hooks.expect_name);
         free(j->hooks.expect_id);
         free(j->hooks.source);
@@ -320,6 +324,35 @@ static void check_and_unpack(install_job *j) {
                 job_finish_error(j);
                 return;
         }
+        const char *caller = j->caller_tenant[0] ? j->caller_tenant : NULL;
+        if (caller && !j->verified) {
+                job_fail(j, WL_ERR_UNTRUSTED, "a tenant may install only bundles signed by a trusted key "
+                         "(--allow-unsigned is for operators)");
+                job_finish_error(j);
+                return;
+        }
+        const char *owner = caller ? caller : j->tenant;
+        if (old && owner && strcmp(old->tenant, owner) != 0) {
+                /* A tenant learns nothing of another's workloads: the name is just taken. */
+                job_fail(j, WL_ERR_BAD_BUNDLE, "the workload name %s is taken; rename the bundle", m->name);
+                job_finish_error(j);
+                return;
+        }
+        if (j->tenant && !osm_tenants_find(w->d->tenants, j->tenant) && strcmp(j->tenant, OSM_TENANT_OPERATOR) != 0) {
+                job_fail(j, "io.osmose.Tenant.NoSuchTenant", "no tenant named '%s'", j->tenant);
+                j->err_extra = json_pack("{s:s}", "name", j->tenant);
+                job_finish_error(j);
+                return;
+        }
+        for (size_t i = 0; i < j->n_grants; i++) {
+                osm_error gerr = {};
+                if (!osm_tenants_grant_ok(w->d->tenants, caller, j->grants[i], &gerr)) {
+                        job_fail(j, OSM_ERR_PERMISSION_DENIED, "%s", gerr.message);
+                        j->err_extra = json_pack("{s:s}", "grant", j->grants[i]);
+                        job_finish_error(j);
+                        return;
+                }
+        }
         for (size_t i = 0; i < j->n_grants; i++)
                 if (!osm_manifest_requests(m, j->grants[i])) {
                         job_fail(j, WL_ERR_BAD_CAPABILITY, "%s does not request %s, so it cannot be granted",
@@ -390,10 +423,21 @@ static void record(install_job *j) {
         snprintf(source, sizeof source, "%s", j->hooks.source ? j->hooks.source : j->url ? j->url : "fd");
         int r = wl_commit_install(w, m, j->manifest_text, j->id_hex, j->has_rootfs,
                                   j->info.is_signed ? j->signer : NULL, j->verified, j->allow_unsigned,
-                                  source, gc, n);
+                                  source, gc, n, j->caller_tenant[0] ? j->caller_tenant : j->tenant);
         for (size_t i = 0; i < n; i++)
                 free(gc[i]);
         free(gc);
+        if (r == -EEXIST || r == -ENOSPC) {
+                json_decref(dropped_json);
+                if (r == -EEXIST)
+                        job_fail(j, WL_ERR_BAD_BUNDLE, "the workload name %s is taken (its data is kept for "
+                                 "another owner); rename the bundle", name);
+                else
+                        job_fail(j, OSM_ERR_BUSY, "every host id range is taken ([sandbox] uid-count / "
+                                 "uid-range-size); remove a workload and its data first");
+                job_finish_error(j);
+                return;
+        }
         if (r < 0) {
                 json_decref(dropped_json);
                 job_fail(j, OSM_ERR_INTERNAL, "recording the install failed: %s", strerror(-r));
@@ -504,6 +548,12 @@ int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, 
         w->installing = true;
         w->open_handles++;
         j->holds_ref = true;
+        if (call && osm_call_tenant(call))
+                snprintf(j->caller_tenant, sizeof j->caller_tenant, "%s", osm_call_tenant(call));
+        if (hooks && hooks->tenant && !(j->tenant = strdup(hooks->tenant))) {
+                job_free(j);
+                return -ENOMEM;
+        }
         if (call)
                 osm_call_set_cancel(call, job_cancel, j);
         start_phase(j, 1);

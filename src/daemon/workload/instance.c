@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "daemon/tenant/tenants.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -26,6 +27,7 @@ static void on_exit_check(wl_instance *i);
 static void instance_free(wl_instance *i) {
         free(i->id);
         free(i->workload);
+        free(i->tenant);
         free(i->bundle_id);
         osm_manifest_free(i->manifest);
         if (i->args)
@@ -449,6 +451,7 @@ static void on_exit_check(wl_instance *i) {
                         drain_pipe(&i->pipes[k]);
         close_pipes(i);
         snapshot_stats(i);
+        osm_tenants_account(i->w->d->tenants, i->tenant, i->workload, i->id, i->have_last ? &i->last : NULL, true);
         if (r == 0) {
                 i->ru = ex.rusage;
                 i->have_ru = true;
@@ -564,6 +567,20 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         spec.limits.pids = m->pids ? m->pids : d->cfg.default_pids;
         spec.limits.cpu_percent = m->cpu_percent ? m->cpu_percent : d->cfg.default_cpu_percent;
         spec.limits.file_size = m->disk;   /* RLIMIT_FSIZE: the closest per-file bound we have */
+        /* Its own host ids: no two workloads share one (a file one writes is not the
+         * other's), and a tenant's instances sit in its group, whose limits hold their sum. */
+        uint64_t range = d->cfg.uid_range_size ? d->cfg.uid_range_size : 65536;
+        spec.uid_base = d->cfg.uid_base + (uint64_t) i->uid_block * range;
+        spec.uid_count = range;
+        const osm_tenant *tn = osm_tenants_find(d->tenants, i->tenant);
+        char group[64];
+        if (tn) {
+                osm_tenant_group_name(tn->name, group, sizeof group);
+                spec.group = group;
+                spec.group_limits.memory = tn->memory;
+                spec.group_limits.pids = tn->pids;
+                spec.group_limits.cpu_percent = tn->cpu;
+        }
         spec.stdout_fd = pipefd[0][1];
         spec.stderr_fd = pipefd[1][1];
 
@@ -649,6 +666,13 @@ void wl_instance_request_stop(wl_instance *i) {
         i->state = WL_STOPPING;
         osm_sandbox_proc_kill(i->proc, SIGTERM);
         uv_timer_start(&i->timer, on_grace_over, i->w->d->cfg.stop_timeout_us / 1000, 0);
+}
+
+unsigned wl_tenant_live(osm_workloads *w, const char *tenant) {
+        unsigned n = 0;
+        for (wl_instance *i = w->instances; i; i = i->next)
+                n += wl_instance_alive(i) && tenant && strcmp(i->tenant, tenant) == 0;
+        return n;
 }
 
 void wl_instances_stop_workload(osm_workloads *w, const char *name) {
@@ -760,12 +784,14 @@ int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, 
         i->restart = restart;
         i->restarts = restarts;
         i->workload = strdup(wl->name);
+        i->tenant = strdup(wl->tenant ? wl->tenant : OSM_TENANT_OPERATOR);
+        i->uid_block = wl->uid_block;
         i->bundle_id = strdup(wl->bundle_id);
         i->version = wl->version;
         i->has_rootfs = wl->has_rootfs;
         i->id = id ? strdup(id) : NULL;
         i->args = calloc(n_args + 1, sizeof(char *));
-        bool oom = !i->workload || !i->bundle_id || !i->args || (id && !i->id);
+        bool oom = !i->workload || !i->tenant || !i->bundle_id || !i->args || (id && !i->id);
         for (size_t k = 0; k < n_args && !oom; k++)
                 oom = !(i->args[k] = strdup(args[k]));
         if (oom) {

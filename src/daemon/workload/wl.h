@@ -47,6 +47,8 @@ typedef struct wl_workload {
         bool enabled;             /* started when the daemon starts */
         char **grants;            /* sorted, NULL-terminated */
         size_t n_grants;
+        char *tenant;             /* its owner: OSM_TENANT_OPERATOR or a tenant's name */
+        int64_t uid_block;        /* its own host id range: [sandbox] uid-base + block × uid-range-size */
 } wl_workload;
 
 typedef enum wl_state {
@@ -92,6 +94,8 @@ typedef struct wl_instance {
         struct osm_workloads *w;
         char *id;
         char *workload;
+        char *tenant;             /* the workload's owner when it started */
+        int64_t uid_block;        /* and its host id range */
         int64_t version;
         char *bundle_id;
         osm_manifest *manifest;   /* own copy: the workload may be upgraded meanwhile */
@@ -166,9 +170,13 @@ void wl_gc_bundles(osm_workloads *w);
 int wl_rm_rf_at(int dirfd, const char *name);
 bool wl_instance_alive(const wl_instance *i);
 void wl_handle_closed(osm_workloads *w);
+/* tenant: the owner to record (NULL: the replaced workload's, or the operator). */
 int wl_commit_install(osm_workloads *w, osm_manifest *m, const char *manifest_text,
                       const char *bundle_id, bool has_rootfs, const char *signer, bool verified,
-                      bool allow_unsigned, const char *source, char **grants, size_t n_grants);
+                      bool allow_unsigned, const char *source, char **grants, size_t n_grants,
+                      const char *tenant);
+/* May the caller of call reach a workload owned by owner? (tenants see only their own) */
+bool wl_visible(osm_call *call, const char *owner);
 
 /* db.c: every SQL statement of the subsystem */
 int wl_db_open(osm_workloads *w, const char *path);
@@ -181,6 +189,10 @@ int wl_db_save_install(osm_workloads *w, const wl_workload *wl, const char *sour
 int wl_db_remove(osm_workloads *w, const wl_workload *wl, bool keep_data);
 /* A new instance (i->id NULL: sets it) or one coming back after a restart of the daemon. */
 void wl_db_instance_start(wl_instance *i);
+/* Owners and host id ranges (table owners: kept after a removal while the data is). */
+int wl_db_owner_assign(osm_workloads *w, const char *name, const char *tenant, int64_t *block);
+int wl_db_owner_get(osm_workloads *w, const char *name, char **tenant, int64_t *block);
+int wl_db_owner_release(osm_workloads *w, const char *name);
 void wl_db_instance_end(const wl_instance *i);
 json_t *wl_db_instances_ended(osm_workloads *w, size_t limit);   /* Instance objects, oldest first */
 char *wl_db_instance_newest(osm_workloads *w, const char *name); /* id of its newest instance */
@@ -213,6 +225,7 @@ typedef struct wl_install_hooks {
         char *expect_name;        /* refuse a bundle of another workload (NULL: any) */
         char *expect_id;          /* refuse another bundle (NULL: any) */
         char *source;             /* recorded as the install's source */
+        char *tenant;             /* the owner an operator installs it for (NULL: keep, or operator) */
         osm_workloads_install_done done;
         void *userdata;
 } wl_install_hooks;
@@ -253,6 +266,9 @@ int wl_entries_add(const wl_log_entry *e, void *userdata);
 
 /* iface-workload.c: Remove calls waiting for instances to end */
 void wl_removals_check(osm_workloads *w);
+/* Instances of tenant alive now. */
+unsigned wl_tenant_live(osm_workloads *w, const char *tenant);
+
 /* iface-workload.c */
 extern const osm_method wl_methods[];
 extern const size_t wl_n_methods;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "daemon/tenant/tenants.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -21,6 +22,7 @@ void wl_workload_free(wl_workload *wl) {
         osm_manifest_free(wl->manifest);
         free(wl->signer);
         osm_strv_free(wl->grants);
+        free(wl->tenant);
         free(wl);
 }
 
@@ -66,7 +68,17 @@ int wl_set_grants(osm_workloads *w, wl_workload *wl, char **grants, size_t n) {
  * transaction), then memory. grants must all be requested by m. m is consumed. */
 int wl_commit_install(osm_workloads *w, osm_manifest *m, const char *manifest_text,
                       const char *bundle_id, bool has_rootfs, const char *signer, bool verified,
-                      bool allow_unsigned, const char *source, char **grants, size_t n_grants) {
+                      bool allow_unsigned, const char *source, char **grants, size_t n_grants,
+                      const char *tenant) {
+        wl_workload *prev = wl_find(w, m->name);
+        if (!tenant)
+                tenant = prev && prev->tenant ? prev->tenant : OSM_TENANT_OPERATOR;
+        int64_t block;
+        int r = wl_db_owner_assign(w, m->name, tenant, &block);
+        if (r < 0) {
+                osm_manifest_free(m);
+                return r;
+        }
         wl_workload *wl = calloc(1, sizeof *wl);
         if (!wl) {
                 osm_manifest_free(m);
@@ -78,7 +90,10 @@ int wl_commit_install(osm_workloads *w, osm_manifest *m, const char *manifest_te
         wl->manifest_text = strdup(manifest_text);
         wl->signer = signer ? strdup(signer) : NULL;
         wl->grants = calloc(1, sizeof(char *));
-        if (!wl->name || !wl->bundle_id || !wl->manifest_text || (signer && !wl->signer) || !wl->grants) {
+        wl->tenant = strdup(tenant);
+        wl->uid_block = block;
+        if (!wl->name || !wl->bundle_id || !wl->manifest_text || (signer && !wl->signer) || !wl->grants ||
+            !wl->tenant) {
                 wl_workload_free(wl);
                 return -ENOMEM;
         }
@@ -87,10 +102,9 @@ int wl_commit_install(osm_workloads *w, osm_manifest *m, const char *manifest_te
         wl->verified = verified;
         wl->allow_unsigned = allow_unsigned;
         wl->installed_us = osm_now_real_us();
-        wl_workload *prev = wl_find(w, wl->name);
         wl->enabled = prev && prev->enabled;   /* an upgrade stays enabled */
 
-        int r = wl_db_save_install(w, wl, source);
+        r = wl_db_save_install(w, wl, source);
         if (r < 0) {
                 wl_workload_free(wl);
                 return r;
@@ -152,7 +166,10 @@ static bool bundle_in_use(osm_workloads *w, const char *id) {
 }
 
 static bool data_in_use(osm_workloads *w, const char *name) {
-        if (wl_find(w, name) || wl_db_data_kept(w, name))
+        int64_t block;
+        /* An owner row without a workload: removed with its data kept (a removed tenant's,
+         * until its keep-data time; see osm_workloads_purge_data). */
+        if (wl_find(w, name) || wl_db_data_kept(w, name) || wl_db_owner_get(w, name, NULL, &block) == 0)
                 return true;
         for (wl_instance *i = w->instances; i; i = i->next)
                 if (wl_instance_alive(i) && strcmp(i->workload, name) == 0)
@@ -411,3 +428,70 @@ const osm_subsystem osm_workloads_subsystem = {
         .health = workloads_health,
         .status = workloads_status,
 };
+
+/* ---- for the tenants subsystem ---------------------------------------------------------------- */
+
+void osm_workloads_foreach(osm_workloads *w, void (*fn)(void *, const char *, const char *), void *userdata) {
+        for (wl_workload *wl = w ? w->workloads : NULL; wl; wl = wl->next)
+                fn(userdata, wl->name, wl->tenant);
+}
+
+void osm_workloads_foreach_live(osm_workloads *w,
+                                void (*fn)(void *, const char *, const char *, const char *, const osm_cgroup *),
+                                void *userdata) {
+        for (wl_instance *i = w ? w->instances : NULL; i; i = i->next)
+                if (i->proc && (i->state == WL_RUNNING || i->state == WL_STOPPING))
+                        fn(userdata, i->id, i->workload, i->tenant, osm_sandbox_proc_cgroup(i->proc));
+}
+
+void osm_workloads_tenant_counts(osm_workloads *w, const char *tenant, unsigned *workloads, unsigned *running) {
+        *workloads = 0;
+        for (wl_workload *wl = w->workloads; wl; wl = wl->next)
+                *workloads += wl->tenant && strcmp(wl->tenant, tenant) == 0;
+        *running = wl_tenant_live(w, tenant);
+}
+
+void osm_workloads_stop_tenant(osm_workloads *w, const char *tenant) {
+        for (wl_instance *i = w->instances, *next; i; i = next) {
+                next = i->next;
+                if (wl_instance_alive(i) && strcmp(i->tenant, tenant) == 0)
+                        wl_instance_request_stop(i);
+        }
+}
+
+void osm_workloads_remove_tenant(osm_workloads *w, const char *tenant, json_t *removed) {
+        for (wl_workload **pp = &w->workloads; *pp;) {
+                wl_workload *wl = *pp;
+                if (!wl->tenant || strcmp(wl->tenant, tenant) != 0 || wl_db_remove(w, wl, true) < 0) {
+                        pp = &wl->next;
+                        continue;
+                }
+                log_info("workload %s of tenant %s removed (its data is kept)", wl->name, tenant);
+                json_array_append_new(removed, json_string(wl->name));
+                *pp = wl->next;
+                wl_instances_stop_workload(w, wl->name);
+                wl_workload_free(wl);
+        }
+        wl_gc_bundles(w);
+}
+
+int osm_workloads_purge_data(osm_workloads *w, const char *name) {
+        if (wl_find(w, name))
+                return -EBUSY;
+        _cleanup_close_ int dfd = open(w->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        int r = wl_rm_rf_at(dfd, name);
+        if (r < 0)
+                return r;
+        wl_db_history(w, name, "purge", 0, NULL, "data removed");
+        return wl_db_owner_release(w, name);
+}
+
+uint64_t osm_workloads_instance_uid_base(osm_workloads *w, const char *instance_id) {
+        wl_instance *i = w ? live_instance(w, instance_id) : NULL;
+        if (!i)
+                return 0;
+        uint64_t range = w->d->cfg.uid_range_size ? w->d->cfg.uid_range_size : 65536;
+        return w->d->cfg.uid_base + (uint64_t) i->uid_block * range;
+}

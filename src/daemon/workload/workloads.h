@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct osm_workloads;
 struct osm_subsystem;
@@ -98,3 +99,29 @@ typedef struct osm_workloads_instance_status {
 } osm_workloads_run_status;
 /* 0, or -ENOENT for an instance that is not known (any more). */
 int osm_workloads_instance_status(struct osm_workloads *w, const char *id, osm_workloads_run_status *st);
+
+/* ---- for the tenants subsystem ---- */
+struct osm_cgroup;
+struct json_t;
+
+/* Every installed workload: fn(userdata, name, tenant). */
+void osm_workloads_foreach(struct osm_workloads *w,
+                           void (*fn)(void *userdata, const char *name, const char *tenant), void *userdata);
+/* Every running instance with a cgroup (cg may be NULL without one). */
+void osm_workloads_foreach_live(struct osm_workloads *w,
+                                void (*fn)(void *userdata, const char *id, const char *workload,
+                                           const char *tenant, const struct osm_cgroup *cg),
+                                void *userdata);
+/* How many workloads the tenant owns and how many of its instances are alive. */
+void osm_workloads_tenant_counts(struct osm_workloads *w, const char *tenant, unsigned *workloads,
+                                 unsigned *running);
+/* Stop every instance of the tenant (its lease ended). */
+void osm_workloads_stop_tenant(struct osm_workloads *w, const char *tenant);
+/* Remove every workload of the tenant, keeping their data (and host id ranges) until
+ * osm_workloads_purge_data; appends their names to removed (a JSON array). */
+void osm_workloads_remove_tenant(struct osm_workloads *w, const char *tenant, struct json_t *removed);
+/* Delete a removed workload's data directory and free its host id range: 0, -EBUSY if
+ * the workload is installed again, or -errno. */
+int osm_workloads_purge_data(struct osm_workloads *w, const char *name);
+/* The first host uid of the instance's range (its files, its API socket): 0 if unknown. */
+uint64_t osm_workloads_instance_uid_base(struct osm_workloads *w, const char *instance_id);
