@@ -168,14 +168,14 @@ sleep 1.5
 
 # ---- memory: the tenant's cgroup holds the sum ----
 ih=$(as "$UA" --json run hog | jf "d['instance']"); ok $? "$TA runs a 200 MiB hog under a 64 MiB tenant quota (its own limit is 256 MiB)"
-for i in $(seq 100); do st=$(ctl --json ps | jf "[i['state'] for i in d['instances'] if i['id']=='$ih'][0]"); [ "$st" = exited ] || [ "$st" = failed ] && break; sleep 0.1; done
+for i in $(seq 100); do st=$(ctl --json ps --all | jf "[i['state'] for i in d['instances'] if i['id']=='$ih'][0]"); [ "$st" = exited ] || [ "$st" = failed ] && break; sleep 0.1; done
 is "$st" exited "the hog was killed by the kernel within the tenant's memory"
-is "$(ctl --json ps | jf "[i.get('signal') for i in d['instances'] if i['id']=='$ih'][0]")" "9" "... by SIGKILL (the OOM killer)"
-is "$(ctl --json ps | jf "[i['state'] for i in d['instances'] if i['id']=='$ib'][0]")" running "$TB's instance kept running"
+is "$(ctl --json ps --all | jf "[i.get('signal') for i in d['instances'] if i['id']=='$ih'][0]")" "9" "... by SIGKILL (the OOM killer)"
+is "$(ctl --json ps --all | jf "[i['state'] for i in d['instances'] if i['id']=='$ib'][0]")" running "$TB's instance kept running"
 
 # ---- accounting ----
 ib2=$(as "$UB" --json run --wait burn 2>/dev/null | jf "d.get('instance','')" 2>/dev/null)
-[ -n "$ib2" ] || ib2=$(ctl --json ps | jf "[i['id'] for i in d['instances'] if i['workload']=='burn'][-1]")
+[ -n "$ib2" ] || ib2=$(ctl --json ps --all | jf "[i['id'] for i in d['instances'] if i['workload']=='burn'][-1]")
 cg=$(ctl --json stats "$ib2" | jf "d.get('cpu_usec', 0)")
 us=$(ctl --json usage --tenant "$TB" | jf "sum(u['cpu_usec'] for u in d['usage'] if u['workload']=='burn')")
 diag "burn: cgroup cpu_usec $cg, accounted $us"
@@ -192,7 +192,7 @@ is "$(ctl --json workloads | jf "[w['tenant'] for w in d['workloads'] if w['name
 # ---- lease ----
 ia=$(as "$UA" --json run wa | jf "d['instance']")
 ctl tenant set "$TA" --until "+1s" >/dev/null; ok $? "tenant set --until +1s"
-for i in $(seq 60); do st=$(ctl --json ps | jf "[i['state'] for i in d['instances'] if i['id']=='$ia'][0]"); [ "$st" = exited ] && break; sleep 0.1; done
+for i in $(seq 60); do st=$(ctl --json ps --all | jf "[i['state'] for i in d['instances'] if i['id']=='$ia'][0]"); [ "$st" = exited ] && break; sleep 0.1; done
 is "$st" exited "when the lease ends the tenant's instances are stopped"
 out=$(as "$UA" run wa 2>&1); rc=$?
 ok $(( rc != 0 ? 0 : 1 )) "after its lease a tenant's run is refused"
