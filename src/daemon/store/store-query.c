@@ -98,18 +98,38 @@ static void record_text(osm_jbuf *b, const char *origin, sqlite3_stmt *st, const
         *bytes += (size_t) blen + 128;
 }
 
+/* A statement of a pooled reader, prepared once and kept there (the pool closes its
+ * connections with store_db_close, which finalizes them): preparing the two statements of
+ * a query cost about as much as running it for a short window. Found again by its text;
+ * the caller resets it when done. */
+static int reader_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out) {
+        for (sqlite3_stmt *p = sqlite3_next_stmt(db, NULL); p; p = sqlite3_next_stmt(db, p))
+                if (!sqlite3_stmt_busy(p) && strcmp(sqlite3_sql(p), sql) == 0) {
+                        *out = p;
+                        return SQLITE_OK;
+                }
+        return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+}
+
+static void stmt_done(sqlite3_stmt *st) {
+        if (st) {
+                sqlite3_reset(st);   /* ends the read transaction: checkpoints are not held up */
+                sqlite3_clear_bindings(st);
+        }
+}
+
 static void query_run(uv_work_t *req) {
         query_work *w = req->data;
         osm_store *s = w->s;
         sqlite3 *db = store_pool_get(s);
-        _cleanup_stmt_ sqlite3_stmt *cs = NULL, *st = NULL;
+        sqlite3_stmt *cs = NULL, *st = NULL;
         int rc;
 
         if (!db) {
                 w->r = -EIO;
                 return;
         }
-        rc = sqlite3_prepare_v2(db, "SELECT id FROM collections WHERE name=?1", -1, &cs, NULL);
+        rc = reader_stmt(db, "SELECT id FROM collections WHERE name=?1", &cs);
         if (rc != SQLITE_OK) {
                 w->r = osm_db_errno(db, rc);
                 goto out;
@@ -129,7 +149,7 @@ static void query_run(uv_work_t *req) {
                   "AND (ts, seq) < (?4, ?5) ORDER BY ts DESC, seq DESC LIMIT ?6"
                 : "SELECT seq, ts, rid, writer, body FROM records WHERE coll=?1 AND ts>=?2 AND ts<?3 "
                   "AND (ts, seq) > (?4, ?5) ORDER BY ts, seq LIMIT ?6";
-        rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        rc = reader_stmt(db, sql, &st);
         if (rc != SQLITE_OK) {
                 w->r = osm_db_errno(db, rc);
                 goto out;
@@ -191,10 +211,8 @@ static void query_run(uv_work_t *req) {
         }
         w->r = 0;
 out:
-        sqlite3_finalize(st);
-        st = NULL;
-        sqlite3_finalize(cs);
-        cs = NULL;
+        stmt_done(st);
+        stmt_done(cs);
         store_pool_put(s, db);
 }
 

@@ -64,6 +64,13 @@ sqlite3 *store_pool_get(osm_store *s) {
         return db;
 }
 
+/* Close a pooled reader with the statements it keeps (store-query.c). */
+static void store_db_close(sqlite3 *db) {
+        for (sqlite3_stmt *p; db && (p = sqlite3_next_stmt(db, NULL));)
+                sqlite3_finalize(p);
+        sqlite3_close(db);
+}
+
 void store_pool_put(osm_store *s, sqlite3 *db) {
         pthread_mutex_lock(&s->pool_lock);
         if (s->n_pool < OSM_ARRAY_SIZE(s->pool)) {
@@ -71,7 +78,7 @@ void store_pool_put(osm_store *s, sqlite3 *db) {
                 db = NULL;
         }
         pthread_mutex_unlock(&s->pool_lock);
-        sqlite3_close(db);
+        store_db_close(db);
 }
 
 store_op *store_op_new(store_op_kind kind, size_t extra) {
@@ -192,7 +199,7 @@ static void store_free(osm_store *s) {
         store_colls_free(s);
         store_obj_fini(s);
         for (size_t i = 0; i < s->n_pool; i++)
-                sqlite3_close(s->pool[i]);
+                store_db_close(s->pool[i]);
         sqlite3_close(s->rdb);
         sqlite3_close(s->wdb);
         store_watches_free(s);
