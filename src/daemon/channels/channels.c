@@ -9,10 +9,9 @@
 #include <time.h>
 
 #include "daemon/channels/ch.h"
+#include "daemon/db.h"
 #include "osmose/log.h"
 
-OSM_DEFINE_CLEANUP(sqlite3_stmt *, sqlite3_finalize)
-#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
 
 static const char schema[] =
         "PRAGMA journal_mode=WAL;"
@@ -406,15 +405,17 @@ static int channels_start(osm_daemon *d) {
                 return r;
         }
         _cleanup_free_ char *dbpath = NULL;
-        if (asprintf(&dbpath, "%s/channels.db", d->cfg.state_dir) < 0 ||
-            sqlite3_open_v2(dbpath, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK) {
-                log_error("channels: opening the database: %s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        osm_error err = {};
+        if (asprintf(&dbpath, "%s/channels.db", d->cfg.state_dir) < 0) {
+                dbpath = NULL;
+                channels_free(c);
+                return -ENOMEM;
+        }
+        if (osm_db_open(dbpath, OSM_DB_CREATE, NULL, &c->db, &err) < 0) {
+                log_error("channels: opening the database: %s", err.message);
                 channels_free(c);
                 return -EIO;
         }
-        (void) chmod(dbpath, 0600);
-        sqlite3_busy_timeout(c->db, 1000);
         if ((r = ch_db_exec(c, schema)) < 0 || (r = load_follows(c)) < 0) {
                 log_error("channels: loading %s failed", dbpath);
                 channels_free(c);
