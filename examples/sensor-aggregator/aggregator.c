@@ -1,22 +1,21 @@
 /* aggregator.c: an example Osmose workload: averages the numbers in the records of every
- * sensors/ collection it may read over each window (an hour by default), writes one
- * summary record per window to rooms/summary, and publishes _http._tcp with a status page.
+ * sensors/ collection it may read over each window (an hour by default) and writes one
+ * summary record per window to rooms/summary (osmosectl query rooms/summary shows them).
  *
- *   sensor-aggregator [--interval SECONDS] [--port PORT] [--once]
+ *   sensor-aggregator [--interval SECONDS] [--once]
  *
- * --once summarises the last interval, writes it and exits (no status page).
+ * --once summarises the last interval, writes it and exits.
  *
- * It needs the grants store:read:sensors/ *, store:write:rooms/summary and, for the page,
- * publish:_http._tcp (without it, it runs and says so). Everything goes through
- * include/osmose/api-client.h over /run/osmose/api.sock. */
+ * It needs the grants store:read:sensors/ * and store:write:rooms/summary. Everything
+ * goes through include/osmose/api-client.h over /run/osmose/api.sock. It serves nothing
+ * on the network: a sandbox without the network grant has only its own loopback, so a
+ * page it served would be reachable from nowhere, and it claims none. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,67 +113,26 @@ fail:
         return r;
 }
 
-/* The status page. This is not an HTTP server: it reads (and ignores) whatever the client
- * sent and answers every connection with the same JSON document. A workload that needs
- * real HTTP should link libmicrohttpd. */
-static void serve_status(int lfd, const status *st) {
-        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (c < 0)
-                return;
-        struct pollfd p = { .fd = c, .events = POLLIN };
-        char req[2048];
-        if (poll(&p, 1, 200) == 1)
-                (void) !read(c, req, sizeof req);
-        char body[512], resp[768];
-        int n = snprintf(body, sizeof body,
-                         "{\"windows\":%lld,\"written\":%lld,\"last_records\":%lld,\"last_id\":\"%s\",\"ok\":%s}\n",
-                         (long long) st->windows, (long long) st->written, (long long) st->last_records, st->last_id,
-                         st->last_error[0] ? "false" : "true");
-        int m = snprintf(resp, sizeof resp,
-                         "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                         "Connection: close\r\n\r\n%s", n, body);
-        (void) !write(c, resp, (size_t) m);
-        close(c);
-}
-
-static int listen_tcp(uint16_t port) {
-        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        int one = 1, zero = 0;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "interval", required_argument, NULL, 'i' },
-                { "port", required_argument, NULL, 'p' },
                 { "once", no_argument, NULL, '1' },
                 {},
         };
-        long interval = 3600, port = 8080;
+        long interval = 3600;
         bool once = false;
         int o;
-        while ((o = getopt_long(argc, argv, "i:p:", opts, NULL)) != -1) {
+        while ((o = getopt_long(argc, argv, "i:", opts, NULL)) != -1) {
                 switch (o) {
                 case 'i': interval = strtol(optarg, NULL, 10); break;
-                case 'p': port = strtol(optarg, NULL, 10); break;
                 case '1': once = true; break;
                 default:
-                        fprintf(stderr, "usage: sensor-aggregator [--interval SECONDS] [--port PORT] [--once]\n");
+                        fprintf(stderr, "usage: sensor-aggregator [--interval SECONDS] [--once]\n");
                         return 2;
                 }
         }
-        if (interval < 1 || port < 1 || port > 65535) {
-                fprintf(stderr, "sensor-aggregator: bad --interval or --port\n");
+        if (interval < 1) {
+                fprintf(stderr, "sensor-aggregator: bad --interval\n");
                 return 2;
         }
         osm_api_client *api = NULL;
@@ -193,15 +151,6 @@ int main(int argc, char **argv) {
         osm_client_error_clear(&err);
 
         status st = { 0 };
-        int lfd = once ? -1 : listen_tcp((uint16_t) port);
-        if (lfd >= 0) {
-                int64_t id;
-                if (osm_api_publish(api, "_http._tcp", (uint16_t) port, NULL, NULL, &id, &err) == 0)
-                        printf("status page published as _http._tcp on port %ld\n", port);
-                else
-                        printf("status page on port %ld, not published: %s\n", port, err.message);
-                osm_client_error_clear(&err);
-        }
         fflush(stdout);
 
         /* --once: summarise the interval that has just passed; else windows from now on. */
@@ -210,9 +159,7 @@ int main(int argc, char **argv) {
                 int64_t end = window_start + (int64_t) interval * 1000000;
                 while (!once && now_us() < end) {
                         int wait_ms = (int) ((end - now_us()) / 1000) + 1;
-                        struct pollfd p = { .fd = lfd, .events = POLLIN };
-                        if (poll(&p, lfd >= 0 ? 1 : 0, wait_ms) == 1)
-                                serve_status(lfd, &st);
+                        (void) poll(NULL, 0, wait_ms);
                 }
                 if (once)
                         end = now_us();

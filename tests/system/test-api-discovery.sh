@@ -62,6 +62,10 @@ id=$(rctl A run web -- publish _http._tcp 8080)
 wait_until has_service B _http._tcp web; ok $? "a service the workload publishes in A is seen from room B"
 like "$(rctl A logs "$id" | grep '^{' | head -1)" '"type": "_http._tcp"' "Publish answers with the publication"
 like "$(rctl A logs "$id" | grep '^{' | sed -n 2p)" '"port": 8080' "Publications lists it"
+svc=$(rctl A --json services --type _http._tcp)
+like "$svc" '"name": "web"' "osmosectl services in A lists what its workload publishes"
+like "$svc" '"published": true' "…marked as published here"
+like "$svc" '"port": 8080' "…with its port"
 id2=$(rctl A run web -- publish _ssh._tcp 22)
 wait_until test "\$(state_of $id2)" = exited
 like "$(rctl A logs "$id2" | grep '^{' | head -1)" '"grant": "publish:_ssh._tcp"' "a type that is not granted is denied"

@@ -127,5 +127,6 @@ void osm_disc_browsers_free(osm_discovery *disc);
 
 /* publish.c */
 void osm_disc_publish_all(osm_discovery *disc);
+void osm_disc_add_publications(osm_discovery *disc, json_t *services, const char *type);
 void osm_disc_pub_free(osm_discovery_pub *pub);
 int osm_disc_self_configure(osm_discovery *disc);

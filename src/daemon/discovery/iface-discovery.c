@@ -102,6 +102,8 @@ static void method_services(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         services = osm_dcat_services(disc->cat, type);
+        if (services)
+                osm_disc_add_publications(disc, services, type);
         reply_maybe_watch(disc, call, services ? json_pack("{s:o}", "services", services) : NULL,
                           OSM_DCAT_SERVICE, type);
 }

@@ -102,7 +102,10 @@ osm_discovery_sub *osm_discovery_unsubscribe(osm_discovery_sub *s) {
 json_t *osm_discovery_services(osm_discovery *disc, const char *type) {
         if (!osm_discovery_available(disc))
                 return NULL;
-        return osm_dcat_services(disc->cat, type);
+        json_t *services = osm_dcat_services(disc->cat, type);
+        if (services)
+                osm_disc_add_publications(disc, services, type);
+        return services;
 }
 
 json_t *osm_discovery_peers(osm_discovery *disc) {

@@ -278,3 +278,46 @@ int osm_disc_self_configure(osm_discovery *disc) {
         pub_register(disc, disc->self);
         return 0;
 }
+
+/* The services published on this host for workloads (not our own _osmose._tcp) that the
+ * catalog does not hold (yet): when avahi-daemon is not running, before Avahi has
+ * established them, or of a type the room's browsers have not seen. Appended to services
+ * (an array of Service objects) as local entries, with published true and established
+ * saying whether Avahi announces them on the network now. */
+void osm_disc_add_publications(osm_discovery *disc, json_t *services, const char *type) {
+        int64_t now = osm_now_real_us();
+        for (osm_discovery_pub *pub = disc->pubs; pub; pub = pub->next) {
+                if (pub->own || (type && strcasecmp(type, pub->type) != 0))
+                        continue;
+                bool listed = false;
+                size_t i;
+                json_t *s;
+                json_array_foreach(services, i, s) {
+                        const char *n = json_string_value(json_object_get(s, "name"));
+                        const char *t = json_string_value(json_object_get(s, "type"));
+                        if (json_is_true(json_object_get(s, "local")) && n && t && strcmp(n, pub->name) == 0 &&
+                            strcasecmp(t, pub->type) == 0) {
+                                json_object_set_new(s, "published", json_true());
+                                json_object_set_new(s, "established", json_boolean(pub->established));
+                                listed = true;
+                        }
+                }
+                if (listed)
+                        continue;
+                json_t *txt = json_object();
+                for (AvahiStringList *l = pub->txt; txt && l; l = avahi_string_list_get_next(l)) {
+                        char *key = NULL, *value = NULL;
+                        if (avahi_string_list_get_pair(l, &key, &value, NULL) == 0) {
+                                json_object_set_new(txt, key, value ? json_string(value) : json_true());
+                                avahi_free(key);
+                                avahi_free(value);
+                        }
+                }
+                json_array_append_new(services, json_pack("{s:s, s:s, s:s, s:s, s:[], s:i, s:o, s:[], s:b, s:I, s:I, s:b, s:b}",
+                        "name", pub->name, "type", pub->type, "domain", "local", "host", "",
+                        "addresses", "port", (int) pub->port, "txt", txt ? txt : json_object(), "txt_issues",
+                        "local", 1, "first_seen", (json_int_t) now, "last_seen", (json_int_t) now,
+                        "published", 1, "established", pub->established));
+        }
+}
+
