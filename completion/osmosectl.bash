@@ -3,7 +3,7 @@
 # tests/deploy/test-contract.sh checks them against `osmosectl --help` and the manual page.
 
 # Top-level commands, and the subcommands of command groups.
-_osmosectl_commands="status reload call put query collections retention object peers peer services
+_osmosectl_commands="status reload call put query collections retention delete object peers peer services
 keygen bundle channel trust install workloads remove enable disable grant revoke run ps logs stop stats
 follow unfollow pin unpin upgrade import
 federation remote share unshare audit building ingest tenant usage"
@@ -28,6 +28,7 @@ declare -A _osmosectl_options=(
         [query]="--since --until --limit --reverse -s -u -n -r"
         [collections]=""
         [retention]="--max-age --max-records --max-bytes --create"
+        [delete]="--until --where-writer"
         [object put]=""
         [object get]="-o --output"
         [object ls]=""
@@ -193,7 +194,7 @@ _osmosectl()
         case $key in
         "object put" | install | "bundle inspect" | "channel publish" | "channel inspect") _filedir ;;
         "bundle build") _filedir -d ;;
-        put | query | retention | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
+        put | query | retention | delete | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
         grant | revoke)
                 # NAME, then a capability: one it requests and lacks (grant), or holds (revoke)
                 local name="" j
@@ -218,7 +219,7 @@ _osmosectl()
         "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;
         "tenant set" | "tenant rm") COMPREPLY=($(compgen -W "$(_osmosectl_names tenant ls)" -- "$cur")) ;;
         import) _filedir -d ;;
-        put | query | retention | share | unshare | "building share" | "building unshare" | "building query") COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
+        put | query | retention | delete | share | unshare | "building share" | "building unshare" | "building query") COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
         remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
         logs | stop | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;

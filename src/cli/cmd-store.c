@@ -580,3 +580,57 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
         }
         return 0;
 }
+
+/* ---- delete (erasure) ---- */
+
+int cmd_delete(osm_ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "until", required_argument, NULL, 'u' },
+                { "where-writer", required_argument, NULL, 'w' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *writer = NULL;
+        int64_t until = 0;
+        bool have_until = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'u':
+                        if (osm_parse_time(optarg, osm_now_real_us(), &until) < 0)
+                                return osm_ctl_usage_error("delete: --until '%s': expected a time such as -30d, "
+                                                           "2026-12-02T00:00:00Z", optarg);
+                        have_until = true;
+                        break;
+                case 'w': writer = optarg; break;
+                case 'h':
+                        osm_ctl_usage("delete", "COLLECTION [--until T] [--where-writer W]",
+                                "Erase records of a collection, for good: all of them, those before T, and/or those\n"
+                                "written by W (user:NAME, workload:NAME, peer:ID, remote:NAME). Their bytes are\n"
+                                "overwritten in the database and its write-ahead log before this returns; the erasure\n"
+                                "is recorded (what, how many, when). The collection and its retention stay.",
+                                "  --until T          only records older than T (-30d, 2026-12-02, RFC 3339)\n"
+                                "  --where-writer W   only records written by W\n");
+                        return 0;
+                default: return 2;
+                }
+        }
+        if (optind != argc - 1)
+                return osm_ctl_usage_error("delete: usage: osmosectl delete COLLECTION [--until T] [--where-writer W]");
+        const char *coll = argv[optind];
+        if (!osm_name_valid(coll, 128, true))
+                return osm_ctl_usage_error("delete: invalid collection name '%s'", coll);
+        _cleanup_json_ json_t *p = json_pack("{s:s}", "collection", coll);
+        if (have_until)
+                json_object_set_new(p, "until", json_integer(until));
+        if (writer)
+                json_object_set_new(p, "writer", json_string(writer));
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Store.Delete", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else
+                printf("%s: erased %lld records\n", coll, (long long) json_integer_value(json_object_get(rep, "deleted")));
+        return 0;
+}

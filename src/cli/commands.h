@@ -39,6 +39,7 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv);
 int cmd_query(osm_ctl *ctl, int argc, char **argv);
 int cmd_collections(osm_ctl *ctl, int argc, char **argv);
 int cmd_retention(osm_ctl *ctl, int argc, char **argv);
+int cmd_delete(osm_ctl *ctl, int argc, char **argv);
 /* cmd-object.c */
 int cmd_object(osm_ctl *ctl, int argc, char **argv);
 /* cmd-discovery.c */

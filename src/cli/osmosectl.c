@@ -16,6 +16,7 @@ static const osm_ctl_command commands[] = {
         { "query", cmd_query, "COLLECTION [--since T] [--until T] [--limit N]", "print records of a collection" },
         { "collections", cmd_collections, "", "collections with records, bytes and retention" },
         { "retention", cmd_retention, "COLLECTION [--max-age D] [--max-records N] [--max-bytes B]", "show or set retention" },
+        { "delete", cmd_delete, "COLLECTION [--until T] [--where-writer W]", "erase records for good (a privacy request), audited" },
         { "object", cmd_object, "put|get|ls|rm|gc …", "content-addressed objects" },
         { "federation", cmd_federation, "enable|disable|status", "federation with remote spaces (off by default)" },
         { "remote", cmd_remote, "add|ls|rm|fetch", "paired remote spaces" },

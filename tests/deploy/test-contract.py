@@ -246,6 +246,7 @@ def check_json_output(man1, real):
         check("collections")
         check("retention", "c/x")
         check("retention", "c/x", "--max-records", "100")
+        check("delete", "c/x", "--until", "-30d")
         check("query", "c/x", "--limit", "1")
         h = (check("object put", f) or {}).get("hash", "0" * 64)
         check("object get", h, "-o", os.path.join(tmp, "got"))

@@ -294,6 +294,49 @@ static void method_set_retention(osm_call *call, json_t *params, void *userdata)
         }
 }
 
+/* ---- Delete (erasure) ---- */
+
+static void delete_done(int r, void *userdata) {
+        pending *p = userdata;
+        if (p->call) {
+                if (r < 0)
+                        reply_store_error(p->call, p->d, r, NULL, p->name);
+                else {
+                        log_notice("store: erased %d records of %s on request", r, p->name);
+                        osm_call_reply(p->call, json_pack("{s:s, s:i}", "collection", p->name, "deleted", r), false);
+                }
+        }
+        free(p);
+}
+
+static void method_delete(osm_call *call, json_t *params, void *userdata) {
+        osm_daemon *d = userdata;
+        const char *coll = json_string_value(json_object_get(params, "collection"));
+        const char *writer = json_string_value(json_object_get(params, "writer"));
+        json_t *until = json_object_get(params, "until");
+        if (!coll || !osm_name_valid(coll, OSM_STORE_MAX_NAME, true)) {
+                reply_put_error(call, d, &(osm_error) { -EINVAL, OSM_STORE_BAD_NAME, "invalid collection name" }, 0,
+                                coll ? coll : "");
+                return;
+        }
+        if (writer && (!writer[0] || strlen(writer) > 255)) {
+                osm_call_invalid_param(call, "writer");
+                return;
+        }
+        pending *p = pending_new(call, d);
+        if (!p) {
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                return;
+        }
+        snprintf(p->name, sizeof(p->name), "%s", coll);
+        int r = osm_store_erase(d->store, coll, until ? json_integer_value(until) : INT64_MAX, writer, delete_done, p);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                free(p);
+                reply_store_error(call, d, r, NULL, coll);
+        }
+}
+
 /* ---- Watch ---- */
 
 static void watch_record(const osm_record *rec, void *userdata) {
@@ -481,6 +524,7 @@ static const osm_method store_methods[] = {
         { "io.osmose.Store.Query",        method_query,         OSM_ACCESS_TENANT },
         { "io.osmose.Store.Collections",  method_collections,   OSM_ACCESS_MONITOR },
         { "io.osmose.Store.SetRetention", method_set_retention, OSM_ACCESS_TENANT },
+        { "io.osmose.Store.Delete",       method_delete,        OSM_ACCESS_WRITE },
         { "io.osmose.Store.Watch",        method_watch,         OSM_ACCESS_TENANT },
         { "io.osmose.Store.ObjectPut",    method_object_put,    OSM_ACCESS_WRITE },
         { "io.osmose.Store.ObjectGet",    method_object_get,    OSM_ACCESS_READ },

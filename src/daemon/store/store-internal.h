@@ -15,6 +15,7 @@
 typedef enum store_op_kind {
         OP_PUT,
         OP_RETENTION,
+        OP_ERASE,
         OP_OBJ_COMMIT,
         OP_OBJ_REF,
         OP_OBJ_GC,
@@ -104,6 +105,7 @@ struct osm_store {
         size_t q_len;
         bool stop;
         bool retention_due;
+        bool erased;              /* the transaction erased records: checkpoint after it */
         store_op *done_head, **done_tail;
         uv_async_t async;
         store_coll *colls;        /* writer's cache of the collections table */
@@ -159,6 +161,10 @@ void store_colls_free(osm_store *s);
 int store_retention_exec(osm_store *s, store_op *op);
 /* One bounded retention transaction; sets s->retention_due again if work is left. */
 void store_run_retention(osm_store *s);
+
+/* store-erase.c, run by the writer */
+int store_erase_exec(osm_store *s, store_op *op);
+void store_erase_after_commit(osm_store *s);
 
 /* store-watch.c, on the loop */
 /* Call the watches matching op's collection (a committed put). */

@@ -238,6 +238,9 @@ static int run_batch(osm_store *s, writer_stmts *w, store_op *batch) {
                 case OP_RETENTION:
                         op->r = store_retention_exec(s, op);
                         break;
+                case OP_ERASE:
+                        op->r = store_erase_exec(s, op);
+                        break;
                 case OP_OBJ_COMMIT:
                 case OP_OBJ_REF:
                 case OP_OBJ_GC:
@@ -260,8 +263,9 @@ static int run_batch(osm_store *s, writer_stmts *w, store_op *batch) {
                 goto fail;
         store_colls_clean(s);
         for (store_op *op = batch; op; op = op->next)
-                if (op->kind != OP_PUT && op->kind != OP_RETENTION)
+                if (op->kind >= OP_OBJ_COMMIT)
                         store_obj_after_commit(s, op, op->r >= 0);
+        store_erase_after_commit(s);
         return 0;
 
 fail:
@@ -270,8 +274,9 @@ fail:
         /* the cache may hold changes that were rolled back: reload it */
         if (store_colls_load(s) < 0)
                 store_colls_free(s);
+        s->erased = false;
         for (store_op *op = batch; op; op = op->next) {
-                if (op->kind != OP_PUT && op->kind != OP_RETENTION)
+                if (op->kind >= OP_OBJ_COMMIT)
                         store_obj_after_commit(s, op, false);
                 op->r = r;
                 op->duplicate = false;

@@ -35,6 +35,10 @@ static const char schema_sql[] =
         "  body TEXT NOT NULL);"
         "CREATE INDEX IF NOT EXISTS records_by_time ON records(coll, ts);"
         "CREATE UNIQUE INDEX IF NOT EXISTS records_by_rid ON records(rid) WHERE rid IS NOT NULL;"
+        /* Erasures done on request (delete COLLECTION): what, how many, when. */
+        "CREATE TABLE IF NOT EXISTS erasures("
+        "  time INTEGER NOT NULL, collection TEXT NOT NULL, until INTEGER, writer TEXT,"
+        "  records INTEGER NOT NULL, bytes INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS objects("
         "  hash TEXT PRIMARY KEY,"
         "  size INTEGER NOT NULL,"
@@ -47,7 +51,7 @@ int store_db_open(const char *path, bool writer, sqlite3 **out) {
         /* WAL + synchronous=FULL: every commit syncs the WAL, so an acknowledged write
          * survives a power cut; throughput comes from grouping many writes per commit. */
         const char *pragmas = writer
-                ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA secure_delete=ON;"
                   "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-8192;"
                 : "PRAGMA synchronous=FULL; PRAGMA query_only=1; PRAGMA cache_size=-2048;";
         return osm_db_open(path, writer ? OSM_DB_CREATE : 0, pragmas, out, NULL);
@@ -119,6 +123,7 @@ static void op_complete(osm_store *s, store_op *op) {
                         op->put_cb(op->r, op->r >= 0 ? op->id : NULL, op->ts, op->duplicate, op->userdata);
                 break;
         case OP_RETENTION:
+        case OP_ERASE:
                 if (op->done_cb)
                         op->done_cb(op->r, op->userdata);
                 break;

@@ -135,6 +135,12 @@ typedef void (*osm_store_done_cb)(int r, void *userdata);
 int osm_store_set_retention(osm_store *s, const char *collection, const osm_store_retention *ret, bool create,
                             osm_store_done_cb cb, void *userdata);
 
+/* Erase records of collection: those before until_us (INT64_MAX: all) written by writer
+ * (NULL: anyone), so that their bytes are gone from the database and its WAL. cb gets the
+ * number deleted or -errno (-ENOENT: no such collection). Recorded in the erasures table. */
+int osm_store_erase(osm_store *s, const char *collection, int64_t until_us, const char *writer,
+                    osm_store_done_cb cb, void *userdata);
+
 /* Database figures for status: used bytes, budget, records queued. */
 void osm_store_stats(osm_store *s, json_t *obj);
 uint64_t osm_store_db_used(osm_store *s);
