@@ -50,6 +50,16 @@ ctl delete >/dev/null 2>&1; is "$?" 2 "delete without a collection: usage error"
 ctl delete people/visits --until someday >/dev/null 2>&1; is "$?" 2 "delete --until with a bad time: usage error"
 like "$(ctl --json delete people/visits)" '"deleted": 0' "delete --json prints what it erased"
 
+# object rm: the file and every trace of it in the database files
+printf 'OBJSECRET%s\n' "$$" > "$T/secret.txt"
+H=$(ctl object put "$T/secret.txt" | grep -Eo '[0-9a-f]{64}' | head -1)
+like "$H" '^[0-9a-f]{64}$' "object put"
+[ "$(in_files "$H")" -gt 0 ]; ok $? "…its row is in the database files"
+ctl object rm "$H" >/dev/null; ok $? "object rm"
+is "$(find "$T/state/objects" -type f -name "*${H:2}*" | wc -l)" 0 "…its file is unlinked"
+is "$(in_files "$H")" 0 "…and its hash is gone from the database and its WAL"
+is "$(grep -rl -a "OBJSECRET$$" "$T/state" 2>/dev/null | wc -l)" 0 "…and its content from the whole state directory"
+
 # recorded
 if command -v sqlite3 >/dev/null; then
     is "$(sqlite3 "$db" 'select count(*) from erasures')" 5 "every erasure is recorded in the erasures table"

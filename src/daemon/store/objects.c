@@ -531,6 +531,8 @@ void store_obj_after_commit(osm_store *s, store_op *op, bool committed) {
                 unlink(op->tmp_path);   /* ENOENT if it had been renamed: a stray the next gc takes */
         if (!committed)
                 return;
+        if (op->n_unlink)
+                s->erased = true;   /* their rows too: checkpoint the WAL (store-erase.c) */
         for (size_t i = 0; i < op->n_unlink; i++) {
                 /* A later op of the same batch may have stored the same content again (an
                  * object put racing rm or gc): its row is committed and its file is this
