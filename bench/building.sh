@@ -76,8 +76,8 @@ for round in $(seq "$ROUNDS"); do
     for _ in $(seq 100); do [ "$(jb "$lr" 'd["stale"]' 2>/dev/null)" = False ] && break; sleep 0.1; done
 done
 mf=$(printf '%s\n' "${fail[@]}" | median); mp=$(printf '%s\n' "${plain[@]}" | median)
-printf 'failover: SIGKILL of the leader -> building write committed on a survivor   median %d ms (%d/%d rounds)\n' "$mf" "${#fail[@]}" "$ROUNDS"
-printf 'baseline: the same write with nothing failing                             median %d ms\n' "$mp"
+printf 'failover: SIGKILL of the leader -> building write committed on a survivor   median %s ms (%d/%d rounds)\n' "$mf" "${#fail[@]}" "$ROUNDS"
+printf 'baseline: the same write with nothing failing                             median %s ms\n' "$mp"
 printf 'ratio failover/plain: %.1f   (target: < 1000 ms: %s)\n' "$(calc "$mf / $mp")" "$(calc "($mf < 1000) ? \"met\" : \"NOT met\"")"
 for r in R1 R2 R3; do room_osmosed_stop "$r"; rm -rf "$ROOMS_DIR/$r/osm"; done
 
@@ -99,7 +99,7 @@ done
 t2=$(now_ms)
 printf 'scale: %d of %d rooms joined one after another in %.1f s (%.0f ms a room); all reachable in R1'"'"'s status after %.1f s\n' \
     "$joined" "$NROOMS" "$(calc "($t1 - $t0) / 1000")" "$(calc "($t1 - $t0) / $NROOMS")" "$(calc "($t2 - $t0) / 1000")"
-printf 'roles: %s\n' "$(jb R1 '" ".join(sorted(m["role"] for m in d["members"])).replace("spare ", "").strip() + " + %d spares" % sum(m["role"] == "spare" for m in d["members"])')"
+printf 'roles: %s\n' "$(jb R1 '", ".join("%d %ss" % (sum(m["role"] == r for m in d["members"]), r) for r in ("voter", "standby", "spare"))')"
 
 lat() {   # ROOM ARGS...: median ms of 20 calls
     local v=() t
@@ -107,13 +107,13 @@ lat() {   # ROOM ARGS...: median ms of 20 calls
     printf '%s\n' "${v[@]}" | median
 }
 sb=$(lat "R$NROOMS" --json building status); sp=$(lat "R$NROOMS" --json status)
-printf 'building status (%d rooms) median %d ms   beside status of the same daemon %d ms   ratio %.1f\n' "$NROOMS" "$sb" "$sp" "$(calc "$sb / ($sp > 0 ? $sp : 1)")"
+printf 'building status (%d rooms) median %s ms   beside status of the same daemon %s ms   ratio %.1f\n' "$NROOMS" "$sb" "$sp" "$(calc "$sb / ($sp > 0 ? $sp : 1)")"
 
 for r in "${names[@]}"; do rctl "$r" put bench/t "{\"room\": \"$r\"}" >/dev/null; rctl "$r" building share bench/t >/dev/null 2>&1; done
 sleep 2
 qa=$(lat R1 --json building query bench/t --limit 1000); q1=$(lat R1 --json building query bench/t --room "room-R$NROOMS")
 n=$(rctl R1 --json building query bench/t --limit 1000 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len({r["room"] for r in d["records"]}), d["missing"])')
-printf 'building query over all rooms median %d ms (rooms answering, missing: %s)   beside the same query to one room %d ms   ratio %.1f\n' \
+printf 'building query over all rooms median %s ms (rooms answering, missing: %s)   beside the same query to one room %s ms   ratio %.1f\n' \
     "$qa" "$n" "$q1" "$(calc "$qa / ($q1 > 0 ? $q1 : 1)")"
 
 tot=0
