@@ -15,6 +15,7 @@ ROUNDS=${BENCH_ROUNDS:-20}
 NROOMS=${BENCH_ROOMS:-30}
 REST=${BENCH_REST_SECONDS:-60}
 . "$here/../tests/lib/rooms.sh"
+. "$here/../tests/lib/building.sh"   # bkey
 
 "$OSMOSECTL" building --help >/dev/null 2>&1 || { echo "building: skipped (built without the building)"; exit 0; }
 rooms_check || { echo "building: skipped ($ROOMS_SKIP)"; exit 0; }
@@ -24,12 +25,7 @@ calc() { awk "BEGIN { print $* }"; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 pid_of() { cat "$ROOMS_DIR/$1/osmosed.pid"; }
-key() { python3 -c 'import base64, os
-while True:
-    k = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-    if k[0] != "-":
-        print(k)
-        break'; }
+key() { bkey; }
 jb() { rctl "$1" --json building status | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$2"; }
 start_room() {   # ROOM: its config, then osmosed
     mkdir -p "$ROOMS_DIR/$1/osm"
