@@ -18,10 +18,13 @@ OSMOSED=$BUILD/src/daemon/osmosed
 T=$(mktemp -d /tmp/osm-bench-footprint.XXXXXX)
 pids=()
 cleanup() {
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+        # (set -e: a killed process's status must not end the trap before the others)
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
         rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
 
 # start_daemon DIR CONF [ENV...]: an osmosed of its own in DIR with CONF (lines of
 # osmosed.conf); prints its pid once it is ready.
