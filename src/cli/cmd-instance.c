@@ -78,7 +78,7 @@ static int run_cb(json_t *params, bool continues, void *userdata) {
 }
 
 int cmd_run(osm_ctl *ctl, int argc, char **argv) {
-        bool wait = false, attach = true;
+        bool wait = false, attach = true, allow_untrusted = false;
         const char *restart = NULL;
         int i = 1;
         const char *name = NULL;
@@ -102,13 +102,16 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
                                       "  -w, --wait          wait for the end, showing its output\n"
                                       "  --no-attach         with --wait: do not show its output\n"
                                       "  --restart POLICY    never, on-failure or always: instead of the manifest's,\n"
-                                      "                      for this run\n");
+                                      "                      for this run\n"
+                                      "  --allow-untrusted   run it although its publisher key is no longer trusted\n");
                         return 0;
                 }
                 if (strcmp(argv[i], "--wait") == 0 || strcmp(argv[i], "-w") == 0)
                         wait = true;
                 else if (strcmp(argv[i], "--no-attach") == 0)
                         attach = false;
+                else if (strcmp(argv[i], "--allow-untrusted") == 0)
+                        allow_untrusted = true;
                 else if (strcmp(argv[i], "--restart") == 0 || strncmp(argv[i], "--restart=", 10) == 0) {
                         restart = argv[i][9] == '=' ? argv[i] + 10 : i + 1 < argc ? argv[++i] : NULL;
                         if (!restart || (strcmp(restart, "never") && strcmp(restart, "on-failure") && strcmp(restart, "always")))
@@ -134,6 +137,8 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", name);
         if (restart)
                 json_object_set_new(p, "restart", json_string(restart));
+        if (allow_untrusted)
+                json_object_set_new(p, "allow_untrusted", json_true());
         if (i < argc) {
                 json_t *args = json_array();
                 for (; i < argc; i++)

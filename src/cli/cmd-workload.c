@@ -39,7 +39,9 @@ static bool simple_args(int argc, char **argv, int n, const char *cmd, const cha
 static int trust_change(osm_ctl *ctl, int argc, char **argv, bool add) {
         if (!simple_args(argc, argv, 1, add ? "trust add" : "trust rm", "PUBKEY",
                          add ? "Trust a publisher key: bundles it signed may be installed."
-                             : "Stop trusting a publisher key (installed workloads stay installed)."))
+                             : "Stop trusting a publisher key. Workloads it signed stay installed, flagged UNTRUSTED\n"
+                               "in 'osmosectl workloads', and do not run (nor start with the daemon) until it is\n"
+                               "trusted again ('osmosectl run --help' says how to run one anyway)."))
                 return 2;
         _cleanup_json_ json_t *p = json_pack("{s:s}", "public_key", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
@@ -47,6 +49,9 @@ static int trust_change(osm_ctl *ctl, int argc, char **argv, bool add) {
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "public_key", argv[1], "trusted", add),
                        "%s%s", add ? "trusted " : "no longer trusted: ", argv[1]);
+        if (!ctl->json && json_array_size(json_object_get(rep, "flagged")))
+                print_list("flagged (signed by it; they run only with run's allow-untrusted option): ",
+                           json_object_get(rep, "flagged"));
         return 0;
 }
 
@@ -198,7 +203,9 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv) {
                 snprintf(ver, sizeof ver, "%lld", (long long) json_integer_value(json_object_get(w, "version")));
                 snprintf(run, sizeof run, "%lld", (long long) json_integer_value(json_object_get(w, "running")));
                 const char *s = str(w, "signer");
-                if (json_is_true(json_object_get(w, "verified")))
+                if (json_is_true(json_object_get(w, "verified")) && json_is_false(json_object_get(w, "trusted")))
+                        snprintf(signer, sizeof signer, "UNTRUSTED %.12s…", s);
+                else if (json_is_true(json_object_get(w, "verified")))
                         snprintf(signer, sizeof signer, "%.12s…", s);
                 else
                         snprintf(signer, sizeof signer, "UNVERIFIED%s%.12s", s ? " " : "", s ? s : "");

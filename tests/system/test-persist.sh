@@ -168,6 +168,30 @@ js=$(ctl --json remove agg)
 like "$js" '"data_deleted": (true|false)' "remove --json says what happened to the data"
 ctl remove >/dev/null 2>&1; is "$?" 2 "remove without a name: usage error"
 
+# --- trust rm: workloads its key signed are flagged and do not run unless asked
+mkdir -p "$T/signed"
+echo '{"name":"signed","version":1,"entrypoint":["/bin/sh","-c","echo signed ran"]}' > "$T/signed/manifest.json"
+pub=$(ctl --json keygen -o "$T/pub.key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
+ctl bundle build "$T/signed" -o "$T/signed.osb" --key "$T/pub.key" >/dev/null
+ctl trust add "$pub" >/dev/null
+ctl install "$T/signed.osb" >/dev/null; ok $? "a signed workload installs"
+ctl enable signed >/dev/null
+out=$(ctl trust rm "$pub"); ok $? "trust rm of its key"
+like "$out" "flagged .*: signed" "…flags the workload it signed"
+like "$(ctl workloads)" "signed +1 +UNTRUSTED" "workloads shows it UNTRUSTED"
+is "$(ctl --json workloads | python3 -c 'import json,sys; print([w["trusted"] for w in json.load(sys.stdin)["workloads"] if w["name"]=="signed"][0])')" False "…trusted false in --json"
+out=$(ctl run signed 2>&1); is "$?" 1 "its next run is refused"
+like "$out" "no longer trusted" "…saying why"
+like "$(ctl run signed --wait --allow-untrusted 2>/dev/null)" "signed ran" "run --allow-untrusted runs it"
+osm_stop_daemon TERM
+osm_start_daemon --config "$T/osmosed.conf"
+sleep 1
+is "$(live_of signed)" "" "an enabled workload whose key is no longer trusted is not started with the daemon"
+like "$(cat "$T/daemon.log")" "workload signed is enabled, but its publisher key is no longer trusted" "…as the daemon logs"
+ctl trust add "$pub" >/dev/null
+like "$(ctl run signed --wait 2>/dev/null)" "signed ran" "trusted again, it runs"
+ctl disable signed >/dev/null
+
 # --- what the database keeps
 osm_stop_daemon TERM
 if command -v sqlite3 >/dev/null; then

@@ -78,7 +78,11 @@ void wl_history_start(osm_workloads *w) {
                 if (wl && policy < 0)
                         policy = (int) wl->manifest->restart;
                 const char *why = r->crashed ? "the daemon stopped while it ran" : "stopped with the daemon";
-                if (!wl || policy == OSM_RESTART_NEVER || !w->d->sandbox) {
+                if (wl && wl_signer_untrusted(w, wl)) {
+                        log_warning("instance %s: not started again: the publisher key of %s is no longer trusted",
+                                    r->id, wl->name);
+                        wl_db_instance_not_resumed(w, r->id, "its publisher key is no longer trusted");
+                } else if (!wl || policy == OSM_RESTART_NEVER || !w->d->sandbox) {
                         if (r->id)
                                 wl_db_instance_not_resumed(w, r->id, why);
                 } else {
@@ -109,6 +113,11 @@ void wl_history_start(osm_workloads *w) {
                         continue;
                 if (!w->d->sandbox) {
                         log_warning("workload %s is enabled, but the sandbox is not available", wl->name);
+                        continue;
+                }
+                if (wl_signer_untrusted(w, wl)) {
+                        log_warning("workload %s is enabled, but its publisher key is no longer trusted: not started",
+                                    wl->name);
                         continue;
                 }
                 char err[512];

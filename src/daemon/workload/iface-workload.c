@@ -55,7 +55,20 @@ static void method_trust_remove(osm_call *call, json_t *params, void *userdata) 
         char key[OSM_PUBKEY_B64];
         if (key_param(call, params, key) < 0)
                 return;
-        trust_reply(call, wl_trust_remove(w, key), "removing", key);
+        int r = wl_trust_remove(w, key);
+        if (r < 0) {
+                trust_reply(call, r, "removing", key);
+                return;
+        }
+        /* Workloads it signed stay installed, flagged; their next run needs allow_untrusted. */
+        json_t *flagged = json_array();
+        for (wl_workload *wl = w->workloads; wl; wl = wl->next)
+                if (wl->signer && strcmp(wl->signer, key) == 0 && wl_signer_untrusted(w, wl)) {
+                        json_array_append_new(flagged, json_string(wl->name));
+                        log_notice("workload %s: its publisher key is no longer trusted; it runs only with "
+                                   "allow-untrusted", wl->name);
+                }
+        osm_call_reply(call, json_pack("{s:o}", "flagged", flagged), false);
 }
 
 /* ---- install -------------------------------------------------------------------------------- */
@@ -196,8 +209,10 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
                                       "restart", osm_restart_policy_name(wl->manifest->restart),
                                       "entrypoint", strv_json(wl->manifest->argv),
                                       "running", (json_int_t) running_of(w, wl->name));
-                if (o)
+                if (o) {
                         json_object_set_new(o, "enabled", json_boolean(wl->enabled));
+                        json_object_set_new(o, "trusted", json_boolean(!wl_signer_untrusted(w, wl) && wl->verified));
+                }
                 if (o && wl->signer)
                         json_object_set_new(o, "signer", json_string(wl->signer));
                 if (o && wl->tenant)
@@ -413,9 +428,16 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         json_t *args = json_object_get(params, "args");
         const char *restart = json_string_value(json_object_get(params, "restart"));
         bool attach = json_is_true(json_object_get(params, "attach"));
+        bool allow_untrusted = json_is_true(json_object_get(params, "allow_untrusted"));
         wl_workload *wl = find_visible(call, w, name);
         if (!wl)
                 return;
+        if (!allow_untrusted && wl_signer_untrusted(w, wl)) {
+                osm_call_error(call, WL_ERR_UNTRUSTED, json_pack("{s:s, s:s}", "message",
+                               "its publisher key is no longer trusted (trust rm): trust it again, or run it with "
+                               "--allow-untrusted", "signer", wl->signer));
+                return;
+        }
         if (!w->d->sandbox) {
                 osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the sandbox is not available on this host");
                 return;

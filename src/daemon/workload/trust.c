@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
+#include "daemon/building/building.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -30,6 +32,19 @@ int wl_trust_is_trusted(osm_workloads *w, const uint8_t pk[OSM_PUBKEY_BYTES]) {
         if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
                 return 1;
         return 0;
+}
+
+/* Was wl installed as signed by a trusted key that is no longer trusted (trust rm)? Such
+ * a workload stays installed, is flagged by List and does not run unless asked to. */
+bool wl_signer_untrusted(osm_workloads *w, const wl_workload *wl) {
+        uint8_t pk[OSM_PUBKEY_BYTES];
+        if (!wl->verified || !wl->signer || osm_pubkey_decode(wl->signer, pk) < 0)
+                return false;
+#if HAVE_BUILDING
+        if (osm_building_trusts(w->d, wl->signer))
+                return false;   /* trusted building-wide, as install accepts */
+#endif
+        return wl_trust_is_trusted(w, pk) == 0;
 }
 
 static size_t count_keys(osm_workloads *w) {

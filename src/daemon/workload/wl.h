@@ -216,6 +216,7 @@ void wl_history_gc(osm_workloads *w);      /* old rows and log files */
 /* trust.c */
 int wl_trust_canonical(const char *text, char out[OSM_PUBKEY_B64]);
 int wl_trust_is_trusted(osm_workloads *w, const uint8_t pk[OSM_PUBKEY_BYTES]);
+bool wl_signer_untrusted(osm_workloads *w, const wl_workload *wl);
 int wl_trust_add(osm_workloads *w, const char *key);
 json_t *wl_trust_list(osm_workloads *w);
 int wl_trust_remove(osm_workloads *w, const char *key);
