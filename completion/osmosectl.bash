@@ -5,13 +5,14 @@
 # Top-level commands, and the subcommands of command groups.
 _osmosectl_commands="status reload call put query collections retention delete object peers peer services
 keygen bundle channel trust install workloads remove enable disable grant revoke run ps logs stop stats
-follow unfollow pin unpin upgrade import
+follow unfollow pin unpin upgrade import rollout
 federation remote share unshare audit building ingest tenant usage"
 declare -A _osmosectl_subcommands=(
         [object]="put get ls rm gc"
         [peer]="trust untrust"
         [bundle]="build inspect"
         [channel]="publish inspect"
+        [rollout]="status hold release"
         [trust]="add ls rm"
         [federation]="enable disable status"
         [remote]="add ls rm fetch"
@@ -54,7 +55,10 @@ declare -A _osmosectl_options=(
         [grant]=""
         [revoke]=""
         [run]="--wait -w --no-attach --restart --allow-untrusted"
-        [follow]=""
+        [follow]="--building --canary --batch"
+        [rollout status]=""
+        [rollout hold]=""
+        [rollout release]=""
         [unfollow]=""
         [pin]=""
         [unpin]=""
@@ -163,7 +167,7 @@ _osmosectl()
                 COMPREPLY=($(compgen -W "network discovery:read store:read: store:write: publish: device:/dev/" -- "$cur"))
                 compopt -o nospace
                 return ;;
-        --since | --until | --notes | --expires | --sequence | --channel | --max-age | --max-records | --max-bytes | --limit | --listen | --name | --address | --room | --comment)
+        --since | --until | --notes | --expires | --sequence | --channel | --canary | --batch | --max-age | --max-records | --max-bytes | --limit | --listen | --name | --address | --room | --comment)
                 return ;;
         --with) COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")); return ;;
         --group) COMPREPLY=($(compgen -g -- "$cur")); return ;;

@@ -314,22 +314,57 @@ static void print_follow(json_t *f) {
 }
 
 int cmd_follow(osm_ctl *ctl, int argc, char **argv) {
-        if (osm_ctl_wants_help(argc, argv)) {
-                osm_ctl_usage("follow", "NAME SOURCE",
-                              "Let the workload NAME follow the channel at SOURCE: a directory (a USB stick) or "
-                              "an http(s) URL\nholding NAME.channel and bundles/, or the .channel file itself.",
-                              "The list is read and checked now (trusted signer, sequence); upgrades come with "
-                              "'osmosectl upgrade'\nor the periodic check ([channels] check-interval). Following "
-                              "again changes the source.\n");
-                return 0;
+        static const struct option opts[] = {
+                { "building", no_argument, NULL, 'b' },
+                { "canary", required_argument, NULL, 'c' },
+                { "batch", required_argument, NULL, 'n' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        bool building = false;
+        const char *canary = NULL, *batch = NULL;
+        int c;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'b': building = true; break;
+                case 'c': canary = optarg; break;
+                case 'n': batch = optarg; break;
+                case 'h':
+                        osm_ctl_usage("follow", "NAME SOURCE [--building [--canary ROOM] [--batch N]]",
+                                      "Let the workload NAME follow the channel at SOURCE: a directory (a USB stick) "
+                                      "or an http(s) URL\nholding NAME.channel and bundles/, or the .channel file "
+                                      "itself.",
+                                      "The list is read and checked now (trusted signer, sequence); upgrades come with "
+                                      "'osmosectl upgrade'\nor the periodic check ([channels] check-interval). "
+                                      "Following again changes the source.\nWith --building every room of the "
+                                      "building follows it and upgrades in waves: the room named by\n--canary (or "
+                                      "the first by name) first, then --batch N rooms at a time (default 1), each\n"
+                                      "wave once the rooms before it run the new version healthy; a failure halts "
+                                      "the rollout.\nSOURCE must then be reachable from every room.\n");
+                        return 0;
+                default: return 2;
+                }
         }
-        if (!positional(argc, argv, 2, 2))
-                return osm_ctl_usage_error("follow: usage: osmosectl follow NAME SOURCE");
+        int64_t n = 0;
+        if (argc - optind != 2)
+                return osm_ctl_usage_error("follow: usage: osmosectl follow NAME SOURCE [--building [--canary ROOM] "
+                                           "[--batch N]]");
+        if ((canary || batch) && !building)
+                return osm_ctl_usage_error("follow: --canary and --batch go with --building");
+        if (batch && (osm_parse_i64(batch, &n) < 0 || n < 1 || n > 1024))
+                return osm_ctl_usage_error("follow: --batch: a number of rooms from 1 to 1024");
         char src[PATH_MAX];
-        int r = source_arg("follow", argv[2], src);
+        int r = source_arg("follow", argv[optind + 1], src);
         if (r)
                 return r;
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "source", src);
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[optind], "source", src);
+        if (building)
+                json_object_set_new(p, "building", json_true());
+        if (canary)
+                json_object_set_new(p, "canary", json_string(canary));
+        if (batch)
+                json_object_set_new(p, "batch", json_integer(n));
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, "io.osmose.Channel.Follow", p, &rep))
                 return 1;
@@ -542,4 +577,79 @@ const char *osm_ctl_channel_cell(json_t *w, char *buf, size_t size) {
 
 bool osm_ctl_is_bundle_id(const char *s) {
         return strlen(s) == OSM_HASH_BYTES * 2 && strspn(s, "0123456789abcdef") == OSM_HASH_BYTES * 2;
+}
+
+/* ---- rollout: building-wide ---------------------------------------------------------------- */
+
+static int rollout_status(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("rollout status", "",
+                              "Which room of the building runs which version of each workload followed "
+                              "building-wide,\nits state (healthy, or failed: rolled back) and the rooms on hold.",
+                              NULL);
+                return 0;
+        }
+        if (argc != 1)
+                return osm_ctl_usage_error("rollout status: usage: osmosectl rollout status");
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, "io.osmose.Channel.RolloutStatus", NULL, &rep))
+                return 1;
+        if (ctl->json) {
+                osm_print_json(rep);
+                return 0;
+        }
+        osm_table *t = osm_table_new("ROOM", "WORKLOAD", "VERSION", "STATE", "HELD", NULL);
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(rep, "rooms"), i, r) {
+                char ver[24] = "-";
+                if (json_object_get(r, "version"))
+                        snprintf(ver, sizeof ver, "%lld", (long long) json_integer_value(json_object_get(r, "version")));
+                osm_table_add(t, s_of(r, "room"), json_object_get(r, "workload") ? s_of(r, "workload") : NULL, ver,
+                              json_object_get(r, "state") ? s_of(r, "state") : NULL,
+                              json_is_true(json_object_get(r, "held")) ? "held" : NULL);
+        }
+        osm_table_print(t);
+        return 0;
+}
+
+static int rollout_hold_release(osm_ctl *ctl, int argc, char **argv, bool hold) {
+        const char *cmd = hold ? "rollout hold" : "rollout release";
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage(cmd, "[ROOM]", hold ? "Keep a room (default: this one) out of building-wide rollouts; "
+                                                    "the rooms after it do not wait for it."
+                                                  : "Let a held room (default: this one) take part in rollouts again.",
+                              NULL);
+                return 0;
+        }
+        if (argc > 2 || (argc == 2 && argv[1][0] == '-'))
+                return osm_ctl_usage_error("%s: usage: osmosectl %s [ROOM]", cmd, cmd);
+        _cleanup_json_ json_t *p = json_object();
+        if (argc == 2)
+                json_object_set_new(p, "room", json_string(argv[1]));
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, hold ? "io.osmose.Channel.Hold" : "io.osmose.Channel.Release", p, &rep))
+                return 1;
+        if (ctl->json)
+                osm_print_json(rep);
+        else
+                printf("%s %s\n", s_of(rep, "room"), hold ? "is held out of rollouts" : "takes part in rollouts again");
+        return 0;
+}
+
+static int rollout_hold(osm_ctl *ctl, int argc, char **argv) {
+        return rollout_hold_release(ctl, argc, argv, true);
+}
+
+static int rollout_release(osm_ctl *ctl, int argc, char **argv) {
+        return rollout_hold_release(ctl, argc, argv, false);
+}
+
+int cmd_rollout(osm_ctl *ctl, int argc, char **argv) {
+        static const osm_ctl_command sub[] = {
+                { "status", rollout_status, "", "which room runs which version" },
+                { "hold", rollout_hold, "[ROOM]", "keep a room out of rollouts" },
+                { "release", rollout_release, "[ROOM]", "let a held room take part again" },
+        };
+        return osm_ctl_dispatch(ctl, "rollout", sub, OSM_ARRAY_SIZE(sub), argc, argv);
 }

@@ -57,6 +57,7 @@ int cmd_pin(osm_ctl *ctl, int argc, char **argv);
 int cmd_unpin(osm_ctl *ctl, int argc, char **argv);
 int cmd_upgrade(osm_ctl *ctl, int argc, char **argv);
 int cmd_import(osm_ctl *ctl, int argc, char **argv);
+int cmd_rollout(osm_ctl *ctl, int argc, char **argv);
 /* For 'workloads': add "channel" (the follow) to each workload; the CHANNEL cell. */
 void osm_ctl_annotate_channels(osm_ctl *ctl, json_t *workloads);
 const char *osm_ctl_channel_cell(json_t *w, char *buf, size_t size);

@@ -46,6 +46,7 @@ static const osm_ctl_command commands[] = {
         { "pin", cmd_pin, "NAME VERSION", "hold a followed workload at a version" },
         { "unpin", cmd_unpin, "NAME", "let it follow its channel again" },
         { "upgrade", cmd_upgrade, "[NAME] [--check]", "upgrade followed workloads, health-checked, rolled back on failure" },
+        { "rollout", cmd_rollout, "status|hold|release", "building-wide rollouts: which room runs which version; holds" },
         { "import", cmd_import, "DIR", "take channels and bundles from a directory (a USB stick)" },
         { "building", cmd_building, "create|invite|join|status|leave|remove|recover|trust|share|unshare|query …", "rooms joined into one building: replicated state, trust, queries across rooms" },
         { "tenant", cmd_tenant, "add|ls|set|rm ...", "tenants: owners of workloads and data, with quotas and leases" },

@@ -38,6 +38,9 @@ typedef struct ch_follow {
         const char *state;        /* idle, checking, fetching, installing, health, rolling-back */
         int64_t latest, sequence; /* of the last accepted list; 0 when none */
         char signer[OSM_PUBKEY_B64];
+        bool building;            /* followed building-wide: upgrades wait for this room's wave */
+        char *canary;             /* the canary room's name (NULL: the first room by name) */
+        int64_t batch;            /* rooms per wave after the canary */
 } ch_follow;
 
 struct ch_job;
@@ -90,6 +93,23 @@ int ch_open_kept(osm_channels *c, const char *id);
  * fills id_out. Returns 0 or -1 with err set. */
 int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t want_size, char id_out[OSM_HASH_HEX],
                    const char **err_name, char *err, size_t errsize);
+
+void ch_follow_set_building(osm_channels *c, ch_follow *f, bool on, const char *canary, int64_t batch);
+
+/* rollout.c: the building's side (every function -ENOTCONN / nothing outside a building) */
+bool ch_building_active(osm_channels *c);
+/* Record f as followed building-wide; the reply to call (the follow) comes when it is. */
+int ch_building_record_follow(osm_channels *c, osm_call *call, ch_follow *f);
+/* Read the building's follows into ours, then start the periodic batch. */
+int ch_building_sync_then_check(osm_channels *c);
+/* Has this room's wave come for bundle? fn(job, "go" | "waiting" | "halted" | "stopped", why). */
+int ch_building_gate(osm_channels *c, ch_follow *f, const char *bundle, void (*fn)(void *, const char *, const char *),
+                     void *job);
+/* This room's outcome for a bundle: healthy or failed. */
+void ch_building_report(osm_channels *c, const char *name, const char *bundle, int64_t version, const char *state,
+                        bool keep_existing);
+extern const osm_method ch_rollout_methods[];
+extern const size_t ch_n_rollout_methods;
 
 /* upgrade.c */
 /* Check (and upgrade unless check_only) every followed workload; call may be NULL (the

@@ -19,7 +19,8 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS follows("
         "  name TEXT PRIMARY KEY, source TEXT NOT NULL, channel TEXT NOT NULL, pinned INTEGER,"
         "  added INTEGER NOT NULL, checked INTEGER, error TEXT, error_name TEXT,"
-        "  latest INTEGER, sequence INTEGER, signer TEXT);"
+        "  latest INTEGER, sequence INTEGER, signer TEXT, building INTEGER NOT NULL DEFAULT 0, canary TEXT,"
+        "  batch INTEGER NOT NULL DEFAULT 1);"
         /* Every list accepted, per channel and signer: the sequence only goes up, and a
          * list seen before that is not the newest is a replay. */
         "CREATE TABLE IF NOT EXISTS seen("
@@ -222,6 +223,12 @@ json_t *ch_follow_json(osm_channels *c, ch_follow *f) {
                 json_object_set_new(o, "error", json_string(f->error));
         if (f->error_name)
                 json_object_set_new(o, "error_name", json_string(f->error_name));
+        if (f->building) {
+                json_object_set_new(o, "building", json_true());
+                json_object_set_new(o, "batch", json_integer(f->batch));
+                if (f->canary)
+                        json_object_set_new(o, "canary", json_string(f->canary));
+        }
         return o;
 }
 
@@ -233,6 +240,7 @@ static void follow_free(ch_follow *f) {
         free(f->channel);
         free(f->error);
         free(f->error_name);
+        free(f->canary);
         free(f);
 }
 
@@ -260,6 +268,7 @@ ch_follow *ch_follow_add(osm_channels *c, const char *name, const char *source, 
                 return NULL;
         }
         f->state = "idle";
+        f->batch = 1;
         f->next = c->follows;
         c->follows = f;
         return f;
@@ -285,7 +294,7 @@ int ch_follow_remove(osm_channels *c, const char *name) {
 static int load_follows(osm_channels *c) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(c->db, "SELECT name, source, channel, pinned, checked, error, error_name, latest, "
-                               "sequence, signer FROM follows ORDER BY name DESC", -1, &st, NULL) != SQLITE_OK)
+                               "sequence, signer, building, canary, batch FROM follows ORDER BY name DESC", -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -307,10 +316,29 @@ static int load_follows(osm_channels *c) {
                 const unsigned char *s = sqlite3_column_text(st, 9);
                 if (s)
                         snprintf(f->signer, sizeof f->signer, "%s", (const char *) s);
+                f->building = sqlite3_column_int(st, 10);
+                f->canary = dup_col(st, 11);
+                f->batch = sqlite3_column_int64(st, 12);
                 if (!f->name || !f->source || !f->channel)
                         return -ENOMEM;
         }
         return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+void ch_follow_set_building(osm_channels *c, ch_follow *f, bool on, const char *canary, int64_t batch) {
+        f->building = on;
+        replace_str(&f->canary, canary);
+        f->batch = batch > 0 ? batch : 1;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, "UPDATE follows SET building = ?2, canary = ?3, batch = ?4 WHERE name = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, on);
+        if (canary)
+                sqlite3_bind_text(st, 3, canary, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, f->batch);
+        sqlite3_step(st);
 }
 
 int ch_follow_set_pin(osm_channels *c, ch_follow *f, int64_t version) {
@@ -368,6 +396,11 @@ static void on_check_timer(uv_timer_t *t) {
                 log_debug("channels: outside the maintenance window %s; no periodic check", c->d->cfg.channels_window);
                 return;
         }
+        if (c->batch)
+                return;
+        /* In a building, learn its follows first (the batch starts when they are read). */
+        if (ch_building_active(c) && ch_building_sync_then_check(c) == 0)
+                return;
         if (c->follows && ch_batch_start(c, NULL, NULL, false) == -EBUSY)
                 log_debug("channels: periodic check skipped: an upgrade is running");
 }
@@ -416,12 +449,20 @@ static int channels_start(osm_daemon *d) {
                 channels_free(c);
                 return -EIO;
         }
-        if ((r = ch_db_exec(c, schema)) < 0 || (r = load_follows(c)) < 0) {
+        /* A database from before building-wide follows: add their columns (an error
+         * just means they are there). */
+        if ((r = ch_db_exec(c, schema)) == 0) {
+                sqlite3_exec(c->db, "ALTER TABLE follows ADD COLUMN building INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
+                sqlite3_exec(c->db, "ALTER TABLE follows ADD COLUMN canary TEXT", NULL, NULL, NULL);
+                sqlite3_exec(c->db, "ALTER TABLE follows ADD COLUMN batch INTEGER NOT NULL DEFAULT 1", NULL, NULL, NULL);
+        }
+        if (r < 0 || (r = load_follows(c)) < 0) {
                 log_error("channels: loading %s failed", dbpath);
                 channels_free(c);
                 return r;
         }
-        if ((r = osm_server_add_methods(d->server, ch_methods, ch_n_methods, c)) < 0) {
+        if ((r = osm_server_add_methods(d->server, ch_methods, ch_n_methods, c)) < 0 ||
+            (r = osm_server_add_methods(d->server, ch_rollout_methods, ch_n_rollout_methods, c)) < 0) {
                 log_error("channels: registering methods: %s", strerror(-r));
                 channels_free(c);
                 return r;

@@ -81,6 +81,25 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
                 busy(call, -EBUSY);
                 return;
         }
+        bool building = json_is_true(json_object_get(params, "building"));
+        const char *canary = json_string_value(json_object_get(params, "canary"));
+        json_int_t batch = json_integer_value(json_object_get(params, "batch"));
+        if ((canary || json_object_get(params, "batch")) && !building) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "canary and batch are for a building-wide follow");
+                return;
+        }
+        if (building && !ch_building_active(c)) {
+                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "this room is not in a building");
+                return;
+        }
+        if (canary && (strlen(canary) > 128 || !osm_text_line_ok(canary))) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "canary: a room's name");
+                return;
+        }
+        if (json_object_get(params, "batch") && (batch < 1 || batch > 1024)) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "batch: from 1 to 1024 rooms");
+                return;
+        }
         ch_follow *prev = ch_find(c, name);
         _cleanup_free_ char *old_source = prev ? strdup(prev->source) : NULL;
         _cleanup_free_ char *old_channel = prev ? strdup(prev->channel) : NULL;
@@ -88,6 +107,8 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_ERR_INTERNAL, "recording the follow failed");
                 return;
         }
+        if (building)
+                ch_follow_set_building(c, ch_find(c, name), true, canary, batch ? batch : 1);
         log_info("channels: %s follows channel %s from %s", name, channel, base);
         int r = ch_batch_follow(c, call, name, old_source, old_channel);
         if (r < 0)

@@ -60,6 +60,7 @@ typedef struct ch_job {
         uint64_t deadline, grace_end;
         char *fail_reason;
         bool waiting_install;
+        bool waiting_gate;        /* asked the building whether this room's wave has come */
 } ch_job;
 
 static void batch_next(osm_channels *c);
@@ -458,6 +459,25 @@ static void install(ch_job *j) {
         set_state(j, "installing");
 }
 
+/* The building's answer: go on to fetch, or wait (the check is done for now). */
+static void on_gate(void *userdata, const char *verdict, const char *why) {
+        ch_job *j = userdata;
+        j->waiting_gate = false;
+        if (strcmp(verdict, "stopped") == 0 || j->c->stopped) {
+                job_free(j);
+                return;
+        }
+        if (strcmp(verdict, "go") != 0) {
+                j->action = verdict;
+                snprintf(j->err, sizeof j->err, "%s", why);
+                log_info("channels: %s version %lld: %s", j->name, (long long) j->target->version, why);
+                job_done(j);
+                return;
+        }
+        set_state(j, "fetching");
+        start_phase(j, 2);
+}
+
 static void after_work_cb(uv_work_t *req, int status) {
         ch_job *j = req->data;
         if (j->c->stopped) {
@@ -474,6 +494,18 @@ static void after_work_cb(uv_work_t *req, int status) {
         if (j->phase == 1) {
                 judge(j);
                 if (j->err_name || j->b->mode != MODE_UPGRADE || strcmp(j->action, "upgrade") != 0) {
+                        job_done(j);
+                        return;
+                }
+                ch_follow *f = job_follow(j);
+                if (f && f->building && ch_building_active(j->c)) {
+                        set_state(j, "waiting");
+                        if (ch_building_gate(j->c, f, j->target->bundle, on_gate, j) == 0) {
+                                j->waiting_gate = true;
+                                return;
+                        }
+                        j->action = "waiting";
+                        snprintf(j->err, sizeof j->err, "the building cannot be asked whether this room's wave has come");
                         job_done(j);
                         return;
                 }
@@ -513,6 +545,16 @@ static void job_done(ch_job *j) {
         if (f) {
                 f->state = "idle";
                 ch_follow_set_error(c, f, j->err_name, j->err);
+        }
+        /* In a building, this room's outcome for the others' waves. */
+        if (f && f->building && j->target && ch_building_active(c)) {
+                if (j->action && strcmp(j->action, "upgraded") == 0)
+                        ch_building_report(c, j->name, j->target->bundle, j->target->version, "healthy", false);
+                else if (j->err_name && strcmp(j->err_name, CH_ERR_ROLLED_BACK) == 0)
+                        ch_building_report(c, j->name, j->target->bundle, j->target->version, "failed", false);
+                else if (j->action && strcmp(j->action, "current") == 0 && j->have_installed &&
+                         strcmp(j->target->bundle, j->installed_id) == 0)
+                        ch_building_report(c, j->name, j->target->bundle, j->target->version, "healthy", true);
         }
         if (j->err_name && !b->call)
                 log_warning("channels: checking %s: %s", j->name, j->err);
@@ -556,8 +598,16 @@ static void batch_finish(osm_channels *c) {
                         osm_call_error(b->call, b->err_name, p);
                 } else if (b->mode == MODE_FOLLOW) {
                         ch_follow *f = ch_find(c, b->names[0]);
-                        osm_call_reply(b->call, json_pack("{s:o}", "follow", f ? ch_follow_json(c, f) : json_object()),
-                                       false);
+                        int r = -ENOTCONN;
+                        /* building-wide: the reply comes once the building has recorded it */
+                        if (f && f->building && (r = ch_building_record_follow(c, b->call, f)) == 0)
+                                ;
+                        else if (f && f->building)
+                                osm_call_errorf(b->call, OSM_ERR_NOT_AVAILABLE, "recording the follow in the "
+                                                "building failed: %s", strerror(-r));
+                        else
+                                osm_call_reply(b->call, json_pack("{s:o}", "follow", f ? ch_follow_json(c, f)
+                                                                                      : json_object()), false);
                 } else
                         osm_call_reply(b->call, json_pack("{s:O}", "results", b->results), false);
         }
@@ -661,7 +711,7 @@ void ch_jobs_stop(osm_channels *c) {
         /* A job on the thread pool or waiting for its install is freed when that ends
          * (c->stopped); one in its health check is freed now. */
         ch_job *j = c->job;
-        if (j && j->hstate != H_NONE && !j->waiting_install)
+        if (j && j->hstate != H_NONE && !j->waiting_install && !j->waiting_gate)
                 job_free(j);
         c->job = NULL;
         c->batch = NULL;
