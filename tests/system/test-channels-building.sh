@@ -65,6 +65,8 @@ rctl C follow hello "$T/pub" --canary room-A >/dev/null 2>&1; is $? 2 "--canary 
 out=$(rctl C follow hello "$T/pub" --building --canary room-A --batch "$BATCH" 2>&1); ok $? "follow hello building-wide (canary room-A, waves of $BATCH)"
 like "$out" 'follows channel hello' "…answers with the follow"
 wait_for 60 all_at 1; ok $? "every room installs version 1"
+reported() { [ "$(rctl A --json rollout status | jq '[.rooms[] | select(.workload == "hello")] | length')" = ${#ROOMS[@]} ]; }
+wait_for 30 reported; ok $? "…and every room reported it to the building"
 order=$(rctl A --json rollout status | jq -r '[.rooms[] | select(.workload == "hello")] | sort_by(.time) | map(.room) | join(" ")')
 like "$order" '^room-A ' "the canary room-A went first ($order)"
 if [ ${#ROOMS[@]} = 5 ]; then
