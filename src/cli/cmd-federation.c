@@ -185,6 +185,23 @@ static int remote_rm(osm_ctl *ctl, int argc, char **argv) {
         return 0;
 }
 
+static int remote_set_url(osm_ctl *ctl, int argc, char **argv) {
+        if (osm_ctl_wants_help(argc, argv)) {
+                osm_ctl_usage("remote set-url", "NAME URL",
+                              "Reach a paired remote at another address (it moved); its key, shares and queue stay.", NULL);
+                return 0;
+        }
+        if (argc != 3)
+                return osm_ctl_usage_error("remote set-url: usage: remote set-url NAME URL");
+        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "url", argv[2]);
+        _cleanup_json_ json_t *rep = NULL;
+        if (osm_ctl_call(ctl, FED "SetRemoteURL", p, &rep))
+                return 1;
+        osm_print_done(ctl, rep, json_pack("{s:s, s:s}", "name", argv[1], "url", argv[2]), "%s is now reached at %s",
+                       argv[1], argv[2]);
+        return 0;
+}
+
 static int remote_fetch(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_wants_help(argc, argv)) {
                 osm_ctl_usage("remote fetch", "NAME HASH", "Fetch an object (or bundle) by hash from a remote; it is verified against HASH and stored here, pinned.", NULL);
@@ -209,6 +226,7 @@ int cmd_remote(osm_ctl *ctl, int argc, char **argv) {
                 { "add", remote_add, "NAME URL --key PUBKEY", "pair with a remote space" },
                 { "ls", remote_ls, "", "paired remotes, their state and last contact" },
                 { "rm", remote_rm, "NAME", "unpair a remote" },
+                { "set-url", remote_set_url, "NAME URL", "reach a paired remote at another address" },
                 { "fetch", remote_fetch, "NAME HASH", "fetch and verify an object from a remote" },
         };
         return osm_ctl_dispatch(ctl, "remote", table, OSM_ARRAY_SIZE(table), argc, argv);

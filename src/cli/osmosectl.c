@@ -19,7 +19,7 @@ static const osm_ctl_command commands[] = {
         { "delete", cmd_delete, "COLLECTION [--until T] [--where-writer W]", "erase records for good (a privacy request), audited" },
         { "object", cmd_object, "put|get|ls|rm|gc …", "content-addressed objects" },
         { "federation", cmd_federation, "enable|disable|status", "federation with remote spaces (off by default)" },
-        { "remote", cmd_remote, "add|ls|rm|fetch", "paired remote spaces" },
+        { "remote", cmd_remote, "add|ls|rm|set-url|fetch", "paired remote spaces" },
         { "share", cmd_share, "COLLECTION --with REMOTE", "send a collection's new records to a remote" },
         { "unshare", cmd_unshare, "COLLECTION --with REMOTE", "stop sharing a collection with a remote" },
         { "audit", cmd_audit, "[--since T] [-n N]", "what left the space: when, to whom, what, how many bytes" },

@@ -293,6 +293,7 @@ def check_json_output(man1, real):
         rkey = json.loads(ctl("--json", "keygen", "-o", os.path.join(tmp, "rkey")).stdout)["public_key"]
         check("remote add", "lab2", "http://127.0.0.1:9", "--key", rkey)
         check("remote ls")
+        check("remote set-url", "lab2", "http://127.0.0.1:10")
         check("share", "c/x", "--with", "lab2")
         check("unshare", "c/x", "--with", "lab2")
         check("share", "--object", "1" * 64, "--with", "lab2", shape="share --object")

@@ -115,6 +115,15 @@ out=$(on a remote add self "http://127.0.0.1:1" --key "$KA" 2>&1); like "$out" "
 on b remote add a "http://127.0.0.1:$PA" --key "$KA" >/dev/null
 paired() { [ "$(jget a '.remotes[] | select(.name=="b") | .state' remote ls)" = idle ]; }
 wait_for 20 paired; ok $? "after both sides paired, a sees b idle (hello answered)"
+# remote set-url: a wrong address fails the hello; the right one reaches b again
+PX=$(free_port)
+on a remote set-url b "http://127.0.0.1:$PX" >/dev/null; ok $? "remote set-url"
+like "$(on a --json remote ls)" "127.0.0.1:$PX" "…remote ls shows the new address"
+on a remote set-url b "http://127.0.0.1:$PB" >/dev/null
+wait_for 20 paired; ok $? "…and back at the right one, b is reached (idle) again"
+on a remote set-url nobody "http://127.0.0.1:1" >/dev/null 2>&1; is "$?" 1 "set-url of an unknown remote fails"
+on a remote set-url b "ftp://x" >/dev/null 2>&1; is "$?" 1 "set-url with a non-http URL fails"
+on a remote set-url b >/dev/null 2>&1; is "$?" 2 "set-url without a URL: usage error"
 lc=$(jget a '.remotes[0].last_contact' remote ls); ok $(( lc > 0 ? 0 : 1 )) "remote ls shows a last contact"
 
 # --- hand-made requests to b, as a, with curl ---

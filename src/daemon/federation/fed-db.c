@@ -166,6 +166,20 @@ int fed_db_remote_add(fed_db *db, const char *name, const char *url, const char 
         return r < 0 ? r : fed_db_commit(db);
 }
 
+int fed_db_remote_set_url(fed_db *db, const char *name, const char *url) {
+        sqlite3_stmt *st = stmt(db, "UPDATE remotes SET url = ? WHERE name = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(db->db) == 0)
+                return -ENOENT;
+        return fed_db_commit(db);
+}
+
 int fed_db_remote_rm(fed_db *db, const char *name) {
         sqlite3_stmt *st = stmt(db, "DELETE FROM remotes WHERE name = ?");
         if (!st || begin(db) < 0)

@@ -27,6 +27,7 @@ int fed_db_set_setting(fed_db *db, const char *key, const char *value);
 int fed_db_remote_add(fed_db *db, const char *name, const char *url, const char *pubkey,
                       const char *space_id, int64_t now_us);
 int fed_db_remote_rm(fed_db *db, const char *name);   /* -ENOENT */
+int fed_db_remote_set_url(fed_db *db, const char *name, const char *url);   /* -ENOENT */
 /* A JSON array of {name, url, key, space_id, added, last_contact, last_error, sent, received,
  * dropped}. */
 int fed_db_remotes(fed_db *db, json_t **out);

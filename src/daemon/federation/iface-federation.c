@@ -156,6 +156,38 @@ static void m_add_remote(osm_call *call, json_t *params, void *userdata) {
         fed_remote_pump(r);
 }
 
+static void m_set_remote_url(osm_call *call, json_t *params, void *userdata) {
+        osm_federation *f = userdata;
+        const char *name = json_string_value(json_object_get(params, "name"));
+        const char *url = json_string_value(json_object_get(params, "url"));
+        fed_remote *r = fed_remote_by_name(f, name);
+        if (!r) {
+                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", name));
+                return;
+        }
+        if (!url_valid(url)) {
+                osm_call_errorf(call, ERR_BAD_URL, "url must be http://HOST[:PORT][/PATH] or https://… without credentials, query or fragment");
+                return;
+        }
+        char *copy = strdup(url);
+        if (!copy || fed_db_remote_set_url(f->db, name, url) < 0) {
+                free(copy);
+                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot save the remote");
+                return;
+        }
+        /* Requests in flight built their URL when they were sent (fed-push.c). */
+        log_info("federation: remote %s is now reached at %s (was %s)", name, copy, r->url);
+        free(r->url);
+        r->url = copy;
+        r->need_hello = true;
+        if (r->failing && !fed_remote_busy(r)) {
+                uv_timer_stop(r->retry);
+                r->backoff_ms = 0;
+        }
+        osm_call_reply(call, json_pack("{s:s, s:s}", "name", name, "url", url), false);
+        fed_remote_pump(r);
+}
+
 static void m_list_remotes(osm_call *call, json_t *params, void *userdata) {
         osm_federation *f = userdata;
         _cleanup_json_ json_t *rows = NULL, *shares = NULL;
@@ -350,6 +382,7 @@ static const osm_method methods[] = {
         { FED_IFACE "AddRemote", m_add_remote, OSM_ACCESS_WRITE },
         { FED_IFACE "ListRemotes", m_list_remotes, OSM_ACCESS_READ },
         { FED_IFACE "RemoveRemote", m_remove_remote, OSM_ACCESS_WRITE },
+        { FED_IFACE "SetRemoteURL", m_set_remote_url, OSM_ACCESS_WRITE },
         { FED_IFACE "Share", m_share, OSM_ACCESS_WRITE },
         { FED_IFACE "ShareObject", m_share_object, OSM_ACCESS_WRITE },
         { FED_IFACE "UnshareObject", m_share_object, OSM_ACCESS_WRITE },
