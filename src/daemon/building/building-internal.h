@@ -72,6 +72,7 @@ struct osm_building {
 
         pthread_mutex_t lock;      /* queue, tokens, counters, cache_copy */
         pthread_cond_t cond;
+        unsigned closing_handles;   /* building_stop: handles still closing; b is freed after the last */
         pthread_t worker;
         bool worker_running, worker_stop;
         bld_job *queue, *queue_tail, *finished;

@@ -593,6 +593,15 @@ static int building_start(osm_daemon *d) {
         return 0;
 }
 
+static void on_handle_closed(uv_handle_t *h) {
+        osm_building *b = h->data;
+        if (--b->closing_handles > 0)
+                return;
+        pthread_mutex_destroy(&b->lock);
+        pthread_cond_destroy(&b->cond);
+        free(b);
+}
+
 static void building_stop(osm_daemon *d) {
         osm_building *b = d->building;
         if (!b)
@@ -613,10 +622,11 @@ static void building_stop(osm_daemon *d) {
         json_decref(b->trust_copy);
         json_decref(b->roles_copy);
         bld_query_close(b);
-        uv_close((uv_handle_t *) &b->async, NULL);
-        uv_close((uv_handle_t *) &b->refresh_timer, NULL);
-        uv_close((uv_handle_t *) &b->status_timer, NULL);
-        /* the handles close on the next loop turn: b stays allocated until exit */
+        /* The handles close on a later loop turn; b is freed when the last has. */
+        b->closing_handles = 3;
+        uv_close((uv_handle_t *) &b->async, on_handle_closed);
+        uv_close((uv_handle_t *) &b->refresh_timer, on_handle_closed);
+        uv_close((uv_handle_t *) &b->status_timer, on_handle_closed);
         d->building = NULL;
 }
 
