@@ -127,7 +127,7 @@ ok $? "peer untrust ID"
 is "$(peer_field A "$IDB" trusted)" "false" "B is no longer trusted"
 err=$(rctl A peer trust 0123456789abcdef0123456789abcdef 2>&1); rc=$?
 ok $(( rc == 0 )) "trusting an id never seen fails"
-like "$err" "PeerNotFound" "... with PeerNotFound"
+like "$err" "no peer with the id 0123456789abcdef0123456789abcdef" "... saying no peer has that id (PeerNotFound, in words)"
 err=$(rctl A peer trust not-an-id 2>&1); rc=$?
 ok $(( rc == 0 )) "trusting a malformed id fails"
 like "$err" "not a space id" "... with a clear message"
