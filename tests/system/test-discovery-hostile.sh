@@ -68,7 +68,7 @@ is "$(rctl B --json peers | $JGET "all(p['conflict'] for p in d['peers'] if p['i
    "both records are marked as a conflict"
 err=$(rctl B peer trust "$IDA" 2>&1); rc=$?
 ok $(( rc == 0 )) "trusting a contested id is refused"
-like "$err" "PeerConflict" "... with PeerConflict"
+like "$err" "several gateways announce this id; refusing to trust any of them" "... saying several gateways claim the id (PeerConflict, in words)"
 is "$(rctl B --json peers | $JGET "any(p['trusted'] for p in d['peers'] if p['id'] == '$IDA')")" "false" "nobody got trusted"
 like "$(rctl B peers)" "CONFLICT" "the table shows the conflict"
 own_claimed() { [ "$(disc A own_id_claimed)" = true ]; }
