@@ -94,6 +94,16 @@ static int step_done(sqlite3_stmt *st) {
         return ret;
 }
 
+/* Step an UPDATE or DELETE of one row: -ENOENT if it changed nothing, else commit. */
+static int step_changed_commit(fed_db *db, sqlite3_stmt *st) {
+        int r = step_done(st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(db->db) == 0)
+                return -ENOENT;
+        return fed_db_commit(db);
+}
+
 int fed_db_open(const char *path, fed_db **out, osm_error *err) {
         fed_db *db = calloc(1, sizeof(*db));
         if (!db)
@@ -172,12 +182,7 @@ int fed_db_remote_set_url(fed_db *db, const char *name, const char *url) {
                 return -EIO;
         sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        int r = step_done(st);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(db->db) == 0)
-                return -ENOENT;
-        return fed_db_commit(db);
+        return step_changed_commit(db, st);
 }
 
 int fed_db_remote_rm(fed_db *db, const char *name) {
@@ -326,12 +331,7 @@ int fed_db_object_share_rm(fed_db *db, const char *hash, const char *remote) {
                 return -EIO;
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
-        int r = step_done(st);
-        if (r < 0)
-                return r;
-        if (sqlite3_changes(db->db) == 0)
-                return -ENOENT;
-        return fed_db_commit(db);
+        return step_changed_commit(db, st);
 }
 
 bool fed_db_object_shared(fed_db *db, const char *hash, const char *remote) {
