@@ -208,6 +208,45 @@ pub -q 0 -t conf/lamp/state -m '{"on":true}'
 is "$(wait_count fromconf/conf/lamp/state 1)" 1 "its messages are stored (QoS 0)"
 ctl ingest rm conf1 2>&1 | grep -q InConfig; ok $? "ingest rm of a config bridge is refused (InConfig)"
 
+# --- TLS and credentials (a second broker: CA and server certificate made here) ---
+if command -v openssl >/dev/null && command -v mosquitto_passwd >/dev/null; then
+    tls=$T/tls; mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.crt" -days 2 -subj /CN=test-ca 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout "$tls/srv.key" -out "$tls/srv.csr" -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$tls/ext"
+    openssl x509 -req -in "$tls/srv.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -out "$tls/srv.crt" \
+        -days 2 -extfile "$tls/ext" 2>/dev/null
+    touch "$tls/pw"; mosquitto_passwd -b "$tls/pw" sensor s3cret
+    chmod 0644 "$tls"/*; chmod 0755 "$tls"
+    TPORT=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\ncafile %s\ncertfile %s\nkeyfile %s\n' \
+        "$TPORT" "$tls/pw" "$tls/ca.crt" "$tls/srv.crt" "$tls/srv.key" > "$tls/mosquitto.conf"
+    "$MOSQUITTO" -c "$tls/mosquitto.conf" >"$tls/log" 2>&1 &
+    TLS_PID=$!; _osm_pids+=("$TLS_PID")
+    sleep 0.5
+    printf 's3cret\n' > "$T/pass"; chmod 0644 "$T/pass"
+    out=$(ctl ingest add sec mqtts://localhost:$TPORT --topic 'dev/#' --into secure/ --username sensor \
+          --password-file "$T/pass" --ca-file "$tls/ca.crt" 2>&1)
+    like "$out" "readable by others" "a password file readable by others is refused"
+    chmod 0600 "$T/pass"
+    ctl ingest add sec mqtts://localhost:$TPORT --topic 'dev/#' --into secure/ --username sensor \
+        --password-file "$T/pass" --ca-file "$tls/ca.crt" >/dev/null; ok $? "ingest add over TLS with a CA file and a password file"
+    printf 'wrong\n' > "$T/wrong"; chmod 0600 "$T/wrong"
+    ctl ingest add badpw mqtts://localhost:$TPORT --topic 'dev/#' --into bad/ --username sensor \
+        --password-file "$T/wrong" --ca-file "$tls/ca.crt" >/dev/null
+    ctl ingest add noca mqtts://localhost:$TPORT --topic 'dev/#' --into noca/ >/dev/null
+    for i in $(seq 50); do [ "$(bridge_field sec state)" = connected ] && break; sleep 0.1; done
+    is "$(bridge_field sec state)" connected "the TLS bridge connects"
+    mosquitto_pub -p "$TPORT" -h localhost --cafile "$tls/ca.crt" -u sensor -P s3cret -q 1 -t dev/lock -m '{"locked":true}'
+    is "$(wait_count secure/dev/lock 1)" 1 "a message over TLS is stored"
+    like "$(bridge_field badpw last_error)" "refused|authori" "a wrong password: refused, and said so"
+    like "$(bridge_field noca last_error)" "TLS|certificate" "a certificate no CA vouches for: a TLS error"
+    is "$(count bad/)$(count noca/)" "00" "nothing stored through them"
+    kill "$TLS_PID"; wait "$TLS_PID" 2>/dev/null
+else
+    skip "TLS" "openssl or mosquitto_passwd missing"
+fi
+
 osm_stop_daemon TERM
 stop_broker
 done_testing

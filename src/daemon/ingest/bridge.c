@@ -524,8 +524,8 @@ static void drop_connection(osm_bridge *b, const char *why) {
 }
 
 static void handle_rc(osm_bridge *b, int rc, const char *what) {
-        if (rc == MOSQ_ERR_SUCCESS)
-                return;
+        if (rc == MOSQ_ERR_SUCCESS || b->state == B_BACKOFF)
+                return;   /* already left (e.g. CONNACK refused): keep that error */
         if (rc == MOSQ_ERR_ERRNO)
                 set_error(b, "%s: %s", what, strerror(errno));
         else if (rc != MOSQ_ERR_NO_CONN || !b->last_error[0])
