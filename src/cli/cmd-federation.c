@@ -237,14 +237,16 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
         const char *cmd = share ? "share" : "unshare";
         static const struct option opts[] = {
                 { "with", required_argument, NULL, 'w' }, { "object", required_argument, NULL, 'o' },
+                { "since", required_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' }, {},
         };
-        const char *with = NULL, *object = NULL;
+        const char *with = NULL, *object = NULL, *since = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'w': with = optarg; break;
                 case 'o': object = optarg; break;
+                case 's': since = optarg; break;
                 case 'h':
                         osm_ctl_usage(cmd, "COLLECTION --with REMOTE | --object HASH --with REMOTE",
                                       share ? "Send this space's new records of COLLECTION to REMOTE (queued, bounded, while it is unreachable);\n"
@@ -252,7 +254,9 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
                                               "REMOTE fetch that one object (or bundle) by its hash. Nothing else can be fetched."
                                             : "Stop sending COLLECTION to REMOTE; what is still queued for it is dropped. With\n"
                                               "--object, REMOTE may no longer fetch that object (unless a shared record references it).",
-                                      "Options:\n  --with REMOTE   the paired remote\n  --object HASH   an object or bundle, by its hash\n");
+                                      "Options:\n  --with REMOTE   the paired remote\n  --object HASH   an object or bundle, by its hash\n"
+                                      "  --since T       share: also the records stored since T (-7d, 2026-12-01), within\n"
+                                      "                  the remote's queue bound (max-queue)\n");
                         return 0;
                 default: return 2;
                 }
@@ -271,6 +275,14 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
         if (argc - optind != 1 || !with)
                 return osm_ctl_usage_error("%s: usage: %s COLLECTION --with REMOTE", cmd, cmd);
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "collection", argv[optind], "remote", with);
+        if (since) {
+                int64_t t;
+                if (!share)
+                        return osm_ctl_usage_error("unshare: --since is for share");
+                if (osm_parse_time(since, osm_now_real_us(), &t) < 0)
+                        return osm_ctl_usage_error("share: --since '%s': expected a time such as -7d or 2026-12-01", since);
+                json_object_set_new(p, "since", json_integer(t));
+        }
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, share ? FED "Share" : FED "Unshare", p, &rep))
                 return 1;

@@ -207,4 +207,16 @@ out=$(on b remote fetch a "$HQ" 2>&1); like "$out" "NotFound" "one only an unsha
 n=$(on a --json audit | jq -s "[.[] | select(.kind==\"object\" and .direction==\"response\" and .status==\"served\")] | length")
 is "$n" 2 "a's audit lists the two objects it served, and only those"
 
+# --- share --since: a backfill of what was stored before
+for i in $(seq 30); do echo "{\"n\":$i}"; done | on a put t/back --batch >/dev/null
+on a put t/back '{"n":0,"old":true}' >/dev/null
+back_on_b() { on b --json call io.osmose.Store.Query '{"collection":"t/back","limit":1000}' 2>/dev/null | jq '.records | length'; }
+back_is() { [ "$(back_on_b)" = "$1" ]; }
+on a share t/back --with b --since -1h >/dev/null; ok $? "share --since -1h"
+wait_for 20 back_is 31; ok $? "…the 31 records stored before the share reach b"
+on a put t/back '{"n":99}' >/dev/null
+wait_for 20 back_is 32; ok $? "…and new ones follow"
+on a share t/fut --with b --since "$(( $(date +%s) + 3600 ))000000" >/dev/null 2>&1; ok $((! $?)) "share --since a time in the future is refused"
+on a share t/back2 --with b --since soon >/dev/null 2>&1; is "$?" 2 "share --since with a bad time: usage error"
+
 done_testing

@@ -279,14 +279,14 @@ int fed_db_remote_count(fed_db *db, const char *name, uint64_t sent, uint64_t re
         return step_done(st);
 }
 
-int fed_db_share_add(fed_db *db, const char *collection, const char *remote, int64_t now_us) {
+int fed_db_share_add(fed_db *db, const char *collection, const char *remote, int64_t since_us) {
         sqlite3_stmt *st = stmt(db, "INSERT INTO shares(collection, remote, since_us, high_water_us) VALUES(?,?,?,?)");
         if (!st || begin(db) < 0)
                 return -EIO;
         sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_us);
-        sqlite3_bind_int64(st, 4, now_us);
+        sqlite3_bind_int64(st, 3, since_us);
+        sqlite3_bind_int64(st, 4, since_us);
         int r = step_done(st);
         return r < 0 ? r : fed_db_commit(db);
 }

@@ -36,7 +36,8 @@ int fed_db_remote_count(fed_db *db, const char *name, uint64_t sent, uint64_t re
                         uint64_t dropped);
 
 /* Shares. add: -EEXIST if already shared. rm: -ENOENT. */
-int fed_db_share_add(fed_db *db, const char *collection, const char *remote, int64_t now_us);
+/* since_us: records from then on are shared (now, or earlier for a backfill). */
+int fed_db_share_add(fed_db *db, const char *collection, const char *remote, int64_t since_us);
 int fed_db_share_rm(fed_db *db, const char *collection, const char *remote);
 /* A JSON array of {collection, remote, since, high_water}. */
 int fed_db_shares(fed_db *db, json_t **out);

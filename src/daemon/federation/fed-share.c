@@ -142,7 +142,8 @@ static void on_catchup_page(int res, json_t *records, const char *cursor, void *
         }
         json_decref(records);
         if (n)
-                log_info("federation: queued %u records of %s for %s that had missed the queue", n, c->collection, c->remote);
+                log_info("federation: queued %u records of %s for %s that had missed the queue (or were shared "
+                         "with --since)", n, c->collection, c->remote);
         free(c->cursor);
         c->cursor = cursor && r ? strdup(cursor) : NULL;
         if (!c->cursor) {
@@ -161,28 +162,37 @@ static void catchup_next(fed_catchup *c) {
                 catchup_free(c);
 }
 
+/* Queue the records of collection since `since` for remote, page by page (the same way
+ * for a catch-up after a crash and for share --since). 0 or -ENOMEM. */
+int fed_catchup_one(osm_federation *f, const char *collection, const char *remote, int64_t since) {
+        fed_catchup *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->f = f;
+        c->collection = strdup(collection);
+        c->remote = strdup(remote);
+        c->since = since;
+        if (!c->collection || !c->remote) {
+                catchup_free(c);
+                return -ENOMEM;
+        }
+        c->next = f->catchups;
+        f->catchups = c;
+        catchup_next(c);
+        return 0;
+}
+
 void fed_catchup_start(osm_federation *f) {
         _cleanup_json_ json_t *shares = NULL;
         if (!f->d->store || fed_db_shares(f->db, &shares) < 0)
                 return;
         size_t i;
         json_t *s;
-        json_array_foreach(shares, i, s) {
-                fed_catchup *c = calloc(1, sizeof(*c));
-                if (!c)
+        json_array_foreach(shares, i, s)
+                if (fed_catchup_one(f, json_string_value(json_object_get(s, "collection")),
+                                    json_string_value(json_object_get(s, "remote")),
+                                    json_integer_value(json_object_get(s, "high_water"))) < 0)
                         return;
-                c->f = f;
-                c->collection = strdup(json_string_value(json_object_get(s, "collection")));
-                c->remote = strdup(json_string_value(json_object_get(s, "remote")));
-                c->since = json_integer_value(json_object_get(s, "high_water"));
-                if (!c->collection || !c->remote) {
-                        catchup_free(c);
-                        return;
-                }
-                c->next = f->catchups;
-                f->catchups = c;
-                catchup_next(c);
-        }
 }
 
 void fed_share_stop(osm_federation *f) {

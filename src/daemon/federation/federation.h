@@ -163,6 +163,7 @@ extern const fed_server_ops fed_serve_ops;
 void fed_watches_sync(osm_federation *f);
 /* Ask the store for what each share may have missed before a crash. */
 void fed_catchup_start(osm_federation *f);
+int fed_catchup_one(osm_federation *f, const char *collection, const char *remote, int64_t since);
 /* Drop the watches and orphan the catch-up queries still in the store (at stop). */
 void fed_share_stop(osm_federation *f);
 

@@ -259,7 +259,14 @@ static void m_share(osm_call *call, json_t *params, void *userdata) {
                 osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", remote));
                 return;
         }
-        int ret = fed_db_share_add(f->db, coll, remote, osm_now_real_us());
+        int64_t now = osm_now_real_us();
+        json_t *jsince = json_object_get(params, "since");
+        int64_t since = jsince ? json_integer_value(jsince) : now;
+        if (since > now) {
+                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "since: a time in the future");
+                return;
+        }
+        int ret = fed_db_share_add(f->db, coll, remote, since);
         if (ret == -EEXIST) {
                 osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "%s is already shared with %s", coll, remote);
                 return;
@@ -270,6 +277,10 @@ static void m_share(osm_call *call, json_t *params, void *userdata) {
         }
         fed_watches_sync(f);
         log_info("federation: sharing %s with %s", coll, remote);
+        /* share --since: the records already stored from then on go too (the outbox
+         * bound applies: past max-queue the oldest are dropped, and remote ls says so). */
+        if (since < now && f->d->store)
+                fed_catchup_one(f, coll, remote, since);
         osm_call_reply(call, NULL, false);
 }
 
