@@ -40,7 +40,10 @@ static int inner(int argc, char **argv) {
 /* Run this program's inner cases (with extra as the names to run) and capture stdout. */
 static int run_inner(const char *self, const char *extra, char *out, size_t size) {
         char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "'%s' inner %s 2>/dev/null", self, extra);
+        /* Cross-built and run through meson's exe_wrapper (qemu-user), the program cannot
+         * exec itself directly: run it through the same wrapper. */
+        const char *wrapper = getenv("MESON_EXE_WRAPPER");
+        snprintf(cmd, sizeof(cmd), "%s '%s' inner %s 2>/dev/null", wrapper ? wrapper : "", self, extra);
         FILE *p = popen(cmd, "r");
         if (!p)
                 return -1;
