@@ -270,10 +270,9 @@ static void object_done(int r, const char *hash, uint64_t size, bool created, vo
         }
         b->objects++;
         json_t *body = json_pack("{s:s, s:I}", "object", hash, "size", (json_int_t) size);
-        b->refs++;   /* submit_record takes one of its own */
-        submit_record(b, c, body);
+        submit_record(b, c, body);   /* takes a reference of its own */
         json_decref(body);
-        bridge_unref(b);
+        bridge_unref(b);             /* the object transfer's */
 }
 
 /* Store payload (taken) as an object, then its record; queued behind MAX_OBJ_INFLIGHT. */
