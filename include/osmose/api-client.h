@@ -4,7 +4,7 @@
  *
  * Every function returns 0 on success or a negative errno; -EREMOTEIO means the daemon
  * answered with an error, described in *err (its Varlink name, e.g.
- * "io.osmose.PermissionDenied", its parameters, and a one-line message). Calls refused
+ * OSM_E_PERMISSION_DENIED, its parameters, and a one-line message). Calls refused
  * with io.osmose.Api.RateLimited are retried after the delay the daemon asks for (a few
  * times) before the error is returned. Link with libosmose and jansson. */
 #pragma once

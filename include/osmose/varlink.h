@@ -14,19 +14,12 @@
 #define OSM_VARLINK_MAX_MESSAGE   (1024u * 1024u)   /* bytes in one message, NUL excluded */
 #define OSM_VARLINK_MAX_FDS       8                 /* fds passed with one message */
 
-/* Errors of the Varlink service interface (varlink.org). */
-#define OSM_ERR_INTERFACE_NOT_FOUND "org.varlink.service.InterfaceNotFound"
-#define OSM_ERR_METHOD_NOT_FOUND    "org.varlink.service.MethodNotFound"
-#define OSM_ERR_METHOD_NOT_IMPL     "org.varlink.service.MethodNotImplemented"
-#define OSM_ERR_INVALID_PARAMETER   "org.varlink.service.InvalidParameter"
-/* Errors common to all of Osmose's interfaces (interface io.osmose). */
-#define OSM_ERR_PERMISSION_DENIED   "io.osmose.PermissionDenied"
-#define OSM_ERR_INVALID_MESSAGE     "io.osmose.InvalidMessage"
-#define OSM_ERR_MESSAGE_TOO_LARGE   "io.osmose.MessageTooLarge"
-#define OSM_ERR_BUSY                "io.osmose.Busy"
-#define OSM_ERR_INTERNAL            "io.osmose.InternalError"
-#define OSM_ERR_NOT_FOUND           "io.osmose.NotFound"
-#define OSM_ERR_NOT_AVAILABLE       "io.osmose.NotAvailable"
+/* Method and error names, error constructors: generated from the .varlink files. */
+#include "osmose/protocol.h"   /* IWYU pragma: export */
+
+/* The one name older code still uses (tests/unit/test-server.c). */
+#define OSM_ERR_INTERNAL   OSM_E_INTERNAL_ERROR
+#define OSM_ERR_INTERNAL_M OSM_E_INTERNAL_ERROR
 
 /* A parsed call as sent by a client. Borrowed pointers into `root`. */
 typedef struct osm_vl_call {

@@ -6,8 +6,6 @@
 
 #include "cli/commands.h"
 
-#define BLD "io.osmose.Building."
-
 /* Call method with p (consumed); print done (a full line) unless --json. */
 static int simple_call(osm_ctl *ctl, const char *method, json_t *p, const char *done) {
         _cleanup_json_ json_t *rep = NULL;
@@ -56,7 +54,7 @@ static int bld_create(osm_ctl *ctl, int argc, char **argv) {
         if (address)
                 json_object_set_new(p, "address", json_string(address));
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, BLD "Create", p, &rep);
+        int r = osm_ctl_call(ctl, OSM_M_BUILDING_CREATE, p, &rep);
         json_decref(p);
         if (r)
                 return 1;
@@ -94,7 +92,7 @@ static int bld_invite(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("building invite: unexpected argument '%s'", argv[optind]);
         _cleanup_json_ json_t *p = json_pack("{s:I}", "expires", (json_int_t) us);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, BLD "Invite", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_BUILDING_INVITE, p, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -132,7 +130,7 @@ static int bld_join(osm_ctl *ctl, int argc, char **argv) {
         if (address)
                 json_object_set_new(p, "address", json_string(address));
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, BLD "Join", p, &rep);
+        int r = osm_ctl_call(ctl, OSM_M_BUILDING_JOIN, p, &rep);
         json_decref(p);
         if (r)
                 return 1;
@@ -170,7 +168,7 @@ static int bld_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("building status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, BLD "Status", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_BUILDING_STATUS, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -223,7 +221,7 @@ static int bld_leave(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc > 1)
                 return osm_ctl_usage_error("building leave: unexpected argument '%s'", argv[1]);
-        return simple_call(ctl, BLD "Leave", NULL, "left the building");
+        return simple_call(ctl, OSM_M_BUILDING_LEAVE, NULL, "left the building");
 }
 
 static int bld_remove(osm_ctl *ctl, int argc, char **argv) {
@@ -233,7 +231,7 @@ static int bld_remove(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("building remove: usage: building remove ROOM");
-        return simple_call(ctl, BLD "Remove", json_pack("{s:s}", "room", argv[1]), "removed from the building");
+        return simple_call(ctl, OSM_M_BUILDING_REMOVE, json_pack("{s:s}", "room", argv[1]), "removed from the building");
 }
 
 static int bld_recover(osm_ctl *ctl, int argc, char **argv) {
@@ -250,7 +248,7 @@ static int bld_recover(osm_ctl *ctl, int argc, char **argv) {
                 json_array_append_new(rooms, json_string(argv[i]));
         _cleanup_json_ json_t *rep = NULL;
         json_t *p = json_pack("{s:o}", "rooms", rooms);
-        int r = osm_ctl_call(ctl, BLD "Recover", p, &rep);
+        int r = osm_ctl_call(ctl, OSM_M_BUILDING_RECOVER, p, &rep);
         json_decref(p);
         if (r)
                 return 1;
@@ -283,7 +281,7 @@ static int trust_add(osm_ctl *ctl, int argc, char **argv) {
         json_t *p = json_pack("{s:s}", "key", argv[optind]);
         if (comment)
                 json_object_set_new(p, "comment", json_string(comment));
-        return simple_call(ctl, BLD "TrustAdd", p, "the building trusts this key");
+        return simple_call(ctl, OSM_M_BUILDING_TRUST_ADD, p, "the building trusts this key");
 }
 
 static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
@@ -294,7 +292,7 @@ static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("building trust ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, BLD "TrustList", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_BUILDING_TRUST_LIST, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -327,7 +325,7 @@ static int trust_rm(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("building trust rm: usage: building trust rm PUBKEY");
-        return simple_call(ctl, BLD "TrustRemove", json_pack("{s:s}", "key", argv[1]), "the building no longer trusts this key");
+        return simple_call(ctl, OSM_M_BUILDING_TRUST_REMOVE, json_pack("{s:s}", "key", argv[1]), "the building no longer trusts this key");
 }
 
 static int bld_trust(osm_ctl *ctl, int argc, char **argv) {
@@ -349,7 +347,7 @@ static int bld_share(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("building %s: usage: building %s COLLECTION", argv[0], argv[0]);
-        return simple_call(ctl, share ? BLD "Share" : BLD "Unshare", json_pack("{s:s}", "collection", argv[1]),
+        return simple_call(ctl, share ? OSM_M_BUILDING_SHARE : OSM_M_BUILDING_UNSHARE, json_pack("{s:s}", "collection", argv[1]),
                            share ? "this room answers building queries for it" : "this room no longer answers for it");
 }
 
@@ -403,7 +401,7 @@ static int bld_query(osm_ctl *ctl, int argc, char **argv) {
         if (room)
                 json_object_set_new(p, "room", json_string(room));
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, BLD "Query", p, &rep);
+        int r = osm_ctl_call(ctl, OSM_M_BUILDING_QUERY, p, &rep);
         json_decref(p);
         if (r)
                 return 1;

@@ -366,7 +366,7 @@ int cmd_follow(osm_ctl *ctl, int argc, char **argv) {
         if (batch)
                 json_object_set_new(p, "batch", json_integer(n));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.Follow", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_FOLLOW, p, &rep))
                 return 1;
         json_t *f = json_object_get(rep, "follow");
         if (ctl->json)
@@ -385,7 +385,7 @@ int cmd_unfollow(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("unfollow: usage: osmosectl unfollow NAME");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.Unfollow", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_UNFOLLOW, p, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "followed", 0),
                        "%s no longer follows a channel", argv[1]);
@@ -404,7 +404,7 @@ int cmd_pin(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("pin: usage: osmosectl pin NAME VERSION (a positive integer)");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:I}", "name", argv[1], "version", (json_int_t) v);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.Pin", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_PIN, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(json_object_get(rep, "follow"));
@@ -422,7 +422,7 @@ int cmd_unpin(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("unpin: usage: osmosectl unpin NAME");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.Unpin", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_UNPIN, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(json_object_get(rep, "follow"));
@@ -467,7 +467,7 @@ int cmd_upgrade(osm_ctl *ctl, int argc, char **argv) {
         if (optind < argc)
                 json_object_set_new(p, "name", json_string(argv[optind]));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.Upgrade", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_UPGRADE, p, &rep))
                 return 1;
         json_t *results = json_object_get(rep, "results");
         int status = 0;
@@ -521,7 +521,7 @@ int cmd_import(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_fail("import: %s: %m", argv[1]);
         _cleanup_json_ json_t *p = json_pack("{s:s}", "path", dir);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.Import", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_IMPORT, p, &rep))
                 return 1;
         json_t *refused = json_object_get(rep, "refused");
         if (ctl->json) {
@@ -546,7 +546,7 @@ void osm_ctl_annotate_channels(osm_ctl *ctl, json_t *workloads) {
         osm_client *cl = osm_ctl_client(ctl);
         osm_client_error err = { 0 };
         json_t *rep = NULL;
-        if (!cl || osm_client_call(cl, "io.osmose.Channel.List", NULL, NULL, 0, &rep, NULL, NULL, &err) < 0) {
+        if (!cl || osm_client_call(cl, OSM_M_CHANNEL_LIST, NULL, NULL, 0, &rep, NULL, NULL, &err) < 0) {
                 osm_client_error_clear(&err);
                 return;
         }
@@ -592,7 +592,7 @@ static int rollout_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc != 1)
                 return osm_ctl_usage_error("rollout status: usage: osmosectl rollout status");
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Channel.RolloutStatus", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_CHANNEL_ROLLOUT_STATUS, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -628,7 +628,7 @@ static int rollout_hold_release(osm_ctl *ctl, int argc, char **argv, bool hold) 
         if (argc == 2)
                 json_object_set_new(p, "room", json_string(argv[1]));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, hold ? "io.osmose.Channel.Hold" : "io.osmose.Channel.Release", p, &rep))
+        if (osm_ctl_call(ctl, hold ? OSM_M_CHANNEL_HOLD : OSM_M_CHANNEL_RELEASE, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

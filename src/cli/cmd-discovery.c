@@ -190,8 +190,8 @@ int cmd_peers(osm_ctl *ctl, int argc, char **argv) {
         if (r >= 0)
                 return r;
         if (watching)
-                return watch(ctl, "io.osmose.Discovery.Peers", NULL, peers_stream);
-        if (osm_ctl_call(ctl, "io.osmose.Discovery.Peers", NULL, &rep))
+                return watch(ctl, OSM_M_DISCOVERY_PEERS, NULL, peers_stream);
+        if (osm_ctl_call(ctl, OSM_M_DISCOVERY_PEERS, NULL, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -219,7 +219,7 @@ static int set_trust(osm_ctl *ctl, int argc, char **argv, bool trusted) {
         if (!id_valid(argv[1]))
                 return osm_ctl_usage_error("%s: '%s' is not a space id (32 lowercase hex digits)", cmd, argv[1]);
         params = json_pack("{s:s}", "id", argv[1]);
-        if (osm_ctl_call(ctl, trusted ? "io.osmose.Discovery.Trust" : "io.osmose.Discovery.Untrust", params, &rep))
+        if (osm_ctl_call(ctl, trusted ? OSM_M_DISCOVERY_TRUST : OSM_M_DISCOVERY_UNTRUST, params, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "id", argv[1], "trusted", trusted), "peer %s is %s", argv[1],
                        trusted ? "trusted" : "no longer trusted");
@@ -298,8 +298,8 @@ int cmd_services(osm_ctl *ctl, int argc, char **argv) {
                 return r;
         params = type ? json_pack("{s:s}", "type", type) : json_object();
         if (watching)
-                return watch(ctl, "io.osmose.Discovery.Services", params, services_stream);
-        if (osm_ctl_call(ctl, "io.osmose.Discovery.Services", params, &rep))
+                return watch(ctl, OSM_M_DISCOVERY_SERVICES, params, services_stream);
+        if (osm_ctl_call(ctl, OSM_M_DISCOVERY_SERVICES, params, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

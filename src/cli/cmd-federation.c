@@ -6,7 +6,6 @@
 
 #include "cli/commands.h"
 
-#define FED "io.osmose.Federation."
 
 static const char *fmt_time(json_t *v, char *buf, size_t size) {
         json_int_t t = json_integer_value(v);
@@ -37,7 +36,7 @@ static int fed_enable(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("federation enable: unexpected argument '%s'", argv[optind]);
         _cleanup_json_ json_t *p = listen ? json_pack("{s:s}", "listen", listen) : json_object();
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "Enable", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_ENABLE, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -54,7 +53,7 @@ static int fed_disable(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("federation disable: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "Disable", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_DISABLE, NULL, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:b}", "enabled", 0), "federation disabled");
         return 0;
@@ -68,7 +67,7 @@ static int fed_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("federation status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "GetStatus", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_GET_STATUS, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -125,7 +124,7 @@ static int remote_add(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("remote add: usage: remote add NAME URL --key PUBKEY");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s, s:s}", "name", argv[optind], "url", argv[optind + 1], "key", key);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "AddRemote", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_ADD_REMOTE, p, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:s}", "name", argv[optind], "url", argv[optind + 1]),
                        "paired with %s (space %s)", argv[optind], json_string_value(json_object_get(rep, "space_id")));
@@ -140,7 +139,7 @@ static int remote_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("remote ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "ListRemotes", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_LIST_REMOTES, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -179,7 +178,7 @@ static int remote_rm(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("remote rm: usage: remote rm NAME");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "RemoveRemote", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_REMOVE_REMOTE, p, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "removed", 1), "removed %s", argv[1]);
         return 0;
@@ -195,7 +194,7 @@ static int remote_set_url(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("remote set-url: usage: remote set-url NAME URL");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "url", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "SetRemoteURL", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_SET_REMOTE_URL, p, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:s}", "name", argv[1], "url", argv[2]), "%s is now reached at %s",
                        argv[1], argv[2]);
@@ -211,7 +210,7 @@ static int remote_fetch(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("remote fetch: usage: remote fetch NAME HASH");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "remote", argv[1], "hash", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "FetchObject", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_FETCH_OBJECT, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -266,7 +265,7 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
                         return osm_ctl_usage_error("%s: usage: %s --object HASH --with REMOTE", cmd, cmd);
                 _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "hash", object, "remote", with);
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_call(ctl, share ? FED "ShareObject" : FED "UnshareObject", p, &rep))
+                if (osm_ctl_call(ctl, share ? OSM_M_FEDERATION_SHARE_OBJECT : OSM_M_FEDERATION_UNSHARE_OBJECT, p, &rep))
                         return 1;
                 osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "hash", object, "remote", with, "shared", share),
                                "%s may %sfetch object %s", with, share ? "" : "no longer ", object);
@@ -284,7 +283,7 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
                 json_object_set_new(p, "since", json_integer(t));
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, share ? FED "Share" : FED "Unshare", p, &rep))
+        if (osm_ctl_call(ctl, share ? OSM_M_FEDERATION_SHARE : OSM_M_FEDERATION_UNSHARE, p, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "collection", argv[optind], "remote", with, "shared", share),
                        "%s %s with %s", share ? "sharing" : "no longer sharing", argv[optind], with);
@@ -337,7 +336,7 @@ int cmd_audit(osm_ctl *ctl, int argc, char **argv) {
                 json_object_set_new(p, "limit", json_integer((json_int_t) n));
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, FED "Audit", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_FEDERATION_AUDIT, p, &rep))
                 return 1;
         size_t i;
         json_t *e;

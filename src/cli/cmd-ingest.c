@@ -5,8 +5,6 @@
 
 #include "cli/commands.h"
 
-#define INGEST "io.osmose.Ingest."
-
 static int ingest_add(osm_ctl *ctl, int argc, char **argv) {
         static const struct option opts[] = {
                 { "topic", required_argument, NULL, 't' }, { "into", required_argument, NULL, 'i' },
@@ -60,7 +58,7 @@ static int ingest_add(osm_ctl *ctl, int argc, char **argv) {
         json_object_set(p, "topics", topics);
         json_object_set_new(p, "into", json_string(into));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, INGEST "Add", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_INGEST_ADD, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(json_object_get(rep, "bridge"));   /* {name, url, topics, into, qos, source, state, …} */
@@ -76,7 +74,7 @@ static const char *fmt_num(json_t *v, char *buf, size_t size) {
 
 static int ingest_discovered(osm_ctl *ctl) {
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, INGEST "Discovered", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_INGEST_DISCOVERED, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -121,7 +119,7 @@ static int ingest_ls(osm_ctl *ctl, int argc, char **argv) {
         if (discovered)
                 return ingest_discovered(ctl);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, INGEST "List", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_INGEST_LIST, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -161,7 +159,7 @@ static int ingest_rm(osm_ctl *ctl, int argc, char **argv) {
                 return 2;
         }
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
-        if (osm_ctl_call(ctl, INGEST "Remove", p, NULL))
+        if (osm_ctl_call(ctl, OSM_M_INGEST_REMOVE, p, NULL))
                 return 1;
         if (ctl->json) {
                 _cleanup_json_ json_t *o = json_pack("{s:s, s:b}", "name", argv[1], "removed", true);

@@ -130,7 +130,7 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *installed = NULL;
         if (osm_ctl_is_bundle_id(name)) {
                 _cleanup_json_ json_t *q = json_pack("{s:s, s:b}", "bundle", name, "install_only", 1);
-                if (osm_ctl_call(ctl, "io.osmose.Channel.Run", q, &installed))
+                if (osm_ctl_call(ctl, OSM_M_CHANNEL_RUN, q, &installed))
                         return wait ? RUN_TOOL_ERROR : 1;
                 name = str(installed, "name");
         }
@@ -147,7 +147,7 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
         }
         if (!wait) {
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_call(ctl, "io.osmose.Workload.Run", p, &rep))
+                if (osm_ctl_call(ctl, OSM_M_WORKLOAD_RUN, p, &rep))
                         return 1;
                 if (ctl->json)
                         osm_print_json(rep);
@@ -162,11 +162,11 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
         run_state s = { .ctl = ctl, .attach = attach, .first = true, .status = RUN_TOOL_ERROR,
                         .line_start = { true, true } };
         osm_client_error err = { 0 };
-        int r = osm_client_call_more(c, "io.osmose.Workload.Run", p, run_cb, &s, &err);
+        int r = osm_client_call_more(c, OSM_M_WORKLOAD_RUN, p, run_cb, &s, &err);
         if (r == -EPIPE)
                 return RUN_TOOL_ERROR;
         if (r < 0) {
-                osm_ctl_call_failed("io.osmose.Workload.Run", &err);
+                osm_ctl_call_failed(OSM_M_WORKLOAD_RUN, &err);
                 osm_client_error_clear(&err);
                 return RUN_TOOL_ERROR;
         }
@@ -213,7 +213,7 @@ int cmd_ps(osm_ctl *ctl, int argc, char **argv) {
         if (limit >= 0)
                 json_object_set_new(p, "limit", json_integer(limit));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.Instances", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_INSTANCES, p, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -320,11 +320,11 @@ int cmd_logs(osm_ctl *ctl, int argc, char **argv) {
                 return 1;
         logs_state s = { .ctl = ctl, .timestamps = timestamps, .line_start = { true, true } };
         osm_client_error err = { 0 };
-        int r = osm_client_call_more(cl, "io.osmose.Workload.Logs", p, logs_cb, &s, &err);
+        int r = osm_client_call_more(cl, OSM_M_WORKLOAD_LOGS, p, logs_cb, &s, &err);
         if (r == -EPIPE)
                 return 0;
         if (r < 0) {
-                osm_ctl_call_failed("io.osmose.Workload.Logs", &err);
+                osm_ctl_call_failed(OSM_M_WORKLOAD_LOGS, &err);
                 osm_client_error_clear(&err);
                 return 1;
         }
@@ -381,7 +381,7 @@ int cmd_stop(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("stop: usage: osmosectl stop INSTANCE | NAME [--all]");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:b}", "instance", argv[optind], "all", all);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.Stop", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_STOP, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -401,7 +401,7 @@ int cmd_stats(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("stats: usage: osmosectl stats INSTANCE");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "instance", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.Stats", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_STATS, p, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -436,7 +436,7 @@ int cmd_stats(osm_ctl *ctl, int argc, char **argv) {
 /* Live instances of workload name, from Instances; -1 on failure (printed). */
 static int count_live(osm_ctl *ctl, const char *name) {
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.Instances", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_INSTANCES, NULL, &rep))
                 return -1;
         int n = 0;
         size_t k;
@@ -475,18 +475,18 @@ static int enable_disable(osm_ctl *ctl, int argc, char **argv, bool enable) {
         const char *name = argv[optind];
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", name);
         _cleanup_json_ json_t *rep = NULL, *now_rep = NULL;
-        if (osm_ctl_call(ctl, enable ? "io.osmose.Workload.Enable" : "io.osmose.Workload.Disable", p, &rep))
+        if (osm_ctl_call(ctl, enable ? OSM_M_WORKLOAD_ENABLE : OSM_M_WORKLOAD_DISABLE, p, &rep))
                 return 1;
         if (now) {
                 int live = count_live(ctl, name);
                 if (live < 0)
                         return 1;
                 if (enable && live == 0) {
-                        if (osm_ctl_call(ctl, "io.osmose.Workload.Run", p, &now_rep))
+                        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_RUN, p, &now_rep))
                                 return 1;
                 } else if (!enable && live > 0) {
                         _cleanup_json_ json_t *sp = json_pack("{s:s, s:b}", "instance", name, "all", true);
-                        if (osm_ctl_call(ctl, "io.osmose.Workload.Stop", sp, &now_rep))
+                        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_STOP, sp, &now_rep))
                                 return 1;
                 }
         }

@@ -45,7 +45,7 @@ static int object_put(osm_ctl *ctl, int argc, char **argv) {
         }
         _cleanup_json_ json_t *params = json_pack("{s:b}", "pin", 1);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call_fds(ctl, "io.osmose.Store.ObjectPut", params, &fd, 1, &rep, NULL, NULL))
+        if (osm_ctl_call_fds(ctl, OSM_M_STORE_OBJECT_PUT, params, &fd, 1, &rep, NULL, NULL))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -86,7 +86,7 @@ static int object_get(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *rep = NULL;
         int fds[1] = { -1 };
         size_t n_fds = 1;
-        if (osm_ctl_call_fds(ctl, "io.osmose.Store.ObjectGet", params, NULL, 0, &rep, fds, &n_fds))
+        if (osm_ctl_call_fds(ctl, OSM_M_STORE_OBJECT_GET, params, NULL, 0, &rep, fds, &n_fds))
                 return 1;
         _cleanup_close_ int in = n_fds == 1 ? fds[0] : -1;
         if (in < 0)
@@ -162,7 +162,7 @@ static int object_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("object ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.ObjectList", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_OBJECT_LIST, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -197,7 +197,7 @@ static int object_rm(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("object rm: '%s' is not an object hash: expected 64 lowercase hex digits", argv[1]);
         _cleanup_json_ json_t *params = json_pack("{s:s}", "hash", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.ObjectRemove", params, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_OBJECT_REMOVE, params, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s}", "hash", argv[1]), "%s",
                        json_is_true(json_object_get(rep, "deleted")) ? "deleted" : "unpinned; still referenced, kept");
@@ -212,7 +212,7 @@ static int object_gc(osm_ctl *ctl, int argc, char **argv) {
         if (argc != 1)
                 return osm_ctl_usage_error("object gc: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.ObjectGC", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_OBJECT_GC, NULL, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

@@ -13,7 +13,7 @@ int cmd_status(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
         _cleanup_json_ json_t *params = json_pack("{s:b}", "details", ctl->json);
-        if (osm_ctl_call(ctl, "io.osmose.Daemon.GetStatus", params, &rep))
+        if (osm_ctl_call(ctl, OSM_M_DAEMON_GET_STATUS, params, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -46,7 +46,7 @@ int cmd_reload(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Daemon.Reload", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_DAEMON_RELOAD, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);

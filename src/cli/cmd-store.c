@@ -90,7 +90,7 @@ static void *sender_main(void *arg) {
                 } else if (!params)
                         k->r = -ENOMEM;
                 else
-                        k->r = osm_client_call(c, "io.osmose.Store.PutBatch", params, NULL, 0, &k->reply, NULL, NULL,
+                        k->r = osm_client_call(c, OSM_M_STORE_PUT_BATCH, params, NULL, 0, &k->reply, NULL, NULL,
                                                &k->err);
                 json_decref(params);
                 pthread_mutex_lock(&b->lock);
@@ -180,7 +180,7 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                                         /* the first record not stored: the one named, else the one after those stored */
                                         size_t bad = idx ? (size_t) json_integer_value(idx) : ok;
                                         char text[400];
-                                        osm_ctl_error_text("io.osmose.Store.PutBatch", &k->err, text, sizeof text);
+                                        osm_ctl_error_text(OSM_M_STORE_PUT_BATCH, &k->err, text, sizeof text);
                                         if (k->err.name && bad < k->n)
                                                 snprintf(msg, sizeof(msg), "put: line %zu: %s; %" PRIu64
                                                          " records before it are stored", k->lines[bad], text, stored + ok);
@@ -318,7 +318,7 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
 
         _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "body", body);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.Put", params, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_PUT, params, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -410,7 +410,7 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
                 if (cursor)
                         json_object_set_new(params, "cursor", json_string(cursor));
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_call(ctl, "io.osmose.Store.Query", params, &rep)) {
+                if (osm_ctl_call(ctl, OSM_M_STORE_QUERY, params, &rep)) {
                         rc = 1;
                         break;
                 }
@@ -459,7 +459,7 @@ int cmd_collections(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("collections: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.Collections", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_COLLECTIONS, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -535,7 +535,7 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
 
         /* Limits not given keep their current value. */
         _cleanup_json_ json_t *cols = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.Collections", NULL, &cols))
+        if (osm_ctl_call(ctl, OSM_M_STORE_COLLECTIONS, NULL, &cols))
                 return 1;
         json_t *cur = NULL, *col;
         size_t i;
@@ -569,7 +569,7 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                 "max_age", (json_int_t) age, "max_records", (json_int_t) recs, "max_bytes", (json_int_t) bytes,
                 "create", create);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.SetRetention", params, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_SET_RETENTION, params, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -626,7 +626,7 @@ int cmd_delete(osm_ctl *ctl, int argc, char **argv) {
         if (writer)
                 json_object_set_new(p, "writer", json_string(writer));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Store.Delete", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_STORE_DELETE, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

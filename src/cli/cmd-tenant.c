@@ -149,7 +149,7 @@ static int tenant_add_set(osm_ctl *ctl, int argc, char **argv, bool add) {
                 return osm_ctl_usage_error("tenant add: --group GROUP is required");
         json_object_set_new(p, "name", json_string(argv[optind]));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, add ? "io.osmose.Tenant.Add" : "io.osmose.Tenant.Set", p, &rep))
+        if (osm_ctl_call(ctl, add ? OSM_M_TENANT_ADD : OSM_M_TENANT_SET, p, &rep))
                 return 1;
         json_t *tn = json_object_get(rep, "tenant");
         if (ctl->json)
@@ -171,7 +171,7 @@ static int tenant_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc != 1)
                 return osm_ctl_usage_error("tenant ls: takes no arguments");
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Tenant.List", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_TENANT_LIST, NULL, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -191,7 +191,7 @@ static int tenant_rm(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("tenant rm: usage: osmosectl tenant rm NAME");
         _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Tenant.Remove", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_TENANT_REMOVE, p, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -254,7 +254,7 @@ int cmd_usage(osm_ctl *ctl, int argc, char **argv) {
         if (since)
                 json_object_set_new(p, "since", json_integer(since));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Tenant.Usage", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_TENANT_USAGE, p, &rep))
                 return 1;
         json_t *u = json_object_get(rep, "usage");
         if (ctl->json && !csv) {

@@ -45,7 +45,7 @@ static int trust_change(osm_ctl *ctl, int argc, char **argv, bool add) {
                 return 2;
         _cleanup_json_ json_t *p = json_pack("{s:s}", "public_key", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, add ? "io.osmose.Workload.TrustAdd" : "io.osmose.Workload.TrustRemove", p, &rep))
+        if (osm_ctl_call(ctl, add ? OSM_M_WORKLOAD_TRUST_ADD : OSM_M_WORKLOAD_TRUST_REMOVE, p, &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "public_key", argv[1], "trusted", add),
                        "%s%s", add ? "trusted " : "no longer trusted: ", argv[1]);
@@ -67,7 +67,7 @@ static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
         if (!simple_args(argc, argv, 0, "trust ls", "", "List the trusted publisher keys."))
                 return 2;
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.TrustList", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_TRUST_LIST, NULL, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -148,7 +148,7 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                         return osm_ctl_fail("install: %s: not a regular file", src);
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call_fds(ctl, "io.osmose.Workload.Install", p, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
+        if (osm_ctl_call_fds(ctl, OSM_M_WORKLOAD_INSTALL, p, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
                              &rep, NULL, NULL))
                 return 1;
         if (ctl->json) {
@@ -188,7 +188,7 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv) {
         if (!simple_args(argc, argv, 0, "workloads", "", "List installed workloads, their versions, signers and grants."))
                 return 2;
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.List", NULL, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_LIST, NULL, &rep))
                 return 1;
         osm_ctl_annotate_channels(ctl, json_object_get(rep, "workloads"));
         if (ctl->json) {
@@ -251,7 +251,7 @@ int cmd_remove(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("remove: usage: osmosectl remove NAME [--keep-data]");
         _cleanup_json_ json_t *p = json_pack("{s:s, s:b}", "name", argv[optind], "keep_data", keep);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, "io.osmose.Workload.Remove", p, &rep))
+        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_REMOVE, p, &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -279,7 +279,7 @@ static int grant_revoke(osm_ctl *ctl, int argc, char **argv, bool grant) {
                 return 2;
         _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "capability", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, grant ? "io.osmose.Workload.Grant" : "io.osmose.Workload.Revoke", p, &rep))
+        if (osm_ctl_call(ctl, grant ? OSM_M_WORKLOAD_GRANT : OSM_M_WORKLOAD_REVOKE, p, &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

@@ -53,11 +53,11 @@ static void sleep_ms(int64_t ms) {
 
 int osm_api_call(osm_api_client *c, const char *method, json_t *params, json_t **reply, osm_client_error *err) {
         char full[128];
-        if (snprintf(full, sizeof full, "io.osmose.Api.%s", method) >= (int) sizeof full)
+        if (snprintf(full, sizeof full, OSM_I_API ".%s", method) >= (int) sizeof full)
                 return -EINVAL;
         for (int attempt = 0;; attempt++) {
                 int r = osm_client_call(c->c, full, params, NULL, 0, reply, NULL, NULL, err);
-                if (r != -EREMOTEIO || attempt >= RATE_RETRIES || !osm_api_error_is(err, "io.osmose.Api.RateLimited"))
+                if (r != -EREMOTEIO || attempt >= RATE_RETRIES || !osm_api_error_is(err, OSM_E_API_RATE_LIMITED))
                         return r;
                 json_int_t ms = json_integer_value(json_object_get(err->parameters, "retry_after"));
                 osm_client_error_clear(err);
@@ -145,7 +145,7 @@ int osm_api_watch(osm_api_client *c, const char *pattern, osm_api_record_cb cb, 
         watch_ctx w = { cb, userdata };
         if (!p)
                 return -EINVAL;
-        return osm_client_call_more(c->c, "io.osmose.Api.Watch", p, on_watch_reply, &w, err);
+        return osm_client_call_more(c->c, OSM_M_API_WATCH, p, on_watch_reply, &w, err);
 }
 
 int osm_api_services(osm_api_client *c, const char *type, json_t **out, osm_client_error *err) {

@@ -28,17 +28,17 @@ static void m_services(osm_call *call, json_t *params, void *userdata) {
 #if HAVE_AVAHI
         const char *type = json_string_value(json_object_get(params, "type"));
         if (!in->api->d->discovery) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "discovery is off on this gateway");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "discovery is off on this gateway");
                 return;
         }
         json_t *list = osm_discovery_services(in->api->d->discovery, type);
         if (!list) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot list the services");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot list the services");
                 return;
         }
         osm_call_reply(call, json_pack("{s:o}", "services", list), false);
 #else
-        osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "this osmosed is built without discovery");
+        osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this osmosed is built without discovery");
 #endif
 }
 
@@ -74,7 +74,7 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
         }
         uint64_t max = in->api->d->cfg.api_max_publications;
         if (in->n_pubs >= max) {
-                osm_call_error(call, ERR_QUOTA, json_pack("{s:s, s:I, s:s}", "quota", "publications", "limit",
+                osm_call_error(call, OSM_E_API_QUOTA_EXCEEDED, json_pack("{s:s, s:I, s:s}", "quota", "publications", "limit",
                                                           (json_int_t) max, "message",
                                                           "this instance publishes as many services as it may"));
                 return;
@@ -82,12 +82,12 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
 #if HAVE_AVAHI
         const char *name = json_string_value(json_object_get(params, "name"));
         if (!in->api->d->discovery) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "discovery is off on this gateway");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "discovery is off on this gateway");
                 return;
         }
         api_pub *p = calloc(1, sizeof *p);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         const char *why = NULL;
@@ -96,9 +96,9 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
         if (r < 0) {
                 free(p);
                 if (r == -EINVAL)
-                        osm_call_error(call, ERR_DISCOVERY, json_pack("{s:s}", "message", why ? why : "invalid service"));
+                        osm_call_errorf(call, OSM_E_API_DISCOVERY_ERROR, "%s", why ? why : "invalid service");
                 else
-                        osm_call_errorf(call, ERR_DISCOVERY, "cannot publish: %s", why ? why : strerror(-r));
+                        osm_call_errorf(call, OSM_E_API_DISCOVERY_ERROR, "cannot publish: %s", why ? why : strerror(-r));
                 return;
         }
         p->id = ++in->next_pub_id;
@@ -110,7 +110,7 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
         log_info("api: instance %s publishes %s '%s' on port %d", in->id, type, osm_discovery_pub_name(p->pub), (int) port);
         osm_call_reply(call, json_pack("{s:o}", "publication", pub_json(p)), false);
 #else
-        osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "this osmosed is built without discovery");
+        osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this osmosed is built without discovery");
 #endif
 }
 
@@ -129,7 +129,7 @@ static void m_withdraw(osm_call *call, json_t *params, void *userdata) {
                         return;
                 }
         }
-        osm_call_error(call, ERR_NO_PUB, json_pack("{s:I}", "id", id));
+        osm_call_fail(call, osm_error_api_no_such_publication(id));
 }
 
 static void m_publications(osm_call *call, json_t *params, void *userdata) {
@@ -169,9 +169,9 @@ void api_pubs_revoke(api_inst *in, const char *const *grants) {
 }
 
 const osm_method api_discovery_methods[] = {
-        { "io.osmose.Api.Services",     m_services,     OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.Publish",      m_publish,      OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.Withdraw",     m_withdraw,     OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.Publications", m_publications, OSM_ACCESS_PUBLIC },
+        { OSM_M_API_SERVICES,     m_services,     OSM_ACCESS_PUBLIC },
+        { OSM_M_API_PUBLISH,      m_publish,      OSM_ACCESS_PUBLIC },
+        { OSM_M_API_WITHDRAW,     m_withdraw,     OSM_ACCESS_PUBLIC },
+        { OSM_M_API_PUBLICATIONS, m_publications, OSM_ACCESS_PUBLIC },
 };
 const size_t api_discovery_n_methods = OSM_ARRAY_SIZE(api_discovery_methods);

@@ -15,14 +15,6 @@
 #include "daemon/discovery/discovery.h"
 #endif
 
-#define ERR_RATE        "io.osmose.Api.RateLimited"
-#define ERR_QUOTA       "io.osmose.Api.QuotaExceeded"
-#define ERR_NO_COLL     "io.osmose.Api.NoSuchCollection"
-#define ERR_BAD_NAME    "io.osmose.Api.InvalidName"
-#define ERR_BAD_RECORD  "io.osmose.Api.InvalidRecord"
-#define ERR_STORE       "io.osmose.Api.StoreError"
-#define ERR_NO_PUB      "io.osmose.Api.NoSuchPublication"
-#define ERR_DISCOVERY   "io.osmose.Api.DiscoveryError"
 
 #define REVOKE_CHECK_MS 250        /* how often open watches and publications are re-checked */
 #define MAX_INSTANCE_ID 64

@@ -13,7 +13,7 @@
 static bool collection_ok(osm_call *call, const char *coll) {
         if (osm_name_valid(coll, OSM_STORE_MAX_NAME, true))
                 return true;
-        osm_call_error(call, ERR_BAD_NAME,
+        osm_call_error(call, OSM_E_API_INVALID_NAME,
                        json_pack("{s:s, s:s}", "name", coll ? coll : "", "message",
                                  "a collection name is 1-128 bytes of [A-Za-z0-9._-] segments joined by '/', "
                                  "without empty, '.' or '..' segments"));
@@ -50,7 +50,7 @@ static void op_cancel(osm_call *c, void *userdata) {
 static api_op *op_new(osm_call *call, api_inst *in) {
         api_op *op = calloc(1, sizeof *op);
         if (!op) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return NULL;
         }
         op->call = call;
@@ -94,7 +94,7 @@ static bool reserve_bytes(osm_call *call, api_inst *in, uint64_t n) {
         snprintf(msg, sizeof msg, "writing %s more would pass this instance's limit of %s (%s written)",
                  osm_format_bytes(n, b1, sizeof b1), osm_format_bytes(max, b2, sizeof b2),
                  osm_format_bytes(in->bytes_stored, b1 + 16, sizeof b1 - 16));
-        osm_call_error(call, ERR_QUOTA, json_pack("{s:s, s:I, s:s}", "quota", "bytes_stored", "limit", (json_int_t) max,
+        osm_call_error(call, OSM_E_API_QUOTA_EXCEEDED, json_pack("{s:s, s:I, s:s}", "quota", "bytes_stored", "limit", (json_int_t) max,
                                                   "message", msg));
         return false;
 }
@@ -196,7 +196,7 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
         size_t n = json_array_size(records);
         _cleanup_free_ size_t *sizes = calloc(n ? n : 1, sizeof *sizes);
         if (!sizes) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         /* Check every record first: a bad one refuses the batch before anything is
@@ -358,14 +358,12 @@ static void m_watch(osm_call *call, json_t *params, void *userdata) {
                 return;
         const char *pattern = json_string_value(json_object_get(params, "pattern"));
         if (!osm_call_more(call)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "Watch streams records: call it with \"more\": true");
+                osm_call_invalid_param(call, "more");   /* Watch streams records: call it with "more": true */
                 return;
         }
         if (!osm_grant_watch_pattern_valid(pattern)) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER,
-                               json_pack("{s:s, s:s}", "parameter", "pattern", "message",
-                                         "a watch pattern is a collection name in which '*' stands for any part "
-                                         "of one segment, e.g. sensors/*"));
+                /* a collection name in which a star stands for any part of one segment */
+                osm_call_invalid_param(call, "pattern");
                 return;
         }
         if (!osm_grant_find_watch(grants, pattern)) {
@@ -376,13 +374,13 @@ static void m_watch(osm_call *call, json_t *params, void *userdata) {
         }
         uint64_t max = in->api->d->cfg.api_max_watches;
         if (in->n_watches >= max) {
-                osm_call_error(call, ERR_QUOTA, json_pack("{s:s, s:I, s:s}", "quota", "watches", "limit", (json_int_t) max,
+                osm_call_error(call, OSM_E_API_QUOTA_EXCEEDED, json_pack("{s:s, s:I, s:s}", "quota", "watches", "limit", (json_int_t) max,
                                                           "message", "this instance has as many watches open as it may"));
                 return;
         }
         api_watch *w = calloc(1, sizeof *w);
         if (!w) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         w->in = in;
@@ -391,7 +389,7 @@ static void m_watch(osm_call *call, json_t *params, void *userdata) {
         w->sw = osm_store_watch_add(in->api->d->store, pattern, watch_record, w);
         if (!w->sw) {
                 free(w);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot add a watch");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot add a watch");
                 return;
         }
         w->next = in->watches;
@@ -412,10 +410,10 @@ void api_watches_revoke(api_inst *in, const char *const *grants) {
 }
 
 const osm_method api_store_methods[] = {
-        { "io.osmose.Api.Put",          m_put,          OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.PutBatch",     m_put_batch,    OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.Query",        m_query,        OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.Collections",  m_collections,  OSM_ACCESS_PUBLIC },
-        { "io.osmose.Api.Watch",        m_watch,        OSM_ACCESS_PUBLIC },
+        { OSM_M_API_PUT,          m_put,          OSM_ACCESS_PUBLIC },
+        { OSM_M_API_PUT_BATCH,     m_put_batch,    OSM_ACCESS_PUBLIC },
+        { OSM_M_API_QUERY,        m_query,        OSM_ACCESS_PUBLIC },
+        { OSM_M_API_COLLECTIONS,  m_collections,  OSM_ACCESS_PUBLIC },
+        { OSM_M_API_WATCH,        m_watch,        OSM_ACCESS_PUBLIC },
 };
 const size_t api_store_n_methods = OSM_ARRAY_SIZE(api_store_methods);

@@ -118,7 +118,7 @@ static void on_refusal_timer(uv_timer_t *t) {
         refusal *rf = t->data;
         osm_call *call = rf->call;
         osm_call_set_cancel(call, NULL, NULL);
-        osm_call_error(call, ERR_RATE, steal_pointer(&rf->params));
+        osm_call_error(call, OSM_E_API_RATE_LIMITED, steal_pointer(&rf->params));
         uv_close((uv_handle_t *) &rf->timer, on_refusal_closed);
 }
 
@@ -130,7 +130,7 @@ static void refusal_cancel(osm_call *c, void *userdata) {
 static void refuse_later(api_inst *in, osm_call *call, int64_t delay_ms, json_t *params) {
         refusal *rf = calloc(1, sizeof *rf);
         if (!rf) {
-                osm_call_error(call, ERR_RATE, params);
+                osm_call_error(call, OSM_E_API_RATE_LIMITED, params);
                 return;
         }
         rf->call = call;
@@ -165,7 +165,7 @@ const char *const *api_enter(osm_call *call, api_inst *in) {
         in->tokens -= 1.0;
         const char *const *grants = api_inst_grants(in);
         if (!grants) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "instance %s has ended", in->id);
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "instance %s has ended", in->id);
                 return NULL;
         }
         return grants;
@@ -180,7 +180,7 @@ void api_deny(osm_call *call, const char *grant, const char *fmt, ...) {
         json_t *p = json_pack("{s:s}", "message", msg);
         if (p && grant)
                 json_object_set_new(p, "grant", json_string(grant));
-        osm_call_error(call, OSM_ERR_PERMISSION_DENIED, p);
+        osm_call_error(call, OSM_E_PERMISSION_DENIED, p);
 }
 
 /* ---------- who am I ---------- */
@@ -212,21 +212,21 @@ static void m_info(osm_call *call, json_t *params, void *userdata) {
 /* ---------- introspection, restricted to what this socket serves ---------- */
 
 static bool iface_served(const char *name) {
-        return name && (strcmp(name, "org.varlink.service") == 0 || strcmp(name, "io.osmose") == 0 ||
-                        strcmp(name, "io.osmose.Api") == 0);
+        return name && (strcmp(name, OSM_I_VARLINK) == 0 || strcmp(name, OSM_I_OSMOSE) == 0 ||
+                        strcmp(name, OSM_I_API) == 0);
 }
 
 static void m_get_info(osm_call *call, json_t *params, void *userdata) {
         osm_call_reply(call, json_pack("{s:s, s:s, s:s, s:s, s:[s, s, s]}", "vendor", "Osmose", "product",
                                        "osmosed workload API", "version", OSM_VERSION, "url", "https://osmose.invalid/",
-                                       "interfaces", "org.varlink.service", "io.osmose", "io.osmose.Api"), false);
+                                       "interfaces", OSM_I_VARLINK, OSM_I_OSMOSE, OSM_I_API), false);
 }
 
 static void m_get_description(osm_call *call, json_t *params, void *userdata) {
         const char *name = json_string_value(json_object_get(params, "interface"));
         const osm_vl_interface *i = iface_served(name) ? osm_vl_find_interface(name) : NULL;
         if (!i) {
-                osm_call_error(call, OSM_ERR_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", name ? name : ""));
+                osm_call_fail(call, osm_error_varlink_interface_not_found(name ? name : ""));
                 return;
         }
         osm_call_reply(call, json_pack("{s:s}", "description", i->description), false);
@@ -239,9 +239,9 @@ static void m_not_for_workloads(osm_call *call, json_t *params, void *userdata) 
 }
 
 static const osm_method api_methods[] = {
-        { "io.osmose.Api.Info",         m_info,         OSM_ACCESS_PUBLIC },
-        { "org.varlink.service.GetInfo", m_get_info,    OSM_ACCESS_PUBLIC },
-        { "org.varlink.service.GetInterfaceDescription", m_get_description, OSM_ACCESS_PUBLIC },
+        { OSM_M_API_INFO,         m_info,         OSM_ACCESS_PUBLIC },
+        { OSM_M_VARLINK_GET_INFO, m_get_info,    OSM_ACCESS_PUBLIC },
+        { OSM_M_VARLINK_GET_INTERFACE_DESCRIPTION, m_get_description, OSM_ACCESS_PUBLIC },
 };
 
 static int build_deny_table(osm_api *a) {

@@ -207,10 +207,10 @@ static int run_sql(osm_building *b, bld_job *j, const char *sql, json_t *params,
                 usleep(attempt < 5 ? 20000 : 100000);
         }
         if (quorum) {
-                j->error = BLD_ERR_QUORUM;
+                j->error = OSM_E_BUILDING_QUORUM;
                 snprintf(j->msg, sizeof j->msg, "no quorum: building state cannot change now (%s); local work goes on", err);
         } else {
-                j->error = OSM_ERR_INTERNAL;
+                j->error = OSM_E_INTERNAL_ERROR;
                 snprintf(j->msg, sizeof j->msg, "building database: %s", err);
         }
         return r < 0 ? r : -EIO;

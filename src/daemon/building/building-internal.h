@@ -16,12 +16,6 @@
 #include "daemon/building/transport.h"
 #include "daemon/daemon.h"
 
-#define BLD_ERR_NOT_IN      "io.osmose.Building.NotInBuilding"
-#define BLD_ERR_ALREADY     "io.osmose.Building.AlreadyInBuilding"
-#define BLD_ERR_QUORUM      "io.osmose.Building.Quorum"
-#define BLD_ERR_TOKEN       "io.osmose.Building.TokenRefused"
-#define BLD_ERR_UNREACHABLE "io.osmose.Building.Unreachable"
-#define BLD_ERR_NOT_SHARED  "io.osmose.Building.NotShared"
 
 #define BLD_DB_NAME "osmose-building"
 #define BLD_MAX_TOKENS 64

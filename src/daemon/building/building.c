@@ -254,7 +254,7 @@ static void refresh_work(osm_building *b, bld_job *j) {
         osm_dq *c = bld_leader(b, err, sizeof err);
         if (!c) {
                 snprintf(j->msg, sizeof j->msg, "%s", err);
-                j->error = BLD_ERR_QUORUM;
+                j->error = OSM_E_BUILDING_QUORUM;
                 return;
         }
         json_t *state = NULL;
@@ -263,7 +263,7 @@ static void refresh_work(osm_building *b, bld_job *j) {
                 bool q = bld_dq_is_quorum_error(c, r);
                 bld_leader_drop(b);
                 snprintf(j->msg, sizeof j->msg, "%s%s", q ? "no quorum: " : "", err);
-                j->error = BLD_ERR_QUORUM;
+                j->error = OSM_E_BUILDING_QUORUM;
                 return;
         }
         json_object_set_new(state, "leader", json_pack("{s:I,s:s}", "node_id", (json_int_t) b->leader_id,

@@ -20,7 +20,7 @@
 static bool need_active(osm_building *b, osm_call *call) {
         if (b->active && !b->leaving)
                 return true;
-        osm_call_errorf(call, BLD_ERR_NOT_IN, "this room is not in a building (building create, or building join TOKEN)");
+        osm_call_errorf(call, OSM_E_BUILDING_NOT_IN_BUILDING, "this room is not in a building (building create, or building join TOKEN)");
         return false;
 }
 
@@ -44,7 +44,7 @@ static void write_work(osm_building *b, bld_job *j) {
         pthread_mutex_lock(&b->lock);
         b->counters.writes++;
         pthread_mutex_unlock(&b->lock);
-        if (bld_exec(b, j, sql, json_object_get(j->in, "params")) < 0 && strcmp(j->error, BLD_ERR_QUORUM) == 0) {
+        if (bld_exec(b, j, sql, json_object_get(j->in, "params")) < 0 && strcmp(j->error, OSM_E_BUILDING_QUORUM) == 0) {
                 pthread_mutex_lock(&b->lock);
                 b->counters.writes_failed_quorum++;
                 pthread_mutex_unlock(&b->lock);
@@ -54,7 +54,7 @@ static void write_work(osm_building *b, bld_job *j) {
 static void write_done(osm_building *b, bld_job *j) {
         const char *none = json_string_value(json_object_get(j->in, "if_none"));
         if (!j->error && none && j->changes == 0) {
-                j->error = OSM_ERR_NOT_FOUND;
+                j->error = OSM_E_NOT_FOUND;
                 snprintf(j->msg, sizeof j->msg, "%s", none);
         }
         reply_done(b, j);
@@ -74,14 +74,14 @@ static void submit_write_or(osm_building *b, osm_call *call, const char *sql, js
                 b->counters.writes_failed_quorum++;
                 pthread_mutex_unlock(&b->lock);
                 json_decref(params);
-                osm_call_errorf(call, BLD_ERR_QUORUM, "%s; building state cannot change now, local work goes on",
+                osm_call_errorf(call, OSM_E_BUILDING_QUORUM, "%s; building state cannot change now, local work goes on",
                                 b->last_error);
                 return;
         }
         bld_job *j = bld_job_new(write_work, write_done, call,
                                  json_pack("{s:s,s:o,s:s?}", "sql", sql, "params", params, "if_none", if_none));
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         bld_submit(b, j);
@@ -147,7 +147,7 @@ static int member_address(osm_building *b, const char *given, char *out, size_t 
 static void create_work(osm_building *b, bld_job *j) {
         char err[256] = "";
         if (bld_save_state(b) < 0 || bld_activate(b, err, sizeof err) < 0) {
-                j->error = OSM_ERR_NOT_AVAILABLE;
+                j->error = OSM_E_NOT_AVAILABLE;
                 snprintf(j->msg, sizeof j->msg, "cannot start the building: %s", err[0] ? err : "cannot write its state");
                 bld_deactivate(b, true);
                 return;
@@ -181,7 +181,7 @@ static void create_work(osm_building *b, bld_job *j) {
                 osm_dq_close(&c);
         }
         if (r < 0) {
-                j->error = OSM_ERR_INTERNAL;
+                j->error = OSM_E_INTERNAL_ERROR;
                 snprintf(j->msg, sizeof j->msg, "cannot set up the building's state: %s", err);
                 bld_deactivate(b, true);
                 return;
@@ -203,7 +203,7 @@ static void activate_done(osm_building *b, bld_job *j) {
 static bool refuse_if_member(osm_building *b, osm_call *call) {
         if (!b->active && !b->leaving && !b->building_id[0])
                 return false;
-        osm_call_error(call, BLD_ERR_ALREADY,
+        osm_call_error(call, OSM_E_BUILDING_ALREADY_IN_BUILDING,
                        json_pack("{s:s,s:s}", "building", b->building_id,
                                  "message", b->leaving ? "a building change is under way" : "this room is in a building already (building leave first)"));
         return true;
@@ -216,15 +216,14 @@ static void m_create(osm_call *call, json_t *p, void *ud) {
         const char *name = json_string_value(json_object_get(p, "name"));
         const char *addr = json_string_value(json_object_get(p, "address"));
         if (name && (strlen(name) < 1 || strlen(name) >= sizeof b->name)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "name: 1 to 63 bytes");
+                osm_call_invalid_param(call, "name");   /* 1 to 63 bytes */
                 return;
         }
         char address[OSM_DQ_ADDR_MAX];
         int r = member_address(b, addr, address, sizeof address);
         if (r < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "%s",
-                                r == -EADDRNOTAVAIL ? "no address to reach this room at: give --address HOST"
-                                                    : "address: HOST or HOST:PORT");
+                /* no address to reach this room at (give one), or not HOST or HOST:PORT */
+                osm_call_invalid_param(call, "address");
                 return;
         }
         uint8_t id[16];
@@ -236,7 +235,7 @@ static void m_create(osm_call *call, json_t *p, void *ud) {
         b->node_id = 1;   /* dqlite bootstraps a new cluster from node 1 */
         bld_job *j = bld_job_new(create_work, activate_done, call, NULL);
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         b->leaving = true;
@@ -252,13 +251,13 @@ static void m_invite(osm_call *call, json_t *p, void *ud) {
         json_t *e = json_object_get(p, "expires");
         json_int_t us = e ? json_integer_value(e) : DEFAULT_INVITE_US;
         if (us < 1000000 || us > MAX_INVITE_US) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "expires: between 1 s and 7 days");
+                osm_call_invalid_param(call, "expires");   /* between 1 s and 7 days */
                 return;
         }
         char *token = NULL, err[256] = "";
         int r = bld_invite(b, us, &token, err, sizeof err);
         if (r < 0) {
-                osm_call_errorf(call, r == -EBUSY ? OSM_ERR_BUSY : OSM_ERR_INTERNAL, "%s", err[0] ? err : strerror(-r));
+                osm_call_errorf(call, r == -EBUSY ? OSM_E_BUSY : OSM_E_INTERNAL_ERROR, "%s", err[0] ? err : strerror(-r));
                 return;
         }
         log_info("building: invitation made, valid %lld s", (long long) (us / 1000000));
@@ -274,13 +273,13 @@ static void m_join(osm_call *call, json_t *p, void *ud) {
         osm_token t;
         const char *why;
         if (osm_token_parse(json_string_value(json_object_get(p, "token")), &t, &why) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "token: %s", why);
+                osm_call_invalid_param(call, "token");   /* … */
                 return;
         }
         osm_token_wipe(&t);
         bld_job *j = bld_job_new(bld_join_work, activate_done, call, json_deep_copy(p));
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         b->leaving = true;
@@ -424,7 +423,7 @@ static void leave_work(osm_building *b, bld_job *j) {
         while ((r = leave_once(b, err, sizeof err, &quorum)) < 0 && quorum && osm_now_mono_us() < dl)
                 usleep(200000);
         if (r < 0) {
-                j->error = quorum ? BLD_ERR_QUORUM : OSM_ERR_INTERNAL;
+                j->error = quorum ? OSM_E_BUILDING_QUORUM : OSM_E_INTERNAL_ERROR;
                 snprintf(j->msg, sizeof j->msg, "cannot leave now: %s%s", err,
                          quorum ? " (another room can 'building remove' this one once quorum is back)" : "");
                 return;
@@ -447,7 +446,7 @@ static void m_leave(osm_call *call, json_t *p, void *ud) {
                 return;
         bld_job *j = bld_job_new(leave_work, leave_done, call, NULL);
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         b->leaving = true;
@@ -467,7 +466,7 @@ static void remove_work(osm_building *b, bld_job *j) {
         osm_dq *c = bld_leader(b, err, sizeof err);
         int r = c ? osm_dq_remove(c, (uint64_t) node) : -EAGAIN;
         if (r < 0 && !(c && strstr(c->err_msg, "no server"))) {
-                j->error = BLD_ERR_QUORUM;
+                j->error = OSM_E_BUILDING_QUORUM;
                 snprintf(j->msg, sizeof j->msg, "the member row is gone but its node stays in the cluster: %s",
                          c && r == -EREMOTEIO ? c->err_msg : err);
                 bld_leader_drop(b);
@@ -501,22 +500,22 @@ static void m_remove(osm_call *call, json_t *p, void *ud) {
         bool amb;
         json_t *m = find_member(b, what, &amb);
         if (!m) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, amb ? "several rooms are named '%s': give its id" : "no member '%s'", what);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, amb ? "several rooms are named '%s': give its id" : "no member '%s'", what);
                 return;
         }
         if (strcmp(json_string_value(json_object_get(m, "room")), b->d->space_id) == 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "this is this room: use building leave");
+                osm_call_invalid_param(call, "room");   /* this room itself: that is building leave */
                 return;
         }
         if (b->stale) {
-                osm_call_errorf(call, BLD_ERR_QUORUM, "%s; building state cannot change now", b->last_error);
+                osm_call_errorf(call, OSM_E_BUILDING_QUORUM, "%s; building state cannot change now", b->last_error);
                 return;
         }
         bld_job *j = bld_job_new(remove_work, write_done, call,
                                  json_pack("{s:O,s:O}", "room", json_object_get(m, "room"), "node_id",
                                            json_object_get(m, "node_id")));
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         bld_submit(b, j);
@@ -554,7 +553,7 @@ static void recover_work(osm_building *b, bld_job *j) {
         char err2[256] = "";
         int r2 = osm_bnode_start(&o, &b->node, err2, sizeof err2);
         if (r < 0 || r2 < 0) {
-                j->error = OSM_ERR_INTERNAL;
+                j->error = OSM_E_INTERNAL_ERROR;
                 snprintf(j->msg, sizeof j->msg, "recovery failed: %s%s%s", err, r < 0 && r2 < 0 ? "; " : "", err2);
                 json_decref(names);
                 return;
@@ -576,7 +575,7 @@ static void m_recover(osm_call *call, json_t *p, void *ud) {
                 json_t *m = find_member(b, json_string_value(r) ?: "", &amb);
                 if (!m) {
                         json_decref(keep);
-                        osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no member '%s'", json_string_value(r));
+                        osm_call_errorf(call, OSM_E_NOT_FOUND, "no member '%s'", json_string_value(r));
                         return;
                 }
                 if (strcmp(json_string_value(json_object_get(m, "room")), b->d->space_id) != 0)
@@ -584,7 +583,7 @@ static void m_recover(osm_call *call, json_t *p, void *ud) {
         }
         bld_job *j = bld_job_new(recover_work, reply_done, call, json_pack("{s:o}", "rooms", keep));
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         bld_submit(b, j);
@@ -600,11 +599,11 @@ static void m_trust_add(osm_call *call, json_t *p, void *ud) {
         const char *comment = json_string_value(json_object_get(p, "comment"));
         uint8_t pk[OSM_PUBKEY_BYTES];
         if (osm_pubkey_decode(key, pk) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "key: not a public key (43 characters of URL-safe base64)");
+                osm_call_invalid_param(call, "key");   /* not a public key (43 characters of URL-safe base64) */
                 return;
         }
         if (comment && strlen(comment) > 200) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "comment: at most 200 bytes");
+                osm_call_invalid_param(call, "comment");   /* at most 200 bytes */
                 return;
         }
         submit_write(b, call, "INSERT INTO trust (key, added_by, added, comment) VALUES (?, ?, ?, ?) "
@@ -643,10 +642,10 @@ static void m_share(osm_call *call, json_t *p, void *ud) {
                 return;
         const char *coll = json_string_value(json_object_get(p, "collection"));
         if (!osm_name_valid(coll, 128, true)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "collection: not a collection name");
+                osm_call_invalid_param(call, "collection");   /* not a collection name */
                 return;
         }
-        bool share = strcmp(osm_call_method(call), "io.osmose.Building.Share") == 0;
+        bool share = strcmp(osm_call_method(call), OSM_M_BUILDING_SHARE) == 0;
         if (share)
                 submit_write(b, call, "INSERT INTO shares (room, collection, since) VALUES (?, ?, ?) "
                                       "ON CONFLICT (room, collection) DO NOTHING",
@@ -670,12 +669,12 @@ static void m_query(osm_call *call, json_t *p, void *ud) {
                 return;
         const char *coll = json_string_value(json_object_get(p, "collection"));
         if (!osm_name_valid(coll, 128, true)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "collection: not a collection name");
+                osm_call_invalid_param(call, "collection");   /* not a collection name */
                 return;
         }
         json_int_t limit = json_is_integer(json_object_get(p, "limit")) ? json_integer_value(json_object_get(p, "limit")) : 1000;
         if (limit < 1 || limit > 100000) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "limit: 1 to 100000");
+                osm_call_invalid_param(call, "limit");   /* 1 to 100000 */
                 return;
         }
         /* The rooms that share it, from the last copy (a stale copy still names them). */
@@ -696,7 +695,7 @@ static void m_query(osm_call *call, json_t *p, void *ud) {
         }
         if (json_array_size(targets) == 0) {
                 json_decref(targets);
-                osm_call_errorf(call, BLD_ERR_NOT_SHARED, only ? "room '%s' does not share '%s'" : "%s no room shares '%s'",
+                osm_call_errorf(call, OSM_E_BUILDING_NOT_SHARED, only ? "room '%s' does not share '%s'" : "%s no room shares '%s'",
                                 only ? only : "", coll);
                 return;
         }
@@ -704,27 +703,26 @@ static void m_query(osm_call *call, json_t *p, void *ud) {
                                "until", json_object_get(p, "until"), "limit", limit, "targets", targets);
         bld_job *j = bld_job_new(bld_query_work, reply_done, call, in);
         if (!j) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
                 return;
         }
         bld_submit(b, j);
 }
 
-#define B "io.osmose.Building."
 const osm_method bld_methods[] = {
-        { B "Create", m_create, OSM_ACCESS_WRITE },
-        { B "Invite", m_invite, OSM_ACCESS_WRITE },
-        { B "Join", m_join, OSM_ACCESS_WRITE },
-        { B "Status", m_status, OSM_ACCESS_READ },
-        { B "Leave", m_leave, OSM_ACCESS_WRITE },
-        { B "Remove", m_remove, OSM_ACCESS_WRITE },
-        { B "Recover", m_recover, OSM_ACCESS_WRITE },
-        { B "TrustAdd", m_trust_add, OSM_ACCESS_WRITE },
-        { B "TrustList", m_trust_list, OSM_ACCESS_READ },
-        { B "TrustRemove", m_trust_remove, OSM_ACCESS_WRITE },
-        { B "Share", m_share, OSM_ACCESS_WRITE },
-        { B "Unshare", m_share, OSM_ACCESS_WRITE },
-        { B "ListShares", m_list_shares, OSM_ACCESS_READ },
-        { B "Query", m_query, OSM_ACCESS_READ },
+        { OSM_M_BUILDING_CREATE, m_create, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_INVITE, m_invite, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_JOIN, m_join, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_STATUS, m_status, OSM_ACCESS_READ },
+        { OSM_M_BUILDING_LEAVE, m_leave, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_REMOVE, m_remove, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_RECOVER, m_recover, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_TRUST_ADD, m_trust_add, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_TRUST_LIST, m_trust_list, OSM_ACCESS_READ },
+        { OSM_M_BUILDING_TRUST_REMOVE, m_trust_remove, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_SHARE, m_share, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_UNSHARE, m_share, OSM_ACCESS_WRITE },
+        { OSM_M_BUILDING_LIST_SHARES, m_list_shares, OSM_ACCESS_READ },
+        { OSM_M_BUILDING_QUERY, m_query, OSM_ACCESS_READ },
 };
 const size_t bld_n_methods = OSM_ARRAY_SIZE(bld_methods);

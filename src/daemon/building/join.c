@@ -309,14 +309,14 @@ void bld_join_work(osm_building *b, bld_job *j) {
         osm_token t;
         const char *why = "";
         if (osm_token_parse(text, &t, &why) < 0) {
-                join_fail(j, OSM_ERR_INVALID_PARAMETER, "the join token is not valid: %s", why);
+                join_fail(j, OSM_E_VARLINK_INVALID_PARAMETER, "the join token is not valid: %s", why);
                 return;
         }
         /* Expiry is the inviter's to judge (and to count): its clock issued the token. */
         osm_btls tls;
         if (osm_btls_init(&tls, &b->d->identity, NULL, NULL) < 0) {
                 osm_token_wipe(&t);
-                join_fail(j, OSM_ERR_INTERNAL, "%s", "cannot set up TLS with the identity key");
+                join_fail(j, OSM_E_INTERNAL_ERROR, "%s", "cannot set up TLS with the identity key");
                 return;
         }
         osm_btls_conn c = { .fd = -1 };
@@ -333,9 +333,9 @@ void bld_join_work(osm_building *b, bld_job *j) {
                 osm_token_wipe(&t);
                 osm_btls_free(&tls);
                 if (r == -EPERM)
-                        join_fail(j, BLD_ERR_TOKEN, "the inviter's key does not match the token (%s)", tried);
+                        join_fail(j, OSM_E_BUILDING_TOKEN_REFUSED, "the inviter's key does not match the token (%s)", tried);
                 else
-                        join_fail(j, BLD_ERR_UNREACHABLE, "cannot reach the inviter (%s)%s", tried,
+                        join_fail(j, OSM_E_BUILDING_UNREACHABLE, "cannot reach the inviter (%s)%s", tried,
                                   r == -EPROTO ? "; it takes no joins now: its invitations were used or expired" : "");
                 if (r == -EPERM)
                         j->out = json_pack("{s:s}", "reason", "inviter-key");
@@ -376,12 +376,12 @@ void bld_join_work(osm_building *b, bld_job *j) {
         if (r == 0)
                 r = read_json_line(&c, &rep, JOIN_STEP_MS);
         if (r < 0) {
-                join_fail(j, BLD_ERR_UNREACHABLE, "the inviter did not answer: %s", strerror(-r));
+                join_fail(j, OSM_E_BUILDING_UNREACHABLE, "the inviter did not answer: %s", strerror(-r));
                 goto out;
         }
         if (json_object_get(rep, "error")) {
                 const char *reason = json_string_value(json_object_get(rep, "reason"));
-                j->error = BLD_ERR_TOKEN;
+                j->error = OSM_E_BUILDING_TOKEN_REFUSED;
                 j->out = json_pack("{s:s}", "reason", reason ? reason : "refused");
                 snprintf(j->msg, sizeof j->msg, "the inviter refused: %s",
                          json_string_value(json_object_get(rep, "message")) ?: "no reason given");
@@ -391,7 +391,7 @@ void bld_join_work(osm_building *b, bld_job *j) {
         const char *bid = json_string_value(json_object_get(rep, "building"));
         const char *bname = json_string_value(json_object_get(rep, "name"));
         if (node_id < 2 || !bid || strcmp(bid, t.building) != 0 || !bname || strlen(bname) >= sizeof b->name) {
-                join_fail(j, OSM_ERR_INTERNAL, "%s", "the inviter's answer is not a join answer");
+                join_fail(j, OSM_E_INTERNAL_ERROR, "%s", "the inviter's answer is not a join answer");
                 goto out;
         }
         snprintf(b->building_id, sizeof b->building_id, "%s", bid);
@@ -402,7 +402,7 @@ void bld_join_work(osm_building *b, bld_job *j) {
         b->cache = json_pack("{s:O}", "members", json_object_get(rep, "members"));
         char err[256];
         if ((r = bld_save_state(b)) < 0 || (r = bld_activate(b, err, sizeof err)) < 0) {
-                join_fail(j, OSM_ERR_INTERNAL, "cannot start the building here: %s", r == -EIO ? err : strerror(-r));
+                join_fail(j, OSM_E_INTERNAL_ERROR, "cannot start the building here: %s", r == -EIO ? err : strerror(-r));
                 bld_deactivate(b, true);
                 goto out;
         }
@@ -413,7 +413,7 @@ void bld_join_work(osm_building *b, bld_job *j) {
         if (r == 0)
                 r = read_json_line(&c, &rep, JOIN_STEP_MS * 2);
         if (r < 0 || json_object_get(rep, "error")) {
-                join_fail(j, BLD_ERR_UNREACHABLE, "the inviter could not add this room: %s",
+                join_fail(j, OSM_E_BUILDING_UNREACHABLE, "the inviter could not add this room: %s",
                           r < 0 ? strerror(-r) : json_string_value(json_object_get(rep, "message")) ?: "?");
                 bld_deactivate(b, true);
                 goto out;

@@ -11,16 +11,6 @@
 #include "daemon/workload/workloads.h"
 #include "osmose/channel.h"
 
-#define CH_ERR_UNTRUSTED      "io.osmose.Channel.Untrusted"
-#define CH_ERR_REPLAYED       "io.osmose.Channel.Replayed"
-#define CH_ERR_STALE          "io.osmose.Channel.StaleSequence"
-#define CH_ERR_HASH_MISMATCH  "io.osmose.Channel.HashMismatch"
-#define CH_ERR_DOWNGRADE      "io.osmose.Channel.Downgrade"
-#define CH_ERR_EXPIRED        "io.osmose.Channel.Expired"
-#define CH_ERR_BAD_CHANNEL    "io.osmose.Channel.BadChannel"
-#define CH_ERR_FETCH_FAILED   "io.osmose.Channel.FetchFailed"
-#define CH_ERR_ROLLED_BACK    "io.osmose.Channel.RolledBack"
-#define CH_ERR_NOT_LISTED     "io.osmose.Channel.NotListed"
 
 #define CH_MAX_SOURCE   2048
 #define CH_MAX_FOLLOWS  256

@@ -77,7 +77,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
             sqlite3_prepare_v2(c->db, "SELECT sequence FROM seen WHERE channel = ?1 AND signer = ?2 AND digest = ?3",
                                -1, &same, NULL) != SQLITE_OK) {
                 snprintf(msg, msgsize, "channels db: %s", sqlite3_errmsg(c->db));
-                return OSM_ERR_INTERNAL;
+                return OSM_E_INTERNAL_ERROR;
         }
         sqlite3_bind_text(mx, 1, ch->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(mx, 2, signer, -1, SQLITE_STATIC);
@@ -96,7 +96,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
                         snprintf(msg, msgsize, "channel %s: this list (sequence %lld) was seen before and "
                                  "sequence %lld has replaced it: a replay of an old list is refused",
                                  ch->name, (long long) ch->sequence, (long long) max);
-                        return CH_ERR_REPLAYED;
+                        return OSM_E_CHANNEL_REPLAYED;
                 }
                 if (ch->sequence == max)
                         snprintf(msg, msgsize, "channel %s: sequence %lld was already seen with other "
@@ -106,7 +106,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
                         snprintf(msg, msgsize, "channel %s: sequence %lld is lower than %lld, already "
                                  "seen: refused (rollback or freeze)", ch->name, (long long) ch->sequence,
                                  (long long) max);
-                return CH_ERR_STALE;
+                return OSM_E_CHANNEL_STALE_SEQUENCE;
         }
         if (sqlite3_prepare_v2(c->db, "INSERT INTO seen(channel, signer, sequence, digest, time) "
                                "VALUES(?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
@@ -114,7 +114,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
                                "(SELECT sequence FROM seen WHERE channel = ?1 AND signer = ?2 "
                                "ORDER BY sequence DESC LIMIT ?3)", -1, &trim, NULL) != SQLITE_OK) {
                 snprintf(msg, msgsize, "channels db: %s", sqlite3_errmsg(c->db));
-                return OSM_ERR_INTERNAL;
+                return OSM_E_INTERNAL_ERROR;
         }
         sqlite3_bind_text(ins, 1, ch->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(ins, 2, signer, -1, SQLITE_STATIC);
@@ -126,7 +126,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
         sqlite3_bind_int(trim, 3, CH_SEEN_KEPT);
         if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(trim) != SQLITE_DONE) {
                 snprintf(msg, msgsize, "channels db: recording the list: %s", sqlite3_errmsg(c->db));
-                return OSM_ERR_INTERNAL;
+                return OSM_E_INTERNAL_ERROR;
         }
         return NULL;
 }

@@ -18,16 +18,15 @@
 static bool name_ok(osm_call *call, const char *name) {
         if (osm_name_valid(name, OSM_MANIFEST_MAX_NAME, false))
                 return true;
-        osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "name", "message",
-                       "name: expected a workload name (1-48 characters of A-Z a-z 0-9 . _ -)"));
+        osm_call_invalid_param(call, "name");   /* a workload name: 1-48 of A-Z a-z 0-9 . _ - */
         return false;
 }
 
 static void busy(osm_call *call, int r) {
         if (r == -EBUSY)
-                osm_call_errorf(call, OSM_ERR_BUSY, "a check or upgrade is running; try again when it is done");
+                osm_call_errorf(call, OSM_E_BUSY, "a check or upgrade is running; try again when it is done");
         else
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "%s", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "%s", strerror(-r));
 }
 
 /* Follow NAME SOURCE: SOURCE is a directory or base URL holding NAME.channel, or names a
@@ -40,13 +39,12 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
                 return;
         char why[512];
         if (ch_source_check(source, why, sizeof why) < 0) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER,
-                               json_pack("{s:s, s:s}", "parameter", "source", "message", why));
+                osm_call_invalid_param(call, "source");
                 return;
         }
         _cleanup_free_ char *base = strdup(source), *channel = NULL;
         if (!base) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         size_t len = strlen(base);
@@ -59,13 +57,13 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
                 channel = strdup(slash + 1);
                 *slash = 0;
                 if (!*base || (strchr(base, ':') && strlen(base) <= strlen("https://"))) {
-                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "source: no directory before %s", slash + 1);
+                        osm_call_invalid_param(call, "source");   /* no directory before the name */
                         return;
                 }
         } else
                 channel = strdup(name);
         if (!channel || !osm_name_valid(channel, OSM_CHANNEL_MAX_NAME, false)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "source: the channel's name is not valid");
+                osm_call_invalid_param(call, "source");   /* the channel's name is not valid */
                 return;
         }
         if (!ch_find(c, name)) {
@@ -73,7 +71,7 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
                 for (ch_follow *f = c->follows; f; f = f->next)
                         n++;
                 if (n >= CH_MAX_FOLLOWS) {
-                        osm_call_errorf(call, OSM_ERR_BUSY, "already %d followed workloads", CH_MAX_FOLLOWS);
+                        osm_call_errorf(call, OSM_E_BUSY, "already %d followed workloads", CH_MAX_FOLLOWS);
                         return;
                 }
         }
@@ -85,26 +83,26 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
         const char *canary = json_string_value(json_object_get(params, "canary"));
         json_int_t batch = json_integer_value(json_object_get(params, "batch"));
         if ((canary || json_object_get(params, "batch")) && !building) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "canary and batch are for a building-wide follow");
+                osm_call_invalid_param(call, canary ? "canary" : "batch");   /* for a building-wide follow only */
                 return;
         }
         if (building && !ch_building_active(c)) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "this room is not in a building");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this room is not in a building");
                 return;
         }
         if (canary && (strlen(canary) > 128 || !osm_text_line_ok(canary))) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "canary: a room's name");
+                osm_call_invalid_param(call, "canary");   /* a room's name */
                 return;
         }
         if (json_object_get(params, "batch") && (batch < 1 || batch > 1024)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "batch: from 1 to 1024 rooms");
+                osm_call_invalid_param(call, "batch");   /* from 1 to 1024 rooms */
                 return;
         }
         ch_follow *prev = ch_find(c, name);
         _cleanup_free_ char *old_source = prev ? strdup(prev->source) : NULL;
         _cleanup_free_ char *old_channel = prev ? strdup(prev->channel) : NULL;
         if ((prev && (!old_source || !old_channel)) || !ch_follow_add(c, name, base, channel)) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "recording the follow failed");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "recording the follow failed");
                 return;
         }
         if (building)
@@ -120,7 +118,7 @@ static ch_follow *followed(osm_channels *c, osm_call *call, const char *name) {
                 return NULL;
         ch_follow *f = ch_find(c, name);
         if (!f)
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "%s does not follow a channel (osmosectl follow %s SOURCE)",
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "%s does not follow a channel (osmosectl follow %s SOURCE)",
                                 name, name);
         return f;
 }
@@ -135,7 +133,7 @@ static void method_unfollow(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         if (ch_follow_remove(c, name) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "removing the follow failed");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "removing the follow failed");
                 return;
         }
         log_info("channels: %s no longer follows a channel", name);
@@ -144,19 +142,18 @@ static void method_unfollow(osm_call *call, json_t *params, void *userdata) {
 
 static void method_pin(osm_call *call, json_t *params, void *userdata) {
         osm_channels *c = userdata;
-        bool pin = strcmp(osm_call_method(call), "io.osmose.Channel.Pin") == 0;
+        bool pin = strcmp(osm_call_method(call), OSM_M_CHANNEL_PIN) == 0;
         const char *name = json_string_value(json_object_get(params, "name"));
         ch_follow *f = followed(c, call, name);
         if (!f)
                 return;
         json_int_t v = pin ? json_integer_value(json_object_get(params, "version")) : 0;
         if (pin && (v < 1 || v > OSM_MANIFEST_MAX_VERSION)) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "version",
-                               "message", "version: expected an integer from 1 to 2^53"));
+                osm_call_invalid_param(call, "version");   /* an integer from 1 to 2^53 */
                 return;
         }
         if (ch_follow_set_pin(c, f, v) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "saving the pin failed");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "saving the pin failed");
                 return;
         }
         if (pin)
@@ -176,7 +173,7 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
         _cleanup_free_ ch_follow **v = calloc(n + 1, sizeof *v);
         if (!v) {
                 json_decref(a);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         n = 0;
@@ -242,7 +239,7 @@ static void import_work(uv_work_t *req) {
         osm_channels *c = j->c;
         DIR *d = opendir(j->path);
         if (!d) {
-                j->err_name = CH_ERR_FETCH_FAILED;
+                j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
                 snprintf(j->err, sizeof j->err, "%s: %m", j->path);
                 return;
         }
@@ -253,31 +250,31 @@ static void import_work(uv_work_t *req) {
                 if (l <= 8 || strcmp(de->d_name + l - 8, ".channel") != 0 || de->d_name[0] == '.')
                         continue;
                 if (j->n_docs == IMPORT_MAX_CHANNELS) {
-                        refuse(j->refused, de->d_name, OSM_ERR_BUSY, "more than 256 channels on one medium");
+                        refuse(j->refused, de->d_name, OSM_E_BUSY, "more than 256 channels on one medium");
                         continue;
                 }
                 import_doc *doc = &j->docs[j->n_docs++];
                 doc->file = strdup(de->d_name);
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s/%s", j->path, de->d_name) < 0 || !doc->file) {
-                        doc->err_name = OSM_ERR_INTERNAL;
+                        doc->err_name = OSM_E_INTERNAL_ERROR;
                         snprintf(doc->err, sizeof doc->err, "out of memory");
                         continue;
                 }
                 int r = osm_read_file(p, OSM_CHANNEL_MAX_SIZE + 1, &doc->text, &doc->len);
                 if (r < 0) {
-                        doc->err_name = CH_ERR_FETCH_FAILED;
+                        doc->err_name = OSM_E_CHANNEL_FETCH_FAILED;
                         snprintf(doc->err, sizeof doc->err, "%s: %s", p, strerror(-r));
                         continue;
                 }
                 char why[384];
                 r = osm_channel_parse(doc->text, doc->len, &doc->ch, why, sizeof why);
                 if (r < 0) {
-                        doc->err_name = CH_ERR_BAD_CHANNEL;
+                        doc->err_name = OSM_E_CHANNEL_BAD_CHANNEL;
                         snprintf(doc->err, sizeof doc->err, "%s: %s", de->d_name, why);
                 } else if (strlen(de->d_name) - 8 != strlen(doc->ch->name) ||
                            strncmp(de->d_name, doc->ch->name, strlen(doc->ch->name)) != 0) {
-                        doc->err_name = CH_ERR_BAD_CHANNEL;
+                        doc->err_name = OSM_E_CHANNEL_BAD_CHANNEL;
                         snprintf(doc->err, sizeof doc->err, "%s holds the list of channel %s", de->d_name,
                                  doc->ch->name);
                 }
@@ -294,7 +291,7 @@ static void import_work(uv_work_t *req) {
                 if (!hex_name(de->d_name))
                         continue;
                 if (++n > IMPORT_MAX_BUNDLES) {
-                        refuse(j->refused, de->d_name, OSM_ERR_BUSY, "more than 4096 bundles on one medium");
+                        refuse(j->refused, de->d_name, OSM_E_BUSY, "more than 4096 bundles on one medium");
                         break;
                 }
                 int kept = ch_open_kept(c, de->d_name);
@@ -308,7 +305,7 @@ static void import_work(uv_work_t *req) {
                 const char *en = NULL;
                 char err[512], id[OSM_HASH_HEX];
                 if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                        refuse(j->refused, de->d_name, CH_ERR_FETCH_FAILED, "not a readable regular file");
+                        refuse(j->refused, de->d_name, OSM_E_CHANNEL_FETCH_FAILED, "not a readable regular file");
                         continue;
                 }
                 if (ch_keep_bundle(c, fd, de->d_name, (uint64_t) st.st_size, id, &en, err, sizeof err) < 0)
@@ -347,7 +344,7 @@ static void import_after(uv_work_t *req, int status) {
         }
         osm_call_set_cancel(j->call, NULL, NULL);
         if (j->err_name) {
-                osm_call_errorf(j->call, j->err_name, "%s", j->err);
+                osm_call_errorf_name(j->call, j->err_name, "%s", j->err);
                 import_free(j);
                 return;
         }
@@ -361,12 +358,12 @@ static void import_after(uv_work_t *req, int status) {
                         int64_t newest;
                         const char *e;
                         if (t != 1) {
-                                doc->err_name = CH_ERR_UNTRUSTED;
+                                doc->err_name = OSM_E_CHANNEL_UNTRUSTED;
                                 snprintf(doc->err, sizeof doc->err, "channel %s is signed by %s, which is not a "
                                          "trusted key", doc->ch->name, signer);
                         } else if (doc->ch->expires && ch_clock_trusted(c) &&
                                    osm_now_real_us() / 1000000 > doc->ch->expires) {
-                                doc->err_name = CH_ERR_EXPIRED;
+                                doc->err_name = OSM_E_CHANNEL_EXPIRED;
                                 snprintf(doc->err, sizeof doc->err, "channel %s has expired", doc->ch->name);
                         } else if ((e = ch_seen_check(c, doc->ch, doc->err, sizeof doc->err, &newest))) {
                                 doc->err_name = e;
@@ -378,7 +375,7 @@ static void import_after(uv_work_t *req, int status) {
                                     (r = osm_mkdir_p(dir, 0700)) == 0)
                                         r = osm_write_file_atomic(p, doc->text, doc->len, 0600);
                                 if (r < 0) {
-                                        doc->err_name = OSM_ERR_INTERNAL;
+                                        doc->err_name = OSM_E_INTERNAL_ERROR;
                                         snprintf(doc->err, sizeof doc->err, "keeping %s: %s", doc->file, strerror(-r));
                                 }
                         }
@@ -407,8 +404,7 @@ static void method_import(osm_call *call, json_t *params, void *userdata) {
         const char *path = json_string_value(json_object_get(params, "path"));
         char why[512];
         if (ch_source_check(path, why, sizeof why) < 0 || path[0] != '/') {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "path",
-                               "message", "path: expected an absolute directory"));
+                osm_call_invalid_param(call, "path");   /* an absolute directory */
                 return;
         }
         import_job *j = calloc(1, sizeof *j);
@@ -418,7 +414,7 @@ static void method_import(osm_call *call, json_t *params, void *userdata) {
                         json_decref(j->bundles);
                         free(j);
                 }
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         j->c = c;
@@ -427,7 +423,7 @@ static void method_import(osm_call *call, json_t *params, void *userdata) {
         c->refs++;
         int r = uv_queue_work(c->d->loop, &j->work, import_work, import_after);
         if (r < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "uv_queue_work: %s", uv_strerror(r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "uv_queue_work: %s", uv_strerror(r));
                 import_free(j);
                 return;
         }
@@ -463,7 +459,10 @@ static void run_start(osm_channels *c, osm_call *call, const char *name, json_t 
         }
         int r = osm_workloads_start(c->d->workloads, name, args, false, &inst, why, sizeof why);
         if (r < 0) {
-                osm_call_errorf(call, r == -ENOENT ? OSM_ERR_NOT_FOUND : "io.osmose.Workload.SpawnFailed", "%s", why);
+                if (r == -ENOENT)
+                        osm_call_errorf(call, OSM_E_NOT_FOUND, "%s", why);
+                else
+                        osm_call_errorf(call, OSM_E_WORKLOAD_SPAWN_FAILED, "%s", why);
                 return;
         }
         osm_call_reply(call, json_pack("{s:s, s:I, s:s}", "name", name, "version", (json_int_t) version,
@@ -484,9 +483,9 @@ static void on_run_installed(void *userdata, const char *error_name, const char 
         osm_call_set_cancel(j->call, NULL, NULL);
         const char *name = error_name ? NULL : osm_workloads_name_of_bundle(j->c->d->workloads, j->id);
         if (error_name)
-                osm_call_errorf(j->call, error_name, "%s", message);
+                osm_call_errorf_name(j->call, error_name, "%s", message);
         else if (!name)
-                osm_call_errorf(j->call, OSM_ERR_INTERNAL, "bundle %s was installed but is not found", j->id);
+                osm_call_errorf(j->call, OSM_E_INTERNAL_ERROR, "bundle %s was installed but is not found", j->id);
         else
                 run_start(j->c, j->call, name, j->args, j->install_only);
         run_free(j);
@@ -497,8 +496,7 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         const char *id = json_string_value(json_object_get(params, "bundle"));
         json_t *args = json_object_get(params, "args");
         if (!id || !hex_name(id)) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "bundle",
-                               "message", "bundle: expected a bundle id (64 lowercase hex digits)"));
+                osm_call_invalid_param(call, "bundle");   /* a bundle id: 64 lowercase hex digits */
                 return;
         }
         const char *name = osm_workloads_name_of_bundle(c->d->workloads, id);
@@ -509,14 +507,14 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         }
         int fd = ch_open_kept(c, id);
         if (fd < 0) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "bundle %s is neither installed nor kept here "
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "bundle %s is neither installed nor kept here "
                                 "(osmosectl import DIR, or follow a channel that lists it)", id);
                 return;
         }
         run_job *j = calloc(1, sizeof *j);
         if (!j) {
                 close(fd);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         j->c = c;
@@ -531,22 +529,22 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         if (r < 0) {
                 run_free(j);
                 if (r == -EBUSY)
-                        osm_call_errorf(call, OSM_ERR_BUSY, "another install is in progress; try again");
+                        osm_call_errorf(call, OSM_E_BUSY, "another install is in progress; try again");
                 else
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "starting the install: %s", strerror(-r));
+                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "starting the install: %s", strerror(-r));
                 return;
         }
         osm_call_set_cancel(call, run_cancel, j);
 }
 
 const osm_method ch_methods[] = {
-        { "io.osmose.Channel.Follow", method_follow, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.Unfollow", method_unfollow, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.Pin", method_pin, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.Unpin", method_pin, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.List", method_list, OSM_ACCESS_READ },
-        { "io.osmose.Channel.Upgrade", method_upgrade, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.Import", method_import, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.Run", method_run, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_FOLLOW, method_follow, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_UNFOLLOW, method_unfollow, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_PIN, method_pin, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_UNPIN, method_pin, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_LIST, method_list, OSM_ACCESS_READ },
+        { OSM_M_CHANNEL_UPGRADE, method_upgrade, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_IMPORT, method_import, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_RUN, method_run, OSM_ACCESS_WRITE },
 };
 const size_t ch_n_methods = OSM_ARRAY_SIZE(ch_methods);

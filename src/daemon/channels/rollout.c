@@ -107,7 +107,7 @@ static void follow_recorded(pending *p, const char *error, const char *message, 
         if (!p->call)
                 return;
         if (error) {
-                osm_call_errorf(p->call, error, "following building-wide: %s", message ? message : error);
+                osm_call_errorf_name(p->call, error, "following building-wide: %s", message ? message : error);
                 return;
         }
         ch_follow *f = ch_find(p->c, p->name);
@@ -293,21 +293,21 @@ static void hold_done(pending *p, const char *error, const char *message, json_t
         if (!p->call)
                 return;
         if (error)
-                osm_call_errorf(p->call, error, "%s", message ? message : error);
+                osm_call_errorf_name(p->call, error, "%s", message ? message : error);
         else
                 osm_call_reply(p->call, json_pack("{s:s, s:b}", "room", p->name, "held", p->data != NULL), false);
 }
 
 static void method_hold(osm_call *call, json_t *params, void *userdata) {
         osm_channels *c = userdata;
-        bool hold = strcmp(osm_call_method(call), "io.osmose.Channel.Hold") == 0;
+        bool hold = strcmp(osm_call_method(call), OSM_M_CHANNEL_HOLD) == 0;
         const char *room = json_string_value(json_object_get(params, "room"));
         if (!ch_building_active(c)) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "this room is not in a building");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this room is not in a building");
                 return;
         }
         if (room && (strlen(room) > 128 || !osm_text_line_ok(room))) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "room: a room's name");
+                osm_call_invalid_param(call, "room");   /* a room's name */
                 return;
         }
         const char *sql = hold ? "INSERT OR REPLACE INTO ch_holds (room, time) SELECT room, ? FROM members "
@@ -318,14 +318,14 @@ static void method_hold(osm_call *call, json_t *params, void *userdata) {
         const char *r = room ? room : room_name(c);
         json_t *p = json_pack("[I, s, s]", (json_int_t) osm_now_real_us(), r, room ? room : c->d->space_id);
         if (submit(c, call, false, sql, p, hold_done, hold ? (void *) 1 : NULL, r) < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "submitting to the building failed");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "submitting to the building failed");
 }
 
 static void status_read(pending *p, const char *error, const char *message, json_t *rows) {
         if (!p->call)
                 return;
         if (error) {
-                osm_call_errorf(p->call, error, "%s", message ? message : error);
+                osm_call_errorf_name(p->call, error, "%s", message ? message : error);
                 return;
         }
         json_t *a = json_array();
@@ -350,7 +350,7 @@ static void status_read(pending *p, const char *error, const char *message, json
 static void method_rollout_status(osm_call *call, json_t *params, void *userdata) {
         osm_channels *c = userdata;
         if (!ch_building_active(c)) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "this room is not in a building");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this room is not in a building");
                 return;
         }
         /* Each room, and per workload its newest outcome. */
@@ -361,7 +361,7 @@ static void method_rollout_status(osm_call *call, json_t *params, void *userdata
                  "ON r.room = m.room AND r.time = (SELECT max(time) FROM ch_rollout x WHERE x.room = m.room AND "
                  "x.name = r.name) ORDER BY m.name, r.name", "");
         if (submit(c, call, true, sql, json_array(), status_read, NULL, NULL) < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "submitting to the building failed");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "submitting to the building failed");
 }
 
 #else   /* !HAVE_BUILDING */
@@ -380,16 +380,16 @@ void ch_building_report(osm_channels *c, const char *name, const char *bundle, i
                         bool keep_existing) {
 }
 static void method_hold(osm_call *call, json_t *params, void *userdata) {
-        osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "osmosed was built without the building");
+        osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "osmosed was built without the building");
 }
 static void method_rollout_status(osm_call *call, json_t *params, void *userdata) {
-        osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "osmosed was built without the building");
+        osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "osmosed was built without the building");
 }
 #endif
 
 const osm_method ch_rollout_methods[] = {
-        { "io.osmose.Channel.RolloutStatus", method_rollout_status, OSM_ACCESS_READ },
-        { "io.osmose.Channel.Hold", method_hold, OSM_ACCESS_WRITE },
-        { "io.osmose.Channel.Release", method_hold, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_ROLLOUT_STATUS, method_rollout_status, OSM_ACCESS_READ },
+        { OSM_M_CHANNEL_HOLD, method_hold, OSM_ACCESS_WRITE },
+        { OSM_M_CHANNEL_RELEASE, method_hold, OSM_ACCESS_WRITE },
 };
 const size_t ch_n_rollout_methods = OSM_ARRAY_SIZE(ch_rollout_methods);

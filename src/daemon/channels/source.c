@@ -80,18 +80,18 @@ int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, o
                      const char **err_name, char *err, size_t errsize) {
         _cleanup_free_ char *rel = NULL;
         if (asprintf(&rel, "%s.channel", channel) < 0) {
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 return osm_errorf(err, errsize, -ENOMEM, "out of memory");
         }
         _cleanup_close_ int fd = open_from(c, source, rel, OSM_CHANNEL_MAX_SIZE + 1, err, errsize);
         if (fd < 0) {
-                *err_name = fd == -EFBIG ? CH_ERR_BAD_CHANNEL : CH_ERR_FETCH_FAILED;
+                *err_name = fd == -EFBIG ? OSM_E_CHANNEL_BAD_CHANNEL : OSM_E_CHANNEL_FETCH_FAILED;
                 return -EIO;
         }
         _cleanup_free_ char *text = malloc(OSM_CHANNEL_MAX_SIZE + 1);
         size_t len = 0;
         if (!text) {
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 return osm_errorf(err, errsize, -ENOMEM, "out of memory");
         }
         for (;;) {
@@ -99,21 +99,21 @@ int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, o
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        *err_name = CH_ERR_FETCH_FAILED;
+                        *err_name = OSM_E_CHANNEL_FETCH_FAILED;
                         return osm_errorf(err, errsize, -errno, "reading %s: %m", rel);
                 }
                 if (n == 0)
                         break;
                 len += (size_t) n;
                 if (len > OSM_CHANNEL_MAX_SIZE) {
-                        *err_name = CH_ERR_BAD_CHANNEL;
+                        *err_name = OSM_E_CHANNEL_BAD_CHANNEL;
                         return osm_errorf(err, errsize, -EFBIG, "%s: larger than %u bytes", rel, OSM_CHANNEL_MAX_SIZE);
                 }
         }
         char why[512];
         int r = osm_channel_parse(text, len, out, why, sizeof why);
         if (r < 0) {
-                *err_name = r == -ENOMEM ? OSM_ERR_INTERNAL : CH_ERR_BAD_CHANNEL;
+                *err_name = r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_CHANNEL_BAD_CHANNEL;
                 return osm_errorf(err, errsize, r, "%s: %s", rel, why);
         }
         return 0;
@@ -131,12 +131,12 @@ int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t wa
                    const char **err_name, char *err, size_t errsize) {
         _cleanup_free_ char *tmp = NULL, *final = NULL;
         if (asprintf(&tmp, "%s/.tmp-XXXXXX", c->bundles_dir) < 0) {
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 return osm_errorf(err, errsize, -1, "out of memory");
         }
         _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0) {
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 return osm_errorf(err, errsize, -1, "a temporary file in %s: %m", c->bundles_dir);
         }
         osm_bundle_info info;
@@ -146,17 +146,17 @@ int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t wa
         if (r < 0) {
                 unlink(tmp);
                 if (want_id && r == -EFBIG) {
-                        *err_name = CH_ERR_HASH_MISMATCH;
+                        *err_name = OSM_E_CHANNEL_HASH_MISMATCH;
                         return osm_errorf(err, errsize, -1, "bundle %s: more than the %llu bytes the list "
                                           "says: not the bundle it names", want_id, (unsigned long long) want_size);
                 }
-                *err_name = want_id ? CH_ERR_HASH_MISMATCH : CH_ERR_BAD_CHANNEL;
+                *err_name = want_id ? OSM_E_CHANNEL_HASH_MISMATCH : OSM_E_CHANNEL_BAD_CHANNEL;
                 return osm_errorf(err, errsize, -1, "bundle%s%s: %s", want_id ? " " : "", want_id ? want_id : "", why);
         }
         osm_hash_hex(info.id, id_out);
         if (want_id && (strcmp(id_out, want_id) != 0 || info.size != want_size)) {
                 unlink(tmp);
-                *err_name = CH_ERR_HASH_MISMATCH;
+                *err_name = OSM_E_CHANNEL_HASH_MISMATCH;
                 if (strcmp(id_out, want_id) != 0)
                         return osm_errorf(err, errsize, -1, "the list names bundle %s, but what arrived is "
                                           "bundle %s: refused", want_id, id_out);
@@ -165,7 +165,7 @@ int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t wa
         }
         if (asprintf(&final, "%s/%s", c->bundles_dir, id_out) < 0 || fsync(fd) < 0 || rename(tmp, final) < 0) {
                 unlink(tmp);
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 return osm_errorf(err, errsize, -1, "keeping bundle %s: %m", id_out);
         }
         (void) osm_fsync_parent(final);
@@ -179,20 +179,20 @@ int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_
                 return fd;   /* verified when it was kept */
         _cleanup_free_ char *rel = NULL;
         if (asprintf(&rel, "bundles/%s", id) < 0) {
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 osm_errorf(err, errsize, -1, "out of memory");
                 return -1;
         }
         /* One byte over what the list says is enough to tell it is the wrong file. */
         _cleanup_close_ int src = open_from(c, source, rel, size + 1, err, errsize);
         if (src == -EFBIG) {
-                *err_name = CH_ERR_HASH_MISMATCH;
+                *err_name = OSM_E_CHANNEL_HASH_MISMATCH;
                 osm_errorf(err, errsize, -1, "bundle %s: more than the %llu bytes the list says: not the "
                            "bundle it names", id, (unsigned long long) size);
                 return -1;
         }
         if (src < 0) {
-                *err_name = CH_ERR_FETCH_FAILED;
+                *err_name = OSM_E_CHANNEL_FETCH_FAILED;
                 return -1;
         }
         char got[OSM_HASH_HEX];
@@ -200,7 +200,7 @@ int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_
                 return -1;
         fd = ch_open_kept(c, id);
         if (fd < 0) {
-                *err_name = OSM_ERR_INTERNAL;
+                *err_name = OSM_E_INTERNAL_ERROR;
                 osm_errorf(err, errsize, -1, "opening kept bundle %s: %s", id, strerror(-fd));
         }
         return fd;

@@ -120,7 +120,7 @@ static void work_cb(uv_work_t *req) {
                     ch_fetch_channel(c, idir, j->channel, &j->imported, &iname, ierr, sizeof ierr) < 0)
                         j->imported = NULL;
                 if (ch_fetch_channel(c, j->source, j->channel, &j->doc, &j->err_name, j->err, sizeof j->err) < 0) {
-                        if (j->imported && strcmp(j->err_name, CH_ERR_FETCH_FAILED) == 0) {
+                        if (j->imported && strcmp(j->err_name, OSM_E_CHANNEL_FETCH_FAILED) == 0) {
                                 j->doc = steal_pointer(&j->imported);
                                 j->err_name = NULL;
                         }
@@ -142,7 +142,7 @@ static void start_phase(ch_job *j, int phase) {
         j->work.data = j;
         int r = uv_queue_work(j->c->d->loop, &j->work, work_cb, after_work_cb);
         if (r < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "uv_queue_work: %s", uv_strerror(r));
+                job_fail(j, OSM_E_INTERNAL_ERROR, "uv_queue_work: %s", uv_strerror(r));
                 job_done(j);
         }
 }
@@ -154,7 +154,7 @@ static const osm_channel_version *choose(ch_job *j) {
         if (j->pinned) {
                 const osm_channel_version *v = osm_channel_find(j->doc, j->pinned);
                 if (!v) {
-                        job_fail(j, CH_ERR_NOT_LISTED, "%s is pinned to version %lld, which channel %s does "
+                        job_fail(j, OSM_E_CHANNEL_NOT_LISTED, "%s is pinned to version %lld, which channel %s does "
                                  "not list", j->name, (long long) j->pinned, j->channel);
                         j->err_extra = json_pack("{s:I}", "version", (json_int_t) j->pinned);
                 }
@@ -172,17 +172,17 @@ static void judge(ch_job *j) {
         char signer[OSM_PUBKEY_B64];
         osm_pubkey_encode(doc->signer, signer);
         if (strcmp(doc->name, j->channel) != 0) {
-                job_fail(j, CH_ERR_BAD_CHANNEL, "%s.channel is the list of channel %s, not %s", j->channel,
+                job_fail(j, OSM_E_CHANNEL_BAD_CHANNEL, "%s.channel is the list of channel %s, not %s", j->channel,
                          doc->name, j->channel);
                 return;
         }
         int t = osm_workloads_trusted(c->d->workloads, doc->signer);
         if (t < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "reading the trusted keys: %s", strerror(-t));
+                job_fail(j, OSM_E_INTERNAL_ERROR, "reading the trusted keys: %s", strerror(-t));
                 return;
         }
         if (t == 0) {
-                job_fail(j, CH_ERR_UNTRUSTED, "channel %s is signed by %s, which is not a trusted key "
+                job_fail(j, OSM_E_CHANNEL_UNTRUSTED, "channel %s is signed by %s, which is not a trusted key "
                          "(osmosectl trust add KEY)", doc->name, signer);
                 j->err_extra = json_pack("{s:s}", "signer", signer);
                 return;
@@ -190,7 +190,7 @@ static void judge(ch_job *j) {
         int64_t now_s = osm_now_real_us() / 1000000;
         if (doc->expires && ch_clock_trusted(c) && now_s > doc->expires) {
                 char when[64];
-                job_fail(j, CH_ERR_EXPIRED, "channel %s (sequence %lld) expired at %s: refused until the "
+                job_fail(j, OSM_E_CHANNEL_EXPIRED, "channel %s (sequence %lld) expired at %s: refused until the "
                          "publisher signs it again", doc->name, (long long) doc->sequence,
                          osm_format_time(doc->expires * 1000000, when, sizeof when));
                 j->err_extra = json_pack("{s:I}", "expires", (json_int_t) doc->expires);
@@ -201,7 +201,7 @@ static void judge(ch_job *j) {
         const char *e = ch_seen_check(c, doc, msg, sizeof msg, &newest);
         if (e) {
                 job_fail(j, e, "%s", msg);
-                if (strcmp(e, OSM_ERR_INTERNAL) != 0)
+                if (strcmp(e, OSM_E_INTERNAL_ERROR) != 0)
                         j->err_extra = json_pack("{s:I, s:I}", "sequence", (json_int_t) doc->sequence,
                                                  "newest", (json_int_t) newest);
                 return;
@@ -229,11 +229,11 @@ static void judge(ch_job *j) {
         }
         if (j->have_installed && !j->pinned && v->version <= j->installed) {
                 if (v->version < j->installed)
-                        job_fail(j, CH_ERR_DOWNGRADE, "%s version %lld is installed; channel %s offers at most "
+                        job_fail(j, OSM_E_CHANNEL_DOWNGRADE, "%s version %lld is installed; channel %s offers at most "
                                  "version %lld: a lower version is refused", j->name, (long long) j->installed,
                                  j->channel, (long long) v->version);
                 else
-                        job_fail(j, CH_ERR_DOWNGRADE, "%s version %lld is installed from another bundle than "
+                        job_fail(j, OSM_E_CHANNEL_DOWNGRADE, "%s version %lld is installed from another bundle than "
                                  "the one channel %s lists for it: refused", j->name, (long long) j->installed,
                                  j->channel);
                 j->err_extra = json_pack("{s:I, s:I}", "installed", (json_int_t) j->installed,
@@ -410,7 +410,7 @@ static void poll_tick(ch_job *j) {
                         if (start_instances(j, j->restart_args, ids, why + 2, sizeof why - 2) < 0)
                                 memcpy(why, "; ", 2);
                 }
-                job_fail(j, CH_ERR_ROLLED_BACK, "%s version %lld failed its health check (%s) and is marked "
+                job_fail(j, OSM_E_CHANNEL_ROLLED_BACK, "%s version %lld failed its health check (%s) and is marked "
                          "bad; %s%s", j->name, (long long) j->target->version, j->fail_reason,
                          j->snap ? "the previous version runs again" : "there was no previous version", why);
                 j->err_extra = json_pack("{s:I}", "version", (json_int_t) j->target->version);
@@ -438,7 +438,7 @@ static void install(ch_job *j) {
         j->snap = osm_workloads_snapshot(w, j->name);
         j->restart_args = osm_workloads_live_args(w, j->name);
         if (!j->restart_args) {
-                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "out of memory");
                 job_done(j);
                 return;
         }
@@ -449,9 +449,9 @@ static void install(ch_job *j) {
         int r = osm_workloads_install_file(w, fd, j->name, j->target->bundle, downgrade, source, on_installed, j);
         if (r < 0) {
                 if (r == -EBUSY)
-                        job_fail(j, OSM_ERR_BUSY, "another install is in progress; try again");
+                        job_fail(j, OSM_E_BUSY, "another install is in progress; try again");
                 else
-                        job_fail(j, OSM_ERR_INTERNAL, "starting the install: %s", strerror(-r));
+                        job_fail(j, OSM_E_INTERNAL_ERROR, "starting the install: %s", strerror(-r));
                 job_done(j);
                 return;
         }
@@ -485,7 +485,7 @@ static void after_work_cb(uv_work_t *req, int status) {
                 return;
         }
         if (!j->err_name && status == UV_ECANCELED)
-                job_fail(j, OSM_ERR_INTERNAL, "cancelled");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "cancelled");
         if (j->err_name) {
                 j->action = "failed";
                 job_done(j);
@@ -550,7 +550,7 @@ static void job_done(ch_job *j) {
         if (f && f->building && j->target && ch_building_active(c)) {
                 if (j->action && strcmp(j->action, "upgraded") == 0)
                         ch_building_report(c, j->name, j->target->bundle, j->target->version, "healthy", false);
-                else if (j->err_name && strcmp(j->err_name, CH_ERR_ROLLED_BACK) == 0)
+                else if (j->err_name && strcmp(j->err_name, OSM_E_CHANNEL_ROLLED_BACK) == 0)
                         ch_building_report(c, j->name, j->target->bundle, j->target->version, "failed", false);
                 else if (j->action && strcmp(j->action, "current") == 0 && j->have_installed &&
                          strcmp(j->target->bundle, j->installed_id) == 0)
@@ -603,7 +603,7 @@ static void batch_finish(osm_channels *c) {
                         if (f && f->building && (r = ch_building_record_follow(c, b->call, f)) == 0)
                                 ;
                         else if (f && f->building)
-                                osm_call_errorf(b->call, OSM_ERR_NOT_AVAILABLE, "recording the follow in the "
+                                osm_call_errorf(b->call, OSM_E_NOT_AVAILABLE, "recording the follow in the "
                                                 "building failed: %s", strerror(-r));
                         else
                                 osm_call_reply(b->call, json_pack("{s:o}", "follow", f ? ch_follow_json(c, f)
@@ -705,7 +705,7 @@ void ch_jobs_stop(osm_channels *c) {
                 return;
         if (b->call) {
                 osm_call_set_cancel(b->call, NULL, NULL);
-                osm_call_errorf(b->call, OSM_ERR_NOT_AVAILABLE, "the daemon is stopping");
+                osm_call_errorf(b->call, OSM_E_NOT_AVAILABLE, "the daemon is stopping");
                 b->call = NULL;
         }
         /* A job on the thread pool or waiting for its install is freed when that ends

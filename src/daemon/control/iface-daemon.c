@@ -13,7 +13,7 @@ static void get_status(osm_call *call, json_t *params, void *userdata) {
         if (text)
                 osm_call_reply_text(call, text, len, false);
         else
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
         free(text);
 }
 
@@ -21,7 +21,7 @@ static void reload(osm_call *call, json_t *params, void *userdata) {
         json_t *changed = NULL, *errors = NULL;
         int r = osm_daemon_reload(userdata, &changed, &errors);
         if (r != 0) {
-                osm_call_error(call, "io.osmose.Daemon.ConfigInvalid",
+                osm_call_error(call, OSM_E_DAEMON_CONFIG_INVALID,
                                json_pack("{s:i, s:s, s:o}", "problems", r, "message",
                                          "the configuration has problems; the old one stays in force", "errors",
                                          errors ? errors : json_array()));
@@ -32,7 +32,7 @@ static void reload(osm_call *call, json_t *params, void *userdata) {
 }
 
 const osm_method osm_daemon_methods[] = {
-        { "io.osmose.Daemon.GetStatus", get_status, OSM_ACCESS_PUBLIC },
-        { "io.osmose.Daemon.Reload", reload, OSM_ACCESS_WRITE },
+        { OSM_M_DAEMON_GET_STATUS, get_status, OSM_ACCESS_PUBLIC },
+        { OSM_M_DAEMON_RELOAD, reload, OSM_ACCESS_WRITE },
 };
 const size_t osm_n_daemon_methods = OSM_ARRAY_SIZE(osm_daemon_methods);

@@ -14,14 +14,14 @@ static void get_interface_description(osm_call *call, json_t *params, void *user
         const char *name = json_string_value(json_object_get(params, "interface"));
         const osm_vl_interface *i = osm_vl_find_interface(name);
         if (!i) {
-                osm_call_error(call, OSM_ERR_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", name));
+                osm_call_fail(call, osm_error_varlink_interface_not_found(name));
                 return;
         }
         osm_call_reply(call, json_pack("{s:s}", "description", i->description), false);
 }
 
 const osm_method osm_service_methods[] = {
-        { "org.varlink.service.GetInfo", get_info, OSM_ACCESS_PUBLIC },
-        { "org.varlink.service.GetInterfaceDescription", get_interface_description, OSM_ACCESS_PUBLIC },
+        { OSM_M_VARLINK_GET_INFO, get_info, OSM_ACCESS_PUBLIC },
+        { OSM_M_VARLINK_GET_INTERFACE_DESCRIPTION, get_interface_description, OSM_ACCESS_PUBLIC },
 };
 const size_t osm_n_service_methods = OSM_ARRAY_SIZE(osm_service_methods);

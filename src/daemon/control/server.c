@@ -401,10 +401,14 @@ int osm_call_error(osm_call *c, const char *error, json_t *params) {
 }
 
 int osm_call_invalid_param(osm_call *c, const char *parameter) {
-        return osm_call_error(c, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", parameter));
+        return osm_call_error(c, OSM_E_VARLINK_INVALID_PARAMETER, json_pack("{s:s}", "parameter", parameter));
 }
 
-int osm_call_errorf(osm_call *c, const char *error, const char *fmt, ...) {
+int osm_call_fail(osm_call *c, osm_vl_error e) {
+        return osm_call_error(c, e.name, e.params);
+}
+
+int osm_call_errorf_name(osm_call *c, const char *error, const char *fmt, ...) {
         char msg[512];
         va_list ap;
         va_start(ap, fmt);
@@ -429,7 +433,7 @@ static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds)
                 for (size_t i = 0; i < n_fds; i++)
                         close(fds[i]);
                 osm_vl_call_done(msg);
-                send_error_and_close(cl, OSM_ERR_INTERNAL, json_pack("{s:s}", "message", "out of memory"));
+                send_error_and_close(cl, OSM_E_INTERNAL_ERROR, json_pack("{s:s}", "message", "out of memory"));
                 return;
         }
         memcpy(c->fds, fds, n_fds * sizeof(int));
@@ -448,36 +452,36 @@ static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds)
         char iface[256];
         const char *member;
         if (msg->upgrade) {
-                osm_call_errorf(c, OSM_ERR_INVALID_MESSAGE, "protocol upgrades are not supported");
+                osm_call_errorf(c, OSM_E_INVALID_MESSAGE, "protocol upgrades are not supported");
                 return;
         }
         if (!osm_vl_split_method(name, iface, sizeof iface, &member)) {
-                osm_call_error(c, OSM_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
+                osm_call_error(c, OSM_E_VARLINK_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
                 return;
         }
         if (!osm_vl_find_interface(iface)) {
-                osm_call_error(c, OSM_ERR_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", iface));
+                osm_call_error(c, OSM_E_VARLINK_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", iface));
                 return;
         }
         const osm_vl_method *def = osm_vl_find_method(name);
         if (!def) {
-                osm_call_error(c, OSM_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
+                osm_call_error(c, OSM_E_VARLINK_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
                 return;
         }
         const method_entry *h = find_handler(s, name);
         if (!h) {
-                osm_call_error(c, OSM_ERR_METHOD_NOT_IMPL, json_pack("{s:s}", "method", name));
+                osm_call_error(c, OSM_E_VARLINK_METHOD_NOT_IMPLEMENTED, json_pack("{s:s}", "method", name));
                 return;
         }
         if (!call_allowed(&cl->who, h->m->access)) {
                 log_notice("control: denied %s to uid %u (pid %d)", name, (unsigned) cl->cred.uid,
                            (int) cl->cred.pid);
                 if (cl->who.tenant[0] || cl->who.reader)
-                        osm_call_errorf(c, OSM_ERR_PERMISSION_DENIED,
+                        osm_call_errorf(c, OSM_E_PERMISSION_DENIED,
                                         "uid %u may not call %s: it is for operators (root and the group '%s')",
                                         (unsigned) cl->cred.uid, name, "osmose");
                 else
-                        osm_call_errorf(c, OSM_ERR_PERMISSION_DENIED,
+                        osm_call_errorf(c, OSM_E_PERMISSION_DENIED,
                                         "uid %u may not call %s: only root and the group '%s' may",
                                         (unsigned) cl->cred.uid, name, "osmose");
                 return;
@@ -500,14 +504,14 @@ static void process_input(client *cl) {
                         if (cl->rlen > s->lim.max_message) {
                                 log_warning("control: client pid %d sent a message over %zu bytes",
                                             (int) cl->cred.pid, s->lim.max_message);
-                                send_error_and_close(cl, OSM_ERR_MESSAGE_TOO_LARGE,
+                                send_error_and_close(cl, OSM_E_MESSAGE_TOO_LARGE,
                                                      json_pack("{s:I}", "limit", (json_int_t) s->lim.max_message));
                         }
                         break;
                 }
                 size_t len = (size_t) (nul - cl->rbuf);
                 if (len > s->lim.max_message) {
-                        send_error_and_close(cl, OSM_ERR_MESSAGE_TOO_LARGE,
+                        send_error_and_close(cl, OSM_E_MESSAGE_TOO_LARGE,
                                              json_pack("{s:I}", "limit", (json_int_t) s->lim.max_message));
                         break;
                 }
@@ -533,7 +537,7 @@ static void process_input(client *cl) {
                         /* Varlink: a message that is not a call ends the connection, after
                          * telling the peer why. */
                         log_notice("control: client pid %d sent an invalid message: %s", (int) cl->cred.pid, why);
-                        send_error_and_close(cl, OSM_ERR_INVALID_MESSAGE, json_pack("{s:s}", "message", why));
+                        send_error_and_close(cl, OSM_E_INVALID_MESSAGE, json_pack("{s:s}", "message", why));
                         break;
                 }
                 dispatch(cl, &msg, fds, n_fds);
@@ -628,7 +632,7 @@ static void on_client_poll(uv_poll_t *h, int status, int events) {
         if (events & (UV_READABLE | UV_DISCONNECT)) {
                 int r = read_input(cl);
                 if (r == -E2BIG) {
-                        send_error_and_close(cl, OSM_ERR_INVALID_MESSAGE,
+                        send_error_and_close(cl, OSM_E_INVALID_MESSAGE,
                                              json_pack("{s:s}", "message", "too many file descriptors"));
                         return;
                 }
@@ -742,7 +746,7 @@ static void client_close(client *cl) {
 static void reject_busy(int fd) {
         size_t len;
         json_t *p = json_pack("{s:s}", "message", "too many clients; try again later");
-        char *buf = osm_vl_format_error(OSM_ERR_BUSY, p, &len);
+        char *buf = osm_vl_format_error(OSM_E_BUSY, p, &len);
         json_decref(p);
         if (buf)
                 (void) !send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);

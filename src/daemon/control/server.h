@@ -113,9 +113,17 @@ int osm_call_reply_fds(osm_call *c, json_t *params, bool continues, const int *f
 int osm_call_reply_text(osm_call *c, const char *params, size_t len, bool continues);
 /* Finish with an error. params stolen (may be NULL). */
 int osm_call_error(osm_call *c, const char *error, json_t *params);
-/* Shorthands: InvalidParameter {parameter}; an error with {"message": fmt…}. */
+/* Finish with an error made by a generated constructor (osmose/protocol.h), which takes
+ * exactly the fields the .varlink file declares: osm_call_fail(c, osm_error_busy("…")). */
+int osm_call_fail(osm_call *c, osm_vl_error e);
+/* Shorthands: InvalidParameter {parameter}; an error with {"message": fmt…}.
+ * osm_call_errorf takes the generated OSM_E_… constant itself, and compiles only for an
+ * error whose one required field is message (it pastes _M: protocol.h defines OSM_E_X_M
+ * for those alone), so osm_call_errorf(c, OSM_E_VARLINK_INVALID_PARAMETER, …) cannot be
+ * written. osm_call_errorf_name is the same for a name known only at run time. */
 int osm_call_invalid_param(osm_call *c, const char *parameter);
-int osm_call_errorf(osm_call *c, const char *error, const char *fmt, ...) OSM_PRINTF(3, 4);
+int osm_call_errorf_name(osm_call *c, const char *error, const char *fmt, ...) OSM_PRINTF(3, 4);
+#define osm_call_errorf(c, error, ...) osm_call_errorf_name((c), error##_M, __VA_ARGS__)
 
 /* A handler that finishes later registers a cancel callback: it runs (once) if the
  * client disconnects before the call is finished; after it the call object is freed

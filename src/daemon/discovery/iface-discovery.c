@@ -10,9 +10,6 @@
 #include "osmose/log.h"
 #include "osmose/varlink.h"
 
-#define ERR_PEER_NOT_FOUND  "io.osmose.Discovery.PeerNotFound"
-#define ERR_PEER_CONFLICT   "io.osmose.Discovery.PeerConflict"
-#define ERR_DISABLED        "io.osmose.Discovery.Disabled"
 
 /* One open stream ("more": true). */
 typedef struct osm_vl_watch {
@@ -55,7 +52,7 @@ static void reply_maybe_watch(osm_discovery *disc, osm_call *call, json_t *first
         osm_vl_watch *w;
 
         if (!first) {
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         if (!osm_call_more(call)) {
@@ -66,7 +63,7 @@ static void reply_maybe_watch(osm_discovery *disc, osm_call *call, json_t *first
         if (!w || osm_discovery_subscribe(disc, kind, type, watch_event, w, &w->sub) < 0) {
                 free(w);
                 json_decref(first);
-                osm_call_error(call, OSM_ERR_INTERNAL, NULL);
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         w->disc = disc;
@@ -97,8 +94,8 @@ static void method_services(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         if (!disc->enabled) {
-                osm_call_error(call, ERR_DISABLED, json_pack("{s:s}", "message",
-                               "discovery is off in the configuration ([discovery] enabled = no)"));
+                osm_call_errorf(call, OSM_E_DISCOVERY_DISABLED,
+                                "discovery is off in the configuration ([discovery] enabled = no)");
                 return;
         }
         services = osm_dcat_services(disc->cat, type);
@@ -119,14 +116,12 @@ static void set_trust(osm_call *call, json_t *params, osm_discovery *disc, bool 
         }
         r = osm_dcat_trust(disc->cat, id, trusted, &instances);
         if (r == -ENOENT) {
-                osm_call_error(call, ERR_PEER_NOT_FOUND, json_pack("{s:s, s:s}", "id", id, "message",
-                               "no peer with this id has been seen"));
+                osm_call_fail(call, osm_error_discovery_peer_not_found(id, "no peer with this id has been seen"));
                 return;
         }
         if (r == -EADDRINUSE) {
-                osm_call_error(call, ERR_PEER_CONFLICT,
-                               json_pack("{s:s, s:o, s:s}", "id", id, "instances", instances ? instances : json_array(),
-                                         "message", strcmp(id, disc->d->space_id) == 0 ?
+                osm_call_fail(call, osm_error_discovery_peer_conflict(id, instances ? instances : json_array(),
+                                         strcmp(id, disc->d->space_id) == 0 ?
                                          "this is the id of this gateway itself; another gateway claims it" :
                                          "several gateways announce this id; refusing to trust any of them"));
                 return;
@@ -136,7 +131,7 @@ static void set_trust(osm_call *call, json_t *params, osm_discovery *disc, bool 
         if (r < 0) {
                 osm_dcat_trust(disc->cat, id, !trusted, NULL);
                 log_error("discovery: cannot write %s: %s", disc->state_path, strerror(-r));
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot store the peer list: %s", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot store the peer list: %s", strerror(-r));
                 return;
         }
         log_notice("discovery: peer %s %s", id, trusted ? "trusted" : "no longer trusted");
@@ -152,10 +147,10 @@ static void method_untrust(osm_call *call, json_t *params, void *userdata) {
 }
 
 static const osm_method methods[] = {
-        { "io.osmose.Discovery.Peers",    method_peers,    OSM_ACCESS_MONITOR },
-        { "io.osmose.Discovery.Services", method_services, OSM_ACCESS_MONITOR },
-        { "io.osmose.Discovery.Trust",    method_trust,    OSM_ACCESS_WRITE },
-        { "io.osmose.Discovery.Untrust",  method_untrust,  OSM_ACCESS_WRITE },
+        { OSM_M_DISCOVERY_PEERS,    method_peers,    OSM_ACCESS_MONITOR },
+        { OSM_M_DISCOVERY_SERVICES, method_services, OSM_ACCESS_MONITOR },
+        { OSM_M_DISCOVERY_TRUST,    method_trust,    OSM_ACCESS_WRITE },
+        { OSM_M_DISCOVERY_UNTRUST,  method_untrust,  OSM_ACCESS_WRITE },
 };
 
 int osm_discovery_iface_register(osm_discovery *disc) {
@@ -170,6 +165,6 @@ void osm_discovery_iface_stop(osm_discovery *disc) {
 
                 osm_call_set_cancel(call, NULL, NULL);
                 watch_unlink(w);
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "discovery stopped");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "discovery stopped");
         }
 }

@@ -46,7 +46,7 @@ void fed_fetch_fail(fed_fetch *ft, const char *error, const char *fmt, ...) {
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
         if (ft->call)
-                osm_call_errorf(ft->call, error, "%s", buf);
+                osm_call_errorf_name(ft->call, error, "%s", buf);
         ft->call = NULL;
         fetch_free(ft);
 }
@@ -64,7 +64,7 @@ static void on_fetch_stored(int res, const char *hash, uint64_t size, bool creat
                 return;
         }
         if (res < 0) {
-                fed_fetch_fail(ft, OSM_ERR_INTERNAL, "cannot store the fetched object: %s", strerror(-res));
+                fed_fetch_fail(ft, OSM_E_INTERNAL_ERROR, "cannot store the fetched object: %s", strerror(-res));
                 return;
         }
         osm_call_reply(ft->call, json_pack("{s:s, s:I}", "hash", hash, "size", (json_int_t) size), false);
@@ -80,14 +80,14 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
         fed_remote *r = fed_remote_by_name(f, ft->remote);
         if (res < 0) {
                 fed_db_audit_finish(f->db, ft->audit_id, (int64_t) sent, "failed");
-                fed_fetch_fail(ft, ERR_REMOTE_FAILED, "%s: %s", ft->remote, strerror(-res));
+                fed_fetch_fail(ft, OSM_E_FEDERATION_REMOTE_FAILED, "%s: %s", ft->remote, strerror(-res));
                 return;
         }
         if (status != 200) {
                 char msg[256];
                 fed_refusal_text(status, body, len, msg, sizeof(msg));
                 fed_db_audit_finish(f->db, ft->audit_id, (int64_t) sent, "refused");
-                fed_fetch_fail(ft, status == 404 ? OSM_ERR_NOT_FOUND : ERR_REMOTE_FAILED, "%s: %s", ft->remote, msg);
+                fed_fetch_fail(ft, status == 404 ? OSM_E_NOT_FOUND : OSM_E_FEDERATION_REMOTE_FAILED, "%s: %s", ft->remote, msg);
                 return;
         }
         fed_db_audit_finish(f->db, ft->audit_id, (int64_t) sent, "sent");
@@ -96,7 +96,7 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
         _cleanup_free_ uint8_t *pt = NULL;
         size_t pt_len = 0;
         if (fed_box_open(ft->box_key, binding, body, len, &pt, &pt_len) < 0) {
-                fed_fetch_fail(ft, ERR_VERIFY, "the response of %s could not be authenticated", ft->remote);
+                fed_fetch_fail(ft, OSM_E_FEDERATION_VERIFICATION_FAILED, "the response of %s could not be authenticated", ft->remote);
                 return;
         }
         uint8_t h[OSM_HASH_BYTES];
@@ -105,7 +105,7 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
         osm_hash_hex(h, hex);
         if (strcmp(hex, ft->hash) != 0) {
                 log_warning("federation: object from %s does not match its hash %s (got %s)", ft->remote, ft->hash, hex);
-                fed_fetch_fail(ft, ERR_VERIFY, "the object from %s does not match its hash (got %s)", ft->remote, hex);
+                fed_fetch_fail(ft, OSM_E_FEDERATION_VERIFICATION_FAILED, "the object from %s does not match its hash (got %s)", ft->remote, hex);
                 return;
         }
         if (r) {
@@ -116,12 +116,12 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
          * while writing, so what lands is what was verified. */
         _cleanup_close_ int mfd = memfd_create("osmose-fetch", MFD_CLOEXEC);
         if (mfd < 0 || osm_write_all(mfd, pt, pt_len) < 0 || lseek(mfd, 0, SEEK_SET) != 0) {
-                fed_fetch_fail(ft, OSM_ERR_INTERNAL, "cannot buffer the object");
+                fed_fetch_fail(ft, OSM_E_INTERNAL_ERROR, "cannot buffer the object");
                 return;
         }
         int ret = f->d->store ? osm_store_object_put_fd(f->d->store, steal_fd(&mfd), true, on_fetch_stored, ft) : -ENOTCONN;
         if (ret < 0)
-                fed_fetch_fail(ft, OSM_ERR_NOT_AVAILABLE, "the store cannot take the object: %s", strerror(-ret));
+                fed_fetch_fail(ft, OSM_E_NOT_AVAILABLE, "the store cannot take the object: %s", strerror(-ret));
 }
 
 
@@ -129,7 +129,7 @@ void fed_fetch_start(osm_federation *f, osm_call *call, fed_remote *r, const uin
         fed_fetch *ft = calloc(1, sizeof(*ft));
         if (!ft || !(ft->remote = strdup(r->name))) {
                 free(ft);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         ft->f = f;
@@ -146,7 +146,7 @@ void fed_fetch_start(osm_federation *f, osm_call *call, fed_remote *r, const uin
                                    on_fetch_response, ft, &ft->http, &ft->audit_id, ft->req_sig)
                      : -ENOMEM;
         if (ret < 0) {
-                fed_fetch_fail(ft, OSM_ERR_INTERNAL, "cannot send the request: %s", strerror(-ret));
+                fed_fetch_fail(ft, OSM_E_INTERNAL_ERROR, "cannot send the request: %s", strerror(-ret));
                 return;
         }
         osm_call_set_cancel(call, fetch_cancel, ft);

@@ -14,7 +14,7 @@ void fed_network_stop(osm_federation *f) {
         fed_server_stop(f->server);
         f->server = NULL;
         while (f->fetches)
-                fed_fetch_fail(f->fetches, ERR_DISABLED, "federation was disabled");
+                fed_fetch_fail(f->fetches, OSM_E_FEDERATION_FEDERATION_DISABLED, "federation was disabled");
         for (fed_remote *r = f->remotes; r; r = r->next) {
                 fed_remote_cancel(r, "cancelled");
                 uv_timer_stop(r->retry);

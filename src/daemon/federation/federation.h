@@ -97,16 +97,6 @@ typedef struct osm_federation {
         unsigned log_in_window, log_suppressed;
 } osm_federation;
 
-/* Error names of io.osmose.Federation (the methods' and the fetch's). */
-#define FED_IFACE         "io.osmose.Federation."
-#define ERR_DISABLED      FED_IFACE "FederationDisabled"
-#define ERR_REMOTE_NF     FED_IFACE "RemoteNotFound"
-#define ERR_REMOTE_EXISTS FED_IFACE "RemoteExists"
-#define ERR_REMOTE_FAILED FED_IFACE "RemoteFailed"
-#define ERR_BAD_URL       FED_IFACE "InvalidURL"
-#define ERR_BAD_KEY       FED_IFACE "InvalidKey"
-#define ERR_VERIFY        FED_IFACE "VerificationFailed"
-
 /* --- federation.c: the subsystem --- */
 /* Listen on listen and start the client; on failure everything is off again and err says
  * what failed. */

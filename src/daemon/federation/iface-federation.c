@@ -23,13 +23,12 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
                 listen = saved ?: f->d->cfg.federation_listen;
         }
         if (!listen || fed_server_check_listen(listen) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                "listen: must be ADDR:PORT or [ADDR6]:PORT with a numeric address");
+                osm_call_invalid_param(call, "listen");   /* must be ADDR:PORT or [ADDR6]:PORT with a numeric address */
                 return;
         }
         osm_error err = {};
         if (fed_http_load(&err) < 0) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "federation needs libcurl and libmicrohttpd: %s", err.message);
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "federation needs libcurl and libmicrohttpd: %s", err.message);
                 return;
         }
         char previous[sizeof(f->listen)] = "";
@@ -39,7 +38,7 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
         }
         int r = fed_network_start(f, listen, &err);
         if (r < 0) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "cannot listen on %s: %s", listen,
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "cannot listen on %s: %s", listen,
                                 osm_error_message(&err, strerror(-r)));
                 /* Keep serving where it did (the same port, now free again). */
                 osm_error err2 = {};
@@ -116,36 +115,36 @@ static void m_add_remote(osm_call *call, json_t *params, void *userdata) {
         const char *url = json_string_value(json_object_get(params, "url"));
         const char *key = json_string_value(json_object_get(params, "key"));
         if (!osm_name_valid(name, 64, false)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "name: 1 to 64 characters of [A-Za-z0-9._-]");
+                osm_call_invalid_param(call, "name");   /* 1 to 64 characters of [A-Za-z0-9._-] */
                 return;
         }
         if (!url_valid(url)) {
-                osm_call_errorf(call, ERR_BAD_URL, "url must be http://HOST[:PORT][/PATH] or https://… without credentials, query or fragment");
+                osm_call_errorf(call, OSM_E_FEDERATION_INVALID_URL, "url must be http://HOST[:PORT][/PATH] or https://… without credentials, query or fragment");
                 return;
         }
         uint8_t pk[OSM_PUBKEY_BYTES];
         if (osm_pubkey_decode(key, pk) < 0) {
-                osm_call_errorf(call, ERR_BAD_KEY, "key must be a public key as printed by 'federation status' (43 characters of URL-safe base64)");
+                osm_call_errorf(call, OSM_E_FEDERATION_INVALID_KEY, "key must be a public key as printed by 'federation status' (43 characters of URL-safe base64)");
                 return;
         }
         if (sodium_memcmp(pk, f->d->identity.pk, OSM_PUBKEY_BYTES) == 0) {
-                osm_call_errorf(call, ERR_BAD_KEY, "that is this space's own key");
+                osm_call_errorf(call, OSM_E_FEDERATION_INVALID_KEY, "that is this space's own key");
                 return;
         }
         if (fed_remote_by_name(f, name) || fed_remote_by_pk(f, pk)) {
-                osm_call_errorf(call, ERR_REMOTE_EXISTS, "a remote with that name or key is already paired");
+                osm_call_errorf(call, OSM_E_FEDERATION_REMOTE_EXISTS, "a remote with that name or key is already paired");
                 return;
         }
         fed_remote *r = NULL;
         int ret = fed_remote_new(f, name, url, key, &r);
         if (ret < 0) {
-                osm_call_errorf(call, ret == -EINVAL ? ERR_BAD_KEY : OSM_ERR_INTERNAL, "cannot use that key");
+                osm_call_errorf(call, ret == -EINVAL ? OSM_E_FEDERATION_INVALID_KEY : OSM_E_INTERNAL_ERROR, "cannot use that key");
                 return;
         }
         ret = fed_db_remote_add(f->db, name, url, r->key, r->id, osm_now_real_us());
         if (ret < 0) {
                 fed_remote_free(r);
-                osm_call_errorf(call, ret == -EEXIST ? ERR_REMOTE_EXISTS : OSM_ERR_INTERNAL,
+                osm_call_errorf(call, ret == -EEXIST ? OSM_E_FEDERATION_REMOTE_EXISTS : OSM_E_INTERNAL_ERROR,
                                 ret == -EEXIST ? "already paired" : "cannot save the remote");
                 return;
         }
@@ -162,17 +161,17 @@ static void m_set_remote_url(osm_call *call, json_t *params, void *userdata) {
         const char *url = json_string_value(json_object_get(params, "url"));
         fed_remote *r = fed_remote_by_name(f, name);
         if (!r) {
-                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", name));
+                osm_call_fail(call, osm_error_federation_remote_not_found(name));
                 return;
         }
         if (!url_valid(url)) {
-                osm_call_errorf(call, ERR_BAD_URL, "url must be http://HOST[:PORT][/PATH] or https://… without credentials, query or fragment");
+                osm_call_errorf(call, OSM_E_FEDERATION_INVALID_URL, "url must be http://HOST[:PORT][/PATH] or https://… without credentials, query or fragment");
                 return;
         }
         char *copy = strdup(url);
         if (!copy || fed_db_remote_set_url(f->db, name, url) < 0) {
                 free(copy);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot save the remote");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot save the remote");
                 return;
         }
         /* Requests in flight built their URL when they were sent (fed-push.c). */
@@ -192,7 +191,7 @@ static void m_list_remotes(osm_call *call, json_t *params, void *userdata) {
         osm_federation *f = userdata;
         _cleanup_json_ json_t *rows = NULL, *shares = NULL;
         if (fed_db_remotes(f->db, &rows) < 0 || fed_db_shares(f->db, &shares) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot read federation.db");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot read federation.db");
                 return;
         }
         json_t *out = json_array();
@@ -231,13 +230,13 @@ static void m_remove_remote(osm_call *call, json_t *params, void *userdata) {
         while (*pr && strcmp((*pr)->name, name) != 0)
                 pr = &(*pr)->next;
         if (!*pr) {
-                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", name));
+                osm_call_fail(call, osm_error_federation_remote_not_found(name));
                 return;
         }
         fed_remote *r = *pr;
         fed_remote_cancel(r, "cancelled");
         if (fed_db_remote_rm(f->db, name) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot remove the remote from federation.db");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot remove the remote from federation.db");
                 return;
         }
         *pr = r->next;
@@ -252,11 +251,11 @@ static void m_share(osm_call *call, json_t *params, void *userdata) {
         const char *coll = json_string_value(json_object_get(params, "collection"));
         const char *remote = json_string_value(json_object_get(params, "remote"));
         if (!osm_name_valid(coll, 128, true)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "collection: not a valid collection name");
+                osm_call_invalid_param(call, "collection");   /* not a valid collection name */
                 return;
         }
         if (!fed_remote_by_name(f, remote)) {
-                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", remote));
+                osm_call_fail(call, osm_error_federation_remote_not_found(remote));
                 return;
         }
         int64_t now = osm_now_real_us();
@@ -268,11 +267,11 @@ static void m_share(osm_call *call, json_t *params, void *userdata) {
         }
         int ret = fed_db_share_add(f->db, coll, remote, since);
         if (ret == -EEXIST) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "%s is already shared with %s", coll, remote);
+                osm_call_invalid_param(call, "collection");   /* already shared with remote */
                 return;
         }
         if (ret < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot save the share");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot save the share");
                 return;
         }
         fed_watches_sync(f);
@@ -290,11 +289,11 @@ static void m_unshare(osm_call *call, json_t *params, void *userdata) {
         const char *remote = json_string_value(json_object_get(params, "remote"));
         int ret = fed_db_share_rm(f->db, coll, remote);
         if (ret == -ENOENT) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "%s is not shared with %s", coll, remote);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "%s is not shared with %s", coll, remote);
                 return;
         }
         if (ret < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot remove the share");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot remove the share");
                 return;
         }
         fed_remote *r = fed_remote_by_name(f, remote);
@@ -307,29 +306,29 @@ static void m_unshare(osm_call *call, json_t *params, void *userdata) {
 
 static void m_share_object(osm_call *call, json_t *params, void *userdata) {
         osm_federation *f = userdata;
-        bool share = strcmp(osm_call_method(call), FED_IFACE "ShareObject") == 0;
+        bool share = strcmp(osm_call_method(call), OSM_M_FEDERATION_SHARE_OBJECT) == 0;
         const char *hash = json_string_value(json_object_get(params, "hash"));
         const char *remote = json_string_value(json_object_get(params, "remote"));
         if (!osm_store_hash_valid(hash)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "hash: not an object hash (64 lowercase hex digits)");
+                osm_call_invalid_param(call, "hash");   /* not an object hash (64 lowercase hex digits) */
                 return;
         }
         if (!fed_remote_by_name(f, remote)) {
-                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", remote));
+                osm_call_fail(call, osm_error_federation_remote_not_found(remote));
                 return;
         }
         int ret = share ? fed_db_object_share_add(f->db, hash, remote, osm_now_real_us())
                         : fed_db_object_share_rm(f->db, hash, remote);
         if (ret == -EEXIST) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "object %s is already shared with %s", hash, remote);
+                osm_call_invalid_param(call, "hash");   /* already shared with remote */
                 return;
         }
         if (ret == -ENOENT) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "object %s is not shared with %s", hash, remote);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "object %s is not shared with %s", hash, remote);
                 return;
         }
         if (ret < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot save the share");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot save the share");
                 return;
         }
         log_info("federation: object %s %s %s", hash, share ? "shared with" : "no longer shared with", remote);
@@ -342,16 +341,16 @@ static void m_fetch(osm_call *call, json_t *params, void *userdata) {
         const char *hash = json_string_value(json_object_get(params, "hash"));
         uint8_t h[OSM_HASH_BYTES];
         if (osm_hash_parse(hash, h) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "hash: 64 lowercase hex digits");
+                osm_call_invalid_param(call, "hash");   /* 64 lowercase hex digits */
                 return;
         }
         fed_remote *r = fed_remote_by_name(f, remote);
         if (!r) {
-                osm_call_error(call, ERR_REMOTE_NF, json_pack("{s:s}", "name", remote));
+                osm_call_fail(call, osm_error_federation_remote_not_found(remote));
                 return;
         }
         if (!f->enabled) {
-                osm_call_errorf(call, ERR_DISABLED, "federation is disabled: osmosectl federation enable");
+                osm_call_errorf(call, OSM_E_FEDERATION_FEDERATION_DISABLED, "federation is disabled: osmosectl federation enable");
                 return;
         }
         fed_fetch_start(f, call, r, h);
@@ -363,13 +362,13 @@ static void m_audit(osm_call *call, json_t *params, void *userdata) {
         int64_t since = s ? json_integer_value(s) : 0;
         json_int_t limit = l ? json_integer_value(l) : 10000;
         if (limit <= 0 || limit > 100000) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "limit: 1 to 100000");
+                osm_call_invalid_param(call, "limit");   /* 1 to 100000 */
                 return;
         }
         fed_db_commit(f->db);
         json_t *entries = NULL;
         if (fed_db_audit_list(f->db, since, (unsigned) limit, &entries) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot read the audit log");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot read the audit log");
                 return;
         }
         /* Varlink's optional fields are absent rather than null. */
@@ -387,19 +386,19 @@ static void m_audit(osm_call *call, json_t *params, void *userdata) {
 }
 
 static const osm_method methods[] = {
-        { FED_IFACE "Enable", m_enable, OSM_ACCESS_WRITE },
-        { FED_IFACE "Disable", m_disable, OSM_ACCESS_WRITE },
-        { FED_IFACE "GetStatus", m_status, OSM_ACCESS_READ },
-        { FED_IFACE "AddRemote", m_add_remote, OSM_ACCESS_WRITE },
-        { FED_IFACE "ListRemotes", m_list_remotes, OSM_ACCESS_READ },
-        { FED_IFACE "RemoveRemote", m_remove_remote, OSM_ACCESS_WRITE },
-        { FED_IFACE "SetRemoteURL", m_set_remote_url, OSM_ACCESS_WRITE },
-        { FED_IFACE "Share", m_share, OSM_ACCESS_WRITE },
-        { FED_IFACE "ShareObject", m_share_object, OSM_ACCESS_WRITE },
-        { FED_IFACE "UnshareObject", m_share_object, OSM_ACCESS_WRITE },
-        { FED_IFACE "Unshare", m_unshare, OSM_ACCESS_WRITE },
-        { FED_IFACE "FetchObject", m_fetch, OSM_ACCESS_WRITE },
-        { FED_IFACE "Audit", m_audit, OSM_ACCESS_READ },
+        { OSM_M_FEDERATION_ENABLE, m_enable, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_DISABLE, m_disable, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_GET_STATUS, m_status, OSM_ACCESS_READ },
+        { OSM_M_FEDERATION_ADD_REMOTE, m_add_remote, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_LIST_REMOTES, m_list_remotes, OSM_ACCESS_READ },
+        { OSM_M_FEDERATION_REMOVE_REMOTE, m_remove_remote, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_SET_REMOTE_URL, m_set_remote_url, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_SHARE, m_share, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_SHARE_OBJECT, m_share_object, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_UNSHARE_OBJECT, m_share_object, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_UNSHARE, m_unshare, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_FETCH_OBJECT, m_fetch, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_AUDIT, m_audit, OSM_ACCESS_READ },
 };
 
 int fed_iface_register(osm_federation *f) {

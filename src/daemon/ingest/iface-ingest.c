@@ -8,25 +8,23 @@
 #include "daemon/ingest/ingest.h"
 #include "osmose/varlink.h"
 
-#define IFACE "io.osmose.Ingest."
-
 static void method_add(osm_call *call, json_t *params, void *userdata) {
         osm_ingest *ing = userdata;
         osm_ingest_def def = { 0 };
         const char *why = NULL;
         int r = osm_ingest_def_from_json(params, &def, &why);
         if (r < 0) {
-                osm_call_errorf(call, IFACE "Invalid", "%s", why ? why : "invalid bridge");
+                osm_call_errorf(call, OSM_E_INGEST_INVALID, "%s", why ? why : "invalid bridge");
                 osm_ingest_def_clear(&def);
                 return;
         }
         r = osm_ingest_add(ing, &def, &why);
         if (r == -EEXIST)
-                osm_call_errorf(call, IFACE "Exists", "a bridge named '%s' exists", def.name);
+                osm_call_errorf(call, OSM_E_INGEST_EXISTS, "a bridge named '%s' exists", def.name);
         else if (r == -EINVAL || r == -EPERM || r == -ENOSPC)
-                osm_call_errorf(call, IFACE "Invalid", "%s", why ? why : strerror(-r));
+                osm_call_errorf(call, OSM_E_INGEST_INVALID, "%s", why ? why : strerror(-r));
         else if (r < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "%s: %s", why ? why : "cannot add the bridge", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "%s: %s", why ? why : "cannot add the bridge", strerror(-r));
         else {
                 json_t *list = osm_ingest_list(ing), *b, *found = NULL;
                 size_t i;
@@ -47,12 +45,12 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         const char *name = json_string_value(json_object_get(params, "name"));
         int r = osm_ingest_remove(userdata, name);
         if (r == -ENOENT)
-                osm_call_errorf(call, IFACE "NotFound", "no bridge named '%s' was added with ingest add", name);
+                osm_call_errorf(call, OSM_E_INGEST_NOT_FOUND, "no bridge named '%s' was added with ingest add", name);
         else if (r == -EPERM)
-                osm_call_errorf(call, IFACE "InConfig", "'%s' is defined in osmosed.conf: remove its [ingest.%s] section and reload",
+                osm_call_errorf(call, OSM_E_INGEST_IN_CONFIG, "'%s' is defined in osmosed.conf: remove its [ingest.%s] section and reload",
                                 name, name);
         else if (r < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "cannot write STATE/ingest.json: %s", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot write STATE/ingest.json: %s", strerror(-r));
         else
                 osm_call_reply(call, NULL, false);
 }
@@ -60,17 +58,17 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
 static void method_discovered(osm_call *call, json_t *params, void *userdata) {
         json_t *list = osm_ingest_discovered(userdata);
         if (!list) {
-                osm_call_errorf(call, IFACE "Disabled", "discovery is not running (built without Avahi, or [discovery] enabled = no)");
+                osm_call_errorf(call, OSM_E_INGEST_DISABLED, "discovery is not running (built without Avahi, or [discovery] enabled = no)");
                 return;
         }
         osm_call_reply(call, json_pack("{s:o}", "brokers", list), false);
 }
 
 static const osm_method methods[] = {
-        { IFACE "Add",        method_add,        OSM_ACCESS_WRITE },
-        { IFACE "List",       method_list,       OSM_ACCESS_READ },
-        { IFACE "Remove",     method_remove,     OSM_ACCESS_WRITE },
-        { IFACE "Discovered", method_discovered, OSM_ACCESS_READ },
+        { OSM_M_INGEST_ADD,        method_add,        OSM_ACCESS_WRITE },
+        { OSM_M_INGEST_LIST,       method_list,       OSM_ACCESS_READ },
+        { OSM_M_INGEST_REMOVE,     method_remove,     OSM_ACCESS_WRITE },
+        { OSM_M_INGEST_DISCOVERED, method_discovered, OSM_ACCESS_READ },
 };
 
 int osm_ingest_iface_register(osm_ingest *ing, osm_server *server) {

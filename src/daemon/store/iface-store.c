@@ -12,8 +12,6 @@
 #include "daemon/tenant/tenants.h"
 #include "osmose/log.h"
 
-#define ERR_NO_OBJECT      "io.osmose.Store.NoSuchObject"
-#define ERR_INVALID_HASH   "io.osmose.Store.InvalidHash"
 
 /* The writer recorded for a call over the control socket: the local user. */
 static void writer_for_call(osm_call *call, char *buf, size_t size) {
@@ -33,7 +31,7 @@ static int tenant_scope(osm_call *call, const char *name) {
         const char *tenant = osm_call_tenant(call);
         if (!tenant || osm_tenant_collection_ok(tenant, name))
                 return 0;
-        osm_call_errorf(call, OSM_ERR_PERMISSION_DENIED, "tenant %s may use only collections under %s%s/",
+        osm_call_errorf(call, OSM_E_PERMISSION_DENIED, "tenant %s may use only collections under %s%s/",
                         tenant, OSM_TENANT_STORE_PREFIX, tenant);
         return -EPERM;
 }
@@ -111,7 +109,7 @@ static void method_put(osm_call *call, json_t *params, void *userdata) {
         req.writer = writer;
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         r = osm_store_put(d->store, &req, put_done, p, &err);
@@ -151,7 +149,7 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
         writer_for_call(call, writer, sizeof(writer));
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         snprintf(p->name, sizeof(p->name), "%s", coll);
@@ -162,7 +160,7 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
         if (!reqs) {
                 osm_call_set_cancel(call, NULL, NULL);
                 free(p);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         for (size_t i = 0; i < n; i++)
@@ -203,15 +201,14 @@ static void method_query(osm_call *call, json_t *params, void *userdata) {
         const char *why = NULL;
         int r = osm_store_parse_query(params, &q, &why);
         if (r < 0) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER,
-                               json_pack("{s:s, s:s}", "parameter", why ? why : "", "message", "invalid query"));
+                osm_call_invalid_param(call, why ? why : "");
                 return;
         }
         if (tenant_scope(call, q.collection) < 0)
                 return;
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         snprintf(p->name, sizeof(p->name), "%s", q.collection);
@@ -280,7 +277,7 @@ static void method_set_retention(osm_call *call, json_t *params, void *userdata)
                 return;
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         p->ret = ret;
@@ -325,7 +322,7 @@ static void method_delete(osm_call *call, json_t *params, void *userdata) {
         }
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         snprintf(p->name, sizeof(p->name), "%s", coll);
@@ -360,7 +357,7 @@ static void method_watch(osm_call *call, json_t *params, void *userdata) {
         osm_daemon *d = userdata;
         const char *pattern = json_string_value(json_object_get(params, "pattern"));
         if (!osm_call_more(call)) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "Watch streams records: call it with \"more\": true");
+                osm_call_invalid_param(call, "more");   /* Watch streams records: call it with "more": true */
                 return;
         }
         if (!pattern || !*pattern || strlen(pattern) > OSM_STORE_MAX_NAME) {
@@ -371,7 +368,7 @@ static void method_watch(osm_call *call, json_t *params, void *userdata) {
                 return;
         pending *p = calloc(1, sizeof(*p));
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         p->call = call;
@@ -404,7 +401,7 @@ static void method_object_put(osm_call *call, json_t *params, void *userdata) {
         osm_daemon *d = userdata;
         json_t *pin = json_object_get(params, "pin");
         if (osm_call_n_fds(call) != 1) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
+                osm_call_errorf(call, OSM_E_INVALID_MESSAGE,
                                 "pass exactly one file descriptor with the content (got %zu)", osm_call_n_fds(call));
                 return;
         }
@@ -412,7 +409,7 @@ static void method_object_put(osm_call *call, json_t *params, void *userdata) {
         pending *p = pending_new(call, d);
         if (!p) {
                 osm_close(fd);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         int r = osm_store_object_put_fd(d->store, fd, pin ? json_is_true(pin) : true, object_put_done, p);
@@ -429,13 +426,13 @@ static void method_object_get(osm_call *call, json_t *params, void *userdata) {
         int fd = -1;
         uint64_t size = 0;
         if (!osm_store_hash_valid(hash)) {
-                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s, s:s}", "hash", hash ? hash : "",
-                               "message", "not an object hash: expected 64 lowercase hex digits"));
+                osm_call_fail(call, osm_error_store_invalid_hash(hash ? hash : "",
+                                                                 "not an object hash: expected 64 lowercase hex digits"));
                 return;
         }
         int r = osm_store_object_open(d->store, hash, &fd, &size);
         if (r == -ENOENT) {
-                osm_call_error(call, ERR_NO_OBJECT, json_pack("{s:s, s:s}", "hash", hash, "message", "no such object"));
+                osm_call_fail(call, osm_error_store_no_such_object(hash, "no such object"));
                 return;
         }
         if (r < 0) {
@@ -461,7 +458,7 @@ static void object_rm_done(int r, void *userdata) {
         pending *p = userdata;
         if (p->call) {
                 if (r == -ENOENT)
-                        osm_call_error(p->call, ERR_NO_OBJECT, json_pack("{s:s, s:s}", "hash", p->name, "message", "no such object"));
+                        osm_call_fail(p->call, osm_error_store_no_such_object(p->name, "no such object"));
                 else if (r < 0)
                         reply_store_error(p->call, p->d, r, "cannot remove the object", NULL);
                 else
@@ -474,13 +471,13 @@ static void method_object_remove(osm_call *call, json_t *params, void *userdata)
         osm_daemon *d = userdata;
         const char *hash = json_string_value(json_object_get(params, "hash"));
         if (!osm_store_hash_valid(hash)) {
-                osm_call_error(call, ERR_INVALID_HASH, json_pack("{s:s, s:s}", "hash", hash ? hash : "",
-                               "message", "not an object hash: expected 64 lowercase hex digits"));
+                osm_call_fail(call, osm_error_store_invalid_hash(hash ? hash : "",
+                                                                 "not an object hash: expected 64 lowercase hex digits"));
                 return;
         }
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         snprintf(p->name, sizeof(p->name), "%s", hash);
@@ -507,7 +504,7 @@ static void method_object_gc(osm_call *call, json_t *params, void *userdata) {
         osm_daemon *d = userdata;
         pending *p = pending_new(call, d);
         if (!p) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         int r = osm_store_object_gc(d->store, gc_done, p);
@@ -519,18 +516,18 @@ static void method_object_gc(osm_call *call, json_t *params, void *userdata) {
 }
 
 static const osm_method store_methods[] = {
-        { "io.osmose.Store.Put",          method_put,           OSM_ACCESS_TENANT },
-        { "io.osmose.Store.PutBatch",     method_put_batch,     OSM_ACCESS_TENANT },
-        { "io.osmose.Store.Query",        method_query,         OSM_ACCESS_TENANT },
-        { "io.osmose.Store.Collections",  method_collections,   OSM_ACCESS_MONITOR },
-        { "io.osmose.Store.SetRetention", method_set_retention, OSM_ACCESS_TENANT },
-        { "io.osmose.Store.Delete",       method_delete,        OSM_ACCESS_WRITE },
-        { "io.osmose.Store.Watch",        method_watch,         OSM_ACCESS_TENANT },
-        { "io.osmose.Store.ObjectPut",    method_object_put,    OSM_ACCESS_WRITE },
-        { "io.osmose.Store.ObjectGet",    method_object_get,    OSM_ACCESS_READ },
-        { "io.osmose.Store.ObjectList",   method_object_list,   OSM_ACCESS_READ },
-        { "io.osmose.Store.ObjectRemove", method_object_remove, OSM_ACCESS_WRITE },
-        { "io.osmose.Store.ObjectGC",     method_object_gc,     OSM_ACCESS_WRITE },
+        { OSM_M_STORE_PUT,          method_put,           OSM_ACCESS_TENANT },
+        { OSM_M_STORE_PUT_BATCH,     method_put_batch,     OSM_ACCESS_TENANT },
+        { OSM_M_STORE_QUERY,        method_query,         OSM_ACCESS_TENANT },
+        { OSM_M_STORE_COLLECTIONS,  method_collections,   OSM_ACCESS_MONITOR },
+        { OSM_M_STORE_SET_RETENTION, method_set_retention, OSM_ACCESS_TENANT },
+        { OSM_M_STORE_DELETE,       method_delete,        OSM_ACCESS_WRITE },
+        { OSM_M_STORE_WATCH,        method_watch,         OSM_ACCESS_TENANT },
+        { OSM_M_STORE_OBJECT_PUT,    method_object_put,    OSM_ACCESS_WRITE },
+        { OSM_M_STORE_OBJECT_GET,    method_object_get,    OSM_ACCESS_READ },
+        { OSM_M_STORE_OBJECT_LIST,   method_object_list,   OSM_ACCESS_READ },
+        { OSM_M_STORE_OBJECT_REMOVE, method_object_remove, OSM_ACCESS_WRITE },
+        { OSM_M_STORE_OBJECT_GC,     method_object_gc,     OSM_ACCESS_WRITE },
 };
 
 /* ---- the subsystem ---- */

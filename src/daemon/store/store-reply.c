@@ -38,27 +38,27 @@ static const struct {
         unsigned fields;
 } wire[_OSM_STORE_IFACE_MAX][_F_MAX] = {
         [OSM_STORE_IFACE_STORE] = {
-                [F_BAD_NAME] = { "io.osmose.Store.InvalidName", P_NAME | P_MESSAGE },
-                [F_BAD_RECORD] = { "io.osmose.Store.InvalidRecord", P_INDEX | P_STORED | P_MESSAGE },
-                [F_TOO_LARGE] = { "io.osmose.Store.RecordTooLarge", P_INDEX | P_STORED | P_SIZE | P_LIMIT | P_MESSAGE },
-                [F_BUDGET] = { "io.osmose.Store.BudgetExceeded", P_STORED | P_MESSAGE },
-                [F_OBJECT_TOO_LARGE] = { "io.osmose.Store.ObjectTooLarge", P_LIMIT | P_MESSAGE },
-                [F_DISK_FULL] = { "io.osmose.Store.DiskFull", P_STORED | P_MESSAGE },
-                [F_NO_COLLECTION] = { "io.osmose.Store.NoSuchCollection", P_COLLECTION | P_MESSAGE },
-                [F_BUSY] = { OSM_ERR_BUSY, P_MESSAGE },
-                [F_OTHER] = { "io.osmose.Store.StoreError", P_MESSAGE },
+                [F_BAD_NAME] = { OSM_E_STORE_INVALID_NAME, P_NAME | P_MESSAGE },
+                [F_BAD_RECORD] = { OSM_E_STORE_INVALID_RECORD, P_INDEX | P_STORED | P_MESSAGE },
+                [F_TOO_LARGE] = { OSM_E_STORE_RECORD_TOO_LARGE, P_INDEX | P_STORED | P_SIZE | P_LIMIT | P_MESSAGE },
+                [F_BUDGET] = { OSM_E_STORE_BUDGET_EXCEEDED, P_STORED | P_MESSAGE },
+                [F_OBJECT_TOO_LARGE] = { OSM_E_STORE_OBJECT_TOO_LARGE, P_LIMIT | P_MESSAGE },
+                [F_DISK_FULL] = { OSM_E_STORE_DISK_FULL, P_STORED | P_MESSAGE },
+                [F_NO_COLLECTION] = { OSM_E_STORE_NO_SUCH_COLLECTION, P_COLLECTION | P_MESSAGE },
+                [F_BUSY] = { OSM_E_BUSY, P_MESSAGE },
+                [F_OTHER] = { OSM_E_STORE_STORE_ERROR, P_MESSAGE },
         },
         /* A workload's interface says less: no sizes or limits of the gateway's store. */
         [OSM_STORE_IFACE_API] = {
-                [F_BAD_NAME] = { "io.osmose.Api.InvalidName", P_NAME | P_MESSAGE },
-                [F_BAD_RECORD] = { "io.osmose.Api.InvalidRecord", P_INDEX | P_STORED | P_MESSAGE },
-                [F_TOO_LARGE] = { "io.osmose.Api.InvalidRecord", P_INDEX | P_STORED | P_MESSAGE },
-                [F_BUDGET] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
-                [F_OBJECT_TOO_LARGE] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
-                [F_DISK_FULL] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
-                [F_NO_COLLECTION] = { "io.osmose.Api.NoSuchCollection", P_COLLECTION },
-                [F_BUSY] = { OSM_ERR_BUSY, P_MESSAGE },
-                [F_OTHER] = { "io.osmose.Api.StoreError", P_STORED | P_MESSAGE },
+                [F_BAD_NAME] = { OSM_E_API_INVALID_NAME, P_NAME | P_MESSAGE },
+                [F_BAD_RECORD] = { OSM_E_API_INVALID_RECORD, P_INDEX | P_STORED | P_MESSAGE },
+                [F_TOO_LARGE] = { OSM_E_API_INVALID_RECORD, P_INDEX | P_STORED | P_MESSAGE },
+                [F_BUDGET] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
+                [F_OBJECT_TOO_LARGE] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
+                [F_DISK_FULL] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
+                [F_NO_COLLECTION] = { OSM_E_API_NO_SUCH_COLLECTION, P_COLLECTION },
+                [F_BUSY] = { OSM_E_BUSY, P_MESSAGE },
+                [F_OTHER] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
         },
 };
 
@@ -208,6 +208,6 @@ void osm_store_query_reply(osm_call *call, const char *records, size_t len, cons
         if (text)
                 osm_call_reply_text(call, text, n - 1, false);
         else
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
         free(text);
 }

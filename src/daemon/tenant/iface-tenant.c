@@ -11,7 +11,7 @@
 #include "osmose/log.h"
 #include "osmose/util.h"
 
-#define TN_IFACE "io.osmose.Tenant."
+#define TN_IFACE OSM_I_TENANT "."
 
 static void no_such_tenant(osm_call *call, const char *name) {
         char msg[128];
@@ -67,9 +67,7 @@ static void method_add(osm_call *call, json_t *params, void *userdata) {
         osm_tenants *t = userdata;
         const char *name = json_string_value(json_object_get(params, "name"));
         if (!osm_tenant_name_ok(name) || strcmp(name, OSM_TENANT_OPERATOR) == 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                "name: a tenant name is 1 to %d of a-z, 0-9 and '-', starting with a letter, and not '%s'",
-                                OSM_TENANT_NAME_MAX, OSM_TENANT_OPERATOR);
+                osm_call_invalid_param(call, "name");   /* a tenant name is 1 to N of a-z, 0-9 and '-', starting with a letter, and not '…' */
                 return;
         }
         if (tn_find(t, name)) {
@@ -84,16 +82,16 @@ static void method_add(osm_call *call, json_t *params, void *userdata) {
                 return;
         const char *bad = read_fields(params, &tn);
         if (bad) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "%s: must not be negative", bad);
+                osm_call_invalid_param(call, bad);   /* must not be negative */
                 return;
         }
         int r = tn_add(t, &tn);
         if (r == -EBUSY) {
-                osm_call_errorf(call, OSM_ERR_BUSY, "already %d tenants; remove one first", TN_MAX_TENANTS);
+                osm_call_errorf(call, OSM_E_BUSY, "already %d tenants; remove one first", TN_MAX_TENANTS);
                 return;
         }
         if (r < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "saving the tenant: %s", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "saving the tenant: %s", strerror(-r));
                 return;
         }
         log_notice("tenant %s added (group %s)", name, tn.group);
@@ -124,20 +122,20 @@ static void method_set(osm_call *call, json_t *params, void *userdata) {
                 return;
         const char *bad = read_fields(params, &tn);
         if (bad) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "%s: must not be negative", bad);
+                osm_call_invalid_param(call, bad);   /* must not be negative */
                 return;
         }
         char *old_group = cur->group;
         char *new_group = strdup(tn.group);
         if (!new_group) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         tn.group = new_group;
         int r = tn_save(t, &tn);
         if (r < 0) {
                 free(new_group);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "saving the tenant: %s", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "saving the tenant: %s", strerror(-r));
                 return;
         }
         *cur = tn;
@@ -156,7 +154,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         }
         json_t *removed = json_array();
         if (!removed) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         if (t->d->workloads)
@@ -165,7 +163,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         int r = tn_remove(t, name, purge_at, removed);
         if (r < 0) {
                 json_decref(removed);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "removing the tenant: %s", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "removing the tenant: %s", strerror(-r));
                 return;
         }
         char group[64];
@@ -194,7 +192,7 @@ static void method_usage(osm_call *call, json_t *params, void *userdata) {
         (void) tn_usage_flush(t);
         json_t *u = tn_usage_query(t, want, since ? json_integer_value(since) : 0);
         if (!u) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "reading usage: %s", sqlite3_errmsg(t->db));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "reading usage: %s", sqlite3_errmsg(t->db));
                 return;
         }
         osm_call_reply(call, json_pack("{s:o}", "usage", u), false);

@@ -17,8 +17,7 @@
 /* The public_key parameter in canonical form, or an InvalidParameter reply and -EINVAL. */
 static int key_param(osm_call *call, json_t *params, char key[OSM_PUBKEY_B64]) {
         if (wl_trust_canonical(json_string_value(json_object_get(params, "public_key")), key) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                "public_key: expected an Ed25519 public key in URL-safe base64 (43 characters)");
+                osm_call_invalid_param(call, "public_key");   /* expected an Ed25519 public key in URL-safe base64 (43 characters) */
                 return -EINVAL;
         }
         return 0;
@@ -27,13 +26,13 @@ static int key_param(osm_call *call, json_t *params, char key[OSM_PUBKEY_B64]) {
 /* The reply to a trust change: r from wl_trust_add or wl_trust_remove. */
 static void trust_reply(osm_call *call, int r, const char *what, const char *key) {
         if (r == -EBUSY)
-                osm_call_errorf(call, OSM_ERR_BUSY, "already %d trusted keys; remove one first", WL_MAX_TRUSTED);
+                osm_call_errorf(call, OSM_E_BUSY, "already %d trusted keys; remove one first", WL_MAX_TRUSTED);
         else if (r == -ENOENT)
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "key %s is not trusted", key);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "key %s is not trusted", key);
         else if (r == -ENOMEM)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
         else if (r < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "%s the key: %s", what, strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "%s the key: %s", what, strerror(-r));
         else
                 osm_call_reply(call, NULL, false);
 }
@@ -84,26 +83,25 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
         size_t n_fds = osm_call_n_fds(call);
 
         if (url && n_fds > 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "give either url or a bundle fd, not both");
+                osm_call_errorf(call, OSM_E_INVALID_MESSAGE, "give either url or a bundle fd, not both");
                 return;
         }
         if (!url && n_fds != 1) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
+                osm_call_errorf(call, OSM_E_INVALID_MESSAGE,
                                 "pass the bundle as one file descriptor with the call, or give url");
                 return;
         }
         if (url && !url_ok(url)) {
-                osm_call_error(call, OSM_ERR_INVALID_PARAMETER, json_pack("{s:s, s:s}", "parameter", "url",
-                               "message", "url: expected http:// or https://, at most 2048 bytes"));
+                osm_call_invalid_param(call, "url");   /* http:// or https://, at most 2048 bytes */
                 return;
         }
         const char *why_dl = NULL;
         if (url && osm_dl_curl(&why_dl) < 0) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "install from a URL needs libcurl: %s", why_dl);
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "install from a URL needs libcurl: %s", why_dl);
                 return;
         }
         if (grants && json_array_size(grants) > OSM_MANIFEST_MAX_CAPS) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "grants: more than %d", OSM_MANIFEST_MAX_CAPS);
+                osm_call_invalid_param(call, "grants");   /* more than N */
                 return;
         }
         size_t i;
@@ -113,14 +111,13 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                 if (!json_is_string(g) || osm_cap_check(json_string_value(g), why, sizeof why) < 0) {
                         if (!json_is_string(g))
                                 snprintf(why, sizeof why, "grants[%zu]: expected a string", i);
-                        osm_call_error(call, WL_ERR_BAD_CAPABILITY,
-                                       json_pack("{s:s, s:s}", "message", why, "capability",
-                                                 json_is_string(g) ? json_string_value(g) : ""));
+                        osm_call_fail(call, osm_error_workload_bad_capability(
+                                                    why, json_is_string(g) ? json_string_value(g) : ""));
                         return;
                 }
         }
         if (w->installing) {
-                osm_call_errorf(call, OSM_ERR_BUSY, "another install is in progress; try again");
+                osm_call_errorf(call, OSM_E_BUSY, "another install is in progress; try again");
                 return;
         }
         int fd = -1;
@@ -129,20 +126,20 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                 struct stat st;
                 if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                         osm_close(fd);
-                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "the bundle fd must be a regular file");
+                        osm_call_errorf(call, OSM_E_INVALID_MESSAGE, "the bundle fd must be a regular file");
                         return;
                 }
         }
         const char *tenant = json_string_value(json_object_get(params, "tenant"));
         if (tenant && osm_call_tenant(call) && strcmp(tenant, osm_call_tenant(call)) != 0) {
                 osm_close(fd);
-                osm_call_errorf(call, OSM_ERR_PERMISSION_DENIED, "a tenant installs only for itself");
+                osm_call_errorf(call, OSM_E_PERMISSION_DENIED, "a tenant installs only for itself");
                 return;
         }
         wl_install_hooks hooks = { .tenant = (char *) tenant };
         if (wl_install_begin(w, call, url, fd, grants, json_is_true(json_object_get(params, "allow_unsigned")),
                              json_is_true(json_object_get(params, "allow_downgrade")), &hooks) < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
 }
 
 /* ---- workloads and grants ------------------------------------------------------------------- */
@@ -156,7 +153,7 @@ bool wl_visible(osm_call *call, const char *owner) {
 static wl_workload *find_visible(osm_call *call, osm_workloads *w, const char *name) {
         wl_workload *wl = wl_find(w, name);
         if (!wl || !wl_visible(call, wl->tenant)) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "no workload named %s", name);
                 return NULL;
         }
         return wl;
@@ -188,7 +185,7 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
                 n++;
         _cleanup_free_ wl_workload **v = calloc(n + 1, sizeof *v);
         if (!v) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         n = 0;
@@ -299,12 +296,12 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         while (*pp && strcmp((*pp)->name, name) != 0)
                 pp = &(*pp)->next;
         if (!*pp || !wl_visible(call, (*pp)->tenant)) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no workload named %s", name);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "no workload named %s", name);
                 return;
         }
         wl_workload *wl = *pp;
         if (wl_db_remove(w, wl, keep) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "could not remove %s from the database", name);
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "could not remove %s from the database", name);
                 return;
         }
         log_info("workload %s removed (%s)", name, keep ? "its data is kept" : "its data is deleted");
@@ -331,7 +328,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
                 if (!r || !(r->name = strdup(wname))) {
                         free(r);
                         json_decref(reply);
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                         return;
                 }
                 r->w = w;
@@ -349,8 +346,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
 static int grant_check(osm_call *call, wl_workload *wl, const char *cap) {
         char why[512];
         if (osm_cap_check(cap, why, sizeof why) < 0) {
-                osm_call_error(call, WL_ERR_BAD_CAPABILITY,
-                               json_pack("{s:s, s:s}", "message", why, "capability", cap));
+                osm_call_fail(call, osm_error_workload_bad_capability(why, cap));
                 return -EINVAL;
         }
         if (!osm_manifest_requests(wl->manifest, cap)) {
@@ -362,8 +358,7 @@ static int grant_check(osm_call *call, wl_workload *wl, const char *cap) {
                                                  wl->manifest->caps[i]);
                 if (wl->manifest->n_caps == 0 && off < sizeof msg)
                         snprintf(msg + off, sizeof msg - off, "nothing");
-                osm_call_error(call, WL_ERR_BAD_CAPABILITY,
-                               json_pack("{s:s, s:s}", "message", msg, "capability", cap));
+                osm_call_fail(call, osm_error_workload_bad_capability(msg, cap));
                 return -EPERM;
         }
         return 0;
@@ -371,7 +366,7 @@ static int grant_check(osm_call *call, wl_workload *wl, const char *cap) {
 
 static void method_grant_revoke(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
-        bool grant = strcmp(osm_call_method(call), "io.osmose.Workload.Grant") == 0;
+        bool grant = strcmp(osm_call_method(call), OSM_M_WORKLOAD_GRANT) == 0;
         const char *name = json_string_value(json_object_get(params, "name"));
         const char *cap = json_string_value(json_object_get(params, "capability"));
         wl_workload *wl = find_visible(call, w, name);
@@ -379,13 +374,13 @@ static void method_grant_revoke(osm_call *call, json_t *params, void *userdata) 
                 return;
         osm_error gerr = {};
         if (grant && !osm_tenants_grant_ok(w->d->tenants, osm_call_tenant(call), cap, &gerr)) {
-                osm_call_error(call, OSM_ERR_PERMISSION_DENIED,
+                osm_call_error(call, OSM_E_PERMISSION_DENIED,
                                json_pack("{s:s,s:s}", "message", gerr.message, "grant", cap));
                 return;
         }
         _cleanup_free_ char **v = calloc(wl->n_grants + 2, sizeof(char *));
         if (!v) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         size_t n = 0;
@@ -404,12 +399,12 @@ static void method_grant_revoke(osm_call *call, json_t *params, void *userdata) 
                 if (!had)
                         v[n++] = (char *) cap;
         } else if (!had) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "%s does not hold %s", name, cap);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "%s does not hold %s", name, cap);
                 return;
         }
         if (grant != had) {
                 if (wl_set_grants(w, wl, v, n) < 0) {
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "could not save the grants of %s", name);
+                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "could not save the grants of %s", name);
                         return;
                 }
                 wl_db_history(w, name, grant ? "grant" : "revoke", wl->version, NULL, cap);
@@ -433,22 +428,22 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         if (!wl)
                 return;
         if (!allow_untrusted && wl_signer_untrusted(w, wl)) {
-                osm_call_error(call, WL_ERR_UNTRUSTED, json_pack("{s:s, s:s}", "message",
+                osm_call_error(call, OSM_E_WORKLOAD_UNTRUSTED, json_pack("{s:s, s:s}", "message",
                                "its publisher key is no longer trusted (trust rm): trust it again, or run it with "
                                "--allow-untrusted", "signer", wl->signer));
                 return;
         }
         if (!w->d->sandbox) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the sandbox is not available on this host");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "the sandbox is not available on this host");
                 return;
         }
         if (w->shutting_down) {
-                osm_call_errorf(call, OSM_ERR_NOT_AVAILABLE, "the daemon is shutting down");
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "the daemon is shutting down");
                 return;
         }
         size_t n_args = json_array_size(args);
         if (n_args > WL_MAX_RUN_ARGS) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "args: more than %d", WL_MAX_RUN_ARGS);
+                osm_call_invalid_param(call, "args");   /* more than N */
                 return;
         }
         const char *argv[WL_MAX_RUN_ARGS + 1];
@@ -456,8 +451,7 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         json_t *a;
         json_array_foreach(args, k, a) {
                 if (!json_is_string(a) || strlen(json_string_value(a)) > OSM_MANIFEST_MAX_ARG) {
-                        osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER,
-                                        "args[%zu]: expected a string of at most %d bytes", k, OSM_MANIFEST_MAX_ARG);
+                        osm_call_invalid_param(call, "args");   /* expected a string of at most N bytes */
                         return;
                 }
                 argv[k] = json_string_value(a);
@@ -467,14 +461,14 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 return;
         int policy = restart ? osm_restart_policy_from_name(restart) : (int) wl->manifest->restart;
         if (policy < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "restart: expected never, on-failure or always");
+                osm_call_invalid_param(call, "restart");   /* expected never, on-failure or always */
                 return;
         }
         char err[512];
         wl_instance *i = NULL;
         int r = wl_instance_run(w, wl, argv, n_args, (osm_restart_policy) policy, NULL, 0, &i, err, sizeof err);
         if (r < 0) {
-                osm_call_errorf(call, r == -EBUSY ? OSM_ERR_BUSY : i ? WL_ERR_SPAWN_FAILED : OSM_ERR_INTERNAL, "%s", err);
+                osm_call_errorf(call, r == -EBUSY ? OSM_E_BUSY : i ? OSM_E_WORKLOAD_SPAWN_FAILED : OSM_E_INTERNAL_ERROR, "%s", err);
                 return;
         }
         json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", wl_state_names[i->state]);
@@ -482,7 +476,7 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 wl_waiter *wt = wl_waiter_new(i, call, WL_WAIT_RUN);
                 if (!wt) {
                         json_decref(p);
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                         return;
                 }
                 wt->attach = attach;
@@ -498,7 +492,7 @@ static void method_instances(osm_call *call, json_t *params, void *userdata) {
         json_t *lim = json_object_get(params, "limit");
         json_int_t limit = lim ? json_integer_value(lim) : 100;
         if (limit < 0 || limit > WL_MAX_HISTORY) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "limit: expected 0 to %d", WL_MAX_HISTORY);
+                osm_call_invalid_param(call, "limit");   /* expected 0 to N */
                 return;
         }
         json_t *arr = all ? wl_db_instances_ended(w, (size_t) limit) : json_array();
@@ -552,13 +546,13 @@ static void method_logs(osm_call *call, json_t *params, void *userdata) {
         bool follow = json_is_true(json_object_get(params, "follow")) && osm_call_more(call);
         json_t *tail = json_object_get(params, "tail"), *since = json_object_get(params, "since");
         if (tail && json_integer_value(tail) < 0) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "tail: expected a number of entries >= 0");
+                osm_call_invalid_param(call, "tail");   /* expected a number of entries >= 0 */
                 return;
         }
         wl_instance *i = NULL;
         _cleanup_free_ char *name = instance_visible(call, w, arg) ? log_name(w, arg, &i) : NULL;
         if (!name) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "no instance %s", arg);
                 return;
         }
         /* What is on disk now; with follow, what comes later is sent as it is read. */
@@ -571,7 +565,7 @@ static void method_logs(osm_call *call, json_t *params, void *userdata) {
         int r = w->logs_fd >= 0 ? wl_log_read(w->logs_fd, name, &f, wl_entries_add, &acc, &first) : -ENOENT;
         if (r < 0 && r != -ENOENT) {
                 json_decref(acc.entries);
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "reading the log of %s: %s", name, strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "reading the log of %s: %s", name, strerror(-r));
                 return;
         }
         size_t n = json_array_size(acc.entries), from = 0;
@@ -617,7 +611,7 @@ static void method_logs(osm_call *call, json_t *params, void *userdata) {
         } while (from < n);
         json_decref(acc.entries);
         if (wl_waiter_add(i, call, WL_WAIT_LOGS) < 0)
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
 }
 
 static void not_running(osm_call *call, const char *id, const char *state, const char *fmt, ...) OSM_PRINTF(4, 5);
@@ -627,7 +621,7 @@ static void not_running(osm_call *call, const char *id, const char *state, const
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        osm_call_error(call, WL_ERR_NOT_RUNNING, json_pack("{s:s, s:s, s:s}", "message", msg, "instance", id,
+        osm_call_error(call, OSM_E_WORKLOAD_NOT_RUNNING, json_pack("{s:s, s:s, s:s}", "message", msg, "instance", id,
                                                            "state", state));
 }
 
@@ -636,7 +630,7 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
         const char *arg = json_string_value(json_object_get(params, "instance"));
         bool all = json_is_true(json_object_get(params, "all"));
         if (!instance_visible(call, w, arg)) {
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "no instance %s", arg);
                 return;
         }
         wl_instance *i = NULL;
@@ -661,7 +655,7 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
                         else if (wl_find(w, arg))
                                 not_running(call, arg, "exited", "%s has no instance running", arg);
                         else
-                                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                                osm_call_errorf(call, OSM_E_NOT_FOUND, "no instance %s", arg);
                         return;
                 }
                 if (n > 1 && !all) {
@@ -676,14 +670,14 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
                         }
                         if (off < sizeof msg)
                                 snprintf(msg + off, sizeof msg - off, "): name one, or stop them all with --all");
-                        osm_call_error(call, WL_ERR_AMBIGUOUS, json_pack("{s:s, s:o}", "message", msg, "instances", ids));
+                        osm_call_error(call, OSM_E_WORKLOAD_AMBIGUOUS, json_pack("{s:s, s:o}", "message", msg, "instances", ids));
                         return;
                 }
                 if (n > 1) {
                         wl_stop_group *g = calloc(1, sizeof *g);
                         if (!g || !(g->ids = json_array())) {
                                 free(g);
-                                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                                 return;
                         }
                         g->call = call;
@@ -713,7 +707,7 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         if (wl_waiter_add(i, call, WL_WAIT_STOP) < 0) {
-                osm_call_errorf(call, OSM_ERR_INTERNAL, "out of memory");
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         log_info("instance %s: stop requested", i->id);
@@ -728,7 +722,7 @@ static wl_instance *instance_param(osm_call *call, json_t *params, osm_workloads
         if (i && !wl_visible(call, i->tenant))
                 i = NULL;
         if (!i)
-                osm_call_errorf(call, OSM_ERR_NOT_FOUND, "no instance %s", arg);
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "no instance %s", arg);
         return i;
 }
 
@@ -780,7 +774,7 @@ static void method_stats(osm_call *call, json_t *params, void *userdata) {
 
 static void method_enable(osm_call *call, json_t *params, void *userdata) {
         osm_workloads *w = userdata;
-        bool enable = strcmp(osm_call_method(call), "io.osmose.Workload.Enable") == 0;
+        bool enable = strcmp(osm_call_method(call), OSM_M_WORKLOAD_ENABLE) == 0;
         const char *name = json_string_value(json_object_get(params, "name"));
         wl_workload *wl = find_visible(call, w, name);
         if (!wl)
@@ -788,7 +782,7 @@ static void method_enable(osm_call *call, json_t *params, void *userdata) {
         bool changed = wl->enabled != enable;
         if (changed) {
                 if (wl_db_set_enabled(w, name, enable) < 0) {
-                        osm_call_errorf(call, OSM_ERR_INTERNAL, "could not save that %s is %s", name,
+                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "could not save that %s is %s", name,
                                         enable ? "enabled" : "disabled");
                         return;
                 }
@@ -799,20 +793,20 @@ static void method_enable(osm_call *call, json_t *params, void *userdata) {
 }
 
 const osm_method wl_methods[] = {
-        { "io.osmose.Workload.TrustAdd", method_trust_add, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.TrustList", method_trust_list, OSM_ACCESS_READ },
-        { "io.osmose.Workload.TrustRemove", method_trust_remove, OSM_ACCESS_WRITE },
-        { "io.osmose.Workload.Install", method_install, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.List", method_list, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Remove", method_remove, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Grant", method_grant_revoke, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Revoke", method_grant_revoke, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Run", method_run, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Instances", method_instances, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Logs", method_logs, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Stop", method_stop, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Stats", method_stats, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Enable", method_enable, OSM_ACCESS_TENANT },
-        { "io.osmose.Workload.Disable", method_enable, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_TRUST_ADD, method_trust_add, OSM_ACCESS_WRITE },
+        { OSM_M_WORKLOAD_TRUST_LIST, method_trust_list, OSM_ACCESS_READ },
+        { OSM_M_WORKLOAD_TRUST_REMOVE, method_trust_remove, OSM_ACCESS_WRITE },
+        { OSM_M_WORKLOAD_INSTALL, method_install, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_LIST, method_list, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_REMOVE, method_remove, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_GRANT, method_grant_revoke, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_REVOKE, method_grant_revoke, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_RUN, method_run, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_INSTANCES, method_instances, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_LOGS, method_logs, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_STOP, method_stop, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_STATS, method_stats, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_ENABLE, method_enable, OSM_ACCESS_TENANT },
+        { OSM_M_WORKLOAD_DISABLE, method_enable, OSM_ACCESS_TENANT },
 };
 const size_t wl_n_methods = OSM_ARRAY_SIZE(wl_methods);

@@ -98,7 +98,7 @@ static int private_file(const char *dir) {
 static int fetch(install_job *j) {
         _cleanup_close_ int fd = private_file(j->w->bundles_dir);
         if (fd < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %s", j->w->bundles_dir,
+                job_fail(j, OSM_E_INTERNAL_ERROR, "creating a temporary file in %s: %s", j->w->bundles_dir,
                          strerror(-fd));
                 return -1;
         }
@@ -107,11 +107,11 @@ static int fetch(install_job *j) {
                              .abort_flag = &j->w->abort_installs };
         char why[512];
         if (osm_fetch_url(j->url, fd, &o, why, sizeof why) < 0) {
-                job_fail(j, WL_ERR_FETCH_FAILED, "%s", why);
+                job_fail(j, OSM_E_WORKLOAD_FETCH_FAILED, "%s", why);
                 return -1;
         }
         if (lseek(fd, 0, SEEK_SET) < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "lseek: %m");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "lseek: %m");
                 return -1;
         }
         return steal_fd(&fd);
@@ -128,7 +128,7 @@ static void phase1(install_job *j) {
         }
         j->tmp_fd = private_file(w->bundles_dir);
         if (j->tmp_fd < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "creating a temporary file in %s: %s", w->bundles_dir,
+                job_fail(j, OSM_E_INTERNAL_ERROR, "creating a temporary file in %s: %s", w->bundles_dir,
                          strerror(-j->tmp_fd));
                 return;
         }
@@ -136,7 +136,7 @@ static void phase1(install_job *j) {
         int r = osm_bundle_copy(j->src_fd, j->tmp_fd, j->max_size, &j->info, why, sizeof why);
         j->src_fd = osm_close(j->src_fd);
         if (r < 0) {
-                job_fail(j, r == -ENOMEM ? OSM_ERR_INTERNAL : WL_ERR_BAD_BUNDLE, "%s", why);
+                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "%s", why);
                 return;
         }
         osm_hash_hex(j->info.id, j->id_hex);
@@ -145,7 +145,7 @@ static void phase1(install_job *j) {
         if (j->info.is_signed) {
                 osm_pubkey_encode(j->info.pubkey, j->signer);
                 if (osm_bundle_verify_signature(&j->info) < 0) {
-                        job_fail(j, WL_ERR_BAD_BUNDLE, "the signature by %s does not match the bundle's "
+                        job_fail(j, OSM_E_WORKLOAD_BAD_BUNDLE, "the signature by %s does not match the bundle's "
                                  "contents: it was tampered with or is corrupt", j->signer);
                         return;
                 }
@@ -155,18 +155,18 @@ static void phase1(install_job *j) {
                         r = 1;   /* trusted building-wide (osmosectl building trust add) */
 #endif
                 if (r < 0) {
-                        job_fail(j, OSM_ERR_INTERNAL, "reading the trusted keys: %s", strerror(-r));
+                        job_fail(j, OSM_E_INTERNAL_ERROR, "reading the trusted keys: %s", strerror(-r));
                         return;
                 }
                 j->verified = r == 1;
                 if (!j->verified && !j->allow_unsigned) {
-                        job_fail(j, WL_ERR_UNTRUSTED, "signed by %s, which is not a trusted key "
+                        job_fail(j, OSM_E_WORKLOAD_UNTRUSTED, "signed by %s, which is not a trusted key "
                                  "(osmosectl trust add KEY)", j->signer);
                         j->err_extra = json_pack("{s:s}", "signer", j->signer);
                         return;
                 }
         } else if (!j->allow_unsigned) {
-                job_fail(j, WL_ERR_UNTRUSTED, "the bundle is not signed (--allow-unsigned installs it "
+                job_fail(j, OSM_E_WORKLOAD_UNTRUSTED, "the bundle is not signed (--allow-unsigned installs it "
                          "anyway, for development; that is recorded)");
                 return;
         }
@@ -174,16 +174,16 @@ static void phase1(install_job *j) {
         r = osm_bundle_unpack(j->tmp_fd, -1, &j->manifest_text, &j->manifest_len, &j->has_rootfs,
                               why, sizeof why);
         if (r < 0) {
-                job_fail(j, r == -ENOMEM ? OSM_ERR_INTERNAL : WL_ERR_BAD_BUNDLE, "%s", why);
+                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "%s", why);
                 return;
         }
         r = osm_manifest_parse(j->manifest_text, j->manifest_len, &j->manifest, why, sizeof why);
         if (r < 0) {
-                job_fail(j, r == -ENOMEM ? OSM_ERR_INTERNAL : WL_ERR_BAD_BUNDLE, "manifest: %s", why);
+                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "manifest: %s", why);
                 return;
         }
         if (strlen(j->manifest_text) != j->manifest_len) {
-                job_fail(j, WL_ERR_BAD_BUNDLE, "manifest: contains a NUL byte");
+                job_fail(j, OSM_E_WORKLOAD_BAD_BUNDLE, "manifest: contains a NUL byte");
                 return;
         }
 }
@@ -195,11 +195,11 @@ static void phase2(install_job *j) {
         _cleanup_free_ char *tmp = NULL, *final = NULL;
         if (asprintf(&tmp, "%s/.unpack-XXXXXX", w->bundles_dir) < 0 ||
             asprintf(&final, "%s/%s", w->bundles_dir, j->id_hex) < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
         if (!mkdtemp(tmp)) {
-                job_fail(j, OSM_ERR_INTERNAL, "mkdtemp in %s: %m", w->bundles_dir);
+                job_fail(j, OSM_E_INTERNAL_ERROR, "mkdtemp in %s: %m", w->bundles_dir);
                 return;
         }
         (void) chmod(tmp, 0755);
@@ -215,7 +215,7 @@ static void phase2(install_job *j) {
                         (void) fchmod(rootfd, 0755);
         }
         if (r < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "preparing %s: %s", tmp, strerror(-r));
+                job_fail(j, OSM_E_INTERNAL_ERROR, "preparing %s: %s", tmp, strerror(-r));
                 goto fail;
         }
         if (j->has_rootfs) {
@@ -224,20 +224,20 @@ static void phase2(install_job *j) {
                 bool hr;
                 r = osm_bundle_unpack(j->tmp_fd, rootfd, &mt, &ml, &hr, why, sizeof why);
                 if (r < 0) {
-                        job_fail(j, r == -EBADMSG ? WL_ERR_BAD_BUNDLE : OSM_ERR_INTERNAL, "%s", why);
+                        job_fail(j, r == -EBADMSG ? OSM_E_WORKLOAD_BAD_BUNDLE : OSM_E_INTERNAL_ERROR, "%s", why);
                         goto fail;
                 }
         }
         mfd = openat(dfd, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (mfd < 0 || osm_write_all(mfd, j->manifest_text, j->manifest_len) < 0 || fsync(mfd) < 0 ||
             syncfs(dfd) < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "writing %s/manifest.json: %m", tmp);
+                job_fail(j, OSM_E_INTERNAL_ERROR, "writing %s/manifest.json: %m", tmp);
                 goto fail;
         }
         if (rename(tmp, final) < 0) {
                 if (errno == ENOTEMPTY || errno == EEXIST)   /* the same bundle, unpacked meanwhile */
                         goto fail_quiet;
-                job_fail(j, OSM_ERR_INTERNAL, "renaming %s to %s: %m", tmp, final);
+                job_fail(j, OSM_E_INTERNAL_ERROR, "renaming %s to %s: %m", tmp, final);
                 goto fail;
         }
         return;
@@ -282,7 +282,7 @@ static void start_phase(install_job *j, int phase) {
         j->work.data = j;
         int r = uv_queue_work(j->w->d->loop, &j->work, work_cb, after_work_cb);
         if (r < 0) {
-                job_fail(j, OSM_ERR_INTERNAL, "uv_queue_work: %s", uv_strerror(r));
+                job_fail(j, OSM_E_INTERNAL_ERROR, "uv_queue_work: %s", uv_strerror(r));
                 job_finish_error(j);
         }
 }
@@ -299,12 +299,12 @@ static void check_and_unpack(install_job *j) {
         osm_workloads *w = j->w;
         osm_manifest *m = j->manifest;
         if (j->hooks.expect_id && strcmp(j->hooks.expect_id, j->id_hex) != 0) {
-                job_fail(j, WL_ERR_BAD_BUNDLE, "bundle %s is not the expected %s", j->id_hex, j->hooks.expect_id);
+                job_fail(j, OSM_E_WORKLOAD_BAD_BUNDLE, "bundle %s is not the expected %s", j->id_hex, j->hooks.expect_id);
                 job_finish_error(j);
                 return;
         }
         if (j->hooks.expect_name && strcmp(j->hooks.expect_name, m->name) != 0) {
-                job_fail(j, WL_ERR_BAD_BUNDLE, "the bundle holds workload %s, not %s", m->name, j->hooks.expect_name);
+                job_fail(j, OSM_E_WORKLOAD_BAD_BUNDLE, "the bundle holds workload %s, not %s", m->name, j->hooks.expect_name);
                 job_finish_error(j);
                 return;
         }
@@ -312,11 +312,11 @@ static void check_and_unpack(install_job *j) {
         if (old && !j->allow_downgrade &&
             (m->version < old->version || (m->version == old->version && strcmp(old->bundle_id, j->id_hex) != 0))) {
                 if (m->version < old->version)
-                        job_fail(j, WL_ERR_DOWNGRADE, "%s version %lld is installed; refusing the older version "
+                        job_fail(j, OSM_E_WORKLOAD_DOWNGRADE, "%s version %lld is installed; refusing the older version "
                                  "%lld (--allow-downgrade installs it anyway)", m->name,
                                  (long long) old->version, (long long) m->version);
                 else
-                        job_fail(j, WL_ERR_DOWNGRADE, "%s version %lld is installed from another bundle; a new "
+                        job_fail(j, OSM_E_WORKLOAD_DOWNGRADE, "%s version %lld is installed from another bundle; a new "
                                  "build needs a new version (or --allow-downgrade)", m->name,
                                  (long long) old->version);
                 j->err_extra = json_pack("{s:I, s:I}", "installed", (json_int_t) old->version,
@@ -326,7 +326,7 @@ static void check_and_unpack(install_job *j) {
         }
         const char *caller = j->caller_tenant[0] ? j->caller_tenant : NULL;
         if (caller && !j->verified) {
-                job_fail(j, WL_ERR_UNTRUSTED, "a tenant may install only bundles signed by a trusted key "
+                job_fail(j, OSM_E_WORKLOAD_UNTRUSTED, "a tenant may install only bundles signed by a trusted key "
                          "(--allow-unsigned is for operators)");
                 job_finish_error(j);
                 return;
@@ -334,12 +334,12 @@ static void check_and_unpack(install_job *j) {
         const char *owner = caller ? caller : j->tenant;
         if (old && owner && strcmp(old->tenant, owner) != 0) {
                 /* A tenant learns nothing of another's workloads: the name is just taken. */
-                job_fail(j, WL_ERR_BAD_BUNDLE, "the workload name %s is taken; rename the bundle", m->name);
+                job_fail(j, OSM_E_WORKLOAD_BAD_BUNDLE, "the workload name %s is taken; rename the bundle", m->name);
                 job_finish_error(j);
                 return;
         }
         if (j->tenant && !osm_tenants_find(w->d->tenants, j->tenant) && strcmp(j->tenant, OSM_TENANT_OPERATOR) != 0) {
-                job_fail(j, "io.osmose.Tenant.NoSuchTenant", "no tenant named '%s'", j->tenant);
+                job_fail(j, OSM_E_TENANT_NO_SUCH_TENANT, "no tenant named '%s'", j->tenant);
                 j->err_extra = json_pack("{s:s}", "name", j->tenant);
                 job_finish_error(j);
                 return;
@@ -347,7 +347,7 @@ static void check_and_unpack(install_job *j) {
         for (size_t i = 0; i < j->n_grants; i++) {
                 osm_error gerr = {};
                 if (!osm_tenants_grant_ok(w->d->tenants, caller, j->grants[i], &gerr)) {
-                        job_fail(j, OSM_ERR_PERMISSION_DENIED, "%s", gerr.message);
+                        job_fail(j, OSM_E_PERMISSION_DENIED, "%s", gerr.message);
                         j->err_extra = json_pack("{s:s}", "grant", j->grants[i]);
                         job_finish_error(j);
                         return;
@@ -355,7 +355,7 @@ static void check_and_unpack(install_job *j) {
         }
         for (size_t i = 0; i < j->n_grants; i++)
                 if (!osm_manifest_requests(m, j->grants[i])) {
-                        job_fail(j, WL_ERR_BAD_CAPABILITY, "%s does not request %s, so it cannot be granted",
+                        job_fail(j, OSM_E_WORKLOAD_BAD_CAPABILITY, "%s does not request %s, so it cannot be granted",
                                  m->name, j->grants[i]);
                         j->err_extra = json_pack("{s:s}", "capability", j->grants[i]);
                         job_finish_error(j);
@@ -383,7 +383,7 @@ static void record(install_job *j) {
         _cleanup_free_ char *name = strdup(m->name);
         if (!g || !name) {
                 osm_manifest_free(m);
-                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "out of memory");
                 job_finish_error(j);
                 return;
         }
@@ -414,7 +414,7 @@ static void record(install_job *j) {
                 free(gc);
                 json_decref(dropped_json);
                 osm_manifest_free(m);
-                job_fail(j, OSM_ERR_INTERNAL, "out of memory");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "out of memory");
                 job_finish_error(j);
                 return;
         }
@@ -430,17 +430,17 @@ static void record(install_job *j) {
         if (r == -EEXIST || r == -ENOSPC) {
                 json_decref(dropped_json);
                 if (r == -EEXIST)
-                        job_fail(j, WL_ERR_BAD_BUNDLE, "the workload name %s is taken (its data is kept for "
+                        job_fail(j, OSM_E_WORKLOAD_BAD_BUNDLE, "the workload name %s is taken (its data is kept for "
                                  "another owner); rename the bundle", name);
                 else
-                        job_fail(j, OSM_ERR_BUSY, "every host id range is taken ([sandbox] uid-count / "
+                        job_fail(j, OSM_E_BUSY, "every host id range is taken ([sandbox] uid-count / "
                                  "uid-range-size); remove a workload and its data first");
                 job_finish_error(j);
                 return;
         }
         if (r < 0) {
                 json_decref(dropped_json);
-                job_fail(j, OSM_ERR_INTERNAL, "recording the install failed: %s", strerror(-r));
+                job_fail(j, OSM_E_INTERNAL_ERROR, "recording the install failed: %s", strerror(-r));
                 job_finish_error(j);
                 return;
         }
@@ -477,16 +477,16 @@ static void record(install_job *j) {
 static void after_work_cb(uv_work_t *req, int status) {
         install_job *j = req->data;
         if (status == UV_ECANCELED && !j->err_name)
-                job_fail(j, OSM_ERR_INTERNAL, "cancelled");
+                job_fail(j, OSM_E_INTERNAL_ERROR, "cancelled");
         if (j->w->stopped) {
                 /* The subsystem has stopped (its database is closing): record nothing.
                  * A half-unpacked directory is removed at the next start. */
                 if (j->call) {
                         osm_call_set_cancel(j->call, NULL, NULL);
-                        osm_call_errorf(j->call, OSM_ERR_NOT_AVAILABLE, "the daemon is stopping");
+                        osm_call_errorf(j->call, OSM_E_NOT_AVAILABLE, "the daemon is stopping");
                 }
                 if (j->hooks.done)
-                        j->hooks.done(j->hooks.userdata, OSM_ERR_NOT_AVAILABLE, "the daemon is stopping");
+                        j->hooks.done(j->hooks.userdata, OSM_E_NOT_AVAILABLE, "the daemon is stopping");
                 job_free(j);
                 return;
         }

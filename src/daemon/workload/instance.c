@@ -245,7 +245,7 @@ static void finish_waiters(wl_instance *i) {
                         p = json_pack("{s:s, s:s}", "instance", i->id, "state", wl_state_names[i->state]);
                         wl_add_exit(p, i);
                         if (i->state == WL_FAILED && i->exit_code < 0 && i->signal <= 0) {
-                                osm_call_errorf(wt->call, WL_ERR_SPAWN_FAILED, "%s: %s", i->id,
+                                osm_call_errorf(wt->call, OSM_E_WORKLOAD_SPAWN_FAILED, "%s: %s", i->id,
                                                 i->error ? i->error : "failed to start");
                                 free(wt);
                                 continue;

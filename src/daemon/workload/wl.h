@@ -12,14 +12,6 @@
 #include "daemon/workload/wlog.h"
 #include "osmose/manifest.h"
 
-#define WL_ERR_BAD_BUNDLE     "io.osmose.Workload.BadBundle"
-#define WL_ERR_UNTRUSTED      "io.osmose.Workload.Untrusted"
-#define WL_ERR_DOWNGRADE      "io.osmose.Workload.Downgrade"
-#define WL_ERR_BAD_CAPABILITY "io.osmose.Workload.BadCapability"
-#define WL_ERR_SPAWN_FAILED   "io.osmose.Workload.SpawnFailed"
-#define WL_ERR_FETCH_FAILED   "io.osmose.Workload.FetchFailed"
-#define WL_ERR_AMBIGUOUS      "io.osmose.Workload.Ambiguous"
-#define WL_ERR_NOT_RUNNING    "io.osmose.Workload.NotRunning"
 
 #define WL_MAX_ENDED      64      /* ended instances kept in memory for stats */
 #define WL_MAX_LOGS       64      /* ended instances whose log files are kept */
