@@ -74,9 +74,8 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
         }
         uint64_t max = in->api->d->cfg.api_max_publications;
         if (in->n_pubs >= max) {
-                osm_call_error(call, OSM_E_API_QUOTA_EXCEEDED, json_pack("{s:s, s:I, s:s}", "quota", "publications", "limit",
-                                                          (json_int_t) max, "message",
-                                                          "this instance publishes as many services as it may"));
+                osm_call_fail(call, osm_error_api_quota_exceeded("publications", (int64_t) max,
+                                                                 "this instance publishes as many services as it may"));
                 return;
         }
 #if HAVE_AVAHI

@@ -13,8 +13,7 @@
 static bool collection_ok(osm_call *call, const char *coll) {
         if (osm_name_valid(coll, OSM_STORE_MAX_NAME, true))
                 return true;
-        osm_call_error(call, OSM_E_API_INVALID_NAME,
-                       json_pack("{s:s, s:s}", "name", coll ? coll : "", "message",
+        osm_call_fail(call, osm_error_api_invalid_name(coll ? coll : "",
                                  "a collection name is 1-128 bytes of [A-Za-z0-9._-] segments joined by '/', "
                                  "without empty, '.' or '..' segments"));
         return false;
@@ -94,8 +93,7 @@ static bool reserve_bytes(osm_call *call, api_inst *in, uint64_t n) {
         snprintf(msg, sizeof msg, "writing %s more would pass this instance's limit of %s (%s written)",
                  osm_format_bytes(n, b1, sizeof b1), osm_format_bytes(max, b2, sizeof b2),
                  osm_format_bytes(in->bytes_stored, b1 + 16, sizeof b1 - 16));
-        osm_call_error(call, OSM_E_API_QUOTA_EXCEEDED, json_pack("{s:s, s:I, s:s}", "quota", "bytes_stored", "limit", (json_int_t) max,
-                                                  "message", msg));
+        osm_call_fail(call, osm_error_api_quota_exceeded("bytes_stored", (int64_t) max, msg));
         return false;
 }
 
@@ -374,8 +372,8 @@ static void m_watch(osm_call *call, json_t *params, void *userdata) {
         }
         uint64_t max = in->api->d->cfg.api_max_watches;
         if (in->n_watches >= max) {
-                osm_call_error(call, OSM_E_API_QUOTA_EXCEEDED, json_pack("{s:s, s:I, s:s}", "quota", "watches", "limit", (json_int_t) max,
-                                                          "message", "this instance has as many watches open as it may"));
+                osm_call_fail(call, osm_error_api_quota_exceeded("watches", (int64_t) max,
+                                                                 "this instance has as many watches open as it may"));
                 return;
         }
         api_watch *w = calloc(1, sizeof *w);
