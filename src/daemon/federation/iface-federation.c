@@ -262,7 +262,7 @@ static void m_share(osm_call *call, json_t *params, void *userdata) {
         json_t *jsince = json_object_get(params, "since");
         int64_t since = jsince ? json_integer_value(jsince) : now;
         if (since > now) {
-                osm_call_errorf(call, OSM_ERR_INVALID_PARAMETER, "since: a time in the future");
+                osm_call_invalid_param(call, "since");   /* a time in the future */
                 return;
         }
         int ret = fed_db_share_add(f->db, coll, remote, since);
