@@ -7,6 +7,7 @@
 #    plain `status` of the same daemon; `building query` over every room beside the same
 #    query asked of one room; each room's added RSS (in the building minus before);
 #    bytes dqlite writes at rest, per hour (from /proc/PID/io over a window).
+#    BENCH_ONLY=rest runs only the join and the disk written at rest.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-$here/../build}
@@ -14,6 +15,9 @@ export OSMOSED=$BUILD/src/daemon/osmosed OSMOSECTL=$BUILD/src/cli/osmosectl
 ROUNDS=${BENCH_ROUNDS:-20}
 NROOMS=${BENCH_ROOMS:-30}
 REST=${BENCH_REST_SECONDS:-60}
+# BENCH_ONLY=rest: only join the rooms and measure the disk written at rest (no failover,
+# no latencies), for a quick before/after of what the building writes to an SD card.
+ONLY=${BENCH_ONLY:-}
 . "$here/../tests/lib/rooms.sh"
 . "$here/../tests/lib/building.sh"   # bkey
 
@@ -29,7 +33,8 @@ key() { bkey; }
 jb() { rctl "$1" --json building status | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$2"; }
 start_room() {   # ROOM: its config, then osmosed
     mkdir -p "$ROOMS_DIR/$1/osm"
-    printf '[building]\nstatus-interval = %s\n' "${BENCH_STATUS_INTERVAL:-5s}" > "$ROOMS_DIR/$1/osm/osmosed.conf"
+    printf '[building]\nstatus-interval = %s\nheartbeat-interval = %s\n' "${BENCH_STATUS_INTERVAL:-5s}" \
+        "${BENCH_HEARTBEAT_INTERVAL:-60s}" > "$ROOMS_DIR/$1/osm/osmosed.conf"
     room_osmosed_start "$1" "room-$1" >/dev/null 2>&1
 }
 wait_leader_not() {   # ROOM OLD: until ROOM names a leader other than OLD (10 s at most)
@@ -48,6 +53,8 @@ specs=(); for r in "${names[@]}"; do specs+=("$r:bare"); done
 rooms_up "${specs[@]}" >/dev/null || { echo "building: cannot build the rooms"; exit 1; }
 
 # ---- 1. failover, with three rooms
+[ "$ONLY" = rest ] && ROUNDS=0
+if [ "$ROUNDS" -gt 0 ]; then
 for r in R1 R2 R3; do start_room "$r" || { echo "osmosed in $r"; exit 1; }; done
 rctl R1 building create --name bench --address "$ROOMS_NET.1" >/dev/null || exit 1
 for r in R2 R3; do rctl "$r" building join "$(rctl R1 building invite 2>/dev/null)" >/dev/null || exit 1; done
@@ -76,6 +83,7 @@ printf 'failover: SIGKILL of the leader -> building write committed on a survivo
 printf 'baseline: the same write with nothing failing                             median %s ms\n' "$mp"
 printf 'ratio failover/plain: %.1f   (target: < 1000 ms: %s)\n' "$(calc "$mf / $mp")" "$(calc "($mf < 1000) ? \"met\" : \"NOT met\"")"
 for r in R1 R2 R3; do room_osmosed_stop "$r"; rm -rf "$ROOMS_DIR/$r/osm"; done
+fi
 
 # ---- 2. scale: NROOMS rooms
 for r in "${names[@]}"; do start_room "$r" || { echo "osmosed in $r did not start"; exit 1; }; done
@@ -97,6 +105,7 @@ printf 'scale: %d of %d rooms joined one after another in %.1f s (%.0f ms a room
     "$joined" "$NROOMS" "$(calc "($t1 - $t0) / 1000")" "$(calc "($t1 - $t0) / $NROOMS")" "$(calc "($t2 - $t0) / 1000")"
 printf 'roles: %s\n' "$(jb R1 '", ".join("%d %ss" % (sum(m["role"] == r for m in d["members"]), r) for r in ("voter", "standby", "spare"))')"
 
+if [ "$ONLY" != rest ]; then
 lat() {   # ROOM ARGS...: median ms of 20 calls
     local v=() t
     for _ in $(seq 20); do t=$(now_ms); rctl "$@" >/dev/null 2>&1; v+=("$(( $(now_ms) - t ))"); done
@@ -112,6 +121,7 @@ n=$(rctl R1 --json building query bench/t --limit 1000 | python3 -c 'import json
 printf 'building query over all rooms median %s ms (rooms answering, missing: %s)   beside the same query to one room %s ms   ratio %.1f\n' \
     "$qa" "$n" "$q1" "$(calc "$qa / ($q1 > 0 ? $q1 : 1)")"
 
+fi
 tot=0
 for r in "${names[@]}"; do tot=$((tot + $(rss_kib "$(pid_of "$r")") - ${rss0[$r]})); done
 lead=$(jb R1 'd.get("leader") or ""'); lead=${lead#room-}
@@ -125,6 +135,6 @@ wb() { awk '/^write_bytes/ {print $2}' "/proc/$(pid_of "$1")/io"; }
 l0=$(wb "$lead"); s0=$(wb "$sp_room"); d0=$(du -sk "$ROOMS_DIR/$lead/osm/building/dqlite" | cut -f1)
 sleep "$REST"
 l1=$(wb "$lead"); s1=$(wb "$sp_room"); d1=$(du -sk "$ROOMS_DIR/$lead/osm/building/dqlite" | cut -f1)
-printf 'disk written at rest (status every %s from %d rooms): leader %.1f MiB/h, a %s %.1f MiB/h; leader dqlite dir %d -> %d KiB\n' \
-    "${BENCH_STATUS_INTERVAL:-5s}" "$NROOMS" "$(calc "($l1 - $l0) * 3600 / $REST / 1048576")" "$sp_role" "$(calc "($s1 - $s0) * 3600 / $REST / 1048576")" "$d0" "$d1"
+printf 'disk written at rest (summary checked every %s, heartbeat every %s, %d rooms): leader %.1f MiB/h, a %s %.1f MiB/h; leader dqlite dir %d -> %d KiB\n' \
+    "${BENCH_STATUS_INTERVAL:-5s}" "${BENCH_HEARTBEAT_INTERVAL:-60s}" "$NROOMS" "$(calc "($l1 - $l0) * 3600 / $REST / 1048576")" "$sp_role" "$(calc "($s1 - $s0) * 3600 / $REST / 1048576")" "$d0" "$d1"
 echo "load after: $(uptime)"

@@ -88,7 +88,8 @@ const osm_config_key osm_config_keys[] = {
         K("building", "address", STRING, building_address, "", "host the other members reach this room at (empty: the address used to reach the inviter, or the first non-loopback one)"),
         K("building", "network-latency", DURATION, building_latency_us, "20ms", "expected LAN latency: heartbeat 1.5x, election timeout 15x this"),
         K("building", "query-timeout", DURATION, building_query_timeout_us, "3s", "how long a building query waits for each room"),
-        K("building", "status-interval", DURATION, building_status_interval_us, "5s", "how often this room pushes its status summary"),
+        K("building", "status-interval", DURATION, building_status_interval_us, "5s", "how often this room checks its status summary (pushed when it changed) and pings the other members"),
+        K("building", "heartbeat-interval", DURATION, building_heartbeat_interval_us, "60s", "longest time between two pushes of an unchanged status summary (its last_seen)"),
 };
 const size_t osm_config_n_keys = OSM_ARRAY_SIZE(osm_config_keys);
 
@@ -442,6 +443,8 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[building] address: at most 200 bytes\n");
         if (cfg->building_status_interval_us < 1000000)
                 BAD("[building] status-interval: at least 1s\n");
+        if (cfg->building_heartbeat_interval_us < cfg->building_status_interval_us)
+                BAD("[building] heartbeat-interval: at least status-interval\n");
         for (size_t i = 0; i < cfg->n_ingest; i++) {
                 const char *why = NULL;
                 if (osm_ingest_def_check(&cfg->ingest[i], &why) < 0)

@@ -87,6 +87,7 @@ typedef struct osm_config {
         uint64_t building_latency_us;
         uint64_t building_query_timeout_us;
         uint64_t building_status_interval_us;
+        uint64_t building_heartbeat_interval_us;
 
         /* [ingest.NAME] sections: MQTT bridges (daemon/ingest/ingest-map.h) */
         struct osm_ingest_def *ingest;

@@ -56,6 +56,11 @@ int main(void) {
 
         cfg.max_message_size = 10;
         TAP_OK(osm_config_validate(&cfg, NULL) > 0, "too small max-message-size refused");
+        cfg.max_message_size = 1 << 20;
+        TAP_OK(osm_config_validate(&cfg, NULL) == 0, "valid again");
+        TAP_OK(cfg.building_heartbeat_interval_us == 60000000ull, "building heartbeat-interval: 60 s by default");
+        cfg.building_heartbeat_interval_us = cfg.building_status_interval_us - 1;
+        TAP_OK(osm_config_validate(&cfg, NULL) > 0, "a heartbeat-interval shorter than status-interval refused");
         osm_config_free(&cfg);
 
         osm_config a, b;

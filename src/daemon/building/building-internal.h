@@ -46,7 +46,8 @@ typedef struct bld_token {
 
 typedef struct bld_counters {
         uint64_t joins, joins_refused_secret, joins_refused_expired, joins_refused_used,
-                 joins_refused_member, writes, writes_failed_quorum, queries_served, queries_refused;
+                 joins_refused_member, writes, writes_failed_quorum, queries_served, queries_refused,
+                 status_pushes;   /* this room's summaries committed to the building state */
 } bld_counters;
 
 struct osm_building {
@@ -102,8 +103,17 @@ struct osm_building {
 
         uv_timer_t refresh_timer, status_timer;
         bool timers_on;
+        /* the summary last committed to the building state, and when (loop) */
         char last_summary[2048];
         int64_t last_summary_us;
+        bool push_busy;
+
+        /* the prober: pings the other members over the transport (probe_lock) */
+        pthread_mutex_t probe_lock;
+        pthread_cond_t probe_cond;
+        pthread_t prober;
+        bool prober_running, prober_stop;
+        unsigned probe_rounds;     /* full rounds since activation; no rebalance before one */
 };
 
 /* building.c */
@@ -120,6 +130,10 @@ void bld_deactivated(osm_building *b);
 int bld_save_state(osm_building *b);
 void bld_request_refresh(osm_building *b);
 const char *bld_role_of(osm_building *b, uint64_t node_id);
+/* Whether member (a row of the members table) is reachable from this room: heard from over
+ * the member transport within three status intervals. last_seen: when it was last heard
+ * from, or its last summary push, whichever is later (wall clock, us). */
+bool bld_member_reachable(osm_building *b, json_t *state, json_t *member, int64_t now, int64_t *last_seen);
 
 /* bdb.c: the replicated database, from the worker or a transport thread */
 /* Connect c to the leader with the database open; fills err. 0, -EAGAIN (no leader:

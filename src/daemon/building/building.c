@@ -1,13 +1,15 @@
 /* building.c: the building subsystem's life: the local state file, activation (member
  * transport, dqlite node), the worker thread that makes every dqlite call, the cached copy
  * of the replicated state (refreshed every second, served stale without quorum), the
- * leader's role rebalancing, and this room's status summary. */
+ * leader's role rebalancing, this room's status summary (pushed when it changed or as a
+ * heartbeat), and the prober that tells which members are reachable over the transport. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/building/building-internal.h"
@@ -202,13 +204,26 @@ const char *bld_role_of(osm_building *b, uint64_t node_id) {
 
 /* ---------- refresh: read the replicated state; rebalance roles on the leader ---------- */
 
-static bool member_online(osm_building *b, json_t *state, json_t *member, int64_t now) {
+bool bld_member_reachable(osm_building *b, json_t *state, json_t *member, int64_t now, int64_t *last_seen) {
         const char *room = json_string_value(json_object_get(member, "room"));
-        if (room && strcmp(room, b->d->space_id) == 0)
-                return true;
         json_t *st = json_object_get(json_object_get(state, "status"), room ? room : "");
         int64_t at = json_integer_value(json_object_get(st, "at"));
-        return at > 0 && now - at <= (int64_t) (3 * b->d->cfg.building_status_interval_us);
+        if (room && strcmp(room, b->d->space_id) == 0) {
+                if (last_seen)
+                        *last_seen = now;
+                return true;
+        }
+        uint8_t pk[OSM_PUBKEY_BYTES];
+        int64_t heard = 0;
+        if (osm_pubkey_decode(json_string_value(json_object_get(member, "key")), pk) == 0)
+                heard = osm_bt_last_contact(b->bt, pk);
+        if (last_seen)
+                *last_seen = heard > at ? heard : at;
+        return heard > 0 && now - heard <= (int64_t) (3 * b->d->cfg.building_status_interval_us);
+}
+
+static bool member_online(osm_building *b, json_t *state, json_t *member, int64_t now) {
+        return bld_member_reachable(b, state, member, now, NULL);
 }
 
 static void rebalance(osm_building *b, osm_dq *c, json_t *state) {
@@ -216,6 +231,11 @@ static void rebalance(osm_building *b, osm_dq *c, json_t *state) {
         size_t n = json_array_size(members);
         if (n == 0 || n > BLD_MAX_MEMBERS)
                 return;
+        pthread_mutex_lock(&b->probe_lock);
+        unsigned rounds = b->probe_rounds;
+        pthread_mutex_unlock(&b->probe_lock);
+        if (rounds == 0)
+                return;   /* who is alive is not known before every member was pinged once */
         bld_role_node *nodes = calloc(n, sizeof *nodes);
         if (!nodes)
                 return;
@@ -381,8 +401,17 @@ static void on_refresh_timer(uv_timer_t *t) {
 /* ---------- this room's status summary ---------- */
 
 static void status_push_done(osm_building *b, bld_job *j) {
-        if (j->error)
+        b->push_busy = false;
+        if (j->error) {
                 log_debug("building: status summary not pushed: %s", j->msg);
+                return;
+        }
+        /* committed: the next push waits for a change or the heartbeat */
+        pthread_mutex_lock(&b->lock);
+        b->counters.status_pushes++;
+        pthread_mutex_unlock(&b->lock);
+        snprintf(b->last_summary, sizeof b->last_summary, "%s", json_string_value(json_array_get(j->in, 2)));
+        b->last_summary_us = json_integer_value(json_array_get(j->in, 1));
 }
 
 static void status_push_work(osm_building *b, bld_job *j) {
@@ -431,19 +460,127 @@ static void on_status_timer(uv_timer_t *t) {
         if (!s)
                 return;
         int64_t now = osm_now_real_us();
-        /* The summary is small and bounded; it goes out when it changed or as a heartbeat
-         * at each interval (reachability is judged by its age). */
-        if (strlen(s) >= sizeof b->last_summary) {
+        /* Every push is a raft write on every voter's disk (an SD card): the summary goes
+         * out only when it changed since the last committed one, or as a heartbeat after
+         * heartbeat-interval (its time is last_seen). Reachability is not judged from it
+         * but from the member transport (the prober). */
+        bool same = strcmp(s, b->last_summary) == 0;
+        if (b->push_busy || strlen(s) >= sizeof b->last_summary ||
+            (same && now - b->last_summary_us < (int64_t) b->d->cfg.building_heartbeat_interval_us)) {
                 free(s);
                 return;
         }
-        strcpy(b->last_summary, s);
-        b->last_summary_us = now;
         bld_job *j = bld_job_new(status_push_work, status_push_done, NULL,
                                  json_pack("[s,I,s]", b->d->space_id, (json_int_t) now, s));
         free(s);
-        if (j)
+        if (j) {
+                b->push_busy = true;
                 bld_submit(b, j);
+        }
+}
+
+/* ---------- the prober: reachability from the member transport ---------- */
+
+#define PING_MS 1000
+#define PING_BATCH 16
+
+typedef struct ping {
+        osm_building *b;
+        char address[OSM_DQ_ADDR_MAX];
+        uint8_t key[OSM_PUBKEY_BYTES];
+        pthread_t thread;
+        bool started;
+} ping;
+
+/* A mutual TLS handshake with the member's pinned key and one line each way: no raft
+ * write. osm_bt_dial records the contact; the answer shows the daemon serves. */
+static void *ping_main(void *arg) {
+        ping *p = arg;
+        osm_btls_conn c = { .fd = -1 };
+        const char *why = "";
+        if (osm_bt_dial(p->b->bt, p->address, p->key, PING_MS, &c, &why) < 0)
+                return NULL;
+        static const char req[] = "{\"op\":\"ping\"}\n";
+        uint64_t dl = osm_now_mono_us() + PING_MS * 1000ull;
+        char line[128];
+        if (osm_btls_write(&c, req, sizeof req - 1, dl) == 0)
+                osm_btls_read_line(&c, line, sizeof line, dl);
+        osm_btls_close(&c);
+        return NULL;
+}
+
+/* One round: every other member not heard from within an interval, up to PING_BATCH at
+ * a time (a dead member costs PING_MS, not the round). */
+static void probe_round(osm_building *b) {
+        pthread_mutex_lock(&b->lock);
+        json_t *members = json_deep_copy(b->members_copy);
+        pthread_mutex_unlock(&b->lock);
+        size_t n = json_array_size(members);
+        ping *ps = calloc(n ? n : 1, sizeof *ps);
+        int64_t now = osm_now_real_us(), iv = (int64_t) b->d->cfg.building_status_interval_us;
+        size_t k = 0;
+        for (size_t i = 0; ps && i < n; i++) {
+                json_t *m = json_array_get(members, i);
+                const char *a = json_string_value(json_object_get(m, "address"));
+                if (!a || strlen(a) >= sizeof ps[k].address || strcmp(a, b->address) == 0 ||
+                    osm_pubkey_decode(json_string_value(json_object_get(m, "key")), ps[k].key) < 0 ||
+                    now - osm_bt_last_contact(b->bt, ps[k].key) < iv)
+                        continue;
+                ps[k].b = b;
+                strcpy(ps[k].address, a);
+                k++;
+        }
+        for (size_t at = 0; at < k; at += PING_BATCH) {
+                size_t end = OSM_MIN(k, at + PING_BATCH);
+                for (size_t i = at; i < end; i++)
+                        ps[i].started = pthread_create(&ps[i].thread, NULL, ping_main, &ps[i]) == 0;
+                for (size_t i = at; i < end; i++)
+                        if (ps[i].started)
+                                pthread_join(ps[i].thread, NULL);
+        }
+        free(ps);
+        json_decref(members);
+}
+
+static void *prober_main(void *arg) {
+        osm_building *b = arg;
+        pthread_mutex_lock(&b->probe_lock);
+        while (!b->prober_stop) {
+                pthread_mutex_unlock(&b->probe_lock);
+                probe_round(b);
+                pthread_mutex_lock(&b->probe_lock);
+                b->probe_rounds++;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t ns = (uint64_t) ts.tv_nsec + b->d->cfg.building_status_interval_us * 1000ull;
+                ts.tv_sec += (time_t) (ns / 1000000000ull);
+                ts.tv_nsec = (long) (ns % 1000000000ull);
+                if (!b->prober_stop)
+                        pthread_cond_timedwait(&b->probe_cond, &b->probe_lock, &ts);
+        }
+        pthread_mutex_unlock(&b->probe_lock);
+        return NULL;
+}
+
+static void prober_start(osm_building *b) {
+        pthread_mutex_lock(&b->probe_lock);
+        b->prober_stop = false;
+        b->probe_rounds = 0;
+        pthread_mutex_unlock(&b->probe_lock);
+        b->prober_running = pthread_create(&b->prober, NULL, prober_main, b) == 0;
+        if (!b->prober_running)
+                log_warning("building: cannot start the prober: members will look unreachable");
+}
+
+static void prober_stop(osm_building *b) {
+        if (!b->prober_running)
+                return;
+        pthread_mutex_lock(&b->probe_lock);
+        b->prober_stop = true;
+        pthread_cond_signal(&b->probe_cond);
+        pthread_mutex_unlock(&b->probe_lock);
+        pthread_join(b->prober, NULL);
+        b->prober_running = false;
 }
 
 /* ---------- activation ---------- */
@@ -454,6 +591,9 @@ static void transport_handler(void *arg, osm_btls_conn *c, const char *op, void 
                 bld_handle_join(b, c, req);
         } else if (strcmp(op, "query") == 0) {
                 bld_handle_query(b, c, req);
+        } else if (strcmp(op, "ping") == 0) {
+                static const char msg[] = "{\"ok\":true}\n";
+                osm_btls_write(c, msg, sizeof msg - 1, osm_now_mono_us() + 1000000);
         } else {
                 static const char msg[] = "{\"error\":\"UnknownOp\"}\n";
                 osm_btls_write(c, msg, sizeof msg - 1, osm_now_mono_us() + 1000000);
@@ -475,6 +615,7 @@ int bld_activate(osm_building *b, char *err, size_t errsize) {
                 b->bt = NULL;
                 return r;
         }
+        prober_start(b);
         log_info("building: member of \"%s\" (%s) as %s, node %llu", b->name, b->building_id, b->address,
                  (unsigned long long) b->node_id);
         return 0;
@@ -498,6 +639,8 @@ static void timers_stop(osm_building *b) {
 void bld_activated(osm_building *b) {
         b->active = true;
         b->leaving = false;
+        b->last_summary[0] = 0;   /* a (re)joined room pushes its summary at once */
+        b->last_summary_us = 0;
         if (!b->stale)
                 b->stale_since_us = osm_now_mono_us();
         b->stale = true;
@@ -515,6 +658,7 @@ static void rm_rf(const char *path) {
 }
 
 void bld_deactivate(osm_building *b, bool forget) {
+        prober_stop(b);
         osm_bnode_stop(b->node);
         b->node = NULL;
         osm_bt_stop(b->bt);
@@ -558,6 +702,8 @@ static int building_start(osm_daemon *d) {
         snprintf(b->bind, sizeof b->bind, "@osmose-building-%s", d->space_id);
         pthread_mutex_init(&b->lock, NULL);
         pthread_cond_init(&b->cond, NULL);
+        pthread_mutex_init(&b->probe_lock, NULL);
+        pthread_cond_init(&b->probe_cond, NULL);
         uv_async_init(d->loop, &b->async, on_async);
         b->async.data = b;
         uv_timer_init(d->loop, &b->refresh_timer);

@@ -293,9 +293,8 @@ static json_t *member_entry(osm_building *b, json_t *m, uint64_t leader, int64_t
         uint64_t node = (uint64_t) json_integer_value(json_object_get(m, "node_id"));
         json_t *st = json_object_get(json_object_get(b->cache, "status"), room ? room : "");
         json_t *sum = json_object_get(st, "summary");
-        int64_t at = json_integer_value(json_object_get(st, "at"));
-        bool self = room && strcmp(room, b->d->space_id) == 0;
-        *reachable = self || (at > 0 && now - at <= (int64_t) (3 * b->d->cfg.building_status_interval_us));
+        int64_t at = 0;
+        *reachable = bld_member_reachable(b, b->cache, m, now, &at);
         json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:b,s:b,s:I,s:I,s:s}", "room", room ? room : "",
                               "name", json_string_value(json_object_get(m, "name")) ?: "",
                               "key", json_string_value(json_object_get(m, "key")) ?: "",
@@ -321,13 +320,14 @@ static void m_status(osm_call *call, json_t *p, void *ud) {
         bld_counters k = b->counters;
         pthread_mutex_unlock(&b->lock);
         osm_bt_counters t = b->bt ? osm_bt_get_counters(b->bt) : (osm_bt_counters) { 0 };
-        json_t *counters = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+        json_t *counters = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                                      "joins", (json_int_t) k.joins, "joins_refused_secret", (json_int_t) k.joins_refused_secret,
                                      "joins_refused_expired", (json_int_t) k.joins_refused_expired,
                                      "joins_refused_used", (json_int_t) k.joins_refused_used,
                                      "joins_refused_member", (json_int_t) k.joins_refused_member,
                                      "writes", (json_int_t) k.writes, "writes_failed_quorum", (json_int_t) k.writes_failed_quorum,
                                      "queries_served", (json_int_t) k.queries_served,
+                                     "status_pushes", (json_int_t) k.status_pushes,
                                      "connections_accepted", (json_int_t) t.accepted,
                                      "connections_refused_handshake", (json_int_t) t.refused_handshake,
                                      "connections_refused_non_member", (json_int_t) t.refused_non_member,

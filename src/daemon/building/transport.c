@@ -43,6 +43,7 @@ struct osm_bt {
         pthread_mutex_t lock;      /* members, conns, counters */
         pthread_cond_t idle;
         uint8_t (*members)[OSM_PUBKEY_BYTES];
+        int64_t *contact_us;       /* per member: wall-clock time of the last authenticated contact */
         size_t n_members;
         bool joins_open;
         conn *conns;
@@ -55,6 +56,33 @@ static bool member_locked(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]) {
                 if (sodium_memcmp(t->members[i], key, OSM_PUBKEY_BYTES) == 0)
                         return true;
         return false;
+}
+
+static long member_index_locked(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]) {
+        for (size_t i = 0; i < t->n_members; i++)
+                if (sodium_memcmp(t->members[i], key, OSM_PUBKEY_BYTES) == 0)
+                        return (long) i;
+        return -1;
+}
+
+/* A member completed a mutual TLS handshake with us, either way: it is alive. */
+static void contact(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]) {
+        int64_t now = osm_now_real_us();
+        pthread_mutex_lock(&t->lock);
+        long i = member_index_locked(t, key);
+        if (i >= 0)
+                t->contact_us[i] = now;
+        pthread_mutex_unlock(&t->lock);
+}
+
+int64_t osm_bt_last_contact(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]) {
+        if (!t)
+                return 0;
+        pthread_mutex_lock(&t->lock);
+        long i = member_index_locked(t, key);
+        int64_t at = i >= 0 ? t->contact_us[i] : 0;
+        pthread_mutex_unlock(&t->lock);
+        return at;
 }
 
 bool osm_bt_is_member(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]) {
@@ -83,12 +111,23 @@ void osm_bt_set_members(osm_bt *t, const uint8_t (*keys)[OSM_PUBKEY_BYTES], size
         if (n > OSM_BT_MAX_MEMBERS)
                 n = OSM_BT_MAX_MEMBERS;
         uint8_t (*copy)[OSM_PUBKEY_BYTES] = malloc((n ? n : 1) * OSM_PUBKEY_BYTES);
-        if (!copy)
+        int64_t *at = calloc(n ? n : 1, sizeof *at);
+        if (!copy || !at) {
+                free(copy);
+                free(at);
                 return;
+        }
         memcpy(copy, keys, n * OSM_PUBKEY_BYTES);
         pthread_mutex_lock(&t->lock);
+        for (size_t i = 0; i < n; i++) {   /* members that stay keep their last contact */
+                long k = member_index_locked(t, copy[i]);
+                if (k >= 0)
+                        at[i] = t->contact_us[k];
+        }
         free(t->members);
+        free(t->contact_us);
         t->members = copy;
+        t->contact_us = at;
         t->n_members = n;
         pthread_mutex_unlock(&t->lock);
 }
@@ -97,8 +136,12 @@ void osm_bt_add_member(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]) {
         pthread_mutex_lock(&t->lock);
         if (!member_locked(t, key) && t->n_members < OSM_BT_MAX_MEMBERS) {
                 void *m = realloc(t->members, (t->n_members + 1) * OSM_PUBKEY_BYTES);
-                if (m) {
+                if (m)
                         t->members = m;
+                int64_t *at = m ? realloc(t->contact_us, (t->n_members + 1) * sizeof *at) : NULL;
+                if (at) {
+                        t->contact_us = at;
+                        at[t->n_members] = 0;
                         memcpy(t->members[t->n_members++], key, OSM_PUBKEY_BYTES);
                 }
         }
@@ -194,6 +237,8 @@ static void *accepted_main(void *arg) {
         if (req)
                 op = json_string_value(json_object_get(req, "op"));
         bool member = osm_bt_is_member(t, c->tls.peer);
+        if (member)
+                contact(t, c->tls.peer);
         if (!op) {
                 COUNT(t, refused_handshake);
         } else if (!member && strcmp(op, "join") != 0) {
@@ -260,10 +305,12 @@ int osm_bt_dial(osm_bt *t, const char *address, const uint8_t *pin, int timeout_
         dialler.allow = allow_member_cb;
         dialler.allow_arg = t;
         int r = osm_btls_connect(&dialler, address, pin, timeout_ms, c, why);
-        if (r < 0)
+        if (r < 0) {
                 COUNT(t, dial_failed);
-        else
+        } else {
                 COUNT(t, dialled);
+                contact(t, c->peer);
+        }
         return r;
 }
 
@@ -406,6 +453,7 @@ void osm_bt_stop(osm_bt *t) {
         }
         osm_btls_free(&t->tls);
         free(t->members);
+        free(t->contact_us);
         pthread_mutex_destroy(&t->lock);
         pthread_cond_destroy(&t->idle);
         free(t);

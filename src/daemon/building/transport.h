@@ -46,3 +46,8 @@ int osm_bt_connect_node(void *t, const char *address, int *fd);
 int osm_bt_connect_node_within(osm_bt *t, const char *address, int timeout_ms, int *fd);
 
 osm_bt_counters osm_bt_get_counters(osm_bt *t);
+
+/* When a member last completed a mutual TLS handshake with this room, dialled or accepted
+ * (wall clock, microseconds; 0: not since the transport started). How reachability is
+ * judged: not from the age of a replicated row. */
+int64_t osm_bt_last_contact(osm_bt *t, const uint8_t key[OSM_PUBKEY_BYTES]);
