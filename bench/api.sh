@@ -18,7 +18,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$T"' EXIT
 export OSMOSE_SOCKET=$T/state/osmosed.sock
 ctl() { "$BUILD/src/cli/osmosectl" "$@"; }
-for _ in $(seq 100); do ctl status >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do ctl call org.varlink.service.GetInfo >/dev/null 2>&1 && break; sleep 0.05; done
 
 mkdir -p "$T/b/rootfs/usr/bin"
 cp "$WRITER" "$T/b/rootfs/usr/bin/api-writer"

@@ -109,7 +109,7 @@ setup_e2e() {
         "$OSMOSED" --state-dir "$st" --socket "$st/osmosed.sock" >"$WORK/osmosed.log" 2>&1 &
         DAEMON_PID=$!
         export OSMOSE_SOCKET=$st/osmosed.sock
-        for _ in $(seq 50); do "$OSMOSECTL" status >/dev/null 2>&1 && break; sleep 0.1; done
+        for _ in $(seq 50); do "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null 2>&1 && break; sleep 0.1; done
         cat >"$WORK/bundle/manifest.json" <<'EOF'
 {"name": "bench-true", "version": 1, "entrypoint": ["/bin/true"]}
 EOF

@@ -39,7 +39,7 @@ start_daemon() {   # start_daemon DIR [CONFIG_LINES]
         "$OSMOSED" --state-dir "$1" >>"$WORK/daemon.log" 2>&1 &
         DAEMON_PID=$!
         export OSMOSE_SOCKET=$1/osmosed.sock
-        for _ in $(seq 200); do "$OSMOSECTL" status >/dev/null 2>&1 && return 0; sleep 0.05; done
+        for _ in $(seq 200); do "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null 2>&1 && return 0; sleep 0.05; done
         echo "store: osmosed did not start" >&2; cat "$WORK/daemon.log" >&2; exit 1
 }
 stop_daemon() { kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=; }

@@ -1,12 +1,31 @@
 /* cmd-status.c: status, reload and a raw call for debugging. */
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
 
+/* The subsystems that are degraded or failed, as "discovery, sandbox" (empty: all well;
+ * "disabled" is a choice of the operator, not a fault). */
+static void unwell(json_t *rep, char *buf, size_t size) {
+        size_t i, o = 0;
+        json_t *s;
+        buf[0] = 0;
+        json_array_foreach(json_object_get(rep, "subsystems"), i, s) {
+                const char *h = json_string_value(json_object_get(s, "health"));
+                if (h && (strcmp(h, "degraded") == 0 || strcmp(h, "failed") == 0) && o < size) {
+                        int n = snprintf(buf + o, size - o, "%s%s", o ? ", " : "",
+                                         json_string_value(json_object_get(s, "name")));
+                        o += n > 0 ? (size_t) n : 0;
+                }
+        }
+}
+
 int cmd_status(osm_ctl *ctl, int argc, char **argv) {
         if (osm_ctl_wants_help(argc, argv)) {
-                osm_ctl_usage("status", "", "Show the space's id and name, version, uptime and the health of each subsystem.", NULL);
+                osm_ctl_usage("status", "", "Show the space's id and name, version, uptime and the health of each subsystem.",
+                              "Exit status (for monitoring, as systemctl is-system-running): 0 when every subsystem\n"
+                              "is ok or disabled, 1 when one is degraded or failed (or the daemon does not answer).\n");
                 return 0;
         }
         if (argc > 1)
@@ -15,9 +34,18 @@ int cmd_status(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *params = json_pack("{s:b}", "details", ctl->json);
         if (osm_ctl_call(ctl, OSM_M_DAEMON_GET_STATUS, params, &rep))
                 return 1;
+        char bad[512];
+        unwell(rep, bad, sizeof bad);
+        /* The socket is for root and the group osmose: without the group, only root gets in. */
+        const char *no_group = getgrnam("osmose") ? NULL :
+                "there is no group 'osmose' on this machine, so only root may use osmosectl "
+                "(create it: groupadd --system osmose; then add operators: usermod -aG osmose NAME)";
         if (ctl->json) {
+                json_object_set_new(rep, "state", json_string(bad[0] ? "degraded" : "ok"));
+                if (no_group)
+                        json_object_set_new(rep, "warnings", json_pack("[s]", no_group));
                 osm_print_json(rep);
-                return 0;
+                return bad[0] ? 1 : 0;
         }
         double up = json_real_value(json_object_get(rep, "uptime"));
         printf("Space:      %s\n", json_string_value(json_object_get(rep, "name")));
@@ -37,7 +65,11 @@ int cmd_status(osm_ctl *ctl, int argc, char **argv) {
                               json_string_value(json_object_get(s, "detail")));
         }
         osm_table_print(t);
-        return 0;
+        if (bad[0])
+                printf("\nDegraded: %s\n", bad);
+        if (no_group)
+                printf("\nWarning: %s\n", no_group);
+        return bad[0] ? 1 : 0;
 }
 
 int cmd_reload(osm_ctl *ctl, int argc, char **argv) {

@@ -152,17 +152,17 @@ ok $? "the state directory is 0700"
 
 # Access by group.
 in_ct useradd -M -N outsider && in_ct useradd -M -N -G osmose member
-in_ct runuser -u member -- osmosectl status >/dev/null 2>&1
+in_ct runuser -u member -- osmosectl collections >/dev/null 2>&1
 ok $? "a member of the group osmose may use osmosectl"
 out=$(in_ct runuser -u outsider -- osmosectl status 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q 'permission denied'
 ok $? "anyone else gets a permission error ($out)"
 
 # Restart, activation on demand, reload.
-in_ct systemctl restart osmosed.service && in_ct osmosectl status >/dev/null
+in_ct systemctl restart osmosed.service && in_ct osmosectl collections >/dev/null
 ok $? "after a restart the socket still answers"
 in_ct systemctl stop osmosed.service 2>/dev/null
-in_ct osmosectl status >/dev/null && in_ct systemctl is-active --quiet osmosed.service
+in_ct osmosectl collections >/dev/null && in_ct systemctl is-active --quiet osmosed.service
 ok $? "a stopped daemon is started by the first connection"
 in_ct systemctl reload osmosed.service && sleep 0.3 &&
     in_ct journalctl -u osmosed --no-pager -o cat | grep -q 'configuration reloaded'
@@ -180,7 +180,7 @@ for i in $(seq 100); do
     [ "$after" != "$before" ] && break
     sleep 0.1
 done
-[ "$after" != "$before" ] && in_ct osmosectl status >/dev/null
+[ "$after" != "$before" ] && in_ct osmosectl collections >/dev/null
 ok $? "a frozen daemon is killed by the watchdog and restarted (restarts: $before -> $after)"
 in_ct rm -r /run/systemd/system/osmosed.service.d
 in_ct systemctl daemon-reload

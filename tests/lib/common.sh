@@ -79,7 +79,7 @@ ctl() { "$OSMOSECTL" "$@"; }
 osm_wait_ready() {
     local i
     for i in $(seq 200); do
-        if "$OSMOSECTL" status >/dev/null 2>&1; then return 0; fi
+        if "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null 2>&1; then return 0; fi
         kill -0 "$OSM_PID" 2>/dev/null || return 1
         sleep 0.05
     done

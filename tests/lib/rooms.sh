@@ -199,7 +199,7 @@ room_osmosed_start() {
     room_spawn "$r" "$ROOMS_DIR/$r/osmosed.log" "${OSMOSED:?}" --state-dir "$d" --name "$name" "$@"
     echo "$ROOM_PID" > "$ROOMS_DIR/$r/osmosed.pid"
     for i in $(seq 200); do
-        rctl "$r" status >/dev/null 2>&1 && return 0
+        rctl "$r" call org.varlink.service.GetInfo >/dev/null 2>&1 && return 0
         kill -0 "$ROOM_PID" 2>/dev/null || break
         sleep 0.05
     done

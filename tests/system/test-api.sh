@@ -202,7 +202,7 @@ is "$(echo "$o" | pick "r['ok']")" 150 "another instance is not limited by the f
 status_time() {   # wall time in ms of 30 sequential 'osmosectl status'
     local s e
     s=$(date +%s%N)
-    for _ in $(seq 30); do ctl status >/dev/null || return 1; done
+    for _ in $(seq 30); do ctl status >/dev/null; [ $? -le 1 ] || return 1; done
     e=$(date +%s%N)
     echo $(( (e - s) / 1000000 ))
 }
@@ -222,7 +222,7 @@ r=$(ctl logs "$finst" | grep '^{' | tail -1)
 diag "fuzz: $r"
 is "$(echo "$r" | pick "r['alive']")" True "after 1500 fuzzed messages the API socket still answers"
 ok $(( $(echo "$r" | pick "r['replies']") > 1000 ? 0 : 1 )) "…having answered most of them"
-ctl status >/dev/null; ok $? "…and the daemon still serves osmosectl"
+ctl call org.varlink.service.GetInfo >/dev/null; ok $? "…and the daemon still serves osmosectl"
 
 # --- sockets go with their instances
 wait_for 'test -z "$(ls "$T/state/api")"'; ok $? "no instance runs: no API socket is left"

@@ -163,4 +163,27 @@ else
     skip "completion against the daemon" "bash-completion is not installed"
 fi
 
+# ---- status for monitoring: 0 ok, 1 degraded; a warning without the group osmose
+out=$(ctl status); rc=$?
+is "$rc" 1 "status exits 1 while discovery is degraded (no avahi-daemon for test daemons)"
+like "$out" "Degraded: discovery" "…and names what is degraded"
+is "$(ctl --json status | $J 'd["state"]')" degraded "status --json says state degraded"
+if getent group osmose >/dev/null; then
+    ok $(printf '%s' "$out" | grep -c "no group 'osmose'") "no warning when the group osmose exists"
+else
+    like "$out" "Warning: there is no group 'osmose' on this machine, so only root may use osmosectl \(create it: groupadd --system osmose" \
+        "status warns that the group osmose does not exist, and how to make it"
+    like "$(ctl --json status | $J 'd["warnings"]')" "no group 'osmose'" "…also in --json (warnings)"
+fi
+osm_stop_daemon TERM
+printf '[discovery]\nenabled = no\n' > "$T/state/osmosed.conf"
+osm_start_daemon
+others=$(ctl --json status | $J '[s["name"] for s in d["subsystems"] if s["health"] in ("degraded", "failed")]')
+if [ "$others" = "[]" ]; then
+    ctl status >/dev/null; is "$?" 0 "status exits 0 when every subsystem is ok or disabled"
+    is "$(ctl --json status | $J 'd["state"]')" ok "…and --json says state ok"
+else
+    skip "status exits 0 when all is well" "this host has degraded subsystems: $others"
+fi
+
 done_testing

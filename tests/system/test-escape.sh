@@ -98,7 +98,7 @@ fb=$(ctl logs "$(id_of forkbomb)")
 n=$(printf '%s\n' "$fb" | sed -n 's/^forkbomb \([0-9]*\) .*/\1/p')
 ok $(( ! (n >= 0 && n < 32) )) "fork bomb stopped below its pids limit of 32 (forked ${n:-?})"
 like "$fb" "temporarily unavailable" "fork refused with EAGAIN"
-ctl status >/dev/null; ok $? "the daemon answers after the fork bomb"
+ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon answers after the fork bomb"
 
 # --- memory hog: killed at its limit, the daemon unaffected
 ctl run memhog --wait >/dev/null 2>&1
@@ -108,7 +108,7 @@ like "$(ctl logs "$mh")" "memhog start" "it had started"
 ok $(( $(ctl logs "$mh" | grep -c survived) != 0 )) "it never got its 512 MiB"
 peak=$(ctl --json stats "$mh" | python3 -c "import json,sys; print(json.load(sys.stdin).get('memory_peak', -1))")
 ok $(( ! (peak > 0 && peak <= 34 * 1024 * 1024) )) "its peak memory stayed at the 32 MiB limit ($peak bytes)"
-ctl status >/dev/null; ok $? "the daemon answers after the memory hog"
+ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon answers after the memory hog"
 kill -0 "$OSM_PID"; ok $? "the daemon is alive"
 like "$(ctl --json ps --all)" "\"$mh\"" "ps lists the killed instance"
 
@@ -139,7 +139,7 @@ ctl run forkbomb --wait >/dev/null 2>&1
 fb=$(ctl logs "$(id_of forkbomb)")
 n=$(printf '%s\n' "$fb" | sed -n 's/^forkbomb \([0-9]*\) .*/\1/p')
 ok $(( ! (n >= 0 && n < 32) )) "the fork bomb is still bounded (RLIMIT_NPROC; forked ${n:-?})"
-ctl status >/dev/null; ok $? "the daemon answers"
+ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon answers"
 osm_stop_daemon
 is "$OSM_EXIT" 0 "osmosed stops cleanly"
 done_testing

@@ -16,7 +16,7 @@ max-record-size = 32K
 CONF
 osm_start_daemon
 
-alive() { timeout 10 "$OSMOSECTL" status >/dev/null 2>&1; }
+alive() { timeout 10 "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null 2>&1; }
 
 out=$(osm_raw 'b"this is not json\0"')
 like "$out" '"error":"io.osmose.InvalidMessage"' "malformed JSON: InvalidMessage"
@@ -111,7 +111,7 @@ for i in range(1000):
 for s in conns[::2]:
     try: s.send(b'{"method":')
     except OSError: pass
-r = subprocess.run([sys.argv[2], "status"], capture_output=True, timeout=30)
+r = subprocess.run([sys.argv[2], "call", "io.osmose.Daemon.GetStatus"], capture_output=True, timeout=30)
 print("status_rc", r.returncode)
 print("daemon_fds", len(os.listdir("/proc/%s/fd" % sys.argv[3])))
 print("connected", len(conns), "refused", refused)
