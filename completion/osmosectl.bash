@@ -25,8 +25,8 @@ declare -A _osmosectl_options=(
         [status]=""
         [reload]=""
         [call]="--more"
-        [put]="--batch -b"
-        [query]="--since --until --limit --reverse -s -u -n -r"
+        [put]="--batch -b --time -t"
+        [query]="--since --until --limit --reverse --follow -s -u -n -r -f"
         [collections]=""
         [retention]="--max-age --max-records --max-bytes --create"
         [delete]="--until --where-writer"
@@ -64,7 +64,7 @@ declare -A _osmosectl_options=(
         [unpin]=""
         [upgrade]="--check"
         [import]=""
-        [ps]="--all -a --limit -n"
+        [ps]="--all -a --limit -n --workload -w --state -s"
         [logs]="-f --follow -n --lines --since -t --timestamps"
         [stop]="--all -a"
         [stats]=""
@@ -168,7 +168,7 @@ _osmosectl()
                 COMPREPLY=($(compgen -W "network discovery:read store:read: store:write: publish: device:/dev/" -- "$cur"))
                 compopt -o nospace
                 return ;;
-        --since | --until | --notes | --expires | --sequence | --channel | --canary | --batch | --max-age | --max-records | --max-bytes | --limit | --listen | --name | --address | --room | --comment)
+        --since | --until | --time | --notes | --expires | --sequence | --channel | --canary | --batch | --max-age | --max-records | --max-bytes | --limit | --listen | --name | --address | --room | --comment)
                 return ;;
         --with) COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")); return ;;
         --group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
@@ -199,7 +199,6 @@ _osmosectl()
         case $key in
         "object put" | install | "bundle inspect" | "channel publish" | "channel inspect") _filedir ;;
         "bundle build") _filedir -d ;;
-        put | query | retention | delete | share | unshare) COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
         grant | revoke)
                 # NAME, then a capability: one it requests and lacks (grant), or holds (revoke)
                 local name="" j
@@ -220,13 +219,11 @@ _osmosectl()
                 fi ;;
         remove | enable | disable | run | follow | unfollow | pin | unpin | upgrade) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
         stop) COMPREPLY=($(compgen -W "$(_osmosectl_running)" -- "$cur")) ;;
-        logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
+        logs | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps --all)" -- "$cur")) ;;
         "trust rm") COMPREPLY=($(compgen -W "$(_osmosectl_names trust ls)" -- "$cur")) ;;
         "tenant set" | "tenant rm") COMPREPLY=($(compgen -W "$(_osmosectl_names tenant ls)" -- "$cur")) ;;
         import) _filedir -d ;;
         put | query | retention | delete | share | unshare | "building share" | "building unshare" | "building query") COMPREPLY=($(compgen -W "$(_osmosectl_names collections)" -- "$cur")) ;;
-        remove | grant | revoke | run) COMPREPLY=($(compgen -W "$(_osmosectl_names workloads)" -- "$cur")) ;;
-        logs | stop | stats) COMPREPLY=($(compgen -W "$(_osmosectl_names ps)" -- "$cur")) ;;
         "object get" | "object rm") COMPREPLY=($(compgen -W "$(_osmosectl_names object ls)" -- "$cur")) ;;
         "peer trust" | "peer untrust") COMPREPLY=($(compgen -W "$(_osmosectl_names peers)" -- "$cur")) ;;
         "remote rm" | "remote fetch") COMPREPLY=($(compgen -W "$(_osmosectl_names remote ls)" -- "$cur")) ;;

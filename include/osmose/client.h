@@ -40,6 +40,10 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
 typedef int (*osm_client_stream_cb)(json_t *params, bool continues, void *userdata);
 int osm_client_call_more(osm_client *c, const char *method, json_t *params,
                          osm_client_stream_cb cb, void *userdata, osm_client_error *err);
+/* The same in two steps: send the call, and later read its replies (so that a caller can
+ * do something else between, such as query what came before a Watch it started). */
+int osm_client_start_more(osm_client *c, const char *method, json_t *params, osm_client_error *err);
+int osm_client_read_more(osm_client *c, osm_client_stream_cb cb, void *userdata, osm_client_error *err);
 
 /* The raw fd, for callers that wait on it together with other fds. */
 int osm_client_fd(osm_client *c);

@@ -82,8 +82,10 @@ int osm_parse_size(const char *s, uint64_t *out);
 int osm_parse_duration(const char *s, uint64_t *out_us);
 
 /* Parse a point in time: RFC 3339 ("2026-11-21T10:00:00Z", fractional seconds and
- * offsets allowed), a relative time "-1h"/"-30m" (relative to now_us), "now", or an
- * integer number of microseconds since the epoch. Returns 0 or -EINVAL. */
+ * offsets allowed), a date "2026-11-21" (its midnight, UTC), a time relative to now_us
+ * ("-1h30m" and "1h30m" alike mean that long ago, "+2h" that long ahead; units us, ms, s,
+ * m, min, h, d, w), "now", "today" and "yesterday" (midnight, UTC), or an integer number
+ * of microseconds since the epoch. Returns 0 or -EINVAL. */
 int osm_parse_time(const char *s, int64_t now_us, int64_t *out_us);
 
 /* Format microseconds since the epoch as RFC 3339 UTC with microseconds. */

@@ -325,8 +325,8 @@ int cmd_audit(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_json_ json_t *p = json_object();
         if (since) {
                 int64_t t;
-                if (osm_parse_time(since, osm_now_real_us(), &t) < 0)
-                        return osm_ctl_usage_error("audit: --since: not a time: '%s'", since);
+                if (osm_ctl_parse_time("audit", "--since", since, &t))
+                        return 2;
                 json_object_set_new(p, "since", json_integer(t));
         }
         if (limit) {

@@ -177,19 +177,42 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
 
 /* ---- ps ------------------------------------------------------------------------------------- */
 
+static const char *const instance_states[] = { "starting", "running", "backoff", "stopping", "exited", "failed" };
+
+/* The filters of ps: one workload's instances, those in one state (NULL: any). */
+static bool ps_wanted(json_t *in, const char *workload, const char *state) {
+        if (workload && (!str(in, "workload") || strcmp(str(in, "workload"), workload) != 0))
+                return false;
+        return !state || (str(in, "state") && strcmp(str(in, "state"), state) == 0);
+}
+
 int cmd_ps(osm_ctl *ctl, int argc, char **argv) {
         static const struct option opts[] = {
                 { "all", no_argument, NULL, 'a' },
                 { "limit", required_argument, NULL, 'n' },
+                { "workload", required_argument, NULL, 'w' },
+                { "state", required_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        bool all = false;
+        bool all = false, known = false;
         long limit = -1;
+        const char *workload = NULL, *state = NULL;
         int c;
-        while ((c = getopt_long(argc, argv, "an:h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "an:w:s:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'a': all = true; break;
+                case 'w': workload = optarg; break;
+                case 's':
+                        state = optarg;
+                        for (size_t i = 0; i < OSM_ARRAY_SIZE(instance_states); i++)
+                                known = known || strcmp(instance_states[i], state) == 0;
+                        if (!known)
+                                return osm_ctl_usage_error("ps: --state '%s': one of starting, running, backoff, stopping, "
+                                                           "exited, failed", state);
+                        /* an ended state is only among all */
+                        all = all || strcmp(state, "exited") == 0 || strcmp(state, "failed") == 0;
+                        break;
                 case 'n': {
                         char *end;
                         limit = strtol(optarg, &end, 10);
@@ -198,23 +221,29 @@ int cmd_ps(osm_ctl *ctl, int argc, char **argv) {
                         break;
                 }
                 case 'h':
-                        osm_ctl_usage("ps", "[-a|--all] [-n|--limit N]",
+                        osm_ctl_usage("ps", "[-a|--all] [-n|--limit N] [-w|--workload NAME] [-s|--state STATE]",
                                       "List the live instances (starting, running, in backoff, stopping). With --all, "
                                       "also those\nthat ended (the newest N, default 100), across restarts of the "
                                       "daemon, with how they ended.",
-                                      NULL);
+                                      "  -w, --workload NAME   only the instances of workload NAME\n"
+                                      "  -s, --state STATE     only those in STATE: starting, running, backoff, stopping,\n"
+                                      "                        exited or failed (an ended state implies --all)\n");
                         return 0;
                 default: return 2;
                 }
         }
         if (optind != argc)
-                return osm_ctl_usage_error("ps: usage: osmosectl ps [--all] [--limit N]");
+                return osm_ctl_usage_error("ps: usage: osmosectl ps [--all] [--limit N] [--workload NAME] [--state STATE]");
         _cleanup_json_ json_t *p = json_pack("{s:b}", "all", all);
         if (limit >= 0)
                 json_object_set_new(p, "limit", json_integer(limit));
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, OSM_M_WORKLOAD_INSTANCES, p, &rep))
                 return 1;
+        json_t *list = json_object_get(rep, "instances");
+        for (size_t k = json_array_size(list); k-- > 0;)
+                if (!ps_wanted(json_array_get(list, k), workload, state))
+                        json_array_remove(list, k);
         if (ctl->json) {
                 osm_print_json(rep);
                 return 0;

@@ -109,7 +109,9 @@ static void chunk_free(chunk *k) {
         free(k);
 }
 
-static int put_batch(osm_ctl *ctl, const char *coll) {
+/* at: the time of every record (--time), or 0 for now; chunks after the first get one
+ * microsecond more each, so that queries keep the line order. */
+static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
         osm_jsonl reader;
         batch_ctx b = { .coll = coll, .socket = ctl->socket };
         pthread_t threads[IN_FLIGHT];
@@ -148,7 +150,7 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
                 bool flush = cur && (r <= 0 || cur->n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES);
                 if (flush) {
                         /* a strictly increasing time per chunk keeps the line order in queries */
-                        int64_t now = osm_now_real_us();
+                        int64_t now = at ? at : osm_now_real_us();
                         cur->time = now > last_time ? now : last_time + 1;
                         last_time = cur->time;
                         pthread_mutex_lock(&b.lock);
@@ -263,21 +265,33 @@ static int put_batch(osm_ctl *ctl, const char *coll) {
 int cmd_put(osm_ctl *ctl, int argc, char **argv) {
         static const struct option opts[] = {
                 { "batch", no_argument, NULL, 'b' },
+                { "time", required_argument, NULL, 't' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         bool batch = false;
+        int64_t at = 0;
         int c;
-        while ((c = getopt_long(argc, argv, "bh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "bt:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'b': batch = true; break;
+                case 't':
+                        if (osm_ctl_parse_time("put", "--time", optarg, &at))
+                                return 2;
+                        if (at <= 0)
+                                return osm_ctl_usage_error("put: --time '%s': before 1970", optarg);
+                        break;
                 case 'h':
-                        osm_ctl_usage("put", "COLLECTION [JSON] | COLLECTION --batch",
+                        osm_ctl_usage("put", "COLLECTION [JSON] [--time T] | COLLECTION --batch [--time T]",
                                 "Store one record (JSON from the argument, or stdin), or with --batch one record per\n"
                                 "line of JSON Lines from stdin, streamed in chunks. put returns once the records are\n"
                                 "durable: committed and synced, they survive a crash or a power cut. A bad line stops\n"
                                 "the batch with its line number; the records before it stay stored.",
-                                "  -b, --batch   JSON Lines from stdin (blank lines are skipped)\n");
+                                "  -b, --batch    JSON Lines from stdin (blank lines are skipped)\n"
+                                "  -t, --time T   the record's time instead of now, to import history\n"
+                                "                 (" OSM_CTL_TIME_FORMS ");\n"
+                                "                 with --batch every record gets T (+1 us a chunk of 1000)\n"
+                                "A record is a JSON object, e.g. '{\"t\":20.5}'.\n");
                         return 0;
                 default: return 2;
                 }
@@ -291,7 +305,7 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
         if (batch) {
                 if (optind + 1 < argc)
                         return osm_ctl_usage_error("put: --batch reads stdin; unexpected argument '%s'", argv[optind + 1]);
-                return put_batch(ctl, coll);
+                return put_batch(ctl, coll, at);
         }
         if (optind + 2 < argc)
                 return osm_ctl_usage_error("put: unexpected argument '%s' (quote the JSON)", argv[optind + 2]);
@@ -317,6 +331,8 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_fail("put: %s", NOT_OBJECT);
 
         _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "body", body);
+        if (at)
+                json_object_set_new(params, "time", json_integer(at));
         _cleanup_json_ json_t *rep = NULL;
         if (osm_ctl_call(ctl, OSM_M_STORE_PUT, params, &rep))
                 return 1;
@@ -328,6 +344,52 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
 }
 
 /* ---- query ---- */
+
+#define RECENT 1024   /* ids of the records printed last, for --follow to skip what Watch repeats */
+
+typedef struct recent_ids {
+        char ids[RECENT][48];
+        size_t n;
+} recent_ids;
+
+static void recent_add(recent_ids *r, const char *id) {
+        if (r && id)
+                snprintf(r->ids[r->n++ % RECENT], sizeof r->ids[0], "%s", id);
+}
+
+static bool recent_has(const recent_ids *r, const char *id) {
+        for (size_t i = 0; id && i < OSM_MIN(r->n, (size_t) RECENT); i++)
+                if (strcmp(r->ids[i], id) == 0)
+                        return true;
+        return false;
+}
+
+typedef struct follow_state {
+        osm_ctl *ctl;
+        recent_ids *recent;
+} follow_state;
+
+/* One record of the Watch stream: a JSON line, or a line of the table's columns. */
+static int follow_record(json_t *params, bool continues, void *userdata) {
+        follow_state *fs = userdata;
+        json_t *rec = json_object_get(params, "record");
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        if (!rec || recent_has(fs->recent, id))
+                return 0;
+        if (fs->ctl->json)
+                osm_print_json_line(rec);
+        else {
+                char tb[64];
+                size_t blen;
+                _cleanup_free_ char *body = osm_vl_dump(json_object_get(rec, "body"), &blen);
+                osm_table *t = osm_table_new("", "", "", "", NULL);
+                osm_table_add(t, osm_format_time(json_integer_value(json_object_get(rec, "time")), tb, sizeof(tb)),
+                              id, json_string_value(json_object_get(rec, "writer")), body);
+                osm_table_print_rows(t);
+        }
+        fflush(stdout);
+        return ferror(stdout) ? -EPIPE : 0;
+}
 
 static void print_record(osm_ctl *ctl, osm_table *t, json_t *rec) {
         if (ctl->json) {
@@ -348,39 +410,39 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
                 { "until", required_argument, NULL, 'u' },
                 { "limit", required_argument, NULL, 'n' },
                 { "reverse", no_argument, NULL, 'r' },
+                { "follow", no_argument, NULL, 'f' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        int64_t now = osm_now_real_us(), since = INT64_MIN, until = INT64_MAX;
+        int64_t since = INT64_MIN, until = INT64_MAX;
         uint64_t limit = UINT64_MAX;
-        bool reverse = false;
+        bool reverse = false, follow = false;
         int c;
-        while ((c = getopt_long(argc, argv, "s:u:n:rh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "s:u:n:rfh", opts, NULL)) != -1) {
                 switch (c) {
                 case 's':
-                        if (osm_parse_time(optarg, now, &since) < 0)
-                                return osm_ctl_usage_error("query: --since '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
-                                                    "a relative time (-1h) or 'now'", optarg);
+                        if (osm_ctl_parse_time("query", "--since", optarg, &since))
+                                return 2;
                         break;
                 case 'u':
-                        if (osm_parse_time(optarg, now, &until) < 0)
-                                return osm_ctl_usage_error("query: --until '%s': expected RFC 3339 (2026-11-21T10:00:00Z), "
-                                                    "a relative time (-1h) or 'now'", optarg);
+                        if (osm_ctl_parse_time("query", "--until", optarg, &until))
+                                return 2;
                         break;
+                case 'f': follow = true; break;
                 case 'n':
                         if (osm_parse_u64(optarg, &limit) < 0 || limit == 0)
                                 return osm_ctl_usage_error("query: --limit '%s': expected a positive number", optarg);
                         break;
                 case 'r': reverse = true; break;
                 case 'h':
-                        osm_ctl_usage("query", "COLLECTION [--since T] [--until T] [--limit N] [--reverse]",
-                                "Print the records of a collection in [since, until), oldest first. Times are RFC 3339,\n"
-                                "relative to now (-1h, -30m, -7d), 'now', or microseconds since the epoch. With --json,\n"
-                                "one record per line (JSON Lines).",
+                        osm_ctl_usage("query", "COLLECTION [--since T] [--until T] [--limit N] [--reverse] [--follow]",
+                                "Print the records of a collection in [since, until), oldest first. With --json, one\n"
+                                "record per line (JSON Lines). Times T: " OSM_CTL_TIME_FORMS ".",
                                 "  -s, --since T   from this time on (inclusive)\n"
                                 "  -u, --until T   before this time (exclusive)\n"
                                 "  -n, --limit N   at most N records\n"
-                                "  -r, --reverse   newest first\n");
+                                "  -r, --reverse   newest first\n"
+                                "  -f, --follow    then print new records as they are committed, until interrupted\n");
                         return 0;
                 default: return 2;
                 }
@@ -394,9 +456,32 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("query: invalid collection name '%s'", coll);
         if (since > until)
                 return osm_ctl_usage_error("query: --since is after --until");
+        if (follow && (reverse || until != INT64_MAX))
+                return osm_ctl_usage_error("query: --follow prints new records as they come: not with --reverse or --until");
+
+        /* --follow: the Watch starts before the query, so that nothing committed in between is
+         * missed; a record both return is printed once (the ids printed last are kept). */
+        _cleanup_client_ osm_client *watch = NULL;
+        if (follow) {
+                osm_client_error err = { 0 };
+                int r = osm_client_connect(ctl->socket, &watch);
+                _cleanup_json_ json_t *wp = json_pack("{s:s}", "pattern", coll);
+                if (r == 0 && osm_client_start_more(watch, "io.osmose.Store.Watch", wp, &err) < 0) {
+                        osm_ctl_call_failed("io.osmose.Store.Watch", &err);
+                        osm_client_error_clear(&err);
+                        return 1;
+                }
+                /* One round trip on the other connection: the daemon has read the Watch
+                 * request, sent before, by the time it answers (one event loop, level-triggered). */
+                if (r < 0 || osm_ctl_call(ctl, "org.varlink.service.GetInfo", NULL, NULL))
+                        return r < 0 ? osm_ctl_fail("cannot connect to %s: %s", ctl->socket, strerror(-r)) : 1;
+        }
 
         osm_table *t = NULL;
         _cleanup_free_ char *cursor = NULL;
+        _cleanup_free_ recent_ids *recent = follow ? calloc(1, sizeof(recent_ids)) : NULL;
+        if (follow && !recent)
+                return osm_ctl_fail("query: out of memory");
         uint64_t got = 0;
         int rc = 0;
         do {
@@ -420,6 +505,7 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
                 json_t *rec;
                 json_array_foreach(json_object_get(rep, "records"), i, rec) {
                         print_record(ctl, t, rec);
+                        recent_add(recent, json_string_value(json_object_get(rec, "id")));
                         got++;
                 }
                 free(cursor);
@@ -429,7 +515,20 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
         /* a failure after some pages still prints what came, then the error stands */
         if (t)
                 osm_table_print(t);
-        return rc;
+        if (!follow || rc)
+                return rc;
+        fflush(stdout);
+        follow_state fs = { .ctl = ctl, .recent = recent };
+        osm_client_error err = { 0 };
+        int r = osm_client_read_more(watch, follow_record, &fs, &err);
+        if (r == -EPIPE)
+                return 0;
+        if (r < 0) {
+                osm_ctl_call_failed("io.osmose.Store.Watch", &err);
+                osm_client_error_clear(&err);
+                return 1;
+        }
+        return 0;
 }
 
 /* ---- collections and retention ---- */

@@ -109,6 +109,12 @@ void osm_print_done(osm_ctl *ctl, json_t *reply, json_t *what, const char *fmt, 
         json_decref(what);
 }
 
+int osm_ctl_parse_time(const char *cmd, const char *opt, const char *value, int64_t *out) {
+        if (osm_parse_time(value, osm_now_real_us(), out) < 0)
+                return osm_ctl_usage_error("%s: %s '%s': expected %s", cmd, opt, value, OSM_CTL_TIME_FORMS);
+        return 0;
+}
+
 void osm_print_json(json_t *v) {
         json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
@@ -246,7 +252,7 @@ static void cut_cell(char **s, size_t max) {
         *s = c;
 }
 
-void osm_table_print(osm_table *t) {
+static void table_print(osm_table *t, size_t first_row) {
         size_t *w = calloc(t->cols, sizeof *w);
         size_t term = terminal_columns(), left = 0;
         for (size_t c = 0; c < t->cols; c++) {
@@ -260,7 +266,7 @@ void osm_table_print(osm_table *t) {
                 }
                 left += w[c] + 2;
         }
-        for (size_t r = 0; r < t->rows; r++) {
+        for (size_t r = first_row; r < t->rows; r++) {
                 for (size_t c = 0; c < t->cols; c++) {
                         const char *s = t->cells[r * t->cols + c];
                         if (c + 1 == t->cols)
@@ -274,6 +280,14 @@ void osm_table_print(osm_table *t) {
         free(t->cells);
         free(w);
         free(t);
+}
+
+void osm_table_print(osm_table *t) {
+        table_print(t, 0);
+}
+
+void osm_table_print_rows(osm_table *t) {
+        table_print(t, 1);
 }
 
 bool osm_ctl_wants_help(int argc, char **argv) {

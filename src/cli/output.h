@@ -50,6 +50,12 @@ void osm_ctl_set_command(const char *group, const char *sub);
  * the daemon's reply merged in (reply borrowed, may be NULL); else the line fmt. */
 void osm_print_done(osm_ctl *ctl, json_t *reply, json_t *what, const char *fmt, ...) OSM_PRINTF(4, 5);
 
+/* The forms of a time T that every command takes (osm_parse_time), for messages. */
+#define OSM_CTL_TIME_FORMS "RFC 3339 (2026-12-02T10:00:00Z), a date (2026-12-02, midnight UTC), a time ago " \
+        "(-1h30m or 1h30m), +2h, now, today, yesterday, or microseconds since the epoch"
+/* Parse the value of option opt of cmd as a time: 0, or a usage error printed (2). */
+int osm_ctl_parse_time(const char *cmd, const char *opt, const char *value, int64_t *out);
+
 /* Print a JSON value as one document (indented) or one line (JSON Lines). */
 void osm_print_json(json_t *v);
 void osm_print_json_line(json_t *v);
@@ -59,6 +65,7 @@ typedef struct osm_table osm_table;
 osm_table *osm_table_new(const char *first_header, ...);   /* NULL-terminated headers */
 void osm_table_add(osm_table *t, const char *first_cell, ...); /* one cell per column, NULL → "-" */
 void osm_table_print(osm_table *t);   /* prints and frees */
+void osm_table_print_rows(osm_table *t);   /* the same without the header row (a stream's lines) */
 
 /* Parse a command's options: "-h/--help" prints usage and returns 0 through *exit_now.
  * A helper for the common pattern of commands without further options. */

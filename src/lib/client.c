@@ -209,8 +209,7 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
         return 0;
 }
 
-int osm_client_call_more(osm_client *c, const char *method, json_t *params,
-                         osm_client_stream_cb cb, void *userdata, osm_client_error *err) {
+int osm_client_start_more(osm_client *c, const char *method, json_t *params, osm_client_error *err) {
         size_t len;
         _cleanup_free_ char *msg = osm_vl_format_call(method, params, true, false, &len);
         if (!msg)
@@ -218,6 +217,19 @@ int osm_client_call_more(osm_client *c, const char *method, json_t *params,
         int r = send_msg(c, msg, len, NULL, 0);
         if (r < 0)
                 return transport_error(err, r, "sending call");
+        return 0;
+}
+
+int osm_client_call_more(osm_client *c, const char *method, json_t *params,
+                         osm_client_stream_cb cb, void *userdata, osm_client_error *err) {
+        int r = osm_client_start_more(c, method, params, err);
+        if (r < 0)
+                return r;
+        return osm_client_read_more(c, cb, userdata, err);
+}
+
+int osm_client_read_more(osm_client *c, osm_client_stream_cb cb, void *userdata, osm_client_error *err) {
+        int r;
         for (;;) {
                 osm_vl_reply rep;
                 r = read_reply(c, &rep, err);

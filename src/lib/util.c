@@ -310,18 +310,60 @@ static int parse_rfc3339(const char *s, int64_t *out) {
         return 0;
 }
 
+/* "1h30m", "90s", "2d12h": one or more NUMBER UNIT parts, each with its unit. */
+static int parse_compound_duration(const char *s, uint64_t *out_us) {
+        uint64_t total = 0;
+        if (!*s)
+                return -EINVAL;
+        while (*s) {
+                size_t digits = strspn(s, "0123456789"), letters = strspn(s + digits, "abcdefghijklmnopqrstuvwxyz");
+                char part[32];
+                uint64_t v;
+                if (digits == 0 || letters == 0 || digits + letters >= sizeof part)
+                        return -EINVAL;
+                memcpy(part, s, digits + letters);
+                part[digits + letters] = 0;
+                if (osm_parse_duration(part, &v) < 0 || v > INT64_MAX / 4 - total)
+                        return -EINVAL;
+                total += v;
+                s += digits + letters;
+        }
+        *out_us = total;
+        return 0;
+}
+
 int osm_parse_time(const char *s, int64_t now_us, int64_t *out_us) {
+        static const int64_t day_us = INT64_C(86400000000);
         if (!s || !*s)
                 return -EINVAL;
         if (strcmp(s, "now") == 0) {
                 *out_us = now_us;
                 return 0;
         }
-        if (s[0] == '-' || s[0] == '+') {
-                uint64_t d;
-                if (!isdigit((unsigned char) s[1]) || osm_parse_duration(s + 1, &d) < 0 || d > INT64_MAX / 2)
+        if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+                int64_t midnight = now_us - ((now_us % day_us) + day_us) % day_us;
+                *out_us = s[0] == 't' ? midnight : midnight - day_us;
+                return 0;
+        }
+        /* A relative time; a bare duration ("1h", as 'query --since 1h' reads) is in the past. */
+        bool sign = s[0] == '-' || s[0] == '+';
+        uint64_t d;
+        if (isdigit((unsigned char) s[sign]) && strpbrk(s + sign, "abcdefghijklmnopqrstuvwxyz") &&
+            !strchr(s + sign, '-') && !strchr(s + sign, ':')) {
+                if (parse_compound_duration(s + sign, &d) < 0)
                         return -EINVAL;
-                *out_us = s[0] == '-' ? now_us - (int64_t) d : now_us + (int64_t) d;
+                *out_us = s[0] == '+' ? now_us + (int64_t) d : now_us - (int64_t) d;
+                return 0;
+        }
+        if (sign)
+                return -EINVAL;
+        /* a date alone: its midnight, UTC */
+        unsigned Y, M, D;
+        int n = 0;
+        if (strlen(s) == 10 && sscanf(s, "%4u-%2u-%2u%n", &Y, &M, &D, &n) == 3 && n == 10) {
+                if (M < 1 || M > 12 || D < 1 || D > 31)
+                        return -EINVAL;
+                *out_us = days_from_civil(Y, M, D) * day_us;
                 return 0;
         }
         if (strchr(s, '-') == NULL) {

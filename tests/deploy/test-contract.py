@@ -444,7 +444,7 @@ def main():
         got = complete("osmosectl --json object ")
         ok(got == {"put", "get", "ls", "rm", "gc", "--help"}, "completes subcommands after a global option", got)
         got = complete("osmosectl query sensors/temp --")
-        ok({"--since", "--until", "--limit", "--reverse", "--help"} == got, "completes a command's options", got)
+        ok({"--since", "--until", "--limit", "--reverse", "--follow", "--help"} == got, "completes a command's options", got)
         got = complete("osmosectl --")
         ok(got == comp_glob, "completes global options", got)
         got = complete("osmosed --st", "osmosed")

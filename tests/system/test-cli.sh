@@ -155,6 +155,17 @@ if [ -r "$BC" ]; then
         running=$(ctl run caps)
         for i in $(seq 50); do ctl ps | grep -q "^$running .*running" && break; sleep 0.1; done
         is "$(complete_line 'osmosectl stop ')" "$running" "stop <TAB> offers only running instances (not $ended)"
+        like "$(complete_line 'osmosectl logs ')" "$ended" "logs <TAB> offers ended instances too"
+        # ps: the live ones, --all also the ended, filters
+        ids() { ctl --json ps "$@" | $J '" ".join(sorted(i["id"] for i in d["instances"]))'; }
+        is "$(ids)" "$running" "ps lists the live instances only (as docker ps)"
+        like "$(ctl ps)" "ended instances? not shown: osmosectl ps --all" "…and says how many ended ones it leaves out"
+        all=$(ids --all); like "$all" "$ended" "ps --all also lists the ended ones"
+        like "$all" "$running" "…and the live ones"
+        is "$(ids --workload caps --all)" "$running" "ps --workload NAME"
+        is "$(ids -s exited -w wide)" "$(ctl --json ps --all | $J '" ".join(sorted(i["id"] for i in d["instances"] if i["workload"]=="wide" and i["state"]=="exited"))')" \
+            "ps --state exited (an ended state implies --all)"
+        usage "unknown state" ps --state sleeping
         ctl stop "$running" >/dev/null
     else
         skip "stop <TAB> offers only running instances" "no sandbox here ($sandbox)"
@@ -162,6 +173,49 @@ if [ -r "$BC" ]; then
 else
     skip "completion against the daemon" "bash-completion is not installed"
 fi
+
+# ---- times everywhere: -1h30m and 1h30m alike, dates, yesterday; put --time imports history
+day=$(( $(date -u +%s) / 86400 * 86400 ))
+ctl put hist/t '{"at":"old"}' --time 2026-01-02 >/dev/null; ok $? "put --time DATE"
+ctl put hist/t '{"at":"rfc"}' -t 2026-01-02T10:00:00Z >/dev/null; ok $? "put -t RFC 3339"
+ctl put hist/t '{"at":"2h ago"}' --time 2h >/dev/null; ok $? "put --time 2h (ago)"
+ctl put hist/t '{"at":"now"}' >/dev/null
+is "$(ctl --json query hist/t --limit 1 | $J 'd["time"]')" 1767312000000000 "put --time 2026-01-02 stores midnight UTC"
+is "$(ctl --json query hist/t --until 2026-01-03 | wc -l)" 2 "query --until DATE"
+is "$(ctl --json query hist/t --since -1h30m | wc -l)" 1 "query --since -1h30m"
+is "$(ctl --json query hist/t --since 1h30m | wc -l)" 1 "query --since 1h30m means the same"
+is "$(ctl --json query hist/t --since 3h | wc -l)" 2 "query --since 3h includes the record put 2h ago"
+n=$(ctl --json query hist/t --since yesterday | wc -l)
+ok $(( n >= 2 ? 0 : 1 )) "query --since yesterday ($n)"
+times() { python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["time"]) for l in sys.stdin))'; }
+t_today=$(ctl --json query hist/t --since today | times)
+python3 -c "import sys; t=[int(x) for x in sys.argv[1].split()]; sys.exit(0 if t and min(t) >= $day * 10**6 else 1)" "$t_today"
+ok $? "--since today: from midnight UTC ($t_today)"
+out=$(ctl query hist/t --since 1h30 2>&1); rc=$?
+is "$rc" 2 "a time whose last part has no unit is a usage error"
+like "$out" "expected RFC 3339 .*a date \(2026-12-02.*-1h30m or 1h30m" "…listing the forms a time takes"
+printf '{"n":1}\n{"n":2}\n' | ctl put hist/b --batch --time 2026-02-01 >/dev/null
+is "$(ctl --json query hist/b | times)" "1769904000000000 1769904000000000" "put --batch --time stamps every record"
+
+# ---- query --follow: what is there, then what comes (the Store's Watch), nothing twice
+ctl put follow/x '{"n":1}' >/dev/null
+ctl --json query follow/x --follow > "$T/follow.out" 2>&1 &
+fpid=$!
+for i in $(seq 50); do [ -s "$T/follow.out" ] && break; sleep 0.05; done
+for n in 2 3; do ctl put follow/x "{\"n\":$n}" >/dev/null; done
+ctl put follow/other '{"n":99}' >/dev/null
+for i in $(seq 50); do [ "$(wc -l < "$T/follow.out")" -ge 3 ] && break; sleep 0.05; done
+kill "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null
+is "$(python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["body"]["n"]) for l in open(sys.argv[1])))' "$T/follow.out")" \
+    "1 2 3" "query --follow --json: the record there, then the new ones in order, once each, not other collections"
+ctl query follow/x -f > "$T/follow.txt" 2>&1 &
+fpid=$!
+for i in $(seq 50); do [ -s "$T/follow.txt" ] && break; sleep 0.05; done
+ctl put follow/x '{"n":4}' >/dev/null
+for i in $(seq 50); do grep -q '"n":4' "$T/follow.txt" && break; sleep 0.05; done
+kill "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null
+like "$(tail -1 "$T/follow.txt")" '^20[0-9-]+T[0-9:.]+Z  [0-9a-f]{16}-[0-9]+  user:root  \{"n":4\}$' "query -f prints new records as table lines"
+usage "--follow with --reverse" query follow/x --follow --reverse
 
 # ---- status for monitoring: 0 ok, 1 degraded; a warning without the group osmose
 out=$(ctl status); rc=$?

@@ -152,7 +152,7 @@ wait_for 'test "$(running_tickers)" = 1'
 ok $? "run --wait in the background started an instance"
 kill -9 "$cli"; wait "$cli" 2>/dev/null
 sleep 0.5
-inst=$(ctl --json ps | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin)['instances'] if i['workload']=='ticker' and i['state']=='running'][0])" 2>/dev/null)
+inst=$(ctl --json ps --all | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin)['instances'] if i['workload']=='ticker' and i['state']=='running'][0])" 2>/dev/null)
 ok $? "the instance runs on after its CLI was killed"
 
 # --- remove stops its instances

@@ -30,6 +30,18 @@ static void test_times(void) {
         TAP_OK(osm_parse_time("-1h", now, &t) == 0 && t == now - 3600000000LL, "relative -1h");
         TAP_OK(osm_parse_time("now", now, &t) == 0 && t == now, "now");
         TAP_OK(osm_parse_time("1795255200000000", now, &t) == 0 && t == 1795255200000000LL, "epoch microseconds");
+        TAP_OK(osm_parse_time("-1h30m", now, &t) == 0 && t == now - 5400000000LL, "relative -1h30m");
+        TAP_OK(osm_parse_time("1h30m", now, &t) == 0 && t == now - 5400000000LL, "bare 1h30m means ago too");
+        TAP_OK(osm_parse_time("+2d", now, &t) == 0 && t == now + 172800000000LL, "+2d is ahead");
+        TAP_OK(osm_parse_time("1h30", now, &t) < 0, "every part of a relative time has its unit");
+        TAP_OK(osm_parse_time("-1x", now, &t) < 0, "unknown unit refused");
+        TAP_OK(osm_parse_time("-", now, &t) < 0, "a lone sign refused");
+        /* now = 2023-11-14T22:13:20Z */
+        TAP_OK(osm_parse_time("today", now, &t) == 0 && t == 1699920000000000LL, "today is midnight UTC");
+        TAP_OK(osm_parse_time("yesterday", now, &t) == 0 && t == 1699833600000000LL, "yesterday is the midnight before");
+        TAP_OK(osm_parse_time("2026-12-02", now, &t) == 0 && t == 1796169600000000LL, "a date is its midnight UTC");
+        TAP_OK(osm_parse_time("2026-02-30x", now, &t) < 0, "a date with junk refused");
+        TAP_OK(osm_parse_time("2026-13-01", now, &t) < 0, "a date in month 13 refused");
         TAP_OK(osm_parse_time("2026-13-01T00:00:00Z", now, &t) < 0, "month 13 refused");
         TAP_OK(osm_parse_time("2026-11-21T10:00:00", now, &t) < 0, "time without zone refused");
         TAP_OK(osm_parse_time("2026-11-21T10:00:00Zjunk", now, &t) < 0, "trailing junk refused");

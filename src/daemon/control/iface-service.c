@@ -1,4 +1,5 @@
-/* iface-service.c: org.varlink.service — introspection, served from the compiled .varlink files. */
+/* iface-service.c: org.varlink.service — introspection, served from the compiled .varlink
+ * files — and io.osmose.Ping. */
 #include "daemon/daemon.h"
 
 static void get_info(osm_call *call, json_t *params, void *userdata) {
@@ -20,8 +21,13 @@ static void get_interface_description(osm_call *call, json_t *params, void *user
         osm_call_reply(call, json_pack("{s:s}", "description", i->description), false);
 }
 
+static void ping(osm_call *call, json_t *params, void *userdata) {
+        osm_call_reply(call, json_object(), false);
+}
+
 const osm_method osm_service_methods[] = {
         { OSM_M_VARLINK_GET_INFO, get_info, OSM_ACCESS_PUBLIC },
         { OSM_M_VARLINK_GET_INTERFACE_DESCRIPTION, get_interface_description, OSM_ACCESS_PUBLIC },
+        { "io.osmose.Ping", ping, OSM_ACCESS_PUBLIC },
 };
 const size_t osm_n_service_methods = OSM_ARRAY_SIZE(osm_service_methods);
