@@ -14,10 +14,12 @@ fi
 IFACES=$OSM_SOURCE_ROOT/src/lib/interfaces
 
 # Build the client with Debian's packaged library, offline (GOPATH mode, no module download).
-cache=${OSM_BUILD_ROOT:-$T}/go-cache
+cache=$(cd "${OSM_BUILD_ROOT:-$T}" && pwd)/go-cache
 GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$cache GOFLAGS= \
     go build -o "$T/varlink-interop" "$OSM_SOURCE_ROOT/tests/system/varlink-interop.go" 2> "$T/go-build.log"
-ok $? "the varlink/go client builds" || sed 's/^/# /' "$T/go-build.log"
+rc=$?
+ok $rc "the varlink/go client builds"
+[ $rc = 0 ] || { sed 's/^/# /' "$T/go-build.log"; bail "cannot build the varlink/go client"; }
 
 # The interface files, parsed by varlink/go (TAP lines of its own, renumbered here).
 tap_from() {   # tap_from COMMAND…: run a TAP-printing helper, fold its lines into ours
@@ -44,7 +46,9 @@ if command -v varlink-go-interface-generator >/dev/null; then
         b=$(basename "$f" .varlink | tr 'A-Z' 'a-z')
         sed -E 's/^interface +(.*)$/interface \L\1/' "$f" > "$T/gen/$b.varlink"
         (cd "$T/gen" && varlink-go-interface-generator "$b.varlink" >"$T/gen/$b.log" 2>&1)
-        ok $? "varlink-go-interface-generator turns $(basename "$f") into Go" || sed 's/^/# /' "$T/gen/$b.log"
+        rc=$?
+        ok $rc "varlink-go-interface-generator turns $(basename "$f") into Go"
+        [ $rc = 0 ] || sed 's/^/# /' "$T/gen/$b.log"
     done
 else
     skip "varlink-go-interface-generator" "varlink-go is not installed"
