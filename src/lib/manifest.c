@@ -345,6 +345,13 @@ int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *e
                         if (!m->name)
                                 return -ENOMEM;
                 } else if (strcmp(key, "version") == 0) {
+                        /* Versions are compared as numbers (upgrades, channels, downgrades):
+                         * a semantic-version string would need an order of its own. */
+                        if (json_is_string(v))
+                                return fail(err, errsize, "version",
+                                            "\"%.32s\" is a string: a version is an integer that grows with "
+                                            "every release (1.2.0 could be 10200; see osmose-manifest(5))",
+                                            json_string_value(v));
                         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                             json_integer_value(v) > OSM_MANIFEST_MAX_VERSION)
                                 return fail(err, errsize, "version",

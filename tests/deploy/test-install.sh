@@ -39,6 +39,7 @@ if [ -f "$OSM_BUILD_ROOT/doc/osmosed.8" ]; then
     expect "$mandir/man8/osmosed.8" -f "manual page"
     expect "$mandir/man1/osmosectl.1" -f "manual page"
     expect "$mandir/man5/osmosed.conf.5" -f "manual page"
+    expect "$mandir/man5/osmose-manifest.5" -f "manual page"
 else
     skip "manual pages installed" "scdoc is not installed, so no manual pages were built"
 fi

@@ -11,7 +11,7 @@ if [ ! -f "$dir/osmosed.8" ]; then
 fi
 command -v man >/dev/null || { skip "manual pages render" "man is not installed"; done_testing; exit; }
 
-for page in osmosed.8 osmosectl.1 osmosed.conf.5; do
+for page in osmosed.8 osmosectl.1 osmosed.conf.5 osmose-manifest.5; do
     name=${page%.*}
     text=$(MANWIDTH=80 man -l "$dir/$page" 2>"$T/err")
     ok $? "man -l $page"

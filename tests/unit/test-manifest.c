@@ -71,6 +71,9 @@ int main(void) {
         refused("{\"name\":\"a\",\"version\":1,\"entrypoint\":[]}", "entrypoint", "an empty entrypoint");
         refused("{\"name\":\"a\",\"version\":1,\"entrypoint\":[\"/x\",3]}", "entrypoint[1]", "a non-string argument");
         refused("{\"name\":\"a\",\"version\":\"1\",\"entrypoint\":[\"/x\"]}", "version", "a version as a string");
+        refused("{\"name\":\"a\",\"version\":\"1.2.0\",\"entrypoint\":[\"/x\"]}",
+                "version: \"1.2.0\" is a string: a version is an integer that grows with every release",
+                "a semantic-version string, with the reason");
         refused("{\"name\":\"a\",\"version\":0,\"entrypoint\":[\"/x\"]}", "version", "version 0");
         refused("{\"name\":\"a\",\"version\":1.5,\"entrypoint\":[\"/x\"]}", "version", "a fractional version");
         refused("{\"name\":\"../etc\",\"version\":1,\"entrypoint\":[\"/x\"]}", "name", "a name with a slash");
