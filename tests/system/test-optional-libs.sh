@@ -57,14 +57,14 @@ else
         out=$(ctl --json federation status 2>&1)
         like "$out" '"enabled": *false' "federation stays off"
     fi
-    ctl status >/dev/null; ok $? "the daemon keeps serving"
+    ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
     osm_stop_daemon
     if [ $have_fed = 1 ]; then
         hide libmicrohttpd.so.12
         out=$(ctl federation enable --listen 127.0.0.1:0 2>&1); st=$?
         ok $((st == 0)) "federation enable without libmicrohttpd fails"
         like "$out" "libmicrohttpd.so.12.*package libmicrohttpd12" "... naming the library and its package ($out)"
-        ctl status >/dev/null; ok $? "the daemon keeps serving"
+        ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
         osm_stop_daemon
     fi
 fi
