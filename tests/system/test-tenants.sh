@@ -122,7 +122,7 @@ like "$out" "store quota" "... naming the store quota"
 ctl put sensors/temp '{"t":21}' >/dev/null; ok $? "the operator still writes (the quota is the tenant's)"
 
 # ---- the reader role ----
-as "$UR" status >/dev/null 2>&1; ok $? "a reader sees status"
+out=$(as "$UR" status 2>&1); like "$out" "Space: " "a reader sees status"
 is "$(as "$UR" --json collections 2>/dev/null | jf "'sensors/temp' in [c['name'] for c in d['collections']]")" "True" "a reader lists every collection's name"
 out=$(as "$UR" query sensors/temp 2>&1); rc=$?
 ok $(( rc != 0 ? 0 : 1 )) "a reader sees no record bodies"
