@@ -28,6 +28,6 @@ static void ping(osm_call *call, json_t *params, void *userdata) {
 const osm_method osm_service_methods[] = {
         { OSM_M_VARLINK_GET_INFO, get_info, OSM_ACCESS_PUBLIC },
         { OSM_M_VARLINK_GET_INTERFACE_DESCRIPTION, get_interface_description, OSM_ACCESS_PUBLIC },
-        { "io.osmose.Ping", ping, OSM_ACCESS_PUBLIC },
+        { OSM_M_PING, ping, OSM_ACCESS_PUBLIC },
 };
 const size_t osm_n_service_methods = OSM_ARRAY_SIZE(osm_service_methods);
