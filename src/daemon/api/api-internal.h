@@ -67,6 +67,7 @@ struct osm_api {
         unsigned refs;              /* instances not yet freed, plus the timer */
         bool stopped;
         uv_timer_t revoke_timer;
+        uint64_t revoke_gen;        /* the grants generation the last check saw */
         osm_method *deny;           /* every method of other interfaces: PermissionDenied */
         size_t n_deny;
 };

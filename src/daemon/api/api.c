@@ -414,6 +414,15 @@ static const osm_workload_api_hooks hooks = { .create = hook_create, .destroy = 
  * revoked: look at them a few times a second (cheap: grant lists are short). */
 static void on_revoke_timer(uv_timer_t *t) {
         osm_api *a = t->data;
+        /* Watches and publications were allowed by the grants of their time: while no grant
+         * changed there is nothing to withdraw (an ended instance's destroy hook does it), and
+         * a room with many instances need not look each one up four times a second. */
+        if (!a->d->workloads)
+                return;
+        uint64_t gen = osm_workloads_grants_generation(a->d->workloads);
+        if (gen == a->revoke_gen)
+                return;
+        a->revoke_gen = gen;
         for (api_inst *in = a->insts; in; in = in->next) {
                 const char *const *grants = api_inst_grants(in);
                 if (!grants)
@@ -482,6 +491,7 @@ static int api_start(osm_daemon *d) {
         }
         uv_timer_init(d->loop, &a->revoke_timer);
         a->revoke_timer.data = a;
+        a->revoke_gen = UINT64_MAX;
         uv_timer_start(&a->revoke_timer, on_revoke_timer, REVOKE_CHECK_MS, REVOKE_CHECK_MS);
         uv_unref((uv_handle_t *) &a->revoke_timer);
         d->api = a;

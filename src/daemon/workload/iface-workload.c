@@ -320,6 +320,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         if (!keep)
                 (void) wl_db_owner_release(w, name);   /* its id range is free once its data is gone */
         *pp = wl->next;
+        w->grants_gen++;
         _cleanup_free_ char *wname = strdup(name);   /* name is params', which outlive this call */
         wl_instances_stop_workload(w, wl->name);
         wl_workload_free(wl);

@@ -135,6 +135,7 @@ typedef struct osm_workloads {
         char *logs_dir;
         int logs_fd;              /* the logs directory */
         wl_workload *workloads;
+        uint64_t grants_gen;      /* bumped whenever a workload's grants change or it goes */
         wl_instance *instances;   /* newest first */
         unsigned n_live, n_ended;
         bool installing;

@@ -61,6 +61,7 @@ int wl_set_grants(osm_workloads *w, wl_workload *wl, char **grants, size_t n) {
         osm_strv_free(wl->grants);
         wl->grants = v;
         wl->n_grants = n;
+        w->grants_gen++;
         return 0;
 }
 
@@ -233,6 +234,10 @@ int osm_workloads_instance_info(osm_workloads *w, const char *instance_id, const
         if (grants)
                 *grants = wl ? (const char *const *) wl->grants : none;
         return 0;
+}
+
+uint64_t osm_workloads_grants_generation(const osm_workloads *w) {
+        return w->grants_gen;
 }
 
 const osm_manifest *osm_workloads_instance_manifest(osm_workloads *w, const char *instance_id) {
@@ -469,6 +474,7 @@ void osm_workloads_remove_tenant(osm_workloads *w, const char *tenant, json_t *r
                 log_info("workload %s of tenant %s removed (its data is kept)", wl->name, tenant);
                 json_array_append_new(removed, json_string(wl->name));
                 *pp = wl->next;
+                w->grants_gen++;
                 wl_instances_stop_workload(w, wl->name);
                 wl_workload_free(wl);
         }

@@ -17,6 +17,11 @@ extern const struct osm_subsystem osm_workloads_subsystem;
 int osm_workloads_instance_info(struct osm_workloads *w, const char *instance_id,
                                 const char **workload, const char *const **grants);
 
+/* A number that changes whenever any workload's grants may have changed (a grant, a
+ * revoke, an install or upgrade, a removal): what depends only on grants need not be
+ * checked again while it stays the same. */
+uint64_t osm_workloads_grants_generation(const struct osm_workloads *w);
+
 /* The manifest the instance was started from (its own copy: an upgrade of the workload
  * does not change it). Borrowed, valid while the instance lives; NULL if unknown/ended. */
 struct osm_manifest;
