@@ -8,7 +8,8 @@
 #             of one core), after SETTLE_S seconds of quiet; RSS of each;
 #   latency   median and p99 of CALLS calls each of `osmosectl status` and `osmosectl ps`
 #             against each daemon, interleaved, beside `osmosectl --version` (the cost of
-#             starting the CLI at all, no daemon involved).
+#             starting the CLI at all, no daemon involved); and the daemon's own CPU per
+#             call over those calls (utime+stime again: what is not the CLI nor the queue).
 # Target (issue 14): loaded daemon under 1 % CPU at rest; status and ps under 10 ms.
 # The full run is RECORDS=10000000 (about 1.1 GiB of database; loading takes minutes on a
 # shared 2-core machine); the default is 10^6 so that the benchmark stays short.
@@ -145,9 +146,11 @@ one() {   # one KIND: time one call, in µs, appended to lat-KIND
         esac >/dev/null || { echo "scale: $1 failed" >&2; exit 1; }
         awk "BEGIN { printf \"%.0f\n\", ($EPOCHREALTIME - $t0) * 1e6 }" >> "$WORK/lat-$1"
 }
+ce0=$(ticks "$PID_empty"); cl0=$(ticks "$PID_loaded")
 for _ in $(seq "$CALLS"); do
         for k in $KINDS; do one "$k"; done
 done
+ce1=$(ticks "$PID_empty"); cl1=$(ticks "$PID_loaded")
 pct() {   # pct FILE P: the P-th percentile (nearest rank), in ms
         sort -n "$1" | awk -v p="$2" '{v[NR]=$1} END {i=int((NR*p+99)/100); if(i<1)i=1; printf "%.2f", v[i]/1000}'
 }
@@ -158,4 +161,7 @@ for c in status ps; do
         printf 'latency: %-6s loaded p50 %s p99 %s, empty p50 %s p99 %s: %.2fx / %.2fx the empty daemon (target: loaded < 10 ms)\n' \
                 "$c" "$l50" "$l99" "$e50" "$e99" "$(calc "$l50 / $e50")" "$(calc "$l99 / $e99")"
 done
+# what the daemon itself spends (the CLI's start and the machine's queue aside), in clock ticks
+printf 'daemon CPU per call (status and ps, averaged over %d): loaded %.2f ms, empty %.2f ms\n' $((2 * CALLS)) \
+        "$(calc "1000 * ($cl1 - $cl0) / $HZ / (2 * $CALLS)")" "$(calc "1000 * ($ce1 - $ce0) / $HZ / (2 * $CALLS)")"
 echo "load: $(uptime | sed 's/.*load average/load average/') (2 cores shared: figures are noisy)"
