@@ -179,7 +179,8 @@ bool bld_joins_open(osm_building *b);
 void bld_handle_query(osm_building *b, osm_btls_conn *c, json_t *req);
 void bld_query_work(osm_building *b, bld_job *j);
 void bld_query_init(osm_building *b);
-void bld_query_close(osm_building *b);
+/* Close the loop's query handle (inside b); cb runs when it has closed. */
+void bld_query_close(osm_building *b, uv_close_cb cb);
 
 /* iface-building.c */
 extern const osm_method bld_methods[];

@@ -767,9 +767,10 @@ static void building_stop(osm_daemon *d) {
         json_decref(b->shares_copy);
         json_decref(b->trust_copy);
         json_decref(b->roles_copy);
-        bld_query_close(b);
-        /* The handles close on a later loop turn; b is freed when the last has. */
-        b->closing_handles = 3;
+        /* The handles (all four inside b) close on a later loop turn, in no promised
+         * order; b is freed when the last one has. */
+        b->closing_handles = 4;
+        bld_query_close(b, on_handle_closed);
         uv_close((uv_handle_t *) &b->async, on_handle_closed);
         uv_close((uv_handle_t *) &b->refresh_timer, on_handle_closed);
         uv_close((uv_handle_t *) &b->status_timer, on_handle_closed);

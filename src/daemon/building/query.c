@@ -128,8 +128,8 @@ void bld_query_init(osm_building *b) {
         pthread_cond_init(&b->loop_cond, NULL);
 }
 
-void bld_query_close(osm_building *b) {
-        uv_close((uv_handle_t *) &b->loop_async, NULL);
+void bld_query_close(osm_building *b, uv_close_cb cb) {
+        uv_close((uv_handle_t *) &b->loop_async, cb);
 }
 
 /* From a thread: queue q for the loop and wait for it until deadline. 0, or -ETIMEDOUT
