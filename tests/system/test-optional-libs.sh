@@ -3,6 +3,9 @@
 # idle daemon maps none of them (nor curl's TLS, SSH, LDAP and Kerberos stacks); federation enable and install from a URL
 # load them; with a library hidden (a private mount namespace bind-mounts /dev/null over
 # it), the feature fails with an error naming the package and the daemon keeps serving.
+# OpenSSL and libdqlite (with libraft) likewise: mapped only once the room is in a building
+# (building create here; at start when its state says it is a member); libmosquitto, which
+# links OpenSSL too, once the first MQTT bridge starts.
 . "$(dirname "$0")/../lib/common.sh"
 osm_setup
 
@@ -11,7 +14,8 @@ mapped() { awk '$6 ~ /\.so/ { print $6 }' "/proc/$OSM_PID/maps" | xargs -rn1 bas
 maps_lib() { mapped | grep -q "^$1\.so"; }
 
 osm_start_daemon
-for l in libcurl libmicrohttpd libnl-3 libnl-route-3 libgnutls libgssapi_krb5 libp11-kit libssh2 libldap; do
+for l in libcurl libmicrohttpd libnl-3 libnl-route-3 libgnutls libgssapi_krb5 libp11-kit libssh2 libldap \
+         libssl libcrypto libdqlite libraft libmosquitto; do
     maps_lib "$l"
     ok $((! $?)) "an idle daemon does not map $l"
 done
@@ -29,7 +33,35 @@ fi
 out=$(ctl install "http://127.0.0.1:1/none.osb" 2>&1)
 like "$out" "127.0.0.1:1" "install URL reaches libcurl (the fetch itself fails: nothing listens)"
 maps_lib libcurl; ok $? "install URL: libcurl is mapped"
+have_ingest=0
+ctl ingest ls >/dev/null 2>&1 && have_ingest=1
+if [ $have_ingest = 1 ]; then
+    out=$(ctl ingest add opt mqtt://127.0.0.1:1 --topic a --into s/ 2>&1); ok $? "ingest add ($out)"
+    maps_lib libmosquitto; ok $? "a bridge: libmosquitto is mapped"
+fi
 osm_stop_daemon
+
+# A building of one on loopback, on a port of this run (the building tests use rooms).
+have_building=0
+"$OSMOSECTL" building --help >/dev/null 2>&1 && have_building=1
+bport=$(( 20000 + $$ % 20000 ))
+building_conf() { printf '[building]\nport = %s\naddress = 127.0.0.1\n' "$bport" >"$1/osmosed.conf"; }
+if [ $have_building = 1 ]; then
+    mkdir -p "$T/state-building"; building_conf "$T/state-building"
+    OSM_STATE=$T/state-building osm_start_daemon
+    maps_lib libssl; ok $((! $?)) "outside a building: libssl is not mapped"
+    maps_lib libdqlite; ok $((! $?)) "outside a building: libdqlite is not mapped"
+    out=$(ctl building create --name "opt-$$" --address "127.0.0.1:$bport" 2>&1); ok $? "building create ($out)"
+    for l in libssl libcrypto libdqlite libraft; do
+        maps_lib $l; ok $? "in a building: $l is mapped"
+    done
+    osm_stop_daemon
+    OSM_STATE=$T/state-building osm_start_daemon
+    maps_lib libdqlite; ok $? "restarted as a member: libdqlite is mapped at start"
+    osm_stop_daemon
+else
+    skip "building create loads OpenSSL and libdqlite" "built without the building"
+fi
 
 # hide LIB: start the daemon in a private mount namespace where LIB (a soname) is /dev/null.
 libdir=$(dirname "$(ldd "$OSMOSED" | awk '$1 == "libc.so.6" { print $3 }')")
@@ -66,6 +98,28 @@ else
         like "$out" "libmicrohttpd.so.12.*package libmicrohttpd12" "... naming the library and its package ($out)"
         ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
         osm_stop_daemon
+    fi
+    if [ $have_ingest = 1 ]; then
+        hide libmosquitto.so.1
+        out=$(ctl ingest add opt mqtt://127.0.0.1:1 --topic a --into s/ 2>&1); st=$?
+        ok $((st == 0)) "ingest add without libmosquitto fails"
+        like "$out" "libmosquitto.so.1.*package libmosquitto1" "... naming the library and its package ($out)"
+        ctl status >/dev/null; ok $? "the daemon keeps serving"
+        osm_stop_daemon
+    fi
+    if [ $have_building = 1 ]; then
+        for lib in libssl.so.3:libssl3 libdqlite.so.0:libdqlite0; do
+            so=${lib%%:*} pkg=${lib#*:}
+            mkdir -p "$T/state-$so"; building_conf "$T/state-$so"
+            hide "$so"
+            out=$(ctl building create --name "opt-$$" --address "127.0.0.1:$bport" 2>&1); st=$?
+            ok $((st == 0)) "building create without $so fails"
+            like "$out" "$so.*package $pkg" "... naming the library and its package ($out)"
+            out=$(ctl --json building status 2>&1)
+            like "$out" '"in_building": *false' "... and the room is not in a building"
+            ctl status >/dev/null; ok $? "the daemon keeps serving"
+            osm_stop_daemon
+        done
     fi
 fi
 done_testing

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/building/building-internal.h"
+#include "daemon/building/dl-building.h"
 #include "osmose/log.h"
 #include "osmose/util.h"
 
@@ -601,6 +602,12 @@ static void transport_handler(void *arg, osm_btls_conn *c, const char *op, void 
 }
 
 int bld_activate(osm_building *b, char *err, size_t errsize) {
+        /* OpenSSL and libdqlite are opened here, when the room is in a building. */
+        const char *why = NULL;
+        if (osm_dl_building(&why) < 0) {
+                snprintf(err, errsize, "%s", why);
+                return -EOPNOTSUPP;
+        }
         int r = osm_bt_start(&b->d->identity, (unsigned) b->d->cfg.building_port, b->bind, b->address,
                              transport_handler, b, &b->bt, err, errsize);
         if (r < 0)

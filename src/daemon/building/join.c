@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/building/building-internal.h"
+#include "daemon/building/dl-building.h"
 #include "osmose/log.h"
 #include "osmose/util.h"
 
@@ -314,6 +315,11 @@ void bld_join_work(osm_building *b, bld_job *j) {
         }
         /* Expiry is the inviter's to judge (and to count): its clock issued the token. */
         osm_btls tls;
+        if (osm_dl_building(&why) < 0) {   /* OpenSSL and libdqlite: opened on joining */
+                osm_token_wipe(&t);
+                join_fail(j, OSM_E_NOT_AVAILABLE, "cannot join: %s", why);
+                return;
+        }
         if (osm_btls_init(&tls, &b->d->identity, NULL, NULL) < 0) {
                 osm_token_wipe(&t);
                 join_fail(j, OSM_E_INTERNAL_ERROR, "%s", "cannot set up TLS with the identity key");

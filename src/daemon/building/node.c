@@ -1,10 +1,10 @@
 /* node.c: embedding libdqlite's node (it runs its own thread and libuv loop). */
-#include <dqlite.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/building/dl-building.h"
 #include "daemon/building/node.h"
 #include "osmose/util.h"
 
@@ -19,6 +19,11 @@ struct osm_bnode {
 #define SNAPSHOT_TRAILING  768
 
 int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size_t errsize) {
+        const char *why = NULL;
+        if (osm_dl_building(&why) < 0) {
+                snprintf(errbuf, errsize, "%s", why);
+                return -EOPNOTSUPP;
+        }
         osm_bnode *n = calloc(1, sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -28,34 +33,34 @@ int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size
                 free(n);
                 return rv;
         }
-        rv = dqlite_node_create(o->id, o->address, o->dir, &n->node);
+        rv = sym_dqlite_node_create(o->id, o->address, o->dir, &n->node);
         if (rv != 0) {
                 snprintf(errbuf, errsize, "dqlite_node_create: %s",
-                         n->node ? dqlite_node_errmsg(n->node) : "out of memory");
+                         n->node ? sym_dqlite_node_errmsg(n->node) : "out of memory");
                 goto fail;
         }
-        if ((rv = dqlite_node_set_bind_address(n->node, o->bind)) != 0) {
-                snprintf(errbuf, errsize, "cannot bind %s: %s", o->bind, dqlite_node_errmsg(n->node));
+        if ((rv = sym_dqlite_node_set_bind_address(n->node, o->bind)) != 0) {
+                snprintf(errbuf, errsize, "cannot bind %s: %s", o->bind, sym_dqlite_node_errmsg(n->node));
                 goto fail;
         }
-        if (o->connect && (rv = dqlite_node_set_connect_func(n->node, o->connect, o->connect_arg)) != 0) {
+        if (o->connect && (rv = sym_dqlite_node_set_connect_func(n->node, o->connect, o->connect_arg)) != 0) {
                 snprintf(errbuf, errsize, "dqlite_node_set_connect_func failed (%d)", rv);
                 goto fail;
         }
-        if (o->latency_ms && (rv = dqlite_node_set_network_latency_ms(n->node, o->latency_ms)) != 0) {
+        if (o->latency_ms && (rv = sym_dqlite_node_set_network_latency_ms(n->node, o->latency_ms)) != 0) {
                 snprintf(errbuf, errsize, "network latency %u ms refused (%d)", o->latency_ms, rv);
                 goto fail;
         }
-        dqlite_node_set_snapshot_params(n->node, SNAPSHOT_THRESHOLD, SNAPSHOT_TRAILING);
-        if ((rv = dqlite_node_start(n->node)) != 0) {
-                snprintf(errbuf, errsize, "dqlite_node_start: %s", dqlite_node_errmsg(n->node));
+        sym_dqlite_node_set_snapshot_params(n->node, SNAPSHOT_THRESHOLD, SNAPSHOT_TRAILING);
+        if ((rv = sym_dqlite_node_start(n->node)) != 0) {
+                snprintf(errbuf, errsize, "dqlite_node_start: %s", sym_dqlite_node_errmsg(n->node));
                 goto fail;
         }
         *out = n;
         return 0;
 fail:
         if (n->node)
-                dqlite_node_destroy(n->node);
+                sym_dqlite_node_destroy(n->node);
         free(n);
         return -EIO;
 }
@@ -63,34 +68,39 @@ fail:
 void osm_bnode_stop(osm_bnode *n) {
         if (!n)
                 return;
-        dqlite_node_stop(n->node);
-        dqlite_node_destroy(n->node);
+        sym_dqlite_node_stop(n->node);
+        sym_dqlite_node_destroy(n->node);
         free(n);
 }
 
 int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
                       const char *const *addresses, int count, char *errbuf, size_t errsize) {
+        const char *why = NULL;
+        if (osm_dl_building(&why) < 0) {
+                snprintf(errbuf, errsize, "%s", why);
+                return -EOPNOTSUPP;
+        }
         dqlite_node *node = NULL;
-        int rv = dqlite_node_create(id, address, dir, &node);
+        int rv = sym_dqlite_node_create(id, address, dir, &node);
         if (rv != 0) {
-                snprintf(errbuf, errsize, "dqlite_node_create: %s", node ? dqlite_node_errmsg(node) : "out of memory");
+                snprintf(errbuf, errsize, "dqlite_node_create: %s", node ? sym_dqlite_node_errmsg(node) : "out of memory");
                 if (node)
-                        dqlite_node_destroy(node);
+                        sym_dqlite_node_destroy(node);
                 return -EIO;
         }
         dqlite_node_info *infos = calloc((size_t) count, sizeof *infos);
         if (!infos) {
-                dqlite_node_destroy(node);
+                sym_dqlite_node_destroy(node);
                 return -ENOMEM;
         }
         for (int i = 0; i < count; i++) {
                 infos[i].id = ids[i];
                 infos[i].address = addresses[i];
         }
-        rv = dqlite_node_recover(node, infos, count);
+        rv = sym_dqlite_node_recover(node, infos, count);
         if (rv != 0)
-                snprintf(errbuf, errsize, "dqlite_node_recover: %s", dqlite_node_errmsg(node));
+                snprintf(errbuf, errsize, "dqlite_node_recover: %s", sym_dqlite_node_errmsg(node));
         free(infos);
-        dqlite_node_destroy(node);
+        sym_dqlite_node_destroy(node);
         return rv != 0 ? -EIO : 0;
 }

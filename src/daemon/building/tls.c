@@ -4,15 +4,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/building/dl-building.h"
 #include "daemon/building/dq-client.h"
 #include "daemon/building/tls.h"
 #include "osmose/util.h"
@@ -27,9 +25,9 @@ typedef struct verify_ctx {
 
 /* The raw Ed25519 key of a certificate, or -1. */
 static int cert_key(X509 *x, uint8_t pk[OSM_PUBKEY_BYTES]) {
-        EVP_PKEY *k = X509_get0_pubkey(x);
+        EVP_PKEY *k = sym_X509_get0_pubkey(x);
         size_t len = OSM_PUBKEY_BYTES;
-        if (!k || EVP_PKEY_id(k) != EVP_PKEY_ED25519 || EVP_PKEY_get_raw_public_key(k, pk, &len) != 1 ||
+        if (!k || sym_EVP_PKEY_get_id(k) != EVP_PKEY_ED25519 || sym_EVP_PKEY_get_raw_public_key(k, pk, &len) != 1 ||
             len != OSM_PUBKEY_BYTES)
                 return -1;
         return 0;
@@ -38,12 +36,12 @@ static int cert_key(X509 *x, uint8_t pk[OSM_PUBKEY_BYTES]) {
 /* OpenSSL's chain checks fail on a self-signed certificate by design: the trust decision
  * is the pinned key alone, taken here on the leaf (the only certificate we accept). */
 static int verify_cb(int preverify, X509_STORE_CTX *store) {
-        SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-        verify_ctx *v = ssl ? SSL_get_ex_data(ssl, ex_index) : NULL;
-        if (!v || X509_STORE_CTX_get_error_depth(store) != 0)
+        SSL *ssl = sym_X509_STORE_CTX_get_ex_data(store, sym_SSL_get_ex_data_X509_STORE_CTX_idx());
+        verify_ctx *v = ssl ? sym_SSL_get_ex_data(ssl, ex_index) : NULL;
+        if (!v || sym_X509_STORE_CTX_get_error_depth(store) != 0)
                 return 0;
         uint8_t pk[OSM_PUBKEY_BYTES];
-        X509 *x = X509_STORE_CTX_get_current_cert(store);
+        X509 *x = sym_X509_STORE_CTX_get_current_cert(store);
         if (!x || cert_key(x, pk) < 0)
                 return 0;
         if (v->pin)
@@ -54,69 +52,75 @@ static int verify_cb(int preverify, X509_STORE_CTX *store) {
 }
 
 static SSL_CTX *make_ctx(bool server, EVP_PKEY *key, X509 *cert) {
-        SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+        SSL_CTX *ctx = sym_SSL_CTX_new(server ? sym_TLS_server_method() : sym_TLS_client_method());
         if (!ctx)
                 return NULL;
-        SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-        if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-                SSL_CTX_free(ctx);
+        /* SSL_CTX_set_min_proto_version(), _set_mode() and _set_session_cache_mode() are
+         * macros over SSL_CTX_ctrl(), written out to go through the symbol table. */
+        sym_SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_3_VERSION, NULL);
+        sym_SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        sym_SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
+        sym_SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_SESS_CACHE_OFF, NULL);
+        if (sym_SSL_CTX_use_certificate(ctx, cert) != 1 || sym_SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+            sym_SSL_CTX_check_private_key(ctx) != 1) {
+                sym_SSL_CTX_free(ctx);
                 return NULL;
         }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+        sym_SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
         return ctx;
 }
 
 int osm_btls_init(osm_btls *t, const osm_keypair *id, osm_btls_allow_fn allow, void *allow_arg) {
         memset(t, 0, sizeof *t);
+        if (osm_dl_building(NULL) < 0)   /* callers load it first to report why */
+                return -EOPNOTSUPP;
         t->allow = allow;
         t->allow_arg = allow_arg;
         if (ex_index < 0)
-                ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+                ex_index = sym_CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
         /* libsodium's secret key is seed || public key; OpenSSL takes the 32-byte seed. */
-        EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, id->sk, 32);
-        X509 *x = X509_new();
+        EVP_PKEY *key = sym_EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, id->sk, 32);
+        X509 *x = sym_X509_new();
         int rc = -EIO;
         uint8_t pk[OSM_PUBKEY_BYTES];
         size_t len = sizeof pk;
-        if (!key || !x || EVP_PKEY_get_raw_public_key(key, pk, &len) != 1 ||
+        if (!key || !x || sym_EVP_PKEY_get_raw_public_key(key, pk, &len) != 1 ||
             sodium_memcmp(pk, id->pk, sizeof pk) != 0)
                 goto out;
         char cn[OSM_SPACE_ID_LEN + 1];
         osm_space_id(id->pk, cn);
-        X509_set_version(x, 2);
-        ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-        X509_gmtime_adj(X509_getm_notBefore(x), -86400);
-        X509_time_adj_ex(X509_getm_notAfter(x), 36500, 0, NULL);   /* pinned keys do not expire */
-        X509_NAME *name = X509_get_subject_name(x);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *) cn, -1, -1, 0);
-        X509_set_issuer_name(x, name);
-        if (X509_set_pubkey(x, key) != 1 || X509_sign(x, key, NULL) <= 0)
+        sym_X509_set_version(x, 2);
+        sym_ASN1_INTEGER_set(sym_X509_get_serialNumber(x), 1);
+        sym_X509_gmtime_adj(sym_X509_getm_notBefore(x), -86400);
+        sym_X509_time_adj_ex(sym_X509_getm_notAfter(x), 36500, 0, NULL);   /* pinned keys do not expire */
+        X509_NAME *name = sym_X509_get_subject_name(x);
+        sym_X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *) cn, -1, -1, 0);
+        sym_X509_set_issuer_name(x, name);
+        if (sym_X509_set_pubkey(x, key) != 1 || sym_X509_sign(x, key, NULL) <= 0)
                 goto out;
         t->server = make_ctx(true, key, x);
         t->client = make_ctx(false, key, x);
         if (t->server && t->client)
                 rc = 0;
 out:
-        EVP_PKEY_free(key);
-        X509_free(x);
+        sym_EVP_PKEY_free(key);
+        sym_X509_free(x);
         if (rc < 0)
                 osm_btls_free(t);
         return rc;
 }
 
 void osm_btls_free(osm_btls *t) {
-        SSL_CTX_free(t->server);
-        SSL_CTX_free(t->client);
+        if (!t->server && !t->client)
+                return;   /* never set up (OpenSSL may not even be loaded) */
+        sym_SSL_CTX_free(t->server);
+        sym_SSL_CTX_free(t->client);
         t->server = t->client = NULL;
 }
 
 /* Wait for what OpenSSL asked for after a call returned r. 0 to retry, or -errno. */
 static int ssl_wait(osm_btls_conn *c, int r, uint64_t deadline_us) {
-        int e = SSL_get_error(c->ssl, r);
+        int e = sym_SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_WANT_READ)
                 return osm_dq_wait_fd(c->fd, POLLIN, deadline_us);
         if (e == SSL_ERROR_WANT_WRITE)
@@ -130,35 +134,35 @@ static int handshake(osm_btls *t, osm_btls_conn *c, bool server, const uint8_t *
                      const char **why) {
         uint64_t dl = osm_now_mono_us() + (uint64_t) timeout_ms * 1000;
         verify_ctx v = { .t = t, .pin = pin };
-        c->ssl = SSL_new(server ? t->server : t->client);
-        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        c->ssl = sym_SSL_new(server ? t->server : t->client);
+        if (!c->ssl || sym_SSL_set_fd(c->ssl, c->fd) != 1) {
                 *why = "out of memory";
                 return -ENOMEM;
         }
-        SSL_set_ex_data(c->ssl, ex_index, &v);
+        sym_SSL_set_ex_data(c->ssl, ex_index, &v);
         int r;
         for (;;) {
-                r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+                r = server ? sym_SSL_accept(c->ssl) : sym_SSL_connect(c->ssl);
                 if (r == 1)
                         break;
                 int w = ssl_wait(c, r, dl);
                 if (w < 0) {
-                        ERR_clear_error();
-                        SSL_set_ex_data(c->ssl, ex_index, NULL);
+                        sym_ERR_clear_error();
+                        sym_SSL_set_ex_data(c->ssl, ex_index, NULL);
                         if (w == -ETIMEDOUT)
                                 *why = "TLS handshake timed out";
                         else
-                                *why = v.ok || SSL_get_verify_result(c->ssl) == X509_V_OK ? "TLS handshake failed"
+                                *why = v.ok || sym_SSL_get_verify_result(c->ssl) == X509_V_OK ? "TLS handshake failed"
                                                                                           : "peer key not accepted";
                         return w == -ETIMEDOUT ? w : (v.ok ? -EPROTO : -EPERM);
                 }
         }
-        SSL_set_ex_data(c->ssl, ex_index, NULL);
+        sym_SSL_set_ex_data(c->ssl, ex_index, NULL);
         /* The decision was taken in verify_cb; check again on what the handshake kept. */
-        X509 *peer = SSL_get1_peer_certificate(c->ssl);
+        X509 *peer = sym_SSL_get1_peer_certificate(c->ssl);
         int k = peer ? cert_key(peer, c->peer) : -1;
-        X509_free(peer);
-        if (k < 0 || !v.ok || SSL_version(c->ssl) != TLS1_3_VERSION) {
+        sym_X509_free(peer);
+        if (k < 0 || !v.ok || sym_SSL_version(c->ssl) != TLS1_3_VERSION) {
                 *why = "peer key not accepted";
                 return -EPERM;
         }
@@ -241,18 +245,19 @@ int osm_btls_accept(osm_btls *t, int fd, int timeout_ms, osm_btls_conn *c, const
 
 void osm_btls_close(osm_btls_conn *c) {
         if (c->ssl) {
-                SSL_shutdown(c->ssl);   /* best effort: the socket is non-blocking */
-                SSL_free(c->ssl);
+                sym_SSL_shutdown(c->ssl);   /* best effort: the socket is non-blocking */
+                sym_SSL_free(c->ssl);
                 c->ssl = NULL;
         }
         c->fd = osm_close(c->fd);
-        ERR_clear_error();
+        if (sym_ERR_clear_error)
+                sym_ERR_clear_error();
 }
 
 int osm_btls_write(osm_btls_conn *c, const void *buf, size_t len, uint64_t deadline_us) {
         const uint8_t *p = buf;
         while (len > 0) {
-                int r = SSL_write(c->ssl, p, (int) OSM_MIN(len, 1u << 20));
+                int r = sym_SSL_write(c->ssl, p, (int) OSM_MIN(len, 1u << 20));
                 if (r > 0) {
                         p += r;
                         len -= (size_t) r;
@@ -271,7 +276,7 @@ int osm_btls_read_line(osm_btls_conn *c, char *buf, size_t max, uint64_t deadlin
          * and nothing past the newline may be consumed (a proxied stream may follow). */
         while (n + 1 < max) {
                 char ch;
-                int r = SSL_read(c->ssl, &ch, 1);
+                int r = sym_SSL_read(c->ssl, &ch, 1);
                 if (r == 1) {
                         if (ch == '\n') {
                                 buf[n] = 0;
@@ -290,7 +295,7 @@ int osm_btls_read_line(osm_btls_conn *c, char *buf, size_t max, uint64_t deadlin
 /* After SSL_read/SSL_write returned r <= 0: add what OpenSSL waits for to *ev and return
  * true, or false if the connection is over. */
 static bool ssl_want(SSL *ssl, int r, short *ev) {
-        int e = SSL_get_error(ssl, r);
+        int e = sym_SSL_get_error(ssl, r);
         if (e == SSL_ERROR_WANT_READ)
                 *ev |= POLLIN;
         else if (e == SSL_ERROR_WANT_WRITE)
@@ -308,7 +313,7 @@ void osm_btls_pump(osm_btls_conn *c, int pfd, volatile bool *stop) {
                 bool progress = false;
                 short tls_ev = 0, plain_ev = 0;
                 if (down_len == 0) {
-                        int r = SSL_read(c->ssl, down, sizeof down);
+                        int r = sym_SSL_read(c->ssl, down, sizeof down);
                         if (r > 0) {
                                 down_len = (size_t) r;
                                 down_off = 0;
@@ -343,7 +348,7 @@ void osm_btls_pump(osm_btls_conn *c, int pfd, volatile bool *stop) {
                         }
                 }
                 if (up_len > 0) {
-                        int r = SSL_write(c->ssl, up + up_off, (int) (up_len - up_off));
+                        int r = sym_SSL_write(c->ssl, up + up_off, (int) (up_len - up_off));
                         if (r > 0) {
                                 up_off += (size_t) r;
                                 if (up_off == up_len)
@@ -363,5 +368,5 @@ void osm_btls_pump(osm_btls_conn *c, int pfd, volatile bool *stop) {
                         break;
                 /* POLLHUP with data still readable is handled by the reads returning 0. */
         }
-        ERR_clear_error();
+        sym_ERR_clear_error();
 }

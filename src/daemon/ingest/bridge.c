@@ -6,9 +6,9 @@
  * Why the acknowledgement can be held back with libmosquitto 2.0: its handle__publish()
  * queues the PUBACK of a QoS 1 message right when it reads the PUBLISH (before or after
  * on_message, depending on the version) and there is no manual-ack API before 2.1. But in
- * "threaded" mode (mosquitto_threaded_set(true): the application owns the threads)
+ * "threaded" mode (sym_mosquitto_threaded_set(true): the application owns the threads)
  * packet__queue() never writes by itself; queued packets go out only in
- * mosquitto_loop_write(), which only we call. So the bridge calls loop_write only while no
+ * sym_mosquitto_loop_write(), which only we call. So the bridge calls loop_write only while no
  * QoS 1 message it read is still waiting for its group commit: every PUBACK in the queue
  * then stands for a durable record. A broken connection drops the queue (mosquitto's
  * reconnect runs packet__cleanup_all()), and the broker redelivers what was not
@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <mosquitto.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +36,7 @@
 #include <unistd.h>
 
 #include "daemon/ingest/bridge.h"
+#include "daemon/ingest/dl-mosquitto.h"
 #include "daemon/store/store.h"
 #include "osmose/error.h"
 #include "osmose/log.h"
@@ -436,7 +436,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags) {
         osm_bridge *b = obj;
         if (rc != 0) {
-                set_error(b, "broker refused the connection: %s", mosquitto_connack_string(rc));
+                set_error(b, "broker refused the connection: %s", sym_mosquitto_connack_string(rc));
                 log_warning("ingest %s: %s", b->def.name, b->last_error);
                 drop_connection(b, NULL);
                 return;
@@ -451,9 +451,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags) {
         /* Subscribing again on a resumed session would make the broker resend retained
          * messages (MQTT 3.1.1 §3.3.1.3): subscribe only for a new session. */
         if (!b->session_present) {
-                int r = mosquitto_subscribe_multiple(mosq, NULL, (int) b->def.n_topics, b->def.topics, b->def.qos, 0, NULL);
+                int r = sym_mosquitto_subscribe_multiple(mosq, NULL, (int) b->def.n_topics, b->def.topics, b->def.qos, 0, NULL);
                 if (r != MOSQ_ERR_SUCCESS) {
-                        set_error(b, "subscribe: %s", mosquitto_strerror(r));
+                        set_error(b, "subscribe: %s", sym_mosquitto_strerror(r));
                         drop_connection(b, NULL);
                 }
         }
@@ -471,7 +471,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc) {
         osm_bridge *b = obj;
         if (b->state == B_CONNECTED || b->state == B_CONNECTING) {
                 if (rc != 0 && !b->last_error[0])
-                        set_error(b, "connection lost: %s", mosquitto_strerror(rc));
+                        set_error(b, "connection lost: %s", sym_mosquitto_strerror(rc));
                 drop_connection(b, NULL);
         }
 }
@@ -510,7 +510,7 @@ static void drop_connection(osm_bridge *b, const char *why) {
                 return;
         if (why)
                 log_warning("ingest %s: dropping the connection: %s", b->def.name, why);
-        int fd = mosquitto_socket(b->mosq);
+        int fd = sym_mosquitto_socket(b->mosq);
         if (fd >= 0)
                 shutdown(fd, SHUT_RDWR);
         stop_poll(b);
@@ -528,7 +528,7 @@ static void handle_rc(osm_bridge *b, int rc, const char *what) {
         if (rc == MOSQ_ERR_ERRNO)
                 set_error(b, "%s: %s", what, strerror(errno));
         else if (rc != MOSQ_ERR_NO_CONN || !b->last_error[0])
-                set_error(b, "%s: %s", what, mosquitto_strerror(rc));
+                set_error(b, "%s: %s", what, sym_mosquitto_strerror(rc));
         drop_connection(b, NULL);
 }
 
@@ -542,7 +542,7 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
         if (events & UV_READABLE) {
                 for (int i = 0; i < READ_BUDGET && b->poll && b->pending_all < MAX_PENDING; i++) {
                         errno = 0;
-                        int rc = mosquitto_loop_read(b->mosq, 1);
+                        int rc = sym_mosquitto_loop_read(b->mosq, 1);
                         if (rc != MOSQ_ERR_SUCCESS) {
                                 flush_stage(b);
                                 handle_rc(b, rc, "read");
@@ -554,13 +554,13 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
                 flush_stage(b);
         }
         if (b->poll && (events & UV_WRITABLE) && b->pending_q1 == 0) {
-                int rc = mosquitto_loop_write(b->mosq, 1);
+                int rc = sym_mosquitto_loop_write(b->mosq, 1);
                 if (rc != MOSQ_ERR_SUCCESS) {
                         handle_rc(b, rc, "write");
                         return;
                 }
                 /* Every PUBACK written: the in-flight lines are done with. */
-                if (!mosquitto_want_write(b->mosq) && b->pending_q1 == 0 && b->inflight_lines > 0 &&
+                if (!sym_mosquitto_want_write(b->mosq) && b->pending_q1 == 0 && b->inflight_lines > 0 &&
                     b->inflight_fd >= 0 && ftruncate(b->inflight_fd, 0) == 0)
                         b->inflight_lines = 0;
         }
@@ -574,7 +574,7 @@ static void update_poll(osm_bridge *b) {
         int ev = 0;
         if (b->pending_all < MAX_PENDING)
                 ev |= UV_READABLE;
-        if (b->pending_q1 == 0 && mosquitto_want_write(b->mosq))
+        if (b->pending_q1 == 0 && sym_mosquitto_want_write(b->mosq))
                 ev |= UV_WRITABLE;
         if (ev == b->poll_events)
                 return;
@@ -586,7 +586,7 @@ static void misc_fire(uv_timer_t *t) {
         osm_bridge *b = t->data;
         if (b->state != B_CONNECTED && b->state != B_CONNECTING)
                 return;
-        int rc = mosquitto_loop_misc(b->mosq);
+        int rc = sym_mosquitto_loop_misc(b->mosq);
         if (rc != MOSQ_ERR_SUCCESS) {
                 handle_rc(b, rc, "keepalive");
                 return;
@@ -596,12 +596,12 @@ static void misc_fire(uv_timer_t *t) {
 
 static void begin_session(osm_bridge *b, const char *addr) {
         b->state = B_CONNECTING;
-        int rc = mosquitto_connect_async(b->mosq, addr, b->port, KEEPALIVE_S);
+        int rc = sym_mosquitto_connect_async(b->mosq, addr, b->port, KEEPALIVE_S);
         if (rc != MOSQ_ERR_SUCCESS) {
                 handle_rc(b, rc, "connect");
                 return;
         }
-        int fd = mosquitto_socket(b->mosq);
+        int fd = sym_mosquitto_socket(b->mosq);
         int pfd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
         b->poll = pfd >= 0 ? malloc(sizeof *b->poll) : NULL;
         if (!b->poll || uv_poll_init(b->loop, b->poll, pfd) < 0) {
@@ -830,25 +830,29 @@ int osm_bridge_new(uv_loop_t *loop, osm_store *store, const char *state_dir, con
         }
         /* clean_session = false: the broker keeps the subscription and what we have not
          * acknowledged while we are away, and redelivers it. */
-        b->mosq = mosquitto_new(b->client_id, false, b);
+        if (osm_dl_mosquitto(why) < 0) {   /* opened by the first bridge */
+                r = -EOPNOTSUPP;
+                goto fail;
+        }
+        b->mosq = sym_mosquitto_new(b->client_id, false, b);
         if (!b->mosq) {
                 r = -errno ? -errno : -ENOMEM;
                 *why = "mosquitto_new failed";
                 goto fail;
         }
-        mosquitto_threaded_set(b->mosq, true);   /* see the top of this file */
-        mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-        mosquitto_connect_with_flags_callback_set(b->mosq, on_connect);
-        mosquitto_disconnect_callback_set(b->mosq, on_disconnect);
-        mosquitto_message_callback_set(b->mosq, on_message);
-        mosquitto_subscribe_callback_set(b->mosq, on_subscribe);
+        sym_mosquitto_threaded_set(b->mosq, true);   /* see the top of this file */
+        sym_mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        sym_mosquitto_connect_with_flags_callback_set(b->mosq, on_connect);
+        sym_mosquitto_disconnect_callback_set(b->mosq, on_disconnect);
+        sym_mosquitto_message_callback_set(b->mosq, on_message);
+        sym_mosquitto_subscribe_callback_set(b->mosq, on_subscribe);
         if (def->username) {
                 char pw[1024] = "";
                 if (def->password_file && (r = read_password(def->password_file, pw, sizeof pw, why)) < 0) {
                         sodium_memzero(pw, sizeof pw);
                         goto fail;
                 }
-                int rc = mosquitto_username_pw_set(b->mosq, def->username, def->password_file ? pw : NULL);
+                int rc = sym_mosquitto_username_pw_set(b->mosq, def->username, def->password_file ? pw : NULL);
                 sodium_memzero(pw, sizeof pw);
                 if (rc != MOSQ_ERR_SUCCESS) {
                         *why = "cannot set the credentials";
@@ -857,7 +861,7 @@ int osm_bridge_new(uv_loop_t *loop, osm_store *store, const char *state_dir, con
                 }
         }
         if (b->tls) {
-                int rc = mosquitto_tls_set(b->mosq, def->ca_file, def->ca_file ? NULL : "/etc/ssl/certs", NULL, NULL, NULL);
+                int rc = sym_mosquitto_tls_set(b->mosq, def->ca_file, def->ca_file ? NULL : "/etc/ssl/certs", NULL, NULL, NULL);
                 if (rc != MOSQ_ERR_SUCCESS) {
                         *why = "cannot use the CA file";
                         r = -EINVAL;
@@ -888,7 +892,7 @@ static void bridge_unref(osm_bridge *b) {
         }
         free(b->stage);
         if (b->mosq)
-                mosquitto_destroy(b->mosq);
+                sym_mosquitto_destroy(b->mosq);
         osm_close(b->inflight_fd);
         free(b->writer);
         free(b->inflight_path);
@@ -904,7 +908,7 @@ osm_bridge *osm_bridge_free(osm_bridge *b) {
         bstate was = b->state;
         b->state = B_STOPPED;
         if (b->mosq && (was == B_CONNECTED || was == B_CONNECTING)) {
-                int fd = mosquitto_socket(b->mosq);
+                int fd = sym_mosquitto_socket(b->mosq);
                 if (fd >= 0)
                         shutdown(fd, SHUT_RDWR);
         }

@@ -2,7 +2,6 @@
  * added with `osmosectl ingest add` (kept in STATE/ingest.json), started after the store,
  * restarted when their definition changes on reload, and their state for status. */
 #include <errno.h>
-#include <mosquitto.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,7 +136,6 @@ static int ingest_start(osm_daemon *d) {
                 free(ing);
                 return -ENOMEM;
         }
-        mosquitto_lib_init();
         d->ingest = ing;
         int r = osm_ingest_iface_register(ing, d->server);
         if (r < 0) {
