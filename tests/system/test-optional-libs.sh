@@ -75,6 +75,14 @@ SH
     chmod +x "$T/osmosed-without-$1"
     OSMOSED="$T/osmosed-without-$1" OSM_STATE=$T/state-$1 osm_start_daemon
 }
+# refused SONAME PACKAGE WHAT CMD...: with SONAME hidden, CMD fails naming it and PACKAGE.
+refused() {
+    local so=$1 pkg=$2 what=$3 out st
+    shift 3
+    out=$("$@" 2>&1); st=$?
+    ok $((st == 0)) "$what without $so fails"
+    like "$out" "$so.*package $pkg" "... naming the library and its package ($out)"
+}
 if [ "$(id -u)" != 0 ] || ! unshare -m --propagation private true 2>/dev/null; then
     skip "hidden libraries" "needs root and mount namespaces"
 else
@@ -93,18 +101,14 @@ else
     osm_stop_daemon
     if [ $have_fed = 1 ]; then
         hide libmicrohttpd.so.12
-        out=$(ctl federation enable --listen 127.0.0.1:0 2>&1); st=$?
-        ok $((st == 0)) "federation enable without libmicrohttpd fails"
-        like "$out" "libmicrohttpd.so.12.*package libmicrohttpd12" "... naming the library and its package ($out)"
+        refused libmicrohttpd.so.12 libmicrohttpd12 "federation enable" ctl federation enable --listen 127.0.0.1:0
         ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
         osm_stop_daemon
     fi
     if [ $have_ingest = 1 ]; then
         hide libmosquitto.so.1
-        out=$(ctl ingest add opt mqtt://127.0.0.1:1 --topic a --into s/ 2>&1); st=$?
-        ok $((st == 0)) "ingest add without libmosquitto fails"
-        like "$out" "libmosquitto.so.1.*package libmosquitto1" "... naming the library and its package ($out)"
-        ctl status >/dev/null; ok $? "the daemon keeps serving"
+        refused libmosquitto.so.1 libmosquitto1 "ingest add" ctl ingest add opt mqtt://127.0.0.1:1 --topic a --into s/
+        ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
         osm_stop_daemon
     fi
     if [ $have_building = 1 ]; then
@@ -112,12 +116,10 @@ else
             so=${lib%%:*} pkg=${lib#*:}
             mkdir -p "$T/state-$so"; building_conf "$T/state-$so"
             hide "$so"
-            out=$(ctl building create --name "opt-$$" --address "127.0.0.1:$bport" 2>&1); st=$?
-            ok $((st == 0)) "building create without $so fails"
-            like "$out" "$so.*package $pkg" "... naming the library and its package ($out)"
+            refused "$so" "$pkg" "building create" ctl building create --name "opt-$$" --address "127.0.0.1:$bport"
             out=$(ctl --json building status 2>&1)
             like "$out" '"in_building": *false' "... and the room is not in a building"
-            ctl status >/dev/null; ok $? "the daemon keeps serving"
+            ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
             osm_stop_daemon
         done
     fi
