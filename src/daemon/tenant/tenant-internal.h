@@ -51,6 +51,7 @@ int tn_remove(osm_tenants *t, const char *name, int64_t purge_at, json_t *worklo
 void tn_check_leases(osm_tenants *t);
 uint64_t tn_store_bytes(osm_tenants *t, const char *tenant);
 uint64_t tn_disk_bytes(osm_tenants *t, const char *tenant);
+uint64_t tn_workload_disk_bytes(osm_tenants *t, const char *workload);
 
 /* usage.c */
 void tn_usage_sample(osm_tenants *t);

@@ -113,17 +113,27 @@ typedef struct du_ctx {
         uint64_t sum;
 } du_ctx;
 
-static void du_workload(void *userdata, const char *workload, const char *tenant) {
-        du_ctx *c = userdata;
-        if (!tenant || strcmp(tenant, c->tenant) != 0)
-                return;
+/* Bytes of one data directory (bounded walk). */
+static uint64_t du_dir(const char *data_root, const char *workload) {
         char path[4096];
-        if ((size_t) snprintf(path, sizeof path, "%s/%s", c->data_root, workload) >= sizeof path)
-                return;
+        if ((size_t) snprintf(path, sizeof path, "%s/%s", data_root, workload) >= sizeof path)
+                return 0;
         du_sum = 0;
         du_entries = 0;
         (void) nftw(path, du_one, 16, FTW_PHYS | FTW_MOUNT);
-        c->sum += du_sum;
+        return du_sum;
+}
+
+static void du_workload(void *userdata, const char *workload, const char *tenant) {
+        du_ctx *c = userdata;
+        if (tenant && strcmp(tenant, c->tenant) == 0)
+                c->sum += du_dir(c->data_root, workload);
+}
+
+uint64_t tn_workload_disk_bytes(osm_tenants *t, const char *workload) {
+        char root[4096];
+        snprintf(root, sizeof root, "%s/data", t->d->cfg.state_dir);
+        return du_dir(root, workload);
 }
 
 uint64_t tn_disk_bytes(osm_tenants *t, const char *tenant) {
@@ -263,21 +273,25 @@ int tn_save(osm_tenants *t, const osm_tenant *tn) {
         return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 }
 
-int tn_add(osm_tenants *t, const osm_tenant *tn) {
-        if (t->n >= TN_MAX_TENANTS)
-                return -EBUSY;
+/* Append a copy of tn (its group duplicated) to the array. */
+static int append(osm_tenants *t, const osm_tenant *tn) {
         osm_tenant *a = realloc(t->tenants, (t->n + 1) * sizeof *a);
         if (!a)
                 return -ENOMEM;
         t->tenants = a;
-        int r = tn_save(t, tn);
-        if (r < 0)
-                return r;
         a[t->n] = *tn;
-        a[t->n].group = strdup(tn->group);
-        if (!a[t->n].group)
+        if (!(a[t->n].group = strdup(tn->group)))
                 return -ENOMEM;
         t->n++;
+        return 0;
+}
+
+int tn_add(osm_tenants *t, const osm_tenant *tn) {
+        if (t->n >= TN_MAX_TENANTS)
+                return -EBUSY;
+        int r = tn_save(t, tn);
+        if (r < 0 || (r = append(t, tn)) < 0)
+                return r;
         qsort(t->tenants, t->n, sizeof *t->tenants, cmp_tenant);
         return 0;
 }
@@ -341,15 +355,8 @@ static int load(osm_tenants *t) {
                 tn.gid = g ? g->gr_gid : (gid_t) -1;
                 if (!g)
                         log_warning("tenant %s: group %s does not exist; nobody acts for it", name, grp);
-                osm_tenant *a = realloc(t->tenants, (t->n + 1) * sizeof *a);
-                if (!a)
+                if (append(t, &tn) < 0)
                         return -ENOMEM;
-                t->tenants = a;
-                a[t->n] = tn;
-                a[t->n].group = strdup(grp);
-                if (!a[t->n].group)
-                        return -ENOMEM;
-                t->n++;
         }
         return 0;
 }

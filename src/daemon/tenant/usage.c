@@ -125,8 +125,14 @@ int tn_usage_flush(osm_tenants *t) {
                 if (!b->dirty)
                         continue;
                 if (strcmp(b->tenant, OSM_TENANT_OPERATOR) != 0) {
-                        b->disk_bytes = tn_disk_bytes(t, b->tenant);
-                        b->store_bytes = tn_store_bytes(t, b->tenant);
+                        /* The workload's own data directory (as Usage says), and the
+                         * tenant's store bytes: listed once per tenant in this flush. */
+                        b->disk_bytes = tn_workload_disk_bytes(t, b->workload);
+                        const tn_bucket *same = NULL;
+                        for (const tn_bucket *o = t->buckets; o != b && !same; o = o->next)
+                                if (o->dirty && strcmp(o->tenant, b->tenant) == 0)
+                                        same = o;
+                        b->store_bytes = same ? same->store_bytes : tn_store_bytes(t, b->tenant);
                 }
                 sqlite3_reset(st);
                 sqlite3_bind_text(st, 1, b->tenant, -1, SQLITE_STATIC);
