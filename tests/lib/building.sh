@@ -7,7 +7,6 @@
 #                                in each as "room-ROOM"
 #   jb ROOM JQ                   building status of ROOM, through jq -r
 #   field_is ROOM JQ VALUE       does jb ROOM JQ print VALUE?
-#   wait_for SECONDS CMD...      run CMD until it succeeds, every 0.1 s
 #   bkey                         a random public key (never starting with '-')
 
 building_rooms() {
@@ -27,7 +26,6 @@ building_rooms() {
 }
 jb() { rctl "$1" --json building status | jq -r "$2"; }
 field_is() { [ "$(jb "$1" "$2" 2>/dev/null)" = "$3" ]; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 bkey() { python3 -c 'import base64, os
 while True:
     k = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")

@@ -8,6 +8,9 @@
 #   ctl ARGS                   run osmosectl
 #   ok COND_EXIT MSG / is GOT WANT MSG / like GOT REGEX MSG / skip MSG REASON
 #   done_testing               print the plan; exit status 1 if anything failed
+#   wait_for [SECONDS] CMD...  run CMD (one word: a shell expression) every 0.1 s until it
+#                              succeeds, for SECONDS (default 20); 1 if it never did
+#   mk_bundle NAME             build $T/NAME.osb from the manifest on stdin (in $T/NAME/)
 set -u
 
 OSMOSED=${OSMOSED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/src/daemon/osmosed}
@@ -58,6 +61,22 @@ done_testing() {
     [ "$_tap_failed" -eq 0 ]
 }
 bail() { echo "Bail out! $*"; exit 1; }
+
+wait_for() {
+    local secs=20
+    if [ $# -gt 1 ] && [[ $1 =~ ^[0-9]+$ ]]; then secs=$1; shift; fi
+    for _ in $(seq $((secs * 10))); do
+        if [ $# -eq 1 ]; then eval "$1" && return 0; else "$@" && return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+mk_bundle() {
+    mkdir -p "$T/$1"
+    cat > "$T/$1/manifest.json"
+    ctl bundle build "$T/$1" -o "$T/$1.osb" >/dev/null || bail "bundle build $1"
+}
 
 osm_cleanup() {
     local p

@@ -14,12 +14,6 @@ fi
 BUILD_ROOT=${OSM_BUILD_ROOT:-$(dirname "$OSMOSECTL")/../..}
 CLIENT_PY=$OSM_SOURCE_ROOT/tests/system/api-client.py
 
-# wait_for 'SHELL CODE': try for up to 20 s
-wait_for() {
-    local i
-    for i in $(seq 200); do eval "$1" && return 0; sleep 0.1; done
-    return 1
-}
 state_of() { ctl --json ps --all | python3 -c "import json,sys; print(next((i['state'] for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), 'none'))"; }
 # mk NAME CAPS_JSON: a bundle running the Python client from the workload's data directory
 mk() {

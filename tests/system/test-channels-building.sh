@@ -21,7 +21,6 @@ for r in "${ROOMS[@]}"; do
         > "$ROOMS_DIR/$r/osm/osmosed.conf"
     room_osmosed_start "$r" "room-$r" --config "$ROOMS_DIR/$r/osm/osmosed.conf" || bail "osmosed in $r"
 done
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 
 rctl A building create --name HQ --address "$(ip_of A)" >/dev/null || bail "building create"
 n_members() { rctl "$1" --json building status 2>/dev/null | jq -r '.members | length'; }

@@ -18,11 +18,6 @@ make_bundle() {
         "${4:-[\"/bin/sh\",\"-c\",\"echo v$1 >> /data/log; exec sleep 1000\"]}" "${6:-}" > "$d/manifest.json"
     ctl bundle build "$d" -o "$3" --key "$2" >/dev/null || bail "bundle build $3"
 }
-wait_for() {
-    local i
-    for i in $(seq 200); do eval "$1" && return 0; sleep 0.1; done
-    return 1
-}
 installed() { ctl --json workloads | python3 -c 'import json,sys
 print(next((str(w["version"]) for w in json.load(sys.stdin)["workloads"] if w["name"]==sys.argv[1]), "none"))' "$1"; }
 running_version() { ctl --json ps | python3 -c 'import json,sys

@@ -32,7 +32,6 @@ chmod +x "$T/osmosed-in-ns"
 
 on() { local s=$1; shift; OSMOSE_SOCKET=$T/$s/osmosed.sock "$OSMOSECTL" "$@"; }
 jget() { on "$1" --json "${@:3}" | jq -r "$2"; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 remote_field() { jget "$1" ".remotes[] | select(.name==\"$2\") | .$3" remote ls; }
 state_is() { [ "$(remote_field "$1" "$2" state)" = "$3" ]; }
 put_n() {

@@ -17,7 +17,6 @@ stop_space() { local p; eval "p=\$PID_$1"; kill -"${2:-TERM}" "$p"; wait "$p" 2>
 on() { local s=$1; shift; OSMOSE_SOCKET=$T/$s/osmosed.sock "$OSMOSECTL" "$@"; }
 jget() { on "$1" --json "${@:3}" | jq -r "$2"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 
 # put_n SPACE N TAG: store N records {"n": i, "tag": TAG} in t/x on SPACE.
 put_n() {

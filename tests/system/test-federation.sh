@@ -41,11 +41,6 @@ listening() {   # listening PID: TCP sockets of PID in LISTEN state
     echo "$n"
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {   # wait_for SECONDS COMMAND…: until COMMAND succeeds
-    local n=$(( $1 * 10 )); shift
-    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 
 start_space a
 start_space b

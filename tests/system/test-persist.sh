@@ -11,35 +11,25 @@ if [ "$(id -u)" != 0 ]; then
     exit 0
 fi
 
-mk() {
-    mkdir -p "$T/$1"
-    cat > "$T/$1/manifest.json"
-    ctl bundle build "$T/$1" -o "$T/$1.osb" >/dev/null || bail "bundle build $1"
-}
-wait_for() {
-    local i
-    for i in $(seq 200); do eval "$1" && return 0; sleep 0.1; done
-    return 1
-}
 psall() { ctl --json ps --all; }
 field_of() { psall | python3 -c "import json,sys; print(next((str(i.get('$2','')) for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), 'none'))"; }
 live_of() { ctl --json ps | python3 -c "import json,sys; print(' '.join(i['id'] for i in json.load(sys.stdin)['instances'] if i['workload']=='$1'))"; }
 
 # agg: a long-running aggregator that fails now and then (restart: on-failure); each start
 # says so, then ticks.
-mk agg <<'EOF'
+mk_bundle agg <<'EOF'
 {"name":"agg","version":1,"restart":"on-failure","entrypoint":["/bin/sh","-c","echo start $$; echo warn >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"]}
 EOF
-mk svc <<'EOF'
+mk_bundle svc <<'EOF'
 {"name":"svc","version":1,"entrypoint":["/bin/sh","-c","echo svc up; while :; do sleep 1; done"]}
 EOF
-mk oneshot <<'EOF'
+mk_bundle oneshot <<'EOF'
 {"name":"oneshot","version":1,"entrypoint":["/bin/sh","-c","while :; do sleep 1; done"]}
 EOF
-mk flaky <<'EOF'
+mk_bundle flaky <<'EOF'
 {"name":"flaky","version":1,"restart":"on-failure","entrypoint":["/bin/sh","-c","echo trying; echo failing >&2; exit 3"]}
 EOF
-mk keeper <<'EOF'
+mk_bundle keeper <<'EOF'
 {"name":"keeper","version":1,"entrypoint":["/bin/sh","-c","echo precious > /data/file; echo done"]}
 EOF
 

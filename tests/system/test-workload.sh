@@ -10,46 +10,34 @@ if [ "$(id -u)" != 0 ]; then
     exit 0
 fi
 
-# mk NAME: build NAME.osb (unsigned) from a manifest on stdin
-mk() {
-    mkdir -p "$T/$1"
-    cat > "$T/$1/manifest.json"
-    ctl bundle build "$T/$1" -o "$T/$1.osb" >/dev/null || bail "bundle build $1"
-}
-# wait_for 'SHELL CODE': evaluate it again and again, for up to 20 s, until it succeeds
-wait_for() {
-    local i
-    for i in $(seq 200); do eval "$1" && return 0; sleep 0.1; done
-    return 1
-}
 state_of() { ctl --json ps --all | python3 -c "import json,sys; print(next((i['state'] for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), 'none'))"; }
 field_of() { ctl --json ps --all | python3 -c "import json,sys; print(next((i.get('$2','') for i in json.load(sys.stdin)['instances'] if i['id']=='$1'), ''))"; }
 
-mk exit7 <<'EOF'
+mk_bundle exit7 <<'EOF'
 {"name":"exit7","version":1,"entrypoint":["/bin/sh","-c","echo out; echo err >&2; echo args: \"$@\"; echo data > /data/written; exit 7","sh"]}
 EOF
-mk killed <<'EOF'
+mk_bundle killed <<'EOF'
 {"name":"killed","version":1,"entrypoint":["/bin/sh","-c","kill -9 $$"]}
 EOF
-mk chatty <<'EOF'
+mk_bundle chatty <<'EOF'
 {"name":"chatty","version":1,"entrypoint":["/bin/sh","-c","i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done; echo the-end"]}
 EOF
-mk ticker <<'EOF'
+mk_bundle ticker <<'EOF'
 {"name":"ticker","version":1,"entrypoint":["/bin/sh","-c","i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done"]}
 EOF
-mk stubborn <<'EOF'
+mk_bundle stubborn <<'EOF'
 {"name":"stubborn","version":1,"entrypoint":["/bin/sh","-c","trap '' TERM; echo ignoring TERM; while :; do sleep 0.1; done"]}
 EOF
-mk crash <<'EOF'
+mk_bundle crash <<'EOF'
 {"name":"crash","version":1,"entrypoint":["/bin/sh","-c","echo crashing; exit 3"],"restart":"on-failure"}
 EOF
-mk once <<'EOF'
+mk_bundle once <<'EOF'
 {"name":"once","version":1,"entrypoint":["/bin/sh","-c","exit 0"],"restart":"on-failure"}
 EOF
-mk always <<'EOF'
+mk_bundle always <<'EOF'
 {"name":"always","version":1,"entrypoint":["/bin/sh","-c","echo run; exit 0"],"restart":"always"}
 EOF
-mk missing <<'EOF'
+mk_bundle missing <<'EOF'
 {"name":"missing","version":1,"entrypoint":["/no/such/program"]}
 EOF
 
