@@ -14,7 +14,10 @@ part of io.osmose.X ("" for io.osmose itself, VARLINK for org.varlink.service); 
 every error a constructor osm_error_<iface>_<error>(fields...) taking exactly its
 declared fields; and for errors that carry a message and nothing else required, a
 OSM_E_..._M token that osm_call_errorf() demands (so that it cannot send {message} with
-an error that declares other fields).
+an error that declares other fields); and for every method a typed call builder
+osm_req_<iface>_<method>(required fields..., const osm_req_<iface>_<method>_opt *opt) whose
+optional fields are members of the _opt struct (set with designated initializers), so that
+a client cannot send a misspelt method or a parameter of the wrong name or type.
 
 Usage: varlink-gen.py -o OUT.c FILE.varlink...
        varlink-gen.py --header OUT.h FILE.varlink...
@@ -154,13 +157,113 @@ def c_param(ftype, typedefs):
     return "json_t *", "%s"
 
 
+C_KEYWORDS = {"auto", "break", "case", "char", "const", "continue", "default", "do", "double",
+              "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long",
+              "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
+              "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "bool"}
+
+
+def c_name(field):
+    return field + "_" if field in C_KEYWORDS else field
+
+
+# C type of a method's input field, and the statement that adds it to p. Required
+# scalars by value; optional scalars as osm_opt_* (OSM_SOME(v) sets them); strings as
+# const char * (NULL: left out, for an optional one); everything else as a borrowed json_t *.
+def req_field(fname, ftype, typedefs, src):
+    kind, opt, _ = classify(ftype, typedefs)
+    set_new = '        bad |= json_object_set_new(p, "%s", %%s) != 0;' % fname
+    if kind == "s":
+        return "const char *", "", set_new % ("json_string(%s)" % src), "%s" % src
+    if kind in "ifb":
+        conv = {"i": "json_integer((json_int_t) %s)", "f": "json_real(%s)", "b": "json_boolean(%s)"}[kind]
+        if opt:
+            ctype = {"i": "osm_opt_int ", "f": "osm_opt_float ", "b": "osm_opt_bool "}[kind]
+            return ctype, "", set_new % (conv % (src + ".v")), src + ".set"
+        ctype = {"i": "int64_t ", "f": "double ", "b": "bool "}[kind]
+        return ctype, "", set_new % (conv % src), None
+    return "json_t *", "", '        bad |= json_object_set(p, "%s", %s) != 0;' % (fname, src), src
+
+
+REQ_PRELUDE = """/* A call to make: its method and its parameters (owned; NULL for none); failed if they
+ * could not be built (out of memory, or NULL for a required field): send nothing then.
+ * Made by the osm_req_…() builders below, one per method; _cleanup_request_ frees it. */
+typedef struct osm_vl_request {
+        const char *method;
+        json_t *params;
+        bool failed;
+} osm_vl_request;
+static inline void osm_vl_request_done(osm_vl_request *r) {
+        json_decref(r->params);
+        r->params = NULL;
+}
+#define _cleanup_request_ __attribute__((cleanup(osm_vl_request_done)))
+
+/* An optional scalar parameter: left out unless set. In an _opt initializer:
+ * .limit = OSM_SOME(10), or .since = OSM_IF(have_since, since). */
+typedef struct osm_opt_int { bool set; int64_t v; } osm_opt_int;
+typedef struct osm_opt_bool { bool set; bool v; } osm_opt_bool;
+typedef struct osm_opt_float { bool set; double v; } osm_opt_float;
+#define OSM_SOME(x) { true, (x) }
+#define OSM_IF(cond, x) { (cond) ? true : false, (x) }
+"""
+
+
+def requests(name, part, typedefs, methods):
+    """The typed call builders of one interface's methods."""
+    lines = []
+    for mname, fields in methods:
+        fn = "osm_req_%s%s" % (part.lower(), snake(mname).lower())
+        const = "OSM_M_%s%s" % (part, snake(mname))
+        sig = ", ".join("%s: %s" % f for f in fields)
+        lines.append("/* %s.%s(%s) */" % (name, mname, sig))
+        if not fields:
+            lines.append("static inline osm_vl_request %s(void) {" % fn)
+            lines.append("        return (osm_vl_request) { %s, NULL, false };" % const)
+            lines.append("}")
+            continue
+        params, members, body, nonnull = [], [], [], []
+        body.append("        json_t *p = json_object();")
+        body.append("        bool bad = !p;")
+        for fname, ftype in fields:
+            optional = ftype.startswith("?")
+            src = ("opt->%s" if optional else "%s") % c_name(fname)
+            ctype, _, setter, present = req_field(fname, ftype, typedefs, src)
+            decl = "%s%s" % (ctype, c_name(fname))
+            if optional:
+                members.append("        %s;   /* %s */" % (decl, ftype))
+                body.append("        if (opt && %s)" % present)
+                body.append("        " + setter)
+            else:
+                params.append(decl)
+                if ctype in ("const char *", "json_t *"):
+                    nonnull.append(len(params))
+                body.append(setter)
+        if members:
+            sname = fn + "_opt"
+            lines.append("typedef struct %s {" % sname)
+            lines.extend(members)
+            lines.append("} %s;" % sname)
+            params.append("const %s *opt" % sname)
+        attr = "__attribute__((nonnull(%s))) " % ", ".join(map(str, nonnull)) if nonnull else ""
+        lines.append("static inline %sosm_vl_request %s(%s) {" % (attr, fn, ", ".join(params)))
+        lines.extend(body)
+        lines.append("        if (bad) {")
+        lines.append("                json_decref(p);")
+        lines.append("                p = NULL;")
+        lines.append("        }")
+        lines.append("        return (osm_vl_request) { %s, p, bad };" % const)
+        lines.append("}")
+    return lines
+
+
 def header(out_path, files):
     lines = ["/* osmose/protocol.h: the names and errors of the .varlink files, for daemon and CLI.",
              " * Generated by tools/varlink-gen.py from src/lib/interfaces/: do not edit. */",
              "#pragma once", "", "#include <jansson.h>", "#include <stdbool.h>", "#include <stdint.h>", "",
              "/* An error to send: its name and parameters (owned; NULL for none). */",
              "typedef struct osm_vl_error {", "        const char *name;", "        json_t *params;",
-             "} osm_vl_error;", ""]
+             "} osm_vl_error;", ""] + REQ_PRELUDE.splitlines() + [""]
     for path in files:
         name, _, typedefs, methods, errors = parse(path)
         part = iface_part(name)
@@ -189,6 +292,7 @@ def header(out_path, files):
             lines.extend(body)
             lines.append("        return (osm_vl_error) { %s, p };" % const)
             lines.append("}")
+        lines.extend(requests(name, part, typedefs, methods))
         lines.append("")
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -6,12 +6,10 @@
 
 #include "cli/commands.h"
 
-/* Call method with p (consumed); print done (a full line) unless --json. */
-static int simple_call(osm_ctl *ctl, const char *method, json_t *p, const char *done) {
+/* Make the call req (consumed); print done (a full line) unless --json. */
+static int simple_call(osm_ctl *ctl, osm_vl_request req, const char *done) {
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, method, p, &rep);
-        json_decref(p);
-        if (r)
+        if (osm_ctl_request(ctl, req, &rep))
                 return 1;
         if (ctl->json) {
                 if (!rep)
@@ -48,15 +46,9 @@ static int bld_create(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind < argc)
                 return osm_ctl_usage_error("building create: unexpected argument '%s'", argv[optind]);
-        json_t *p = json_object();
-        if (name)
-                json_object_set_new(p, "name", json_string(name));
-        if (address)
-                json_object_set_new(p, "address", json_string(address));
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, OSM_M_BUILDING_CREATE, p, &rep);
-        json_decref(p);
-        if (r)
+        osm_req_building_create_opt co = { .name = name, .address = address };
+        if (osm_ctl_request(ctl, osm_req_building_create(&co), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -90,9 +82,9 @@ static int bld_invite(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind < argc)
                 return osm_ctl_usage_error("building invite: unexpected argument '%s'", argv[optind]);
-        _cleanup_json_ json_t *p = json_pack("{s:I}", "expires", (json_int_t) us);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_BUILDING_INVITE, p, &rep))
+        osm_req_building_invite_opt io = { .expires = OSM_SOME((int64_t) us) };
+        if (osm_ctl_request(ctl, osm_req_building_invite(&io), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -126,13 +118,9 @@ static int bld_join(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc - optind != 1)
                 return osm_ctl_usage_error("building join: usage: building join TOKEN");
-        json_t *p = json_pack("{s:s}", "token", argv[optind]);
-        if (address)
-                json_object_set_new(p, "address", json_string(address));
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, OSM_M_BUILDING_JOIN, p, &rep);
-        json_decref(p);
-        if (r)
+        osm_req_building_join_opt jo = { .address = address };
+        if (osm_ctl_request(ctl, osm_req_building_join(argv[optind], &jo), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -168,7 +156,7 @@ static int bld_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("building status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_BUILDING_STATUS, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_building_status(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -221,7 +209,7 @@ static int bld_leave(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc > 1)
                 return osm_ctl_usage_error("building leave: unexpected argument '%s'", argv[1]);
-        return simple_call(ctl, OSM_M_BUILDING_LEAVE, NULL, "left the building");
+        return simple_call(ctl, osm_req_building_leave(), "left the building");
 }
 
 static int bld_remove(osm_ctl *ctl, int argc, char **argv) {
@@ -231,7 +219,7 @@ static int bld_remove(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("building remove: usage: building remove ROOM");
-        return simple_call(ctl, OSM_M_BUILDING_REMOVE, json_pack("{s:s}", "room", argv[1]), "removed from the building");
+        return simple_call(ctl, osm_req_building_remove(argv[1]), "removed from the building");
 }
 
 static int bld_recover(osm_ctl *ctl, int argc, char **argv) {
@@ -243,14 +231,11 @@ static int bld_recover(osm_ctl *ctl, int argc, char **argv) {
                               "then leaves (or is removed) and joins again with a new token.\n");
                 return 0;
         }
-        json_t *rooms = json_array();
+        _cleanup_json_ json_t *rooms = json_array();
         for (int i = 1; i < argc; i++)
                 json_array_append_new(rooms, json_string(argv[i]));
         _cleanup_json_ json_t *rep = NULL;
-        json_t *p = json_pack("{s:o}", "rooms", rooms);
-        int r = osm_ctl_call(ctl, OSM_M_BUILDING_RECOVER, p, &rep);
-        json_decref(p);
-        if (r)
+        if (osm_ctl_request(ctl, osm_req_building_recover(&(osm_req_building_recover_opt){ .rooms = rooms }), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -278,10 +263,8 @@ static int trust_add(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc - optind != 1)
                 return osm_ctl_usage_error("building trust add: usage: building trust add PUBKEY");
-        json_t *p = json_pack("{s:s}", "key", argv[optind]);
-        if (comment)
-                json_object_set_new(p, "comment", json_string(comment));
-        return simple_call(ctl, OSM_M_BUILDING_TRUST_ADD, p, "the building trusts this key");
+        osm_req_building_trust_add_opt to = { .comment = comment };
+        return simple_call(ctl, osm_req_building_trust_add(argv[optind], &to), "the building trusts this key");
 }
 
 static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
@@ -292,7 +275,7 @@ static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("building trust ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_BUILDING_TRUST_LIST, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_building_trust_list(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -325,7 +308,7 @@ static int trust_rm(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("building trust rm: usage: building trust rm PUBKEY");
-        return simple_call(ctl, OSM_M_BUILDING_TRUST_REMOVE, json_pack("{s:s}", "key", argv[1]), "the building no longer trusts this key");
+        return simple_call(ctl, osm_req_building_trust_remove(argv[1]), "the building no longer trusts this key");
 }
 
 static int bld_trust(osm_ctl *ctl, int argc, char **argv) {
@@ -347,7 +330,7 @@ static int bld_share(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("building %s: usage: building %s COLLECTION", argv[0], argv[0]);
-        return simple_call(ctl, share ? OSM_M_BUILDING_SHARE : OSM_M_BUILDING_UNSHARE, json_pack("{s:s}", "collection", argv[1]),
+        return simple_call(ctl, share ? osm_req_building_share(argv[1]) : osm_req_building_unshare(argv[1]),
                            share ? "this room answers building queries for it" : "this room no longer answers for it");
 }
 
@@ -393,17 +376,12 @@ static int bld_query(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc - optind != 1)
                 return osm_ctl_usage_error("building query: usage: building query COLLECTION [--since T] [--until T] [--limit N]");
-        json_t *p = json_pack("{s:s,s:I}", "collection", argv[optind], "limit", (json_int_t) limit);
-        if (has_since)
-                json_object_set_new(p, "since", json_integer(since));
-        if (has_until)
-                json_object_set_new(p, "until", json_integer(until));
-        if (room)
-                json_object_set_new(p, "room", json_string(room));
+        osm_req_building_query_opt qo = {
+                .since = OSM_IF(has_since, since), .until = OSM_IF(has_until, until),
+                .limit = OSM_SOME((int64_t) limit), .room = room,
+        };
         _cleanup_json_ json_t *rep = NULL;
-        int r = osm_ctl_call(ctl, OSM_M_BUILDING_QUERY, p, &rep);
-        json_decref(p);
-        if (r)
+        if (osm_ctl_request(ctl, osm_req_building_query(argv[optind], &qo), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);

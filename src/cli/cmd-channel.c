@@ -358,15 +358,11 @@ int cmd_follow(osm_ctl *ctl, int argc, char **argv) {
         int r = source_arg("follow", argv[optind + 1], src);
         if (r)
                 return r;
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[optind], "source", src);
-        if (building)
-                json_object_set_new(p, "building", json_true());
-        if (canary)
-                json_object_set_new(p, "canary", json_string(canary));
-        if (batch)
-                json_object_set_new(p, "batch", json_integer(n));
+        osm_req_channel_follow_opt fo = {
+                .building = OSM_IF(building, true), .canary = canary, .batch = OSM_IF(batch, n),
+        };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_FOLLOW, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_follow(argv[optind], src, &fo), &rep))
                 return 1;
         json_t *f = json_object_get(rep, "follow");
         if (ctl->json)
@@ -383,9 +379,8 @@ int cmd_unfollow(osm_ctl *ctl, int argc, char **argv) {
         }
         if (!positional(argc, argv, 1, 1))
                 return osm_ctl_usage_error("unfollow: usage: osmosectl unfollow NAME");
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_UNFOLLOW, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_unfollow(argv[1]), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "followed", 0),
                        "%s no longer follows a channel", argv[1]);
@@ -402,9 +397,8 @@ int cmd_pin(osm_ctl *ctl, int argc, char **argv) {
         int64_t v;
         if (!positional(argc, argv, 2, 2) || osm_parse_i64(argv[2], &v) < 0 || v < 1)
                 return osm_ctl_usage_error("pin: usage: osmosectl pin NAME VERSION (a positive integer)");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:I}", "name", argv[1], "version", (json_int_t) v);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_PIN, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_pin(argv[1], v), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(json_object_get(rep, "follow"));
@@ -420,9 +414,8 @@ int cmd_unpin(osm_ctl *ctl, int argc, char **argv) {
         }
         if (!positional(argc, argv, 1, 1))
                 return osm_ctl_usage_error("unpin: usage: osmosectl unpin NAME");
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_UNPIN, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_unpin(argv[1]), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(json_object_get(rep, "follow"));
@@ -463,11 +456,9 @@ int cmd_upgrade(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc - optind > 1)
                 return osm_ctl_usage_error("upgrade: usage: osmosectl upgrade [NAME] [--check]");
-        _cleanup_json_ json_t *p = json_pack("{s:b}", "check", check);
-        if (optind < argc)
-                json_object_set_new(p, "name", json_string(argv[optind]));
+        osm_req_channel_upgrade_opt uo = { .name = optind < argc ? argv[optind] : NULL, .check = OSM_SOME(check) };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_UPGRADE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_upgrade(&uo), &rep))
                 return 1;
         json_t *results = json_object_get(rep, "results");
         int status = 0;
@@ -519,9 +510,8 @@ int cmd_import(osm_ctl *ctl, int argc, char **argv) {
         char dir[PATH_MAX];
         if (!realpath(argv[1], dir))
                 return osm_ctl_fail("import: %s: %m", argv[1]);
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "path", dir);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_IMPORT, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_import(dir), &rep))
                 return 1;
         json_t *refused = json_object_get(rep, "refused");
         if (ctl->json) {
@@ -546,7 +536,8 @@ void osm_ctl_annotate_channels(osm_ctl *ctl, json_t *workloads) {
         osm_client *cl = osm_ctl_client(ctl);
         osm_client_error err = { 0 };
         json_t *rep = NULL;
-        if (!cl || osm_client_call(cl, OSM_M_CHANNEL_LIST, NULL, NULL, 0, &rep, NULL, NULL, &err) < 0) {
+        osm_vl_request req = osm_req_channel_list();
+        if (!cl || osm_client_call(cl, req.method, req.params, NULL, 0, &rep, NULL, NULL, &err) < 0) {
                 osm_client_error_clear(&err);
                 return;
         }
@@ -592,7 +583,7 @@ static int rollout_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc != 1)
                 return osm_ctl_usage_error("rollout status: usage: osmosectl rollout status");
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_CHANNEL_ROLLOUT_STATUS, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_channel_rollout_status(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -624,11 +615,10 @@ static int rollout_hold_release(osm_ctl *ctl, int argc, char **argv, bool hold) 
         }
         if (argc > 2 || (argc == 2 && argv[1][0] == '-'))
                 return osm_ctl_usage_error("%s: usage: osmosectl %s [ROOM]", cmd, cmd);
-        _cleanup_json_ json_t *p = json_object();
-        if (argc == 2)
-                json_object_set_new(p, "room", json_string(argv[1]));
+        const char *room = argc == 2 ? argv[1] : NULL;
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, hold ? OSM_M_CHANNEL_HOLD : OSM_M_CHANNEL_RELEASE, p, &rep))
+        if (osm_ctl_request(ctl, hold ? osm_req_channel_hold(&(osm_req_channel_hold_opt){ .room = room })
+                                      : osm_req_channel_release(&(osm_req_channel_release_opt){ .room = room }), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

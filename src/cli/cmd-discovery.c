@@ -129,16 +129,20 @@ static int peers_stream(json_t *params, bool continues, void *userdata) {
         return 0;
 }
 
-static int watch(osm_ctl *ctl, const char *method, json_t *params, osm_client_stream_cb cb) {
+/* Make the call req (consumed) with "more", printing each reply with cb. */
+static int watch(osm_ctl *ctl, osm_vl_request req, osm_client_stream_cb cb) {
+        _cleanup_request_ osm_vl_request q = req;
         osm_client *c = osm_ctl_client(ctl);
         osm_client_error err = { 0 };
         int r;
 
         if (!c)
                 return 1;
-        r = osm_client_call_more(c, method, params, cb, ctl, &err);
+        if (q.failed)
+                return osm_ctl_fail("out of memory");
+        r = osm_client_call_more(c, q.method, q.params, cb, ctl, &err);
         if (r < 0) {
-                osm_ctl_call_failed(method, &err);
+                osm_ctl_call_failed(q.method, &err);
                 osm_client_error_clear(&err);
                 return 1;
         }
@@ -190,8 +194,8 @@ int cmd_peers(osm_ctl *ctl, int argc, char **argv) {
         if (r >= 0)
                 return r;
         if (watching)
-                return watch(ctl, OSM_M_DISCOVERY_PEERS, NULL, peers_stream);
-        if (osm_ctl_call(ctl, OSM_M_DISCOVERY_PEERS, NULL, &rep))
+                return watch(ctl, osm_req_discovery_peers(), peers_stream);
+        if (osm_ctl_request(ctl, osm_req_discovery_peers(), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -206,7 +210,7 @@ static bool id_valid(const char *id) {
 
 static int set_trust(osm_ctl *ctl, int argc, char **argv, bool trusted) {
         const char *cmd = trusted ? "peer trust" : "peer untrust";
-        _cleanup_json_ json_t *params = NULL, *rep = NULL;
+        _cleanup_json_ json_t *rep = NULL;
 
         if (osm_ctl_wants_help(argc, argv)) {
                 osm_ctl_usage(cmd, "ID", trusted ?
@@ -218,8 +222,7 @@ static int set_trust(osm_ctl *ctl, int argc, char **argv, bool trusted) {
                 return osm_ctl_usage_error("%s: expected one space id (osmosectl peers lists them)", cmd);
         if (!id_valid(argv[1]))
                 return osm_ctl_usage_error("%s: '%s' is not a space id (32 lowercase hex digits)", cmd, argv[1]);
-        params = json_pack("{s:s}", "id", argv[1]);
-        if (osm_ctl_call(ctl, trusted ? OSM_M_DISCOVERY_TRUST : OSM_M_DISCOVERY_UNTRUST, params, &rep))
+        if (osm_ctl_request(ctl, trusted ? osm_req_discovery_trust(argv[1]) : osm_req_discovery_untrust(argv[1]), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "id", argv[1], "trusted", trusted), "peer %s is %s", argv[1],
                        trusted ? "trusted" : "no longer trusted");
@@ -288,7 +291,7 @@ static int services_stream(json_t *params, bool continues, void *userdata) {
 int cmd_services(osm_ctl *ctl, int argc, char **argv) {
         bool watching = false;
         const char *type = NULL;
-        _cleanup_json_ json_t *params = NULL, *rep = NULL;
+        _cleanup_json_ json_t *rep = NULL;
         int r;
 
         r = parse_opts("services", argc, argv, &watching, &type, "[--type TYPE] [--watch]",
@@ -296,10 +299,10 @@ int cmd_services(osm_ctl *ctl, int argc, char **argv) {
                        "With --watch, then print each change as it happens (JSON Lines with --json).");
         if (r >= 0)
                 return r;
-        params = type ? json_pack("{s:s}", "type", type) : json_object();
+        osm_req_discovery_services_opt so = { .type = type };
         if (watching)
-                return watch(ctl, OSM_M_DISCOVERY_SERVICES, params, services_stream);
-        if (osm_ctl_call(ctl, OSM_M_DISCOVERY_SERVICES, params, &rep))
+                return watch(ctl, osm_req_discovery_services(&so), services_stream);
+        if (osm_ctl_request(ctl, osm_req_discovery_services(&so), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

@@ -34,9 +34,8 @@ static int fed_enable(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind < argc)
                 return osm_ctl_usage_error("federation enable: unexpected argument '%s'", argv[optind]);
-        _cleanup_json_ json_t *p = listen ? json_pack("{s:s}", "listen", listen) : json_object();
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_ENABLE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_enable(&(osm_req_federation_enable_opt){ .listen = listen }), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -53,7 +52,7 @@ static int fed_disable(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("federation disable: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_DISABLE, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_disable(), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:b}", "enabled", 0), "federation disabled");
         return 0;
@@ -67,7 +66,7 @@ static int fed_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("federation status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_GET_STATUS, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_get_status(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -122,9 +121,8 @@ static int remote_add(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc - optind != 2 || !key)
                 return osm_ctl_usage_error("remote add: usage: remote add NAME URL --key PUBKEY");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s, s:s}", "name", argv[optind], "url", argv[optind + 1], "key", key);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_ADD_REMOTE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_add_remote(argv[optind], argv[optind + 1], key), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:s}", "name", argv[optind], "url", argv[optind + 1]),
                        "paired with %s (space %s)", argv[optind], json_string_value(json_object_get(rep, "space_id")));
@@ -139,7 +137,7 @@ static int remote_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("remote ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_LIST_REMOTES, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_list_remotes(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -176,9 +174,8 @@ static int remote_rm(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("remote rm: usage: remote rm NAME");
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_REMOVE_REMOTE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_remove_remote(argv[1]), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "name", argv[1], "removed", 1), "removed %s", argv[1]);
         return 0;
@@ -192,9 +189,8 @@ static int remote_set_url(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 3)
                 return osm_ctl_usage_error("remote set-url: usage: remote set-url NAME URL");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "url", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_SET_REMOTE_URL, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_set_remote_url(argv[1], argv[2]), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:s}", "name", argv[1], "url", argv[2]), "%s is now reached at %s",
                        argv[1], argv[2]);
@@ -208,9 +204,8 @@ static int remote_fetch(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 3)
                 return osm_ctl_usage_error("remote fetch: usage: remote fetch NAME HASH");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "remote", argv[1], "hash", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_FETCH_OBJECT, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_fetch_object(argv[1], argv[2]), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -263,9 +258,9 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
         if (object) {
                 if (argc != optind || !with)
                         return osm_ctl_usage_error("%s: usage: %s --object HASH --with REMOTE", cmd, cmd);
-                _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "hash", object, "remote", with);
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_call(ctl, share ? OSM_M_FEDERATION_SHARE_OBJECT : OSM_M_FEDERATION_UNSHARE_OBJECT, p, &rep))
+                if (osm_ctl_request(ctl, share ? osm_req_federation_share_object(object, with)
+                                               : osm_req_federation_unshare_object(object, with), &rep))
                         return 1;
                 osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "hash", object, "remote", with, "shared", share),
                                "%s may %sfetch object %s", with, share ? "" : "no longer ", object);
@@ -273,17 +268,18 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
         }
         if (argc - optind != 1 || !with)
                 return osm_ctl_usage_error("%s: usage: %s COLLECTION --with REMOTE", cmd, cmd);
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "collection", argv[optind], "remote", with);
+        osm_req_federation_share_opt so = { 0 };
         if (since) {
                 int64_t t;
                 if (!share)
                         return osm_ctl_usage_error("unshare: --since is for share");
                 if (osm_parse_time(since, osm_now_real_us(), &t) < 0)
                         return osm_ctl_usage_error("share: --since '%s': expected a time such as -7d or 2026-12-01", since);
-                json_object_set_new(p, "since", json_integer(t));
+                so.since = (osm_opt_int) OSM_SOME(t);
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, share ? OSM_M_FEDERATION_SHARE : OSM_M_FEDERATION_UNSHARE, p, &rep))
+        if (osm_ctl_request(ctl, share ? osm_req_federation_share(argv[optind], with, &so)
+                                       : osm_req_federation_unshare(argv[optind], with), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "collection", argv[optind], "remote", with, "shared", share),
                        "%s %s with %s", share ? "sharing" : "no longer sharing", argv[optind], with);
@@ -322,21 +318,21 @@ int cmd_audit(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind < argc)
                 return osm_ctl_usage_error("audit: unexpected argument '%s'", argv[optind]);
-        _cleanup_json_ json_t *p = json_object();
+        osm_req_federation_audit_opt ao = { 0 };
         if (since) {
                 int64_t t;
                 if (osm_ctl_parse_time("audit", "--since", since, &t))
                         return 2;
-                json_object_set_new(p, "since", json_integer(t));
+                ao.since = (osm_opt_int) OSM_SOME(t);
         }
         if (limit) {
                 uint64_t n;
                 if (osm_parse_u64(limit, &n) < 0 || n == 0 || n > 100000)
                         return osm_ctl_usage_error("audit: --limit: 1 to 100000");
-                json_object_set_new(p, "limit", json_integer((json_int_t) n));
+                ao.limit = (osm_opt_int) OSM_SOME((int64_t) n);
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_FEDERATION_AUDIT, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_federation_audit(&ao), &rep))
                 return 1;
         size_t i;
         json_t *e;

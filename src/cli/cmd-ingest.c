@@ -12,7 +12,8 @@ static int ingest_add(osm_ctl *ctl, int argc, char **argv) {
                 { "password-file", required_argument, NULL, 'P' }, { "ca-file", required_argument, NULL, 'C' },
                 { "max-payload", required_argument, NULL, 'm' }, { "help", no_argument, NULL, 'h' }, {},
         };
-        _cleanup_json_ json_t *p = json_object(), *topics = json_array();
+        _cleanup_json_ json_t *topics = json_array();
+        osm_req_ingest_add_opt o = { 0 };
         const char *into = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "t:i:q:u:P:C:m:h", opts, NULL)) != -1) {
@@ -24,18 +25,18 @@ static int ingest_add(osm_ctl *ctl, int argc, char **argv) {
                                 fprintf(stderr, "osmosectl: ingest add: --qos: 0 or 1\n");
                                 return 2;
                         }
-                        json_object_set_new(p, "qos", json_integer(optarg[0] - '0'));
+                        o.qos = (osm_opt_int) OSM_SOME(optarg[0] - '0');
                         break;
-                case 'u': json_object_set_new(p, "username", json_string(optarg)); break;
-                case 'P': json_object_set_new(p, "password_file", json_string(optarg)); break;
-                case 'C': json_object_set_new(p, "ca_file", json_string(optarg)); break;
+                case 'u': o.username = optarg; break;
+                case 'P': o.password_file = optarg; break;
+                case 'C': o.ca_file = optarg; break;
                 case 'm': {
                         uint64_t v;
                         if (osm_parse_size(optarg, &v) < 0) {
                                 fprintf(stderr, "osmosectl: ingest add: --max-payload: a size such as 256K or 1M\n");
                                 return 2;
                         }
-                        json_object_set_new(p, "max_payload", json_integer((json_int_t) v));
+                        o.max_payload = (osm_opt_int) OSM_SOME((int64_t) v);
                         break;
                 }
                 case 'h':
@@ -53,12 +54,8 @@ static int ingest_add(osm_ctl *ctl, int argc, char **argv) {
                 fprintf(stderr, "osmosectl: ingest add: usage: ingest add NAME mqtt://HOST[:PORT] --topic FILTER --into PREFIX [--qos 0|1]\n");
                 return 2;
         }
-        json_object_set_new(p, "name", json_string(argv[optind]));
-        json_object_set_new(p, "url", json_string(argv[optind + 1]));
-        json_object_set(p, "topics", topics);
-        json_object_set_new(p, "into", json_string(into));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_INGEST_ADD, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_ingest_add(argv[optind], argv[optind + 1], topics, into, &o), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(json_object_get(rep, "bridge"));   /* {name, url, topics, into, qos, source, state, …} */
@@ -74,7 +71,7 @@ static const char *fmt_num(json_t *v, char *buf, size_t size) {
 
 static int ingest_discovered(osm_ctl *ctl) {
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_INGEST_DISCOVERED, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_ingest_discovered(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -119,7 +116,7 @@ static int ingest_ls(osm_ctl *ctl, int argc, char **argv) {
         if (discovered)
                 return ingest_discovered(ctl);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_INGEST_LIST, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_ingest_list(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -158,8 +155,7 @@ static int ingest_rm(osm_ctl *ctl, int argc, char **argv) {
                 fprintf(stderr, "osmosectl: ingest rm: usage: ingest rm NAME\n");
                 return 2;
         }
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
-        if (osm_ctl_call(ctl, OSM_M_INGEST_REMOVE, p, NULL))
+        if (osm_ctl_request(ctl, osm_req_ingest_remove(argv[1]), NULL))
                 return 1;
         if (ctl->json) {
                 _cleanup_json_ json_t *o = json_pack("{s:s, s:b}", "name", argv[1], "removed", true);

@@ -129,25 +129,22 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
          * daemon keeps (import, channels) if need be, then run the workload it holds. */
         _cleanup_json_ json_t *installed = NULL;
         if (osm_ctl_is_bundle_id(name)) {
-                _cleanup_json_ json_t *q = json_pack("{s:s, s:b}", "bundle", name, "install_only", 1);
-                if (osm_ctl_call(ctl, OSM_M_CHANNEL_RUN, q, &installed))
+                osm_vl_request q = osm_req_channel_run(name, &(osm_req_channel_run_opt){ .install_only = OSM_SOME(true) });
+                if (osm_ctl_request(ctl, q, &installed))
                         return wait ? RUN_TOOL_ERROR : 1;
                 name = str(installed, "name");
+                if (!name)
+                        return osm_ctl_fail("run: the daemon's answer names no workload"), wait ? RUN_TOOL_ERROR : 1;
         }
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", name);
-        if (restart)
-                json_object_set_new(p, "restart", json_string(restart));
-        if (allow_untrusted)
-                json_object_set_new(p, "allow_untrusted", json_true());
-        if (i < argc) {
-                json_t *args = json_array();
-                for (; i < argc; i++)
-                        json_array_append_new(args, json_string(argv[i]));
-                json_object_set_new(p, "args", args);
-        }
+        _cleanup_json_ json_t *args = i < argc ? json_array() : NULL;
+        for (; i < argc; i++)
+                json_array_append_new(args, json_string(argv[i]));
+        osm_req_workload_run_opt ro = {
+                .args = args, .restart = restart, .allow_untrusted = OSM_IF(allow_untrusted, true),
+        };
         if (!wait) {
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_call(ctl, OSM_M_WORKLOAD_RUN, p, &rep))
+                if (osm_ctl_request(ctl, osm_req_workload_run(name, &ro), &rep))
                         return 1;
                 if (ctl->json)
                         osm_print_json(rep);
@@ -155,14 +152,17 @@ int cmd_run(osm_ctl *ctl, int argc, char **argv) {
                         printf("%s\n", str(rep, "instance"));
                 return 0;
         }
-        json_object_set_new(p, "attach", json_boolean(attach));
+        ro.attach = (osm_opt_bool) OSM_SOME(attach);
+        _cleanup_request_ osm_vl_request req = osm_req_workload_run(name, &ro);
+        if (req.failed)
+                return osm_ctl_fail("run: out of memory"), RUN_TOOL_ERROR;
         osm_client *c = osm_ctl_client(ctl);
         if (!c)
                 return RUN_TOOL_ERROR;
         run_state s = { .ctl = ctl, .attach = attach, .first = true, .status = RUN_TOOL_ERROR,
                         .line_start = { true, true } };
         osm_client_error err = { 0 };
-        int r = osm_client_call_more(c, OSM_M_WORKLOAD_RUN, p, run_cb, &s, &err);
+        int r = osm_client_call_more(c, req.method, req.params, run_cb, &s, &err);
         if (r == -EPIPE)
                 return RUN_TOOL_ERROR;
         if (r < 0) {
@@ -234,11 +234,9 @@ int cmd_ps(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind != argc)
                 return osm_ctl_usage_error("ps: usage: osmosectl ps [--all] [--limit N] [--workload NAME] [--state STATE]");
-        _cleanup_json_ json_t *p = json_pack("{s:b}", "all", all);
-        if (limit >= 0)
-                json_object_set_new(p, "limit", json_integer(limit));
+        osm_req_workload_instances_opt io = { .all = OSM_SOME(all), .limit = OSM_IF(limit >= 0, limit) };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_INSTANCES, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_workload_instances(&io), &rep))
                 return 1;
         json_t *list = json_object_get(rep, "instances");
         for (size_t k = json_array_size(list); k-- > 0;)
@@ -339,17 +337,18 @@ int cmd_logs(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind != argc - 1)
                 return osm_ctl_usage_error("logs: usage: osmosectl logs [-f] [-n N] [--since T] INSTANCE");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:b}", "instance", argv[optind], "follow", follow);
-        if (tail)
-                json_object_set_new(p, "tail", json_integer(tail));
-        if (since)
-                json_object_set_new(p, "since", json_integer(since));
+        osm_req_workload_logs_opt lo = {
+                .follow = OSM_SOME(follow), .tail = OSM_IF(tail, tail), .since = OSM_IF(since, since),
+        };
+        _cleanup_request_ osm_vl_request req = osm_req_workload_logs(argv[optind], &lo);
+        if (req.failed)
+                return osm_ctl_fail("logs: out of memory");
         osm_client *cl = osm_ctl_client(ctl);
         if (!cl)
                 return 1;
         logs_state s = { .ctl = ctl, .timestamps = timestamps, .line_start = { true, true } };
         osm_client_error err = { 0 };
-        int r = osm_client_call_more(cl, OSM_M_WORKLOAD_LOGS, p, logs_cb, &s, &err);
+        int r = osm_client_call_more(cl, req.method, req.params, logs_cb, &s, &err);
         if (r == -EPIPE)
                 return 0;
         if (r < 0) {
@@ -408,9 +407,9 @@ int cmd_stop(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind != argc - 1)
                 return osm_ctl_usage_error("stop: usage: osmosectl stop INSTANCE | NAME [--all]");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:b}", "instance", argv[optind], "all", all);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_STOP, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_workload_stop(argv[optind], &(osm_req_workload_stop_opt){ .all = OSM_SOME(all) }),
+                            &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -428,9 +427,8 @@ int cmd_stats(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("stats: usage: osmosectl stats INSTANCE");
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "instance", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_STATS, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_workload_stats(argv[1]), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -465,7 +463,7 @@ int cmd_stats(osm_ctl *ctl, int argc, char **argv) {
 /* Live instances of workload name, from Instances; -1 on failure (printed). */
 static int count_live(osm_ctl *ctl, const char *name) {
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_INSTANCES, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_workload_instances(NULL), &rep))
                 return -1;
         int n = 0;
         size_t k;
@@ -502,20 +500,19 @@ static int enable_disable(osm_ctl *ctl, int argc, char **argv, bool enable) {
         if (optind != argc - 1)
                 return osm_ctl_usage_error("%s: usage: osmosectl %s NAME [--now]", cmd, cmd);
         const char *name = argv[optind];
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", name);
         _cleanup_json_ json_t *rep = NULL, *now_rep = NULL;
-        if (osm_ctl_call(ctl, enable ? OSM_M_WORKLOAD_ENABLE : OSM_M_WORKLOAD_DISABLE, p, &rep))
+        if (osm_ctl_request(ctl, enable ? osm_req_workload_enable(name) : osm_req_workload_disable(name), &rep))
                 return 1;
         if (now) {
                 int live = count_live(ctl, name);
                 if (live < 0)
                         return 1;
                 if (enable && live == 0) {
-                        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_RUN, p, &now_rep))
+                        if (osm_ctl_request(ctl, osm_req_workload_run(name, NULL), &now_rep))
                                 return 1;
                 } else if (!enable && live > 0) {
-                        _cleanup_json_ json_t *sp = json_pack("{s:s, s:b}", "instance", name, "all", true);
-                        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_STOP, sp, &now_rep))
+                        osm_req_workload_stop_opt so = { .all = OSM_SOME(true) };
+                        if (osm_ctl_request(ctl, osm_req_workload_stop(name, &so), &now_rep))
                                 return 1;
                 }
         }

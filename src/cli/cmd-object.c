@@ -43,9 +43,9 @@ static int object_put(osm_ctl *ctl, int argc, char **argv) {
                         return osm_ctl_fail("object put: '%s' is a directory", argv[1]);
                 fd = own;
         }
-        _cleanup_json_ json_t *params = json_pack("{s:b}", "pin", 1);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call_fds(ctl, OSM_M_STORE_OBJECT_PUT, params, &fd, 1, &rep, NULL, NULL))
+        if (osm_ctl_request_fds(ctl, osm_req_store_object_put(&(osm_req_store_object_put_opt){ .pin = OSM_SOME(true) }),
+                                &fd, 1, &rep, NULL, NULL))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -82,11 +82,10 @@ static int object_get(osm_ctl *ctl, int argc, char **argv) {
         if (!hash_valid(hash))
                 return osm_ctl_usage_error("object get: '%s' is not an object hash: expected 64 lowercase hex digits", hash);
 
-        _cleanup_json_ json_t *params = json_pack("{s:s}", "hash", hash);
         _cleanup_json_ json_t *rep = NULL;
         int fds[1] = { -1 };
         size_t n_fds = 1;
-        if (osm_ctl_call_fds(ctl, OSM_M_STORE_OBJECT_GET, params, NULL, 0, &rep, fds, &n_fds))
+        if (osm_ctl_request_fds(ctl, osm_req_store_object_get(hash), NULL, 0, &rep, fds, &n_fds))
                 return 1;
         _cleanup_close_ int in = n_fds == 1 ? fds[0] : -1;
         if (in < 0)
@@ -162,7 +161,7 @@ static int object_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("object ls: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_OBJECT_LIST, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_object_list(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -195,9 +194,8 @@ static int object_rm(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_usage_error("object rm: expected one HASH (osmosectl object rm --help)");
         if (!hash_valid(argv[1]))
                 return osm_ctl_usage_error("object rm: '%s' is not an object hash: expected 64 lowercase hex digits", argv[1]);
-        _cleanup_json_ json_t *params = json_pack("{s:s}", "hash", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_OBJECT_REMOVE, params, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_object_remove(argv[1]), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s}", "hash", argv[1]), "%s",
                        json_is_true(json_object_get(rep, "deleted")) ? "deleted" : "unpinned; still referenced, kept");
@@ -212,7 +210,7 @@ static int object_gc(osm_ctl *ctl, int argc, char **argv) {
         if (argc != 1)
                 return osm_ctl_usage_error("object gc: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_OBJECT_GC, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_object_gc(), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

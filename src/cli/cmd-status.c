@@ -31,8 +31,8 @@ int cmd_status(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("status: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        _cleanup_json_ json_t *params = json_pack("{s:b}", "details", ctl->json);
-        if (osm_ctl_call(ctl, OSM_M_DAEMON_GET_STATUS, params, &rep))
+        if (osm_ctl_request(ctl, osm_req_daemon_get_status(&(osm_req_daemon_get_status_opt){ .details = OSM_SOME(ctl->json) }),
+                            &rep))
                 return 1;
         char bad[512];
         unwell(rep, bad, sizeof bad);
@@ -78,7 +78,7 @@ int cmd_reload(osm_ctl *ctl, int argc, char **argv) {
                 return 0;
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_DAEMON_RELOAD, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_daemon_reload(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);

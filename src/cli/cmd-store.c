@@ -81,18 +81,16 @@ static void *sender_main(void *arg) {
                 pthread_mutex_unlock(&b->lock);
                 if (!k)
                         break;
-                json_t *params = json_pack("{s:s, s:O, s:I}", "collection", b->coll, "records", k->records,
-                                           "time", (json_int_t) k->time);
+                _cleanup_request_ osm_vl_request req = osm_req_store_put_batch(b->coll, k->records,
+                        &(osm_req_store_put_batch_opt){ .time = OSM_SOME(k->time) });
                 if (cr < 0) {
                         k->r = cr;
                         snprintf(k->err.message, sizeof(k->err.message), "cannot connect to %s: %s", b->socket,
                                  strerror(-cr));
-                } else if (!params)
+                } else if (req.failed)
                         k->r = -ENOMEM;
                 else
-                        k->r = osm_client_call(c, OSM_M_STORE_PUT_BATCH, params, NULL, 0, &k->reply, NULL, NULL,
-                                               &k->err);
-                json_decref(params);
+                        k->r = osm_client_call(c, req.method, req.params, NULL, 0, &k->reply, NULL, NULL, &k->err);
                 pthread_mutex_lock(&b->lock);
                 k->finished = true;
                 pthread_cond_broadcast(&b->cond);
@@ -330,11 +328,9 @@ int cmd_put(osm_ctl *ctl, int argc, char **argv) {
         if (!json_is_object(body))
                 return osm_ctl_fail("put: %s", NOT_OBJECT);
 
-        _cleanup_json_ json_t *params = json_pack("{s:s, s:O}", "collection", coll, "body", body);
-        if (at)
-                json_object_set_new(params, "time", json_integer(at));
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_PUT, params, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_put(coll, body, &(osm_req_store_put_opt){ .time = OSM_IF(at, at) }),
+                            &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -465,15 +461,17 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
         if (follow) {
                 osm_client_error err = { 0 };
                 int r = osm_client_connect(ctl->socket, &watch);
-                _cleanup_json_ json_t *wp = json_pack("{s:s}", "pattern", coll);
-                if (r == 0 && osm_client_start_more(watch, "io.osmose.Store.Watch", wp, &err) < 0) {
-                        osm_ctl_call_failed("io.osmose.Store.Watch", &err);
+                _cleanup_request_ osm_vl_request wreq = osm_req_store_watch(coll);
+                if (r == 0 && (wreq.failed || osm_client_start_more(watch, wreq.method, wreq.params, &err) < 0)) {
+                        if (wreq.failed)
+                                return osm_ctl_fail("query: out of memory");
+                        osm_ctl_call_failed(OSM_M_STORE_WATCH, &err);
                         osm_client_error_clear(&err);
                         return 1;
                 }
                 /* One round trip on the other connection: the daemon has read the Watch
                  * request, sent before, by the time it answers (one event loop, level-triggered). */
-                if (r < 0 || osm_ctl_call(ctl, "org.varlink.service.GetInfo", NULL, NULL))
+                if (r < 0 || osm_ctl_request(ctl, osm_req_varlink_get_info(), NULL))
                         return r < 0 ? osm_ctl_fail("cannot connect to %s: %s", ctl->socket, strerror(-r)) : 1;
         }
 
@@ -485,17 +483,15 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
         uint64_t got = 0;
         int rc = 0;
         do {
-                _cleanup_json_ json_t *params = json_pack("{s:s, s:b}", "collection", coll, "reverse", reverse);
-                if (since != INT64_MIN)
-                        json_object_set_new(params, "since", json_integer(since));
-                if (until != INT64_MAX)
-                        json_object_set_new(params, "until", json_integer(until));
-                if (limit != UINT64_MAX)
-                        json_object_set_new(params, "limit", json_integer((json_int_t) OSM_MIN(limit - got, (uint64_t) 1000)));
-                if (cursor)
-                        json_object_set_new(params, "cursor", json_string(cursor));
+                osm_req_store_query_opt q = {
+                        .since = OSM_IF(since != INT64_MIN, since),
+                        .until = OSM_IF(until != INT64_MAX, until),
+                        .limit = OSM_IF(limit != UINT64_MAX, (int64_t) OSM_MIN(limit - got, (uint64_t) 1000)),
+                        .reverse = OSM_SOME(reverse),
+                        .cursor = cursor,
+                };
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_call(ctl, OSM_M_STORE_QUERY, params, &rep)) {
+                if (osm_ctl_request(ctl, osm_req_store_query(coll, &q), &rep)) {
                         rc = 1;
                         break;
                 }
@@ -524,7 +520,7 @@ int cmd_query(osm_ctl *ctl, int argc, char **argv) {
         if (r == -EPIPE)
                 return 0;
         if (r < 0) {
-                osm_ctl_call_failed("io.osmose.Store.Watch", &err);
+                osm_ctl_call_failed(OSM_M_STORE_WATCH, &err);
                 osm_client_error_clear(&err);
                 return 1;
         }
@@ -558,7 +554,7 @@ int cmd_collections(osm_ctl *ctl, int argc, char **argv) {
         if (argc > 1)
                 return osm_ctl_usage_error("collections: unexpected argument '%s'", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_COLLECTIONS, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_collections(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -634,7 +630,7 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
 
         /* Limits not given keep their current value. */
         _cleanup_json_ json_t *cols = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_COLLECTIONS, NULL, &cols))
+        if (osm_ctl_request(ctl, osm_req_store_collections(), &cols))
                 return 1;
         json_t *cur = NULL, *col;
         size_t i;
@@ -664,11 +660,12 @@ int cmd_retention(osm_ctl *ctl, int argc, char **argv) {
                 if (!set_bytes)
                         bytes = (uint64_t) json_integer_value(json_object_get(cur, "max_bytes"));
         }
-        _cleanup_json_ json_t *params = json_pack("{s:s, s:I, s:I, s:I, s:b}", "collection", coll,
-                "max_age", (json_int_t) age, "max_records", (json_int_t) recs, "max_bytes", (json_int_t) bytes,
-                "create", create);
+        osm_req_store_set_retention_opt rp = {
+                .max_age = OSM_SOME((int64_t) age), .max_records = OSM_SOME((int64_t) recs),
+                .max_bytes = OSM_SOME((int64_t) bytes), .create = OSM_SOME(create),
+        };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_SET_RETENTION, params, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_set_retention(coll, &rp), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -719,13 +716,9 @@ int cmd_delete(osm_ctl *ctl, int argc, char **argv) {
         const char *coll = argv[optind];
         if (!osm_name_valid(coll, 128, true))
                 return osm_ctl_usage_error("delete: invalid collection name '%s'", coll);
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "collection", coll);
-        if (have_until)
-                json_object_set_new(p, "until", json_integer(until));
-        if (writer)
-                json_object_set_new(p, "writer", json_string(writer));
+        osm_req_store_delete_opt del = { .until = OSM_IF(have_until, until), .writer = writer };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_STORE_DELETE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_store_delete(coll, &del), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

@@ -18,8 +18,9 @@ static const char tenant_opts_help[] =
         "  --network allowed|denied   may its workloads be granted network (default allowed)\n"
         "A quota of 0 (with 'tenant set') removes it.\n";
 
-/* Parse the options shared by add and set into params; returns 0, or 2 after a usage error. */
-static int tenant_options(const char *cmd, int argc, char **argv, json_t *params) {
+/* Parse the options shared by add and set into o (Set's fields: Add's, with group optional);
+ * returns 0, -1 for --help, or 2 after a usage error. */
+static int tenant_options(const char *cmd, int argc, char **argv, osm_req_tenant_set_opt *o) {
         static const struct option opts[] = {
                 { "group", required_argument, NULL, 'g' },
                 { "cpu", required_argument, NULL, 'c' },
@@ -39,8 +40,9 @@ static int tenant_options(const char *cmd, int argc, char **argv, json_t *params
                 uint64_t v = 0;
                 int64_t t;
                 const char *key = NULL;
+                osm_opt_int *field = NULL;
                 switch (c) {
-                case 'g': json_object_set_new(params, "group", json_string(optarg)); continue;
+                case 'g': o->group = optarg; continue;
                 case 'c': {
                         char buf[32];
                         snprintf(buf, sizeof buf, "%s", optarg);
@@ -50,18 +52,19 @@ static int tenant_options(const char *cmd, int argc, char **argv, json_t *params
                         if (osm_parse_u64(buf, &v) < 0 || v > 100000)
                                 return osm_ctl_usage_error("%s: --cpu: expected a percentage of one core, like 50%%", cmd);
                         key = "cpu";
+                        field = &o->cpu;
                         break;
                 }
-                case 'm': key = "memory"; /* fall through */
-                case 'd': key = key ? key : "disk"; /* fall through */
+                case 'm': key = "memory", field = &o->memory; /* fall through */
+                case 'd': key = key ? key : "disk", field = field ? field : &o->disk; /* fall through */
                 case 's':
-                        key = key ? key : "store";
+                        key = key ? key : "store", field = field ? field : &o->store;
                         if (osm_parse_size(optarg, &v) < 0)
                                 return osm_ctl_usage_error("%s: --%s: expected a size like 256M", cmd, key);
                         break;
-                case 'p': key = "pids"; /* fall through */
+                case 'p': key = "pids", field = &o->pids; /* fall through */
                 case 'i':
-                        key = key ? key : "instances";
+                        key = key ? key : "instances", field = field ? field : &o->instances;
                         if (osm_parse_u64(optarg, &v) < 0)
                                 return osm_ctl_usage_error("%s: --%s: expected a whole number", cmd, key);
                         break;
@@ -70,18 +73,18 @@ static int tenant_options(const char *cmd, int argc, char **argv, json_t *params
                                 t = osm_now_real_us() + (int64_t) v;
                         else if (osm_parse_time(optarg, osm_now_real_us(), &t) < 0 || t < 0)
                                 return osm_ctl_usage_error("%s: --until: expected a time like 2027-03-01 or +30d", cmd);
-                        json_object_set_new(params, "until", json_integer(t));
+                        o->until = (osm_opt_int) OSM_SOME(t);
                         continue;
                 case 'n':
                         if (strcmp(optarg, "allowed") != 0 && strcmp(optarg, "denied") != 0)
                                 return osm_ctl_usage_error("%s: --network: allowed or denied", cmd);
-                        json_object_set_new(params, "network", json_string(optarg));
+                        o->network = optarg;
                         continue;
                 case 'h':
                         return -1;
                 default: return 2;
                 }
-                json_object_set_new(params, key, json_integer((json_int_t) v));
+                *field = (osm_opt_int) OSM_SOME((int64_t) v);
         }
         return 0;
 }
@@ -128,8 +131,8 @@ static void print_tenants(json_t *list) {
 
 static int tenant_add_set(osm_ctl *ctl, int argc, char **argv, bool add) {
         const char *cmd = add ? "tenant add" : "tenant set";
-        _cleanup_json_ json_t *p = json_object();
-        int r = tenant_options(cmd, argc, argv, p);
+        osm_req_tenant_set_opt o = { 0 };
+        int r = tenant_options(cmd, argc, argv, &o);
         if (r < 0) {
                 char details[2048];
                 snprintf(details, sizeof details, "%s", tenant_opts_help);
@@ -145,11 +148,15 @@ static int tenant_add_set(osm_ctl *ctl, int argc, char **argv, bool add) {
                 return r;
         if (optind != argc - 1)
                 return osm_ctl_usage_error("%s: usage: osmosectl %s NAME%s", cmd, cmd, add ? " --group GROUP ..." : " ...");
-        if (add && !json_object_get(p, "group"))
+        if (add && !o.group)
                 return osm_ctl_usage_error("tenant add: --group GROUP is required");
-        json_object_set_new(p, "name", json_string(argv[optind]));
+        osm_req_tenant_add_opt ao = {
+                .cpu = o.cpu, .memory = o.memory, .pids = o.pids, .disk = o.disk, .store = o.store,
+                .instances = o.instances, .until = o.until, .network = o.network,
+        };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, add ? OSM_M_TENANT_ADD : OSM_M_TENANT_SET, p, &rep))
+        if (osm_ctl_request(ctl, add ? osm_req_tenant_add(argv[optind], o.group, &ao) : osm_req_tenant_set(argv[optind], &o),
+                            &rep))
                 return 1;
         json_t *tn = json_object_get(rep, "tenant");
         if (ctl->json)
@@ -171,7 +178,7 @@ static int tenant_ls(osm_ctl *ctl, int argc, char **argv) {
         if (argc != 1)
                 return osm_ctl_usage_error("tenant ls: takes no arguments");
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_TENANT_LIST, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_tenant_list(), &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);
@@ -189,9 +196,8 @@ static int tenant_rm(osm_ctl *ctl, int argc, char **argv) {
         }
         if (argc != 2)
                 return osm_ctl_usage_error("tenant rm: usage: osmosectl tenant rm NAME");
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "name", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_TENANT_REMOVE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_tenant_remove(argv[1]), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -248,13 +254,9 @@ int cmd_usage(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind != argc)
                 return osm_ctl_usage_error("usage: takes no arguments (see osmosectl usage --help)");
-        _cleanup_json_ json_t *p = json_object();
-        if (tenant)
-                json_object_set_new(p, "tenant", json_string(tenant));
-        if (since)
-                json_object_set_new(p, "since", json_integer(since));
+        osm_req_tenant_usage_opt uo = { .tenant = tenant, .since = OSM_IF(since, since) };
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_TENANT_USAGE, p, &rep))
+        if (osm_ctl_request(ctl, osm_req_tenant_usage(&uo), &rep))
                 return 1;
         json_t *u = json_object_get(rep, "usage");
         if (ctl->json && !csv) {

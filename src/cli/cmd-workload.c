@@ -43,9 +43,8 @@ static int trust_change(osm_ctl *ctl, int argc, char **argv, bool add) {
                                "in 'osmosectl workloads', and do not run (nor start with the daemon) until it is\n"
                                "trusted again ('osmosectl run --help' says how to run one anyway)."))
                 return 2;
-        _cleanup_json_ json_t *p = json_pack("{s:s}", "public_key", argv[1]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, add ? OSM_M_WORKLOAD_TRUST_ADD : OSM_M_WORKLOAD_TRUST_REMOVE, p, &rep))
+        if (osm_ctl_request(ctl, add ? osm_req_workload_trust_add(argv[1]) : osm_req_workload_trust_remove(argv[1]), &rep))
                 return 1;
         osm_print_done(ctl, rep, json_pack("{s:s, s:b}", "public_key", argv[1], "trusted", add),
                        "%s%s", add ? "trusted " : "no longer trusted: ", argv[1]);
@@ -67,7 +66,7 @@ static int trust_ls(osm_ctl *ctl, int argc, char **argv) {
         if (!simple_args(argc, argv, 0, "trust ls", "", "List the trusted publisher keys."))
                 return 2;
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_TRUST_LIST, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_workload_trust_list(), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -105,16 +104,15 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        _cleanup_json_ json_t *p = json_object();
-        json_t *grants = json_array();
-        json_object_set_new(p, "grants", grants);
+        _cleanup_json_ json_t *grants = json_array();
+        osm_req_workload_install_opt in = { .grants = grants };
         int c;
         while ((c = getopt_long(argc, argv, "g:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'g': json_array_append_new(grants, json_string(optarg)); break;
-                case 'U': json_object_set_new(p, "allow_unsigned", json_true()); break;
-                case 'D': json_object_set_new(p, "allow_downgrade", json_true()); break;
-                case 'T': json_object_set_new(p, "tenant", json_string(optarg)); break;
+                case 'U': in.allow_unsigned = (osm_opt_bool) OSM_SOME(true); break;
+                case 'D': in.allow_downgrade = (osm_opt_bool) OSM_SOME(true); break;
+                case 'T': in.tenant = optarg; break;
                 case 'h':
                         osm_ctl_usage("install", "BUNDLE|URL [--grant CAP]... [--allow-unsigned] [--allow-downgrade] [--tenant T]",
                                       "Install a bundle file, or fetch one over http(s) (the daemon fetches it). Its "
@@ -138,7 +136,7 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
         const char *src = argv[optind];
         _cleanup_close_ int fd = -1;
         if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0)
-                json_object_set_new(p, "url", json_string(src));
+                in.url = src;
         else {
                 fd = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 struct stat st;
@@ -148,8 +146,8 @@ int cmd_install(osm_ctl *ctl, int argc, char **argv) {
                         return osm_ctl_fail("install: %s: not a regular file", src);
         }
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call_fds(ctl, OSM_M_WORKLOAD_INSTALL, p, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
-                             &rep, NULL, NULL))
+        if (osm_ctl_request_fds(ctl, osm_req_workload_install(&in), fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
+                                &rep, NULL, NULL))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -188,7 +186,7 @@ int cmd_workloads(osm_ctl *ctl, int argc, char **argv) {
         if (!simple_args(argc, argv, 0, "workloads", "", "List installed workloads, their versions, signers and grants."))
                 return 2;
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_LIST, NULL, &rep))
+        if (osm_ctl_request(ctl, osm_req_workload_list(), &rep))
                 return 1;
         osm_ctl_annotate_channels(ctl, json_object_get(rep, "workloads"));
         if (ctl->json) {
@@ -249,9 +247,9 @@ int cmd_remove(osm_ctl *ctl, int argc, char **argv) {
         }
         if (optind != argc - 1)
                 return osm_ctl_usage_error("remove: usage: osmosectl remove NAME [--keep-data]");
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:b}", "name", argv[optind], "keep_data", keep);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, OSM_M_WORKLOAD_REMOVE, p, &rep))
+        osm_req_workload_remove_opt ro = { .keep_data = OSM_SOME(keep) };
+        if (osm_ctl_request(ctl, osm_req_workload_remove(argv[optind], &ro), &rep))
                 return 1;
         if (ctl->json) {
                 osm_print_json(rep);
@@ -277,9 +275,9 @@ static int grant_revoke(osm_ctl *ctl, int argc, char **argv, bool grant) {
                          grant ? "Give a workload a capability its manifest requests." :
                                  "Take a capability back; the workload API refuses it from now on."))
                 return 2;
-        _cleanup_json_ json_t *p = json_pack("{s:s, s:s}", "name", argv[1], "capability", argv[2]);
         _cleanup_json_ json_t *rep = NULL;
-        if (osm_ctl_call(ctl, grant ? OSM_M_WORKLOAD_GRANT : OSM_M_WORKLOAD_REVOKE, p, &rep))
+        if (osm_ctl_request(ctl, grant ? osm_req_workload_grant(argv[1], argv[2]) : osm_req_workload_revoke(argv[1], argv[2]),
+                            &rep))
                 return 1;
         if (ctl->json)
                 osm_print_json(rep);

@@ -31,6 +31,9 @@ static const error_text texts[] = {
           "too many arguments, or one too long, for a run (at most 64, of at most 4096 bytes each)" },
         { OSM_E_VARLINK_INVALID_PARAMETER, OSM_M_FEDERATION_SHARE, "collection",
           "not a valid collection name, or the collection is already shared with that remote (see 'osmosectl federation status')" },
+        { OSM_E_VARLINK_INVALID_PARAMETER, OSM_M_BUILDING_JOIN, "token",
+          "the join token is not valid: it is damaged or incomplete (copy the whole token 'osmosectl building invite' "
+          "printed on the inviting room, or ask for a new one; the daemon's log says what is wrong with it)" },
         { OSM_E_VARLINK_INVALID_PARAMETER, OSM_M_FEDERATION_ENABLE, "listen",
           "the listen address must be ADDR:PORT or [ADDR6]:PORT with a numeric address" },
         { OSM_E_VARLINK_INVALID_PARAMETER, NULL, NULL,

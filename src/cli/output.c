@@ -92,6 +92,18 @@ int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **repl
         return osm_ctl_call_fds(ctl, method, params, NULL, 0, reply, NULL, NULL);
 }
 
+int osm_ctl_request_fds(osm_ctl *ctl, osm_vl_request req, const int *fds, size_t n_fds, json_t **reply,
+                        int *reply_fds, size_t *n_reply_fds) {
+        _cleanup_request_ osm_vl_request r = req;
+        if (r.failed)
+                return osm_ctl_fail("%s%sout of memory", command, command[0] ? ": " : "");
+        return osm_ctl_call_fds(ctl, r.method, r.params, fds, n_fds, reply, reply_fds, n_reply_fds);
+}
+
+int osm_ctl_request(osm_ctl *ctl, osm_vl_request req, json_t **reply) {
+        return osm_ctl_request_fds(ctl, req, NULL, 0, reply, NULL, NULL);
+}
+
 void osm_print_done(osm_ctl *ctl, json_t *reply, json_t *what, const char *fmt, ...) {
         if (ctl->json) {
                 if (!what)

@@ -38,6 +38,13 @@ int osm_ctl_call(osm_ctl *ctl, const char *method, json_t *params, json_t **repl
 /* The same with fds to send and fds to receive (see osm_client_call). */
 int osm_ctl_call_fds(osm_ctl *ctl, const char *method, json_t *params, const int *fds, size_t n_fds,
                      json_t **reply, int *reply_fds, size_t *n_reply_fds);
+/* The same for a call made by a generated builder of osmose/protocol.h, which names the
+ * method and takes its declared parameters only (consumed):
+ *     osm_ctl_request(ctl, osm_req_store_delete(coll, &(osm_req_store_delete_opt){ .writer = w }), &rep)
+ * Commands call these; osm_ctl_call is left for `osmosectl call`, whose method is the user's. */
+int osm_ctl_request(osm_ctl *ctl, osm_vl_request req, json_t **reply);
+int osm_ctl_request_fds(osm_ctl *ctl, osm_vl_request req, const int *fds, size_t n_fds, json_t **reply,
+                        int *reply_fds, size_t *n_reply_fds);
 /* Print an error of a call for a person ("osmosectl: COMMAND: what was wrong (the fix)"),
  * in the words of errors.c; returns 1. */
 int osm_ctl_call_failed(const char *method, const osm_client_error *err);

@@ -1,5 +1,6 @@
 /* test-varlink.c: parsing calls and replies, formatting, and checking parameters
  * against the compiled interface definitions. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "osmose/varlink.h"
@@ -9,7 +10,7 @@ static int parse(const char *s, osm_vl_call *c, const char **why) {
         return osm_vl_parse_call(s, strlen(s), c, why);
 }
 
-int main(void) {
+static void test_parse_call(void) {
         osm_vl_call c;
         const char *why = NULL;
         TAP_OK(parse("{\"method\":\"io.osmose.Daemon.GetStatus\"}", &c, &why) == 0, "minimal call parses");
@@ -41,7 +42,10 @@ int main(void) {
         strcpy(deep + n + 2 * depth, "}}");
         TAP_OK(parse(deep, &c, &why) == -EBADMSG, "100000-deep nesting refused without crashing");
         free(deep);
+}
 
+static void test_format_and_split(void) {
+        const char *why = NULL;
         size_t len;
         json_t *p = json_pack("{s:s}", "k", "v");
         char *m = osm_vl_format_call("a.b.C", p, true, false, &len);
@@ -62,7 +66,9 @@ int main(void) {
                strcmp(iface, "io.osmose.Daemon") == 0 && strcmp(member, "GetStatus") == 0, "split method");
         TAP_OK(!osm_vl_split_method("GetStatus", iface, sizeof iface, &member), "unqualified method refused");
         TAP_OK(!osm_vl_split_method("io.GetStatus", iface, sizeof iface, &member), "one-part interface refused");
+}
 
+static void test_check_params(void) {
         TAP_OK(osm_vl_find_interface("org.varlink.service") != NULL, "service interface compiled in");
         TAP_OK(osm_vl_find_interface("io.osmose.Daemon") != NULL, "daemon interface compiled in");
         const osm_vl_method *gid = osm_vl_find_method("org.varlink.service.GetInterfaceDescription");
@@ -83,7 +89,9 @@ int main(void) {
         json_decref(wrong);
         json_decref(extra);
         json_decref(missing);
+}
 
+static void test_descriptions(void) {
         /* Every interface's text names itself: what GetInterfaceDescription serves is the file. */
         bool all = true;
         for (size_t i = 0; i < osm_vl_n_interfaces; i++) {
@@ -92,6 +100,9 @@ int main(void) {
                 all &= strstr(osm_vl_interfaces[i]->description, want) != NULL;
         }
         TAP_OK(all, "each compiled description contains its interface line");
+}
+
+static void test_serializer(void) {
         /* Our serializer against jansson's parser: every kind, escapes, UTF-8, reals. */
         json_t *v = json_pack("{s:s,s:s,s:I,s:I,s:f,s:f,s:f,s:b,s:b,s:n,s:[i,s,{}],s:{}}",
                               "plain", "room 101", "esc", "q\"b\\s/\n\r\t\x01\x1f\x7f é ☃",
@@ -117,7 +128,12 @@ int main(void) {
         d = osm_vl_format_call("a.b.C", NULL, false, true, &dl);
         TAP_OK(d && strcmp(d, "{\"method\":\"a.b.C\",\"parameters\":{},\"oneway\":true}") == 0, "call framing");
         free(d);
+}
 
+static void test_jbuf(void) {
+        const char *why = NULL;
+        size_t dl, len;
+        char *d;
         /* The writer GetStatus uses: the same text osm_vl_dump writes for the same values. */
         osm_jbuf jb = { 0 };
         osm_jbuf_put(&jb, "{\"s\":", 5);
@@ -145,5 +161,82 @@ int main(void) {
                 osm_vl_reply_done(&rr);
         free(rep);
         free(d);
-        return tap_done();
+}
+
+/* The generated call builders (osmose/protocol.h): the method's name, the declared fields
+ * in declaration order, optional ones only when set, and parameters that pass the check
+ * against the compiled interface. */
+static bool passes(osm_vl_request *r) {
+        const osm_vl_method *m = osm_vl_find_method(r->method);
+        const char *bad = NULL;
+        json_t *params = r->params ? r->params : json_object();
+        bool ok = m && osm_vl_check_params(m, params, &bad) == 0;
+        if (params != r->params)
+                json_decref(params);
+        return ok;
+}
+
+static char *dump(osm_vl_request *r) {
+        size_t len;
+        return r->params ? osm_vl_dump(r->params, &len) : strdup("{}");
+}
+
+static void test_request_builders(void) {
+        _cleanup_request_ osm_vl_request q = osm_req_store_query("sensors/temp", &(osm_req_store_query_opt){
+                .until = OSM_SOME(5), .reverse = OSM_SOME(false), .cursor = "c1" });
+        _cleanup_free_ char *qs = dump(&q);
+        TAP_EQ_STR(q.method, OSM_M_STORE_QUERY, "Store.Query: its method");
+        TAP_EQ_STR(qs, "{\"collection\":\"sensors/temp\",\"until\":5,\"reverse\":false,\"cursor\":\"c1\"}",
+                   "Store.Query: required and set optional fields, in declaration order");
+        TAP_OK(!q.failed && passes(&q), "Store.Query: the parameters pass the interface check");
+
+        _cleanup_request_ osm_vl_request q0 = osm_req_store_query("a", NULL);
+        _cleanup_free_ char *q0s = dump(&q0);
+        TAP_EQ_STR(q0s, "{\"collection\":\"a\"}", "no options: the required field alone");
+        osm_req_store_delete_opt del = { .until = OSM_IF(false, 7), .writer = NULL };
+        _cleanup_request_ osm_vl_request d = osm_req_store_delete("a", &del);
+        _cleanup_free_ char *ds = dump(&d);
+        TAP_EQ_STR(ds, "{\"collection\":\"a\"}", "OSM_IF(false, …) and NULL leave a field out");
+
+        _cleanup_request_ osm_vl_request none = osm_req_store_collections();
+        TAP_OK(none.params == NULL && !none.failed && passes(&none), "a method without parameters sends {}");
+
+        json_t *args = json_pack("[s,s]", "-v", "x");
+        _cleanup_request_ osm_vl_request run = osm_req_workload_run("w", &(osm_req_workload_run_opt){
+                .args = args, .restart = "always", .attach = OSM_SOME(true) });
+        _cleanup_free_ char *rs = dump(&run);
+        TAP_EQ_STR(rs, "{\"name\":\"w\",\"args\":[\"-v\",\"x\"],\"restart\":\"always\",\"attach\":true}",
+                   "Workload.Run: a JSON value, an enum and a bool");
+        TAP_OK(passes(&run) && args->refcount == 2, "and the JSON value is borrowed, not stolen");
+        json_decref(args);
+
+        json_t *topics = json_pack("[s]", "a/#");
+        _cleanup_request_ osm_vl_request in = osm_req_ingest_add("b", "mqtt://h", topics, "s/",
+                &(osm_req_ingest_add_opt){ .qos = OSM_SOME(0), .max_payload = OSM_SOME(1024) });
+        TAP_OK(!in.failed && passes(&in), "Ingest.Add: four required fields and two optional ones pass");
+        json_decref(topics);
+
+        _cleanup_request_ osm_vl_request pin = osm_req_channel_pin("ch", 3);
+        _cleanup_request_ osm_vl_request gi = osm_req_varlink_get_interface_description(OSM_I_STORE);
+        _cleanup_request_ osm_vl_request ping = osm_req_ping();
+        TAP_OK(passes(&pin) && passes(&gi) && passes(&ping) && strcmp(ping.method, "io.osmose.Ping") == 0,
+               "an int field, org.varlink.service and io.osmose itself");
+
+        /* A required JSON value that is NULL (a failed json_pack): nothing half-built is sent. */
+        json_t *volatile nothing = NULL;   /* volatile: not a literal NULL, which would not compile */
+        _cleanup_request_ osm_vl_request bad = osm_req_store_put("a", nothing, NULL);
+        TAP_OK(bad.failed && bad.params == NULL, "a NULL required value fails the request");
+}
+
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_parse_call),
+                TAP_CASE(test_format_and_split),
+                TAP_CASE(test_check_params),
+                TAP_CASE(test_descriptions),
+                TAP_CASE(test_serializer),
+                TAP_CASE(test_jbuf),
+                TAP_CASE(test_request_builders),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }
