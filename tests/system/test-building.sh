@@ -145,7 +145,9 @@ rctl B building trust ls | grep -q "$KEY"; is $? 1 "the key is gone everywhere"
 # --- usage errors
 rctl A building join >/dev/null 2>&1; is $? 2 "join without a token is a usage error"
 rctl A building frobnicate >/dev/null 2>&1; is $? 2 "an unknown subcommand is a usage error"
-rctl A building join 'not!a token' >/dev/null 2>&1; is $? 1 "a malformed token is refused"
+out=$(rctl A building join 'not!a token' 2>&1); is $? 1 "a malformed token is refused"
+case $out in *"join token is not valid"*) ok=0 ;; *) ok=1 ;; esac
+is $ok 0 "and the CLI says the join token is not valid ($out)"
 
 # --- leave and remove
 out=$(rctl C building leave 2>&1); rc=$?

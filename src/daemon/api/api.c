@@ -105,12 +105,12 @@ const char *const *api_inst_grants(api_inst *in) {
 typedef struct refusal {
         uv_timer_t timer;
         osm_call *call;
-        json_t *params;
+        osm_vl_error error;   /* the RateLimited error to send (its params owned) */
 } refusal;
 
 static void on_refusal_closed(uv_handle_t *h) {
         refusal *rf = h->data;
-        json_decref(rf->params);
+        json_decref(rf->error.params);
         free(rf);
 }
 
@@ -118,7 +118,9 @@ static void on_refusal_timer(uv_timer_t *t) {
         refusal *rf = t->data;
         osm_call *call = rf->call;
         osm_call_set_cancel(call, NULL, NULL);
-        osm_call_error(call, OSM_E_API_RATE_LIMITED, steal_pointer(&rf->params));
+        osm_vl_error e = rf->error;
+        rf->error.params = NULL;
+        osm_call_fail(call, e);
         uv_close((uv_handle_t *) &rf->timer, on_refusal_closed);
 }
 
@@ -127,14 +129,14 @@ static void refusal_cancel(osm_call *c, void *userdata) {
         uv_close((uv_handle_t *) &rf->timer, on_refusal_closed);
 }
 
-static void refuse_later(api_inst *in, osm_call *call, int64_t delay_ms, json_t *params) {
+static void refuse_later(api_inst *in, osm_call *call, int64_t delay_ms, osm_vl_error error) {
         refusal *rf = calloc(1, sizeof *rf);
         if (!rf) {
-                osm_call_error(call, OSM_E_API_RATE_LIMITED, params);
+                osm_call_fail(call, error);
                 return;
         }
         rf->call = call;
-        rf->params = params;
+        rf->error = error;
         uv_timer_init(in->api->d->loop, &rf->timer);
         rf->timer.data = rf;
         osm_call_set_cancel(call, refusal_cancel, rf);
@@ -158,8 +160,7 @@ const char *const *api_enter(osm_call *call, api_inst *in) {
                 snprintf(msg, sizeof msg, "more than %" PRIu64 " calls per second (burst %" PRIu64 "); retry in %" PRId64 " ms",
                          cfg->api_calls_per_second, cfg->api_burst, retry_ms);
                 refuse_later(in, call, retry_ms,
-                             json_pack("{s:I, s:I, s:s}", "limit", (json_int_t) cfg->api_calls_per_second,
-                                       "retry_after", (json_int_t) retry_ms, "message", msg));
+                             osm_error_api_rate_limited((int64_t) cfg->api_calls_per_second, retry_ms, msg));
                 return NULL;
         }
         in->tokens -= 1.0;
@@ -177,10 +178,7 @@ void api_deny(osm_call *call, const char *grant, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        json_t *p = json_pack("{s:s}", "message", msg);
-        if (p && grant)
-                json_object_set_new(p, "grant", json_string(grant));
-        osm_call_error(call, OSM_E_PERMISSION_DENIED, p);
+        osm_call_fail(call, osm_error_permission_denied(msg, grant));
 }
 
 /* ---------- who am I ---------- */

@@ -32,7 +32,8 @@ struct bld_job {
         void *call;              /* the osm_call waiting, if any */
         json_t *in, *out;        /* owned by the job */
         const char *error;       /* a Varlink error name on failure */
-        char msg[512];
+        char msg[512];           /* its message (for InvalidParameter: for the log only) */
+        const char *bad_param;   /* error is InvalidParameter: the parameter it names */
         uint64_t changes;        /* rows changed by the last bld_exec */
         void *userdata;
         osm_building_cb cb;      /* for osm_building_exec/query */

@@ -28,7 +28,9 @@ static bool need_active(osm_building *b, osm_call *call) {
 static void reply_done(osm_building *b, bld_job *j) {
         if (!j->call)
                 return;
-        if (j->error) {
+        if (j->bad_param) {
+                osm_call_invalid_param(j->call, j->bad_param);
+        } else if (j->error) {
                 json_t *p = json_is_object(j->out) ? json_incref(j->out) : json_object();
                 json_object_set_new(p, "message", json_string(j->msg));
                 osm_call_error(j->call, j->error, p);
@@ -81,7 +83,7 @@ static void submit_write_or(osm_building *b, osm_call *call, const char *sql, js
         bld_job *j = bld_job_new(write_work, write_done, call,
                                  json_pack("{s:s,s:o,s:s?}", "sql", sql, "params", params, "if_none", if_none));
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         bld_submit(b, j);
@@ -203,9 +205,8 @@ static void activate_done(osm_building *b, bld_job *j) {
 static bool refuse_if_member(osm_building *b, osm_call *call) {
         if (!b->active && !b->leaving && !b->building_id[0])
                 return false;
-        osm_call_error(call, OSM_E_BUILDING_ALREADY_IN_BUILDING,
-                       json_pack("{s:s,s:s}", "building", b->building_id,
-                                 "message", b->leaving ? "a building change is under way" : "this room is in a building already (building leave first)"));
+        osm_call_fail(call, osm_error_building_already_in_building(b->building_id, b->leaving ?
+                "a building change is under way" : "this room is in a building already (building leave first)"));
         return true;
 }
 
@@ -235,7 +236,7 @@ static void m_create(osm_call *call, json_t *p, void *ud) {
         b->node_id = 1;   /* dqlite bootstraps a new cluster from node 1 */
         bld_job *j = bld_job_new(create_work, activate_done, call, NULL);
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         b->leaving = true;
@@ -279,7 +280,7 @@ static void m_join(osm_call *call, json_t *p, void *ud) {
         osm_token_wipe(&t);
         bld_job *j = bld_job_new(bld_join_work, activate_done, call, json_deep_copy(p));
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         b->leaving = true;
@@ -446,7 +447,7 @@ static void m_leave(osm_call *call, json_t *p, void *ud) {
                 return;
         bld_job *j = bld_job_new(leave_work, leave_done, call, NULL);
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         b->leaving = true;
@@ -515,7 +516,7 @@ static void m_remove(osm_call *call, json_t *p, void *ud) {
                                  json_pack("{s:O,s:O}", "room", json_object_get(m, "room"), "node_id",
                                            json_object_get(m, "node_id")));
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         bld_submit(b, j);
@@ -583,7 +584,7 @@ static void m_recover(osm_call *call, json_t *p, void *ud) {
         }
         bld_job *j = bld_job_new(recover_work, reply_done, call, json_pack("{s:o}", "rooms", keep));
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         bld_submit(b, j);
@@ -703,7 +704,7 @@ static void m_query(osm_call *call, json_t *p, void *ud) {
                                "until", json_object_get(p, "until"), "limit", limit, "targets", targets);
         bld_job *j = bld_job_new(bld_query_work, reply_done, call, in);
         if (!j) {
-                osm_call_error(call, OSM_E_INTERNAL_ERROR, NULL);
+                osm_call_fail(call, osm_error_internal_error("out of memory"));
                 return;
         }
         bld_submit(b, j);

@@ -310,7 +310,11 @@ void bld_join_work(osm_building *b, bld_job *j) {
         osm_token t;
         const char *why = "";
         if (osm_token_parse(text, &t, &why) < 0) {
+                /* InvalidParameter carries the parameter's name only (org.varlink.service): the CLI
+                 * says what a bad token means; the reason goes to the log. */
                 join_fail(j, OSM_E_VARLINK_INVALID_PARAMETER, "the join token is not valid: %s", why);
+                j->bad_param = "token";
+                log_info("building join: %s", j->msg);
                 return;
         }
         /* Expiry is the inviter's to judge (and to count): its clock issued the token. */

@@ -21,10 +21,8 @@ static void reload(osm_call *call, json_t *params, void *userdata) {
         json_t *changed = NULL, *errors = NULL;
         int r = osm_daemon_reload(userdata, &changed, &errors);
         if (r != 0) {
-                osm_call_error(call, OSM_E_DAEMON_CONFIG_INVALID,
-                               json_pack("{s:i, s:s, s:o}", "problems", r, "message",
-                                         "the configuration has problems; the old one stays in force", "errors",
-                                         errors ? errors : json_array()));
+                osm_call_fail(call, osm_error_daemon_config_invalid(r, "the configuration has problems; the old one stays "
+                                                                    "in force", errors ? errors : json_array()));
                 return;
         }
         json_decref(errors);

@@ -401,7 +401,7 @@ int osm_call_error(osm_call *c, const char *error, json_t *params) {
 }
 
 int osm_call_invalid_param(osm_call *c, const char *parameter) {
-        return osm_call_error(c, OSM_E_VARLINK_INVALID_PARAMETER, json_pack("{s:s}", "parameter", parameter));
+        return osm_call_fail(c, osm_error_varlink_invalid_parameter(parameter));
 }
 
 int osm_call_fail(osm_call *c, osm_vl_error e) {
@@ -456,21 +456,21 @@ static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds)
                 return;
         }
         if (!osm_vl_split_method(name, iface, sizeof iface, &member)) {
-                osm_call_error(c, OSM_E_VARLINK_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
+                osm_call_fail(c, osm_error_varlink_method_not_found(name));
                 return;
         }
         if (!osm_vl_find_interface(iface)) {
-                osm_call_error(c, OSM_E_VARLINK_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", iface));
+                osm_call_fail(c, osm_error_varlink_interface_not_found(iface));
                 return;
         }
         const osm_vl_method *def = osm_vl_find_method(name);
         if (!def) {
-                osm_call_error(c, OSM_E_VARLINK_METHOD_NOT_FOUND, json_pack("{s:s}", "method", name));
+                osm_call_fail(c, osm_error_varlink_method_not_found(name));
                 return;
         }
         const method_entry *h = find_handler(s, name);
         if (!h) {
-                osm_call_error(c, OSM_E_VARLINK_METHOD_NOT_IMPLEMENTED, json_pack("{s:s}", "method", name));
+                osm_call_fail(c, osm_error_varlink_method_not_implemented(name));
                 return;
         }
         if (!call_allowed(&cl->who, h->m->access)) {

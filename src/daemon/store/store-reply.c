@@ -21,47 +21,6 @@ typedef enum fault {
         _F_MAX,
 } fault;
 
-/* The fields an error declares, in its .varlink file. */
-enum {
-        P_NAME = 1 << 0,
-        P_COLLECTION = 1 << 1,
-        P_INDEX = 1 << 2,
-        P_STORED = 1 << 3,
-        P_SIZE = 1 << 4,
-        P_LIMIT = 1 << 5,
-        P_MESSAGE = 1 << 6,
-};
-
-/* Each interface's error for each case, and the fields that error declares. */
-static const struct {
-        const char *error;
-        unsigned fields;
-} wire[_OSM_STORE_IFACE_MAX][_F_MAX] = {
-        [OSM_STORE_IFACE_STORE] = {
-                [F_BAD_NAME] = { OSM_E_STORE_INVALID_NAME, P_NAME | P_MESSAGE },
-                [F_BAD_RECORD] = { OSM_E_STORE_INVALID_RECORD, P_INDEX | P_STORED | P_MESSAGE },
-                [F_TOO_LARGE] = { OSM_E_STORE_RECORD_TOO_LARGE, P_INDEX | P_STORED | P_SIZE | P_LIMIT | P_MESSAGE },
-                [F_BUDGET] = { OSM_E_STORE_BUDGET_EXCEEDED, P_STORED | P_MESSAGE },
-                [F_OBJECT_TOO_LARGE] = { OSM_E_STORE_OBJECT_TOO_LARGE, P_LIMIT | P_MESSAGE },
-                [F_DISK_FULL] = { OSM_E_STORE_DISK_FULL, P_STORED | P_MESSAGE },
-                [F_NO_COLLECTION] = { OSM_E_STORE_NO_SUCH_COLLECTION, P_COLLECTION | P_MESSAGE },
-                [F_BUSY] = { OSM_E_BUSY, P_MESSAGE },
-                [F_OTHER] = { OSM_E_STORE_STORE_ERROR, P_MESSAGE },
-        },
-        /* A workload's interface says less: no sizes or limits of the gateway's store. */
-        [OSM_STORE_IFACE_API] = {
-                [F_BAD_NAME] = { OSM_E_API_INVALID_NAME, P_NAME | P_MESSAGE },
-                [F_BAD_RECORD] = { OSM_E_API_INVALID_RECORD, P_INDEX | P_STORED | P_MESSAGE },
-                [F_TOO_LARGE] = { OSM_E_API_INVALID_RECORD, P_INDEX | P_STORED | P_MESSAGE },
-                [F_BUDGET] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
-                [F_OBJECT_TOO_LARGE] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
-                [F_DISK_FULL] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
-                [F_NO_COLLECTION] = { OSM_E_API_NO_SUCH_COLLECTION, P_COLLECTION },
-                [F_BUSY] = { OSM_E_BUSY, P_MESSAGE },
-                [F_OTHER] = { OSM_E_API_STORE_ERROR, P_STORED | P_MESSAGE },
-        },
-};
-
 static fault fault_of(int code, const osm_error *err) {
         switch (code) {
         case -EINVAL:
@@ -74,6 +33,38 @@ static fault fault_of(int code, const osm_error *err) {
         case -ENOENT: return F_NO_COLLECTION;
         case -EBUSY: return F_BUSY;
         default: return F_OTHER;
+        }
+}
+
+/* Each interface's error for each case, with exactly the fields its .varlink file declares
+ * (the generated constructors take those and no others). */
+static osm_vl_error store_error(fault k, const osm_store_failure *f, const char *coll, uint64_t limit,
+                                const char *msg) {
+        int64_t index = (int64_t) f->index, stored = (int64_t) f->stored;
+        switch (k) {
+        case F_BAD_NAME: return osm_error_store_invalid_name(coll, msg);
+        case F_BAD_RECORD: return osm_error_store_invalid_record(index, stored, msg);
+        case F_TOO_LARGE:
+                return osm_error_store_record_too_large(index, stored, (int64_t) f->size, (int64_t) limit, msg);
+        case F_BUDGET: return osm_error_store_budget_exceeded(stored, msg);
+        case F_OBJECT_TOO_LARGE: return osm_error_store_object_too_large((int64_t) limit, msg);
+        case F_DISK_FULL: return osm_error_store_disk_full(stored, msg);
+        case F_NO_COLLECTION: return osm_error_store_no_such_collection(coll, msg);
+        case F_BUSY: return osm_error_busy(msg);
+        default: return osm_error_store_store_error(msg);
+        }
+}
+
+/* A workload's interface says less: no sizes or limits of the gateway's store. */
+static osm_vl_error api_error(fault k, const osm_store_failure *f, const char *coll, const char *msg) {
+        int64_t stored = (int64_t) f->stored;
+        switch (k) {
+        case F_BAD_NAME: return osm_error_api_invalid_name(coll, msg);
+        case F_BAD_RECORD:
+        case F_TOO_LARGE: return osm_error_api_invalid_record((int64_t) f->index, stored, msg);
+        case F_NO_COLLECTION: return osm_error_api_no_such_collection(coll);
+        case F_BUSY: return osm_error_busy(msg);
+        default: return osm_error_api_store_error(stored, msg);   /* budget, object size, disk, other */
         }
 }
 
@@ -121,23 +112,8 @@ void osm_store_reply_error(osm_call *call, osm_store_iface iface, const osm_conf
                 snprintf(msg, sizeof(msg), "%s%s%s", why ? why : "", why ? ": " : "", strerror(-f->code));
                 break;
         }
-        unsigned fields = wire[iface][k].fields;
-        json_t *p = json_object();
-        if (fields & P_NAME)
-                json_object_set_new(p, "name", json_string(coll));
-        if (fields & P_COLLECTION)
-                json_object_set_new(p, "collection", json_string(coll));
-        if (fields & P_INDEX)
-                json_object_set_new(p, "index", json_integer((json_int_t) f->index));
-        if (fields & P_STORED)
-                json_object_set_new(p, "stored", json_integer((json_int_t) f->stored));
-        if (fields & P_SIZE)
-                json_object_set_new(p, "size", json_integer((json_int_t) f->size));
-        if (fields & P_LIMIT)
-                json_object_set_new(p, "limit", json_integer((json_int_t) limit));
-        if (fields & P_MESSAGE)
-                json_object_set_new(p, "message", json_string(msg));
-        osm_call_error(call, wire[iface][k].error, p);
+        osm_call_fail(call, iface == OSM_STORE_IFACE_API ? api_error(k, f, coll, msg) :
+                                                           store_error(k, f, coll, limit, msg));
 }
 
 void osm_store_batch_init(osm_store_batch *b) {

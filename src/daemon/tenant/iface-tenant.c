@@ -11,12 +11,10 @@
 #include "osmose/log.h"
 #include "osmose/util.h"
 
-#define TN_IFACE OSM_I_TENANT "."
-
 static void no_such_tenant(osm_call *call, const char *name) {
         char msg[128];
         snprintf(msg, sizeof msg, "no tenant named '%s'", name);
-        osm_call_error(call, TN_IFACE "NoSuchTenant", json_pack("{s:s,s:s}", "message", msg, "name", name));
+        osm_call_fail(call, osm_error_tenant_no_such_tenant(msg, name));
 }
 
 /* Read the optional quota fields of Add/Set into tn. Returns the name of a bad field. */
@@ -54,8 +52,7 @@ static int set_group(osm_call *call, osm_tenant *tn, const char *group) {
                 char msg[160];
                 snprintf(msg, sizeof msg, "no Unix group named '%s' (make it first: groupadd %s)", group ? group : "",
                          group ? group : "GROUP");
-                osm_call_error(call, TN_IFACE "NoSuchGroup", json_pack("{s:s,s:s}", "message", msg, "group",
-                                                                       group ? group : ""));
+                osm_call_fail(call, osm_error_tenant_no_such_group(msg, group ? group : ""));
                 return -ENOENT;
         }
         tn->gid = g->gr_gid;
@@ -73,7 +70,7 @@ static void method_add(osm_call *call, json_t *params, void *userdata) {
         if (tn_find(t, name)) {
                 char msg[128];
                 snprintf(msg, sizeof msg, "tenant '%s' exists already (change it with 'tenant set')", name);
-                osm_call_error(call, TN_IFACE "TenantExists", json_pack("{s:s,s:s}", "message", msg, "name", name));
+                osm_call_fail(call, osm_error_tenant_tenant_exists(msg, name));
                 return;
         }
         osm_tenant tn = { .network = true, .created = osm_now_real_us() };
@@ -199,11 +196,11 @@ static void method_usage(osm_call *call, json_t *params, void *userdata) {
 }
 
 static const osm_method methods[] = {
-        { TN_IFACE "Add", method_add, OSM_ACCESS_WRITE },
-        { TN_IFACE "List", method_list, OSM_ACCESS_MONITOR },
-        { TN_IFACE "Set", method_set, OSM_ACCESS_WRITE },
-        { TN_IFACE "Remove", method_remove, OSM_ACCESS_WRITE },
-        { TN_IFACE "Usage", method_usage, OSM_ACCESS_MONITOR },
+        { OSM_M_TENANT_ADD, method_add, OSM_ACCESS_WRITE },
+        { OSM_M_TENANT_LIST, method_list, OSM_ACCESS_MONITOR },
+        { OSM_M_TENANT_SET, method_set, OSM_ACCESS_WRITE },
+        { OSM_M_TENANT_REMOVE, method_remove, OSM_ACCESS_WRITE },
+        { OSM_M_TENANT_USAGE, method_usage, OSM_ACCESS_MONITOR },
 };
 
 int tn_register_methods(osm_tenants *t) {

@@ -155,9 +155,7 @@ static int refuse_quota(osm_call *call, const osm_tenant *tn, const char *quota,
                  used, limit);
         osm_error_set(err, -EDQUOT, 0, "%s", msg);
         if (call)
-                osm_call_error(call, OSM_E_TENANT_QUOTA_EXCEEDED,
-                               json_pack("{s:s,s:s,s:s,s:I,s:I}", "message", msg, "tenant", tn->name, "quota",
-                                         quota, "limit", (json_int_t) limit, "used", (json_int_t) used));
+                osm_call_fail(call, osm_error_tenant_quota_exceeded(msg, tn->name, quota, (int64_t) limit, (int64_t) used));
         return -EDQUOT;
 }
 
@@ -170,9 +168,7 @@ int osm_tenants_check_run(osm_tenants *t, const char *tenant, unsigned live, osm
                 snprintf(msg, sizeof msg, "tenant %s: its lease has ended; nothing of it may run", tn->name);
                 osm_error_set(err, -EKEYEXPIRED, 0, "%s", msg);
                 if (call)
-                        osm_call_error(call, OSM_E_TENANT_LEASE_EXPIRED,
-                                       json_pack("{s:s,s:s,s:I}", "message", msg, "tenant", tn->name, "until",
-                                                 (json_int_t) tn->until));
+                        osm_call_fail(call, osm_error_tenant_lease_expired(msg, tn->name, tn->until));
                 return -EKEYEXPIRED;
         }
         if (tn->instances && live >= tn->instances)

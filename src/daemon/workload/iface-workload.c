@@ -375,8 +375,7 @@ static void method_grant_revoke(osm_call *call, json_t *params, void *userdata) 
                 return;
         osm_error gerr = {};
         if (grant && !osm_tenants_grant_ok(w->d->tenants, osm_call_tenant(call), cap, &gerr)) {
-                osm_call_error(call, OSM_E_PERMISSION_DENIED,
-                               json_pack("{s:s,s:s}", "message", gerr.message, "grant", cap));
+                osm_call_fail(call, osm_error_permission_denied(gerr.message, cap));
                 return;
         }
         _cleanup_free_ char **v = calloc(wl->n_grants + 2, sizeof(char *));
@@ -429,9 +428,8 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         if (!wl)
                 return;
         if (!allow_untrusted && wl_signer_untrusted(w, wl)) {
-                osm_call_error(call, OSM_E_WORKLOAD_UNTRUSTED, json_pack("{s:s, s:s}", "message",
-                               "its publisher key is no longer trusted (trust rm): trust it again, or run it with "
-                               "--allow-untrusted", "signer", wl->signer));
+                osm_call_fail(call, osm_error_workload_untrusted("its publisher key is no longer trusted (trust rm): trust "
+                                                                 "it again, or run it with --allow-untrusted", wl->signer));
                 return;
         }
         if (!w->d->sandbox) {
@@ -622,8 +620,7 @@ static void not_running(osm_call *call, const char *id, const char *state, const
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        osm_call_error(call, OSM_E_WORKLOAD_NOT_RUNNING, json_pack("{s:s, s:s, s:s}", "message", msg, "instance", id,
-                                                           "state", state));
+        osm_call_fail(call, osm_error_workload_not_running(msg, id, state));
 }
 
 static void method_stop(osm_call *call, json_t *params, void *userdata) {
@@ -671,7 +668,7 @@ static void method_stop(osm_call *call, json_t *params, void *userdata) {
                         }
                         if (off < sizeof msg)
                                 snprintf(msg + off, sizeof msg - off, "): name one, or stop them all with --all");
-                        osm_call_error(call, OSM_E_WORKLOAD_AMBIGUOUS, json_pack("{s:s, s:o}", "message", msg, "instances", ids));
+                        osm_call_fail(call, osm_error_workload_ambiguous(msg, ids));
                         return;
                 }
                 if (n > 1) {

@@ -40,8 +40,8 @@ typedef struct install_job {
         bool has_rootfs;
         osm_manifest *manifest;
         const char *err_name;     /* set when a phase failed */
-        char err[512];
-        json_t *err_extra;
+        char err[512];            /* its message */
+        osm_vl_error error;       /* the whole error, for one that carries more than a message */
         wl_install_hooks hooks;   /* an install for another subsystem (channels) */
         char caller_tenant[OSM_TENANT_NAME_MAX + 1];   /* "" for an operator */
         char *tenant;             /* the owner asked for by an operator; NULL: keep/operator */
@@ -54,6 +54,14 @@ static void job_fail(install_job *j, const char *name, const char *fmt, ...) {
         vsnprintf(j->err, sizeof j->err, fmt, ap);
         va_end(ap);
         j->err_name = name;
+}
+
+/* The same for an error with fields besides its message: e from its generated constructor,
+ * given j->err as the message (job_fail first, or job_fail_error(j, osm_error_…(j->err, …))). */
+static void job_fail_error(install_job *j, osm_vl_error e) {
+        json_decref(j->error.params);
+        j->error = e;
+        j->err_name = e.name;
 }
 
 static void job_free(install_job *j) {
@@ -71,7 +79,7 @@ static void job_free(install_job *j) {
         free(j->grants);
         free(j->manifest_text);
         osm_manifest_free(j->manifest);
-        json_decref(j->err_extra);
+        json_decref(j->error.params);
         free(j);
 }
 
@@ -162,7 +170,7 @@ static void phase1(install_job *j) {
                 if (!j->verified && !j->allow_unsigned) {
                         job_fail(j, OSM_E_WORKLOAD_UNTRUSTED, "signed by %s, which is not a trusted key "
                                  "(osmosectl trust add KEY)", j->signer);
-                        j->err_extra = json_pack("{s:s}", "signer", j->signer);
+                        job_fail_error(j, osm_error_workload_untrusted(j->err, j->signer));
                         return;
                 }
         } else if (!j->allow_unsigned) {
@@ -264,10 +272,13 @@ static void job_cancel(osm_call *call, void *userdata) {
 static void job_finish_error(install_job *j) {
         log_notice("install%s%s refused: %s", j->url ? " from " : "", j->url ? j->url : "", j->err);
         if (j->call) {
-                json_t *p = j->err_extra ? json_incref(j->err_extra) : json_object();
-                json_object_set_new(p, "message", json_string(j->err));
                 osm_call_set_cancel(j->call, NULL, NULL);
-                osm_call_error(j->call, j->err_name, p);
+                if (j->error.name) {
+                        osm_call_fail(j->call, j->error);
+                        j->error.params = NULL;
+                } else {
+                        osm_call_errorf_name(j->call, j->err_name, "%s", j->err);
+                }
         }
         if (j->hooks.done)
                 j->hooks.done(j->hooks.userdata, j->err_name, j->err);
@@ -319,8 +330,7 @@ static void check_and_unpack(install_job *j) {
                         job_fail(j, OSM_E_WORKLOAD_DOWNGRADE, "%s version %lld is installed from another bundle; a new "
                                  "build needs a new version (or --allow-downgrade)", m->name,
                                  (long long) old->version);
-                j->err_extra = json_pack("{s:I, s:I}", "installed", (json_int_t) old->version,
-                                         "offered", (json_int_t) m->version);
+                job_fail_error(j, osm_error_workload_downgrade(j->err, old->version, m->version));
                 job_finish_error(j);
                 return;
         }
@@ -340,7 +350,7 @@ static void check_and_unpack(install_job *j) {
         }
         if (j->tenant && !osm_tenants_find(w->d->tenants, j->tenant) && strcmp(j->tenant, OSM_TENANT_OPERATOR) != 0) {
                 job_fail(j, OSM_E_TENANT_NO_SUCH_TENANT, "no tenant named '%s'", j->tenant);
-                j->err_extra = json_pack("{s:s}", "name", j->tenant);
+                job_fail_error(j, osm_error_tenant_no_such_tenant(j->err, j->tenant));
                 job_finish_error(j);
                 return;
         }
@@ -348,7 +358,7 @@ static void check_and_unpack(install_job *j) {
                 osm_error gerr = {};
                 if (!osm_tenants_grant_ok(w->d->tenants, caller, j->grants[i], &gerr)) {
                         job_fail(j, OSM_E_PERMISSION_DENIED, "%s", gerr.message);
-                        j->err_extra = json_pack("{s:s}", "grant", j->grants[i]);
+                        job_fail_error(j, osm_error_permission_denied(j->err, j->grants[i]));
                         job_finish_error(j);
                         return;
                 }
@@ -357,7 +367,7 @@ static void check_and_unpack(install_job *j) {
                 if (!osm_manifest_requests(m, j->grants[i])) {
                         job_fail(j, OSM_E_WORKLOAD_BAD_CAPABILITY, "%s does not request %s, so it cannot be granted",
                                  m->name, j->grants[i]);
-                        j->err_extra = json_pack("{s:s}", "capability", j->grants[i]);
+                        job_fail_error(j, osm_error_workload_bad_capability(j->err, j->grants[i]));
                         job_finish_error(j);
                         return;
                 }
