@@ -38,6 +38,7 @@ typedef struct tap_case {
 #define TAP_CASE(fn) { #fn, fn }
 #define TAP_N_CASES(t) (sizeof(t) / sizeof((t)[0]))
 #define TAP_CASE_TIMEOUT_S 60   /* a case still running after this is killed and fails */
+extern unsigned tap_case_timeout_s;   /* that timeout; a file whose cases take longer sets it */
 
 /* Run the cases (those named in argv[1…], else all), print the plan and a list of the
  * cases that failed; return the exit status. */

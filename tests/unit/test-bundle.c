@@ -137,11 +137,8 @@ static void hostile(const hent *e, size_t n, const char *trailer, const char *wh
         close(fd);
 }
 
-int main(void) {
-        osm_crypto_init();
-        snprintf(tmp, sizeof tmp, "/tmp/osm-test-bundle-XXXXXX");
-        if (!mkdtemp(tmp))
-                return 1;
+/* The source directory every case builds from (made before the cases, on disk). */
+static void make_source(void) {
         mkd("src");
         mkd("src/rootfs");
         mkd("src/rootfs/bin");
@@ -153,7 +150,9 @@ int main(void) {
         char lp[256];
         snprintf(lp, sizeof lp, "%s/src/rootfs/etc/link", tmp);
         symlink("greeting", lp);
+}
 
+static void test_sign_unpack_tamper(void) {
         osm_keypair kp = { 0 }, other = { 0 };
         osm_keypair_generate(&kp);
         osm_keypair_generate(&other);
@@ -230,7 +229,14 @@ int main(void) {
         close(big);
         close(fd);
         close(fd2);
+        osm_keypair_clear(&kp);
+        osm_keypair_clear(&other);
+}
 
+static void test_builder_refusals(void) {
+        osm_bundle_info info;
+        char err[512], lp[256];
+        snprintf(lp, sizeof lp, "%s/src/rootfs/etc/link", tmp);
         /* the builder refuses what the format cannot say */
         write_file("src/rootfs/bin/su", "x", 04755);
         chmod(lp, 0);   /* no-op on the symlink itself */
@@ -248,7 +254,13 @@ int main(void) {
         unlink(lp);
         write_file("src/manifest.json", "{\"name\":\"hello\",\"version\":2,\"entrypoint\":[\"/bin/hello\"],\"x\":1}", 0644);
         TAP_OK(build(NULL, &info, err) < 0 && strstr(err, "x: unknown field"), "a bad manifest is refused at build (%s)", err);
+}
 
+static void test_hostile_archives(void) {
+        char err[512];
+        char *m = NULL;
+        size_t ml = 0;
+        bool hr = false;
         /* hostile archives */
         hent dotdot[] = { { 'f', "../escape", "x" } };
         hostile(dotdot, 1, NULL, "a .. path");
@@ -278,20 +290,30 @@ int main(void) {
         hostile(ctl, 1, NULL, "a control character in a name");
         /* and a well-formed hand-made one unpacks, in depth-first order */
         hent good[] = { { 'd', "a", NULL }, { 'f', "a/c", "y" }, { 'f', "a-b", "x" }, { 'l', "l", "/abs/ok" } };
-        fd = craft(good, 4, NULL);
-        dfd = scratch();
-        m = NULL;
-        r = osm_bundle_unpack(fd, dfd, &m, &ml, &hr, err, sizeof err);
+        int fd = craft(good, 4, NULL);
+        int dfd = scratch();
+        int r = osm_bundle_unpack(fd, dfd, &m, &ml, &hr, err, sizeof err);
         TAP_EQ_INT(r, 0, "a hand-made bundle in canonical order unpacks");
         free(m);
         close(dfd);
         close(fd);
+}
 
-        osm_keypair_clear(&kp);
-        osm_keypair_clear(&other);
+int main(int argc, char **argv) {
+        osm_crypto_init();
+        snprintf(tmp, sizeof tmp, "/tmp/osm-test-bundle-XXXXXX");
+        if (!mkdtemp(tmp))
+                return 1;
+        make_source();
+        static const tap_case cases[] = {
+                TAP_CASE(test_sign_unpack_tamper),
+                TAP_CASE(test_builder_refusals),
+                TAP_CASE(test_hostile_archives),
+        };
+        int r = tap_run(cases, TAP_N_CASES(cases), argc, argv);
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
         if (system(cmd) != 0)
                 return 1;
-        return tap_done();
+        return r;
 }

@@ -19,14 +19,17 @@ static int load_text(osm_config *cfg, const char *text, char **errors) {
         return r;
 }
 
-int main(void) {
+static void test_defaults(void) {
         osm_config cfg;
-        char *errs = NULL;
         TAP_OK(osm_config_defaults(&cfg, NULL) == 0, "installed defaults");
         TAP_OK(strstr(cfg.socket_path, "/run/osmose/osmosed.sock") != NULL, "installed socket path");
         TAP_OK(osm_config_validate(&cfg, NULL) == 0, "defaults are valid");
         osm_config_free(&cfg);
+}
 
+static void test_load_and_validate(void) {
+        osm_config cfg;
+        char *errs = NULL;
         TAP_OK(osm_config_defaults(&cfg, "/tmp/demo") == 0 && strcmp(cfg.socket_path, "/tmp/demo/osmosed.sock") == 0 &&
                strcmp(cfg.state_dir, "/tmp/demo") == 0, "one-directory layout");
         TAP_OK(load_text(&cfg, "[daemon]\nname = lab\nlog-level = debug\n[control]\nmax-connections = 7\n"
@@ -62,7 +65,10 @@ int main(void) {
         cfg.building_heartbeat_interval_us = cfg.building_status_interval_us - 1;
         TAP_OK(osm_config_validate(&cfg, NULL) > 0, "a heartbeat-interval shorter than status-interval refused");
         osm_config_free(&cfg);
+}
 
+static void test_copy_and_dump(void) {
+        char *errs = NULL;
         osm_config a, b;
         osm_config_defaults(&a, "/tmp/x");
         TAP_OK(osm_config_copy(&b, &a) == 0 && b.name != a.name && strcmp(b.name, a.name) == 0, "deep copy");
@@ -88,5 +94,13 @@ int main(void) {
         osm_config_free(&a);
         osm_config_free(&b);
         osm_config_free(&c);
-        return tap_done();
+}
+
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_defaults),
+                TAP_CASE(test_load_and_validate),
+                TAP_CASE(test_copy_and_dump),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

@@ -303,11 +303,13 @@ static void test_poll(void) {
 }
 #endif
 
-int main(void) {
-        test_txt();
-        test_catalog();
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_txt),
+                TAP_CASE(test_catalog),
 #if HAVE_AVAHI
-        test_poll();
+                TAP_CASE(test_poll),
 #endif
-        return tap_done();
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

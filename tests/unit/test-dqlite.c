@@ -21,9 +21,10 @@ static int connect_abstract(void *arg, const char *address, int *fd) {
 }
 
 static char tmpdir[256];
+static int test_pid;   /* the parent's: node 1 keeps its address (and its raft configuration) across cases */
 
 static osm_bnode *start_node(uint64_t id, char *addr, size_t size) {
-        snprintf(addr, size, "@osm-test-dq-%d-%llu", (int) getpid(), (unsigned long long) id);
+        snprintf(addr, size, "@osm-test-dq-%d-%llu", test_pid, (unsigned long long) id);
         char dir[300];
         snprintf(dir, sizeof dir, "%s/node%llu", tmpdir, (unsigned long long) id);
         osm_bnode_opts o = { .id = id, .address = addr, .bind = addr, .dir = dir, .latency_ms = 20,
@@ -181,7 +182,7 @@ static void test_three(void) {
         osm_bnode_stop(n[2]);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
         /* Under qemu-user (meson's exe_wrapper for a cross build) a dqlite node crashes
          * (SIGSEGV inside libraft/libuv); the building is tested natively. */
         const char *wrapper = getenv("MESON_EXE_WRAPPER");
@@ -190,11 +191,15 @@ int main(void) {
                 return 0;
         }
         signal(SIGPIPE, SIG_IGN);   /* dqlite writes to peers that just stopped */
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/osm-test-dqlite-%d", (int) getpid());
-        test_single();
-        test_three();
+        test_pid = (int) getpid();
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/osm-test-dqlite-%d", test_pid);
+        static const tap_case cases[] = {
+                TAP_CASE(test_single),
+                TAP_CASE(test_three),
+        };
+        int r = tap_run(cases, TAP_N_CASES(cases), argc, argv);
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
         (void) !system(cmd);
-        return tap_done();
+        return r;
 }

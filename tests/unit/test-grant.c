@@ -13,7 +13,7 @@ static void covers(const char *pat, const char *watch, bool want) {
                want ? "covers" : "does not cover", watch);
 }
 
-int main(void) {
+static void test_store_patterns(void) {
         /* exact names */
         match("sensors/temp", "sensors/temp", true);
         match("sensors/temp", "sensors/temp2", false);
@@ -58,7 +58,9 @@ int main(void) {
         match("*", longname, false);
         longname[OSM_GRANT_MAX_NAME] = 0;
         match("*", longname, true);
+}
 
+static void test_watch_patterns(void) {
         /* watch patterns */
         TAP_OK(osm_grant_watch_pattern_valid("sensors/*/hourly"), "a star in a middle segment is a valid watch");
         TAP_OK(!osm_grant_watch_pattern_valid("sensors/[ab]"), "brackets are not");
@@ -76,7 +78,9 @@ int main(void) {
         covers("sens*", "sensors/*", true);
         covers("*", "*", true);
         covers("*", "x/*/y", true);
+}
 
+static void test_grant_lists(void) {
         /* grant lists */
         const char *grants[] = { "discovery:read", "publish:_http._tcp", "store:read:sensors/*",
                                  "store:write:rooms/summary", NULL };
@@ -92,5 +96,13 @@ int main(void) {
         const char *tricky[] = { "store:readx:*", "store:read", "store:write:*", NULL };
         TAP_OK(!osm_grant_find_store(tricky, "read", "a"), "malformed grants allow nothing to read");
         TAP_OK(!osm_grant_find_store(NULL, "read", "a"), "no grants, nothing allowed");
-        return tap_done();
+}
+
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_store_patterns),
+                TAP_CASE(test_watch_patterns),
+                TAP_CASE(test_grant_lists),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

@@ -8,13 +8,16 @@
 #include "osmose/util.h"
 #include "tap.h"
 
-int main(void) {
-        TAP_OK(osm_crypto_init() == 0, "libsodium init");
-        char dir[] = "/tmp/osm-id-XXXXXX";
-        mkdtemp(dir);
-        char path[256];
-        snprintf(path, sizeof path, "%s/identity.key", dir);
+static char dir[] = "/tmp/osm-id-XXXXXX";
 
+/* The key file of a case of its own (each case runs in a process of its own). */
+static void key_path(const char *name, char *path, size_t size) {
+        snprintf(path, size, "%s/%s.key", dir, name);
+}
+
+static void test_key_ids_signatures(void) {
+        char path[256];
+        key_path("first", path, sizeof path);
         osm_keypair kp, kp2;
         bool created;
         const char *why = NULL;
@@ -42,7 +45,16 @@ int main(void) {
         osm_sign(&kp, "msg", 3, sig);
         TAP_OK(osm_verify(kp.pk, "msg", 3, sig) == 0, "signature verifies");
         TAP_OK(osm_verify(kp.pk, "msh", 3, sig) == -EBADMSG, "tampered message fails");
+        osm_keypair_clear(&kp);
+}
 
+static void test_key_file_refusals(void) {
+        char path[256];
+        key_path("refusals", path, sizeof path);
+        osm_keypair kp, kp2;
+        bool created;
+        const char *why = NULL;
+        TAP_OK(osm_keypair_load_or_create(path, &kp, &created, &why) == 0 && created, "a key to spoil");
         /* wrong mode */
         chmod(path, 0644);
         TAP_OK(osm_keypair_load(path, &kp2, &why) == -EPERM, "group/other-readable key refused");
@@ -64,7 +76,10 @@ int main(void) {
         snprintf(link, sizeof link, "%s/link.key", dir);
         symlink(path, link);
         TAP_OK(osm_keypair_load(link, &kp2, &why) == -ELOOP, "symlinked key refused");
+        osm_keypair_clear(&kp);
+}
 
+static void test_hashes(void) {
         uint8_t h[OSM_HASH_BYTES];
         char hex[OSM_HASH_HEX];
         crypto_generichash(h, sizeof h, (const uint8_t *) "abc", 3, NULL, 0);
@@ -75,9 +90,22 @@ int main(void) {
         hex[0] = 'G';
         TAP_OK(osm_hash_parse(hex, h2) == -EINVAL, "non-hex refused");
         TAP_OK(osm_hash_parse("abc", h2) == -EINVAL, "short hash refused");
-        osm_keypair_clear(&kp);
+}
+
+int main(int argc, char **argv) {
+        TAP_OK(osm_crypto_init() == 0, "libsodium init");
+        if (!mkdtemp(dir)) {
+                printf("Bail out! mkdtemp\n");
+                return 1;
+        }
+        static const tap_case cases[] = {
+                TAP_CASE(test_key_ids_signatures),
+                TAP_CASE(test_key_file_refusals),
+                TAP_CASE(test_hashes),
+        };
+        int r = tap_run(cases, TAP_N_CASES(cases), argc, argv);
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         system(cmd);
-        return tap_done();
+        return r;
 }

@@ -19,7 +19,7 @@ static void refused(const char *text, const char *want_prefix, const char *what)
         osm_manifest_free(m);
 }
 
-int main(void) {
+static void test_accepted(void) {
         osm_manifest *m = NULL;
         char err[512];
         const char *full =
@@ -60,7 +60,9 @@ int main(void) {
         if (m)
                 TAP_EQ_INT(m->restart, OSM_RESTART_NEVER, "restart defaults to never");
         osm_manifest_free(m);
+}
 
+static void test_refused(void) {
 #define BASE "\"name\":\"a\",\"version\":1,\"entrypoint\":[\"/x\"]"
         refused("{" BASE ",\"color\":\"red\"}", "color: unknown field", "an unknown top-level field");
         refused("{" BASE ",\"resources\":{\"memory\":\"lots\"}}", "resources.memory: expected a size like \"64M\"", "a bad size");
@@ -95,7 +97,9 @@ int main(void) {
         refused("{" BASE ",\"name\":\"b\"}", "manifest: not valid JSON", "a duplicated key");
         refused("[1,2]", "manifest: expected a JSON object", "an array");
         refused("{" BASE "", "manifest: not valid JSON", "truncated JSON");
+}
 
+static void test_limits(void) {
         /* limits */
         char big[16384];
         size_t off = (size_t) snprintf(big, sizeof big, "{\"name\":\"a\",\"version\":1,\"entrypoint\":[\"/x\"");
@@ -108,7 +112,10 @@ int main(void) {
         huge[OSM_MANIFEST_MAX_SIZE + 99] = 0;
         refused(huge, "manifest: larger than", "a manifest over 64 KiB");
         free(huge);
+}
 
+static void test_capabilities(void) {
+        char err[512];
         /* capability syntax and pattern matching */
         const char *good[] = { "network", "discovery:read", "store:read:*", "store:write:sensors/temp",
                                "store:read:sensors/*", "store:read:sensors/t*", "publish:_http._tcp",
@@ -124,5 +131,14 @@ int main(void) {
         TAP_OK(!osm_cap_pattern_match("sensors/*", "sensorsX"), "sensors/* does not match sensorsX");
         TAP_OK(osm_cap_pattern_match("*", "anything/at/all"), "* matches everything");
         TAP_OK(!osm_cap_pattern_match("sensors/temp", "sensors/temp2"), "an exact pattern is exact");
-        return tap_done();
+}
+
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_accepted),
+                TAP_CASE(test_refused),
+                TAP_CASE(test_limits),
+                TAP_CASE(test_capabilities),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

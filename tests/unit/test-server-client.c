@@ -9,7 +9,10 @@
 #include "osmose/client.h"
 #include "tap.h"
 
-void *client_thread(void *arg);
+void client_calls(void);
+void client_abandoned_stream(void);
+void client_departed(void);
+void client_flood(void);
 int *test_cancelled(void);
 int *test_orphan_reply_result(void);
 unsigned test_in_flight(void);
@@ -24,7 +27,8 @@ static int count_cb(json_t *p, bool continues, void *ud) {
 }
 static int first_only_cb(json_t *p, bool continues, void *ud) { return 1; }
 
-void *client_thread(void *arg) {
+/* Each runs in a case of its own, against a fresh server (test-server.c). */
+void client_calls(void) {
         osm_client *c;
         osm_client_error err = { 0 };
         json_t *rep = NULL;
@@ -58,14 +62,23 @@ void *client_thread(void *arg) {
         tap_ok(r == 0 && json_object_get(rep, "late"), "asynchronous reply arrives");
         json_decref(rep);
         osm_client_free(c);
+        osm_client_error_clear(&err);
+}
 
+void client_abandoned_stream(void) {
+        osm_client *c;
+        osm_client_error err = { 0 };
         /* a stream abandoned by its client: the cancel callback runs */
         osm_client_connect(test_sock_path(), &c);
         osm_client_call_more(c, "io.osmose.Daemon.Reload", NULL, first_only_cb, NULL, &err);
         osm_client_free(c);
         usleep(200000);
         tap_ok(*test_cancelled() == 1, "client gone mid-stream: cancel callback ran once");
+        osm_client_error_clear(&err);
+}
 
+void client_departed(void) {
+        osm_client *c;
         /* a call the handler still holds when the client goes: its late reply is refused */
         osm_client_connect(test_sock_path(), &c);
         int fd = osm_client_fd(c);
@@ -76,16 +89,17 @@ void *client_thread(void *arg) {
         usleep(500000);
         tap_ok(*test_orphan_reply_result() == -ECONNRESET, "a reply to a departed client returns -ECONNRESET");
         tap_ok(test_in_flight() == 0, "no call left in flight");
+}
 
+void client_flood(void) {
+        osm_client *c;
         /* a stream to a client that stops reading: dropped, cancel runs once, no double free */
         osm_client_connect(test_sock_path(), &c);
-        fd = osm_client_fd(c);
+        int fd = osm_client_fd(c);
         const char flood[] = "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"x\"},\"more\":true}";
         send(fd, flood, sizeof flood, 0);
         usleep(500000);
         tap_ok(test_flood() == 11, "flooded stream: one failed reply, then the cancel callback once (got %d)", test_flood());
         osm_client_free(c);
-        osm_client_error_clear(&err);
-        return NULL;
 }
 

@@ -107,7 +107,10 @@ static const osm_method methods[] = {
 
 /* The client side (test-server-client.c) runs in a thread with the blocking client
  * library; these accessors are all it sees of the server side. */
-void *client_thread(void *arg);
+void client_calls(void);
+void client_abandoned_stream(void);
+void client_departed(void);
+void client_flood(void);
 int *test_cancelled(void);
 int *test_orphan_reply_result(void);
 unsigned test_in_flight(void);
@@ -121,8 +124,10 @@ const char *test_sock_path(void);
 const char *test_sock_path(void) { return sock_path; }
 
 static uv_async_t done_async;
+static void (*client_fn)(void);
 static void *runner(void *arg) {
-        client_thread(arg);
+        (void) arg;
+        client_fn();
         uv_async_send(&done_async);
         return NULL;
 }
@@ -132,7 +137,8 @@ static void on_done(uv_async_t *a) {
         uv_close((uv_handle_t *) &later, NULL);
 }
 
-int main(void) {
+/* Serve the methods on a fresh socket while client runs on a thread of its own. */
+static void serve(void (*client)(void)) {
         snprintf(sock_path, sizeof sock_path, "/tmp/osm-test-server-%d.sock", (int) getpid());
         unlink(sock_path);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -150,10 +156,25 @@ int main(void) {
         uv_timer_init(loop, &later);
         uv_async_init(loop, &done_async, on_done);
         pthread_t t;
+        client_fn = client;
         pthread_create(&t, NULL, runner, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         pthread_join(t, NULL);
         uv_loop_close(loop);
         unlink(sock_path);
-        return tap_done();
+}
+
+static void test_calls(void) { serve(client_calls); }
+static void test_abandoned_stream(void) { serve(client_abandoned_stream); }
+static void test_departed_client(void) { serve(client_departed); }
+static void test_flooded_stream(void) { serve(client_flood); }
+
+int main(int argc, char **argv) {
+        static const tap_case cases[] = {
+                TAP_CASE(test_calls),
+                TAP_CASE(test_abandoned_stream),
+                TAP_CASE(test_departed_client),
+                TAP_CASE(test_flooded_stream),
+        };
+        return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

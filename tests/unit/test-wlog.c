@@ -38,11 +38,11 @@ static uint64_t fsize(int dfd, const char *name) {
         return fstatat(dfd, name, &st, 0) == 0 ? (uint64_t) st.st_size : 0;
 }
 
-int main(void) {
-        char dir[] = "/tmp/test-wlog.XXXXXX";
-        if (!mkdtemp(dir))
-                return 1;
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static char dir[] = "/tmp/test-wlog.XXXXXX";
+static int dfd = -1;
+
+/* One log through its life: entries, filters, long lines, reopening, torn tails. */
+static void test_entries_reopen_torn(void) {
         wl_log *l = NULL;
         TAP_OK(wl_log_open(dfd, "a-1", 64 * 1024, &l) == 0, "open a new log");
         TAP_OK(wl_log_open(dfd, "../x", 1024, &(wl_log *) { NULL }) == -EINVAL, "a name with a slash is refused");
@@ -100,7 +100,11 @@ int main(void) {
         wl_log_read(dfd, "a-1", NULL, collect, &z2, NULL);
         TAP_OK(z2.n == 9 && strstr(z2.text, "again\nafter\n"), "appends after the cut are read");
         l = wl_log_close(l);
+        wl_log_unlink(dfd, "a-1");
+}
 
+static void test_bound_and_unlink(void) {
+        wl_log *l = NULL;
         /* the bound: both files together stay within cap; the newest are kept */
         uint64_t cap = 20000;
         TAP_OK(wl_log_open(dfd, "b-2", cap, &l) == 0, "open a small log");
@@ -124,8 +128,20 @@ int main(void) {
 
         TAP_OK(wl_log_unlink(dfd, "b-2") == 0, "unlink");
         TAP_OK(wl_log_read(dfd, "b-2", NULL, collect, &k, NULL) == -ENOENT, "…both files are gone");
+}
+
+int main(int argc, char **argv) {
+        if (!mkdtemp(dir))
+                return 1;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        static const tap_case cases[] = {
+                TAP_CASE(test_entries_reopen_torn),
+                TAP_CASE(test_bound_and_unlink),
+        };
+        int r = tap_run(cases, TAP_N_CASES(cases), argc, argv);
         wl_log_unlink(dfd, "a-1");
+        wl_log_unlink(dfd, "b-2");
         close(dfd);
         rmdir(dir);
-        return tap_done();
+        return r;
 }
