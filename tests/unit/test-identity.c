@@ -10,18 +10,20 @@
 
 static char dir[] = "/tmp/osm-id-XXXXXX";
 
-/* The key file of a case of its own (each case runs in a process of its own). */
-static void key_path(const char *name, char *path, size_t size) {
-        snprintf(path, size, "%s/%s.key", dir, name);
+/* A new key in a file of the case's own (each case runs in a process of its own). */
+static void new_key(const char *name, char path[static 256], osm_keypair *kp, const char *what) {
+        bool created = false;
+        const char *why = NULL;
+        snprintf(path, 256, "%s/%s.key", dir, name);
+        TAP_OK(osm_keypair_load_or_create(path, kp, &created, &why) == 0 && created, "%s", what);
 }
 
 static void test_key_ids_signatures(void) {
         char path[256];
-        key_path("first", path, sizeof path);
         osm_keypair kp, kp2;
         bool created;
         const char *why = NULL;
-        TAP_OK(osm_keypair_load_or_create(path, &kp, &created, &why) == 0 && created, "first start creates the key");
+        new_key("first", path, &kp, "first start creates the key");
         struct stat st;
         TAP_OK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == OSM_SECKEY_BYTES,
                "key file is 0600 and 64 bytes");
@@ -50,11 +52,10 @@ static void test_key_ids_signatures(void) {
 
 static void test_key_file_refusals(void) {
         char path[256];
-        key_path("refusals", path, sizeof path);
         osm_keypair kp, kp2;
         bool created;
         const char *why = NULL;
-        TAP_OK(osm_keypair_load_or_create(path, &kp, &created, &why) == 0 && created, "a key to spoil");
+        new_key("refusals", path, &kp, "a key to spoil");
         /* wrong mode */
         chmod(path, 0644);
         TAP_OK(osm_keypair_load(path, &kp2, &why) == -EPERM, "group/other-readable key refused");
