@@ -388,6 +388,106 @@ int osm_cg_create(const osm_cg_host *h, const char *name, uint64_t memory, uint6
         return 0;
 }
 
+int osm_cg_limit(const osm_cg_host *h, const osm_cgroup *cg, uint64_t memory, uint64_t pids, uint64_t cpu_percent) {
+        for (int c = 0; c < OSM_CG_N; c++) {
+                if (!cg->path[c])
+                        continue;
+                int r = set_limits(c, cg->mode[c], cg->path[c], h->memsw, memory, pids, cpu_percent);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int osm_cg_rename(osm_cgroup *cg, const char *name) {
+        char *old[OSM_CG_N] = { 0 }, *new[OSM_CG_N] = { 0 };
+        int r = 0, c;
+        for (c = 0; c < OSM_CG_N && r == 0; c++) {
+                if (!cg->procs[c])
+                        continue;   /* no directory of its own, or one shared with an earlier controller */
+                const char *slash = strrchr(cg->path[c], '/');
+                if (!slash || asprintf(&new[c], "%.*s/%s", (int) (slash - cg->path[c]), cg->path[c], name) < 0) {
+                        new[c] = NULL;
+                        r = -ENOMEM;
+                } else if (rename(cg->path[c], new[c]) < 0) {
+                        r = -errno;
+                        free(new[c]);
+                        new[c] = NULL;
+                }
+        }
+        if (r < 0) {
+                /* Put back what was renamed: the cgroup is as it was. */
+                for (c = 0; c < OSM_CG_N; c++)
+                        if (new[c]) {
+                                (void) rename(new[c], cg->path[c]);
+                                free(new[c]);
+                        }
+                return r;
+        }
+        for (c = 0; c < OSM_CG_N; c++) {
+                if (!new[c])
+                        continue;
+                old[c] = cg->path[c];
+                for (int o = c + 1; o < OSM_CG_N; o++)   /* controllers sharing the directory */
+                        if (cg->path[o] && !cg->procs[o] && strcmp(cg->path[o], old[c]) == 0) {
+                                free(cg->path[o]);
+                                cg->path[o] = strdup(new[c]);
+                        }
+                cg->path[c] = new[c];
+                free(cg->procs[c]);
+                cg->procs[c] = path_join3(new[c], "cgroup.procs", NULL);
+                free(old[c]);
+                if (!cg->procs[c])
+                        r = -ENOMEM;
+        }
+        return r;
+}
+
+/* Move the calling thread (only it: v1 "tasks") into dir of each v1 controller of cg, or
+ * with cg NULL into the parent of the instances' parent (where the daemon is). */
+static int join_thread(const osm_cg_host *h, const osm_cgroup *cg) {
+        char tid[32];
+        snprintf(tid, sizeof tid, "%d", (int) gettid());
+        int res = 0;
+        for (int c = 0; c < OSM_CG_N; c++) {
+                _cleanup_free_ char *up = NULL;
+                const char *dir;
+                if (cg) {
+                        if (!cg->procs[c] || cg->mode[c] != OSM_LIMIT_CGROUP1)
+                                continue;
+                        dir = cg->path[c];
+                } else {
+                        if (h->mode[c] != OSM_LIMIT_CGROUP1 || !h->base[c] || !strrchr(h->base[c], '/'))
+                                continue;
+                        up = strndup(h->base[c], (size_t) (strrchr(h->base[c], '/') - h->base[c]));
+                        if (!up)
+                                return -ENOMEM;
+                        dir = up;
+                }
+                int r = osm_sb_write_attr(dir, "tasks", tid);
+                if (r < 0 && res == 0)
+                        res = r;
+                if (r < 0 && cg)
+                        return r;
+        }
+        return res;
+}
+
+int osm_cg_join_thread(const osm_cg_host *h, const osm_cgroup *cg) {
+        return join_thread(h, cg);
+}
+
+int osm_cg_leave_thread(const osm_cg_host *h) {
+        return join_thread(h, NULL);
+}
+
+bool osm_cg_v1_joined(const osm_cgroup *cg) {
+        for (int c = 0; cg && c < OSM_CG_N; c++)
+                if (cg->procs[c] && cg->mode[c] == OSM_LIMIT_CGROUP1)
+                        return true;
+        return false;
+}
+
 int osm_cg_v2_dirfd(const osm_cgroup *cg) {
         for (int c = 0; cg && c < OSM_CG_N; c++)
                 if (cg->procs[c] && cg->mode[c] == OSM_LIMIT_CGROUP2)
@@ -395,11 +495,12 @@ int osm_cg_v2_dirfd(const osm_cgroup *cg) {
         return -1;
 }
 
-int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done) {
+int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done, bool v1_done) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%d", (int) pid);
         for (int c = 0; c < OSM_CG_N; c++) {
-                if (!cg->procs[c] || (v2_done && cg->mode[c] == OSM_LIMIT_CGROUP2))
+                if (!cg->procs[c] || (v2_done && cg->mode[c] == OSM_LIMIT_CGROUP2) ||
+                    (v1_done && cg->mode[c] == OSM_LIMIT_CGROUP1))
                         continue;
                 _cleanup_close_ int fd = open(cg->procs[c], O_WRONLY | O_CLOEXEC);
                 if (fd < 0)
@@ -528,7 +629,8 @@ int osm_cgroup_kill(const osm_cgroup *cg, int sig) {
                         long pid = strtol(p, &end, 10);
                         if (end == p)
                                 break;
-                        if (pid > 0 && kill((pid_t) pid, sig) < 0 && errno != ESRCH)
+                        /* A launcher thread of the daemon may still sit in it (launcher.c). */
+                        if (pid > 0 && pid != getpid() && kill((pid_t) pid, sig) < 0 && errno != ESRCH)
                                 res = -errno;
                         p = end;
                         while (*p == '\n')

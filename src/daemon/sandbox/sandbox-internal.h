@@ -69,14 +69,50 @@ osm_cgroup *osm_cg_forget(osm_cgroup *cg);
 int osm_cg_remove_group(const osm_cg_host *host, const char *name);
 int osm_cg_create(const osm_cg_host *host, const char *name, uint64_t memory, uint64_t pids,
                   uint64_t cpu_percent, osm_cgroup **out, char *why, size_t whylen);
-/* Put pid into every controller of cg (but the v2 one if it was born there). 0 or -errno. */
-int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done);
+/* Put pid into every controller of cg but those it was born in (v2: CLONE_INTO_CGROUP;
+ * v1: cloned by a launcher thread). 0 or -errno. */
+int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done, bool v1_done);
+/* Write the limits of an instance (as osm_cg_create) into the directories of cg. 0 or -errno. */
+int osm_cg_limit(const osm_cg_host *host, const osm_cgroup *cg, uint64_t memory, uint64_t pids, uint64_t cpu_percent);
+/* Rename cg's directories (same parent) to name; on failure nothing is renamed. 0 or -errno. */
+int osm_cg_rename(osm_cgroup *cg, const char *name);
+/* Move the calling thread alone into cg's v1 directories (their "tasks"), or out of every
+ * instance cgroup: back where the daemon is. 0 or -errno. A v1 migration waits for an
+ * RCU grace period: launcher.c does it in its own threads, ahead of the launches. */
+int osm_cg_join_thread(const osm_cg_host *host, const osm_cgroup *cg);
+int osm_cg_leave_thread(const osm_cg_host *host);
+/* Does cg have a v1 controller (a task joins it by a migration, not at its birth)? */
+bool osm_cg_v1_joined(const osm_cgroup *cg);
 /* An O_PATH fd of cg's v2 directory for CLONE_INTO_CGROUP, or -1 if it has none. */
 int osm_cg_v2_dirfd(const osm_cgroup *cg);
 /* Has the memory limit killed something? */
 bool osm_cg_oom_killed(const osm_cgroup *cg);
 /* Remove the directories (tasks must be gone; retries briefly) and free. NULL-safe. */
 osm_cgroup *osm_cg_destroy(osm_cgroup *cg);
+
+/* ---- launcher threads (launcher.c) ---- */
+
+typedef struct osm_launcher osm_launcher;
+
+/* Start the threads if a controller is in a v1 hierarchy of host (which must outlive the
+ * launcher); NULL otherwise, or if they cannot be made (launches then migrate). */
+osm_launcher *osm_launcher_new(const osm_cg_host *host);
+/* Stop the threads and remove their spares. Every instance must have been freed. */
+osm_launcher *osm_launcher_free(osm_launcher *l);
+/* A spare cgroup with a thread in it, renamed to name (directly under the instances'
+ * parent) and with the limits written; *slot says whose. NULL if none is ready or it
+ * cannot be used (the caller makes the cgroup itself, osm_cg_create). The caller owns the
+ * result; it passes it to osm_launcher_retire when the instance has ended. */
+osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory, uint64_t pids,
+                              uint64_t cpu_percent, int *slot);
+/* Clone as osm_sb_clone does, from the thread of slot: the child is born in its cgroups. */
+pid_t osm_launcher_clone(osm_launcher *l, int slot, int (*fn)(void *), void *arg, unsigned long ns, int cgfd,
+                         bool *into_cg, int *pidfd);
+/* A spare taken but not cloned from (the launch failed first): its thread moves on. */
+void osm_launcher_release(osm_launcher *l, int slot);
+/* An ended instance's cgroup: if a thread is still in it, that thread removes it once it
+ * has left (returns NULL); else returns cg for the caller to destroy. */
+osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg);
 
 /* ---- network (net.c) ---- */
 
@@ -128,6 +164,7 @@ struct osm_sandbox {
         osm_seccomp_cache seccomp;
         osm_net net;
         unsigned spawn_seq;
+        osm_launcher *launcher;   /* NULL without v1 controllers */
 };
 
 struct osm_sandbox_proc {
@@ -139,6 +176,7 @@ struct osm_sandbox_proc {
         uint32_t net_addr;        /* leased address on the bridge, 0 if none */
         osm_cgroup *cg;
         osm_sandbox_features limits;
+        osm_sandbox_timing timing;
 };
 
 static inline uint64_t osm_sb_pick(uint64_t v, uint64_t def) {

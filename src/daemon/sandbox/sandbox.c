@@ -86,6 +86,7 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
                 sb->last_cap = (unsigned) strtoul(buf, NULL, 10);
         }
         osm_sb_detect(sb, opts->cgroup_name ? opts->cgroup_name : "osmose");
+        sb->launcher = osm_launcher_new(&sb->cg);
         *out = sb;
         return 0;
 }
@@ -93,6 +94,7 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
 osm_sandbox *osm_sandbox_free(osm_sandbox *sb) {
         if (!sb)
                 return NULL;
+        sb->launcher = osm_launcher_free(sb->launcher);
         osm_cg_host_clear(&sb->cg);
         free(sb->net.bridge);
         osm_net_clear(&sb->net);

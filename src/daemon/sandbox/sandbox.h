@@ -184,6 +184,19 @@ osm_cgroup *osm_sandbox_proc_cgroup(const osm_sandbox_proc *p);
 /* Which limits were applied to this instance and how (for ps). */
 const osm_sandbox_features *osm_sandbox_proc_limits(const osm_sandbox_proc *p);
 
+/* When each step of a spawn ended, in µs after osm_sandbox_spawn was called (0: the step
+ * was not taken): the launch breakdown of the debug log and of bench/sandbox.sh. */
+typedef struct osm_sandbox_timing {
+        uint32_t cgroups;       /* the instance's cgroups made and their limits written */
+        uint32_t clone;         /* clone3 returned (namespaces made) */
+        uint32_t joined;        /* moved into its v1 cgroups (0 if born in them) */
+        uint32_t root;          /* its root built (privileged: it asks for its id map) */
+        uint32_t started;       /* the workload has exec'd */
+        bool waited_for_join;   /* the root was ready before the move into the cgroups
+                                 * was: the move was in the critical path */
+} osm_sandbox_timing;
+const osm_sandbox_timing *osm_sandbox_proc_timing(const osm_sandbox_proc *p);
+
 /* Signal the instance: SIGKILL kills everything in it at once (its pid namespace goes);
  * other signals go to the init, which forwards them to the workload. 0 or -errno. */
 int osm_sandbox_proc_kill(osm_sandbox_proc *p, int sig);

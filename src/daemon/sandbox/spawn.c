@@ -88,6 +88,11 @@ static uint64_t mono_us(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
+static uint32_t since(uint64_t t0) {
+        uint64_t d = mono_us() - t0;
+        return d ? (uint32_t) OSM_MIN(d, (uint64_t) UINT32_MAX) : 1;
+}
+
 /* The host id range of an instance: its own, or the sandbox's whole range. */
 static uint64_t spec_uid_base(const osm_sandbox *sb, const osm_sandbox_spec *spec) {
         return spec->uid_count ? spec->uid_base : sb->uid_base;
@@ -274,8 +279,9 @@ static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec,
 int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out, char *err,
                       size_t errlen) {
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
-        int r, cgfd = -1;
-        bool into_cg = false;
+        int r, cgfd = -1, slot = -1;
+        bool into_cg = false, cloned = false;
+        uint64_t t0 = mono_us();
         set_err(err, errlen, "%s", "");
         if (!sb->feat.userns) {
                 set_err(err, errlen, "sandboxes cannot be made on this host: %s", sb->feat.detail);
@@ -338,10 +344,13 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 if (r < 0)
                         goto fail;
                 snprintf(cgname, sizeof cgname, "%s/%s", spec->group, spec->name);
-        } else
+        } else {
                 snprintf(cgname, sizeof cgname, "%s", spec->name);
-        r = osm_cg_create(&sb->cg, cgname, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
-                          sizeof(why));
+                /* Made ahead, with a launcher thread in it that clones the init there. */
+                p->cg = osm_launcher_take(sb->launcher, spec->name, lim.memory, lim.pids, lim.cpu_percent, &slot);
+        }
+        r = p->cg ? 0 : osm_cg_create(&sb->cg, cgname, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
+                                      sizeof(why));
         if (r < 0)
                 goto fail;
         p->limits.memory = p->cg->mode[OSM_CG_MEMORY] ? p->cg->mode[OSM_CG_MEMORY] : OSM_LIMIT_RLIMIT;
@@ -350,6 +359,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         p->limits.io = p->cg->mode[OSM_CG_IO];
         if (*why)
                 snprintf(p->limits.detail, sizeof(p->limits.detail), "%s", why);
+        p->timing.cgroups = since(t0);
 
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -390,9 +400,14 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         set_rlim(&c.rl_as, lim.memory);
 
         cgfd = osm_cg_v2_dirfd(p->cg);
-        p->pid = osm_sb_clone(osm_sb_child_main, &c, sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER, cgfd, &into_cg,
-                               &p->pidfd);
+        unsigned long ns = sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER;
+        if (slot >= 0)
+                p->pid = osm_launcher_clone(sb->launcher, slot, osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
+        else
+                p->pid = osm_sb_clone(osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
         int clone_errno = errno;
+        cloned = true;
+        p->timing.clone = since(t0);
         cgfd = osm_close(cgfd);
         close(sv[1]);
         osm_sb_ops_free(b.ops, b.n);
@@ -418,11 +433,12 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         set_err(err, errlen, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;
                 }
-                r = osm_cg_attach(p->cg, p->pid, into_cg);
+                r = osm_cg_attach(p->cg, p->pid, into_cg, slot >= 0);
                 if (r < 0) {
                         set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
                 }
+                p->timing.joined = slot < 0 && osm_cg_v1_joined(p->cg) ? since(t0) : 0;
         }
         r = send_go(p);
         if (r < 0) {
@@ -430,10 +446,15 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 goto fail_kill;
         }
         if (sb->privileged) {
-                r = osm_cg_attach(p->cg, p->pid, into_cg);
+                r = osm_cg_attach(p->cg, p->pid, into_cg, slot >= 0);
                 if (r < 0) {
                         set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
+                }
+                if (slot < 0 && osm_cg_v1_joined(p->cg)) {
+                        p->timing.joined = since(t0);
+                        struct pollfd ready = { .fd = p->sync_fd, .events = POLLIN };
+                        p->timing.waited_for_join = poll(&ready, 1, 0) == 1;
                 }
                 if (spec->network && sb->net.bridge) {
                         r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err, errlen);
@@ -443,6 +464,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 r = wait_msg(p, MSG_MAP_ME, deadline, err, errlen);
                 if (r < 0)
                         goto fail_kill;
+                p->timing.root = since(t0);
                 r = write_maps(p->pid, true, sb, spec);
                 if (r < 0) {
                         set_err(err, errlen, "writing the id maps: %s", strerror(-r));
@@ -457,6 +479,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         r = wait_msg(p, MSG_STARTED, deadline, err, errlen);
         if (r < 0)
                 goto fail_kill;
+        p->timing.started = since(t0);
         fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
         *out = p;
         return 0;
@@ -465,6 +488,8 @@ fail_kill:
         kill_and_reap(p->pid, p->pidfd);
         p->reaped = true;
 fail:
+        if (slot >= 0 && !cloned)
+                osm_launcher_release(sb->launcher, slot);
         osm_sb_ops_free(b.ops, b.n);
         osm_sandbox_proc_free(p);
         return r;
@@ -483,6 +508,10 @@ osm_cgroup *osm_sandbox_proc_cgroup(const osm_sandbox_proc *p) {
                 if (p->cg->path[c])
                         return p->cg;
         return NULL;
+}
+
+const osm_sandbox_timing *osm_sandbox_proc_timing(const osm_sandbox_proc *p) {
+        return &p->timing;
 }
 
 const osm_sandbox_features *osm_sandbox_proc_limits(const osm_sandbox_proc *p) {
@@ -527,7 +556,8 @@ osm_sandbox_proc *osm_sandbox_proc_free(osm_sandbox_proc *p) {
                 return NULL;
         if (!p->reaped && p->pid > 0)
                 kill_and_reap(p->pid, p->pidfd);
-        osm_cg_destroy(p->cg);
+        /* A launcher thread may still be leaving it: then it removes it. */
+        osm_cg_destroy(osm_launcher_retire(p->sb->launcher, p->cg));
         if (p->net_addr)
                 osm_net_release(&p->sb->net, p->net_addr);
         osm_close(p->pidfd);

@@ -1,0 +1,287 @@
+/* launcher.c: on a host whose controllers are in cgroup v1 hierarchies, threads of the daemon that wait in spare cgroups made ahead, each to clone one sandbox there: it is born in its cgroups, and no migration is in a launch's critical path.
+ *
+ * Why: a child joins a v1 cgroup by a migration (a write to cgroup.procs), and a migration
+ * takes cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period unless
+ * another migration has just done so: on a quiet host, several ms per launch. cgroup v2
+ * has CLONE_INTO_CGROUP; v1 has only inheritance: a task is born in the cgroups of the
+ * thread that forks it. So a launcher thread moves itself (only itself: v1 "tasks") into
+ * a spare cgroup of each v1 hierarchy ahead of time; a launch renames the spare to the
+ * instance's name, writes its limits, and has the thread clone the sandbox's init. The
+ * init is then in its cgroups, under its limits, from its first instruction, as with the
+ * migration before its exec (spawn.c); the thread moves on into the next spare, and
+ * removes the instance's directories once it has left them and the instance has ended.
+ *
+ * The init is a child of the launcher thread: the daemon's main thread reaps it (a thread
+ * may wait for the children of the other threads of its process), and its parent-death
+ * signal fires when that thread exits: the threads live as long as the manager, which
+ * outlives every instance. A thread counts as a task in the instance's pids controller
+ * until it has left (a few ms): the limit is never exceeded, the workload may briefly get
+ * one task less. Only for instances without a group (tenants' instances, whose group
+ * cgroups would count the thread too, take the migration path).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "osmose/util.h"
+#include "daemon/sandbox/sandbox-internal.h"
+
+#define LAUNCHER_SLOTS 2      /* launches within a grace period of each other */
+#define LAUNCHER_GRAVES 16
+
+typedef enum slot_state {
+        SLOT_ARMING,           /* the thread makes its next spare and moves into it */
+        SLOT_READY,            /* it sits in its spare */
+        SLOT_TAKEN,            /* a launch has its spare (renamed, limits written) */
+        SLOT_CLONING,          /* asked to clone */
+        SLOT_OFF,              /* it could not make a spare: not used again */
+} slot_state;
+
+typedef struct launcher_slot {
+        osm_launcher *l;
+        pthread_t thread;
+        bool started;
+        slot_state state;
+        osm_cgroup *spare;     /* READY: the spare it sits in */
+        const osm_cgroup *left;/* the cgroup it is still in after a clone, until it has moved */
+        osm_cgroup *graves[LAUNCHER_GRAVES];  /* to remove once it has left them */
+        size_t n_graves;
+        /* the clone asked for, and its result */
+        int (*fn)(void *);
+        void *arg;
+        unsigned long ns;
+        int cgfd;
+        sigset_t mask;         /* the caller's signal mask, for the child */
+        bool done, into_cg;
+        pid_t pid;
+        int pidfd, err;
+} launcher_slot;
+
+struct osm_launcher {
+        const osm_cg_host *host;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool quit;
+        unsigned seq;
+        launcher_slot slot[LAUNCHER_SLOTS];
+};
+
+/* Remove cgroups the thread has left: their instances have ended (osm_cg_destroy waits for
+ * the last exiting tasks). Called without the lock. */
+static void bury(osm_cgroup **graves, size_t n) {
+        for (size_t k = 0; k < n; k++)
+                osm_cg_destroy(graves[k]);
+}
+
+/* Make the next spare and move the calling thread into it (leaving the cgroup it was in).
+ * Returns it, or NULL (then the thread is back where the daemon is). Without the lock. */
+static osm_cgroup *arm(osm_launcher *l, unsigned seq) {
+        char name[64], why[200] = "";
+        snprintf(name, sizeof name, ".spare-%d-%u", (int) getpid(), seq);
+        osm_cgroup *cg = NULL;
+        if (osm_cg_create(l->host, name, 0, 0, 0, &cg, why, sizeof why) < 0)
+                cg = NULL;
+        if (cg && osm_cg_v1_joined(cg) && osm_cg_join_thread(l->host, cg) == 0)
+                return cg;
+        (void) osm_cg_leave_thread(l->host);
+        osm_cg_destroy(cg);
+        return NULL;
+}
+
+static void *slot_main(void *arg) {
+        launcher_slot *s = arg;
+        osm_launcher *l = s->l;
+        pthread_mutex_lock(&l->lock);
+        while (!l->quit) {
+                if (s->state == SLOT_CLONING) {
+                        /* Only this thread's signal mask is the caller's while it clones. */
+                        sigset_t all;
+                        sigfillset(&all);
+                        pthread_mutex_unlock(&l->lock);
+                        pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
+                        s->pid = osm_sb_clone(s->fn, s->arg, s->ns, s->cgfd, &s->into_cg, &s->pidfd);
+                        s->err = errno;
+                        pthread_sigmask(SIG_SETMASK, &all, NULL);
+                        pthread_mutex_lock(&l->lock);
+                        s->left = s->spare;   /* now the instance's; it leaves it next */
+                        s->spare = NULL;
+                        s->done = true;
+                        s->state = SLOT_ARMING;
+                        pthread_cond_broadcast(&l->cond);
+                        continue;
+                }
+                if (s->state == SLOT_ARMING) {
+                        unsigned seq = ++l->seq;
+                        pthread_mutex_unlock(&l->lock);
+                        osm_cgroup *cg = arm(l, seq);
+                        pthread_mutex_lock(&l->lock);
+                        osm_cgroup *graves[LAUNCHER_GRAVES];
+                        size_t n = s->n_graves;
+                        memcpy(graves, s->graves, n * sizeof *graves);
+                        s->n_graves = 0;
+                        s->left = NULL;
+                        s->spare = cg;
+                        s->state = cg ? SLOT_READY : SLOT_OFF;
+                        pthread_cond_broadcast(&l->cond);
+                        pthread_mutex_unlock(&l->lock);
+                        bury(graves, n);
+                        pthread_mutex_lock(&l->lock);
+                        continue;
+                }
+                pthread_cond_wait(&l->cond, &l->lock);
+        }
+        pthread_mutex_unlock(&l->lock);
+        return NULL;
+}
+
+osm_launcher *osm_launcher_new(const osm_cg_host *host) {
+        bool v1 = false;
+        for (int c = 0; c < OSM_CG_N; c++)
+                v1 = v1 || (host->mode[c] == OSM_LIMIT_CGROUP1 && host->base[c]);
+        if (!v1)
+                return NULL;   /* v2 only: CLONE_INTO_CGROUP does it */
+        osm_launcher *l = calloc(1, sizeof *l);
+        if (!l)
+                return NULL;
+        l->host = host;
+        pthread_mutex_init(&l->lock, NULL);
+        pthread_cond_init(&l->cond, NULL);
+        /* The threads take no signal: they are the main thread's to handle. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        for (size_t k = 0; k < LAUNCHER_SLOTS; k++) {
+                launcher_slot *s = &l->slot[k];
+                s->l = l;
+                s->state = SLOT_ARMING;
+                s->started = pthread_create(&s->thread, NULL, slot_main, s) == 0;
+                if (!s->started)
+                        s->state = SLOT_OFF;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return l;
+}
+
+osm_launcher *osm_launcher_free(osm_launcher *l) {
+        if (!l)
+                return NULL;
+        pthread_mutex_lock(&l->lock);
+        l->quit = true;
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->lock);
+        for (size_t k = 0; k < LAUNCHER_SLOTS; k++) {
+                launcher_slot *s = &l->slot[k];
+                if (s->started)
+                        pthread_join(s->thread, NULL);
+                /* A thread leaves its cgroups as it exits. */
+                bury(s->graves, s->n_graves);
+                osm_cg_destroy(s->spare);
+        }
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+        return NULL;
+}
+
+osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory, uint64_t pids,
+                              uint64_t cpu_percent, int *slot) {
+        if (!l)
+                return NULL;
+        pthread_mutex_lock(&l->lock);
+        launcher_slot *s = NULL;
+        for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
+                if (l->slot[k].state == SLOT_READY)
+                        s = &l->slot[k];
+        if (s)
+                s->state = SLOT_TAKEN;
+        pthread_mutex_unlock(&l->lock);
+        if (!s)
+                return NULL;
+        osm_cgroup *cg = s->spare;
+        char spare_name[64];
+        const char *slash = NULL;
+        for (int c = 0; c < OSM_CG_N && !slash; c++)
+                if (cg->procs[c])
+                        slash = strrchr(cg->path[c], '/');
+        snprintf(spare_name, sizeof spare_name, "%s", slash ? slash + 1 : "");
+        int r = osm_cg_rename(cg, name);
+        if (r == 0) {
+                r = osm_cg_limit(l->host, cg, memory, pids, cpu_percent);
+                if (r < 0)
+                        (void) osm_cg_rename(cg, spare_name);
+        }
+        if (r < 0) {
+                /* A directory of that name exists (an earlier daemon's), or a limit is
+                 * refused: the spare stays for the next launch; this one migrates. */
+                pthread_mutex_lock(&l->lock);
+                s->state = SLOT_READY;
+                pthread_mutex_unlock(&l->lock);
+                return NULL;
+        }
+        *slot = (int) (s - l->slot);
+        return cg;
+}
+
+pid_t osm_launcher_clone(osm_launcher *l, int slot, int (*fn)(void *), void *arg, unsigned long ns, int cgfd,
+                         bool *into_cg, int *pidfd) {
+        launcher_slot *s = &l->slot[slot];
+        pthread_mutex_lock(&l->lock);
+        s->fn = fn;
+        s->arg = arg;
+        s->ns = ns;
+        s->cgfd = cgfd;
+        pthread_sigmask(SIG_SETMASK, NULL, &s->mask);
+        s->done = false;
+        s->state = SLOT_CLONING;
+        pthread_cond_broadcast(&l->cond);
+        while (!s->done)
+                pthread_cond_wait(&l->cond, &l->lock);
+        pid_t pid = s->pid;
+        int err = s->err;
+        *into_cg = s->into_cg;
+        *pidfd = s->pidfd;
+        pthread_mutex_unlock(&l->lock);
+        errno = err;
+        return pid;
+}
+
+void osm_launcher_release(osm_launcher *l, int slot) {
+        launcher_slot *s = &l->slot[slot];
+        pthread_mutex_lock(&l->lock);
+        s->left = s->spare;
+        s->spare = NULL;
+        s->state = SLOT_ARMING;
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->lock);
+}
+
+osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg) {
+        if (!l || !cg)
+                return cg;
+        pthread_mutex_lock(&l->lock);
+        for (;;) {
+                launcher_slot *s = NULL;
+                for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
+                        if (l->slot[k].left == cg)
+                                s = &l->slot[k];
+                if (!s)
+                        break;   /* no thread in it: the caller removes it */
+                if (s->n_graves < LAUNCHER_GRAVES) {
+                        /* Its name is free at once: a new instance of that name may
+                         * start before the thread has left (a rename is cheap). */
+                        char name[64];
+                        snprintf(name, sizeof name, ".ended-%d-%u", (int) getpid(), ++l->seq);
+                        (void) osm_cg_rename(cg, name);
+                        s->graves[s->n_graves++] = cg;
+                        cg = NULL;
+                        break;
+                }
+                pthread_cond_wait(&l->cond, &l->lock);
+        }
+        pthread_mutex_unlock(&l->lock);
+        return cg;
+}
