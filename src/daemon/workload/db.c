@@ -329,9 +329,19 @@ static int record_new(wl_instance *i) {
  * the daemon coming back (i->id set): open again. */
 void wl_db_instance_start(wl_instance *i) {
         if (!i->id) {
-                if (record_new(i) < 0)
-                        log_warning("workloads db: recording instance of %s: %s", i->workload,
-                                    sqlite3_errmsg(i->w->hist));
+                /* The row and its id in one commit (one write of the log, not two). */
+                sqlite3 *h = i->w->hist;
+                bool tx = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+                int r = record_new(i);
+                if (r < 0)
+                        log_warning("workloads db: recording instance of %s: %s", i->workload, sqlite3_errmsg(h));
+                if (tx && (r < 0 || sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)) {
+                        if (r == 0)
+                                log_warning("workloads db: recording instance of %s: %s", i->workload, sqlite3_errmsg(h));
+                        sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+                        free(i->id);
+                        i->id = NULL;   /* not recorded: the caller fails the run */
+                }
                 return;
         }
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -510,17 +520,37 @@ void wl_db_instances_gc(osm_workloads *w) {
         (void) sqlite3_exec(w->hist, sql, NULL, NULL, NULL);
 }
 
-/* Is the log of instance id to be kept: it is open, to be resumed, or one of the newest
- * WL_MAX_LOGS that ended? */
-bool wl_db_log_kept(osm_workloads *w, const char *id) {
+/* The ids of the instances whose logs are kept: open, to be resumed, or among the newest
+ * WL_MAX_LOGS that ended; sorted (strcmp), NULL-terminated, *n of them. NULL on an error
+ * (when in doubt, keep every log). One query for the whole log directory. */
+char **wl_db_logs_kept(osm_workloads *w, size_t *n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(w->hist, "SELECT 1 FROM instances WHERE id = ?1 AND (ended IS NULL OR resume = 1 OR seq >"
-                               " coalesce((SELECT seq FROM instances WHERE ended IS NOT NULL ORDER BY seq DESC"
-                               " LIMIT 1 OFFSET ?2), 0))", -1, &st, NULL) != SQLITE_OK)
-                return true;   /* when in doubt, keep */
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, WL_MAX_LOGS - 1);
-        return sqlite3_step(st) == SQLITE_ROW;
+        if (sqlite3_prepare_v2(w->hist, "SELECT id FROM instances WHERE id IS NOT NULL AND (ended IS NULL OR resume = 1"
+                               " OR seq > coalesce((SELECT seq FROM instances WHERE ended IS NOT NULL ORDER BY seq DESC"
+                               " LIMIT 1 OFFSET ?1), 0)) ORDER BY id COLLATE BINARY", -1, &st, NULL) != SQLITE_OK)
+                return NULL;
+        sqlite3_bind_int(st, 1, WL_MAX_LOGS - 1);
+        size_t cap = 64;
+        char **v = calloc(cap + 1, sizeof(char *));
+        *n = 0;
+        int rc;
+        while (v && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (*n == cap) {
+                        char **nv = realloc(v, (cap * 2 + 1) * sizeof(char *));
+                        if (!nv)
+                                break;
+                        v = nv;
+                        cap *= 2;
+                }
+                if (!(v[*n] = strdup((const char *) sqlite3_column_text(st, 0))))
+                        break;
+                v[++*n] = NULL;
+        }
+        if (v && rc != SQLITE_DONE) {
+                osm_strv_free(v);
+                return NULL;
+        }
+        return v;
 }
 
 /* Instances an earlier run of the daemon left alive: resume = 1 (it stopped them at its

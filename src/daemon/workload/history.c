@@ -20,6 +20,10 @@ static bool live_in_memory(osm_workloads *w, const char *id) {
         return false;
 }
 
+static int cmp_id(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 /* Keep the newest WL_MAX_HISTORY ended instances in the database, and the log files of
  * the live ones, of those to be resumed, and of the newest WL_MAX_LOGS that ended. */
 void wl_history_gc(osm_workloads *w) {
@@ -33,6 +37,8 @@ void wl_history_gc(osm_workloads *w) {
                 return;
         }
         rewinddir(d);
+        size_t n_kept = 0;
+        _cleanup_(strv_freep) char **kept = wl_db_logs_kept(w, &n_kept);
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.')
@@ -42,7 +48,8 @@ void wl_history_gc(osm_workloads *w) {
                 size_t n = strlen(id);
                 if (n > 2 && strcmp(id + n - 2, ".1") == 0)
                         id[n - 2] = 0;
-                if (live_in_memory(w, id) || wl_db_log_kept(w, id))
+                const char *key = id;
+                if (!kept || live_in_memory(w, id) || bsearch(&key, kept, n_kept, sizeof *kept, cmp_id))
                         continue;
                 if (unlinkat(w->logs_fd, de->d_name, 0) == 0)
                         log_debug("removed the log %s", de->d_name);

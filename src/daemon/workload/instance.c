@@ -296,6 +296,8 @@ static void instance_end(wl_instance *i, wl_state state) {
                 log_info("instance %s ended: exit code %d", i->id, i->exit_code);
         else
                 log_info("instance %s ended: %s", i->id, i->error ? i->error : "failed to start");
+        /* The end is on disk (above) before anyone is told; the housekeeping below is not
+         * the caller's to wait for (it all runs before the loop reads the next call). */
         finish_waiters(i);
         trim_ended(w);
         wl_gc_bundles(w);
@@ -321,6 +323,7 @@ static void on_backoff(uv_timer_t *t) {
         wl_instance *i = t->data;
         char err[512];
         i->restarts++;
+        i->t.call = i->t.recorded = osm_now_mono_us();
         if (spawn_now(i, err, sizeof err) == 0)
                 return;
         log_warning("instance %s: restart failed: %s", i->id, err);
@@ -431,6 +434,27 @@ static void snapshot_stats(wl_instance *i) {
         i->have_last = cg && osm_cgroup_stats_read(cg, &i->last) == 0;
 }
 
+static double ms(uint64_t from, uint64_t to) {
+        return from && to > from ? (double) (to - from) / 1000.0 : 0.0;
+}
+
+/* One debug line per run: where the time of a start and an end went (ms per step, in
+ * order; the sandbox's steps as osm_sandbox_timing tells them). The housekeeping ends
+ * just before the cgroups are removed. */
+static void log_launch_times(const wl_instance *i, const osm_sandbox_timing *st) {
+        if (osm_log_get_level() < LOG_DEBUG || !i->t.spawned)
+                return;
+        uint64_t join_end = OSM_MAX(st->clone, st->joined);
+        log_debug("instance %s: launch times: record=%.3f prepare=%.3f cgroups=%.3f clone=%.3f join=%.3f "
+                  "join_critical=%d root=%.3f exec=%.3f watch=%.3f ran=%.3f answer=%.3f housekeeping=%.3f",
+                  i->id, ms(i->t.call, i->t.recorded), ms(i->t.recorded, i->t.spawn), st->cgroups / 1000.0,
+                  (st->clone - st->cgroups) / 1000.0, st->joined ? (st->joined - st->clone) / 1000.0 : 0.0,
+                  st->waited_for_join, st->root ? (st->root - join_end) / 1000.0 : 0.0,
+                  (st->started - OSM_MAX(join_end, (uint64_t) st->root)) / 1000.0,
+                  ms(i->t.spawn + st->started, i->t.spawned), ms(i->t.spawned, i->t.exited),
+                  ms(i->t.exited, i->t.answered), ms(i->t.answered, osm_now_mono_us()));
+}
+
 /* The sandbox's init may have exited: reap it and decide what comes next. */
 static void on_exit_check(wl_instance *i) {
         if (!i->proc)
@@ -439,6 +463,7 @@ static void on_exit_check(wl_instance *i) {
         int r = osm_sandbox_proc_reap(i->proc, &ex);
         if (r == -EAGAIN)
                 return;
+        i->t.exited = osm_now_mono_us();
         if (i->pid_poll) {
                 uv_poll_stop(i->pid_poll);
                 close_handle(i, (uv_handle_t *) i->pid_poll);
@@ -451,7 +476,6 @@ static void on_exit_check(wl_instance *i) {
                         drain_pipe(&i->pipes[k]);
         close_pipes(i);
         snapshot_stats(i);
-        osm_tenants_account(i->w->d->tenants, i->tenant, i->workload, i->id, i->have_last ? &i->last : NULL, true);
         if (r == 0) {
                 i->ru = ex.rusage;
                 i->have_ru = true;
@@ -463,9 +487,18 @@ static void on_exit_check(wl_instance *i) {
                 i->exit_code = -1;
                 i->signal = SIGKILL;
         }
-        i->proc = osm_sandbox_proc_free(i->proc);
+        /* Answer first (after_run ends the instance and tells its waiters, or schedules
+         * its restart), then account its usage (a synchronous commit) and remove its
+         * cgroups: neither is in the caller's critical path. A restart comes from a timer,
+         * after both. i stays allocated until its handles have closed, past this call. */
+        osm_sandbox_proc *proc = i->proc;
+        i->proc = NULL;
         uv_timer_stop(&i->timer);
         after_run(i);
+        i->t.answered = osm_now_mono_us();
+        osm_tenants_account(i->w->d->tenants, i->tenant, i->workload, i->id, i->have_last ? &i->last : NULL, true);
+        log_launch_times(i, osm_sandbox_proc_timing(proc));
+        osm_sandbox_proc_free(proc);
 }
 
 /* Start (or restart) the instance's process. 0, or -errno with err set. */
@@ -585,6 +618,7 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         spec.stderr_fd = pipefd[1][1];
 
         i->state = WL_STARTING;
+        i->t.spawn = osm_now_mono_us();
         int r = osm_sandbox_spawn(d->sandbox, &spec, &i->proc, err, errsize);
         close(pipefd[0][1]);
         close(pipefd[1][1]);
@@ -632,6 +666,7 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         i->exit_code = -1;
         i->signal = 0;
         log_info("instance %s started (pid %d)", i->id, (int) osm_sandbox_proc_pid(i->proc));
+        i->t.spawned = osm_now_mono_us();
         if (i->restarts > 0) {
                 char why[48];
                 snprintf(why, sizeof why, "restart %u", i->restarts);
@@ -763,6 +798,7 @@ void wl_instances_stop_all(osm_workloads *w) {
 int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
                     osm_restart_policy restart, const char *id, unsigned restarts,
                     wl_instance **out, char *err, size_t errsize) {
+        uint64_t t_call = osm_now_mono_us();
         if (out)
                 *out = NULL;
         if (w->n_live >= WL_MAX_INSTANCES) {
@@ -799,6 +835,7 @@ int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, 
                 snprintf(err, errsize, "out of memory");
                 return -ENOMEM;
         }
+        i->t.call = t_call;
         i->started_us = osm_now_real_us();
         wl_db_instance_start(i);   /* sets i->id for a new instance */
         if (!i->id) {
@@ -809,6 +846,7 @@ int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, 
         int r = w->logs_fd >= 0 ? wl_log_open(w->logs_fd, i->id, OSM_MAX(w->d->cfg.log_size, 1024u), &i->log) : -EBADF;
         if (r < 0)
                 log_warning("instance %s: cannot open its log: %s; its output is discarded", i->id, strerror(-r));
+        i->t.recorded = osm_now_mono_us();
         uv_timer_init(w->d->loop, &i->timer);
         i->timer.data = i;
         i->open_handles++;

@@ -120,6 +120,11 @@ typedef struct wl_instance {
         struct rusage ru;
         bool have_ru;
         wl_waiter *waiters;
+        /* When the steps of its last start and end happened (osm_now_mono_us): the launch
+         * breakdown of the debug log ("launch times:", read by bench/sandbox.sh). */
+        struct {
+                uint64_t call, recorded, spawn, spawned, exited, answered;
+        } t;
 } wl_instance;
 
 typedef struct osm_workloads {
@@ -191,7 +196,7 @@ json_t *wl_db_instances_ended(osm_workloads *w, size_t limit);   /* Instance obj
 char *wl_db_instance_newest(osm_workloads *w, const char *name); /* id of its newest instance */
 bool wl_db_instance_known(osm_workloads *w, const char *id);
 void wl_db_instances_gc(osm_workloads *w);
-bool wl_db_log_kept(osm_workloads *w, const char *id);
+char **wl_db_logs_kept(osm_workloads *w, size_t *n);
 typedef struct wl_open_instance {
         char *id, *name, *restart, *args;   /* restart, args may be NULL */
         int restarts;
