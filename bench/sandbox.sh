@@ -106,7 +106,9 @@ setup_e2e() {
         fi
         local st=$WORK/state
         mkdir -p "$st" "$WORK/bundle"
-        "$OSMOSED" --state-dir "$st" --socket "$st/osmosed.sock" >"$WORK/osmosed.log" 2>&1 &
+        # At debug level the daemon logs one "launch times:" line per run: the breakdown below.
+        printf '[daemon]\nlog-level = debug\n' >"$WORK/osmosed.conf"
+        "$OSMOSED" --config "$WORK/osmosed.conf" --state-dir "$st" --socket "$st/osmosed.sock" >"$WORK/osmosed.log" 2>&1 &
         DAEMON_PID=$!
         export OSMOSE_SOCKET=$st/osmosed.sock
         for _ in $(seq 50); do "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null 2>&1 && break; sleep 0.1; done
@@ -125,7 +127,28 @@ run_e2e() {
         local t0 t1 i
         t0=$(now_ns)
         for ((i = 0; i < N; i++)); do
-                "$OSMOSECTL" run --wait bench-true >/dev/null || return 1
+                "$OSMOSECTL" run --wait bench-true >/dev/null 2>"$WORK/e2e.err" || { cat "$WORK/e2e.err" >&2; return 1; }
+        done
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+}
+
+# What the CLI alone costs: start and exit; start, connect, one call and exit.
+run_cli() {
+        local t0 t1 i
+        t0=$(now_ns)
+        for ((i = 0; i < N; i++)); do
+                "$OSMOSECTL" --version >/dev/null || return 1
+        done
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+}
+
+run_call() {
+        local t0 t1 i
+        t0=$(now_ns)
+        for ((i = 0; i < N; i++)); do
+                "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null || return 1
         done
         t1=$(now_ns)
         awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
@@ -133,7 +156,7 @@ run_e2e() {
 
 tools=(osmose bwrap unshare)
 setup_crun && tools+=(crun)
-setup_e2e && tools+=(e2e)
+setup_e2e && tools+=(e2e cli call)
 
 declare -A results
 for ((r = 0; r < ROUNDS; r++)); do
@@ -155,6 +178,8 @@ label() {
         bwrap) echo "bwrap --unshare-all --ro-bind /usr" ;;
         unshare) echo "unshare -Urpmnui --fork" ;;
         crun) echo "crun run" ;;
+        cli) echo "  osmosectl --version (start, exit)" ;;
+        call) echo "  osmosectl call GetInfo (+ connect, 1 call)" ;;
         esac
 }
 
@@ -164,6 +189,23 @@ for t in "${tools[@]}"; do
 done
 [ -n "$CRUN_WHY" ] && printf "  %-38s %s\n" "crun run" "skipped: $CRUN_WHY"
 [ -n "$E2E_WHY" ] && printf "  %-38s %s\n" "osmosectl run --wait" "skipped: $E2E_WHY"
+# Where the time of one run --wait goes, from the daemon's "launch times:" debug lines
+# (medians over every timed run; each step in order, see instance.c log_launch_times).
+if [ -z "$E2E_WHY" ] && grep -q "launch times:" "$WORK/osmosed.log"; then
+        echo "  breakdown of run --wait in the daemon (median ms per step):"
+        grep "launch times:" "$WORK/osmosed.log" | sed 's/.*launch times: //' | awk '
+                function isort(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+                { for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = v[kv[1]] " " kv[2]; if (!(kv[1] in seen)) { seen[kv[1]] = 1; order[++n] = kv[1] } } }
+                END {
+                        split("record:Run call to instance recorded (SQL, log file)|prepare:API socket, pipes, spec|cgroups:cgroups made, limits written|clone:clone3 into new namespaces|join:move into v1 cgroups (parallel with the root)|join_critical:runs where the root waited for the move (count)|root:root built after the move, id map|exec:drop privileges, seccomp, exec|watch:pipes and pidfd watched, started reply|ran:/bin/true runs, init exits, pidfd readable|answer:reap, drain, end recorded, final reply|housekeeping:usage, history, gc (after the reply)", d, "|")
+                        for (k in d) { split(d[k], p, ":"); desc[p[1]] = p[2] }
+                        for (k = 1; k <= n; k++) {
+                                m = split(substr(v[order[k]], 2), a, " "); isort(a, m)
+                                if (order[k] == "join_critical") { c = 0; for (j = 1; j <= m; j++) c += a[j]; printf "    %-14s %8d of %d  %s\n", order[k], c, m, desc[order[k]]; continue }
+                                printf "    %-14s %8.3f  %s\n", order[k], a[int((m + 1) / 2)], desc[order[k]]
+                        }
+                }'
+fi
 ratio() { [ -n "${med[$1]:-}" ] && [ -n "${med[$2]:-}" ] && awk -v a="${med[$1]}" -v b="${med[$2]}" 'BEGIN { printf "%.2f\n", a / b }'; }
 for ours in osmose e2e; do
         [ -n "${med[$ours]:-}" ] || continue
