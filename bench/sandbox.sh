@@ -35,28 +35,26 @@ now_ns() { date +%s%N; }
 # Each runner runs its tool N times and prints ms per run (or fails).
 run_osmose() { "$SPAWN" "$N"; }
 
-run_bwrap() {
+# Run "$@" N times (with $i the run's number) and print ms per run, or fail.
+time_n() {
         local t0 t1 i
         t0=$(now_ns)
         for ((i = 0; i < N; i++)); do
-                bwrap --unshare-all --die-with-parent --new-session \
-                        --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
-                        --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin \
-                        --proc /proc --dev /dev --tmpfs /tmp --dir /data /bin/true || return 1
+                "$@" || return 1
         done
         t1=$(now_ns)
         awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
 }
 
-run_unshare() {
-        local t0 t1 i
-        t0=$(now_ns)
-        for ((i = 0; i < N; i++)); do
-                unshare -Urpmnui --fork /bin/true || return 1
-        done
-        t1=$(now_ns)
-        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
+bwrap_once() {
+        bwrap --unshare-all --die-with-parent --new-session \
+                --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
+                --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin \
+                --proc /proc --dev /dev --tmpfs /tmp --dir /data /bin/true
 }
+run_bwrap() { time_n bwrap_once; }
+
+run_unshare() { time_n unshare -Urpmnui --fork /bin/true; }
 
 CRUN_WHY=
 setup_crun() {
@@ -87,15 +85,8 @@ EOF
         return 0
 }
 
-run_crun() {
-        local t0 t1 i
-        t0=$(now_ns)
-        for ((i = 0; i < N; i++)); do
-                crun run --bundle "$WORK/crun" "osm-bench-$i" >/dev/null 2>&1 || return 1
-        done
-        t1=$(now_ns)
-        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
-}
+crun_once() { crun run --bundle "$WORK/crun" "osm-bench-$i" >/dev/null 2>&1; }
+run_crun() { time_n crun_once; }
 
 # End to end through the daemon, once `osmosectl run --wait` exists.
 E2E_WHY=
@@ -123,36 +114,15 @@ EOF
         fi
 }
 
-run_e2e() {
-        local t0 t1 i
-        t0=$(now_ns)
-        for ((i = 0; i < N; i++)); do
-                "$OSMOSECTL" run --wait bench-true >/dev/null 2>"$WORK/e2e.err" || { cat "$WORK/e2e.err" >&2; return 1; }
-        done
-        t1=$(now_ns)
-        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
-}
+# Quiet: "started …" goes to a file, shown if the run fails.
+e2e_once() { "$OSMOSECTL" run --wait bench-true >/dev/null 2>"$WORK/e2e.err" || { cat "$WORK/e2e.err" >&2; return 1; }; }
+run_e2e() { time_n e2e_once; }
 
 # What the CLI alone costs: start and exit; start, connect, one call and exit.
-run_cli() {
-        local t0 t1 i
-        t0=$(now_ns)
-        for ((i = 0; i < N; i++)); do
-                "$OSMOSECTL" --version >/dev/null || return 1
-        done
-        t1=$(now_ns)
-        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
-}
-
-run_call() {
-        local t0 t1 i
-        t0=$(now_ns)
-        for ((i = 0; i < N; i++)); do
-                "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null || return 1
-        done
-        t1=$(now_ns)
-        awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN { printf "%.3f\n", (b - a) / n / 1e6 }'
-}
+cli_once() { "$OSMOSECTL" --version >/dev/null; }
+call_once() { "$OSMOSECTL" call org.varlink.service.GetInfo >/dev/null; }
+run_cli() { time_n cli_once; }
+run_call() { time_n call_once; }
 
 tools=(osmose bwrap unshare)
 setup_crun && tools+=(crun)
