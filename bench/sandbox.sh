@@ -149,7 +149,7 @@ label() {
         unshare) echo "unshare -Urpmnui --fork" ;;
         crun) echo "crun run" ;;
         cli) echo "  osmosectl --version (start, exit)" ;;
-        call) echo "  osmosectl call GetInfo (+ connect, 1 call)" ;;
+        call) echo "  osmosectl call GetInfo (+1 call)" ;;
         esac
 }
 
