@@ -63,6 +63,7 @@ typedef struct launcher_slot {
 
 struct osm_launcher {
         const osm_cg_host *host;
+        pid_t pid;             /* the process whose threads these are: a fork has none */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool quit;
@@ -148,6 +149,7 @@ osm_launcher *osm_launcher_new(const osm_cg_host *host) {
         if (!l)
                 return NULL;
         l->host = host;
+        l->pid = getpid();
         pthread_mutex_init(&l->lock, NULL);
         pthread_cond_init(&l->cond, NULL);
         /* The threads take no signal: they are the main thread's to handle. */
@@ -169,6 +171,10 @@ osm_launcher *osm_launcher_new(const osm_cg_host *host) {
 osm_launcher *osm_launcher_free(osm_launcher *l) {
         if (!l)
                 return NULL;
+        if (l->pid != getpid()) {
+                free(l);   /* a forked copy: the threads and spares are the parent's */
+                return NULL;
+        }
         pthread_mutex_lock(&l->lock);
         l->quit = true;
         pthread_cond_broadcast(&l->cond);
@@ -189,8 +195,8 @@ osm_launcher *osm_launcher_free(osm_launcher *l) {
 
 osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory, uint64_t pids,
                               uint64_t cpu_percent, int *slot) {
-        if (!l)
-                return NULL;
+        if (!l || l->pid != getpid())
+                return NULL;   /* none, or in a fork of the process that has the threads */
         pthread_mutex_lock(&l->lock);
         launcher_slot *s = NULL;
         for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
@@ -260,7 +266,7 @@ void osm_launcher_release(osm_launcher *l, int slot) {
 }
 
 osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg) {
-        if (!l || !cg)
+        if (!l || !cg || l->pid != getpid())
                 return cg;
         pthread_mutex_lock(&l->lock);
         for (;;) {
