@@ -282,6 +282,29 @@ static void noop_handler(int sig) {
         (void) sig;
 }
 
+typedef struct workload_args {
+        child_ctx *c;
+        int ep[2];
+        const int *fwd;
+        size_t n_fwd;
+} workload_args;
+
+/* The workload's side of the init's clone, on its own stack in the init's memory. */
+static int workload_main(void *arg) {
+        workload_args *a = arg;
+        close(a->ep[0]);
+        /* Handlers are reset by exec; ignored signals would stay ignored. (Its own copy of
+         * the handlers: no CLONE_SIGHAND.) */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < a->n_fwd; i++)
+                sigaction(a->fwd[i], &sa, NULL);
+        close(a->c->sync_fd);
+        exec_workload(a->c, a->ep[1]);
+        return 127;
+}
+
 /* pid 1 of the sandbox: start the workload, forward signals, reap, report. */
 static __attribute__((noreturn)) void run_init(child_ctx *c) {
         static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -298,23 +321,21 @@ static __attribute__((noreturn)) void run_init(child_ctx *c) {
         for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
                 sigaction(fwd[i], &sa, NULL);
 
-        int ep[2];
+        workload_args wa = { .c = c, .fwd = fwd, .n_fwd = ARRAY_SIZE(fwd) };
+        int *ep = wa.ep;
         if (pipe2(ep, O_CLOEXEC) < 0)
                 child_fail(c, "pipe2", NULL, errno);
-        /* A raw clone, not fork(): glibc's fork() runs atfork handlers and takes malloc
-         * locks, which a copy of a multithreaded daemon may find held forever. */
-        pid_t child = (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD, NULL, NULL, NULL, NULL);
+        /* Not fork(): glibc's fork() runs atfork handlers and takes malloc locks, which a
+         * copy of a multithreaded daemon may find held forever. And not a copy either:
+         * CLONE_VM | CLONE_VFORK, as posix_spawn does: the workload runs on a stack of its
+         * own in the init's memory until it execs, the init waiting, so the memory of the
+         * daemon that the init is a copy of is not copied once more (page tables of every
+         * mapping) only to be thrown away by the exec. The fd table, the handlers and the
+         * working directory stay the child's own copies. */
+        static char stack[64 * 1024] __attribute__((aligned(16)));
+        pid_t child = clone(workload_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &wa);
         if (child < 0)
                 child_fail(c, "clone", "(workload)", errno);
-        if (child == 0) {
-                close(ep[0]);
-                /* Handlers are reset by exec; ignored signals would stay ignored. */
-                sa.sa_handler = SIG_DFL;
-                for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
-                        sigaction(fwd[i], &sa, NULL);
-                close(c->sync_fd);
-                exec_workload(c, ep[1]);
-        }
         close(ep[1]);
         int e = 0;
         ssize_t n;
