@@ -287,9 +287,6 @@ static void instance_end(wl_instance *i, wl_state state) {
         i->resume = w->shutting_down && !i->stopped_by_operator && i->restart != OSM_RESTART_NEVER &&
                     wl_find(w, i->workload) != NULL;
         wl_db_instance_end(i);
-        if (i->api_created && w->api_hooks.destroy)
-                w->api_hooks.destroy(w->api_userdata, i->id);
-        i->api_created = false;
         if (i->signal > 0)
                 log_info("instance %s ended: killed by signal %d%s", i->id, i->signal, i->killed ? " (after the grace period)" : "");
         else if (i->exit_code >= 0)
@@ -299,6 +296,11 @@ static void instance_end(wl_instance *i, wl_state state) {
         /* The end is on disk (above) before anyone is told; the housekeeping below is not
          * the caller's to wait for (it all runs before the loop reads the next call). */
         finish_waiters(i);
+        i->t.answered = osm_now_mono_us();
+        /* Closing its API server (a listening socket, its directory) takes a while. */
+        if (i->api_created && w->api_hooks.destroy)
+                w->api_hooks.destroy(w->api_userdata, i->id);
+        i->api_created = false;
         trim_ended(w);
         wl_gc_bundles(w);
         wl_removals_check(w);
@@ -494,8 +496,10 @@ static void on_exit_check(wl_instance *i) {
         osm_sandbox_proc *proc = i->proc;
         i->proc = NULL;
         uv_timer_stop(&i->timer);
-        after_run(i);
-        i->t.answered = osm_now_mono_us();
+        i->t.answered = 0;
+        after_run(i);   /* sets t.answered when it has told the waiters */
+        if (!i->t.answered)
+                i->t.answered = osm_now_mono_us();
         osm_tenants_account(i->w->d->tenants, i->tenant, i->workload, i->id, i->have_last ? &i->last : NULL, true);
         log_launch_times(i, osm_sandbox_proc_timing(proc));
         osm_sandbox_proc_free(proc);
