@@ -84,6 +84,7 @@ const osm_config_key osm_config_keys[] = {
         K("channels", "health-timeout", DURATION, channels_health_timeout_us, "1min", "time allowed to a manifest's health command"),
         K("channels", "window", STRING, channels_window, "", "maintenance window of the periodic check, local time, e.g. 02:00-04:00 (empty: any time; osmosectl upgrade ignores it)"),
         K("channels", "trust-clock", STRING, channels_trust_clock, "auto", "judge the expiry of lists: auto (when the kernel says the clock is synchronised), yes, or no"),
+        K("channels", "peers", BOOL, channels_peers, "yes", "in a building, fetch bundles from the members that keep them before the origin"),
         K("building", "port", UINT, building_port, "7444", "TCP port members reach this room on, once it is in a building"),
         K("building", "address", STRING, building_address, "", "host the other members reach this room at (empty: the address used to reach the inviter, or the first non-loopback one)"),
         K("building", "network-latency", DURATION, building_latency_us, "20ms", "expected LAN latency: heartbeat 1.5x, election timeout 15x this"),

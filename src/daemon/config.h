@@ -80,6 +80,7 @@ typedef struct osm_config {
         uint64_t channels_health_timeout_us;   /* time allowed to the manifest's health command */
         char *channels_trust_clock;            /* auto, yes, no: judge list expiry? */
         char *channels_window;                 /* "HH:MM-HH:MM" local time for the periodic check; "" any time */
+        bool channels_peers;                   /* bundles from building members before the origin */
 
         /* [building] */
         uint64_t building_port;

@@ -6,6 +6,7 @@
 # held room is skipped.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/rooms.sh"
+. "$(dirname "$0")/../lib/channels.sh"
 osm_setup
 command -v jq >/dev/null || { echo "1..0 # SKIP jq is not installed"; exit 0; }
 rooms_check || { echo "1..0 # SKIP $ROOMS_SKIP"; exit 0; }
@@ -14,33 +15,8 @@ trap 'rooms_down; osm_cleanup' EXIT
 
 ROOMS=(${CH_ROOMS:-A B C})
 rooms_up $(printf "%s:bare " "${ROOMS[@]}") || bail "cannot make rooms"
-ip_of() { local i; for i in "${!ROOMS[@]}"; do [ "${ROOMS[$i]}" = "$1" ] && echo "$ROOMS_NET.$((i + 1))"; done; }
-for r in "${ROOMS[@]}"; do
-    mkdir -p "$ROOMS_DIR/$r/osm"
-    printf '[building]\nstatus-interval = 1s\nquery-timeout = 2s\n[channels]\ncheck-interval = 1s\nhealth-grace = 1s\n' \
-        > "$ROOMS_DIR/$r/osm/osmosed.conf"
-    room_osmosed_start "$r" "room-$r" --config "$ROOMS_DIR/$r/osm/osmosed.conf" || bail "osmosed in $r"
-done
-
-rctl A building create --name HQ --address "$(ip_of A)" >/dev/null || bail "building create"
-n_members() { rctl "$1" --json building status 2>/dev/null | jq -r '.members | length'; }
-has_members() { [ "$(n_members "$1")" = "$2" ]; }
-n=1
-for r in "${ROOMS[@]:1}"; do
-    tok=$(rctl A building invite --expires 10m 2>/dev/null)
-    joined=1
-    for try in 1 2 3 4 5; do
-        out=$(rctl "$r" building join "$tok" 2>&1) && { joined=0; break; }
-        sleep 1
-        # a join that timed out on the way back may still have gone through
-        [ "$(rctl "$r" --json building status 2>/dev/null | jq -r .in_building)" = true ] && { joined=0; break; }
-        tok=$(rctl A building invite --expires 10m 2>/dev/null)
-    done
-    [ $joined = 0 ] || bail "room $r did not join: $out"
-    n=$((n + 1))
-    wait_for 60 has_members A $n || bail "room A does not see $n members"
-done
-for r in "${ROOMS[@]}"; do wait_for 90 has_members "$r" ${#ROOMS[@]} || { rctl "$r" --json building status | head -c 1500; bail "room $r does not see ${#ROOMS[@]} members"; }; done
+ch_building_up '[building]\nstatus-interval = 1s\nquery-timeout = 2s\n[channels]\ncheck-interval = 1s\nhealth-grace = 1s\n' ||
+    bail "$CH_ERR"
 ok 0 "${#ROOMS[@]} rooms make a building"
 
 pub=$(ctl keygen -o "$T/key")

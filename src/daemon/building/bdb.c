@@ -18,7 +18,8 @@ const char bld_schema_sql[] =
         " comment TEXT);"
         "CREATE TABLE IF NOT EXISTS shares (room TEXT NOT NULL, collection TEXT NOT NULL, since INTEGER NOT NULL,"
         " PRIMARY KEY (room, collection));"
-        "CREATE TABLE IF NOT EXISTS status (room TEXT PRIMARY KEY, at INTEGER NOT NULL, summary TEXT NOT NULL);";
+        "CREATE TABLE IF NOT EXISTS status (room TEXT PRIMARY KEY, at INTEGER NOT NULL, summary TEXT NOT NULL);"
+        BLD_HOLDERS_SCHEMA_SQL ";";
 
 bool bld_dq_is_busy(const osm_dq *c, int r) {
         /* dqlite answers SQLITE_BUSY (or LOCKED) at once when another member's write
@@ -286,7 +287,12 @@ int bld_read_state(osm_building *b, osm_dq *c, json_t **out, char *err, size_t e
                                               "summary", summary ? summary : json_object()));
         }
         json_decref(status);
-        *out = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "meta", m, "members", members, "roles", roles, "trust", trust,
-                         "shares", shares, "status", st);
+        /* Which room keeps which bundle (share.c); a building made before the table has
+         * none until a room records one. */
+        json_t *holders = NULL;
+        if (query_objects(c, "SELECT bundle, room, size FROM bundle_holders ORDER BY bundle, room", &holders) < 0)
+                holders = json_array();
+        *out = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "meta", m, "members", members, "roles", roles, "trust", trust,
+                         "shares", shares, "status", st, "holders", holders);
         return *out ? 0 : -ENOMEM;
 }

@@ -51,6 +51,13 @@ typedef struct bld_counters {
                  status_pushes;   /* this room's summaries committed to the building state */
 } bld_counters;
 
+/* Bundles sent to members and taken from them (share.c). */
+typedef struct bld_share_counters {
+        uint64_t served, bytes_served, fetched, bytes_fetched, refused, busy, failed;
+} bld_share_counters;
+
+#define BLD_SHARE_MAX_UPLOADS 4   /* bundles sent at once, one per member */
+
 struct osm_building {
         osm_daemon *d;
         char dir[4200], state_path[4300], cache_path[4300], node_dir[4300];
@@ -93,6 +100,7 @@ struct osm_building {
         json_t *shares_copy;
         json_t *roles_copy;        /* node id -> role, for finding a leader */
         json_t *trust_copy;        /* building-trusted keys, for the install thread */
+        json_t *holders_copy;      /* which room keeps which bundle, for fetching threads (share.c) */
 
         /* store queries run on the loop for transport threads (query.c) */
         uv_async_t loop_async;
@@ -101,6 +109,10 @@ struct osm_building {
 
         bld_token tokens[BLD_MAX_TOKENS];
         bld_counters counters;
+        bld_share_counters share;   /* (lock) */
+        /* the members a bundle is being sent to now, one transfer each (lock) */
+        uint8_t uploads[BLD_SHARE_MAX_UPLOADS][OSM_PUBKEY_BYTES];
+        unsigned n_uploads;
 
         uv_timer_t refresh_timer, status_timer;
         bool timers_on;
@@ -177,11 +189,28 @@ void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req);
 bool bld_joins_open(osm_building *b);
 
 /* query.c */
+/* Answer a member's request with {"error":..., "message":...}. */
+void bld_answer_error(osm_btls_conn *c, const char *error, const char *msg);
 void bld_handle_query(osm_building *b, osm_btls_conn *c, json_t *req);
 void bld_query_work(osm_building *b, bld_job *j);
 void bld_query_init(osm_building *b);
 /* Close the loop's query handle (inside b); cb runs when it has closed. */
 void bld_query_close(osm_building *b, uv_close_cb cb);
+
+/* share.c: bundles by hash between members */
+void bld_handle_bundle(osm_building *b, osm_btls_conn *c, json_t *req);
+/* After activation (the transport is up) / before the transport stops: threads from
+ * outside the building (osm_building_fetch_bundle, _holds) may use it between the two;
+ * stop cuts their transfers short and waits for them. */
+void bld_share_start(osm_building *b);
+void bld_share_stop(osm_building *b);
+/* The counters, into a status object. */
+void bld_share_status(osm_building *b, json_t *counters);
+/* Which room keeps which bundle: in bld_schema_sql, and made before a row is written for
+ * buildings made before it. */
+#define BLD_HOLDERS_SCHEMA_SQL \
+        "CREATE TABLE IF NOT EXISTS bundle_holders (bundle TEXT NOT NULL, room TEXT NOT NULL, size INTEGER NOT NULL," \
+        " time INTEGER NOT NULL, PRIMARY KEY (bundle, room))"
 
 /* iface-building.c */
 extern const osm_method bld_methods[];

@@ -188,6 +188,8 @@ static void push_members(osm_building *b) {
         b->shares_copy = json_deep_copy(json_object_get(b->cache, "shares"));
         json_decref(b->trust_copy);
         b->trust_copy = json_deep_copy(json_object_get(b->cache, "trust"));
+        json_decref(b->holders_copy);
+        b->holders_copy = json_deep_copy(json_object_get(b->cache, "holders"));
         json_t *roles = json_object_get(b->cache, "roles");
         if (roles) {   /* keep the last known roles when a join's first copy has none */
                 json_decref(b->roles_copy);
@@ -592,6 +594,8 @@ static void transport_handler(void *arg, osm_btls_conn *c, const char *op, void 
                 bld_handle_join(b, c, req);
         } else if (strcmp(op, "query") == 0) {
                 bld_handle_query(b, c, req);
+        } else if (strcmp(op, "bundle") == 0) {
+                bld_handle_bundle(b, c, req);
         } else if (strcmp(op, "ping") == 0) {
                 static const char msg[] = "{\"ok\":true}\n";
                 osm_btls_write(c, msg, sizeof msg - 1, osm_now_mono_us() + 1000000);
@@ -623,6 +627,7 @@ int bld_activate(osm_building *b, char *err, size_t errsize) {
                 return r;
         }
         prober_start(b);
+        bld_share_start(b);
         log_info("building: member of \"%s\" (%s) as %s, node %llu", b->name, b->building_id, b->address,
                  (unsigned long long) b->node_id);
         return 0;
@@ -665,6 +670,7 @@ static void rm_rf(const char *path) {
 }
 
 void bld_deactivate(osm_building *b, bool forget) {
+        bld_share_stop(b);
         prober_stop(b);
         osm_bnode_stop(b->node);
         b->node = NULL;
@@ -690,6 +696,8 @@ void bld_deactivated(osm_building *b) {
         b->shares_copy = NULL;
         json_decref(b->trust_copy);
         b->trust_copy = NULL;
+        json_decref(b->holders_copy);
+        b->holders_copy = NULL;
         json_decref(b->roles_copy);
         b->roles_copy = NULL;
         pthread_mutex_unlock(&b->lock);
@@ -773,6 +781,7 @@ static void building_stop(osm_daemon *d) {
         json_decref(b->members_copy);
         json_decref(b->shares_copy);
         json_decref(b->trust_copy);
+        json_decref(b->holders_copy);
         json_decref(b->roles_copy);
         /* The handles (all four inside b) close on a later loop turn, in no promised
          * order; b is freed when the last one has. */

@@ -333,6 +333,7 @@ static void m_status(osm_call *call, json_t *p, void *ud) {
                                      "connections_refused_handshake", (json_int_t) t.refused_handshake,
                                      "connections_refused_non_member", (json_int_t) t.refused_non_member,
                                      "connections_proxied", (json_int_t) t.proxied, "dials_failed", (json_int_t) t.dial_failed);
+        bld_share_status(b, counters);
         if (!b->active) {
                 osm_call_reply(call, json_pack("{s:b,s:s,s:b,s:I,s:[],s:i,s:i,s:o,s:s?}", "in_building", 0, "room",
                                                b->d->space_id, "stale", 0, "fetched", (json_int_t) 0, "members",

@@ -186,7 +186,7 @@ static const char *member_name_locked(osm_building *b, const char *room) {
         return NULL;
 }
 
-static void answer_error(osm_btls_conn *c, const char *error, const char *msg) {
+void bld_answer_error(osm_btls_conn *c, const char *error, const char *msg) {
         json_t *o = json_pack("{s:s,s:s}", "error", error, "message", msg);
         char *s = json_dumps(o, JSON_COMPACT);
         json_decref(o);
@@ -205,7 +205,7 @@ void bld_handle_query(osm_building *b, osm_btls_conn *c, json_t *req) {
         char room[OSM_SPACE_ID_LEN + 1];
         osm_space_id(c->peer, room);
         if (!coll || !osm_name_valid(coll, 128, true)) {
-                answer_error(c, "InvalidParameter", "collection: not a collection name");
+                bld_answer_error(c, "InvalidParameter", "collection: not a collection name");
                 return;
         }
         loop_query *q = calloc(1, sizeof *q);
@@ -221,7 +221,7 @@ void bld_handle_query(osm_building *b, osm_btls_conn *c, json_t *req) {
         if (!shared) {
                 free(q);
                 log_info("building: refused a query of '%s' from %s: not shared", coll, room);
-                answer_error(c, "NotShared", "this room does not share that collection");
+                bld_answer_error(c, "NotShared", "this room does not share that collection");
                 return;
         }
         q->b = b;
@@ -233,11 +233,11 @@ void bld_handle_query(osm_building *b, osm_btls_conn *c, json_t *req) {
         q->limit = limit > 0 && limit <= OSM_STORE_PAGE_RECORDS ? (uint64_t) limit : OSM_STORE_PAGE_RECORDS;
         uint64_t dl = osm_now_mono_us() + b->d->cfg.building_query_timeout_us;
         if (loop_query_wait(b, q, dl) < 0) {
-                answer_error(c, "Timeout", "the store did not answer in time");
+                bld_answer_error(c, "Timeout", "the store did not answer in time");
                 return;
         }
         if (q->r < 0) {
-                answer_error(c, "Error", q->r == -ENOTSUP ? "this room keeps no audit log: it answers no query"
+                bld_answer_error(c, "Error", q->r == -ENOTSUP ? "this room keeps no audit log: it answers no query"
                                         : q->r == -EIO ? "cannot write the audit log" : strerror(-q->r));
         } else {
                 osm_btls_write(c, q->answer, q->answer_len, osm_now_mono_us() + b->d->cfg.building_query_timeout_us);

@@ -292,6 +292,19 @@ int osm_btls_read_line(osm_btls_conn *c, char *buf, size_t max, uint64_t deadlin
         return -EMSGSIZE;
 }
 
+int osm_btls_read(osm_btls_conn *c, void *buf, size_t max, uint64_t deadline_us) {
+        for (;;) {
+                int r = sym_SSL_read(c->ssl, buf, (int) OSM_MIN(max, 1u << 20));
+                if (r > 0)
+                        return r;
+                if (sym_SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN)
+                        return 0;
+                int w = ssl_wait(c, r, deadline_us);
+                if (w < 0)
+                        return w;
+        }
+}
+
 /* After SSL_read/SSL_write returned r <= 0: add what OpenSSL waits for to *ev and return
  * true, or false if the connection is over. */
 static bool ssl_want(SSL *ssl, int r, short *ev) {

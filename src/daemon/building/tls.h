@@ -46,6 +46,10 @@ void osm_btls_close(osm_btls_conn *c);
 int osm_btls_write(osm_btls_conn *c, const void *buf, size_t len, uint64_t deadline_us);
 int osm_btls_read_line(osm_btls_conn *c, char *buf, size_t max, uint64_t deadline_us);
 
+/* Read what has arrived, at most max bytes, waiting until deadline for something:
+ * bytes read, 0 at the end of the stream, or -errno. */
+int osm_btls_read(osm_btls_conn *c, void *buf, size_t max, uint64_t deadline_us);
+
 /* Copy bytes both ways between the TLS connection and a plain socket until either side
  * closes or *stop becomes true (checked at least every 500 ms). */
 void osm_btls_pump(osm_btls_conn *c, int plain_fd, volatile bool *stop);

@@ -86,6 +86,13 @@ int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t wa
 
 void ch_follow_set_building(osm_channels *c, ch_follow *f, bool on, const char *canary, int64_t batch);
 
+/* peers.c (thread pool side): bundles by hash from building members before the origin. */
+/* Bundle id (size bytes; 0: as the member says) from a member that keeps it, verified and
+ * kept: an fd at offset 0, or -ENOENT (no member served it: go to the origin). */
+int ch_fetch_from_peers(osm_channels *c, const char *id, uint64_t size);
+/* Tell the building this room keeps bundle id (and serves it to the members). */
+void ch_peers_announce(osm_channels *c, const char *id, uint64_t size);
+
 /* rollout.c: the building's side (every function -ENOTCONN / nothing outside a building) */
 bool ch_building_active(osm_channels *c);
 /* Record f as followed building-wide; the reply to call (the follow) comes when it is. */

@@ -308,10 +308,12 @@ static void import_work(uv_work_t *req) {
                         refuse(j->refused, de->d_name, OSM_E_CHANNEL_FETCH_FAILED, "not a readable regular file");
                         continue;
                 }
-                if (ch_keep_bundle(c, fd, de->d_name, (uint64_t) st.st_size, id, &en, err, sizeof err) < 0)
+                if (ch_keep_bundle(c, fd, de->d_name, (uint64_t) st.st_size, id, &en, err, sizeof err) < 0) {
                         refuse(j->refused, de->d_name, en, err);
-                else
+                } else {
                         json_array_append_new(j->bundles, json_string(id));
+                        ch_peers_announce(c, id, (uint64_t) st.st_size);
+                }
         }
         closedir(d);
 }
@@ -438,6 +440,8 @@ typedef struct run_job {
         char id[OSM_HASH_HEX];
         json_t *args;
         bool install_only;
+        uv_work_t work;           /* fetching it from building members */
+        int fd;
 } run_job;
 
 static void run_free(run_job *j) {
@@ -491,6 +495,49 @@ static void on_run_installed(void *userdata, const char *error_name, const char 
         run_free(j);
 }
 
+/* Install the bundle in fd (taken) and run it; the call is answered when it is. */
+static void run_install(run_job *j, int fd) {
+        osm_channels *c = j->c;
+        char source[128];
+        snprintf(source, sizeof source, "run %s", j->id);
+        int r = osm_workloads_install_file(c->d->workloads, fd, NULL, j->id, false, source, on_run_installed, j);
+        if (r < 0) {
+                osm_call *call = j->call;
+                run_free(j);
+                if (!call)
+                        return;
+                osm_call_set_cancel(call, NULL, NULL);
+                if (r == -EBUSY)
+                        osm_call_errorf(call, OSM_E_BUSY, "another install is in progress; try again");
+                else
+                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "starting the install: %s", strerror(-r));
+        }
+}
+
+static void run_fetch_work(uv_work_t *req) {
+        run_job *j = req->data;
+        j->fd = ch_fetch_from_peers(j->c, j->id, 0);
+}
+
+static void run_fetch_after(uv_work_t *req, int status) {
+        run_job *j = req->data;
+        int fd = steal_fd(&j->fd);
+        if (j->c->stopped || !j->call) {
+                osm_close(fd);
+                run_free(j);
+                return;
+        }
+        if (fd < 0) {
+                osm_call_set_cancel(j->call, NULL, NULL);
+                osm_call_errorf(j->call, OSM_E_NOT_FOUND, "bundle %s is neither installed nor kept here, and no "
+                                "member of the building served it (osmosectl import DIR, or follow a channel "
+                                "that lists it)", j->id);
+                run_free(j);
+                return;
+        }
+        run_install(j, fd);
+}
+
 static void method_run(osm_call *call, json_t *params, void *userdata) {
         osm_channels *c = userdata;
         const char *id = json_string_value(json_object_get(params, "bundle"));
@@ -506,14 +553,15 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         int fd = ch_open_kept(c, id);
-        if (fd < 0) {
+        bool peers = fd < 0 && ch_building_active(c) && c->d->cfg.channels_peers;
+        if (fd < 0 && !peers) {
                 osm_call_errorf(call, OSM_E_NOT_FOUND, "bundle %s is neither installed nor kept here "
                                 "(osmosectl import DIR, or follow a channel that lists it)", id);
                 return;
         }
         run_job *j = calloc(1, sizeof *j);
         if (!j) {
-                close(fd);
+                osm_close(fd);
                 osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
@@ -522,19 +570,21 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
         memcpy(j->id, id, sizeof j->id);
         j->args = json_incref(args);
         j->install_only = install_only;
+        j->fd = -1;
         c->refs++;
-        char source[128];
-        snprintf(source, sizeof source, "run %s", id);
-        int r = osm_workloads_install_file(c->d->workloads, fd, NULL, id, false, source, on_run_installed, j);
-        if (r < 0) {
-                run_free(j);
-                if (r == -EBUSY)
-                        osm_call_errorf(call, OSM_E_BUSY, "another install is in progress; try again");
-                else
-                        osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "starting the install: %s", strerror(-r));
+        osm_call_set_cancel(call, run_cancel, j);
+        if (fd >= 0) {
+                run_install(j, fd);
                 return;
         }
-        osm_call_set_cancel(call, run_cancel, j);
+        /* Not kept here: ask the building's members that keep it (verified by its id). */
+        j->work.data = j;
+        int r = uv_queue_work(c->d->loop, &j->work, run_fetch_work, run_fetch_after);
+        if (r < 0) {
+                osm_call_set_cancel(call, NULL, NULL);
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "uv_queue_work: %s", uv_strerror(r));
+                run_free(j);
+        }
 }
 
 const osm_method ch_methods[] = {

@@ -177,6 +177,8 @@ int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_
         int fd = ch_open_kept(c, id);
         if (fd >= 0)
                 return fd;   /* verified when it was kept */
+        if ((fd = ch_fetch_from_peers(c, id, size)) >= 0)
+                return fd;   /* from a building member, verified on arrival */
         _cleanup_free_ char *rel = NULL;
         if (asprintf(&rel, "bundles/%s", id) < 0) {
                 *err_name = OSM_E_INTERNAL_ERROR;
@@ -198,6 +200,7 @@ int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_
         char got[OSM_HASH_HEX];
         if (ch_keep_bundle(c, src, id, size, got, err_name, err, errsize) < 0)
                 return -1;
+        ch_peers_announce(c, id, size);
         fd = ch_open_kept(c, id);
         if (fd < 0) {
                 *err_name = OSM_E_INTERNAL_ERROR;
