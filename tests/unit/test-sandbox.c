@@ -610,13 +610,21 @@ static void *idle_thread(void *arg) {
         return NULL;
 }
 
-/* Each case runs in a process of its own (tap_run forks), which has only the thread that
- * forked: the idle thread is started again in each. */
-#define IDLE_CASE(fn)                                                   \
-        static void fn##_mt(void) {                                     \
-                pthread_t idle;                                         \
-                pthread_create(&idle, NULL, idle_thread, NULL);         \
-                fn();                                                   \
+static char stage[600];
+static osm_sandbox_options sb_opts;
+
+/* Each case runs in a process of its own (tap_run forks). The parent has no thread when
+ * it forks (a lock some thread held then would stay held in the child for good): each case
+ * starts the idle thread and makes the sandbox (its launcher threads) itself. */
+#define IDLE_CASE(fn)                                                                   \
+        static void fn##_mt(void) {                                                     \
+                pthread_t idle;                                                         \
+                pthread_create(&idle, NULL, idle_thread, NULL);                         \
+                int r = osm_sandbox_new(&sb_opts, &sb);                                 \
+                TAP_OK(r == 0, "the case's sandbox manager (%s)", r < 0 ? strerror(-r) : ""); \
+                if (r == 0)                                                             \
+                        fn();                                                           \
+                sb = osm_sandbox_free(sb);                                              \
         }
 IDLE_CASE(test_escape)
 IDLE_CASE(test_api_socket)
@@ -626,8 +634,6 @@ IDLE_CASE(test_memhog)
 IDLE_CASE(test_signals_and_errors)
 
 int main(int argc, char **argv) {
-        pthread_t idle;
-        pthread_create(&idle, NULL, idle_thread, NULL);
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
         static char probe_abs[4096];
         if (probe && realpath(probe, probe_abs))
@@ -643,12 +649,11 @@ int main(int argc, char **argv) {
         if (!mkdtemp(tmpdir))
                 return 1;
         chmod(tmpdir, 0755);
-        char stage[600];
         snprintf(stage, sizeof(stage), "%s/stage", tmpdir);
-        osm_sandbox_options o = { .uid_base = UID_BASE, .uid_count = UID_COUNT, .stage_dir = stage,
-                                  .cgroup_name = "osmose-test" };
+        sb_opts = (osm_sandbox_options) { .uid_base = UID_BASE, .uid_count = UID_COUNT, .stage_dir = stage,
+                                          .cgroup_name = "osmose-test" };
         mkdir(stage, 0755);
-        int r = osm_sandbox_new(&o, &sb);
+        int r = osm_sandbox_new(&sb_opts, &sb);
         if (r < 0) {
                 printf("Bail out! osm_sandbox_new: %s\n", strerror(-r));
                 return 1;
@@ -665,6 +670,7 @@ int main(int argc, char **argv) {
                 osm_sandbox_free(sb);
                 return 0;
         }
+        sb = osm_sandbox_free(sb);   /* the cases make their own */
         static const tap_case cases[] = {
                 { "test_escape", test_escape_mt },
                 { "test_api_socket", test_api_socket_mt },
@@ -677,7 +683,6 @@ int main(int argc, char **argv) {
          * time on a loaded machine (meson gives the whole file 300 s). */
         tap_case_timeout_s = 240;
         int rc = tap_run(cases, TAP_N_CASES(cases), argc > 1 ? argc - 1 : argc, argc > 1 ? argv + 1 : argv);
-        osm_sandbox_free(sb);
         char cmd[700];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0)
