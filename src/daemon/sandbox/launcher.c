@@ -19,6 +19,7 @@
  * one task less. Only for instances without a group (tenants' instances, whose group
  * cgroups would count the thread too, take the migration path).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 
 #define LAUNCHER_SLOTS 2      /* launches within a grace period of each other */
 #define LAUNCHER_GRAVES 16
+#define LAUNCHER_STACK (256 * 1024)
 
 typedef enum slot_state {
         SLOT_ARMING,           /* the thread makes its next spare and moves into it */
@@ -139,12 +141,37 @@ static void *slot_main(void *arg) {
         return NULL;
 }
 
+/* Remove the spares and ended cgroups that a daemon which died (SIGKILL, a crash) left in
+ * the instances' parent: their names carry its pid. An empty cgroup is all they are. */
+static void sweep(const osm_cg_host *host) {
+        for (int c = 0; c < OSM_CG_N; c++) {
+                if (host->mode[c] != OSM_LIMIT_CGROUP1 || !host->base[c])
+                        continue;
+                DIR *d = opendir(host->base[c]);
+                struct dirent *de;
+                while (d && (de = readdir(d))) {
+                        const char *n = de->d_name;
+                        if (strncmp(n, ".spare-", 7) != 0 && strncmp(n, ".ended-", 7) != 0)
+                                continue;
+                        long pid = strtol(n + 7, NULL, 10);
+                        if (pid <= 0 || pid == getpid() || kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+                                continue;
+                        char path[4096];
+                        if ((size_t) snprintf(path, sizeof path, "%s/%s", host->base[c], n) < sizeof path)
+                                (void) rmdir(path);
+                }
+                if (d)
+                        closedir(d);
+        }
+}
+
 osm_launcher *osm_launcher_new(const osm_cg_host *host) {
         bool v1 = false;
         for (int c = 0; c < OSM_CG_N; c++)
                 v1 = v1 || (host->mode[c] == OSM_LIMIT_CGROUP1 && host->base[c]);
         if (!v1)
                 return NULL;   /* v2 only: CLONE_INTO_CGROUP does it */
+        sweep(host);
         osm_launcher *l = calloc(1, sizeof *l);
         if (!l)
                 return NULL;
@@ -156,14 +183,19 @@ osm_launcher *osm_launcher_new(const osm_cg_host *host) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
+        /* A small stack: the init runs on a copy of it until its exec (child.c: a few KiB). */
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, LAUNCHER_STACK);
         for (size_t k = 0; k < LAUNCHER_SLOTS; k++) {
                 launcher_slot *s = &l->slot[k];
                 s->l = l;
                 s->state = SLOT_ARMING;
-                s->started = pthread_create(&s->thread, NULL, slot_main, s) == 0;
+                s->started = pthread_create(&s->thread, &attr, slot_main, s) == 0;
                 if (!s->started)
                         s->state = SLOT_OFF;
         }
+        pthread_attr_destroy(&attr);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return l;
 }
