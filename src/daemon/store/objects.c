@@ -14,13 +14,16 @@
 
 #include "daemon/store/store-internal.h"
 
-#define PLAIN_CHUNK      (256u * 1024u)
 /* Encrypted files: a secretstream header, then blocks of ENC_CHUNK plain bytes (+ABYTES);
  * every block but the last is full, and the last carries TAG_FINAL (it may be empty). */
 #define ENC_CHUNK        (64u * 1024u)
 #define ENC_BLOCK        (ENC_CHUNK + crypto_secretstream_xchacha20poly1305_ABYTES)
+#define PUT_SLOT         (256u * 1024u)  /* bytes read at once: a multiple of ENC_CHUNK */
+#define PUT_SLOTS        4              /* slots of a put in flight between reading and hashing */
 #define IO_TIMEOUT_MS    30000          /* a client fd that stalls this long is given up */
 #define MAX_TRANSFERS    4              /* object puts in flight */
+#define READ_BLOCKS      4              /* encrypted blocks a reader decrypts per read */
+#define READ_PIPE_SIZE   (1u << 20)     /* a reader's pipe, in bytes */
 #define MAX_READERS      16             /* decrypting readers in flight */
 #define KEY_FILE         "object.key"
 
@@ -160,15 +163,96 @@ typedef struct put_work {
         void *userdata;
 } put_work;
 
+/* The hashing half of a put runs on a thread of its own: BLAKE2b of the content costs about
+ * as much as reading, encrypting and writing it, so on two cores the two overlap instead of
+ * adding up. The put's thread reads each piece into a slot of a small ring, hands it to
+ * the hasher and writes it (encrypted or not) meanwhile; a slot is refilled only once it
+ * is hashed. Content that fits in one slot is hashed in place, without a thread. */
+typedef struct hasher {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        crypto_generichash_state hs;
+        uint8_t *slot[PUT_SLOTS];
+        size_t len[PUT_SLOTS];
+        bool full[PUT_SLOTS];     /* handed over, not hashed yet */
+        bool last[PUT_SLOTS];     /* the content's end */
+        bool stop;                /* the put failed: leave */
+        bool started;
+        pthread_t thread;
+} hasher;
+
+static void *hasher_main(void *arg) {
+        hasher *h = arg;
+        for (unsigned i = 0;; i = (i + 1) % PUT_SLOTS) {
+                pthread_mutex_lock(&h->lock);
+                while (!h->full[i] && !h->stop)
+                        pthread_cond_wait(&h->cond, &h->lock);
+                bool stop = h->stop;
+                size_t n = h->len[i];
+                bool last = h->last[i];
+                pthread_mutex_unlock(&h->lock);
+                if (stop)
+                        break;
+                crypto_generichash_update(&h->hs, h->slot[i], n);
+                pthread_mutex_lock(&h->lock);
+                h->full[i] = false;
+                pthread_cond_broadcast(&h->cond);
+                pthread_mutex_unlock(&h->lock);
+                if (last)
+                        break;
+        }
+        return NULL;
+}
+
+/* Wait until slot i is hashed (free to refill). */
+static void hasher_wait(hasher *h, unsigned i) {
+        if (!h->started)
+                return;
+        pthread_mutex_lock(&h->lock);
+        while (h->full[i])
+                pthread_cond_wait(&h->cond, &h->lock);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* Hand slot i (n bytes) to the hasher; the first full slot starts its thread (without
+ * one, as when all of the content fits in one slot, the slot is hashed here). */
+static void hasher_give(hasher *h, unsigned i, size_t n, bool last) {
+        if (!h->started && !last && pthread_create(&h->thread, NULL, hasher_main, h) == 0)
+                h->started = true;
+        if (!h->started) {
+                crypto_generichash_update(&h->hs, h->slot[i], n);
+                return;
+        }
+        pthread_mutex_lock(&h->lock);
+        h->len[i] = n;
+        h->last[i] = last;
+        h->full[i] = true;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* Wait for the hasher to finish (or, with stop, to leave). */
+static void hasher_end(hasher *h, bool stop) {
+        if (h->started) {
+                if (stop) {
+                        pthread_mutex_lock(&h->lock);
+                        h->stop = true;
+                        pthread_cond_broadcast(&h->cond);
+                        pthread_mutex_unlock(&h->lock);
+                }
+                pthread_join(h->thread, NULL);
+                h->started = false;
+        }
+}
+
 static void put_run(uv_work_t *req) {
         put_work *w = req->data;
         osm_store *s = w->s;
-        crypto_generichash_state hs;
+        hasher h = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
         crypto_secretstream_xchacha20poly1305_state ss;
         uint8_t digest[OSM_HASH_BYTES];
-        _cleanup_free_ uint8_t *buf = NULL, *cbuf = NULL;
+        _cleanup_free_ uint8_t *ring = NULL, *cbuf = NULL;
         _cleanup_close_ int out = -1;
-        size_t chunk = w->enc ? ENC_CHUNK : PLAIN_CHUNK;
         struct stat st;
         int r;
 
@@ -193,28 +277,33 @@ static void put_run(uv_work_t *req) {
                 w->tmp_path = NULL;
                 goto fail;
         }
-        buf = malloc(chunk);
-        cbuf = w->enc ? malloc(ENC_BLOCK) : NULL;
-        if (!buf || (w->enc && !cbuf)) {
+        ring = malloc(PUT_SLOTS * (size_t) PUT_SLOT);
+        cbuf = w->enc ? malloc(PUT_SLOT / ENC_CHUNK * (size_t) ENC_BLOCK) : NULL;
+        if (!ring || (w->enc && !cbuf)) {
                 r = -ENOMEM;
                 goto fail;
         }
-        crypto_generichash_init(&hs, NULL, 0, OSM_HASH_BYTES);
+        for (unsigned i = 0; i < PUT_SLOTS; i++)
+                h.slot[i] = ring + i * (size_t) PUT_SLOT;
+        crypto_generichash_init(&h.hs, NULL, 0, OSM_HASH_BYTES);
+        uint64_t pos = 0;   /* bytes written to the file */
         if (w->enc) {
                 uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
                 crypto_secretstream_xchacha20poly1305_init_push(&ss, header, s->obj_key);
                 r = osm_write_all(out, header, sizeof(header));
                 if (r < 0)
                         goto fail;
+                pos = sizeof(header);
         }
-        uint64_t synced = 0, synced_pos = 0, checked_free = 0;
-        for (;;) {
-                ssize_t n = read_full(w->fd, regular, buf, chunk);
+        uint64_t synced_pos = 0, checked_free = 0;
+        for (unsigned i = 0;; i = (i + 1) % PUT_SLOTS) {
+                hasher_wait(&h, i);
+                uint8_t *buf = h.slot[i];
+                ssize_t n = read_full(w->fd, regular, buf, PUT_SLOT);
                 if (n < 0) {
                         r = (int) n;
                         goto fail;
                 }
-                crypto_generichash_update(&hs, buf, (size_t) n);
                 w->size += (uint64_t) n;
                 /* Objects are not in the database budget: bound each one, and never let
                  * one fill the filesystem the database also lives on. */
@@ -232,39 +321,56 @@ static void put_run(uv_work_t *req) {
                         }
                         checked_free = w->size;
                 }
-                bool last = (size_t) n < chunk;
+                bool last = (size_t) n < PUT_SLOT;
+                hasher_give(&h, i, (size_t) n, last);
                 if (w->enc) {
-                        unsigned long long clen;
-                        crypto_secretstream_xchacha20poly1305_push(&ss, cbuf, &clen, buf, (size_t) n, NULL, 0,
-                                last ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
-                        r = osm_write_all(out, cbuf, (size_t) clen);
-                } else
+                        /* the slot in blocks of ENC_CHUNK, as if read one by one: every
+                         * block full but the content's last, which is final (maybe empty) */
+                        size_t clen = 0;
+                        for (size_t off = 0;;) {
+                                size_t k = OSM_MIN(ENC_CHUNK, (size_t) n - off);
+                                bool final = last && k < ENC_CHUNK;
+                                if (k == 0 && !final)
+                                        break;
+                                unsigned long long c;
+                                crypto_secretstream_xchacha20poly1305_push(&ss, cbuf + clen, &c, buf + off, k, NULL, 0,
+                                        final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
+                                clen += (size_t) c;
+                                off += k;
+                                if (final)
+                                        break;
+                        }
+                        r = osm_write_all(out, cbuf, clen);
+                        pos += clen;
+                } else {
                         r = osm_write_all(out, buf, (size_t) n);
+                        pos += (uint64_t) n;
+                }
                 if (r < 0)
                         goto fail;
                 /* Start writing back what is there every 8 MiB, so that the disk works
                  * while we hash and the final fsync has little left to wait for. */
-                if (w->size - synced >= (8u << 20)) {
-                        off_t pos = lseek(out, 0, SEEK_CUR);
-                        if (pos > 0)
-                                sync_file_range(out, (off_t) synced_pos, pos - (off_t) synced_pos, SYNC_FILE_RANGE_WRITE);
-                        synced = w->size;
-                        synced_pos = pos > 0 ? (uint64_t) pos : synced_pos;
+                if (pos - synced_pos >= (8u << 20)) {
+                        sync_file_range(out, (off_t) synced_pos, (off_t) (pos - synced_pos), SYNC_FILE_RANGE_WRITE);
+                        synced_pos = pos;
                 }
                 if (last)
                         break;
         }
-        crypto_generichash_final(&hs, digest, sizeof(digest));
-        sodium_bin2hex(w->hash, sizeof(w->hash), digest, sizeof(digest));
-        /* the content is durable before its name appears (the writer renames it) */
+        /* the content is durable before its name appears (the writer renames it); the
+         * hasher finishes its last slots meanwhile */
         if (fsync(out) < 0) {
                 r = -errno;
                 goto fail;
         }
+        hasher_end(&h, false);
+        crypto_generichash_final(&h.hs, digest, sizeof(digest));
+        sodium_bin2hex(w->hash, sizeof(w->hash), digest, sizeof(digest));
         sodium_memzero(&ss, sizeof(ss));
         w->r = 0;
         return;
 fail:
+        hasher_end(&h, true);
         sodium_memzero(&ss, sizeof(ss));
         if (w->tmp_path) {
                 unlink(w->tmp_path);
@@ -631,12 +737,13 @@ static int write_pipe(int fd, const uint8_t *buf, size_t len) {
 }
 
 /* Decrypt r->in into the pipe; on any failure (tampering, a reader that went away) the pipe
- * closes early, and the reader sees fewer bytes than the object's size. */
+ * closes early, and the reader sees fewer bytes than the object's size. Blocks are read and
+ * written READ_BLOCKS at a time, each checked before any of its bytes leave. */
 static void *reader_main(void *arg) {
         reader *rd = arg;
         crypto_secretstream_xchacha20poly1305_state ss;
         uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-        uint8_t *cbuf = malloc(ENC_BLOCK), *buf = malloc(ENC_CHUNK);
+        uint8_t *cbuf = malloc(READ_BLOCKS * (size_t) ENC_BLOCK), *buf = malloc(READ_BLOCKS * (size_t) ENC_CHUNK);
 
         if (!cbuf || !buf)
                 goto out;
@@ -644,25 +751,33 @@ static void *reader_main(void *arg) {
                 goto out;
         if (crypto_secretstream_xchacha20poly1305_init_pull(&ss, header, rd->key) != 0)
                 goto out;
-        for (;;) {
-                ssize_t n = read_full(rd->in, true, cbuf, ENC_BLOCK);
-                unsigned long long mlen;
-                unsigned char tag;
-                if (n < (ssize_t) crypto_secretstream_xchacha20poly1305_ABYTES)
+        for (bool final = false; !final;) {
+                ssize_t n = read_full(rd->in, true, cbuf, READ_BLOCKS * (size_t) ENC_BLOCK);
+                if (n <= 0)
+                        goto out;   /* an error, or truncated: no final block */
+                size_t off = 0, len = 0;
+                while (off < (size_t) n && !final) {
+                        size_t k = OSM_MIN((size_t) ENC_BLOCK, (size_t) n - off);
+                        unsigned long long mlen;
+                        unsigned char tag;
+                        if (k < crypto_secretstream_xchacha20poly1305_ABYTES)
+                                goto out;
+                        if (crypto_secretstream_xchacha20poly1305_pull(&ss, buf + len, &mlen, &tag, cbuf + off, k,
+                                                                        NULL, 0) != 0)
+                                goto out;
+                        off += k;
+                        len += (size_t) mlen;
+                        final = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+                        if (!final && k < ENC_BLOCK)
+                                goto out;   /* truncated: no final block */
+                }
+                if (write_pipe(rd->out, buf, len) < 0)
                         goto out;
-                if (crypto_secretstream_xchacha20poly1305_pull(&ss, buf, &mlen, &tag, cbuf, (size_t) n, NULL, 0) != 0)
-                        goto out;
-                if (write_pipe(rd->out, buf, (size_t) mlen) < 0)
-                        goto out;
-                if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL)
-                        break;
-                if ((size_t) n < ENC_BLOCK)
-                        goto out;   /* truncated: no final block */
         }
 out:
         sodium_memzero(&ss, sizeof(ss));
         if (buf)
-                sodium_memzero(buf, ENC_CHUNK);
+                sodium_memzero(buf, READ_BLOCKS * (size_t) ENC_CHUNK);
         free(buf);
         free(cbuf);
         close(rd->in);
@@ -719,6 +834,7 @@ int osm_store_object_open(osm_store *s, const char *hash, int *out_fd, uint64_t 
         }
         memcpy(key, s->obj_key, crypto_secretstream_xchacha20poly1305_KEYBYTES);
         fcntl(p[1], F_SETFL, O_NONBLOCK);   /* our own end: waits are bounded by poll */
+        fcntl(p[1], F_SETPIPE_SZ, READ_PIPE_SIZE);   /* fewer, larger hand-overs; the default if refused */
         rd->in = steal_fd(&fd);
         rd->out = p[1];
         rd->key = key;
