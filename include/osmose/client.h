@@ -35,6 +35,17 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
                     json_t **reply, int *reply_fds, size_t *n_reply_fds,
                     osm_client_error *err);
 
+/* The same without fds for parameters already serialized (params_len bytes of one JSON
+ * object that the caller vouches for; the daemon checks it like any other). */
+int osm_client_call_raw(osm_client *c, const char *method, const char *params, size_t params_len,
+                        json_t **reply, osm_client_error *err);
+
+/* Call without reading the reply into a tree: *text (malloc'd, NUL-terminated, *len bytes)
+ * is the reply message as received, {"parameters":…} or {"error":…}, for a caller that
+ * reads it itself or times the daemon apart from parsing (bench/store-query.c). */
+int osm_client_call_text(osm_client *c, const char *method, json_t *params, char **text, size_t *len,
+                         osm_client_error *err);
+
 /* Call with "more": true. cb is invoked for each reply (continues true/false); a
  * non-zero return from cb stops reading and is returned. Returns 0 after the last reply. */
 typedef int (*osm_client_stream_cb)(json_t *params, bool continues, void *userdata);

@@ -54,8 +54,10 @@ char *osm_vl_format_reply(json_t *params, bool continues, size_t *len);
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len);
 
 /* The same for parameters already serialized (params: one JSON object, params_len bytes),
- * for replies written without a tree. */
+ * for replies written without a tree and calls whose parameters are mostly text the caller
+ * has checked (put --batch's lines). */
 char *osm_vl_format_reply_raw(const char *params, size_t params_len, bool continues, size_t *len);
+char *osm_vl_format_call_raw(const char *method, const char *params, size_t params_len, size_t *len);
 
 /* Compact JSON written into a growing buffer, without building a tree (varlink.c). Start
  * with osm_jbuf b = { 0 }; on ENOMEM the buffer is marked failed and later writes do

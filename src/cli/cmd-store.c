@@ -33,14 +33,16 @@ static const char *format_duration(uint64_t us, char *buf, size_t size) {
 
 /* ---- put ---- */
 
-/* put --batch keeps two chunks in flight on two connections: while the daemon commits one,
+/* put --batch keeps chunks in flight on several connections: while the daemon commits one,
  * the next is parsed, sent and queued, so they share a group commit. Each chunk carries an
- * increasing time, so queries return the records in line order whichever lands first. */
+ * increasing time, so queries return the records in line order whichever lands first.
+ * A chunk is the call's parameters as text: each line is parsed here to check it (and to
+ * say which line is wrong), then goes as it was read, not serialized again from a tree. */
 #define IN_FLIGHT 4
 
 typedef struct chunk {
         struct chunk *next;
-        json_t *records;
+        osm_jbuf params;               /* {"collection":…,"records":[the lines…],"time":…} */
         size_t lines[BATCH_RECORDS];   /* the input line of each record */
         size_t n;
         int64_t time;
@@ -81,16 +83,15 @@ static void *sender_main(void *arg) {
                 pthread_mutex_unlock(&b->lock);
                 if (!k)
                         break;
-                _cleanup_request_ osm_vl_request req = osm_req_store_put_batch(b->coll, k->records,
-                        &(osm_req_store_put_batch_opt){ .time = OSM_SOME(k->time) });
                 if (cr < 0) {
                         k->r = cr;
                         snprintf(k->err.message, sizeof(k->err.message), "cannot connect to %s: %s", b->socket,
                                  strerror(-cr));
-                } else if (req.failed)
+                } else if (k->params.failed)
                         k->r = -ENOMEM;
                 else
-                        k->r = osm_client_call(c, req.method, req.params, NULL, 0, &k->reply, NULL, NULL, &k->err);
+                        k->r = osm_client_call_raw(c, OSM_M_STORE_PUT_BATCH, k->params.p, k->params.len, &k->reply,
+                                                   &k->err);
                 pthread_mutex_lock(&b->lock);
                 k->finished = true;
                 pthread_cond_broadcast(&b->cond);
@@ -101,7 +102,7 @@ static void *sender_main(void *arg) {
 }
 
 static void chunk_free(chunk *k) {
-        json_decref(k->records);
+        free(k->params.p);
         json_decref(k->reply);
         osm_client_error_clear(&k->err);
         free(k);
@@ -151,6 +152,9 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                         int64_t now = at ? at : osm_now_real_us();
                         cur->time = now > last_time ? now : last_time + 1;
                         last_time = cur->time;
+                        osm_jbuf_put(&cur->params, "],\"time\":", 9);
+                        osm_jbuf_int(&cur->params, cur->time);
+                        osm_jbuf_put(&cur->params, "}", 1);
                         pthread_mutex_lock(&b.lock);
                         if (b.tail)
                                 b.tail->next = cur;
@@ -216,8 +220,14 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                 }
                 if (!cur) {
                         cur = calloc(1, sizeof(*cur));
-                        if (!cur || !(cur->records = json_array())) {
-                                free(cur);
+                        if (cur) {
+                                osm_jbuf_put(&cur->params, "{\"collection\":", 14);
+                                osm_jbuf_string(&cur->params, coll);
+                                osm_jbuf_put(&cur->params, ",\"records\":[", 12);
+                        }
+                        if (!cur || cur->params.failed) {
+                                if (cur)
+                                        chunk_free(cur);
                                 cur = NULL;
                                 json_decref(rec);
                                 failed = true;
@@ -225,8 +235,15 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                                 break;
                         }
                 }
+                /* the line as read, without its end of line: JSON the parse above accepted */
+                size_t len = reader.last_len;
+                while (len > 0 && (reader.buf[len - 1] == '\n' || reader.buf[len - 1] == '\r'))
+                        len--;
+                if (cur->n)
+                        osm_jbuf_put(&cur->params, ",", 1);
+                osm_jbuf_put(&cur->params, reader.buf, len);
                 cur->lines[cur->n++] = reader.line;
-                json_array_append_new(cur->records, rec);
+                json_decref(rec);
                 chunk_bytes += reader.last_len + 8;
         }
         pthread_mutex_lock(&b.lock);

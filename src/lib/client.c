@@ -99,10 +99,11 @@ static int send_msg(osm_client *c, const char *buf, size_t len, const int *fds, 
 
 /* Read until a whole message is buffered; returns its length (without NUL). */
 static ssize_t recv_msg(osm_client *c) {
-        for (;;) {
-                char *nul = c->len ? memchr(c->buf, 0, c->len) : NULL;
+        for (size_t seen = 0;;) {   /* bytes before seen were looked at: no NUL there */
+                char *nul = c->len > seen ? memchr(c->buf + seen, 0, c->len - seen) : NULL;
                 if (nul)
                         return nul - c->buf;
+                seen = c->len;
                 if (c->len >= CLIENT_MAX_REPLY)
                         return -EMSGSIZE;
                 if (c->cap - c->len < 65536) {
@@ -177,12 +178,9 @@ static int read_reply(osm_client *c, osm_vl_reply *r, osm_client_error *err) {
         return 0;
 }
 
-int osm_client_call(osm_client *c, const char *method, json_t *params,
-                    const int *fds, size_t n_fds,
-                    json_t **reply, int *reply_fds, size_t *n_reply_fds,
-                    osm_client_error *err) {
-        size_t len;
-        _cleanup_free_ char *msg = osm_vl_format_call(method, params, false, false, &len);
+/* Send msg (a formatted call, len bytes with its NUL) and read its reply. */
+static int call_msg(osm_client *c, const char *msg, size_t len, const int *fds, size_t n_fds,
+                    json_t **reply, int *reply_fds, size_t *n_reply_fds, osm_client_error *err) {
         if (!msg)
                 return transport_error(err, -ENOMEM, "formatting call");
         int r = send_msg(c, msg, len, fds, n_fds);
@@ -209,15 +207,54 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
         return 0;
 }
 
-int osm_client_start_more(osm_client *c, const char *method, json_t *params, osm_client_error *err) {
+int osm_client_call(osm_client *c, const char *method, json_t *params,
+                    const int *fds, size_t n_fds,
+                    json_t **reply, int *reply_fds, size_t *n_reply_fds,
+                    osm_client_error *err) {
+        size_t len = 0;
+        _cleanup_free_ char *msg = osm_vl_format_call(method, params, false, false, &len);
+        return call_msg(c, msg, len, fds, n_fds, reply, reply_fds, n_reply_fds, err);
+}
+
+int osm_client_call_raw(osm_client *c, const char *method, const char *params, size_t params_len,
+                        json_t **reply, osm_client_error *err) {
+        size_t len = 0;
+        _cleanup_free_ char *msg = osm_vl_format_call_raw(method, params, params_len, &len);
+        return call_msg(c, msg, len, NULL, 0, reply, NULL, NULL, err);
+}
+
+/* Format and send a call without fds. */
+static int send_call(osm_client *c, const char *method, json_t *params, bool more, osm_client_error *err) {
         size_t len;
-        _cleanup_free_ char *msg = osm_vl_format_call(method, params, true, false, &len);
+        _cleanup_free_ char *msg = osm_vl_format_call(method, params, more, false, &len);
         if (!msg)
                 return transport_error(err, -ENOMEM, "formatting call");
         int r = send_msg(c, msg, len, NULL, 0);
         if (r < 0)
                 return transport_error(err, r, "sending call");
         return 0;
+}
+
+int osm_client_call_text(osm_client *c, const char *method, json_t *params, char **text, size_t *len,
+                         osm_client_error *err) {
+        int r = send_call(c, method, params, false, err);
+        if (r < 0)
+                return r;
+        ssize_t k = recv_msg(c);
+        drop_fds(c);
+        if (k < 0)
+                return transport_error(err, (int) k, k == -ECONNRESET ? "connection closed by the daemon"
+                                                                       : "receiving reply");
+        if (!(*text = malloc((size_t) k + 1)))
+                return transport_error(err, -ENOMEM, "receiving reply");
+        memcpy(*text, c->buf, (size_t) k + 1);
+        *len = (size_t) k;
+        consume(c, (size_t) k + 1);
+        return 0;
+}
+
+int osm_client_start_more(osm_client *c, const char *method, json_t *params, osm_client_error *err) {
+        return send_call(c, method, params, true, err);
 }
 
 int osm_client_call_more(osm_client *c, const char *method, json_t *params,

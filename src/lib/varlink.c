@@ -322,6 +322,16 @@ char *osm_vl_format_call(const char *method, json_t *params, bool more, bool one
         return osm_jbuf_finish(&b, len);
 }
 
+char *osm_vl_format_call_raw(const char *method, const char *params, size_t params_len, size_t *len) {
+        osm_jbuf b = { 0 };
+        osm_jbuf_put(&b, "{\"method\":", 10);
+        osm_jbuf_string_n(&b, method, strlen(method));
+        osm_jbuf_put(&b, ",\"parameters\":", 14);
+        osm_jbuf_put(&b, params, params_len);
+        osm_jbuf_put(&b, "}", 1);
+        return osm_jbuf_finish(&b, len);
+}
+
 char *osm_vl_format_reply(json_t *params, bool continues, size_t *len) {
         osm_jbuf b = { 0 };
         osm_jbuf_put(&b, "{\"parameters\":", 14);
