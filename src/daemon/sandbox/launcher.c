@@ -52,6 +52,7 @@ typedef struct launcher_slot {
         const osm_cgroup *left;/* the cgroup it is still in after a clone, until it has moved */
         osm_cgroup *graves[LAUNCHER_GRAVES];  /* to remove once it has left them */
         size_t n_graves;
+        bool burying;          /* READY, removing graves (a launch prefers another slot) */
         /* the clone asked for, and its result */
         int (*fn)(void *);
         void *arg;
@@ -133,6 +134,21 @@ static void *slot_main(void *arg) {
                         pthread_mutex_unlock(&l->lock);
                         bury(graves, n);
                         pthread_mutex_lock(&l->lock);
+                        continue;
+                }
+                if (s->n_graves && !s->left && s->state != SLOT_TAKEN) {
+                        /* Ended instances' cgroups it was never in: removed here, not in
+                         * the caller's thread (five rmdirs on a v1 host). */
+                        osm_cgroup *graves[LAUNCHER_GRAVES];
+                        size_t n = s->n_graves;
+                        memcpy(graves, s->graves, n * sizeof *graves);
+                        s->n_graves = 0;
+                        s->burying = true;
+                        pthread_cond_broadcast(&l->cond);
+                        pthread_mutex_unlock(&l->lock);
+                        bury(graves, n);
+                        pthread_mutex_lock(&l->lock);
+                        s->burying = false;
                         continue;
                 }
                 pthread_cond_wait(&l->cond, &l->lock);
@@ -231,9 +247,10 @@ osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory
                 return NULL;   /* none, or in a fork of the process that has the threads */
         pthread_mutex_lock(&l->lock);
         launcher_slot *s = NULL;
-        for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
-                if (l->slot[k].state == SLOT_READY)
-                        s = &l->slot[k];
+        for (int pass = 0; pass < 2 && !s; pass++)
+                for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
+                        if (l->slot[k].state == SLOT_READY && (pass || !l->slot[k].burying))
+                                s = &l->slot[k];
         if (s)
                 s->state = SLOT_TAKEN;
         pthread_mutex_unlock(&l->lock);
@@ -306,8 +323,13 @@ osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg) {
                 for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
                         if (l->slot[k].left == cg)
                                 s = &l->slot[k];
+                /* No thread in it: a thread that waits removes it all the same. */
+                for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
+                        if (l->slot[k].started && l->slot[k].state == SLOT_READY && !l->slot[k].left &&
+                            l->slot[k].n_graves < LAUNCHER_GRAVES)
+                                s = &l->slot[k];
                 if (!s)
-                        break;   /* no thread in it: the caller removes it */
+                        break;   /* the caller removes it */
                 if (s->n_graves < LAUNCHER_GRAVES) {
                         /* Its name is free at once: a new instance of that name may
                          * start before the thread has left (a rename is cheap). */
@@ -316,6 +338,7 @@ osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg) {
                         (void) osm_cg_rename(cg, name);
                         s->graves[s->n_graves++] = cg;
                         cg = NULL;
+                        pthread_cond_broadcast(&l->cond);
                         break;
                 }
                 pthread_cond_wait(&l->cond, &l->lock);
