@@ -107,5 +107,10 @@ wait_for 60 all_at 3; ok $? "…then room-E upgrades too, from a member"
 o3b=$(sent_for "$ID3")
 is "$o3b" "$o3" "…the origin sent nothing more for it"
 
+# ---- version 4's health command is not in its bundle: that fails the check too
+build 4 ',"health":["/bin/no-such-program"]'; publish 4
+wait_for 60 canary_failed; ok $? "a health command that cannot start fails the canary's check"
+is "$(version_in A)" 3 "…the canary is back on version 3"
+
 for r in "${ROOMS[@]}"; do kill -TERM "$(cat "$ROOMS_DIR/$r/osmosed.pid")" 2>/dev/null; done
 done_testing

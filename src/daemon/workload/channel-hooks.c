@@ -206,6 +206,10 @@ int osm_workloads_start(osm_workloads *w, const char *name, json_t *args, bool h
         /* a health check runs once; the workload itself by its manifest's policy */
         osm_restart_policy policy = health ? OSM_RESTART_NEVER : wl->manifest->restart;
         int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, policy, NULL, 0, &i, why, whysize);
+        /* A program that is not there (execve: ENOENT) failed to start: callers read -ENOENT
+         * as "no such workload" or "no health command", and a health check would pass. */
+        if (r == -ENOENT)
+                r = -ENOEXEC;
         if (i && !(*id = strdup(i->id)))
                 r = -ENOMEM;
         return r;
