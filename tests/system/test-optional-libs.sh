@@ -3,12 +3,15 @@
 # idle daemon maps none of them (nor curl's TLS, SSH, LDAP and Kerberos stacks); federation enable and install from a URL
 # load them; with a library hidden (a private mount namespace bind-mounts /dev/null over
 # it), the feature fails with an error naming the package and the daemon keeps serving.
+# libavahi-client (with libdbus and what that links) once discovery first runs.
 # OpenSSL and libdqlite (with libraft) likewise: mapped only once the room is in a building
 # (building create here; at start when its state says it is a member); libmosquitto, which
 # links OpenSSL too, once the first MQTT bridge starts.
 . "$(dirname "$0")/../lib/common.sh"
 osm_setup
 
+# discovery's entry of status, on one line.
+disc_status() { ctl --json status 2>/dev/null | jq -c '.subsystems[] | select(.name == "discovery")'; }
 # The libraries the daemon has mapped, by file name.
 mapped() { awk '$6 ~ /\.so/ { print $6 }' "/proc/$OSM_PID/maps" | xargs -rn1 basename | sort -u; }
 maps_lib() { mapped | grep -q "^$1\.so"; }
@@ -40,6 +43,52 @@ if [ $have_ingest = 1 ]; then
     maps_lib libmosquitto; ok $? "a bridge: libmosquitto is mapped"
 fi
 osm_stop_daemon
+
+# Discovery: libavahi-client and the D-Bus stack under it (libdbus, and Debian's libdbus
+# links libsystemd, gcrypt, lz4, zstd, lzma) are mapped once discovery first runs with a
+# system bus to reach avahi-daemon on (a private bus of this run here: no avahi-daemon on
+# it, so discovery waits for one, degraded).
+have_disc=0
+ldd "$OSMOSED" | grep -q libavahi-common && have_disc=1
+bus_pid=
+if [ $have_disc = 1 ] && command -v dbus-daemon >/dev/null; then
+    dbus-daemon --session --address="unix:path=$T/bus" --nopidfile --fork --print-pid=3 3>"$T/bus.pid"
+    bus_pid=$(cat "$T/bus.pid")
+    _osm_pids+=("$bus_pid")
+fi
+if [ $have_disc = 1 ]; then
+    mkdir -p "$T/state-nodisc"
+    printf '[discovery]\nenabled = no\n' >"$T/state-nodisc/osmosed.conf"
+    OSM_TEST_BUS=unix:path=$T/bus OSM_STATE=$T/state-nodisc osm_start_daemon
+    for l in libavahi-client libdbus-1 libsystemd libgcrypt liblz4; do
+        maps_lib "$l"
+        ok $((! $?)) "discovery off: the daemon does not map $l"
+    done
+    maps_lib libavahi-common; ok $? "discovery off: libavahi-common (name checks) is linked"
+    osm_stop_daemon
+    # discovery on (the default) without a system bus: nothing to talk to, nothing mapped
+    osm_start_daemon
+    maps_lib libavahi-client; ok $((! $?)) "discovery on, no system bus: libavahi-client is not mapped"
+    out=$(disc_status)
+    like "$out" '"health":"degraded","detail":"no system bus at ' \
+        "... and discovery is degraded, naming the missing bus"
+    osm_stop_daemon
+else
+    skip "discovery loads libavahi-client" "built without discovery"
+fi
+if [ -n "$bus_pid" ]; then
+    OSM_TEST_BUS=unix:path=$T/bus OSM_STATE=$T/state-nodisc osm_start_daemon
+    printf '[discovery]\nenabled = yes\n' >"$T/state-nodisc/osmosed.conf"
+    out=$(ctl reload 2>&1); ok $? "reload switching discovery on ($out)"
+    maps_lib libavahi-client; ok $? "discovery switched on, with a bus: libavahi-client is mapped"
+    maps_lib libdbus-1; ok $? "discovery switched on, with a bus: libdbus-1 is mapped"
+    out=$(disc_status)
+    like "$out" '"health":"degraded","detail":"avahi-daemon is not running' \
+        "... and discovery runs on the bus, waiting for avahi-daemon"
+    osm_stop_daemon
+elif [ $have_disc = 1 ]; then
+    skip "discovery with a bus loads libavahi-client" "no dbus-daemon"
+fi
 
 # A building of one on loopback, on a port of this run (the building tests use rooms).
 have_building=0
@@ -99,6 +148,14 @@ else
     fi
     ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
     osm_stop_daemon
+    if [ -n "$bus_pid" ]; then
+        OSM_TEST_BUS=unix:path=$T/bus hide libavahi-client.so.3
+        out=$(disc_status)
+        like "$out" '"health":"degraded","detail":"libavahi-client.so.3[^"]*package libavahi-client3' \
+            "without libavahi-client discovery is degraded, naming the library and its package"
+        ctl call org.varlink.service.GetInfo >/dev/null; ok $? "the daemon keeps serving"
+        osm_stop_daemon
+    fi
     if [ $have_fed = 1 ]; then
         hide libmicrohttpd.so.12
         refused libmicrohttpd.so.12 libmicrohttpd12 "federation enable" ctl federation enable --listen 127.0.0.1:0

@@ -78,11 +78,11 @@ static void resolve_cb(AvahiServiceResolver *r, AvahiIfIndex iface, AvahiProtoco
                         log_warning("discovery: cannot record '%s' (%s): %s", j->name, j->type, strerror(-rr));
         } else
                 log_debug("discovery: resolving '%s' (%s) failed: %s", j->name, j->type,
-                          avahi_strerror(avahi_client_errno(avahi_service_resolver_get_client(r))));
+                          avahi_strerror(sym_avahi_client_errno(sym_avahi_service_resolver_get_client(r))));
 
         job_unlink(&disc->inflight, NULL, j);
         disc->n_inflight--;
-        avahi_service_resolver_free(r);
+        sym_avahi_service_resolver_free(r);
         job_free(j);
         osm_disc_jobs_start(disc);
 }
@@ -93,13 +93,13 @@ void osm_disc_jobs_start(osm_discovery *disc) {
 
                 job_unlink(&disc->queue_head, &disc->queue_tail, j);
                 disc->n_queued--;
-                j->resolver = avahi_service_resolver_new(disc->client, j->iface, j->proto, j->name,
+                j->resolver = sym_avahi_service_resolver_new(disc->client, j->iface, j->proto, j->name,
                                                          j->type, j->domain, j->proto, 0,
                                                          resolve_cb, j);
                 if (!j->resolver) {
                         if (osm_disc_ratelimit_ok(&disc->rl_cap))
                                 log_warning("discovery: cannot resolve '%s' (%s): %s", j->name, j->type,
-                                            avahi_strerror(avahi_client_errno(disc->client)));
+                                            avahi_strerror(sym_avahi_client_errno(disc->client)));
                         job_free(j);
                         continue;
                 }
@@ -162,14 +162,14 @@ static void job_cancel(osm_discovery *disc, int iface, int proto, const char *na
                 if (job_matches(j, iface, proto, name, type, domain)) {
                         job_unlink(&disc->inflight, NULL, j);
                         disc->n_inflight--;
-                        avahi_service_resolver_free(j->resolver);
+                        sym_avahi_service_resolver_free(j->resolver);
                         job_free(j);
                         osm_disc_jobs_start(disc);
                         return;
                 }
 }
 
-/* Forget every job. free_resolvers: false when avahi_client_free() frees them. */
+/* Forget every job. free_resolvers: false when sym_avahi_client_free() frees them. */
 void osm_disc_jobs_clear(osm_discovery *disc, bool free_resolvers) {
         while (disc->queue_head) {
                 osm_resolve_job *j = disc->queue_head;
@@ -180,7 +180,7 @@ void osm_disc_jobs_clear(osm_discovery *disc, bool free_resolvers) {
                 osm_resolve_job *j = disc->inflight;
                 job_unlink(&disc->inflight, NULL, j);
                 if (free_resolvers && j->resolver)
-                        avahi_service_resolver_free(j->resolver);
+                        sym_avahi_service_resolver_free(j->resolver);
                 job_free(j);
         }
         disc->n_queued = disc->n_inflight = 0;
@@ -215,8 +215,8 @@ static void browse_cb(AvahiServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol 
                 break;
         case AVAHI_BROWSER_FAILURE:
                 log_warning("discovery: browsing %s failed: %s", br->type,
-                            avahi_strerror(avahi_client_errno(avahi_service_browser_get_client(b))));
-                avahi_service_browser_free(b);
+                            avahi_strerror(sym_avahi_client_errno(sym_avahi_service_browser_get_client(b))));
+                sym_avahi_service_browser_free(b);
                 br->browser = NULL;
                 break;
         case AVAHI_BROWSER_ALL_FOR_NOW:
@@ -228,11 +228,11 @@ static void browse_cb(AvahiServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol 
 static void browser_start(osm_discovery *disc, osm_browser *br) {
         if (br->browser || !osm_disc_client_running(disc))
                 return;
-        br->browser = avahi_service_browser_new(disc->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
+        br->browser = sym_avahi_service_browser_new(disc->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
                                                 br->type, NULL, 0, browse_cb, br);
         if (!br->browser)
                 log_warning("discovery: cannot browse %s: %s", br->type,
-                            avahi_strerror(avahi_client_errno(disc->client)));
+                            avahi_strerror(sym_avahi_client_errno(disc->client)));
 }
 
 /* Browse type (once). Types found on the LAN are capped; configured ones are not. */
@@ -280,8 +280,8 @@ static void type_browse_cb(AvahiServiceTypeBrowser *b, AvahiIfIndex iface, Avahi
                 break;
         case AVAHI_BROWSER_FAILURE:
                 log_warning("discovery: browsing service types failed: %s",
-                            avahi_strerror(avahi_client_errno(avahi_service_type_browser_get_client(b))));
-                avahi_service_type_browser_free(b);
+                            avahi_strerror(sym_avahi_client_errno(sym_avahi_service_type_browser_get_client(b))));
+                sym_avahi_service_type_browser_free(b);
                 disc->type_browser = NULL;
                 break;
         default:
@@ -291,12 +291,12 @@ static void type_browse_cb(AvahiServiceTypeBrowser *b, AvahiIfIndex iface, Avahi
 
 void osm_disc_browse_all(osm_discovery *disc) {
         if (!disc->type_browser) {
-                disc->type_browser = avahi_service_type_browser_new(disc->client, AVAHI_IF_UNSPEC,
+                disc->type_browser = sym_avahi_service_type_browser_new(disc->client, AVAHI_IF_UNSPEC,
                                                                     AVAHI_PROTO_UNSPEC, NULL, 0,
                                                                     type_browse_cb, disc);
                 if (!disc->type_browser)
                         log_warning("discovery: cannot browse service types: %s",
-                                    avahi_strerror(avahi_client_errno(disc->client)));
+                                    avahi_strerror(sym_avahi_client_errno(disc->client)));
         }
         for (osm_browser *br = disc->browsers; br; br = br->next)
                 browser_start(disc, br);

@@ -1,12 +1,10 @@
 /* discovery-internal.h: the discovery subsystem's state, shared by its own files only. */
 #pragma once
 
-#include <avahi-client/client.h>
-#include <avahi-client/lookup.h>
-#include <avahi-client/publish.h>
 #include <uv.h>
 
 #include "daemon/daemon.h"
+#include "daemon/dl-avahi.h"
 #include "daemon/discovery/avahi-uv.h"
 #include "daemon/discovery/catalog.h"
 #include "daemon/discovery/discovery.h"
@@ -68,6 +66,8 @@ struct osm_discovery {
         AvahiClient *client;
         AvahiClientState state;
         int last_error;                 /* AVAHI_ERR_* of the last failure, 0 if none */
+        const char *no_library;         /* why libavahi-client cannot be loaded, or NULL */
+        char no_bus[128];               /* the system bus socket that is missing, or "" */
         bool connected_once;
         uv_timer_t retry_timer;         /* re-create the client (deferred, backing off) */
         unsigned retry_ms;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <avahi-common/address.h>
 #include <avahi-common/alternative.h>
@@ -89,7 +90,7 @@ uint16_t osm_disc_federation_port(const osm_config *cfg) {
 
 static void client_start(osm_discovery *disc);
 
-/* Drop every Avahi object we hold without freeing it: avahi_client_free() does that
+/* Drop every Avahi object we hold without freeing it: sym_avahi_client_free() does that
  * (and after a failure their server side is gone anyway). */
 static void forget_avahi_objects(osm_discovery *disc) {
         osm_disc_jobs_clear(disc, false);
@@ -109,7 +110,7 @@ static void forget_avahi_objects(osm_discovery *disc) {
 static void client_teardown(osm_discovery *disc) {
         forget_avahi_objects(disc);
         if (disc->client)
-                avahi_client_free(disc->client);
+                sym_avahi_client_free(disc->client);
         disc->client = NULL;
         disc->state = AVAHI_CLIENT_FAILURE;
         uv_timer_stop(&disc->sweep_timer);
@@ -141,7 +142,7 @@ static void client_cb(AvahiClient *c, AvahiClientState state, void *userdata) {
         osm_discovery *disc = userdata;
         AvahiClientState old = disc->state;
 
-        /* The first callbacks come from inside avahi_client_new(), before it returns. */
+        /* The first callbacks come from inside sym_avahi_client_new(), before it returns. */
         disc->client = c;
         disc->state = state;
 
@@ -161,13 +162,13 @@ static void client_cb(AvahiClient *c, AvahiClientState state, void *userdata) {
         case AVAHI_CLIENT_S_REGISTERING:
                 /* The host name is being (re)established: our records go until it is. */
                 if (disc->self && disc->self->group)
-                        avahi_entry_group_reset(disc->self->group);
+                        sym_avahi_entry_group_reset(disc->self->group);
                 for (osm_discovery_pub *p = disc->pubs; p; p = p->next)
                         if (p->group)
-                                avahi_entry_group_reset(p->group);
+                                sym_avahi_entry_group_reset(p->group);
                 break;
         case AVAHI_CLIENT_FAILURE:
-                disc->last_error = avahi_client_errno(c);
+                disc->last_error = sym_avahi_client_errno(c);
                 log_warning("discovery: lost avahi-daemon (%s); serving what was last seen, reconnecting",
                             avahi_strerror(disc->last_error));
                 /* Not from inside the client's own callback: re-create it from the loop. */
@@ -179,12 +180,51 @@ static void client_cb(AvahiClient *c, AvahiClientState state, void *userdata) {
         }
 }
 
+/* Is there a system bus to reach avahi-daemon on? Only a single unix:path= address (or
+ * libdbus's default) is checked; any other address is left to libdbus to try. */
+static bool system_bus_present(char *where, size_t size) {
+        const char *addr = getenv("DBUS_SYSTEM_BUS_ADDRESS");
+        const char *path = "/var/run/dbus/system_bus_socket";   /* libdbus's default */
+        struct stat st;
+
+        if (addr && *addr) {
+                if (strncmp(addr, "unix:path=", 10) != 0 || strpbrk(addr + 10, ",;"))
+                        return true;
+                path = addr + 10;
+        }
+        snprintf(where, size, "%s", path);
+        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 static void client_start(osm_discovery *disc) {
         AvahiClient *c;
         int err = 0;
 
+        /* Without a system bus nothing can reach avahi-daemon: wait for one (retrying as
+         * below) before mapping libavahi-client and the D-Bus stack under it (libdbus,
+         * libsystemd, libgcrypt, lz4, zstd, lzma: about 1.2 MiB resident). */
+        if (!system_bus_present(disc->no_bus, sizeof disc->no_bus)) {
+                forget_avahi_objects(disc);
+                disc->client = NULL;
+                disc->state = AVAHI_CLIENT_FAILURE;
+                if (disc->last_error != AVAHI_ERR_NO_DAEMON)
+                        log_warning("discovery: no system bus at %s; retrying", disc->no_bus);
+                disc->last_error = AVAHI_ERR_NO_DAEMON;
+                schedule_retry(disc);
+                return;
+        }
+        disc->no_bus[0] = '\0';
+        /* libavahi-client is mapped from the first time discovery can run; without it
+         * discovery stays degraded and says what to install. */
+        disc->no_library = NULL;
+        if (osm_dl_avahi(&disc->no_library) < 0) {
+                log_error("discovery: %s; discovery is unavailable", disc->no_library);
+                disc->client = NULL;
+                disc->state = AVAHI_CLIENT_FAILURE;
+                return;
+        }
         disc->state = AVAHI_CLIENT_CONNECTING;
-        c = avahi_client_new(osm_avahi_poll_get(disc->poll), AVAHI_CLIENT_NO_FAIL, client_cb, disc, &err);
+        c = sym_avahi_client_new(osm_avahi_poll_get(disc->poll), AVAHI_CLIENT_NO_FAIL, client_cb, disc, &err);
         if (!c) {
                 /* No system bus (or no memory): nothing will tell us when it appears. */
                 forget_avahi_objects(disc);
@@ -228,7 +268,7 @@ static void discovery_disable(osm_discovery *disc) {
         }
         for (osm_discovery_pub *p = disc->pubs; p; p = p->next)
                 if (p->group) {
-                        avahi_entry_group_free(p->group);
+                        sym_avahi_entry_group_free(p->group);
                         p->group = NULL;
                 }
         osm_disc_jobs_clear(disc, true);
@@ -343,7 +383,11 @@ static osm_health discovery_health(osm_daemon *d, char *detail, size_t size) {
                 return OSM_HEALTH_DISABLED;
         }
         if (!osm_disc_client_running(disc)) {
-                if (disc->client && disc->state == AVAHI_CLIENT_CONNECTING)
+                if (disc->no_library)
+                        snprintf(detail, size, "%s", disc->no_library);
+                else if (disc->no_bus[0])
+                        snprintf(detail, size, "no system bus at %s (for avahi-daemon); retrying", disc->no_bus);
+                else if (disc->client && disc->state == AVAHI_CLIENT_CONNECTING)
                         snprintf(detail, size, "avahi-daemon is not running; waiting for it");
                 else if (disc->client)
                         snprintf(detail, size, "avahi-daemon is registering its host name");

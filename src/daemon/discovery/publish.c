@@ -50,7 +50,7 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *userd
         case AVAHI_ENTRY_GROUP_FAILURE:
                 pub->established = false;
                 log_warning("discovery: publishing '%s' (%s) failed: %s", pub->name, pub->type,
-                            avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g))));
+                            avahi_strerror(sym_avahi_client_errno(sym_avahi_entry_group_get_client(g))));
                 break;
         case AVAHI_ENTRY_GROUP_UNCOMMITED:
         case AVAHI_ENTRY_GROUP_REGISTERING:
@@ -66,20 +66,20 @@ static void pub_register(osm_discovery *disc, osm_discovery_pub *pub) {
         if (!osm_disc_client_running(disc))
                 return;
         if (!pub->group) {
-                pub->group = avahi_entry_group_new(disc->client, group_cb, pub);
+                pub->group = sym_avahi_entry_group_new(disc->client, group_cb, pub);
                 if (!pub->group) {
                         log_warning("discovery: cannot publish '%s': %s", pub->name,
-                                    avahi_strerror(avahi_client_errno(disc->client)));
+                                    avahi_strerror(sym_avahi_client_errno(disc->client)));
                         return;
                 }
         } else
-                avahi_entry_group_reset(pub->group);
+                sym_avahi_entry_group_reset(pub->group);
         pub->established = false;
 
         for (int attempt = 0; attempt < 16; attempt++) {
                 char *alt;
 
-                r = avahi_entry_group_add_service_strlst(pub->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
+                r = sym_avahi_entry_group_add_service_strlst(pub->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
                                                          0, pub->name, pub->type, NULL, NULL,
                                                          pub->port, pub->txt);
                 if (r != AVAHI_ERR_COLLISION)
@@ -97,16 +97,16 @@ static void pub_register(osm_discovery *disc, osm_discovery_pub *pub) {
                 if (pub->own)
                         disc->name_conflicts++;
         }
-        if (r < 0 || (r = avahi_entry_group_commit(pub->group)) < 0)
+        if (r < 0 || (r = sym_avahi_entry_group_commit(pub->group)) < 0)
                 log_warning("discovery: cannot publish '%s' (%s): %s", pub->name, pub->type,
                             avahi_strerror(r));
 }
 
 void osm_disc_publish_all(osm_discovery *disc) {
-        if (disc->self && (!disc->self->group || avahi_entry_group_is_empty(disc->self->group)))
+        if (disc->self && (!disc->self->group || sym_avahi_entry_group_is_empty(disc->self->group)))
                 pub_register(disc, disc->self);
         for (osm_discovery_pub *p = disc->pubs; p; p = p->next)
-                if (!p->group || avahi_entry_group_is_empty(p->group))
+                if (!p->group || sym_avahi_entry_group_is_empty(p->group))
                         pub_register(disc, p);
 }
 
@@ -114,7 +114,7 @@ void osm_disc_pub_free(osm_discovery_pub *pub) {
         if (!pub)
                 return;
         if (pub->group)
-                avahi_entry_group_free(pub->group);
+                sym_avahi_entry_group_free(pub->group);
         avahi_string_list_free(pub->txt);
         free(pub->name);
         free(pub->type);
