@@ -793,34 +793,50 @@ static void building_stop(osm_daemon *d) {
         d->building = NULL;
 }
 
-static void building_status(osm_daemon *d, json_t *obj) {
-        osm_building *b = d->building;
-        if (!b) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not running");
-                return;
-        }
-        if (!b->active) {
-                osm_status_set(obj, b->last_error[0] ? OSM_HEALTH_FAILED : OSM_HEALTH_DISABLED,
-                               b->last_error[0] ? b->last_error : "not in a building");
-                return;
-        }
+/* Of the members in the cache: how many, how many reachable, and the leader's room. */
+static void count_members(osm_building *b, size_t *n, size_t *up, const char **leader_room) {
         json_t *members = json_object_get(b->cache, "members");
-        size_t n = json_array_size(members), up = 0;
         int64_t now = osm_now_real_us();
-        for (size_t i = 0; i < n; i++)
-                up += member_online(b, b->cache, json_array_get(members, i), now);
+        *n = json_array_size(members);
+        *up = 0;
+        for (size_t i = 0; i < *n; i++)
+                *up += member_online(b, b->cache, json_array_get(members, i), now);
         uint64_t leader = (uint64_t) json_integer_value(json_object_get(json_object_get(b->cache, "leader"), "node_id"));
-        const char *leader_room = NULL;
-        for (size_t i = 0; i < n; i++) {
+        *leader_room = NULL;
+        for (size_t i = 0; i < *n; i++) {
                 json_t *m = json_array_get(members, i);
                 if ((uint64_t) json_integer_value(json_object_get(m, "node_id")) == leader)
-                        leader_room = json_string_value(json_object_get(m, "name"));
+                        *leader_room = json_string_value(json_object_get(m, "name"));
         }
-        char detail[1024];
-        snprintf(detail, sizeof detail, "\"%s\": %s, leader %s, %zu/%zu members reachable%s%s", b->name,
+}
+
+/* Health without building a JSON object: GetStatus asks for it in a loop. */
+static osm_health building_health(osm_daemon *d, char *detail, size_t size) {
+        osm_building *b = d->building;
+        if (!b) {
+                snprintf(detail, size, "not running");
+                return OSM_HEALTH_FAILED;
+        }
+        if (!b->active) {
+                snprintf(detail, size, "%s", b->last_error[0] ? b->last_error : "not in a building");
+                return b->last_error[0] ? OSM_HEALTH_FAILED : OSM_HEALTH_DISABLED;
+        }
+        size_t n, up;
+        const char *leader_room;
+        count_members(b, &n, &up, &leader_room);
+        snprintf(detail, size, "\"%s\": %s, leader %s, %zu/%zu members reachable%s%s", b->name,
                  bld_role_of(b, b->node_id), leader_room ? leader_room : "none", up, n,
                  b->stale ? "; stale: " : "", b->stale ? b->last_error : "");
-        osm_status_set(obj, b->stale ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK, detail);
+        return b->stale ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK;
+}
+
+static void building_status(osm_daemon *d, json_t *obj) {
+        osm_building *b = d->building;
+        if (!b || !b->active)
+                return;
+        size_t n, up;
+        const char *leader_room;
+        count_members(b, &n, &up, &leader_room);
         json_object_set_new(obj, "info", json_pack("{s:s,s:s,s:s,s:s?,s:I,s:I,s:b}", "building", b->building_id,
                                                    "name", b->name, "role", bld_role_of(b, b->node_id),
                                                    "leader", leader_room, "reachable", (json_int_t) up,
@@ -831,6 +847,7 @@ const osm_subsystem osm_building_subsystem = {
         .name = "building",
         .start = building_start,
         .stop = building_stop,
+        .health = building_health,
         .status = building_status,
 };
 

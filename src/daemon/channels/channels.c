@@ -461,6 +461,8 @@ static int channels_start(osm_daemon *d) {
                 channels_free(c);
                 return r;
         }
+        /* Loaded: the schema's and rows' pages need not stay cached in an idle room. */
+        sqlite3_db_release_memory(c->db);
         if ((r = osm_server_add_methods(d->server, ch_methods, ch_n_methods, c)) < 0 ||
             (r = osm_server_add_methods(d->server, ch_rollout_methods, ch_n_rollout_methods, c)) < 0) {
                 log_error("channels: registering methods: %s", strerror(-r));
@@ -498,22 +500,37 @@ static void channels_reload(osm_daemon *d, const osm_config *old) {
                 arm_check_timer(d->channels);
 }
 
-static void channels_status(osm_daemon *d, json_t *obj) {
+static void count_follows(const osm_channels *c, size_t *n, size_t *failing) {
+        *n = *failing = 0;
+        for (ch_follow *f = c->follows; f; f = f->next) {
+                (*n)++;
+                *failing += f->error != NULL;
+        }
+}
+
+/* Health without building a JSON object: GetStatus asks for it in a loop. */
+static osm_health channels_health(osm_daemon *d, char *detail, size_t size) {
         osm_channels *c = d->channels;
         if (!c) {
-                osm_status_set(obj, OSM_HEALTH_DISABLED, "the workload subsystem is not running");
+                snprintf(detail, size, "the workload subsystem is not running");
+                return OSM_HEALTH_DISABLED;
+        }
+        size_t n, failing;
+        count_follows(c, &n, &failing);
+        if (!failing) {
+                snprintf(detail, size, "%zu followed", n);
+                return OSM_HEALTH_OK;
+        }
+        snprintf(detail, size, "%zu followed, %zu with errors", n, failing);
+        return OSM_HEALTH_DEGRADED;
+}
+
+static void channels_status(osm_daemon *d, json_t *obj) {
+        osm_channels *c = d->channels;
+        if (!c)
                 return;
-        }
-        size_t n = 0, failing = 0;
-        for (ch_follow *f = c->follows; f; f = f->next) {
-                n++;
-                failing += f->error != NULL;
-        }
-        char detail[160];
-        snprintf(detail, sizeof detail, "%zu followed%s%zu with errors", n, failing ? ", " : "", failing);
-        if (!failing)
-                snprintf(detail, sizeof detail, "%zu followed", n);
-        osm_status_set(obj, failing ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK, detail);
+        size_t n, failing;
+        count_follows(c, &n, &failing);
         json_object_set_new(obj, "info", json_pack("{s:I, s:I, s:b}", "followed", (json_int_t) n,
                                                    "failing", (json_int_t) failing,
                                                    "clock_synchronised", ch_clock_trusted(c)));
@@ -523,6 +540,7 @@ const osm_subsystem osm_channels_subsystem = {
         .name = "channels",
         .start = channels_start,
         .stop = channels_stop,
+        .health = channels_health,
         .status = channels_status,
         .reload = channels_reload,
 };

@@ -87,6 +87,11 @@ int fed_db_commit(fed_db *db) {
         return 0;
 }
 
+void fed_db_release_memory(fed_db *db) {
+        if (db)
+                sqlite3_db_release_memory(db->db);
+}
+
 static int step_done(sqlite3_stmt *st) {
         int r = sqlite3_step(st);
         int ret = (r == SQLITE_DONE || r == SQLITE_ROW) ? 0 : ((r & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : -EIO);

@@ -14,6 +14,9 @@ typedef struct fed_db fed_db;
  * cut). Returns 0 or -errno; err explains. */
 int fed_db_open(const char *path, fed_db **out, osm_error *err);
 fed_db *fed_db_close(fed_db *db);
+/* Drop the cached pages no statement holds (a room that does not federate touches the
+ * database once an hour, for the audit's retention). */
+void fed_db_release_memory(fed_db *db);
 
 /* Writes join one transaction that stays open until fed_db_commit() (called once per loop
  * iteration and before any byte leaves). 0 or -EIO. */

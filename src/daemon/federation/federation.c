@@ -67,13 +67,21 @@ static void audit_prune(osm_federation *f) {
 }
 
 static void on_prune(uv_timer_t *t) {
-        audit_prune(t->data);
+        osm_federation *f = t->data;
+        audit_prune(f);
+        f->release_pending = true;
 }
 
 static void on_commit(uv_check_t *c) {
         osm_federation *f = c->data;
         if (fed_db_commit(f->db) < 0)
                 log_error("federation: cannot commit to federation.db");
+        else if (f->release_pending && !f->enabled) {
+                /* Off, the database waits an hour for the next prune: its pages need
+                 * not stay cached meanwhile (an idle room's memory). */
+                fed_db_release_memory(f->db);
+                f->release_pending = false;
+        }
 }
 
 /* --- the subsystem --- */

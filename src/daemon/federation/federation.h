@@ -76,6 +76,7 @@ typedef struct osm_federation {
         fed_db *db;
         uv_check_t *commit;
         uv_timer_t *prune;
+        bool release_pending;   /* pruned: drop the cached pages once committed */
         bool enabled;
         char listen[80];
         int64_t listen_started_us;

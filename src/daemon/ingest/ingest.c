@@ -161,17 +161,30 @@ static void ingest_stop(osm_daemon *d) {
          * their (idle) mosquitto handles until the store has answered. */
 }
 
-static void ingest_status(osm_daemon *d, json_t *obj) {
+/* Health without building a JSON object: GetStatus asks for it in a loop. */
+static osm_health ingest_health(osm_daemon *d, char *detail, size_t size) {
         osm_ingest *ing = d->ingest;
         size_t up = 0;
-        char detail[128];
         if (!ing) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not running");
-                return;
+                snprintf(detail, size, "not running");
+                return OSM_HEALTH_FAILED;
         }
+        if (ing->n == 0) {
+                snprintf(detail, size, "no bridges");
+                return OSM_HEALTH_OK;
+        }
+        for (entry *e = ing->bridges; e; e = e->next)
+                up += osm_bridge_connected(e->bridge);
+        snprintf(detail, size, "%zu of %zu bridge%s connected", up, ing->n, ing->n == 1 ? "" : "s");
+        return up == ing->n ? OSM_HEALTH_OK : OSM_HEALTH_DEGRADED;
+}
+
+static void ingest_status(osm_daemon *d, json_t *obj) {
+        osm_ingest *ing = d->ingest;
+        if (!ing)
+                return;
         json_t *list = json_array();
         for (entry *e = ing->bridges; e; e = e->next) {
-                up += osm_bridge_connected(e->bridge);
                 json_t *b = osm_bridge_json(e->bridge);
                 json_array_append_new(list, json_pack("{s:O, s:O, s:O, s:O, s:O?}", "name", json_object_get(b, "name"),
                                                       "state", json_object_get(b, "state"),
@@ -181,12 +194,6 @@ static void ingest_status(osm_daemon *d, json_t *obj) {
                 json_decref(b);
         }
         json_object_set_new(obj, "bridges", list);
-        if (ing->n == 0) {
-                osm_status_set(obj, OSM_HEALTH_OK, "no bridges");
-                return;
-        }
-        snprintf(detail, sizeof detail, "%zu of %zu bridge%s connected", up, ing->n, ing->n == 1 ? "" : "s");
-        osm_status_set(obj, up == ing->n ? OSM_HEALTH_OK : OSM_HEALTH_DEGRADED, detail);
 }
 
 static bool def_equal(const osm_ingest_def *a, const osm_ingest_def *b) {
@@ -223,6 +230,7 @@ const osm_subsystem osm_ingest_subsystem = {
         .name = "ingest",
         .start = ingest_start,
         .stop = ingest_stop,
+        .health = ingest_health,
         .status = ingest_status,
         .reload = ingest_reload,
 };

@@ -455,6 +455,8 @@ static int tenants_start(osm_daemon *d) {
                 free(t);
                 return -EIO;
         }
+        /* Loaded: the schema's and rows' pages need not stay cached in an idle room. */
+        sqlite3_db_release_memory(t->db);
         d->tenants = t;
         osm_server_set_roles(d->server, d->reader_gid, resolve_tenant, t);
         int r = tn_register_methods(t);
@@ -496,22 +498,31 @@ static void tenants_stop(osm_daemon *d) {
         uv_close((uv_handle_t *) &t->sample_timer, on_timer_closed);
 }
 
-static void tenants_status(osm_daemon *d, json_t *obj) {
+/* Health without building a JSON object: GetStatus asks for it in a loop. */
+static osm_health tenants_health(osm_daemon *d, char *detail, size_t size) {
         osm_tenants *t = d->tenants;
         if (!t) {
-                osm_status_set(obj, OSM_HEALTH_FAILED, "not started");
-                return;
+                snprintf(detail, size, "not started");
+                return OSM_HEALTH_FAILED;
         }
-        unsigned expired = 0, nogroup = 0;
-        for (size_t i = 0; i < t->n; i++) {
-                expired += t->tenants[i].expired;
+        unsigned nogroup = 0;
+        for (size_t i = 0; i < t->n; i++)
                 nogroup += t->tenants[i].gid == (gid_t) -1;
-        }
+        if (!nogroup)
+                return OSM_HEALTH_OK;
+        snprintf(detail, size, "%u tenant(s) name a group that does not exist", nogroup);
+        return OSM_HEALTH_DEGRADED;
+}
+
+static void tenants_status(osm_daemon *d, json_t *obj) {
+        osm_tenants *t = d->tenants;
+        if (!t)
+                return;
+        unsigned expired = 0;
+        for (size_t i = 0; i < t->n; i++)
+                expired += t->tenants[i].expired;
         json_object_set_new(obj, "tenants", json_integer((json_int_t) t->n));
         json_object_set_new(obj, "expired", json_integer(expired));
-        char detail[128];
-        snprintf(detail, sizeof detail, "%u tenant(s) name a group that does not exist", nogroup);
-        osm_status_set(obj, nogroup ? OSM_HEALTH_DEGRADED : OSM_HEALTH_OK, nogroup ? detail : NULL);
 }
 
 /* Groups may have been made since: look their ids up again. */
@@ -530,6 +541,7 @@ const osm_subsystem osm_tenants_subsystem = {
         .name = "tenants",
         .start = tenants_start,
         .stop = tenants_stop,
+        .health = tenants_health,
         .status = tenants_status,
         .reload = tenants_reload,
 };
