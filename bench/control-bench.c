@@ -159,9 +159,34 @@ static result run(bool raw, int clients) {
         return res;
 }
 
+/* N GetStatus calls from one client, nothing else: bench/control.sh runs this under
+ * callgrind (--toggle-collect=client_calls) for the client's instructions per call. */
+__attribute__((noinline)) static int client_calls(osm_client *c, long n) {
+        for (long i = 0; i < n; i++) {
+                json_t *rep = NULL;
+                osm_client_error err = { 0 };
+                int r = osm_client_call(c, "io.osmose.Daemon.GetStatus", NULL, NULL, 0, &rep, NULL, NULL, &err);
+                json_decref(rep);
+                osm_client_error_clear(&err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
+        if (argc == 4 && strcmp(argv[1], "--calls") == 0) {
+                osm_client *c;
+                if (osm_client_connect(argv[3], &c) < 0) {
+                        fprintf(stderr, "cannot connect to %s\n", argv[3]);
+                        return 1;
+                }
+                int r = client_calls(c, atol(argv[2]));
+                osm_client_free(c);
+                return r < 0;
+        }
         if (argc < 2) {
-                fprintf(stderr, "usage: control-bench SOCKET [SECONDS]\n");
+                fprintf(stderr, "usage: control-bench SOCKET [SECONDS]\n       control-bench --calls N SOCKET\n");
                 return 2;
         }
         socket_path = argv[1];
@@ -185,13 +210,13 @@ int main(int argc, char **argv) {
         result oursN = run(false, CLIENTS), rawN = run(true, CLIENTS);
         printf("control calls (GetStatus, %zu-byte reply), %.0f s per measurement\n", reply_len, seconds);
         printf("%-34s %12s %12s %8s\n", "", "osmosed", "raw pair", "ratio");
-        printf("%-34s %12.0f %12.0f %7.2fx   (target >= 50000 calls/s)\n", "1 client: calls/s", ours1.calls_per_s,
+        printf("%-34s %12.0f %12.0f %7.2fx   (target >= 0.4x)\n", "1 client: calls/s", ours1.calls_per_s,
                raw1.calls_per_s, ours1.calls_per_s / raw1.calls_per_s);
         printf("%-34s %12.0f %12.0f %7.2fx\n", "100 clients: calls/s", oursN.calls_per_s, rawN.calls_per_s,
                oursN.calls_per_s / rawN.calls_per_s);
         printf("%-34s %12.1f %12.1f %7.2fx\n", "100 clients: p50 latency (us)", oursN.p50_us, rawN.p50_us,
                oursN.p50_us / rawN.p50_us);
-        printf("%-34s %12.1f %12.1f %7.2fx   (target p99 < 1000 us)\n", "100 clients: p99 latency (us)", oursN.p99_us,
+        printf("%-34s %12.1f %12.1f %7.2fx   (target <= 2x)\n", "100 clients: p99 latency (us)", oursN.p99_us,
                rawN.p99_us, oursN.p99_us / rawN.p99_us);
         free(reply_bytes);
         return ours1.failed || oursN.failed || raw1.failed || rawN.failed;

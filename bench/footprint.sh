@@ -8,40 +8,16 @@
 # else maps the same libraries (other daemons on a shared machine lower it). The socket group
 # is one that exists, as the package's sysusers.d makes 'osmose' on a gateway (a missing
 # group sends getgrnam() on to libnss_systemd: 320 KiB more). Two more daemons show what
-# discovery costs (enabled=no) and what running under systemd adds ($NOTIFY_SOCKET set).
+# discovery costs (enabled=no) and what running under systemd adds ($NOTIFY_SOCKET set);
+# without a system bus (as on this machine) discovery maps no D-Bus stack, so one more
+# daemon runs with a private bus, as a gateway has one.
 # Usage: bench/footprint.sh   (BUILD=dir; SETTLE=seconds idle before measuring, default 2)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-$here/../build}
 SETTLE=${SETTLE:-2}
-OSMOSED=$BUILD/src/daemon/osmosed
-T=$(mktemp -d /tmp/osm-bench-footprint.XXXXXX)
-pids=()
-cleanup() {
-        # (set -e: a killed process's status must not end the trap before the others)
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-        rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
-
-# start_daemon DIR CONF [ENV...]: an osmosed of its own in DIR with CONF (lines of
-# osmosed.conf); prints its pid once it is ready.
-start_daemon() {
-        local dir=$1
-        mkdir -p "$dir"
-        printf '[control]\nsocket-group = %s\n%b' "$(id -gn)" "$2" >"$dir/osmosed.conf"
-        shift 2
-        env "$@" "$OSMOSED" --state-dir "$dir" --name bench >"$dir/log" 2>&1 &
-        local p=$!
-        for _ in $(seq 200); do
-                grep -q "ready on" "$dir/log" 2>/dev/null && break
-                kill -0 "$p" 2>/dev/null || { cat "$dir/log" >&2; return 1; }
-                sleep 0.05
-        done
-        echo "$p"
-}
+. "$here/lib.sh"
+bench_setup footprint
 
 kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
 field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup"; }
@@ -94,8 +70,20 @@ nodisc=$(start_daemon "$T/nodisc" "[discovery]\nenabled = no\n")
 pids+=("$nodisc")
 sd=$(start_daemon "$T/systemd" "" NOTIFY_SOCKET="$T/notify.sock")
 pids+=("$sd")
+if command -v dbus-daemon >/dev/null; then
+        # As on a gateway: a system bus, where discovery maps libavahi-client and the D-Bus
+        # stack under it (no avahi-daemon on this private bus: discovery waits for one).
+        dbus-daemon --session --address="unix:path=$T/bus" --nopidfile --fork --print-pid=3 3>"$T/bus.pid"
+        pids+=("$(cat "$T/bus.pid")")
+        bus=$(start_daemon "$T/bus-daemon" "" DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/bus")
+        pids+=("$bus")
+fi
 sleep "$SETTLE"
 echo
 summary "osmosed, discovery off" "$nodisc"
 echo "  (discovery: $(awk -v a="$(field "$daemon" Rss)" -v b="$(field "$nodisc" Rss)" 'BEGIN { printf "%d KiB", a - b }') resident; libraries only it maps: $(comm -23 <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$daemon/maps" | sort -u) <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$nodisc/maps" | sort -u) | xargs -rn1 basename | tr '\n' ' '))"
 summary "osmosed, under systemd" "$sd"
+if [ -n "${bus:-}" ]; then
+        summary "osmosed, with a system bus" "$bus"
+        echo "  (discovery on a bus: $(awk -v a="$(field "$bus" Rss)" -v b="$(field "$nodisc" Rss)" 'BEGIN { printf "%d KiB", a - b }') resident beside discovery off; libraries it adds: $(comm -13 <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$daemon/maps" | sort -u) <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$bus/maps" | sort -u) | xargs -rn1 basename | tr '\n' ' '))"
+fi
