@@ -1,4 +1,5 @@
 /* test-sandbox.c: real sandboxes through the sandbox API: escape attempts by the probe, limits, signals, errors. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -600,6 +601,111 @@ static void test_signals_and_errors(void) {
         TAP_OK(res.spawn == -EINVAL, "a device that is not a device node is refused (%s)", res.err);
 }
 
+/* The instances' parent in the v1 hierarchy of ctrl, from /proc/self/cgroup ("N:ctrl:/path"). */
+static bool v1_base(const char *ctrl, char *out, size_t size) {
+        char key[32];
+        snprintf(key, sizeof key, ":%s:", ctrl);
+        FILE *f = fopen("/proc/self/cgroup", "re");
+        char line[1024];
+        bool found = false;
+        while (f && !found && fgets(line, sizeof line, f)) {
+                char *c = strstr(line, key);
+                if (!c)
+                        continue;
+                c += strlen(key);
+                c[strcspn(c, "\n")] = 0;
+                found = (size_t) snprintf(out, size, "/sys/fs/cgroup/%s%s%sosmose-test", ctrl,
+                                          c, strcmp(c, "/") ? "/" : "") < size;
+        }
+        if (f)
+                fclose(f);
+        return found;
+}
+
+/* On v1 controllers the init is born in its own cgroups: a launcher thread waiting in a
+ * spare made ahead clones it there (no migration), under its limits from the start; its
+ * cgroup goes once it has ended. */
+static void test_born_in_cgroup(void) {
+        char base[512], dir[600], path[1024], blkio[512] = "";
+        if (osm_sandbox_caps(sb)->pids != OSM_LIMIT_CGROUP1 || !v1_base("pids", base, sizeof base)) {
+                tap_skip("no v1 pids hierarchy here", "born in its cgroups");
+                return;
+        }
+        /* The spares are made as the manager starts: wait for one with its thread in it
+         * (in the last hierarchy it joins too, blkio, if that is v1 here). */
+        if (osm_sandbox_caps(sb)->io != OSM_LIMIT_CGROUP1 || !v1_base("blkio", blkio, sizeof blkio))
+                blkio[0] = 0;
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, ".spare-%d-", (int) getpid());
+        bool spare = false;
+        for (int i = 0; i < 300 && !spare; i++) {
+                DIR *d = opendir(base);
+                struct dirent *de;
+                while (d && !spare && (de = readdir(d))) {
+                        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+                                continue;
+                        snprintf(path, sizeof path, "%s/%s/tasks", *blkio ? blkio : base, de->d_name);
+                        FILE *t = fopen(path, "re");
+                        char tid[32];
+                        spare = t && fgets(tid, sizeof tid, t) != NULL;
+                        if (t)
+                                fclose(t);
+                }
+                if (d)
+                        closedir(d);
+                if (!spare)
+                        usleep(10 * 1000);
+        }
+        TAP_OK(spare, "a spare cgroup with a launcher thread in it is made ahead under %s", base);
+        usleep(50 * 1000);   /* from its last write of "tasks" to ready: a lock and a flag */
+        const char *argv[] = { "/bin/sleep", "30", NULL };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = "born";
+        spec.argv = argv;
+        spec.limits.pids = 17;
+        osm_sandbox_proc *p = NULL;
+        char err[256] = "";
+        int r = osm_sandbox_spawn(sb, &spec, &p, err, sizeof err);
+        TAP_OK(r == 0, "spawn (%s)", err);
+        if (r < 0)
+                return;
+        TAP_OK(osm_sandbox_proc_timing(p)->joined == 0, "no migration: it was born in its cgroups");
+        snprintf(dir, sizeof dir, "%s/born", base);
+        snprintf(path, sizeof path, "/proc/%d/cgroup", (int) osm_sandbox_proc_pid(p));
+        FILE *f = fopen(path, "re");
+        char line[1024];
+        bool in = false;
+        while (f && fgets(line, sizeof line, f))
+                if (strstr(line, ":pids:"))
+                        in = strstr(line, "/osmose-test/born\n") != NULL;
+        if (f)
+                fclose(f);
+        TAP_OK(in, "its init is in the instance's pids cgroup");
+        snprintf(path, sizeof path, "%s/pids.max", dir);
+        f = fopen(path, "re");
+        char max[32] = "";
+        if (f && !fgets(max, sizeof max, f))
+                max[0] = 0;
+        if (f)
+                fclose(f);
+        TAP_OK(strcmp(max, "17\n") == 0, "under its pids limit (pids.max %s)", oneline(max));
+        osm_sandbox_proc_kill(p, SIGKILL);
+        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+        poll(&pp, 1, 10000);
+        osm_sandbox_exit ex;
+        TAP_OK(osm_sandbox_proc_reap(p, &ex) == 0, "it ended");
+        osm_sandbox_proc_free(p);
+        struct stat st;
+        bool gone = false;
+        for (int i = 0; i < 300 && !gone; i++) {
+                gone = stat(dir, &st) < 0 && errno == ENOENT;
+                if (!gone)
+                        usleep(10 * 1000);
+        }
+        TAP_OK(gone, "its cgroup is removed once it has ended");
+}
+
 /* A thread that does nothing: spawns then happen in a multithreaded process, as in the
  * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
  * that the sandbox's child does not have. */
@@ -632,6 +738,7 @@ IDLE_CASE(test_bridge_network)
 IDLE_CASE(test_forkbomb)
 IDLE_CASE(test_memhog)
 IDLE_CASE(test_signals_and_errors)
+IDLE_CASE(test_born_in_cgroup)
 
 int main(int argc, char **argv) {
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
@@ -678,6 +785,7 @@ int main(int argc, char **argv) {
                 { "test_forkbomb", test_forkbomb_mt },
                 { "test_memhog", test_memhog_mt },
                 { "test_signals_and_errors", test_signals_and_errors_mt },
+                { "test_born_in_cgroup", test_born_in_cgroup_mt },
         };
         /* argv[1] is the probe; case names may follow it. The escape and the hogs take their
          * time on a loaded machine (meson gives the whole file 300 s). */
