@@ -85,6 +85,11 @@ int osm_channel_append(osm_channel *c, int64_t version, const char *bundle_hex, 
 const osm_channel_version *osm_channel_find(const osm_channel *c, int64_t version);
 const osm_channel_version *osm_channel_find_bundle(const osm_channel *c, const char *bundle_hex);
 
+/* A list of publisher keys separated by spaces or commas (NULL or empty: none): are they
+ * all keys, and is pk one of them? */
+bool osm_channel_keys_ok(const char *list);
+bool osm_channel_key_listed(const char *list, const uint8_t pk[OSM_PUBKEY_BYTES]);
+
 osm_channel *osm_channel_new(const char *name);
 osm_channel *osm_channel_free(osm_channel *c);
 OSM_DEFINE_CLEANUP(osm_channel *, osm_channel_free)

@@ -283,7 +283,7 @@ static bool positional(int argc, char **argv, int min, int max) {
 /* A directory or file given on the command line, made absolute for the daemon; URLs as
  * they are. */
 static int source_arg(const char *cmd, const char *arg, char out[PATH_MAX]) {
-        if (strncmp(arg, "http://", 7) == 0 || strncmp(arg, "https://", 8) == 0) {
+        if (strncmp(arg, "http://", 7) == 0 || strncmp(arg, "https://", 8) == 0 || strncmp(arg, "remote:", 7) == 0) {
                 if (strlen(arg) >= PATH_MAX)
                         return osm_ctl_usage_error("%s: URL too long", cmd);
                 snprintf(out, PATH_MAX, "%s", arg);
@@ -334,7 +334,8 @@ int cmd_follow(osm_ctl *ctl, int argc, char **argv) {
                         osm_ctl_usage("follow", "NAME SOURCE [--building [--canary ROOM] [--batch N]]",
                                       "Let the workload NAME follow the channel at SOURCE: a directory (a USB stick) "
                                       "or an http(s) URL\nholding NAME.channel and bundles/, or the .channel file "
-                                      "itself.",
+                                      "itself; or remote:REMOTE, a paired remote\nthat shares the channel with this "
+                                      "space, reached over federation.",
                                       "The list is read and checked now (trusted signer, sequence); upgrades come with "
                                       "'osmosectl upgrade'\nor the periodic check ([channels] check-interval). "
                                       "Following again changes the source.\nWith --building every room of the "

@@ -231,39 +231,50 @@ static int share_common(osm_ctl *ctl, int argc, char **argv, bool share) {
         const char *cmd = share ? "share" : "unshare";
         static const struct option opts[] = {
                 { "with", required_argument, NULL, 'w' }, { "object", required_argument, NULL, 'o' },
-                { "since", required_argument, NULL, 's' },
+                { "since", required_argument, NULL, 's' }, { "channel", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' }, {},
         };
-        const char *with = NULL, *object = NULL, *since = NULL;
+        const char *with = NULL, *object = NULL, *since = NULL, *channel = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'w': with = optarg; break;
                 case 'o': object = optarg; break;
                 case 's': since = optarg; break;
+                case 'c': channel = optarg; break;
                 case 'h':
-                        osm_ctl_usage(cmd, "COLLECTION --with REMOTE | --object HASH --with REMOTE",
+                        osm_ctl_usage(cmd, "COLLECTION --with REMOTE | --object HASH --with REMOTE | --channel NAME --with REMOTE",
                                       share ? "Send this space's new records of COLLECTION to REMOTE (queued, bounded, while it is unreachable);\n"
                                               "the objects its records reference may then be fetched by REMOTE. With --object, let\n"
-                                              "REMOTE fetch that one object (or bundle) by its hash. Nothing else can be fetched."
+                                              "REMOTE fetch that one object (or bundle) by its hash. With --channel, serve REMOTE the\n"
+                                              "channel's newest list this space accepted or imported, and the kept bundles it lists\n"
+                                              "(REMOTE follows it with the source remote:NAME). Nothing else can be fetched."
                                             : "Stop sending COLLECTION to REMOTE; what is still queued for it is dropped. With\n"
-                                              "--object, REMOTE may no longer fetch that object (unless a shared record references it).",
+                                              "--object, REMOTE may no longer fetch that object (unless a shared record references it);\n"
+                                              "with --channel, that channel is no longer served to REMOTE.",
                                       "Options:\n  --with REMOTE   the paired remote\n  --object HASH   an object or bundle, by its hash\n"
+                                      "  --channel NAME  a channel (its list and the bundles it lists)\n"
                                       "  --since T       share: also the records stored since T (-7d, 2026-12-01), within\n"
                                       "                  the remote's queue bound (max-queue)\n");
                         return 0;
                 default: return 2;
                 }
         }
-        if (object) {
-                if (argc != optind || !with)
-                        return osm_ctl_usage_error("%s: usage: %s --object HASH --with REMOTE", cmd, cmd);
+        if (channel || object) {
+                /* one object by its hash, or one channel: the same call but for its names */
+                const char *field = channel ? "channel" : "hash", *what = channel ? channel : object;
+                if (argc != optind || !with || (channel && (object || since)))
+                        return osm_ctl_usage_error("%s: usage: %s --%s %s --with REMOTE", cmd, cmd,
+                                                   channel ? "channel" : "object", channel ? "NAME" : "HASH");
                 _cleanup_json_ json_t *rep = NULL;
-                if (osm_ctl_request(ctl, share ? osm_req_federation_share_object(object, with)
-                                               : osm_req_federation_unshare_object(object, with), &rep))
+                if (osm_ctl_request(ctl, channel ? (share ? osm_req_federation_share_channel(channel, with)
+                                                          : osm_req_federation_unshare_channel(channel, with))
+                                                 : (share ? osm_req_federation_share_object(object, with)
+                                                          : osm_req_federation_unshare_object(object, with)), &rep))
                         return 1;
-                osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", "hash", object, "remote", with, "shared", share),
-                               "%s may %sfetch object %s", with, share ? "" : "no longer ", object);
+                osm_print_done(ctl, rep, json_pack("{s:s, s:s, s:b}", field, what, "remote", with, "shared", share),
+                               "%s may %s%s %s%s", with, share ? "" : "no longer ",
+                               channel ? "follow channel" : "fetch object", what, channel ? " from here" : "");
                 return 0;
         }
         if (argc - optind != 1 || !with)

@@ -12,6 +12,7 @@
 #include "build-config.h"
 #include "daemon/config.h"
 #include "daemon/ingest/ingest-map.h"
+#include "osmose/channel.h"
 #include "osmose/log.h"
 #include "osmose/util.h"
 
@@ -85,6 +86,7 @@ const osm_config_key osm_config_keys[] = {
         K("channels", "window", STRING, channels_window, "", "maintenance window of the periodic check, local time, e.g. 02:00-04:00 (empty: any time; osmosectl upgrade ignores it)"),
         K("channels", "trust-clock", STRING, channels_trust_clock, "auto", "judge the expiry of lists: auto (when the kernel says the clock is synchronised), yes, or no"),
         K("channels", "peers", BOOL, channels_peers, "yes", "in a building, fetch bundles from the members that keep them before the origin"),
+        K("channels", "distrust", STRING, channels_distrust, "", "publisher keys (space-separated) whose channels this room refuses, even where the building trusts them"),
         K("building", "port", UINT, building_port, "7444", "TCP port members reach this room on, once it is in a building"),
         K("building", "address", STRING, building_address, "", "host the other members reach this room at (empty: the address used to reach the inviter, or the first non-loopback one)"),
         K("building", "network-latency", DURATION, building_latency_us, "20ms", "expected LAN latency: heartbeat 1.5x, election timeout 15x this"),
@@ -432,6 +434,8 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
                 BAD("[channels] trust-clock: must be auto, yes or no\n");
         if (cfg->channels_check_interval_us && cfg->channels_check_interval_us < 1000000ull)
                 BAD("[channels] check-interval: must be 0 (off) or at least 1s\n");
+        if (!osm_channel_keys_ok(cfg->channels_distrust))
+                BAD("[channels] distrust: expected publisher keys (osmosectl keygen prints one), separated by spaces\n");
         if (osm_window_parse(cfg->channels_window, NULL, NULL) < 0)
                 BAD("[channels] window: expected HH:MM-HH:MM (local time), or empty for any time\n");
         if (cfg->channels_health_grace_us > 3600 * 1000000ull || cfg->channels_health_timeout_us > 3600 * 1000000ull)

@@ -81,6 +81,7 @@ typedef struct osm_config {
         char *channels_trust_clock;            /* auto, yes, no: judge list expiry? */
         char *channels_window;                 /* "HH:MM-HH:MM" local time for the periodic check; "" any time */
         bool channels_peers;                   /* bundles from building members before the origin */
+        char *channels_distrust;               /* publisher keys refused for channels, space-separated */
 
         /* [building] */
         uint64_t building_port;

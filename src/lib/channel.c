@@ -343,3 +343,34 @@ int osm_channel_sign(osm_channel *c, const osm_keypair *kp, char **out, size_t *
         *out_len = len;
         return 0;
 }
+
+/* The words of list: 1 if one is want, 0 if none is (or want is NULL), -1 if a word is
+ * not a key. */
+static int keys_each(const char *list, const uint8_t want[OSM_PUBKEY_BYTES]) {
+        const char *p = list ? list : "";
+        for (;;) {
+                p += strspn(p, " ,\t");
+                if (!*p)
+                        return 0;
+                size_t n = strcspn(p, " ,\t");
+                char word[OSM_PUBKEY_B64 + 1];
+                uint8_t pk[OSM_PUBKEY_BYTES];
+                if (n >= sizeof word)
+                        return -1;
+                memcpy(word, p, n);
+                word[n] = 0;
+                if (osm_pubkey_decode(word, pk) < 0)
+                        return -1;
+                if (want && memcmp(pk, want, OSM_PUBKEY_BYTES) == 0)
+                        return 1;
+                p += n;
+        }
+}
+
+bool osm_channel_keys_ok(const char *list) {
+        return keys_each(list, NULL) == 0;
+}
+
+bool osm_channel_key_listed(const char *list, const uint8_t pk[OSM_PUBKEY_BYTES]) {
+        return keys_each(list, pk) == 1;
+}

@@ -298,6 +298,8 @@ def check_json_output(man1, real):
         check("unshare", "c/x", "--with", "lab2")
         check("share", "--object", "1" * 64, "--with", "lab2", shape="share --object")
         check("unshare", "--object", "1" * 64, "--with", "lab2", shape="unshare --object")
+        check("share", "--channel", "stable", "--with", "lab2", shape="share --channel")
+        check("unshare", "--channel", "stable", "--with", "lab2", shape="unshare --channel")
         check("audit")
         check("remote rm", "lab2")
         if "io.osmose.Ingest" in ctl("call", "org.varlink.service.GetInfo").stdout:

@@ -74,6 +74,52 @@ is "$(version_in "$HELD")" 1 "…the held room stays on version 1"
 rctl "$HELD" rollout release >/dev/null; ok $? "rollout release"
 wait_for 30 all_at 3; ok $? "…then the released room upgrades too"
 
+# A report that does not reach the building (no quorum while the canary's result goes out)
+# is sent again until it lands: rollout status converges and the rollout halts instead of
+# waiting for ever on a result sent once and lost.
+make 4 ',"health":["/bin/sh","-c","sleep 4; exit 1"]'
+hello_state() { rctl "$1" --json workloads | jq -r '[.workloads[] | select(.name == "hello") | .channel.state][0] // ""'; }
+in_health() { [ "$(hello_state A)" = health ]; }
+wait_for 60 in_health; ok $? "the canary checks the health of version 4 (its health command fails after 4 s)"
+OTHERS=("${ROOMS[@]:1}")
+for r in "${OTHERS[@]}"; do kill -STOP "$(cat "$ROOMS_DIR/$r/osmosed.pid")"; done
+back_idle() { [ "$(hello_state A)" = idle ]; }
+wait_for 30 back_idle; ok $? "…while the other rooms are stopped (no quorum) it fails and rolls back"
+sent_again() { grep -q "sending the reports the building did not take again" "$ROOMS_DIR/A/osmosed.log"; }
+wait_for 30 sent_again; ok $? "…its report does not reach the building, and is kept to be sent again"
+for r in "${OTHERS[@]}"; do kill -CONT "$(cat "$ROOMS_DIR/$r/osmosed.pid")"; done
+v4_failed() { [ "$(rctl A --json rollout status 2>/dev/null | jq -r '[.rooms[] | select(.room == "room-A") | "\(.version) \(.state)"][0]')" = "4 failed" ]; }
+wait_for 90 v4_failed; ok $? "once the building has quorum again the report lands: rollout status shows room-A 4 failed"
+like "$(rctl "$LAST" --json upgrade hello)" 'halted: the canary room-A failed' "…and the rollout of version 4 halts in the other rooms"
+for r in "${ROOMS[@]:1}"; do is "$(version_in "$r")" 3 "…room-$r stays on version 3"; done
+
+# Building-wide trust: a key the building trusts is accepted by every room for a channel
+# followed building-wide, not for a room's own follow; a room's [channels] distrust refuses it.
+pub2=$(ctl keygen -o "$T/key2")
+rctl A building trust add "$pub2" >/dev/null; ok $? "building trust add KEY2 (no room trusts it by itself)"
+d=$T/src-tool; mkdir -p "$d"
+printf '{"name":"tool","version":1,"entrypoint":["/bin/sleep","1000"],"restart":"never"}\n' > "$d/manifest.json"
+ctl bundle build "$d" -o "$T/tool-1.osb" --key "$T/key2" >/dev/null || bail "bundle build tool"
+ctl channel publish "$T/tool-1.osb" --channel tool --key "$T/key2" -o "$T/pub2" >/dev/null || bail "publish tool"
+trusts_key2() { rctl "$LAST" --json building trust ls 2>/dev/null | grep -qF -- "$pub2"; }
+wait_for 30 trusts_key2 || bail "room-$LAST does not learn the building's trust"
+# follow_in ROOM ARGS…: follow, again while a periodic check of the room is running (Busy)
+follow_in() { local r=$1 o; shift; for _ in $(seq 50); do o=$(rctl "$r" follow "$@" 2>&1) && { echo "$o"; return 0; }
+    [[ $o == *io.osmose.Busy* ]] || { echo "$o"; return 1; }; sleep 0.2; done; echo "$o"; return 1; }
+out=$(follow_in B tool "$T/pub2"); ok $((! $?)) "a room's own follow of a channel signed by a key only the building trusts is refused"
+like "$out" 'not a trusted key.*only for a follow building-wide.*io.osmose.Channel.Untrusted' "…as untrusted, saying why"
+printf '[building]\nstatus-interval = 1s\nquery-timeout = 2s\n[channels]\ncheck-interval = 1s\nhealth-grace = 1s\ndistrust = %s\n' "$pub2" \
+    > "$ROOMS_DIR/$LAST/osm/osmosed.conf"
+rctl "$LAST" reload >/dev/null; ok $? "room-$LAST distrusts KEY2 ([channels] distrust, reload)"
+out=$(follow_in B tool "$T/pub2" --building); ok $? "the same channel followed building-wide is accepted"
+tool_in() { rctl "$1" --json workloads | jq -r '[.workloads[] | select(.name == "tool") | .version][0] // "none"'; }
+tool_but_last() { local r; for r in "${ROOMS[@]}"; do [ "$r" = "$LAST" ] && continue; [ "$(tool_in "$r")" = 1 ] || return 1; done; }
+wait_for 60 tool_but_last; ok $? "…every room that does not distrust the key installs it"
+# (tool is not installed there: its follow's verdict is what a check says)
+refused_last() { [[ "$(rctl "$LAST" upgrade tool --check 2>&1)" == *"which this room refuses ([channels] distrust)"*io.osmose.Channel.Untrusted* ]]; }
+wait_for 30 refused_last; ok $? "…room-$LAST learned the follow and refuses it ([channels] distrust): Untrusted"
+is "$(tool_in "$LAST")" none "…and does not install it"
+
 for r in "${ROOMS[@]}"; do
     kill -TERM "$(cat "$ROOMS_DIR/$r/osmosed.pid")" 2>/dev/null
 done

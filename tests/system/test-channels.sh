@@ -20,6 +20,9 @@ make_bundle() {
 }
 installed() { ctl --json workloads | python3 -c 'import json,sys
 print(next((str(w["version"]) for w in json.load(sys.stdin)["workloads"] if w["name"]==sys.argv[1]), "none"))' "$1"; }
+installed_db() { python3 -c 'import sqlite3,sys
+r=sqlite3.connect(sys.argv[1]).execute("SELECT version FROM workloads WHERE name=?", (sys.argv[2],)).fetchone()
+print(r[0] if r else "none")' "$T/state/workloads.db" "$1"; }
 running_version() { ctl --json ps | python3 -c 'import json,sys
 print(" ".join(str(i["version"]) for i in json.load(sys.stdin)["instances"] if i["workload"]==sys.argv[1] and i["state"] in ("running","starting")))' "$1"; }
 
@@ -238,12 +241,55 @@ printf '[channels]\ncheck-interval = 1s\nhealth-grace = 1s\nwindow = %s\n' "$awa
 osm_start_daemon --config "$T/osmosed.conf"
 is "$(ctl --json workloads | python3 -c 'import json,sys; print(",".join(str(b["version"]) for w in json.load(sys.stdin)["workloads"] if w["name"]=="hello" for b in w["channel"]["bad"]))')" \
     "4,5" "after a restart hello still follows its channel, versions 4 and 5 still marked bad"
+wait_for '[ "$(installed hello)" = 7 ] && [ "$(follow_state)" = idle ] && [ "$(running_version hello)" = 7 ]'
+ok $? "the upgrade the stop interrupted in its health check is judged at the next start: version 7 runs"
+grep -q "daemon stopped during the health check of version 7; checking it again" "$T/daemon.log"; ok $? "…as the log says"
 ctl follow auto "$T/autodir" >/dev/null; ok $? "follow auto (check-interval 1s, window $away)"
 sleep 3
 is "$(installed auto)" none "outside the maintenance window the periodic check does not upgrade"
 printf '[channels]\ncheck-interval = 1s\nhealth-grace = 1s\nwindow = 00:00-24:00\n' > "$T/osmosed.conf"
 ctl reload >/dev/null; ok $? "reload with a window around now"
 wait_for '[ "$(installed auto)" = 1 ]'; ok $? "…the periodic check installs the followed version by itself"
+osm_stop_daemon TERM
+is "$OSM_EXIT" 0 "the daemon stops cleanly"
+
+# --- SIGKILL in the grace period: at the next start the upgrade is finished or rolled back
+printf '[channels]\ncheck-interval = 0\nhealth-grace = 6s\n' > "$T/osmosed.conf"
+osm_start_daemon --config "$T/osmosed.conf"
+ctl run hello >/dev/null
+wait_for '[ "$(running_version hello)" = 7 ]'; ok $? "hello version 7 runs (restart never: started by hand)"
+make_bundle 8 "$T/key" "$T/hello-8.osb"
+ctl channel publish "$T/hello-8.osb" --channel hello --key "$T/key" -o "$T/pub" --sequence 30 >/dev/null
+ctl upgrade hello >/dev/null 2>&1 &
+upid=$!
+wait_for '[ "$(follow_state)" = health ] && [ "$(running_version hello)" = 8 ]'; ok $? "version 8 is in its health check"
+osm_stop_daemon KILL
+wait "$upid" 2>/dev/null
+is "$OSM_EXIT" 137 "osmosed is killed (SIGKILL) in the grace period"
+osm_start_daemon --config "$T/osmosed.conf"
+is "$(follow_state)" health "after the restart the health check of version 8 starts again"
+wait_for '[ "$(follow_state)" = idle ]'; ok $? "…and ends"
+is "$(installed hello)" 8 "…version 8 is judged healthy and stays installed"
+is "$(running_version hello)" 8 "…and runs"
+like "$(ctl --json workloads | python3 -c 'import json,sys; print([w["channel"].get("error_name","none") for w in json.load(sys.stdin)["workloads"] if w["name"]=="hello"][0])')" \
+    none "…with no error left on the follow"
+
+make_bundle 9 "$T/key" "$T/hello-9.osb" '["/bin/sh","-c","echo v9 >> /data/log; sleep 3; exit 1"]'
+ctl channel publish "$T/hello-9.osb" --channel hello --key "$T/key" -o "$T/pub" >/dev/null
+ctl upgrade hello >/dev/null 2>&1 &
+upid=$!
+wait_for '[ "$(follow_state)" = health ] && [ "$(running_version hello)" = 9 ]'; ok $? "version 9 (exits 1 after 3 s) is in its health check"
+osm_stop_daemon KILL
+wait "$upid" 2>/dev/null
+is "$(installed_db hello)" 9 "…SIGKILL before it fails: the database says version 9 is installed, judged by nobody"
+osm_start_daemon --config "$T/osmosed.conf"
+wait_for '[ "$(follow_state)" = idle ]'; ok $? "after the restart the health check of version 9 runs again"
+is "$(installed hello)" 8 "…it fails and version 8 is installed again"
+wait_for '[ "$(running_version hello)" = 8 ]'; ok $? "…and runs again"
+like "$(ctl workloads)" 'hello .* bad 4,5,9' "…version 9 is marked bad"
+like "$(ctl --json workloads | python3 -c 'import json,sys; print([w["channel"]["error_name"] for w in json.load(sys.stdin)["workloads"] if w["name"]=="hello"][0])')" \
+    RolledBack "…and the follow shows the rollback"
+[ -d "$T/state/bundles/$(ctl --json bundle inspect "$T/hello-8.osb" | jget id)" ]; ok $? "the unpacked version 8 survived the crash to go back to"
 osm_stop_daemon TERM
 is "$OSM_EXIT" 0 "the daemon stops cleanly"
 

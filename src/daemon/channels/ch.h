@@ -13,9 +13,13 @@
 
 
 #define CH_MAX_SOURCE   2048
+#define CH_REMOTE_PREFIX "remote:"   /* a source that names a paired remote */
+#define CH_MAX_REMOTE_NAME 64
 #define CH_MAX_FOLLOWS  256
 #define CH_SEEN_KEPT    64       /* lists remembered per channel and signer, for replays */
 #define CH_POLL_MS      100      /* how often a health check looks at the instances */
+#define CH_REPORT_BACKOFF_MIN_MS 1000    /* a report the building did not take: sent again after */
+#define CH_REPORT_BACKOFF_MAX_MS 16000   /* …doubling up to this */
 
 typedef struct ch_follow {
         struct ch_follow *next;
@@ -48,6 +52,10 @@ typedef struct osm_channels {
         struct ch_batch *batch;   /* the batch it belongs to */
         int abort;                /* set at stop; read by fetching threads (atomic) */
         bool stopped;
+        bool resume_pending;      /* interrupted upgrades to finish or roll back first */
+        uv_timer_t report_timer;  /* sends again the reports the building did not take */
+        unsigned reports_in_flight, report_backoff_ms;
+        bool report_failed, reports_dirty;
         unsigned refs;            /* handles open and jobs in flight; freed at 0 after stop */
 } osm_channels;
 
@@ -70,8 +78,16 @@ bool ch_clock_trusted(osm_channels *c);
 
 /* source.c (thread pool side): the list and the bundles, from a directory or a URL. */
 int ch_source_check(const char *source, char *err, size_t errsize);
+/* The remote's name of a remote:NAME source, or NULL. */
+const char *ch_source_remote(const char *source);
+/* Read and parse a list from fd (rel names it in errors); *text_out (may be NULL) gets its
+ * text, NUL-terminated. */
+int ch_read_channel(int fd, const char *rel, osm_channel **out, char **text_out, const char **err_name, char *err,
+                    size_t errsize);
+/* Keep an accepted list (its text as signed), to serve it to remotes it is shared with. */
+void ch_keep_list(osm_channels *c, const char *channel, const char *text);
 int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, osm_channel **out,
-                     const char **err_name, char *err, size_t errsize);
+                     char **text_out, const char **err_name, char *err, size_t errsize);
 /* The verified bundle file of id (size bytes) from the kept bundles, or fetched from
  * source and verified by its id on arrival, then kept. Returns an fd at offset 0, or -1
  * with *err_name and err set. */
@@ -95,6 +111,8 @@ void ch_peers_announce(osm_channels *c, const char *id, uint64_t size);
 
 /* rollout.c: the building's side (every function -ENOTCONN / nothing outside a building) */
 bool ch_building_active(osm_channels *c);
+/* Is key (text) trusted building-wide (building trust add)? */
+bool ch_building_trusts(osm_channels *c, const char *key);
 /* Record f as followed building-wide; the reply to call (the follow) comes when it is. */
 int ch_building_record_follow(osm_channels *c, osm_call *call, ch_follow *f);
 /* Read the building's follows into ours, then start the periodic batch. */
@@ -105,6 +123,8 @@ int ch_building_gate(osm_channels *c, ch_follow *f, const char *bundle, void (*f
 /* This room's outcome for a bundle: healthy or failed. */
 void ch_building_report(osm_channels *c, const char *name, const char *bundle, int64_t version, const char *state,
                         bool keep_existing);
+/* At start: send the reports an earlier run recorded and the building did not take. */
+void ch_reports_resume(osm_channels *c);
 extern const osm_method ch_rollout_methods[];
 extern const size_t ch_n_rollout_methods;
 
@@ -117,3 +137,6 @@ int ch_batch_start(osm_channels *c, osm_call *call, const char *name, bool check
 int ch_batch_follow(osm_channels *c, osm_call *call, const char *name, const char *old_source,
                     const char *old_channel);
 void ch_jobs_stop(osm_channels *c);
+/* Finish or roll back the upgrades a stop or crash interrupted (the upgrading table).
+ * Returns 0, -EBUSY when a batch is running, or -errno. */
+int ch_resume_start(osm_channels *c);

@@ -28,7 +28,18 @@ static const char schema[] =
         "  digest TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY(channel, signer, sequence));"
         "CREATE TABLE IF NOT EXISTS bad("
         "  name TEXT NOT NULL, version INTEGER NOT NULL, bundle TEXT NOT NULL, time INTEGER NOT NULL,"
-        "  reason TEXT, PRIMARY KEY(name, bundle));";
+        "  reason TEXT, PRIMARY KEY(name, bundle));"
+        /* The upgrade in progress of a workload and its phase (installing, health,
+         * rolling-back), so that one the daemon's stop or crash interrupted is finished or
+         * rolled back at the next start; its snapshot is in the workloads database. */
+        "CREATE TABLE IF NOT EXISTS upgrading("
+        "  name TEXT PRIMARY KEY, channel TEXT NOT NULL, source TEXT NOT NULL, version INTEGER NOT NULL,"
+        "  bundle TEXT NOT NULL, size INTEGER NOT NULL, sequence INTEGER NOT NULL, from_version INTEGER,"
+        "  restart_args TEXT NOT NULL, phase TEXT NOT NULL, reason TEXT, time INTEGER NOT NULL);"
+        /* This room's rollout outcomes until the building has taken them (rollout.c). */
+        "CREATE TABLE IF NOT EXISTS reports("
+        "  name TEXT NOT NULL, bundle TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,"
+        "  keep INTEGER NOT NULL, time INTEGER NOT NULL, PRIMARY KEY(name, bundle));";
 
 int ch_db_exec(osm_channels *c, const char *sql) {
         char *msg = NULL;
@@ -392,6 +403,12 @@ static bool in_window(osm_channels *c) {
 
 static void on_check_timer(uv_timer_t *t) {
         osm_channels *c = t->data;
+        if (c->resume_pending) {
+                /* First of all, the upgrades a stop or crash interrupted (in any window). */
+                if (!c->batch && ch_resume_start(c) != -EBUSY)
+                        c->resume_pending = false;
+                return;
+        }
         if (!in_window(c)) {
                 log_debug("channels: outside the maintenance window %s; no periodic check", c->d->cfg.channels_window);
                 return;
@@ -471,10 +488,23 @@ static int channels_start(osm_daemon *d) {
         }
         uv_timer_init(d->loop, &c->check_timer);
         uv_timer_init(d->loop, &c->poll_timer);
-        c->check_timer.data = c->poll_timer.data = c;
+        uv_timer_init(d->loop, &c->report_timer);
+        c->check_timer.data = c->poll_timer.data = c->report_timer.data = c;
         uv_unref((uv_handle_t *) &c->check_timer);
-        c->refs = 2;
+        uv_unref((uv_handle_t *) &c->report_timer);
+        c->refs = 3;
+        ch_reports_resume(c);
         arm_check_timer(c);
+        /* Interrupted upgrades: resumed on the loop's first turn, after the workload
+         * subsystem brought back what ran (its timer was started before this one). */
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM upgrading", -1, &up, NULL) == SQLITE_OK &&
+            sqlite3_step(up) == SQLITE_ROW && sqlite3_column_int(up, 0) > 0) {
+                c->resume_pending = true;
+                uint64_t ms = c->d->cfg.channels_check_interval_us / 1000;
+                uv_timer_start(&c->check_timer, on_check_timer, 0, ms);
+        } else
+                osm_workloads_snapshot_forget_unadopted(d->workloads);
         d->channels = c;
         size_t n = 0;
         for (ch_follow *f = c->follows; f; f = f->next)
@@ -493,6 +523,7 @@ static void channels_stop(osm_daemon *d) {
         c->stopped = true;
         uv_close((uv_handle_t *) &c->check_timer, on_handle_closed);
         uv_close((uv_handle_t *) &c->poll_timer, on_handle_closed);
+        uv_close((uv_handle_t *) &c->report_timer, on_handle_closed);
 }
 
 static void channels_reload(osm_daemon *d, const osm_config *old) {

@@ -9,6 +9,7 @@
 
 #include "build-config.h"
 #include "daemon/channels/ch.h"
+#include "daemon/db.h"
 #include "osmose/log.h"
 #if HAVE_BUILDING
 #include "daemon/building/building.h"
@@ -25,6 +26,14 @@ static const char *const rollout_schema[] = {
 bool ch_building_active(osm_channels *c) {
 #if HAVE_BUILDING
         return osm_building_active(c->d);
+#else
+        return false;
+#endif
+}
+
+bool ch_building_trusts(osm_channels *c, const char *key) {
+#if HAVE_BUILDING
+        return osm_building_active(c->d) && osm_building_trusts(c->d, key);
 #else
         return false;
 #endif
@@ -116,7 +125,7 @@ static void follow_recorded(pending *p, const char *error, const char *message, 
 }
 
 int ch_building_record_follow(osm_channels *c, osm_call *call, ch_follow *f) {
-        json_t *params = json_pack("[s, s, s, s*, I, I]", f->name, f->source, f->channel, f->canary,
+        json_t *params = json_pack("[s, s, s, s?, I, I]", f->name, f->source, f->channel, f->canary,
                                    (json_int_t) f->batch, (json_int_t) osm_now_real_us());
         ensure_schema(c);
         return submit(c, call, false, "INSERT OR REPLACE INTO ch_follows (name, source, channel, canary, batch, added) "
@@ -277,16 +286,125 @@ static void logged(pending *p, const char *error, const char *message, json_t *r
                 log_warning("channels: recording in the building: %s", message ? message : error);
 }
 
+/* Outcomes go to the building until it has them: each is kept in the channels database
+ * (reports) first, sent, and removed only once the building's exec succeeded; one that
+ * does not land (no quorum, a leader change, the building unreachable) is sent again,
+ * from a timer with a backoff, also after a restart. A newer outcome for the same bundle
+ * replaces one not yet sent. */
+static void flush_reports(osm_channels *c);
+
+static void on_report_timer(uv_timer_t *t) {
+        flush_reports(t->data);
+}
+
+static void report_sent(pending *p, const char *error, const char *message, json_t *rows) {
+        osm_channels *c = p->c;
+        json_t *key = p->data;
+        c->reports_in_flight--;
+        if (c->stopped) {
+                json_decref(key);
+                return;
+        }
+        if (error) {
+                c->report_failed = true;
+                log_warning("channels: the report of %s (%s) did not reach the building: %s",
+                            json_string_value(json_array_get(key, 0)), json_string_value(json_array_get(key, 3)),
+                            message ? message : error);
+        } else {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                if (sqlite3_prepare_v2(c->db, "DELETE FROM reports WHERE name = ? AND bundle = ? AND time = ?", -1, &st,
+                                       NULL) == SQLITE_OK) {
+                        sqlite3_bind_text(st, 1, json_string_value(json_array_get(key, 0)), -1, SQLITE_STATIC);
+                        sqlite3_bind_text(st, 2, json_string_value(json_array_get(key, 1)), -1, SQLITE_STATIC);
+                        sqlite3_bind_int64(st, 3, json_integer_value(json_array_get(key, 2)));
+                        sqlite3_step(st);
+                }
+                if (c->report_backoff_ms)
+                        log_info("channels: the report of %s (%s) reached the building",
+                                 json_string_value(json_array_get(key, 0)), json_string_value(json_array_get(key, 3)));
+        }
+        json_decref(key);
+        if (c->reports_in_flight > 0)
+                return;
+        if (c->report_failed) {
+                c->report_failed = false;
+                c->report_backoff_ms = c->report_backoff_ms ? OSM_MIN(c->report_backoff_ms * 2, CH_REPORT_BACKOFF_MAX_MS)
+                                                            : CH_REPORT_BACKOFF_MIN_MS;
+                log_info("channels: sending the reports the building did not take again in %u ms", c->report_backoff_ms);
+                uv_timer_start(&c->report_timer, on_report_timer, c->report_backoff_ms, 0);
+        } else {
+                c->report_backoff_ms = 0;
+                if (c->reports_dirty)
+                        flush_reports(c);   /* what was recorded meanwhile */
+        }
+}
+
+static void flush_reports(osm_channels *c) {
+        if (c->stopped)
+                return;
+        if (c->reports_in_flight) {
+                c->reports_dirty = true;   /* sent when those in flight are answered */
+                return;
+        }
+        c->reports_dirty = false;
+        if (!ch_building_active(c)) {
+                uv_timer_start(&c->report_timer, on_report_timer, CH_REPORT_BACKOFF_MAX_MS, 0);
+                return;
+        }
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, "SELECT name, bundle, version, state, keep, time FROM reports ORDER BY time",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        bool schema = false;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                const char *name = (const char *) sqlite3_column_text(st, 0);
+                const char *bundle = (const char *) sqlite3_column_text(st, 1);
+                const char *state = (const char *) sqlite3_column_text(st, 3);
+                json_int_t version = sqlite3_column_int64(st, 2), time = sqlite3_column_int64(st, 5);
+                char sql[256];
+                snprintf(sql, sizeof sql, "INSERT OR %s INTO ch_rollout (name, room, bundle, version, state, time) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", sqlite3_column_int(st, 4) ? "IGNORE" : "REPLACE");
+                if (!schema)
+                        ensure_schema(c);
+                schema = true;
+                json_t *params = json_pack("[s, s, s, I, s, I]", name, c->d->space_id, bundle, version, state, time);
+                json_t *key = json_pack("[s, s, I, s]", name, bundle, time, state);
+                if (!key || submit(c, NULL, false, sql, params, report_sent, key, NULL) < 0) {
+                        json_decref(key);
+                        if (!c->reports_in_flight)
+                                uv_timer_start(&c->report_timer, on_report_timer, CH_REPORT_BACKOFF_MAX_MS, 0);
+                        return;
+                }
+                c->reports_in_flight++;
+        }
+}
+
 void ch_building_report(osm_channels *c, const char *name, const char *bundle, int64_t version, const char *state,
                         bool keep_existing) {
-        char sql[256];
-        snprintf(sql, sizeof sql, "INSERT OR %s INTO ch_rollout (name, room, bundle, version, state, time) "
-                 "VALUES (?, ?, ?, ?, ?, ?)", keep_existing ? "IGNORE" : "REPLACE");
-        ensure_schema(c);
-        json_t *params = json_pack("[s, s, s, I, s, I]", name, c->d->space_id, bundle, (json_int_t) version, state,
-                                   (json_int_t) osm_now_real_us());
-        if (submit(c, NULL, false, sql, params, logged, NULL, NULL) < 0)
-                log_warning("channels: could not record %s %s in the building", name, state);
+        /* keep_existing: "still healthy" from a check, which does not replace an outcome */
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, keep_existing ? "INSERT OR IGNORE INTO reports(name, bundle, version, state, keep, "
+                                                      "time) VALUES(?, ?, ?, ?, 1, ?)"
+                                                    : "INSERT OR REPLACE INTO reports(name, bundle, version, state, keep, "
+                                                      "time) VALUES(?, ?, ?, ?, 0, ?)", -1, &st, NULL) != SQLITE_OK) {
+                log_warning("channels db: %s", sqlite3_errmsg(c->db));
+                return;
+        }
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, version);
+        sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, osm_now_real_us());
+        if (sqlite3_step(st) != SQLITE_DONE)
+                log_warning("channels db: recording the report of %s: %s", name, sqlite3_errmsg(c->db));
+        flush_reports(c);
+}
+
+void ch_reports_resume(osm_channels *c) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM reports", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0)
+                uv_timer_start(&c->report_timer, on_report_timer, CH_REPORT_BACKOFF_MIN_MS, 0);
 }
 
 static void hold_done(pending *p, const char *error, const char *message, json_t *rows) {
@@ -378,6 +496,8 @@ int ch_building_gate(osm_channels *c, ch_follow *f, const char *bundle, void (*f
 }
 void ch_building_report(osm_channels *c, const char *name, const char *bundle, int64_t version, const char *state,
                         bool keep_existing) {
+}
+void ch_reports_resume(osm_channels *c) {
 }
 static void method_hold(osm_call *call, json_t *params, void *userdata) {
         osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "osmosed was built without the building");

@@ -1,6 +1,8 @@
 /* source.c: where lists and bundles come from — a directory (a USB stick, a mounted
- * share) or an http(s) URL — and the kept bundles, each verified by its id on arrival.
- * Everything here runs on the thread pool, except ch_source_check. */
+ * share), an http(s) URL, or a paired remote (remote:NAME, fetched over federation on the
+ * loop by upgrade.c, then judged here like the others) — and the kept bundles, each
+ * verified by its id on arrival. Everything here runs on the thread pool, except
+ * ch_source_check, ch_source_remote and the served lists. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,12 +12,24 @@
 #include "daemon/channels/ch.h"
 #include "daemon/fetch.h"
 #include "osmose/bundle.h"
+#include "osmose/log.h"
+
+const char *ch_source_remote(const char *source) {
+        return strncmp(source, CH_REMOTE_PREFIX, strlen(CH_REMOTE_PREFIX)) == 0 ? source + strlen(CH_REMOTE_PREFIX)
+                                                                                 : NULL;
+}
 
 int ch_source_check(const char *source, char *err, size_t errsize) {
         if (!source || !*source)
                 return osm_errorf(err, errsize, -EINVAL, "source: empty");
         if (strlen(source) > CH_MAX_SOURCE)
                 return osm_errorf(err, errsize, -EINVAL, "source: longer than %d bytes", CH_MAX_SOURCE);
+        const char *remote = ch_source_remote(source);
+        if (remote) {
+                if (!osm_name_valid(remote, CH_MAX_REMOTE_NAME, false))
+                        return osm_errorf(err, errsize, -EINVAL, "source: remote:NAME with the name of a paired remote");
+                return 0;
+        }
         if (strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0) {
                 if (!osm_fetch_url_ok(source, CH_MAX_SOURCE))
                         return osm_errorf(err, errsize, -EINVAL, "source: a URL without spaces or control characters");
@@ -77,7 +91,7 @@ static int open_from(osm_channels *c, const char *source, const char *rel, uint6
 }
 
 int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, osm_channel **out,
-                     const char **err_name, char *err, size_t errsize) {
+                     char **text_out, const char **err_name, char *err, size_t errsize) {
         _cleanup_free_ char *rel = NULL;
         if (asprintf(&rel, "%s.channel", channel) < 0) {
                 *err_name = OSM_E_INTERNAL_ERROR;
@@ -88,6 +102,11 @@ int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, o
                 *err_name = fd == -EFBIG ? OSM_E_CHANNEL_BAD_CHANNEL : OSM_E_CHANNEL_FETCH_FAILED;
                 return -EIO;
         }
+        return ch_read_channel(fd, rel, out, text_out, err_name, err, errsize);
+}
+
+int ch_read_channel(int fd, const char *rel, osm_channel **out, char **text_out, const char **err_name, char *err,
+                    size_t errsize) {
         _cleanup_free_ char *text = malloc(OSM_CHANNEL_MAX_SIZE + 1);
         size_t len = 0;
         if (!text) {
@@ -115,6 +134,10 @@ int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, o
         if (r < 0) {
                 *err_name = r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_CHANNEL_BAD_CHANNEL;
                 return osm_errorf(err, errsize, r, "%s: %s", rel, why);
+        }
+        if (text_out) {
+                text[len] = 0;
+                *text_out = steal_pointer(&text);
         }
         return 0;
 }
@@ -207,4 +230,76 @@ int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_
                 osm_errorf(err, errsize, -1, "opening kept bundle %s: %s", id, strerror(-fd));
         }
         return fd;
+}
+
+/* ---- what a remote may be served (share --channel, in federation) ---------------------------- */
+
+void ch_keep_list(osm_channels *c, const char *channel, const char *text) {
+        _cleanup_free_ char *dir = NULL, *p = NULL;
+        if (asprintf(&dir, "%s/lists", c->dir) < 0 || asprintf(&p, "%s/%s.channel", dir, channel) < 0)
+                return;
+        int r = osm_mkdir_p(dir, 0700);
+        if (r == 0)
+                r = osm_write_file_atomic(p, text, strlen(text), 0600);
+        if (r < 0)
+                log_warning("channels: keeping the list of %s: %s", channel, strerror(-r));
+}
+
+/* The newer (by sequence) of the list this space accepted and the one it imported. */
+static int served(osm_channels *c, const char *channel, osm_channel **ch_out, char **text_out, size_t *len_out) {
+        const char *dirs[] = { "lists", "imported" };
+        osm_channel *best = NULL;
+        char *best_text = NULL;
+        for (size_t i = 0; i < OSM_ARRAY_SIZE(dirs); i++) {
+                _cleanup_free_ char *p = NULL, *text = NULL;
+                size_t len = 0;
+                osm_channel *ch = NULL;
+                char why[256];
+                if (asprintf(&p, "%s/%s/%s.channel", c->dir, dirs[i], channel) < 0 ||
+                    osm_read_file(p, OSM_CHANNEL_MAX_SIZE + 1, &text, &len) < 0 ||
+                    osm_channel_parse(text, len, &ch, why, sizeof why) < 0)
+                        continue;
+                if (strcmp(ch->name, channel) != 0 || (best && best->sequence >= ch->sequence)) {
+                        osm_channel_free(ch);
+                        continue;
+                }
+                osm_channel_free(best);
+                free(best_text);
+                best = ch;
+                best_text = steal_pointer(&text);
+                if (len_out)
+                        *len_out = len;
+        }
+        if (!best)
+                return -ENOENT;
+        if (ch_out)
+                *ch_out = best;
+        else
+                osm_channel_free(best);
+        if (text_out)
+                *text_out = best_text;
+        else
+                free(best_text);
+        return 0;
+}
+
+int osm_channels_served_list(osm_daemon *d, const char *channel, char **text, size_t *len) {
+        return d->channels ? served(d->channels, channel, NULL, text, len) : -ENOENT;
+}
+
+int osm_channels_served_bundle(osm_daemon *d, const char *channel, const char *bundle, int *fd, uint64_t *size) {
+        _cleanup_channel_ osm_channel *ch = NULL;
+        if (!d->channels || served(d->channels, channel, &ch, NULL, NULL) < 0 || !osm_channel_find_bundle(ch, bundle))
+                return -ENOENT;   /* only what a list shared with the remote names */
+        int k = ch_open_kept(d->channels, bundle);
+        struct stat st;
+        if (k < 0)
+                return -ENOENT;
+        if (fstat(k, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(k);
+                return -ENOENT;
+        }
+        *fd = k;
+        *size = (uint64_t) st.st_size;
+        return 0;
 }

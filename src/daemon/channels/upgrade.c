@@ -11,11 +11,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "build-config.h"
 #include "daemon/channels/ch.h"
+#include "daemon/db.h"
+#if HAVE_MHD
+#include "daemon/federation/fed-api.h"
+#endif
 #include "daemon/workload/workloads.h"
 #include "osmose/log.h"
 
-enum { MODE_FOLLOW, MODE_CHECK, MODE_UPGRADE };
+enum { MODE_FOLLOW, MODE_CHECK, MODE_UPGRADE, MODE_RESUME };
 enum { H_NONE, H_STOPPING_OLD, H_WATCH, H_HEALTH_CMD, H_ROLLBACK_STOPPING };
 
 typedef struct ch_batch {
@@ -61,22 +66,39 @@ typedef struct ch_job {
         char *fail_reason;
         bool waiting_install;
         bool waiting_gate;        /* asked the building whether this room's wave has come */
+        bool recorded;            /* in the upgrading table: resumed after a stop or crash */
+        int64_t sequence;         /* of the list the target comes from */
+        osm_channel_version resumed;   /* the target of a resumed upgrade (no list read) */
+        char *doc_text;           /* the list as read from the source, kept once accepted */
+        /* a remote:NAME source: what the remote sent for the phase got_phase */
+        int got_fd, got_phase;
+        bool waiting_fetch;
+        char got_err[384];
 } ch_job;
 
 static void batch_next(osm_channels *c);
+static void resume_job(ch_job *j);
 static void job_done(ch_job *j);
 
 static void job_free(ch_job *j) {
         osm_channels *c = j->c;
+        /* A daemon stopping in the middle of an upgrade keeps its snapshot (and the
+         * upgrading row) for the next start; otherwise the upgrade has ended. */
+        bool stopping = __atomic_load_n(&c->abort, __ATOMIC_RELAXED) && j->recorded;
+        if (j->snap && stopping)
+                osm_workloads_snapshot_release(j->w, j->snap);
+        else if (j->snap)
+                osm_workloads_snapshot_free(j->w, j->snap);
+        j->snap = NULL;
         free(j->name);
         free(j->source);
         free(j->channel);
+        free(j->doc_text);
+        osm_close(j->got_fd);
         osm_channel_free(j->doc);
         osm_channel_free(j->imported);
         osm_close(j->bundle_fd);
         json_decref(j->err_extra);
-        if (j->snap)
-                osm_workloads_snapshot_free(j->w, j->snap);
         json_decref(j->restart_args);
         json_decref(j->new_ids);
         free(j->health_id);
@@ -107,9 +129,18 @@ static void set_state(ch_job *j, const char *state) {
 
 /* ---- phase 1 and 2 on the thread pool ------------------------------------------------ */
 
+/* A remote:NAME source: the list or bundle arrived from the remote (or did not). */
+static int from_remote(ch_job *j, const char *what, char *err, size_t errsize) {
+        if (j->got_fd >= 0)
+                return 0;
+        return osm_errorf(err, errsize, -EIO, "%s from remote %s: %s", what, ch_source_remote(j->source),
+                          j->got_err[0] ? j->got_err : "not fetched");
+}
+
 static void work_cb(uv_work_t *req) {
         ch_job *j = req->data;
         osm_channels *c = j->c;
+        const char *remote = ch_source_remote(j->source);
         if (j->phase == 1) {
                 /* The source's list, and the one an import left: the higher sequence wins,
                  * and either alone does when the other cannot be read (offline). */
@@ -117,9 +148,23 @@ static void work_cb(uv_work_t *req) {
                 const char *iname = NULL;
                 _cleanup_free_ char *idir = NULL;
                 if (asprintf(&idir, "%s/imported", c->dir) >= 0 &&
-                    ch_fetch_channel(c, idir, j->channel, &j->imported, &iname, ierr, sizeof ierr) < 0)
+                    ch_fetch_channel(c, idir, j->channel, &j->imported, NULL, &iname, ierr, sizeof ierr) < 0)
                         j->imported = NULL;
-                if (ch_fetch_channel(c, j->source, j->channel, &j->doc, &j->err_name, j->err, sizeof j->err) < 0) {
+                int r;
+                if (remote) {
+                        char rel[OSM_CHANNEL_MAX_NAME + 16];
+                        snprintf(rel, sizeof rel, "%s.channel", j->channel);
+                        r = from_remote(j, rel, j->err, sizeof j->err);
+                        if (r < 0)
+                                j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
+                        else
+                                r = ch_read_channel(j->got_fd, rel, &j->doc, &j->doc_text, &j->err_name, j->err,
+                                                    sizeof j->err);
+                        j->got_fd = osm_close(j->got_fd);
+                } else
+                        r = ch_fetch_channel(c, j->source, j->channel, &j->doc, &j->doc_text, &j->err_name, j->err,
+                                             sizeof j->err);
+                if (r < 0) {
                         if (j->imported && strcmp(j->err_name, OSM_E_CHANNEL_FETCH_FAILED) == 0) {
                                 j->doc = steal_pointer(&j->imported);
                                 j->err_name = NULL;
@@ -128,7 +173,31 @@ static void work_cb(uv_work_t *req) {
                            memcmp(j->imported->signer, j->doc->signer, OSM_PUBKEY_BYTES) == 0) {
                         osm_channel_free(j->doc);
                         j->doc = steal_pointer(&j->imported);
+                        free(j->doc_text);   /* the imported one is served as it is */
+                        j->doc_text = NULL;
                 }
+                return;
+        }
+        if (remote) {
+                /* Kept already, or what the remote sent, verified by its id as from any source. */
+                j->bundle_fd = ch_open_kept(c, j->target->bundle);
+                if (j->bundle_fd >= 0)
+                        return;
+                char got[OSM_HASH_HEX];
+                if (from_remote(j, j->target->bundle, j->err, sizeof j->err) < 0)
+                        j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
+                else if (ch_keep_bundle(c, j->got_fd, j->target->bundle, j->target->size, got, &j->err_name, j->err,
+                                        sizeof j->err) == 0) {
+                        ch_peers_announce(c, j->target->bundle, j->target->size);   /* as from any source */
+                        if ((j->bundle_fd = ch_open_kept(c, j->target->bundle)) < 0) {
+                                j->err_name = OSM_E_INTERNAL_ERROR;
+                                snprintf(j->err, sizeof j->err, "opening kept bundle %s: %s", j->target->bundle,
+                                         strerror(-j->bundle_fd));
+                        }
+                }
+                j->got_fd = osm_close(j->got_fd);
+                if (j->bundle_fd < 0)
+                        j->bundle_fd = -1;
                 return;
         }
         j->bundle_fd = ch_fetch_bundle(c, j->source, j->target->bundle, j->target->size, &j->err_name,
@@ -137,10 +206,52 @@ static void work_cb(uv_work_t *req) {
 
 static void after_work_cb(uv_work_t *req, int status);
 
+static void start_phase(ch_job *j, int phase);
+
+static void on_remote_got(void *userdata, const char *err_name, const char *message, int fd) {
+        ch_job *j = userdata;
+        j->waiting_fetch = false;
+        if (j->c->stopped) {
+                osm_close(fd);
+                job_free(j);
+                return;
+        }
+        osm_close(j->got_fd);
+        j->got_fd = fd;
+        if (err_name)
+                snprintf(j->got_err, sizeof j->got_err, "%s%s%s", message ? message : "", message ? " " : "",
+                         strcmp(err_name, OSM_E_NOT_FOUND) == 0 ? "(the remote does not share it: osmosectl share "
+                                                                  "--channel NAME --with REMOTE there)" : err_name);
+        start_phase(j, j->phase);
+}
+
 static void start_phase(ch_job *j, int phase) {
-        j->phase = phase;
+        osm_channels *c = j->c;
+        const char *remote = ch_source_remote(j->source);
         j->work.data = j;
-        int r = uv_queue_work(j->c->d->loop, &j->work, work_cb, after_work_cb);
+        /* A remote's list or bundle comes over federation first (on the loop), unless the
+         * bundle is kept already; then the thread pool judges it as any other. */
+        if (remote && j->got_phase != phase) {
+                j->phase = j->got_phase = phase;
+                j->got_err[0] = 0;
+                int k = phase == 2 ? ch_open_kept(c, j->target->bundle) : -1;
+                int r = -ENOTCONN;
+                if (k >= 0)
+                        close(k);
+#if HAVE_MHD
+                else if ((r = osm_federation_channel_fetch(c->d, remote, j->channel, phase == 2 ? j->target->bundle : NULL,
+                                                           on_remote_got, j)) == 0) {
+                        j->waiting_fetch = true;
+                        return;
+                }
+#endif
+                if (k < 0)
+                        snprintf(j->got_err, sizeof j->got_err, "%s", r == -ENOENT ? "no paired remote of that name "
+                                 "(osmosectl remote ls)" : r == -ENOTCONN ? "federation is off (osmosectl federation "
+                                 "enable)" : strerror(-r));
+        }
+        j->phase = phase;
+        int r = uv_queue_work(c->d->loop, &j->work, work_cb, after_work_cb);
         if (r < 0) {
                 job_fail(j, OSM_E_INTERNAL_ERROR, "uv_queue_work: %s", uv_strerror(r));
                 job_done(j);
@@ -176,14 +287,28 @@ static void judge(ch_job *j) {
                          doc->name, j->channel);
                 return;
         }
+        /* Whose trust applies: this room's own (trust add) for every follow, and for a
+         * follow building-wide also the building's (building trust add); a key in this
+         * room's [channels] distrust is refused either way. */
+        ch_follow *bf = job_follow(j);
         int t = osm_workloads_trusted(c->d->workloads, doc->signer);
         if (t < 0) {
                 job_fail(j, OSM_E_INTERNAL_ERROR, "reading the trusted keys: %s", strerror(-t));
                 return;
         }
+        if (osm_channel_key_listed(c->d->cfg.channels_distrust, doc->signer)) {
+                job_fail(j, OSM_E_CHANNEL_UNTRUSTED, "channel %s is signed by %s, which this room refuses "
+                         "([channels] distrust)", doc->name, signer);
+                j->err_extra = json_pack("{s:s}", "signer", signer);
+                return;
+        }
+        if (t == 0 && bf && bf->building && ch_building_trusts(c, signer))
+                t = 1;
         if (t == 0) {
                 job_fail(j, OSM_E_CHANNEL_UNTRUSTED, "channel %s is signed by %s, which is not a trusted key "
-                         "(osmosectl trust add KEY)", doc->name, signer);
+                         "(osmosectl trust add KEY%s)", doc->name, signer,
+                         bf && bf->building ? ", or building trust add KEY" : "; a key the building trusts counts "
+                         "only for a follow building-wide");
                 j->err_extra = json_pack("{s:s}", "signer", signer);
                 return;
         }
@@ -206,6 +331,8 @@ static void judge(ch_job *j) {
                                                  "newest", (json_int_t) newest);
                 return;
         }
+        if (j->doc_text)
+                ch_keep_list(c, doc->name, j->doc_text);
         ch_follow *f = job_follow(j);
         if (f) {
                 f->sequence = doc->sequence;
@@ -245,7 +372,63 @@ static void judge(ch_job *j) {
 
 /* ---- install, restart, watch, roll back ----------------------------------------------------- */
 
+/* The upgrade's phase, durably, before it acts on it. */
+static void record_phase(ch_job *j, const char *phase, const char *reason) {
+        osm_channels *c = j->c;
+        _cleanup_free_ char *args = json_dumps(j->restart_args, JSON_COMPACT);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (!args || sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO upgrading(name, channel, source, version, bundle, "
+                                        "size, sequence, from_version, restart_args, phase, reason, time) "
+                                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+                log_warning("channels db: recording the upgrade of %s: %s", j->name, sqlite3_errmsg(c->db));
+                return;
+        }
+        sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, j->channel, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, j->source, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, j->target->version);
+        sqlite3_bind_text(st, 5, j->target->bundle, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64) j->target->size);
+        sqlite3_bind_int64(st, 7, j->sequence);
+        if (j->have_installed)
+                sqlite3_bind_int64(st, 8, j->installed);
+        sqlite3_bind_text(st, 9, args, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, phase, -1, SQLITE_STATIC);
+        if (reason)
+                sqlite3_bind_text(st, 11, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 12, osm_now_real_us());
+        if (sqlite3_step(st) != SQLITE_DONE)
+                log_warning("channels db: recording the upgrade of %s: %s", j->name, sqlite3_errmsg(c->db));
+        else
+                j->recorded = true;
+}
+
+static void drop_record(osm_channels *c, const char *name) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, "DELETE FROM upgrading WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                log_warning("channels db: %s", sqlite3_errmsg(c->db));
+}
+
 static void poll_start(ch_job *j);
+
+/* The new version is installed: stop the old instances, start the new ones, watch them. */
+static void begin_health(ch_job *j) {
+        record_phase(j, "health", NULL);
+        set_state(j, "health");
+        j->new_ids = json_array();
+        if (json_array_size(j->restart_args) > 0) {
+                osm_workloads_stop_workload(j->c->d->workloads, j->name);
+                j->hstate = H_STOPPING_OLD;
+                j->deadline = osm_now_mono_us() + j->c->d->cfg.stop_timeout_us + 5000000;
+        } else {
+                j->hstate = H_WATCH;
+                j->grace_end = 0;   /* nothing ran before: nothing to watch but a health command */
+        }
+        poll_start(j);
+}
 
 static void on_installed(void *userdata, const char *error_name, const char *message) {
         ch_job *j = userdata;
@@ -260,18 +443,8 @@ static void on_installed(void *userdata, const char *error_name, const char *mes
                 return;
         }
         log_notice("channels: %s version %lld installed from channel %s (sequence %lld); checking its health",
-                   j->name, (long long) j->target->version, j->channel, (long long) j->doc->sequence);
-        set_state(j, "health");
-        j->new_ids = json_array();
-        if (json_array_size(j->restart_args) > 0) {
-                osm_workloads_stop_workload(j->c->d->workloads, j->name);
-                j->hstate = H_STOPPING_OLD;
-                j->deadline = osm_now_mono_us() + j->c->d->cfg.stop_timeout_us + 5000000;
-        } else {
-                j->hstate = H_WATCH;
-                j->grace_end = 0;   /* nothing ran before: nothing to watch but a health command */
-        }
-        poll_start(j);
+                   j->name, (long long) j->target->version, j->channel, (long long) j->sequence);
+        begin_health(j);
 }
 
 static int start_instances(ch_job *j, json_t *list, json_t *ids, char *why, size_t whysize) {
@@ -288,6 +461,7 @@ static int start_instances(ch_job *j, json_t *list, json_t *ids, char *why, size
         return 0;
 }
 
+static void begin_rollback(ch_job *j);
 static void fail_health(ch_job *j, const char *fmt, ...) OSM_PRINTF(2, 3);
 static void fail_health(ch_job *j, const char *fmt, ...) {
         va_list ap;
@@ -301,6 +475,11 @@ static void fail_health(ch_job *j, const char *fmt, ...) {
                     j->name, (long long) j->target->version, why, j->snap ? "version " : "nothing (was ",
                     (long long) (j->snap ? j->installed : 0));
         ch_mark_bad(j->c, j->name, j->target->version, j->target->bundle, why);
+        begin_rollback(j);
+}
+
+static void begin_rollback(ch_job *j) {
+        record_phase(j, "rolling-back", j->fail_reason);
         set_state(j, "rolling-back");
         osm_workloads_stop_workload(j->c->d->workloads, j->name);
         j->hstate = H_ROLLBACK_STOPPING;
@@ -328,7 +507,7 @@ static void succeed(ch_job *j) {
         uv_timer_stop(&j->c->poll_timer);
         j->action = "upgraded";
         log_notice("channels: %s upgraded to version %lld (channel %s, sequence %lld)", j->name,
-                   (long long) j->target->version, j->channel, (long long) j->doc->sequence);
+                   (long long) j->target->version, j->channel, (long long) j->sequence);
         job_done(j);
 }
 
@@ -445,6 +624,12 @@ static void install(ch_job *j) {
         char source[CH_MAX_SOURCE + 64];
         snprintf(source, sizeof source, "channel %s from %s", j->channel, j->source);
         bool downgrade = j->pinned && j->have_installed && j->target->version <= j->installed;
+        j->sequence = j->doc->sequence;
+        /* Durably before anything changes: the version to go back to and what ran. */
+        if (j->snap && osm_workloads_snapshot_persist(w, j->snap) < 0)
+                log_warning("channels: %s: the snapshot of version %lld is not recorded; an upgrade interrupted by "
+                            "a crash could not go back to it", j->name, (long long) j->installed);
+        record_phase(j, "installing", NULL);
         int fd = steal_fd(&j->bundle_fd);
         int r = osm_workloads_install_file(w, fd, j->name, j->target->bundle, downgrade, source, on_installed, j);
         if (r < 0) {
@@ -516,6 +701,79 @@ static void after_work_cb(uv_work_t *req, int status) {
         install(j);
 }
 
+/* ---- resuming an upgrade a stop or crash interrupted ------------------------------------------ */
+
+/* From the upgrading row: the install had not finished (the old version is still the
+ * installed one: its instances run again, and the next check tries again), or it had
+ * (the health check starts over, or the rollback goes on). */
+static void resume_job(ch_job *j) {
+        osm_channels *c = j->c;
+        struct osm_workloads *w = j->w;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, "SELECT version, bundle, size, sequence, from_version, restart_args, phase, reason "
+                               "FROM upgrading WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+                job_fail(j, OSM_E_INTERNAL_ERROR, "channels db: %s", sqlite3_errmsg(c->db));
+                job_done(j);
+                return;
+        }
+        sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+                j->action = "current";
+                job_done(j);
+                return;
+        }
+        j->recorded = true;
+        j->resumed.version = sqlite3_column_int64(st, 0);
+        snprintf(j->resumed.bundle, sizeof j->resumed.bundle, "%s", (const char *) sqlite3_column_text(st, 1));
+        j->resumed.size = (uint64_t) sqlite3_column_int64(st, 2);
+        j->target = &j->resumed;
+        j->sequence = sqlite3_column_int64(st, 3);
+        j->have_installed = sqlite3_column_type(st, 4) != SQLITE_NULL;
+        j->installed = sqlite3_column_int64(st, 4);
+        j->restart_args = json_loads((const char *) sqlite3_column_text(st, 5), 0, NULL);
+        if (!json_is_array(j->restart_args)) {
+                json_decref(j->restart_args);
+                j->restart_args = json_array();
+        }
+        const char *phase = (const char *) sqlite3_column_text(st, 6);
+        const char *reason = (const char *) sqlite3_column_text(st, 7);
+        j->snap = osm_workloads_snapshot_adopt(w, j->name);
+        if (j->have_installed && !j->snap)
+                log_warning("channels: %s: no snapshot of version %lld was kept; a rollback cannot go back to it",
+                            j->name, (long long) j->installed);
+        int64_t now_v;
+        char now_id[OSM_HASH_HEX];
+        bool committed = osm_workloads_current(w, j->name, &now_v, now_id) == 0 &&
+                         strcmp(now_id, j->resumed.bundle) == 0;
+        if (!committed) {
+                /* What is installed is what was before: bring back what ran, unless the
+                 * workload subsystem already did (its restart policy). */
+                char why[512] = "";
+                _cleanup_json_ json_t *ids = json_array();
+                if (j->have_installed && osm_workloads_n_alive(w, j->name) == 0 &&
+                    start_instances(j, j->restart_args, ids, why, sizeof why) < 0)
+                        log_warning("channels: %s: restarting its instances: %s", j->name, why);
+                log_notice("channels: %s: the upgrade to version %lld was interrupted before its install finished; "
+                           "%s", j->name, (long long) j->resumed.version,
+                           j->have_installed ? "the previous version stays" : "nothing was installed");
+                job_fail(j, OSM_E_CHANNEL_INTERRUPTED, "the upgrade to version %lld was interrupted (the daemon "
+                         "stopped) before its install finished; the next check tries again", (long long) j->resumed.version);
+                j->target = NULL;   /* nothing to report to the building */
+                job_done(j);
+                return;
+        }
+        if (phase && strcmp(phase, "rolling-back") == 0) {
+                log_notice("channels: %s: going on with the rollback from version %lld the daemon's stop interrupted",
+                           j->name, (long long) j->resumed.version);
+                j->fail_reason = strdup(reason ? reason : "interrupted");
+                begin_rollback(j);
+                return;
+        }
+        log_notice("channels: %s: the daemon stopped during the health check of version %lld; checking it again",
+                   j->name, (long long) j->resumed.version);
+        begin_health(j);
+}
+
 /* ---- jobs and batches --------------------------------------------------------------------- */
 
 static json_t *job_result(ch_job *j) {
@@ -528,8 +786,8 @@ static json_t *job_result(ch_job *j) {
                 json_object_set_new(o, "installed", json_integer(v));
         if (j->target)
                 json_object_set_new(o, "target", json_integer(j->target->version));
-        if (j->doc)
-                json_object_set_new(o, "sequence", json_integer(j->doc->sequence));
+        if (j->doc || j->sequence)
+                json_object_set_new(o, "sequence", json_integer(j->doc ? j->doc->sequence : j->sequence));
         if (j->err[0])
                 json_object_set_new(o, "message", json_string(j->err));
         if (j->err_name)
@@ -541,6 +799,9 @@ static void job_done(ch_job *j) {
         osm_channels *c = j->c;
         ch_batch *b = j->b;
         uv_timer_stop(&c->poll_timer);
+        if (j->recorded)
+                drop_record(c, j->name);   /* the upgrade has ended, one way or the other */
+        j->recorded = false;
         ch_follow *f = job_follow(j);
         if (f) {
                 f->state = "idle";
@@ -586,6 +847,8 @@ static void batch_cancel(osm_call *call, void *userdata) {
 static void batch_finish(osm_channels *c) {
         ch_batch *b = c->batch;
         c->batch = NULL;
+        if (b->mode == MODE_RESUME)
+                osm_workloads_snapshot_forget_unadopted(c->d->workloads);
         if (b->mode == MODE_FOLLOW && b->err_name && b->follow_new)
                 ch_follow_remove(c, b->names[0]);
         else if (b->mode == MODE_FOLLOW && b->err_name && b->old_source)
@@ -635,11 +898,15 @@ static void batch_next(osm_channels *c) {
                 j->w = c->d->workloads;
                 j->b = b;
                 j->bundle_fd = -1;
+                j->got_fd = -1;
                 j->pinned = f->pinned;
                 c->refs++;
                 c->job = j;
                 f->state = "checking";
-                start_phase(j, 1);
+                if (b->mode == MODE_RESUME)
+                        resume_job(j);
+                else
+                        start_phase(j, 1);
                 return;
         }
         batch_finish(c);
@@ -698,6 +965,48 @@ int ch_batch_follow(osm_channels *c, osm_call *call, const char *name, const cha
         return r;
 }
 
+int ch_resume_start(osm_channels *c) {
+        if (c->batch)
+                return -EBUSY;
+        /* Rows without a follow any more (or of workloads gone) are dropped. */
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c->db, "SELECT name FROM upgrading ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        char **names = NULL;
+        size_t n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                const char *name = (const char *) sqlite3_column_text(st, 0);
+                if (!ch_find(c, name)) {
+                        drop_record(c, name);
+                        continue;
+                }
+                char **nv = realloc(names, (n + 2) * sizeof(char *));
+                if (!nv || !(nv[n] = strdup(name))) {
+                        osm_strv_free(nv ? nv : names);
+                        return -ENOMEM;
+                }
+                names = nv;
+                names[++n] = NULL;
+        }
+        if (n == 0) {
+                osm_workloads_snapshot_forget_unadopted(c->d->workloads);
+                free(names);
+                return 0;
+        }
+        ch_batch *b = calloc(1, sizeof *b);
+        if (!b || !(b->results = json_array())) {
+                free(b);
+                osm_strv_free(names);
+                return -ENOMEM;
+        }
+        b->names = names;
+        b->n = n;
+        b->mode = MODE_RESUME;
+        c->batch = b;
+        batch_next(c);
+        return 0;
+}
+
 void ch_jobs_stop(osm_channels *c) {
         uv_timer_stop(&c->poll_timer);
         ch_batch *b = c->batch;
@@ -711,7 +1020,7 @@ void ch_jobs_stop(osm_channels *c) {
         /* A job on the thread pool or waiting for its install is freed when that ends
          * (c->stopped); one in its health check is freed now. */
         ch_job *j = c->job;
-        if (j && j->hstate != H_NONE && !j->waiting_install && !j->waiting_gate)
+        if (j && j->hstate != H_NONE && !j->waiting_install && !j->waiting_gate && !j->waiting_fetch)
                 job_free(j);
         c->job = NULL;
         c->batch = NULL;

@@ -11,7 +11,7 @@
 #include "osmose/util.h"
 #include "osmose/varlink.h"
 
-#define N_STMTS 40
+#define N_STMTS 48
 
 struct fed_db {
         sqlite3 *db;
@@ -36,6 +36,9 @@ static const char schema[] =
         /* Objects (and bundles, which are objects) the operator shared with a remote. */
         "CREATE TABLE IF NOT EXISTS object_shares("
         "  hash TEXT NOT NULL, remote TEXT NOT NULL, added_us INTEGER NOT NULL, PRIMARY KEY(hash, remote));"
+        /* Channels (their lists, and the bundles they list) served to a remote. */
+        "CREATE TABLE IF NOT EXISTS channel_shares("
+        "  channel TEXT NOT NULL, remote TEXT NOT NULL, added_us INTEGER NOT NULL, PRIMARY KEY(channel, remote));"
         "CREATE TABLE IF NOT EXISTS outbox("
         "  seq INTEGER PRIMARY KEY AUTOINCREMENT, remote TEXT NOT NULL, collection TEXT NOT NULL,"
         "  record_id TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL,"
@@ -206,6 +209,9 @@ int fed_db_remote_rm(fed_db *db, const char *name) {
         st = stmt(db, "DELETE FROM object_shares WHERE remote = ?");
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         step_done(st);
+        st = stmt(db, "DELETE FROM channel_shares WHERE remote = ?");
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        step_done(st);
         st = stmt(db, "DELETE FROM outbox WHERE remote = ?");
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         step_done(st);
@@ -344,6 +350,37 @@ bool fed_db_object_shared(fed_db *db, const char *hash, const char *remote) {
         if (!st)
                 return false;
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        bool yes = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+        return yes;
+}
+
+int fed_db_channel_share_add(fed_db *db, const char *channel, const char *remote, int64_t now_us) {
+        sqlite3_stmt *st = stmt(db, "INSERT INTO channel_shares(channel, remote, added_us) VALUES(?,?,?)");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now_us);
+        int r = step_done(st);
+        return r < 0 ? r : fed_db_commit(db);
+}
+
+int fed_db_channel_share_rm(fed_db *db, const char *channel, const char *remote) {
+        sqlite3_stmt *st = stmt(db, "DELETE FROM channel_shares WHERE channel = ? AND remote = ?");
+        if (!st || begin(db) < 0)
+                return -EIO;
+        sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
+        return step_changed_commit(db, st);
+}
+
+bool fed_db_channel_shared(fed_db *db, const char *channel, const char *remote) {
+        sqlite3_stmt *st = stmt(db, "SELECT 1 FROM channel_shares WHERE channel = ? AND remote = ?");
+        if (!st)
+                return false;
+        sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, remote, -1, SQLITE_STATIC);
         bool yes = sqlite3_step(st) == SQLITE_ROW;
         sqlite3_reset(st);

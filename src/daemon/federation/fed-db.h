@@ -49,6 +49,10 @@ int fed_db_share_high_water(fed_db *db, const char *collection, const char *remo
 int fed_db_object_share_add(fed_db *db, const char *hash, const char *remote, int64_t now_us);
 int fed_db_object_share_rm(fed_db *db, const char *hash, const char *remote);
 bool fed_db_object_shared(fed_db *db, const char *hash, const char *remote);
+/* Channels served to a remote (share --channel): add (-EEXIST if shared), rm (-ENOENT). */
+int fed_db_channel_share_add(fed_db *db, const char *channel, const char *remote, int64_t now_us);
+int fed_db_channel_share_rm(fed_db *db, const char *channel, const char *remote);
+bool fed_db_channel_shared(fed_db *db, const char *channel, const char *remote);
 /* The collections shared with remote, a NULL-terminated array (osm_strv_free). */
 int fed_db_shared_collections(fed_db *db, const char *remote, char ***out);
 

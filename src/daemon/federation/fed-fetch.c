@@ -1,4 +1,6 @@
-/* fed-fetch.c: fetching an object from a remote, verified against its hash, into the store. */
+/* fed-fetch.c: fetching from a remote: an object, verified against its hash, into the store;
+ * or a channel's list or bundle for the channels subsystem, which verifies it (signature,
+ * bundle id) as from any source. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +23,8 @@ struct fed_fetch {
         uint8_t req_sig[OSM_SIG_BYTES];
         uint8_t box_key[FED_BOX_KEY_BYTES];
         int64_t audit_id;
+        osm_federation_got_fn got;   /* a channel's file: handed over, not stored */
+        void *got_ud;
         fed_fetch *prev, *next;
 };
 
@@ -48,6 +52,9 @@ void fed_fetch_fail(fed_fetch *ft, const char *error, const char *fmt, ...) {
         if (ft->call)
                 osm_call_errorf_name(ft->call, error, "%s", buf);
         ft->call = NULL;
+        if (ft->got)
+                ft->got(ft->got_ud, error, buf, -1);
+        ft->got = NULL;
         fetch_free(ft);
 }
 
@@ -99,6 +106,21 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
                 fed_fetch_fail(ft, OSM_E_FEDERATION_VERIFICATION_FAILED, "the response of %s could not be authenticated", ft->remote);
                 return;
         }
+        if (r) {
+                r->last_contact_us = osm_now_real_us();
+                fed_db_remote_contact(f->db, r->name, r->last_contact_us, NULL);
+        }
+        if (ft->got) {
+                _cleanup_close_ int gfd = memfd_create("osmose-channel", MFD_CLOEXEC);
+                if (gfd < 0 || osm_write_all(gfd, pt, pt_len) < 0 || lseek(gfd, 0, SEEK_SET) != 0) {
+                        fed_fetch_fail(ft, OSM_E_INTERNAL_ERROR, "cannot buffer what %s sent", ft->remote);
+                        return;
+                }
+                ft->got(ft->got_ud, NULL, NULL, steal_fd(&gfd));
+                ft->got = NULL;
+                fetch_free(ft);
+                return;
+        }
         uint8_t h[OSM_HASH_BYTES];
         char hex[OSM_HASH_HEX];
         crypto_generichash(h, sizeof(h), pt, pt_len, NULL, 0);
@@ -107,10 +129,6 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
                 log_warning("federation: object from %s does not match its hash %s (got %s)", ft->remote, ft->hash, hex);
                 fed_fetch_fail(ft, OSM_E_FEDERATION_VERIFICATION_FAILED, "the object from %s does not match its hash (got %s)", ft->remote, hex);
                 return;
-        }
-        if (r) {
-                r->last_contact_us = osm_now_real_us();
-                fed_db_remote_contact(f->db, r->name, r->last_contact_us, NULL);
         }
         /* Hand the verified bytes to the store through a memfd: the store hashes again
          * while writing, so what lands is what was verified. */
@@ -125,21 +143,29 @@ static void on_fetch_response(int res, long status, const uint8_t *body, size_t 
 }
 
 
-void fed_fetch_start(osm_federation *f, osm_call *call, fed_remote *r, const uint8_t h[OSM_HASH_BYTES]) {
+static fed_fetch *fetch_new(osm_federation *f, fed_remote *r) {
         fed_fetch *ft = calloc(1, sizeof(*ft));
         if (!ft || !(ft->remote = strdup(r->name))) {
                 free(ft);
-                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
-                return;
+                return NULL;
         }
         ft->f = f;
-        ft->call = call;
-        osm_hash_hex(h, ft->hash);
         memcpy(ft->box_key, r->box_key, sizeof(ft->box_key));
         ft->next = f->fetches;
         if (f->fetches)
                 f->fetches->prev = ft;
         f->fetches = ft;
+        return ft;
+}
+
+void fed_fetch_start(osm_federation *f, osm_call *call, fed_remote *r, const uint8_t h[OSM_HASH_BYTES]) {
+        fed_fetch *ft = fetch_new(f, r);
+        if (!ft) {
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
+                return;
+        }
+        ft->call = call;
+        osm_hash_hex(h, ft->hash);
         _cleanup_json_ json_t *j = json_pack("{s:s}", "hash", ft->hash);
         _cleanup_free_ char *pt = json_dumps(j, JSON_COMPACT);
         int ret = pt ? fed_send_signed(f, r, FED_PATH_OBJECT, "object", pt, strlen(pt), ft->box_key, NULL, ft->hash, 0,
@@ -150,4 +176,31 @@ void fed_fetch_start(osm_federation *f, osm_call *call, fed_remote *r, const uin
                 return;
         }
         osm_call_set_cancel(call, fetch_cancel, ft);
+}
+
+int osm_federation_channel_fetch(osm_daemon *d, const char *remote, const char *channel, const char *bundle,
+                                 osm_federation_got_fn got, void *userdata) {
+        osm_federation *f = d->federation;
+        if (!f || !f->enabled || !f->client)
+                return -ENOTCONN;
+        fed_remote *r = fed_remote_by_name(f, remote);
+        if (!r)
+                return -ENOENT;
+        fed_fetch *ft = fetch_new(f, r);
+        if (!ft)
+                return -ENOMEM;
+        _cleanup_json_ json_t *j = bundle ? json_pack("{s:s, s:s}", "channel", channel, "bundle", bundle)
+                                          : json_pack("{s:s}", "channel", channel);
+        _cleanup_free_ char *pt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        int ret = pt ? fed_send_signed(f, r, bundle ? FED_PATH_CHANNEL_BUNDLE : FED_PATH_CHANNEL,
+                                       bundle ? "channel-bundle" : "channel", pt, strlen(pt), ft->box_key, channel,
+                                       bundle, 0, on_fetch_response, ft, &ft->http, &ft->audit_id, ft->req_sig)
+                     : -ENOMEM;
+        if (ret < 0) {
+                fetch_free(ft);
+                return ret;
+        }
+        ft->got = got;
+        ft->got_ud = userdata;
+        return 0;
 }

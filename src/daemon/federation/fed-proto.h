@@ -27,6 +27,8 @@
 #define FED_PATH_HELLO     "/v1/hello"     /* {space_id, name} → {space_id, name, time} */
 #define FED_PATH_RECORDS   "/v1/records"   /* a push of records → {accepted, duplicates, rejected} */
 #define FED_PATH_OBJECT    "/v1/object"    /* {hash} → the object's bytes */
+#define FED_PATH_CHANNEL   "/v1/channel"   /* {channel} → the channel's signed list */
+#define FED_PATH_CHANNEL_BUNDLE "/v1/channel-bundle"   /* {channel, bundle} → a bundle it lists */
 #define FED_MAX_SKEW_US    (300LL * 1000000LL)    /* timestamps further than 5 min away are stale */
 #define FED_MAX_BODY       (8u * 1024u * 1024u)   /* bytes in one request or response body */
 

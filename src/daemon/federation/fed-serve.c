@@ -9,7 +9,9 @@
 #include "osmose/log.h"
 #include "osmose/varlink.h"
 
+#include "daemon/channels/channels.h"
 #include "daemon/store/store.h"
+#include "osmose/channel.h"
 
 /* --- logging of refusals: at most 20 lines a second, then a count of what was skipped --- */
 static void log_refusal(osm_federation *f, const char *peer, const char *who, fed_refusal why,
@@ -298,6 +300,26 @@ static void serve_records(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_rem
         /* else: answered from on_push_put once the records are durable */
 }
 
+/* Answer with the size bytes of fd (an object, a kept bundle), or a refusal. Read on the
+ * loop: bounded by FED_MAX_BODY, and a local file (or a pipe fed by the store's decrypting
+ * thread). */
+static void send_fd(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, int fd, uint64_t size,
+                    const char *kind, const char *collection, const char *object) {
+        char why[64];
+        if (size > FED_MAX_BODY - 64) {
+                snprintf(why, sizeof why, "%s: larger than a federation body", kind);
+                respond_refusal(f, req, r->name, FED_TOO_LARGE, why);
+                return;
+        }
+        _cleanup_free_ uint8_t *buf = malloc(size ? size : 1);
+        if (!buf || osm_read_all(fd, buf, size) < 0) {
+                snprintf(why, sizeof why, "%s: cannot read", kind);
+                respond_refusal(f, req, r->name, FED_INTERNAL, why);
+                return;
+        }
+        respond_sealed(f, req, ctx, r, kind, buf, size, collection, object, 0);
+}
+
 /* Read the object and answer with it (or a refusal). */
 static void send_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, const char *hash) {
         _cleanup_close_ int fd = -1;
@@ -307,18 +329,7 @@ static void send_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remot
                 respond_refusal(f, req, r->name, ret == -ENOENT ? FED_NOT_FOUND : FED_INTERNAL, "object: not here");
                 return;
         }
-        if (size > FED_MAX_BODY - 64) {
-                respond_refusal(f, req, r->name, FED_TOO_LARGE, "object: larger than a federation body");
-                return;
-        }
-        /* Read on the loop: bounded by FED_MAX_BODY, and a local file (or a pipe fed by the
-         * store's decrypting thread). */
-        _cleanup_free_ uint8_t *buf = malloc(size ? size : 1);
-        if (!buf || osm_read_all(fd, buf, size) < 0) {
-                respond_refusal(f, req, r->name, FED_INTERNAL, "object: cannot read");
-                return;
-        }
-        respond_sealed(f, req, ctx, r, "object", buf, size, NULL, hash, 0);
+        send_fd(f, req, ctx, r, fd, size, "object", NULL, hash);
 }
 
 /* The store has looked for a record of a shared collection that references the object. */
@@ -383,6 +394,41 @@ static void serve_object(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remo
         /* else: answered from on_object_checked */
 }
 
+/* A channel shared with this remote (share --channel): its list as this space keeps it. A
+ * channel not shared, or not kept here, is NotFound alike. */
+static void serve_channel(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, json_t *j) {
+        const char *channel = json_string_value(json_object_get(j, "channel"));
+        if (!osm_name_valid(channel, OSM_CHANNEL_MAX_NAME, false)) {
+                respond_refusal(f, req, r->name, FED_BAD_PAYLOAD, "channel: bad name");
+                return;
+        }
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        if (!fed_db_channel_shared(f->db, channel, r->name) || osm_channels_served_list(f->d, channel, &text, &len) < 0) {
+                respond_refusal(f, req, r->name, FED_NOT_FOUND, "channel: not here");
+                return;
+        }
+        respond_sealed(f, req, ctx, r, "channel", text, len, channel, NULL, 0);
+}
+
+/* A bundle that the list of a channel shared with this remote names, if it is kept here. */
+static void serve_channel_bundle(osm_federation *f, fed_req *req, srv_ctx *ctx, fed_remote *r, json_t *j) {
+        const char *channel = json_string_value(json_object_get(j, "channel"));
+        const char *bundle = json_string_value(json_object_get(j, "bundle"));
+        if (!osm_name_valid(channel, OSM_CHANNEL_MAX_NAME, false) || !bundle || !osm_store_hash_valid(bundle)) {
+                respond_refusal(f, req, r->name, FED_BAD_PAYLOAD, "channel bundle: bad channel or bundle");
+                return;
+        }
+        _cleanup_close_ int fd = -1;
+        uint64_t size = 0;
+        if (!fed_db_channel_shared(f->db, channel, r->name) ||
+            osm_channels_served_bundle(f->d, channel, bundle, &fd, &size) < 0) {
+                respond_refusal(f, req, r->name, FED_NOT_FOUND, "channel bundle: not here");
+                return;
+        }
+        send_fd(f, req, ctx, r, fd, size, "channel-bundle", channel, bundle);
+}
+
 /* The request types served, one row each: adding one is a row here (its path in
  * fed-proto.h) and its handler. A handler answers with respond_sealed() or a refusal; one
  * that answers later (answers_later) owns ctx and frees it once answered. */
@@ -395,6 +441,8 @@ static const struct {
         { FED_PATH_HELLO, serve_hello, false },
         { FED_PATH_RECORDS, serve_records, true },   /* once the store made the records durable */
         { FED_PATH_OBJECT, serve_object, true },    /* once the store has looked for a reference */
+        { FED_PATH_CHANNEL, serve_channel, false },
+        { FED_PATH_CHANNEL_BUNDLE, serve_channel_bundle, false },
 };
 
 static void srv_complete(fed_req *req, void *userdata) {

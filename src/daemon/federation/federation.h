@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "daemon/daemon.h"
+#include "fed-api.h"
 #include "fed-db.h"
 #include "fed-http.h"
 #include "fed-proto.h"

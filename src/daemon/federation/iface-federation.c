@@ -7,6 +7,7 @@
 
 #include "federation.h"
 #include "daemon/store/store.h"
+#include "osmose/channel.h"
 #include "osmose/log.h"
 #include "osmose/varlink.h"
 
@@ -335,6 +336,37 @@ static void m_share_object(osm_call *call, json_t *params, void *userdata) {
         osm_call_reply(call, NULL, false);
 }
 
+static void m_share_channel(osm_call *call, json_t *params, void *userdata) {
+        osm_federation *f = userdata;
+        bool share = strcmp(osm_call_method(call), OSM_M_FEDERATION_SHARE_CHANNEL) == 0;
+        const char *channel = json_string_value(json_object_get(params, "channel"));
+        const char *remote = json_string_value(json_object_get(params, "remote"));
+        if (!osm_name_valid(channel, OSM_CHANNEL_MAX_NAME, false)) {
+                osm_call_invalid_param(call, "channel");   /* a channel name: 1-48 of A-Z a-z 0-9 . _ - */
+                return;
+        }
+        if (!fed_remote_by_name(f, remote)) {
+                osm_call_fail(call, osm_error_federation_remote_not_found(remote));
+                return;
+        }
+        int ret = share ? fed_db_channel_share_add(f->db, channel, remote, osm_now_real_us())
+                        : fed_db_channel_share_rm(f->db, channel, remote);
+        if (ret == -EEXIST) {
+                osm_call_invalid_param(call, "channel");   /* already shared with remote */
+                return;
+        }
+        if (ret == -ENOENT) {
+                osm_call_errorf(call, OSM_E_NOT_FOUND, "channel %s is not shared with %s", channel, remote);
+                return;
+        }
+        if (ret < 0) {
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot save the share");
+                return;
+        }
+        log_info("federation: channel %s %s %s", channel, share ? "shared with" : "no longer shared with", remote);
+        osm_call_reply(call, NULL, false);
+}
+
 static void m_fetch(osm_call *call, json_t *params, void *userdata) {
         osm_federation *f = userdata;
         const char *remote = json_string_value(json_object_get(params, "remote"));
@@ -396,6 +428,8 @@ static const osm_method methods[] = {
         { OSM_M_FEDERATION_SHARE, m_share, OSM_ACCESS_WRITE },
         { OSM_M_FEDERATION_SHARE_OBJECT, m_share_object, OSM_ACCESS_WRITE },
         { OSM_M_FEDERATION_UNSHARE_OBJECT, m_share_object, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_SHARE_CHANNEL, m_share_channel, OSM_ACCESS_WRITE },
+        { OSM_M_FEDERATION_UNSHARE_CHANNEL, m_share_channel, OSM_ACCESS_WRITE },
         { OSM_M_FEDERATION_UNSHARE, m_unshare, OSM_ACCESS_WRITE },
         { OSM_M_FEDERATION_FETCH_OBJECT, m_fetch, OSM_ACCESS_WRITE },
         { OSM_M_FEDERATION_AUDIT, m_audit, OSM_ACCESS_READ },

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "daemon/db.h"
 #include "daemon/workload/wl.h"
 #include "osmose/log.h"
 
@@ -19,7 +20,15 @@ struct osm_workloads_snapshot {
         bool verified, allow_unsigned;
         char **grants;
         size_t n_grants;
+        bool persisted;           /* recorded in the snapshots table */
+        bool adopted;             /* loaded at start and handed over (or created this run) */
 };
+
+/* The snapshots of upgrades in progress, to go back to after a restart or a crash. */
+static const char snapshots_schema[] =
+        "CREATE TABLE IF NOT EXISTS snapshots(name TEXT PRIMARY KEY, bundle_id TEXT NOT NULL, manifest TEXT NOT NULL,"
+        " has_rootfs INTEGER NOT NULL, signer TEXT, verified INTEGER NOT NULL, allow_unsigned INTEGER NOT NULL,"
+        " grants TEXT NOT NULL)";
 
 bool wl_snapshot_holds(osm_workloads *w, const char *bundle_id) {
         for (struct osm_workloads_snapshot *s = w->snapshots; s; s = s->next)
@@ -67,9 +76,7 @@ const char *osm_workloads_name_of_bundle(osm_workloads *w, const char *id) {
         return NULL;
 }
 
-void osm_workloads_snapshot_free(osm_workloads *w, struct osm_workloads_snapshot *s) {
-        if (!s)
-                return;
+static void snapshot_unlink_free(osm_workloads *w, struct osm_workloads_snapshot *s) {
         for (struct osm_workloads_snapshot **pp = &w->snapshots; *pp; pp = &(*pp)->next)
                 if (*pp == s) {
                         *pp = s->next;
@@ -81,8 +88,117 @@ void osm_workloads_snapshot_free(osm_workloads *w, struct osm_workloads_snapshot
         free(s->signer);
         osm_strv_free(s->grants);
         free(s);
+}
+
+static void snapshot_unrecord(osm_workloads *w, const char *name) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (!w->db || sqlite3_prepare_v2(w->db, "DELETE FROM snapshots WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                log_warning("workloads db: removing the snapshot of %s: %s", name, sqlite3_errmsg(w->db));
+}
+
+void osm_workloads_snapshot_free(osm_workloads *w, struct osm_workloads_snapshot *s) {
+        if (!s)
+                return;
+        if (s->persisted)
+                snapshot_unrecord(w, s->name);
+        snapshot_unlink_free(w, s);
         if (!w->stopped)
                 wl_gc_bundles(w);   /* what it kept may go now */
+}
+
+void osm_workloads_snapshot_release(osm_workloads *w, struct osm_workloads_snapshot *s) {
+        if (s)
+                snapshot_unlink_free(w, s);
+}
+
+int osm_workloads_snapshot_persist(osm_workloads *w, struct osm_workloads_snapshot *s) {
+        _cleanup_json_ json_t *g = json_array();
+        for (size_t i = 0; g && i < s->n_grants; i++)
+                json_array_append_new(g, json_string(s->grants[i]));
+        _cleanup_free_ char *gtext = g ? json_dumps(g, JSON_COMPACT) : NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (!gtext)
+                return -ENOMEM;
+        if (wl_db_exec(w, snapshots_schema) < 0 ||
+            sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO snapshots(name, bundle_id, manifest, has_rootfs, signer, "
+                               "verified, allow_unsigned, grants) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->bundle_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, s->manifest_text, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, s->has_rootfs);
+        if (s->signer)
+                sqlite3_bind_text(st, 5, s->signer, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 6, s->verified);
+        sqlite3_bind_int(st, 7, s->allow_unsigned);
+        sqlite3_bind_text(st, 8, gtext, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+                log_warning("workloads db: recording the snapshot of %s: %s", s->name, sqlite3_errmsg(w->db));
+                return -EIO;
+        }
+        s->persisted = true;
+        return 0;
+}
+
+int wl_snapshots_load(osm_workloads *w) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (wl_db_exec(w, snapshots_schema) < 0 ||
+            sqlite3_prepare_v2(w->db, "SELECT name, bundle_id, manifest, has_rootfs, signer, verified, allow_unsigned, "
+                               "grants FROM snapshots", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct osm_workloads_snapshot *s = calloc(1, sizeof *s);
+                if (!s)
+                        return -ENOMEM;
+                s->next = w->snapshots;
+                w->snapshots = s;
+                s->persisted = true;
+                const char *signer = (const char *) sqlite3_column_text(st, 4);
+                s->name = strdup((const char *) sqlite3_column_text(st, 0));
+                s->bundle_id = strdup((const char *) sqlite3_column_text(st, 1));
+                s->manifest_text = strdup((const char *) sqlite3_column_text(st, 2));
+                s->has_rootfs = sqlite3_column_int(st, 3);
+                s->signer = signer ? strdup(signer) : NULL;
+                s->verified = sqlite3_column_int(st, 5);
+                s->allow_unsigned = sqlite3_column_int(st, 6);
+                _cleanup_json_ json_t *g = json_loads((const char *) sqlite3_column_text(st, 7), 0, NULL);
+                s->grants = calloc(json_array_size(g) + 1, sizeof(char *));
+                if (!s->name || !s->bundle_id || !s->manifest_text || (signer && !s->signer) || !s->grants)
+                        return -ENOMEM;
+                for (size_t i = 0; i < json_array_size(g); i++)
+                        if (json_is_string(json_array_get(g, i)) &&
+                            !(s->grants[s->n_grants++] = strdup(json_string_value(json_array_get(g, i)))))
+                                return -ENOMEM;
+                log_info("workloads: the snapshot of %s (bundle %s) of an interrupted upgrade is kept", s->name,
+                         s->bundle_id);
+        }
+        return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+struct osm_workloads_snapshot *osm_workloads_snapshot_adopt(osm_workloads *w, const char *name) {
+        for (struct osm_workloads_snapshot *s = w->snapshots; s; s = s->next)
+                if (s->persisted && !s->adopted && strcmp(s->name, name) == 0) {
+                        s->adopted = true;
+                        return s;
+                }
+        return NULL;
+}
+
+void osm_workloads_snapshot_forget_unadopted(osm_workloads *w) {
+        for (struct osm_workloads_snapshot *s = w->snapshots, *next; s; s = next) {
+                next = s->next;
+                if (!s->adopted)
+                        osm_workloads_snapshot_free(w, s);
+        }
+}
+
+void wl_snapshots_free_all(osm_workloads *w) {
+        while (w->snapshots)
+                snapshot_unlink_free(w, w->snapshots);
 }
 
 struct osm_workloads_snapshot *osm_workloads_snapshot(osm_workloads *w, const char *name) {
@@ -103,6 +219,7 @@ struct osm_workloads_snapshot *osm_workloads_snapshot(osm_workloads *w, const ch
         s->has_rootfs = wl->has_rootfs;
         s->verified = wl->verified;
         s->allow_unsigned = wl->allow_unsigned;
+        s->adopted = true;
         s->next = w->snapshots;
         w->snapshots = s;
         if (oom) {

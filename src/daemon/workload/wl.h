@@ -159,6 +159,9 @@ typedef struct osm_workloads {
 
 /* channel-hooks.c */
 bool wl_snapshot_holds(osm_workloads *w, const char *bundle_id);
+/* At start, before the bundles are collected: the snapshots persisted by an earlier run. */
+int wl_snapshots_load(osm_workloads *w);
+void wl_snapshots_free_all(osm_workloads *w);
 
 /* workloads.c */
 wl_workload *wl_find(osm_workloads *w, const char *name);

@@ -296,6 +296,7 @@ static void workloads_free(osm_workloads *w) {
                 w->workloads = wl->next;
                 wl_workload_free(wl);
         }
+        wl_snapshots_free_all(w);
         wl_db_close(w);
         free(w->state_dir);
         free(w->trust_dir);
@@ -355,6 +356,8 @@ static int workloads_start(osm_daemon *d) {
                 workloads_free(w);
                 return r;
         }
+        if ((r = wl_snapshots_load(w)) < 0)
+                log_warning("workloads: the snapshots of interrupted upgrades cannot be read: %s", strerror(-r));
         wl_gc_bundles(w);
 
         if ((r = osm_server_add_methods(d->server, wl_methods, wl_n_methods, w)) < 0) {

@@ -81,6 +81,15 @@ struct osm_workloads_snapshot;
 struct osm_workloads_snapshot *osm_workloads_snapshot(struct osm_workloads *w, const char *name);
 int osm_workloads_restore(struct osm_workloads *w, const struct osm_workloads_snapshot *s);
 void osm_workloads_snapshot_free(struct osm_workloads *w, struct osm_workloads_snapshot *s);
+/* A snapshot that outlives the daemon: persist records it in the workloads database (and
+ * its bundle is kept across a restart or a crash) until it is freed; release frees the
+ * memory of a persisted one but keeps its record, for a daemon that stops in the middle of
+ * an upgrade. After a restart, adopt hands over the persisted snapshot of name (NULL: none),
+ * and forget_unadopted frees those nobody adopted. */
+int osm_workloads_snapshot_persist(struct osm_workloads *w, struct osm_workloads_snapshot *s);
+void osm_workloads_snapshot_release(struct osm_workloads *w, struct osm_workloads_snapshot *s);
+struct osm_workloads_snapshot *osm_workloads_snapshot_adopt(struct osm_workloads *w, const char *name);
+void osm_workloads_snapshot_forget_unadopted(struct osm_workloads *w);
 
 /* The instances of a workload that are alive now: a JSON array of their extra
  * arguments (one array of strings each), to start them again after an upgrade. */
