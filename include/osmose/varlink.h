@@ -73,6 +73,8 @@ void osm_jbuf_string_n(osm_jbuf *b, const char *s, size_t n);
 void osm_jbuf_int(osm_jbuf *b, long long v);
 size_t osm_fmt_int(char buf[static 21], long long v);         /* decimal, no NUL; its length */
 void osm_jbuf_real(osm_jbuf *b, double d);                      /* shortest round-tripping */
+/* Its fast way for short decimals: the same text, or 0 when it does not apply (varlink.c). */
+int osm_real_short(double d, char num[static 32]);
 void osm_jbuf_value(osm_jbuf *b, json_t *v);                    /* any jansson value */
 char *osm_jbuf_finish(osm_jbuf *b, size_t *len);
 

@@ -1,5 +1,8 @@
 /* test-varlink.c: parsing calls and replies, formatting, and checking parameters
  * against the compiled interface definitions. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +231,80 @@ static void test_request_builders(void) {
         TAP_OK(bad.failed && bad.params == NULL, "a NULL required value fails the request");
 }
 
+/* The general way of osm_jbuf_real, as it was before the fast one. */
+static int real_general(double d, char *num, size_t size) {
+        int n = 0;
+        for (int prec = 15; prec <= 17; prec++) {
+                n = snprintf(num, size, "%.*g", prec, d);
+                if (strtod(num, NULL) == d)
+                        break;
+        }
+        if (n > 0 && !strpbrk(num, ".eE")) {
+                memcpy(num + n, ".0", 3);
+                n += 2;
+        }
+        return n;
+}
+
+static void test_real_short(void) {
+        /* Whatever the fast way writes is what the general way writes: short decimals of
+         * every length and scale, their neighbours an ulp away, random doubles, edges. */
+        char fast[32], slow[64];
+        size_t n_fast = 0, n = 0, bad = 0;
+        char first_bad[160] = "";
+        uint64_t x = 88172645463325252ull;
+        for (size_t i = 0; i < 400000; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;   /* xorshift64 */
+                double d;
+                switch (i % 4) {
+                case 0:   /* digits / 10^k */
+                        d = (double) (long long) (x % 10000000000000000ull >> (x % 40)) / pow(10, (double) (x % 17));
+                        break;
+                case 1:   /* a short decimal's neighbours */
+                        d = nextafter((double) (long long) (x % 100000) / pow(10, (double) (x % 7)), (x & 1) ? 1e300 : -1e300);
+                        break;
+                case 2: {
+                        double r;
+                        memcpy(&r, &x, sizeof r);
+                        d = r;
+                        break;
+                }
+                default:
+                        d = (double) (int) (x % 2000001) / 100.0 - 10000.0;
+                        break;
+                }
+                if (x & 2)
+                        d = -d;
+                if (!isfinite(d))
+                        continue;
+                n++;
+                int k = osm_real_short(d, fast);
+                if (!k)
+                        continue;
+                n_fast++;
+                real_general(d, slow, sizeof slow);
+                if (strcmp(fast, slow) != 0 && bad++ == 0)
+                        snprintf(first_bad, sizeof first_bad, "%.17g: fast %s, general %s", d, fast, slow);
+        }
+        static const double edges[] = { 1e-4, 0.00011, 0.5, 1.0, 20.0, 20.9, 18.05, 0.1 + 0.2, 999999999999999.0,
+                                        999999999999999.9, 123456789012345.0, 1e15, 9.999999999999999e-5, -0.0, 0.0 };
+        for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+                int k = osm_real_short(edges[i], fast);
+                real_general(edges[i], slow, sizeof slow);
+                n++;
+                if (k && (n_fast++, strcmp(fast, slow) != 0) && bad++ == 0)
+                        snprintf(first_bad, sizeof first_bad, "%.17g: fast %s, general %s", edges[i], fast, slow);
+        }
+        TAP_OK(bad == 0, "the fast way writes the general way's text for all %zu of %zu reals it takes%s%s",
+               n_fast, n, bad ? ": " : "", first_bad);
+        TAP_OK(n_fast > n / 4, "…and takes the short decimals (%zu of %zu)", n_fast, n);
+        TAP_OK(osm_real_short(20.9, fast) == 4 && strcmp(fast, "20.9") == 0, "20.9 is 20.9");
+        TAP_OK(osm_real_short(3.0, fast) == 3 && strcmp(fast, "3.0") == 0, "a whole real keeps its .0");
+        TAP_OK(osm_real_short(-0.05, fast) == 5 && strcmp(fast, "-0.05") == 0, "-0.05 is -0.05");
+        TAP_OK(osm_real_short(0.1 + 0.2, fast) == 0, "0.30000000000000004 takes the general way");
+        TAP_OK(osm_real_short(1e21, fast) == 0 && osm_real_short(NAN, fast) == 0, "1e21 and NaN too");
+}
+
 int main(int argc, char **argv) {
         static const tap_case cases[] = {
                 TAP_CASE(test_parse_call),
@@ -236,6 +313,7 @@ int main(int argc, char **argv) {
                 TAP_CASE(test_descriptions),
                 TAP_CASE(test_serializer),
                 TAP_CASE(test_jbuf),
+                TAP_CASE(test_real_short),
                 TAP_CASE(test_request_builders),
         };
         return tap_run(cases, TAP_N_CASES(cases), argc, argv);

@@ -116,6 +116,12 @@ void osm_store_reply_error(osm_call *call, osm_store_iface iface, const osm_conf
                                                            store_error(k, f, coll, limit, msg));
 }
 
+static void copy_id(char *dst, size_t size, const char *id) {
+        size_t n = strnlen(id, size - 1);
+        memcpy(dst, id, n);
+        dst[n] = 0;
+}
+
 void osm_store_batch_init(osm_store_batch *b) {
         *b = (osm_store_batch) { .bad_index = SIZE_MAX };
 }
@@ -132,12 +138,13 @@ bool osm_store_batch_done(osm_store_batch *b, int r, const char *id, size_t *ind
                 }
         } else {
                 b->stored++;
+                /* a copy, not snprintf: this runs for every record of every batch */
                 if (b->stored == 1 || i < b->first_index) {
-                        snprintf(b->first, sizeof(b->first), "%s", id);
+                        copy_id(b->first, sizeof(b->first), id);
                         b->first_index = i;
                 }
                 if (b->stored == 1 || i >= b->last_index) {
-                        snprintf(b->last, sizeof(b->last), "%s", id);
+                        copy_id(b->last, sizeof(b->last), id);
                         b->last_index = i;
                 }
         }

@@ -203,8 +203,16 @@ static int exec_put(osm_store *s, writer_stmts *w, store_op *op, uint64_t *used)
                         op->duplicate = true;
                         return 0;
                 }
-        } else
-                snprintf(op->id, sizeof(op->id), "%s-%" PRId64, s->origin, (int64_t) sqlite3_last_insert_rowid(s->wdb));
+        } else {
+                /* "ORIGIN-SEQ" by hand: snprintf costs more than the rest of this for each row */
+                size_t olen = strlen(s->origin);
+                char num[21];
+                size_t nlen = osm_fmt_int(num, (long long) sqlite3_last_insert_rowid(s->wdb));
+                memcpy(op->id, s->origin, olen);
+                op->id[olen] = '-';
+                memcpy(op->id + olen + 1, num, nlen);
+                op->id[olen + 1 + nlen] = 0;
+        }
         c->records++;
         c->bytes += (int64_t) op->body_len;
         c->dirty = true;
