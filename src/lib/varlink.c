@@ -170,13 +170,48 @@ void osm_jbuf_put(osm_jbuf *b, const char *s, size_t n) {
         b->len += n;
 }
 
+/* Does any byte of w need escaping (below 0x20, '"', '\\' or 0x7f)? Eight at a time
+ * with the "has a zero byte" test of (v - 0x01..) & ~v & 0x80..: exact about whether
+ * there is one, which is all the scan needs. */
+static inline bool word_needs_escape(uint64_t w) {
+        const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\'), del = w ^ (ones * 0x7f);
+        return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | ((del - ones) & ~del)) & high;
+}
+
+static inline bool byte_needs_escape(unsigned char c) {
+        return c < 0x20 || c == '"' || c == '\\' || c == 0x7f;
+}
+
 void osm_jbuf_string_n(osm_jbuf *b, const char *s, size_t n) {
         static const char hex[] = "0123456789abcdef";
+        /* Most strings need no escape at all: then one copy between the quotes. */
+        size_t k = 0;
+        uint64_t w;
+        while (k + 8 <= n && (memcpy(&w, s + k, 8), !word_needs_escape(w)))
+                k += 8;
+        while (k < n && !byte_needs_escape((unsigned char) s[k]))
+                k++;
+        if (k == n) {
+                jbuf_reserve(b, n + 2);
+                if (b->failed)
+                        return;
+                b->p[b->len++] = '"';
+                memcpy(b->p + b->len, s, n);
+                b->len += n;
+                b->p[b->len++] = '"';
+                return;
+        }
         osm_jbuf_put(b, "\"", 1);
         size_t run = 0;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = k; i < n; i++) {   /* the bytes before k are plain */
+                /* Runs of plain bytes a word at a time. */
+                while (i + 8 <= n && (memcpy(&w, s + i, 8), !word_needs_escape(w)))
+                        i += 8;
+                if (i >= n)
+                        break;
                 unsigned char c = (unsigned char) s[i];
-                if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+                if (!byte_needs_escape(c))
                         continue;
                 osm_jbuf_put(b, s + run, i - run);
                 run = i + 1;
@@ -393,7 +428,10 @@ char *osm_vl_format_reply(json_t *params, bool continues, size_t *len) {
 }
 
 char *osm_vl_format_reply_raw(const char *params, size_t params_len, bool continues, size_t *len) {
-        osm_jbuf b = { 0 };
+        size_t cap = params_len + 40;   /* the frame around params: one allocation */
+        osm_jbuf b = { .p = malloc(cap) };
+        if (b.p)
+                b.cap = cap;
         osm_jbuf_put(&b, "{\"parameters\":", 14);
         osm_jbuf_put(&b, params, params_len);
         if (continues)
