@@ -85,6 +85,9 @@ def classify(t, typedefs):
     raise SystemExit("unknown type %r" % t)
 
 
+OUTPUTS = {}   # (interface, method) -> its reply's fields, filled by parse()
+
+
 def parse(path):
     text = open(path, encoding="utf-8").read()
     body = strip_comments(text)
@@ -106,6 +109,13 @@ def parse(path):
             typedefs[m.group(2)] = "(" + args + ")"
         elif m.group(1) == "method":
             methods.append((m.group(2), args))
+            out = re.match(r"\s*->\s*\(", body[end + 1:])
+            if out:
+                ostart = end + 1 + out.end() - 1
+                oend = matching_paren(body, ostart)
+                OUTPUTS[(name, m.group(2))] = [tuple(x.strip() for x in f.split(":", 1))
+                                               for f in split_top(body[ostart + 1:oend])]
+                end = oend
         else:
             errors.append((m.group(2), args))
         pos = end + 1
@@ -172,7 +182,7 @@ def c_name(field):
 # const char * (NULL: left out, for an optional one); everything else as a borrowed json_t *.
 def req_field(fname, ftype, typedefs, src):
     kind, opt, _ = classify(ftype, typedefs)
-    set_new = '        bad |= json_object_set_new(p, "%s", %%s) != 0;' % fname
+    set_new = '        osm_bad |= json_object_set_new(osm_p, "%s", %%s) != 0;' % fname
     if kind == "s":
         return "const char *", "", set_new % ("json_string(%s)" % src), "%s" % src
     if kind in "ifb":
@@ -182,7 +192,7 @@ def req_field(fname, ftype, typedefs, src):
             return ctype, "", set_new % (conv % (src + ".v")), src + ".set"
         ctype = {"i": "int64_t ", "f": "double ", "b": "bool "}[kind]
         return ctype, "", set_new % (conv % src), None
-    return "json_t *", "", '        bad |= json_object_set(p, "%s", %s) != 0;' % (fname, src), src
+    return "json_t *", "", '        osm_bad |= json_object_set(osm_p, "%s", %s) != 0;' % (fname, src), src
 
 
 REQ_PRELUDE = """/* A call to make: its method and its parameters (owned; NULL for none); failed if they
@@ -223,8 +233,8 @@ def requests(name, part, typedefs, methods):
             lines.append("}")
             continue
         params, members, body, nonnull = [], [], [], []
-        body.append("        json_t *p = json_object();")
-        body.append("        bool bad = !p;")
+        body.append("        json_t *osm_p = json_object();")
+        body.append("        bool osm_bad = !osm_p;")
         for fname, ftype in fields:
             optional = ftype.startswith("?")
             src = ("opt->%s" if optional else "%s") % c_name(fname)
@@ -248,11 +258,56 @@ def requests(name, part, typedefs, methods):
         attr = "__attribute__((nonnull(%s))) " % ", ".join(map(str, nonnull)) if nonnull else ""
         lines.append("static inline %sosm_vl_request %s(%s) {" % (attr, fn, ", ".join(params)))
         lines.extend(body)
-        lines.append("        if (bad) {")
-        lines.append("                json_decref(p);")
-        lines.append("                p = NULL;")
+        lines.append("        if (osm_bad) {")
+        lines.append("                json_decref(osm_p);")
+        lines.append("                osm_p = NULL;")
         lines.append("        }")
-        lines.append("        return (osm_vl_request) { %s, p, bad };" % const)
+        lines.append("        return (osm_vl_request) { %s, osm_p, osm_bad };" % const)
+        lines.append("}")
+    return lines
+
+
+def replies(name, part, typedefs, methods):
+    """The reply builders of one interface's methods: osm_reply_<iface>_<method>(required
+    fields..., const osm_reply_<iface>_<method>_opt *opt) -> json_t * (NULL on ENOMEM). As
+    for the error constructors, JSON values are stolen (what they build is sent and gone)."""
+    lines = []
+    for mname, _ in methods:
+        fields = OUTPUTS.get((name, mname), [])
+        if not fields:
+            continue
+        fn = "osm_reply_%s%s" % (part.lower(), snake(mname).lower())
+        params, members, body = [], [], []
+        body.append("        json_t *osm_p = json_object();")
+        body.append("        bool osm_bad = !osm_p;")
+        for fname, ftype in fields:
+            optional = ftype.startswith("?")
+            src = ("opt->%s" if optional else "%s") % c_name(fname)
+            ctype, _, setter, present = req_field(fname, ftype, typedefs, src)
+            if ctype == "json_t *":   # stolen
+                setter = '        osm_bad |= json_object_set_new(osm_p, "%s", %s) != 0;' % (fname, src)
+            decl = "%s%s" % (ctype, c_name(fname))
+            if optional:
+                members.append("        %s;   /* %s */" % (decl, ftype))
+                body.append("        if (opt && %s)" % present)
+                body.append("        " + setter)
+            else:
+                params.append(decl)
+                body.append(setter)
+        lines.append("/* the reply of %s.%s: (%s) */" % (name, mname, ", ".join("%s: %s" % f for f in fields)))
+        if members:
+            sname = fn + "_opt"
+            lines.append("typedef struct %s {" % sname)
+            lines.extend(members)
+            lines.append("} %s;" % sname)
+            params.append("const %s *opt" % sname)
+        lines.append("static inline json_t *%s(%s) {" % (fn, ", ".join(params)))
+        lines.extend(body)
+        lines.append("        if (osm_bad) {")
+        lines.append("                json_decref(osm_p);")
+        lines.append("                osm_p = NULL;")
+        lines.append("        }")
+        lines.append("        return osm_p;")
         lines.append("}")
     return lines
 
@@ -293,6 +348,7 @@ def header(out_path, files):
             lines.append("        return (osm_vl_error) { %s, p };" % const)
             lines.append("}")
         lines.extend(requests(name, part, typedefs, methods))
+        lines.extend(replies(name, part, typedefs, methods))
         lines.append("")
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -305,6 +305,22 @@ static void test_real_short(void) {
         TAP_OK(osm_real_short(1e21, fast) == 0 && osm_real_short(NAN, fast) == 0, "1e21 and NaN too");
 }
 
+/* The generated reply builders: declared fields in order, optional ones when set, JSON
+ * values stolen (as osm_call_reply steals what it sends). */
+static void test_reply_builders(void) {
+        json_t *r = osm_reply_store_put_batch(3, &(osm_reply_store_put_batch_opt){ .first = "a1" });
+        _cleanup_free_ char *s = r ? osm_vl_dump(r, &(size_t){ 0 }) : NULL;
+        TAP_EQ_STR(s, "{\"stored\":3,\"first\":\"a1\"}", "Store.PutBatch: a required int and the one optional string set");
+        json_decref(r);
+        json_t *list = json_array();
+        json_t *t = osm_reply_tenant_remove(list, 42);
+        TAP_OK(t && json_object_get(t, "removed_workloads") == list && list->refcount == 1 &&
+               json_integer_value(json_object_get(t, "data_kept_until")) == 42, "Tenant.Remove: the array is stolen");
+        json_decref(t);
+        json_t *volatile nothing = NULL;
+        TAP_OK(osm_reply_building_trust_list(nothing, false) == NULL, "a NULL required value: no reply half-built");
+}
+
 int main(int argc, char **argv) {
         static const tap_case cases[] = {
                 TAP_CASE(test_parse_call),
@@ -315,6 +331,7 @@ int main(int argc, char **argv) {
                 TAP_CASE(test_jbuf),
                 TAP_CASE(test_real_short),
                 TAP_CASE(test_request_builders),
+                TAP_CASE(test_reply_builders),
         };
         return tap_run(cases, TAP_N_CASES(cases), argc, argv);
 }

@@ -36,7 +36,7 @@ static void m_services(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "cannot list the services");
                 return;
         }
-        osm_call_reply(call, json_pack("{s:o}", "services", list), false);
+        osm_call_reply(call, osm_reply_api_services(list), false);
 #else
         osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this osmosed is built without discovery");
 #endif
@@ -107,7 +107,7 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
         in->pubs = p;
         in->n_pubs++;
         log_info("api: instance %s publishes %s '%s' on port %d", in->id, type, osm_discovery_pub_name(p->pub), (int) port);
-        osm_call_reply(call, json_pack("{s:o}", "publication", pub_json(p)), false);
+        osm_call_reply(call, osm_reply_api_publish(pub_json(p)), false);
 #else
         osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "this osmosed is built without discovery");
 #endif
@@ -138,7 +138,7 @@ static void m_publications(osm_call *call, json_t *params, void *userdata) {
         json_t *arr = json_array();
         for (api_pub *p = in->pubs; p; p = p->next)
                 json_array_append_new(arr, pub_json(p));
-        osm_call_reply(call, json_pack("{s:o}", "publications", arr), false);
+        osm_call_reply(call, osm_reply_api_publications(arr), false);
 }
 
 void api_pubs_free(api_inst *in) {

@@ -105,7 +105,7 @@ static void put_done(int r, const char *id, int64_t time_us, bool duplicate, voi
                 if (r < 0)
                         store_error(op->call, op->in, r, NULL, op->name);
                 else
-                        osm_call_reply(op->call, json_pack("{s:s, s:I}", "id", id, "time", (json_int_t) time_us), false);
+                        osm_call_reply(op->call, osm_reply_api_put(id, (int64_t) time_us), false);
                 op->call = NULL;
         }
         op_free(op);
@@ -300,7 +300,7 @@ static void m_collections(osm_call *call, json_t *params, void *userdata) {
                                                               json_object_get(c, "newest")));
         }
         json_decref(all);
-        osm_call_reply(call, json_pack("{s:o}", "collections", mine), false);
+        osm_call_reply(call, osm_reply_api_collections(mine), false);
 }
 
 /* ---------- watches ---------- */

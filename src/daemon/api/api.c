@@ -227,7 +227,7 @@ static void m_get_description(osm_call *call, json_t *params, void *userdata) {
                 osm_call_fail(call, osm_error_varlink_interface_not_found(name ? name : ""));
                 return;
         }
-        osm_call_reply(call, json_pack("{s:s}", "description", i->description), false);
+        osm_call_reply(call, osm_reply_varlink_get_interface_description(i->description), false);
 }
 
 /* Any method of the daemon's other interfaces (Store, Workload, Daemon…): a workload

@@ -262,7 +262,7 @@ static void m_invite(osm_call *call, json_t *p, void *ud) {
                 return;
         }
         log_info("building: invitation made, valid %lld s", (long long) (us / 1000000));
-        osm_call_reply(call, json_pack("{s:s,s:I}", "token", token, "expires", (json_int_t) (osm_now_real_us() + us)), false);
+        osm_call_reply(call, osm_reply_building_invite(token, (int64_t) (osm_now_real_us() + us)), false);
         sodium_memzero(token, strlen(token));
         free(token);
 }
@@ -626,7 +626,7 @@ static void m_trust_list(osm_call *call, json_t *p, void *ud) {
                         json_object_set(e, "comment", json_object_get(t, "comment"));
                 json_array_append_new(list, e);
         }
-        osm_call_reply(call, json_pack("{s:o,s:b}", "keys", list, "stale", b->stale), false);
+        osm_call_reply(call, osm_reply_building_trust_list(list, b->stale), false);
 }
 
 static void m_trust_remove(osm_call *call, json_t *p, void *ud) {
@@ -662,7 +662,7 @@ static void m_list_shares(osm_call *call, json_t *p, void *ud) {
         if (!need_active(b, call))
                 return;
         json_t *s = json_object_get(b->cache, "shares");
-        osm_call_reply(call, json_pack("{s:O,s:b}", "shares", s ? s : json_array(), "stale", b->stale), false);
+        osm_call_reply(call, osm_reply_building_list_shares(s ? json_incref(s) : json_array(), b->stale), false);
 }
 
 static void m_query(osm_call *call, json_t *p, void *ud) {

@@ -160,7 +160,8 @@ static void method_pin(osm_call *call, json_t *params, void *userdata) {
                 log_info("channels: %s pinned to version %lld", name, (long long) v);
         else
                 log_info("channels: %s unpinned; it follows channel %s again", name, f->channel);
-        osm_call_reply(call, json_pack("{s:o}", "follow", ch_follow_json(c, f)), false);
+        json_t *fj = ch_follow_json(c, f);
+        osm_call_reply(call, pin ? osm_reply_channel_pin(fj) : osm_reply_channel_unpin(fj), false);
 }
 
 static void method_list(osm_call *call, json_t *params, void *userdata) {
@@ -187,7 +188,7 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
                 }
         for (size_t i = 0; i < n; i++)
                 json_array_append_new(a, ch_follow_json(c, v[i]));
-        osm_call_reply(call, json_pack("{s:o}", "follows", a), false);
+        osm_call_reply(call, osm_reply_channel_list(a), false);
 }
 
 static void method_upgrade(osm_call *call, json_t *params, void *userdata) {

@@ -26,7 +26,7 @@ static void reload(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         json_decref(errors);
-        osm_call_reply(call, json_pack("{s:o}", "changed", changed), false);
+        osm_call_reply(call, osm_reply_daemon_reload(changed), false);
 }
 
 const osm_method osm_daemon_methods[] = {

@@ -18,7 +18,7 @@ static void get_interface_description(osm_call *call, json_t *params, void *user
                 osm_call_fail(call, osm_error_varlink_interface_not_found(name));
                 return;
         }
-        osm_call_reply(call, json_pack("{s:s}", "description", i->description), false);
+        osm_call_reply(call, osm_reply_varlink_get_interface_description(i->description), false);
 }
 
 static void ping(osm_call *call, json_t *params, void *userdata) {

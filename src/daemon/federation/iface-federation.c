@@ -50,7 +50,7 @@ static void m_enable(osm_call *call, json_t *params, void *userdata) {
         }
         if (fed_db_set_setting(f->db, "enabled", "1") < 0 || fed_db_set_setting(f->db, "listen", listen) < 0)
                 log_error("federation: cannot persist the enabled state");
-        osm_call_reply(call, json_pack("{s:s}", "listen", f->listen), false);
+        osm_call_reply(call, osm_reply_federation_enable(f->listen), false);
 }
 
 static void m_disable(osm_call *call, json_t *params, void *userdata) {
@@ -152,7 +152,7 @@ static void m_add_remote(osm_call *call, json_t *params, void *userdata) {
         r->next = f->remotes;
         f->remotes = r;
         log_info("federation: paired with remote %s (%s) at %s", r->name, r->id, r->url);
-        osm_call_reply(call, json_pack("{s:s}", "space_id", r->id), false);
+        osm_call_reply(call, osm_reply_federation_add_remote(r->id), false);
         fed_remote_pump(r);
 }
 
@@ -184,7 +184,7 @@ static void m_set_remote_url(osm_call *call, json_t *params, void *userdata) {
                 uv_timer_stop(r->retry);
                 r->backoff_ms = 0;
         }
-        osm_call_reply(call, json_pack("{s:s, s:s}", "name", name, "url", url), false);
+        osm_call_reply(call, osm_reply_federation_set_remote_url(name, url), false);
         fed_remote_pump(r);
 }
 
@@ -221,7 +221,7 @@ static void m_list_remotes(osm_call *call, json_t *params, void *userdata) {
                         json_object_set_new(o, "last_error", json_string(err));
                 json_array_append_new(out, o);
         }
-        osm_call_reply(call, json_pack("{s:o}", "remotes", out), false);
+        osm_call_reply(call, osm_reply_federation_list_remotes(out), false);
 }
 
 static void m_remove_remote(osm_call *call, json_t *params, void *userdata) {
@@ -414,7 +414,7 @@ static void m_audit(osm_call *call, json_t *params, void *userdata) {
                         if (json_is_null(v))
                                 json_object_del(e, k);
         }
-        osm_call_reply(call, json_pack("{s:o}", "entries", entries), false);
+        osm_call_reply(call, osm_reply_federation_audit(entries), false);
 }
 
 static const osm_method methods[] = {

@@ -31,14 +31,14 @@ static void method_add(osm_call *call, json_t *params, void *userdata) {
                 json_array_foreach(list, i, b)
                         if (strcmp(json_string_value(json_object_get(b, "name")), def.name) == 0)
                                 found = b;
-                osm_call_reply(call, json_pack("{s:O}", "bridge", found ? found : json_object()), false);
+                osm_call_reply(call, osm_reply_ingest_add(found ? json_incref(found) : json_object()), false);
                 json_decref(list);
         }
         osm_ingest_def_clear(&def);
 }
 
 static void method_list(osm_call *call, json_t *params, void *userdata) {
-        osm_call_reply(call, json_pack("{s:o}", "bridges", osm_ingest_list(userdata)), false);
+        osm_call_reply(call, osm_reply_ingest_list(osm_ingest_list(userdata)), false);
 }
 
 static void method_remove(osm_call *call, json_t *params, void *userdata) {
@@ -61,7 +61,7 @@ static void method_discovered(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_E_INGEST_DISABLED, "discovery is not running (built without Avahi, or [discovery] enabled = no)");
                 return;
         }
-        osm_call_reply(call, json_pack("{s:o}", "brokers", list), false);
+        osm_call_reply(call, osm_reply_ingest_discovered(list), false);
 }
 
 static const osm_method methods[] = {

@@ -87,7 +87,7 @@ static void put_done(int r, const char *id, int64_t time_us, bool duplicate, voi
                 if (r < 0)
                         reply_store_error(p->call, p->d, r, NULL, NULL);
                 else
-                        osm_call_reply(p->call, json_pack("{s:s, s:I}", "id", id, "time", (json_int_t) time_us), false);
+                        osm_call_reply(p->call, osm_reply_store_put(id, (int64_t) time_us), false);
         }
         free(p);
 }

@@ -92,7 +92,7 @@ static void method_add(osm_call *call, json_t *params, void *userdata) {
                 return;
         }
         log_notice("tenant %s added (group %s)", name, tn.group);
-        osm_call_reply(call, json_pack("{s:o}", "tenant", tn_tenant_json(t, tn_find(t, name))), false);
+        osm_call_reply(call, osm_reply_tenant_add(tn_tenant_json(t, tn_find(t, name))), false);
 }
 
 static void method_list(osm_call *call, json_t *params, void *userdata) {
@@ -102,7 +102,7 @@ static void method_list(osm_call *call, json_t *params, void *userdata) {
         for (size_t i = 0; list && i < t->n; i++)
                 if (osm_tenant_owns(mine, t->tenants[i].name))
                         json_array_append_new(list, tn_tenant_json(t, &t->tenants[i]));
-        osm_call_reply(call, json_pack("{s:o}", "tenants", list), false);
+        osm_call_reply(call, osm_reply_tenant_list(list), false);
 }
 
 static void method_set(osm_call *call, json_t *params, void *userdata) {
@@ -139,7 +139,7 @@ static void method_set(osm_call *call, json_t *params, void *userdata) {
         free(old_group);
         log_notice("tenant %s changed", name);
         tn_check_leases(t);
-        osm_call_reply(call, json_pack("{s:o}", "tenant", tn_tenant_json(t, cur)), false);
+        osm_call_reply(call, osm_reply_tenant_set(tn_tenant_json(t, cur)), false);
 }
 
 static void method_remove(osm_call *call, json_t *params, void *userdata) {
@@ -168,9 +168,7 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
         (void) osm_sandbox_remove_group(t->d->sandbox, group);
         log_notice("tenant %s removed with %zu workload(s); their data is kept until %" PRId64, name,
                    json_array_size(removed), purge_at);
-        osm_call_reply(call, json_pack("{s:o,s:I}", "removed_workloads", removed, "data_kept_until",
-                                       (json_int_t) purge_at),
-                       false);
+        osm_call_reply(call, osm_reply_tenant_remove(removed, (int64_t) purge_at), false);
 }
 
 static void method_usage(osm_call *call, json_t *params, void *userdata) {
@@ -192,7 +190,7 @@ static void method_usage(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "reading usage: %s", sqlite3_errmsg(t->db));
                 return;
         }
-        osm_call_reply(call, json_pack("{s:o}", "usage", u), false);
+        osm_call_reply(call, osm_reply_tenant_usage(u), false);
 }
 
 static const osm_method methods[] = {
