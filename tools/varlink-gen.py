@@ -219,6 +219,39 @@ typedef struct osm_opt_float { bool set; double v; } osm_opt_float;
 """
 
 
+def builder(fn, fields, typedefs, steal):
+    """The parts of a builder of fields: its C parameters (required fields, then the _opt
+    struct if any), the lines of that struct, the lines of its body up to the object built
+    in osm_p (osm_bad on failure), and the 1-based numbers of its pointer parameters. JSON
+    values are borrowed (a call's) or stolen (steal: a reply's)."""
+    params, members, nonnull = [], [], []
+    body = ["        json_t *osm_p = json_object();", "        bool osm_bad = !osm_p;"]
+    for fname, ftype in fields:
+        optional = ftype.startswith("?")
+        src = ("opt->%s" if optional else "%s") % c_name(fname)
+        ctype, _, setter, present = req_field(fname, ftype, typedefs, src)
+        if ctype == "json_t *" and steal:
+            setter = '        osm_bad |= json_object_set_new(osm_p, "%s", %s) != 0;' % (fname, src)
+        decl = "%s%s" % (ctype, c_name(fname))
+        if optional:
+            members.append("        %s;   /* %s */" % (decl, ftype))
+            body.append("        if (opt && %s)" % present)
+            body.append("        " + setter)
+        else:
+            params.append(decl)
+            if ctype in ("const char *", "json_t *"):
+                nonnull.append(len(params))
+            body.append(setter)
+    struct = []
+    if members:
+        sname = fn + "_opt"
+        struct = ["typedef struct %s {" % sname] + members + ["} %s;" % sname]
+        params.append("const %s *opt" % sname)
+    body += ["        if (osm_bad) {", "                json_decref(osm_p);", "                osm_p = NULL;",
+             "        }"]
+    return params, struct, body, nonnull
+
+
 def requests(name, part, typedefs, methods):
     """The typed call builders of one interface's methods."""
     lines = []
@@ -232,36 +265,11 @@ def requests(name, part, typedefs, methods):
             lines.append("        return (osm_vl_request) { %s, NULL, false };" % const)
             lines.append("}")
             continue
-        params, members, body, nonnull = [], [], [], []
-        body.append("        json_t *osm_p = json_object();")
-        body.append("        bool osm_bad = !osm_p;")
-        for fname, ftype in fields:
-            optional = ftype.startswith("?")
-            src = ("opt->%s" if optional else "%s") % c_name(fname)
-            ctype, _, setter, present = req_field(fname, ftype, typedefs, src)
-            decl = "%s%s" % (ctype, c_name(fname))
-            if optional:
-                members.append("        %s;   /* %s */" % (decl, ftype))
-                body.append("        if (opt && %s)" % present)
-                body.append("        " + setter)
-            else:
-                params.append(decl)
-                if ctype in ("const char *", "json_t *"):
-                    nonnull.append(len(params))
-                body.append(setter)
-        if members:
-            sname = fn + "_opt"
-            lines.append("typedef struct %s {" % sname)
-            lines.extend(members)
-            lines.append("} %s;" % sname)
-            params.append("const %s *opt" % sname)
+        params, struct, body, nonnull = builder(fn, fields, typedefs, False)
+        lines.extend(struct)
         attr = "__attribute__((nonnull(%s))) " % ", ".join(map(str, nonnull)) if nonnull else ""
         lines.append("static inline %sosm_vl_request %s(%s) {" % (attr, fn, ", ".join(params)))
         lines.extend(body)
-        lines.append("        if (osm_bad) {")
-        lines.append("                json_decref(osm_p);")
-        lines.append("                osm_p = NULL;")
-        lines.append("        }")
         lines.append("        return (osm_vl_request) { %s, osm_p, osm_bad };" % const)
         lines.append("}")
     return lines
@@ -277,36 +285,11 @@ def replies(name, part, typedefs, methods):
         if not fields:
             continue
         fn = "osm_reply_%s%s" % (part.lower(), snake(mname).lower())
-        params, members, body = [], [], []
-        body.append("        json_t *osm_p = json_object();")
-        body.append("        bool osm_bad = !osm_p;")
-        for fname, ftype in fields:
-            optional = ftype.startswith("?")
-            src = ("opt->%s" if optional else "%s") % c_name(fname)
-            ctype, _, setter, present = req_field(fname, ftype, typedefs, src)
-            if ctype == "json_t *":   # stolen
-                setter = '        osm_bad |= json_object_set_new(osm_p, "%s", %s) != 0;' % (fname, src)
-            decl = "%s%s" % (ctype, c_name(fname))
-            if optional:
-                members.append("        %s;   /* %s */" % (decl, ftype))
-                body.append("        if (opt && %s)" % present)
-                body.append("        " + setter)
-            else:
-                params.append(decl)
-                body.append(setter)
+        params, struct, body, _ = builder(fn, fields, typedefs, True)
         lines.append("/* the reply of %s.%s: (%s) */" % (name, mname, ", ".join("%s: %s" % f for f in fields)))
-        if members:
-            sname = fn + "_opt"
-            lines.append("typedef struct %s {" % sname)
-            lines.extend(members)
-            lines.append("} %s;" % sname)
-            params.append("const %s *opt" % sname)
+        lines.extend(struct)
         lines.append("static inline json_t *%s(%s) {" % (fn, ", ".join(params)))
         lines.extend(body)
-        lines.append("        if (osm_bad) {")
-        lines.append("                json_decref(osm_p);")
-        lines.append("                osm_p = NULL;")
-        lines.append("        }")
         lines.append("        return osm_p;")
         lines.append("}")
     return lines
