@@ -28,6 +28,11 @@ typedef struct query_work {
         osm_jbuf text;            /* text mode: the array of records, serialized */
         char cursor[64];
         bool more;
+        /* text mode: what every record of the page shares, written once */
+        osm_jbuf id_head;         /* {"id":"ORIGIN- */
+        osm_jbuf coll_part;       /* ,"collection":"NAME","time": */
+        osm_jbuf writer_part;     /* ,"writer":"WRITER","body": for last_writer */
+        char *last_writer;
         char buf[];
 } query_work;
 
@@ -62,7 +67,9 @@ static bool body_spliceable(const char *body, int blen) {
 /* The record as record_json() builds it, written straight into b: the body is spliced
  * as stored, not parsed into a tree and serialized again (the same text for a body
  * osm_vl_dump wrote: it is what a parse and a dump give back). */
-static void record_text(osm_jbuf *b, const char *origin, sqlite3_stmt *st, const char *coll, size_t *bytes) {
+static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes) {
+        osm_jbuf *b = &w->text;
+        const char *origin = w->s->origin, *coll = w->q.collection;
         const char *body = (const char *) sqlite3_column_text(st, 4);
         int blen = sqlite3_column_bytes(st, 4);
         if (!body_spliceable(body, blen)) {
@@ -73,26 +80,47 @@ static void record_text(osm_jbuf *b, const char *origin, sqlite3_stmt *st, const
                 json_decref(rec);
                 return;
         }
-        int64_t seq = sqlite3_column_int64(st, 0);
-        const char *rid = (const char *) sqlite3_column_text(st, 2);
-        const char *writer = (const char *) sqlite3_column_text(st, 3);
-        osm_jbuf_put(b, "{\"id\":", 6);
-        if (rid)
-                osm_jbuf_string(b, rid);
-        else {   /* "ORIGIN-SEQ", as record_json writes it; the origin is hex */
-                osm_jbuf_put(b, "\"", 1);
-                osm_jbuf_put(b, origin, strlen(origin));
-                char num[22] = "-";
-                osm_jbuf_put(b, num, 1 + osm_fmt_int(num + 1, seq));
-                osm_jbuf_put(b, "\"", 1);
+        /* The pieces every record of the page shares are written once (a page's records
+         * have one collection and mostly one writer), each record's in few appends. */
+        if (!w->id_head.len) {
+                osm_jbuf_put(&w->id_head, "{\"id\":\"", 7);
+                osm_jbuf_put(&w->id_head, origin, strlen(origin));   /* hex */
+                osm_jbuf_put(&w->id_head, "-", 1);
+                osm_jbuf_put(&w->coll_part, ",\"collection\":", 14);
+                osm_jbuf_string(&w->coll_part, coll);
+                osm_jbuf_put(&w->coll_part, ",\"time\":", 8);
         }
-        osm_jbuf_put(b, ",\"collection\":", 14);
-        osm_jbuf_string(b, coll);
-        osm_jbuf_put(b, ",\"time\":", 8);
+        const char *writer = (const char *) sqlite3_column_text(st, 3);
+        if (!writer)
+                writer = "";
+        if (!w->last_writer || strcmp(writer, w->last_writer) != 0) {
+                free(w->last_writer);
+                w->last_writer = strdup(writer);
+                w->writer_part.len = 0;
+                osm_jbuf_put(&w->writer_part, ",\"writer\":", 10);
+                osm_jbuf_string(&w->writer_part, writer);
+                osm_jbuf_put(&w->writer_part, ",\"body\":", 8);
+                if (!w->last_writer)
+                        b->failed = true;
+        }
+        if (w->id_head.failed || w->coll_part.failed || w->writer_part.failed) {
+                b->failed = true;
+                return;
+        }
+        const char *rid = (const char *) sqlite3_column_text(st, 2);
+        if (rid) {
+                osm_jbuf_put(b, "{\"id\":", 6);
+                osm_jbuf_string(b, rid);
+        } else {   /* "ORIGIN-SEQ", as record_json writes it */
+                char num[22];
+                size_t n = osm_fmt_int(num, sqlite3_column_int64(st, 0));
+                num[n++] = '"';
+                osm_jbuf_put(b, w->id_head.p, w->id_head.len);
+                osm_jbuf_put(b, num, n);
+        }
+        osm_jbuf_put(b, w->coll_part.p, w->coll_part.len);
         osm_jbuf_int(b, sqlite3_column_int64(st, 1));
-        osm_jbuf_put(b, ",\"writer\":", 10);
-        osm_jbuf_string(b, writer ? writer : "");
-        osm_jbuf_put(b, ",\"body\":", 8);
+        osm_jbuf_put(b, w->writer_part.p, w->writer_part.len);
         osm_jbuf_put(b, body, (size_t) blen);
         osm_jbuf_put(b, "}", 1);
         *bytes += (size_t) blen + 128;
@@ -180,7 +208,7 @@ static void query_run(uv_work_t *req) {
                 if (w->text_cb) {
                         if (n)
                                 osm_jbuf_put(&w->text, ",", 1);
-                        record_text(&w->text, s->origin, st, w->q.collection, &bytes);
+                        record_text(w, st, &bytes);
                         if (w->text.failed) {
                                 w->r = -ENOMEM;
                                 goto out;
@@ -230,6 +258,10 @@ static void query_after(uv_work_t *req, int status) {
         } else
                 w->cb(0, w->records, w->more ? w->cursor : NULL, w->userdata);
         free(w->text.p);
+        free(w->id_head.p);
+        free(w->coll_part.p);
+        free(w->writer_part.p);
+        free(w->last_writer);
         free(w);
         store_work_done(s);
 }
