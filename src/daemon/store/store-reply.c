@@ -74,7 +74,7 @@ void osm_store_reply_error(osm_call *call, osm_store_iface iface, const osm_conf
         const char *why = osm_error_message(f->err, NULL);
         const char *coll = f->collection ? f->collection : "";
         uint64_t limit = 0;
-        char msg[320], b1[32], b2[32];
+        char msg[OSM_ERROR_MAX + 64], b1[32], b2[32];
         switch (k) {
         case F_BAD_NAME:
         case F_BAD_RECORD:
