@@ -58,8 +58,7 @@ static int raw_call(int fd, char *buf, size_t size, bool parse) {
         }
         if (parse) {
                 osm_vl_reply rep;
-                const char *why;
-                if (osm_vl_parse_reply(buf, (size_t) ((char *) memchr(buf, 0, have) - buf), &rep, &why) < 0)
+                if (osm_vl_parse_reply(buf, (size_t) ((char *) memchr(buf, 0, have) - buf), &rep, NULL) < 0)
                         return -1;
                 osm_vl_reply_done(&rep);
         }

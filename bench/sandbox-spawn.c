@@ -42,10 +42,10 @@ int main(int argc, char **argv) {
         double t0 = now_ms();
         for (int i = 0; i < n; i++) {
                 osm_sandbox_proc *p;
-                char err[256];
-                r = osm_sandbox_spawn(sb, &spec, &p, err, sizeof(err));
+                osm_error err;
+                r = osm_sandbox_spawn(sb, &spec, &p, &err);
                 if (r < 0) {
-                        fprintf(stderr, "sandbox-spawn: %s\n", err);
+                        fprintf(stderr, "sandbox-spawn: %s\n", err.message);
                         return 1;
                 }
                 struct pollfd pfd = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };

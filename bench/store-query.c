@@ -86,9 +86,9 @@ int main(int argc, char **argv) {
                 }
                 ours[i] = now_us() - t0;
                 osm_vl_reply rep;
-                const char *why = NULL;
+                osm_error why;
                 if (osm_vl_parse_reply(text, len, &rep, &why) < 0) {
-                        fprintf(stderr, "store-query: bad reply: %s\n", why);
+                        fprintf(stderr, "store-query: bad reply: %s\n", why.message);
                         return 1;
                 }
                 if (rep.error) {

@@ -65,14 +65,14 @@ typedef struct osm_bundle_info {
  * written from offset 0), signing with kp when not NULL. Fills *info. On error returns
  * negative errno and one line in err naming the file or field at fault. */
 int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bundle_info *info,
-                     char *err, size_t errsize);
+                     osm_error *err);
 
 /* Copy a bundle from src_fd (read sequentially: a pipe or socket works) into dst_fd (a
  * private file the caller made, written from its current offset), hashing the body on
  * the way. Refuses more than max_size bytes (-EFBIG), a bad header (-EBADMSG). Fills
  * *info; it does not judge the signature. */
 int osm_bundle_copy(int src_fd, int dst_fd, uint64_t max_size, osm_bundle_info *info,
-                    char *err, size_t errsize);
+                    osm_error *err);
 
 /* Check info->sig over info->id with info->pubkey: 0, -EBADMSG (bad signature), or
  * -ENOKEY (unsigned). */
@@ -86,7 +86,7 @@ int osm_bundle_verify_signature(const osm_bundle_info *info);
  * manifest text and *has_rootfs tells if there was a tree. The caller should verify
  * the signature of this very file first. Errors: -EBADMSG with one line in err. */
 int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, bool *has_rootfs,
-                      char *err, size_t errsize);
+                      osm_error *err);
 
 /* The signed message for an id: "osmose-bundle-sig-v1\0" || id. */
 #define OSM_BUNDLE_SIG_CONTEXT "osmose-bundle-sig-v1"

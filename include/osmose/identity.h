@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
+
 #define OSM_PUBKEY_BYTES   crypto_sign_PUBLICKEYBYTES   /* 32 */
 #define OSM_SECKEY_BYTES   crypto_sign_SECRETKEYBYTES   /* 64: seed + public key */
 #define OSM_SIG_BYTES      crypto_sign_BYTES            /* 64 */
@@ -35,12 +37,12 @@ void osm_keypair_clear(osm_keypair *kp);
 
 /* Load a key file: exactly 64 bytes, mode no wider than 0600, owned by the caller's uid,
  * the embedded public key consistent with the seed. Errors: -ENOENT (missing), -EPERM
- * (wrong mode/owner), -EBADMSG (corrupt), other -errno. *why explains in one line. */
-int osm_keypair_load(const char *path, osm_keypair *kp, const char **why);
+ * (wrong mode/owner), -EBADMSG (corrupt), other -errno. err (see error.h) explains in one line. */
+int osm_keypair_load(const char *path, osm_keypair *kp, osm_error *err);
 /* Write a key file with mode 0600 atomically; refuses to replace an existing file (-EEXIST). */
 int osm_keypair_save(const char *path, const osm_keypair *kp);
 /* Load path, or create it if missing. *created tells which. */
-int osm_keypair_load_or_create(const char *path, osm_keypair *kp, bool *created, const char **why);
+int osm_keypair_load_or_create(const char *path, osm_keypair *kp, bool *created, osm_error *err);
 
 /* The space id: lowercase hex of the first 16 bytes of BLAKE2b-256("osmose-space-id" || pk). */
 void osm_space_id(const uint8_t pk[OSM_PUBKEY_BYTES], char out[OSM_SPACE_ID_LEN + 1]);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
 #include "osmose/util.h"
 
 /* Limits on what a manifest may hold (every field is outside input). */
@@ -65,7 +66,7 @@ typedef struct osm_manifest {
  *     "capabilities": ["network", "store:read:sensors/temp", "publish:_count._tcp"],
  *     "restart": "never" | "on-failure" | "always" }
  * Sizes are a string with a binary unit ("64M") or an integer number of bytes. */
-int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *err, size_t errsize);
+int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, osm_error *err);
 osm_manifest *osm_manifest_free(osm_manifest *m);
 OSM_DEFINE_CLEANUP(osm_manifest *, osm_manifest_free)
 #define _cleanup_manifest_ _cleanup_(osm_manifest_freep)
@@ -87,7 +88,7 @@ json_t *osm_manifest_to_json(const osm_manifest *m);
  * ending in '*', a prefix match: "sensors/" + "*" matches every collection under
  * sensors/, a lone "*" matches everything.
  * Returns 0, or -EINVAL with a one-line reason in err (err may be NULL). */
-int osm_cap_check(const char *cap, char *err, size_t errsize);
+int osm_cap_check(const char *cap, osm_error *err);
 
 /* Does a store pattern (as in store:read:PATTERN) match a collection name? */
 bool osm_cap_pattern_match(const char *pattern, const char *collection);

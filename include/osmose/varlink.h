@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "osmose/error.h"
 #include "osmose/util.h"
 
 /* jansson (>= 2.9) provides json_decrefp for cleanup attributes. */
@@ -31,9 +32,9 @@ typedef struct osm_vl_call {
         bool upgrade;
 } osm_vl_call;
 
-/* Parse one message (without its NUL) as a call. On failure returns -EBADMSG and sets
- * *why to a static string naming the problem. */
-int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, const char **why);
+/* Parse one message (without its NUL) as a call. On failure returns -EBADMSG and fills
+ * err (see error.h) with a sentence naming the problem. */
+int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, osm_error *err);
 void osm_vl_call_done(osm_vl_call *c);
 
 /* A parsed reply. */
@@ -44,7 +45,7 @@ typedef struct osm_vl_reply {
         bool continues;
 } osm_vl_reply;
 
-int osm_vl_parse_reply(const char *buf, size_t len, osm_vl_reply *out, const char **why);
+int osm_vl_parse_reply(const char *buf, size_t len, osm_vl_reply *out, osm_error *err);
 void osm_vl_reply_done(osm_vl_reply *r);
 
 /* Serialize {"method":…,"parameters":…,"more":…} / a reply / an error; the result is a

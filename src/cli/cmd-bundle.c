@@ -94,10 +94,10 @@ static int bundle_build(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_fail("bundle build: libsodium initialisation failed");
         osm_keypair kp = { 0 };
         if (key) {
-                const char *why = NULL;
+                osm_error why = {};
                 int r = osm_keypair_load(key, &kp, &why);
                 if (r < 0)
-                        return osm_ctl_fail("bundle build: key %s: %s", key, why ? why : strerror(-r));
+                        return osm_ctl_fail("bundle build: key %s: %s", key, osm_error_message(&why, strerror(-r)));
         }
         _cleanup_free_ char *tmp = NULL;
         if (asprintf(&tmp, "%s.tmp-XXXXXX", out) < 0) {
@@ -110,16 +110,14 @@ static int bundle_build(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_fail("bundle build: creating %s: %m", tmp);
         }
         osm_bundle_info info;
-        char err[512];
-        int r = osm_bundle_build(dir, fd, key ? &kp : NULL, &info, err, sizeof err);
+        osm_error err = {};
+        int r = osm_bundle_build(dir, fd, key ? &kp : NULL, &info, &err);
         osm_keypair_clear(&kp);
-        if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, out) < 0)) {
-                snprintf(err, sizeof err, "writing %s: %m", out);
-                r = -EIO;
-        }
+        if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, out) < 0))
+                r = osm_error_set(&err, -EIO, 0, "writing %s: %m", out);
         if (r < 0) {
                 unlink(tmp);
-                return osm_ctl_fail("bundle build: %s", err);
+                return osm_ctl_fail("bundle build: %s", err.message);
         }
         char id[OSM_HASH_HEX], pub[OSM_PUBKEY_B64] = "";
         osm_hash_hex(info.id, id);
@@ -157,9 +155,9 @@ static int bundle_inspect(osm_ctl *ctl, int argc, char **argv) {
         if (fd < 0 || null < 0)
                 return osm_ctl_fail("bundle inspect: %s: %m", argv[1]);
         osm_bundle_info info;
-        char err[512];
-        if (osm_bundle_copy(fd, null, UINT64_MAX, &info, err, sizeof err) < 0)
-                return osm_ctl_fail("bundle inspect: %s: %s", argv[1], err);
+        osm_error err = {};
+        if (osm_bundle_copy(fd, null, UINT64_MAX, &info, &err) < 0)
+                return osm_ctl_fail("bundle inspect: %s: %s", argv[1], err.message);
         int sig = osm_bundle_verify_signature(&info);
         if (sig == -EBADMSG)
                 return osm_ctl_fail("bundle inspect: %s: the signature does not match the contents "
@@ -167,12 +165,12 @@ static int bundle_inspect(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_free_ char *mtext = NULL;
         size_t mlen;
         bool has_rootfs;
-        if (osm_bundle_unpack(fd, -1, &mtext, &mlen, &has_rootfs, err, sizeof err) < 0)
-                return osm_ctl_fail("bundle inspect: %s: %s", argv[1], err);
+        if (osm_bundle_unpack(fd, -1, &mtext, &mlen, &has_rootfs, &err) < 0)
+                return osm_ctl_fail("bundle inspect: %s: %s", argv[1], err.message);
         _cleanup_manifest_ osm_manifest *m = NULL;
-        char why[512];
-        if (osm_manifest_parse(mtext, mlen, &m, why, sizeof why) < 0)
-                return osm_ctl_fail("bundle inspect: %s: manifest: %s", argv[1], why);
+        osm_error why = {};
+        if (osm_manifest_parse(mtext, mlen, &m, &why) < 0)
+                return osm_ctl_fail("bundle inspect: %s: manifest: %s", argv[1], why.message);
         char id[OSM_HASH_HEX], pub[OSM_PUBKEY_B64] = "";
         osm_hash_hex(info.id, id);
         if (info.is_signed)

@@ -23,9 +23,9 @@ static int read_bundle(const char *path, int out_fd, osm_bundle_info *info, osm_
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return osm_ctl_fail("channel publish: %s: %m", path);
-        char err[512];
-        if (osm_bundle_copy(fd, out_fd, UINT64_MAX, info, err, sizeof err) < 0)
-                return osm_ctl_fail("channel publish: %s: %s", path, err);
+        osm_error err = {};
+        if (osm_bundle_copy(fd, out_fd, UINT64_MAX, info, &err) < 0)
+                return osm_ctl_fail("channel publish: %s: %s", path, err.message);
         if (!info->is_signed)
                 return osm_ctl_fail("channel publish: %s is not signed: followers would refuse it "
                                     "(osmosectl bundle build --key KEY)", path);
@@ -34,10 +34,10 @@ static int read_bundle(const char *path, int out_fd, osm_bundle_info *info, osm_
         _cleanup_free_ char *mtext = NULL;
         size_t mlen;
         bool has_rootfs;
-        if (osm_bundle_unpack(out_fd, -1, &mtext, &mlen, &has_rootfs, err, sizeof err) < 0)
-                return osm_ctl_fail("channel publish: %s: %s", path, err);
-        if (osm_manifest_parse(mtext, mlen, m, err, sizeof err) < 0)
-                return osm_ctl_fail("channel publish: %s: manifest: %s", path, err);
+        if (osm_bundle_unpack(out_fd, -1, &mtext, &mlen, &has_rootfs, &err) < 0)
+                return osm_ctl_fail("channel publish: %s: %s", path, err.message);
+        if (osm_manifest_parse(mtext, mlen, m, &err) < 0)
+                return osm_ctl_fail("channel publish: %s: manifest: %s", path, err.message);
         return 0;
 }
 
@@ -96,10 +96,10 @@ static int channel_publish(osm_ctl *ctl, int argc, char **argv) {
                 return osm_ctl_fail("channel publish: libsodium initialisation failed");
 
         osm_keypair kp = { 0 };
-        const char *why = NULL;
+        osm_error why = {};
         int r = osm_keypair_load(key, &kp, &why);
         if (r < 0)
-                return osm_ctl_fail("channel publish: key %s: %s", key, why ? why : strerror(-r));
+                return osm_ctl_fail("channel publish: key %s: %s", key, osm_error_message(&why, strerror(-r)));
         _cleanup_free_ char *bdir = NULL, *chpath = NULL, *tmp = NULL, *final = NULL, *text = NULL;
         _cleanup_close_ int tfd = -1;
         _cleanup_manifest_ osm_manifest *m = NULL;

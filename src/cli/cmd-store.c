@@ -137,14 +137,13 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
 
         for (;;) {
                 json_t *rec = NULL;
-                const char *why = NULL;
+                osm_error why;   /* read only after a failure, which fills it */
                 int r = failed ? 0 : osm_jsonl_next(&reader, &rec, &why);
                 if (r == 1 && !json_is_object(rec)) {
                         /* as a line that is not JSON: what came before it is sent, then stop */
                         json_decref(rec);
                         rec = NULL;
-                        r = -EINVAL;
-                        why = NOT_OBJECT;
+                        r = osm_error_set(&why, -EINVAL, 0, "%s", NOT_OBJECT);
                 }
                 bool flush = cur && (r <= 0 || cur->n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES);
                 if (flush) {
@@ -212,7 +211,7 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                 if (r < 0 && !failed) {
                         failed = true;
                         snprintf(msg, sizeof(msg), "put: line %zu: %s; %" PRIu64 " records before it are stored",
-                                 reader.line, why, stored);
+                                 reader.line, why.message, stored);
                 }
                 if (r <= 0 || failed) {
                         json_decref(rec);   /* read, but a chunk before it failed */

@@ -27,13 +27,10 @@ static bool blank(const char *s, size_t n) {
         return true;
 }
 
-int osm_jsonl_next(osm_jsonl *r, json_t **out, const char **why) {
+int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err) {
         *out = NULL;
-        *why = r->why;
-        if (!r->buf) {
-                snprintf(r->why, sizeof(r->why), "out of memory");
-                return -ENOMEM;
-        }
+        if (!r->buf)
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         for (;;) {
                 /* Read up to a newline or max+1 bytes: a line that does not fit is too long.
                  * (getline would grow without bound; fgets would hide NUL bytes.) */
@@ -45,31 +42,23 @@ int osm_jsonl_next(osm_jsonl *r, json_t **out, const char **why) {
                                 break;
                 }
                 if (n == 0) {
-                        if (ferror(r->f)) {
-                                snprintf(r->why, sizeof(r->why), "cannot read input: %s", strerror(errno));
-                                return -EIO;
-                        }
+                        if (ferror(r->f))
+                                return osm_error_set(err, -EIO, 0, "cannot read input: %s", strerror(errno));
                         return 0;
                 }
                 r->line++;
-                if (r->buf[n - 1] != '\n' && n == r->max + 1) {
-                        snprintf(r->why, sizeof(r->why), "line longer than %zu bytes", r->max);
-                        return -EMSGSIZE;
-                }
+                if (r->buf[n - 1] != '\n' && n == r->max + 1)
+                        return osm_error_set(err, -EMSGSIZE, 0, "line longer than %zu bytes", r->max);
                 r->buf[n] = 0;
                 r->last_len = n;
-                if (memchr(r->buf, 0, n)) {
-                        snprintf(r->why, sizeof(r->why), "invalid JSON: a NUL byte in the line");
-                        return -EINVAL;
-                }
+                if (memchr(r->buf, 0, n))
+                        return osm_error_set(err, -EINVAL, 0, "invalid JSON: a NUL byte in the line");
                 if (blank(r->buf, n))
                         continue;
                 json_error_t e;
                 json_t *v = json_loadb(r->buf, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
-                if (!v) {
-                        snprintf(r->why, sizeof(r->why), "invalid JSON at column %d: %s", e.column, e.text);
-                        return -EINVAL;
-                }
+                if (!v)
+                        return osm_error_set(err, -EINVAL, 0, "invalid JSON at column %d: %s", e.column, e.text);
                 *out = v;
                 return 1;
         }

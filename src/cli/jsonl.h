@@ -4,18 +4,19 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "osmose/error.h"
+
 typedef struct osm_jsonl {
         FILE *f;
         char *buf;             /* one line: max + 2 bytes */
         size_t max;            /* longest line accepted, in bytes (newline excluded) */
         size_t line;           /* number of the line last read (1-based) */
         size_t last_len;       /* its length */
-        char why[256];         /* the last error, for people */
 } osm_jsonl;
 
 /* Read from f (not owned); lines longer than max bytes are an error. */
 int osm_jsonl_init(osm_jsonl *r, FILE *f, size_t max);
 /* The next record: returns 1 and *out (owned), 0 at the end of input, or -EINVAL/-EMSGSIZE/
- * -EIO with *why naming the problem of line r->line. Blank lines are skipped. */
-int osm_jsonl_next(osm_jsonl *r, json_t **out, const char **why);
+ * -EIO with err naming the problem of line r->line. Blank lines are skipped. */
+int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err);
 void osm_jsonl_done(osm_jsonl *r);

@@ -123,14 +123,13 @@ static int parse_bool(const char *v, bool *out) {
         return -EINVAL;
 }
 
-static int set_value(osm_config *cfg, const osm_config_key *k, const char *v, const char **why) {
+static int set_value(osm_config *cfg, const osm_config_key *k, const char *v, osm_error *err) {
         void *f = field(cfg, k);
         int r;
         switch (k->type) {
         case OSM_CFG_STRING: {
                 if (strlen(v) > 4096) {
-                        *why = "value too long";
-                        return -EINVAL;
+                        return osm_error_set(err, -EINVAL, 0, "value too long");
                 }
                 char *s = strdup(v);
                 if (!s)
@@ -141,26 +140,22 @@ static int set_value(osm_config *cfg, const osm_config_key *k, const char *v, co
         }
         case OSM_CFG_BOOL:
                 if (parse_bool(v, f) < 0) {
-                        *why = "expected yes or no";
-                        return -EINVAL;
+                        return osm_error_set(err, -EINVAL, 0, "expected yes or no");
                 }
                 return 0;
         case OSM_CFG_UINT:
                 if ((r = osm_parse_u64(v, f)) < 0) {
-                        *why = "expected a non-negative integer";
-                        return r;
+                        return osm_error_set(err, r, 0, "expected a non-negative integer");
                 }
                 return 0;
         case OSM_CFG_SIZE:
                 if ((r = osm_parse_size(v, f)) < 0) {
-                        *why = "expected a size such as 512K, 64M or 1G";
-                        return r;
+                        return osm_error_set(err, r, 0, "expected a size such as 512K, 64M or 1G");
                 }
                 return 0;
         case OSM_CFG_DURATION:
                 if ((r = osm_parse_duration(v, f)) < 0) {
-                        *why = "expected a duration such as 500ms, 30s, 5min, 2h or 7d";
-                        return r;
+                        return osm_error_set(err, r, 0, "expected a duration such as 500ms, 30s, 5min, 2h or 7d");
                 }
                 return 0;
         case OSM_CFG_MODE: {
@@ -168,16 +163,14 @@ static int set_value(osm_config *cfg, const osm_config_key *k, const char *v, co
                 errno = 0;
                 unsigned long m = strtoul(v, &end, 8);
                 if (errno || *end || end == v || m > 07777) {
-                        *why = "expected an octal file mode such as 0660";
-                        return -EINVAL;
+                        return osm_error_set(err, -EINVAL, 0, "expected an octal file mode such as 0660");
                 }
                 *(mode_t *) f = (mode_t) m;
                 return 0;
         }
         case OSM_CFG_LOG_LEVEL:
                 if ((r = osm_log_parse_level(v)) < 0) {
-                        *why = "expected debug, info, notice, warning or err";
-                        return r;
+                        return osm_error_set(err, r, 0, "expected debug, info, notice, warning or err");
                 }
                 *(int *) f = r;
                 return 0;
@@ -185,21 +178,18 @@ static int set_value(osm_config *cfg, const osm_config_key *k, const char *v, co
         return -EINVAL;
 }
 
-int osm_config_set(osm_config *cfg, const char *section, const char *key, const char *value, const char **why) {
+int osm_config_set(osm_config *cfg, const char *section, const char *key, const char *value, osm_error *err) {
         const osm_config_key *k = find_key(section, key);
         if (!k) {
-                *why = "unknown key";
-                return -ENOENT;
+                return osm_error_set(err, -ENOENT, 0, "unknown key");
         }
-        *why = NULL;
-        return set_value(cfg, k, value, why);
+        return set_value(cfg, k, value, err);
 }
 
 int osm_config_defaults(osm_config *cfg, const char *state_dir) {
         memset(cfg, 0, sizeof *cfg);
         for (size_t i = 0; i < osm_config_n_keys; i++) {
-                const char *why;
-                if (osm_config_keys[i].def && set_value(cfg, &osm_config_keys[i], osm_config_keys[i].def, &why) < 0)
+                if (osm_config_keys[i].def && set_value(cfg, &osm_config_keys[i], osm_config_keys[i].def, NULL) < 0)
                         return -ENOMEM;   /* defaults are valid by construction; only ENOMEM remains */
         }
         char host[256] = "osmose";
@@ -221,7 +211,7 @@ int osm_config_defaults(osm_config *cfg, const char *state_dir) {
 typedef struct parse_ctx {
         osm_config *cfg;
         const char *path;
-        FILE *errors;
+        osm_error_list *errs;
         FILE *in;
         int line;
         int problems;
@@ -230,13 +220,13 @@ typedef struct parse_ctx {
 
 static void problem(parse_ctx *p, const char *fmt, ...) OSM_PRINTF(2, 3);
 static void problem(parse_ctx *p, const char *fmt, ...) {
-        if (p->errors) {
+        if (p->errs) {
+                char msg[8192];
                 va_list ap;
-                fprintf(p->errors, "%s:%d: ", p->path, p->line);
                 va_start(ap, fmt);
-                vfprintf(p->errors, fmt, ap);
+                vsnprintf(msg, sizeof msg, fmt, ap);
                 va_end(ap);
-                fputc('\n', p->errors);
+                osm_error_list_add(p->errs, "%s:%d: %s", p->path, p->line, msg);
         }
         if (!p->first_reported)
                 p->first_reported = p->line;
@@ -275,13 +265,13 @@ static char *reader(char *str, int num, void *stream) {
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
         parse_ctx *p = user;
-        const char *why = NULL;
+        osm_error why = {};
         const osm_config_key *k = find_key(section, name);
         int r;
         if (strncmp(section, "ingest.", 7) == 0) {
                 r = osm_ingest_conf_set(&p->cfg->ingest, &p->cfg->n_ingest, section + 7, name, value, &why);
                 if (r < 0)
-                        problem(p, "[%s] %s = %s: %s", section, name, value, why ? why : strerror(-r));
+                        problem(p, "[%s] %s = %s: %s", section, name, value, osm_error_message(&why, strerror(-r)));
                 return 1;
         }
         if (!k) {
@@ -295,23 +285,23 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         r = set_value(p->cfg, k, value, &why);
         if (r < 0) {
-                problem(p, "[%s] %s = %s: %s", section, name, value, why ? why : strerror(-r));
+                problem(p, "[%s] %s = %s: %s", section, name, value, osm_error_message(&why, strerror(-r)));
                 return 0;
         }
         return 1;
 }
 
-int osm_config_load(osm_config *cfg, const char *path, FILE *errors) {
+int osm_config_load(osm_config *cfg, const char *path, osm_error_list *errs) {
         FILE *in = fopen(path, "re");
         if (!in)
                 return -errno;
-        int r = osm_config_load_stream(cfg, in, path, errors);
+        int r = osm_config_load_stream(cfg, in, path, errs);
         fclose(in);
         return r;
 }
 
-int osm_config_load_stream(osm_config *cfg, FILE *in, const char *path, FILE *errors) {
-        parse_ctx p = { .cfg = cfg, .path = path, .errors = errors, .in = in };
+int osm_config_load_stream(osm_config *cfg, FILE *in, const char *path, osm_error_list *errs) {
+        parse_ctx p = { .cfg = cfg, .path = path, .errs = errs, .in = in };
         int r = ini_parse_stream(reader, &p, handler, &p);
         if (r > 0 && p.problems == 0) {
                 /* inih found something the reader's rule did not: still an error. */
@@ -392,9 +382,9 @@ void osm_config_free(osm_config *cfg) {
         memset(cfg, 0, sizeof *cfg);
 }
 
-int osm_config_validate(const osm_config *cfg, FILE *errors) {
+int osm_config_validate(const osm_config *cfg, osm_error_list *errs) {
         int problems = 0;
-#define BAD(...) do { if (errors) fprintf(errors, __VA_ARGS__); problems++; } while (0)
+#define BAD(...) do { osm_error_list_add(errs, __VA_ARGS__); problems++; } while (0)
         size_t nl = cfg->name ? strlen(cfg->name) : 0;
         bool printable = nl > 0;
         for (size_t i = 0; i < nl; i++)
@@ -451,9 +441,9 @@ int osm_config_validate(const osm_config *cfg, FILE *errors) {
         if (cfg->building_heartbeat_interval_us < cfg->building_status_interval_us)
                 BAD("[building] heartbeat-interval: at least status-interval\n");
         for (size_t i = 0; i < cfg->n_ingest; i++) {
-                const char *why = NULL;
+                osm_error why = {};
                 if (osm_ingest_def_check(&cfg->ingest[i], &why) < 0)
-                        BAD("[ingest.%s] %s\n", cfg->ingest[i].name, why);
+                        BAD("[ingest.%s] %s\n", cfg->ingest[i].name, why.message);
         }
 #undef BAD
         return problems;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "osmose/error.h"
+
 typedef struct osm_config {
         /* [daemon] */
         char *name;                  /* human name of the space; default: the host name */
@@ -123,20 +125,21 @@ extern const size_t osm_config_n_keys;
  * under it (the embedded default for trying Osmose out). Returns 0 or -ENOMEM. */
 int osm_config_defaults(osm_config *cfg, const char *state_dir);
 
-/* Parse path into cfg (on top of what is there). Each problem is printed to `errors`
- * as "path:line: message" (errors may be NULL). Returns the number of problems (0 = ok),
- * or -errno if the file cannot be read (-ENOENT if missing). */
-int osm_config_load(osm_config *cfg, const char *path, FILE *errors);
+/* Parse path into cfg (on top of what is there). Each problem is added to errs as
+ * "path:line: message" (errs may be NULL: count only). Returns the number of problems
+ * (0 = ok), or -errno if the file cannot be read (-ENOENT if missing). */
+int osm_config_load(osm_config *cfg, const char *path, osm_error_list *errs);
 /* The same from an open stream; path only names it in messages. */
-int osm_config_load_stream(osm_config *cfg, FILE *in, const char *path, FILE *errors);
+int osm_config_load_stream(osm_config *cfg, FILE *in, const char *path, osm_error_list *errs);
 
 /* Set one key from a string ("section", "key", "value"); returns 0 or -EINVAL/-ENOENT
- * with *why set. */
+ * with err set. */
 int osm_config_set(osm_config *cfg, const char *section, const char *key, const char *value,
-                   const char **why);
+                   osm_error *err);
 
-/* Check values that depend on each other or on limits; prints problems, returns their count. */
-int osm_config_validate(const osm_config *cfg, FILE *errors);
+/* Check values that depend on each other or on limits; adds each problem to errs (may be
+ * NULL), returns their count. */
+int osm_config_validate(const osm_config *cfg, osm_error_list *errs);
 
 /* Print the configuration as an INI file with each key's help as a comment. */
 void osm_config_dump(const osm_config *cfg, FILE *out);

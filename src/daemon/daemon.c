@@ -87,7 +87,7 @@ void osm_status_set(json_t *obj, osm_health h, const char *detail) {
 
 /* ---------- configuration ---------- */
 
-int osm_daemon_load_config(const osm_daemon_opts *o, osm_config *cfg, char **used_path, FILE *errors) {
+int osm_daemon_load_config(const osm_daemon_opts *o, osm_config *cfg, char **used_path, osm_error_list *errs) {
         int r = osm_config_defaults(cfg, o->state_dir);
         if (r < 0)
                 return r;
@@ -102,24 +102,22 @@ int osm_daemon_load_config(const osm_daemon_opts *o, osm_config *cfg, char **use
                 path = def;
         }
         int problems = 0;
-        r = osm_config_load(cfg, path, errors);
+        r = osm_config_load(cfg, path, errs);
         if (r == -ENOENT && !explicit) {
                 path = NULL;   /* no file: the embedded defaults */
         } else if (r < 0) {
-                if (errors)
-                        fprintf(errors, "%s: cannot read: %s\n", path, strerror(-r));
+                osm_error_list_add(errs, "%s: cannot read: %s", path, strerror(-r));
                 return r;
         } else {
                 problems += r;
         }
-        const char *why;
         if (o->state_dir)
-                osm_config_set(cfg, "daemon", "state-dir", o->state_dir, &why);
+                osm_config_set(cfg, "daemon", "state-dir", o->state_dir, NULL);
         if (o->socket_path)
-                osm_config_set(cfg, "daemon", "socket", o->socket_path, &why);
+                osm_config_set(cfg, "daemon", "socket", o->socket_path, NULL);
         if (o->name)
-                osm_config_set(cfg, "daemon", "name", o->name, &why);
-        problems += osm_config_validate(cfg, errors);
+                osm_config_set(cfg, "daemon", "name", o->name, NULL);
+        problems += osm_config_validate(cfg, errs);
         if (used_path)
                 *used_path = path ? strdup(path) : NULL;
         return problems;
@@ -136,11 +134,11 @@ static bool same_str(const char *a, const char *b) {
 static bool under_systemd(void) {
         static int state;   /* 0: not asked yet, 1: yes, -1: no */
         if (state == 0) {
-                const char *why = NULL;
+                osm_error why;
                 if (!getenv("NOTIFY_SOCKET") && !getenv("LISTEN_FDS") && !getenv("WATCHDOG_USEC"))
                         state = -1;
                 else if (osm_dl_systemd(&why) < 0) {
-                        log_warning("%s: no readiness notification, socket activation or watchdog", why);
+                        log_warning("%s: no readiness notification, socket activation or watchdog", why.message);
                         state = -1;
                 } else
                         state = 1;
@@ -393,31 +391,20 @@ static osm_daemon_opts reload_opts;
 
 /* The problems of a configuration file, each line to the log and, for the caller of
  * Daemon.Reload, into an array (at most 32 lines). */
-static json_t *problem_lines(const char *text) {
+static json_t *problem_lines(const osm_error_list *errs) {
         json_t *a = json_array();
-        for (const char *p = text; p && *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t n = nl ? (size_t) (nl - p) : strlen(p);
-                if (n > 0) {
-                        fprintf(stderr, "%.*s\n", (int) n, p);
-                        if (json_array_size(a) < 32)
-                                json_array_append_new(a, json_stringn(p, n));
-                }
-                p = nl ? nl + 1 : NULL;
-        }
+        osm_error_list_print(errs, stderr);
+        for (size_t i = 0; i < errs->n_lines && json_array_size(a) < 32; i++)
+                json_array_append_new(a, json_string(errs->lines[i]));
         return a;
 }
 
 int osm_daemon_reload(osm_daemon *d, json_t **changed, json_t **problems) {
         osm_config nc;
-        char *text = NULL;
-        size_t text_len = 0;
-        FILE *errors = open_memstream(&text, &text_len);
-        int r = osm_daemon_load_config(&reload_opts, &nc, NULL, errors ? errors : stderr);
-        if (errors)
-                fclose(errors);
-        json_t *lines = problem_lines(text);
-        free(text);
+        osm_error_list errs = {};
+        int r = osm_daemon_load_config(&reload_opts, &nc, NULL, &errs);
+        json_t *lines = problem_lines(&errs);
+        osm_error_list_done(&errs);
         if (problems)
                 *problems = lines;
         else
@@ -573,7 +560,10 @@ int osm_daemon_run(const osm_daemon_opts *o) {
         reload_opts = *o;
 
         signal(SIGPIPE, SIG_IGN);
-        int r = osm_daemon_load_config(o, &d->cfg, &d->config_path, stderr);
+        osm_error_list errs = {};
+        int r = osm_daemon_load_config(o, &d->cfg, &d->config_path, &errs);
+        osm_error_list_print(&errs, stderr);
+        osm_error_list_done(&errs);
         if (r != 0) {
                 log_error("configuration has problems; not starting (osmosed --check-config tells more)");
                 osm_config_free(&d->cfg);
@@ -602,11 +592,11 @@ int osm_daemon_run(const osm_daemon_opts *o) {
         char keypath[4200];
         snprintf(keypath, sizeof keypath, "%s/identity.key", d->cfg.state_dir);
         bool created;
-        const char *why = NULL;
+        osm_error why = {};
         r = osm_keypair_load_or_create(keypath, &d->identity, &created, &why);
         if (r < 0) {
                 log_error("identity %s: %s (%s); refusing to start — it is never replaced silently",
-                          keypath, why, strerror(-r));
+                          keypath, why.message, strerror(-r));
                 goto out;
         }
         osm_space_id(d->identity.pk, d->space_id);

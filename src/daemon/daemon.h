@@ -87,9 +87,10 @@ typedef struct osm_daemon_opts {
         const char *name;
 } osm_daemon_opts;
 
-/* Build the configuration from defaults, the file and the options. Problems are printed
- * to errors; returns their number, or -errno if an explicitly named file is unreadable. */
-int osm_daemon_load_config(const osm_daemon_opts *o, osm_config *cfg, char **used_path, FILE *errors);
+/* Build the configuration from defaults, the file and the options. Problems are added to
+ * errs (may be NULL); returns their number, or -errno if an explicitly named file is
+ * unreadable (then errs holds that one line). */
+int osm_daemon_load_config(const osm_daemon_opts *o, osm_config *cfg, char **used_path, osm_error_list *errs);
 
 /* Run the daemon until SIGTERM/SIGINT. Returns the process exit status. */
 int osm_daemon_run(const osm_daemon_opts *o);

@@ -5,6 +5,6 @@ OSM_DL_AVAHI_SYMBOLS(OSM_DL_DEFINE_X)
 
 static osm_dl_lib avahi_lib = { .soname = "libavahi-client.so.3", .package = "libavahi-client3" };
 
-int osm_dl_avahi(const char **why) {
-        return osm_dl_open(&avahi_lib, why, OSM_DL_AVAHI_SYMBOLS(OSM_DL_SYM_X) NULL);
+int osm_dl_avahi(osm_error *err) {
+        return osm_dl_open(&avahi_lib, err, OSM_DL_AVAHI_SYMBOLS(OSM_DL_SYM_X) NULL);
 }

@@ -24,5 +24,5 @@
 
 OSM_DL_AVAHI_SYMBOLS(OSM_DL_DECLARE_X)
 
-/* 0, or -EOPNOTSUPP and *why naming the package to install. */
-int osm_dl_avahi(const char **why);
+/* 0, or -EOPNOTSUPP and err naming the package to install. */
+int osm_dl_avahi(osm_error *err);

@@ -11,6 +11,6 @@ static int curl_init(void) {
 
 static osm_dl_lib curl_lib = { .soname = "libcurl.so.4", .package = "libcurl4", .init = curl_init };
 
-int osm_dl_curl(const char **why) {
-        return osm_dl_open(&curl_lib, why, OSM_DL_CURL_SYMBOLS(OSM_DL_SYM_X) NULL);
+int osm_dl_curl(osm_error *err) {
+        return osm_dl_open(&curl_lib, err, OSM_DL_CURL_SYMBOLS(OSM_DL_SYM_X) NULL);
 }

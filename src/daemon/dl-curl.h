@@ -15,5 +15,5 @@
 OSM_DL_CURL_SYMBOLS(OSM_DL_DECLARE_X)
 
 /* Load libcurl and initialise its global state (once, whichever thread comes first).
- * 0, or -EOPNOTSUPP and *why naming the package to install. */
-int osm_dl_curl(const char **why);
+ * 0, or -EOPNOTSUPP and err naming the package to install. */
+int osm_dl_curl(osm_error *err);

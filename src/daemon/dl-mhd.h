@@ -15,5 +15,5 @@
 
 OSM_DL_MHD_SYMBOLS(OSM_DL_DECLARE_X)
 
-/* 0, or -EOPNOTSUPP and *why naming the package to install. */
-int osm_dl_mhd(const char **why);
+/* 0, or -EOPNOTSUPP and err naming the package to install. */
+int osm_dl_mhd(osm_error *err);

@@ -24,5 +24,5 @@
 OSM_DL_NL_SYMBOLS(OSM_DL_DECLARE_X)
 OSM_DL_NL_ROUTE_SYMBOLS(OSM_DL_DECLARE_X)
 
-/* Both libraries. 0, or -EOPNOTSUPP and *why naming the package to install. */
-int osm_dl_nl(const char **why);
+/* Both libraries. 0, or -EOPNOTSUPP and err naming the package to install. */
+int osm_dl_nl(osm_error *err);

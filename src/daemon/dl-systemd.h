@@ -10,5 +10,5 @@
 
 OSM_DL_SYSTEMD_SYMBOLS(OSM_DL_DECLARE_X)
 
-/* 0, or -EOPNOTSUPP and *why naming the package to install. */
-int osm_dl_systemd(const char **why);
+/* 0, or -EOPNOTSUPP and err naming the package to install. */
+int osm_dl_systemd(osm_error *err);

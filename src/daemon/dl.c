@@ -10,7 +10,7 @@
 /* One lock for every library: loading happens a handful of times in a daemon's life. */
 static pthread_mutex_t dl_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int osm_dl_open(osm_dl_lib *lib, const char **why, ...) {
+int osm_dl_open(osm_dl_lib *lib, osm_error *err, ...) {
         if (osm_dl_loaded(lib))
                 return 0;
         pthread_mutex_lock(&dl_lock);
@@ -19,38 +19,34 @@ int osm_dl_open(osm_dl_lib *lib, const char **why, ...) {
                 goto out;
         void *h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
-                snprintf(lib->error, sizeof lib->error, "%s cannot be loaded (install the package %s): %s",
-                         lib->soname, lib->package, dlerror());
-                r = -EOPNOTSUPP;
+                r = osm_error_set(err, -EOPNOTSUPP, 0, "%s cannot be loaded (install the package %s): %s",
+                                  lib->soname, lib->package, dlerror());
                 goto out;
         }
         /* Resolve everything first, assign only when all are there. */
         va_list ap;
-        va_start(ap, why);
+        va_start(ap, err);
         for (void **slot; (slot = va_arg(ap, void **));) {
                 const char *name = va_arg(ap, const char *);
                 if (!dlsym(h, name)) {
-                        snprintf(lib->error, sizeof lib->error, "%s lacks %s (the package %s is too old)",
-                                 lib->soname, name, lib->package);
-                        r = -EOPNOTSUPP;
+                        r = osm_error_set(err, -EOPNOTSUPP, 0, "%s lacks %s (the package %s is too old)",
+                                          lib->soname, name, lib->package);
                         break;
                 }
         }
         va_end(ap);
         if (r == 0) {
-                va_start(ap, why);
+                va_start(ap, err);
                 for (void **slot; (slot = va_arg(ap, void **));)
                         *slot = dlsym(h, va_arg(ap, const char *));
                 va_end(ap);
-                if (lib->init && lib->init() < 0) {
-                        snprintf(lib->error, sizeof lib->error, "%s: initialising the library failed",
-                                 lib->soname);
-                        r = -EOPNOTSUPP;
-                }
+                if (lib->init && lib->init() < 0)
+                        r = osm_error_set(err, -EOPNOTSUPP, 0, "%s: initialising the library failed",
+                                          lib->soname);
         }
         if (r < 0) {
                 /* Leave no pointer into a library about to be closed. */
-                va_start(ap, why);
+                va_start(ap, err);
                 for (void **slot; (slot = va_arg(ap, void **));) {
                         (void) va_arg(ap, const char *);
                         *slot = NULL;
@@ -61,8 +57,6 @@ int osm_dl_open(osm_dl_lib *lib, const char **why, ...) {
         }
         __atomic_store_n(&lib->handle, h, __ATOMIC_RELEASE);
 out:
-        if (r < 0 && why)
-                *why = lib->error;
         pthread_mutex_unlock(&dl_lock);
         return r;
 }

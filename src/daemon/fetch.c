@@ -54,13 +54,13 @@ int osm_fetch_url_ok(const char *u, size_t max) {
         return 1;
 }
 
-int osm_fetch_url(const char *url, int fd, const osm_fetch_opts *o, char *err, size_t errsize) {
-        const char *why = NULL;
-        if (osm_dl_curl(&why) < 0)
-                return osm_errorf(err, errsize, -EOPNOTSUPP, "%s", why);
+int osm_fetch_url(const char *url, int fd, const osm_fetch_opts *o, osm_error *err) {
+        int r = osm_dl_curl(err);
+        if (r < 0)
+                return r;
         CURL *c = sym_curl_easy_init();
         if (!c)
-                return osm_errorf(err, errsize, -ENOMEM, "curl_easy_init failed");
+                return osm_error_set(err, -ENOMEM, 0, "curl_easy_init failed");
         char curl_err[CURL_ERROR_SIZE] = "";
         sink s = { .fd = fd, .max = o->max_size, .abort_flag = o->abort_flag };
         sym_curl_easy_setopt(c, CURLOPT_URL, url);
@@ -87,10 +87,10 @@ int osm_fetch_url(const char *url, int fd, const osm_fetch_opts *o, char *err, s
         if (rc == CURLE_OK)
                 return 0;
         if (s.error == -EFBIG || rc == CURLE_FILESIZE_EXCEEDED)
-                return osm_errorf(err, errsize, -EFBIG, "%s: larger than the limit of %llu bytes", url,
-                                  (unsigned long long) o->max_size);
+                return osm_error_set(err, -EFBIG, 0, "%s: larger than the limit of %llu bytes", url,
+                                     (unsigned long long) o->max_size);
         if (s.error == -ECANCELED)
-                return osm_errorf(err, errsize, -ECANCELED, "%s: cancelled", url);
-        return osm_errorf(err, errsize, s.error < 0 ? s.error : -EIO, "%s: %s", url,
-                          curl_err[0] ? curl_err : sym_curl_easy_strerror(rc));
+                return osm_error_set(err, -ECANCELED, 0, "%s: cancelled", url);
+        return osm_error_set(err, s.error < 0 ? s.error : -EIO, 0, "%s: %s", url,
+                             curl_err[0] ? curl_err : sym_curl_easy_strerror(rc));
 }

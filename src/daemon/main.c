@@ -79,7 +79,10 @@ int main(int argc, char **argv) {
         if (check || dump) {
                 osm_config cfg;
                 char *used = NULL;
-                int r = osm_daemon_load_config(&o, &cfg, &used, stderr);
+                osm_error_list errs = {};
+                int r = osm_daemon_load_config(&o, &cfg, &used, &errs);
+                osm_error_list_print(&errs, stderr);
+                osm_error_list_done(&errs);
                 if (dump && r >= 0)
                         osm_config_dump(&cfg, stdout);
                 if (check) {

@@ -104,7 +104,7 @@ static int entry_cmp(const void *a, const void *b) {
         return path_cmp(((const entry *) a)->path, ((const entry *) b)->path);
 }
 
-static int walk(int dfd, const char *prefix, int depth, entries *out, char *err, size_t errsize) {
+static int walk(int dfd, const char *prefix, int depth, entries *out, osm_error *err) {
         int r = 0;
         int fd2 = dup(dfd);
         if (fd2 < 0)
@@ -125,18 +125,18 @@ static int walk(int dfd, const char *prefix, int depth, entries *out, char *err,
                         goto out;
                 }
                 if (path_check(path, strlen(path)) < 0) {
-                        r = osm_errorf(err, errsize, -EINVAL, "rootfs/%s: name not allowed in a bundle "
+                        r = osm_error_set(err, -EINVAL, 0, "rootfs/%s: name not allowed in a bundle "
                                  "(control characters, too long or deeper than %d)", path,
                                  OSM_BUNDLE_MAX_DEPTH);
                         goto out;
                 }
                 struct stat st;
                 if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = osm_errorf(err, errsize, -errno, "rootfs/%s: %m", path);
+                        r = osm_error_set(err, -errno, 0, "rootfs/%s: %m", path);
                         goto out;
                 }
                 if (out->n == OSM_BUNDLE_MAX_ENTRIES) {
-                        r = osm_errorf(err, errsize, -E2BIG, "rootfs: more than %d entries", OSM_BUNDLE_MAX_ENTRIES);
+                        r = osm_error_set(err, -E2BIG, 0, "rootfs: more than %d entries", OSM_BUNDLE_MAX_ENTRIES);
                         goto out;
                 }
                 if (out->n == out->cap) {
@@ -155,7 +155,7 @@ static int walk(int dfd, const char *prefix, int depth, entries *out, char *err,
                         e->type = 'd';
                 } else if (S_ISREG(st.st_mode)) {
                         if (st.st_mode & (S_ISUID | S_ISGID)) {
-                                r = osm_errorf(err, errsize, -EPERM, "rootfs/%s: setuid/setgid files are "
+                                r = osm_error_set(err, -EPERM, 0, "rootfs/%s: setuid/setgid files are "
                                          "not allowed in a bundle", path);
                                 goto out;
                         }
@@ -166,11 +166,11 @@ static int walk(int dfd, const char *prefix, int depth, entries *out, char *err,
                         char buf[OSM_BUNDLE_MAX_LINK + 1];
                         ssize_t n = readlinkat(dfd, de->d_name, buf, sizeof buf);
                         if (n < 0) {
-                                r = osm_errorf(err, errsize, -errno, "rootfs/%s: %m", path);
+                                r = osm_error_set(err, -errno, 0, "rootfs/%s: %m", path);
                                 goto out;
                         }
                         if (n == 0 || n > OSM_BUNDLE_MAX_LINK) {
-                                r = osm_errorf(err, errsize, -EINVAL, "rootfs/%s: symlink target longer "
+                                r = osm_error_set(err, -EINVAL, 0, "rootfs/%s: symlink target longer "
                                          "than %d bytes", path, OSM_BUNDLE_MAX_LINK);
                                 goto out;
                         }
@@ -182,13 +182,13 @@ static int walk(int dfd, const char *prefix, int depth, entries *out, char *err,
                                 goto out;
                         }
                 } else {
-                        r = osm_errorf(err, errsize, -EPERM, "rootfs/%s: devices, fifos and sockets are "
+                        r = osm_error_set(err, -EPERM, 0, "rootfs/%s: devices, fifos and sockets are "
                                  "not allowed in a bundle", path);
                         goto out;
                 }
                 if (reserved_top(path) && (e->type != 'd' || strchr(path, '/'))) {
                         free(e->target);
-                        r = osm_errorf(err, errsize, -EPERM, "rootfs/%s: the sandbox mounts over this "
+                        r = osm_error_set(err, -EPERM, 0, "rootfs/%s: the sandbox mounts over this "
                                  "place; it may only be an empty directory", path);
                         goto out;
                 }
@@ -197,10 +197,10 @@ static int walk(int dfd, const char *prefix, int depth, entries *out, char *err,
                 if (e->type == 'd') {
                         int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub < 0) {
-                                r = osm_errorf(err, errsize, -errno, "rootfs/%s: %m", e->path);
+                                r = osm_error_set(err, -errno, 0, "rootfs/%s: %m", e->path);
                                 goto out;
                         }
-                        r = walk(sub, e->path, depth + 1, out, err, errsize);
+                        r = walk(sub, e->path, depth + 1, out, err);
                         close(sub);
                         if (r < 0)
                                 goto out;
@@ -265,13 +265,13 @@ static void sig_message(const uint8_t id[OSM_HASH_BYTES], uint8_t msg[sizeof OSM
         memcpy(msg + sizeof OSM_BUNDLE_SIG_CONTEXT, id, OSM_HASH_BYTES);
 }
 
-static int pack_file(writer *w, int rootfd, const entry *e, char *err, size_t errsize) {
+static int pack_file(writer *w, int rootfd, const entry *e, osm_error *err) {
         _cleanup_close_ int fd = openat(rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return osm_errorf(err, errsize, -errno, "rootfs/%s: %m", e->path);
+                return osm_error_set(err, -errno, 0, "rootfs/%s: %m", e->path);
         struct stat st;
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != e->size)
-                return osm_errorf(err, errsize, -EAGAIN, "rootfs/%s: changed while packing", e->path);
+                return osm_error_set(err, -EAGAIN, 0, "rootfs/%s: changed while packing", e->path);
         uint64_t left = e->size;
         uint8_t buf[IO_CHUNK];
         while (left > 0) {
@@ -279,19 +279,19 @@ static int pack_file(writer *w, int rootfd, const entry *e, char *err, size_t er
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        return osm_errorf(err, errsize, -errno, "rootfs/%s: %m", e->path);
+                        return osm_error_set(err, -errno, 0, "rootfs/%s: %m", e->path);
                 if (n == 0)
-                        return osm_errorf(err, errsize, -EAGAIN, "rootfs/%s: changed while packing", e->path);
+                        return osm_error_set(err, -EAGAIN, 0, "rootfs/%s: changed while packing", e->path);
                 int r = w_put(w, buf, (size_t) n);
                 if (r < 0)
-                        return osm_errorf(err, errsize, r, "writing the bundle: %s", strerror(-r));
+                        return osm_error_set(err, r, 0, "writing the bundle: %s", strerror(-r));
                 left -= (uint64_t) n;
         }
         return 0;
 }
 
 int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bundle_info *info,
-                     char *err, size_t errsize) {
+                     osm_error *err) {
         int r;
         entries es = { 0 };
         _cleanup_free_ char *mtext = NULL;
@@ -301,11 +301,11 @@ int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bun
         *info = (osm_bundle_info) { 0 };
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
-                return osm_errorf(err, errsize, -errno, "%s: %m", dir);
+                return osm_error_set(err, -errno, 0, "%s: %m", dir);
 
         mfd = openat(dfd, "manifest.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (mfd < 0)
-                return osm_errorf(err, errsize, -errno, "%s/manifest.json: %m", dir);
+                return osm_error_set(err, -errno, 0, "%s/manifest.json: %m", dir);
         mtext = malloc(OSM_MANIFEST_MAX_SIZE + 1);
         if (!mtext)
                 return -ENOMEM;
@@ -315,38 +315,38 @@ int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bun
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        return osm_errorf(err, errsize, -errno, "%s/manifest.json: %m", dir);
+                        return osm_error_set(err, -errno, 0, "%s/manifest.json: %m", dir);
                 if (n == 0)
                         break;
                 mlen += (size_t) n;
                 if (mlen > OSM_MANIFEST_MAX_SIZE)
-                        return osm_errorf(err, errsize, -EFBIG, "%s/manifest.json: larger than %u bytes",
+                        return osm_error_set(err, -EFBIG, 0, "%s/manifest.json: larger than %u bytes",
                                     dir, OSM_MANIFEST_MAX_SIZE);
         }
         {
                 _cleanup_manifest_ osm_manifest *m = NULL;
-                char why[512];
-                r = osm_manifest_parse(mtext, mlen, &m, why, sizeof why);
+                osm_error why;
+                r = osm_manifest_parse(mtext, mlen, &m, &why);
                 if (r < 0)
-                        return osm_errorf(err, errsize, r, "%s/manifest.json: %s", dir,
-                                    r == -EINVAL ? why : strerror(-r));
+                        return osm_error_set(err, r, 0, "%s/manifest.json: %s", dir,
+                                             r == -EINVAL ? why.message : strerror(-r));
         }
 
         struct stat st;
         bool has_rootfs = false;
         if (fstatat(dfd, "rootfs", &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 if (!S_ISDIR(st.st_mode))
-                        return osm_errorf(err, errsize, -ENOTDIR, "%s/rootfs: not a directory", dir);
+                        return osm_error_set(err, -ENOTDIR, 0, "%s/rootfs: not a directory", dir);
                 rootfd = openat(dfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (rootfd < 0)
-                        return osm_errorf(err, errsize, -errno, "%s/rootfs: %m", dir);
+                        return osm_error_set(err, -errno, 0, "%s/rootfs: %m", dir);
                 has_rootfs = true;
-                r = walk(rootfd, "", 1, &es, err, errsize);
+                r = walk(rootfd, "", 1, &es, err);
                 if (r < 0)
                         goto out;
                 qsort(es.v, es.n, sizeof *es.v, entry_cmp);
         } else if (errno != ENOENT)
-                return osm_errorf(err, errsize, -errno, "%s/rootfs: %m", dir);
+                return osm_error_set(err, -errno, 0, "%s/rootfs: %m", dir);
 
         w = malloc(sizeof *w);
         if (!w) {
@@ -361,7 +361,7 @@ int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bun
         uint8_t header[OSM_BUNDLE_HEADER_SIZE];
         encode_header(header, info);
         if (lseek(out_fd, 0, SEEK_SET) < 0 || (r = osm_write_all(out_fd, header, sizeof header)) < 0) {
-                r = osm_errorf(err, errsize, errno ? -errno : r, "writing the bundle: %m");
+                r = osm_error_set(err, errno ? -errno : r, 0, "writing the bundle: %m");
                 goto out;
         }
         if ((r = w_int(w, mlen, 4)) < 0 || (r = w_put(w, mtext, mlen)) < 0 ||
@@ -376,7 +376,7 @@ int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bun
                 if (e->type == 'l')
                         r = w_put(w, e->target, e->size);
                 else if (e->type != 'd')
-                        r = pack_file(w, rootfd, e, err, errsize);
+                        r = pack_file(w, rootfd, e, err);
                 if (r < 0)
                         goto out;
         }
@@ -391,7 +391,7 @@ int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bun
                 osm_sign(kp, msg, sizeof msg, info->sig);
                 encode_header(header, info);
                 if (pwrite(out_fd, header, sizeof header, 0) != (ssize_t) sizeof header) {
-                        r = osm_errorf(err, errsize, -EIO, "writing the bundle header: %m");
+                        r = osm_error_set(err, -EIO, 0, "writing the bundle header: %m");
                         goto out;
                 }
         }
@@ -400,7 +400,7 @@ int osm_bundle_build(const char *dir, int out_fd, const osm_keypair *kp, osm_bun
         r = 0;
         goto out;
 write_error:
-        r = osm_errorf(err, errsize, r, "writing the bundle: %s", strerror(-r));
+        r = osm_error_set(err, r, 0, "writing the bundle: %s", strerror(-r));
 out:
         entries_free(&es);
         return r;
@@ -431,34 +431,34 @@ static bool all_zero(const uint8_t *p, size_t n) {
 }
 
 static int decode_header(const uint8_t h[OSM_BUNDLE_HEADER_SIZE], osm_bundle_info *info,
-                         char *err, size_t errsize) {
+                         osm_error *err) {
         if (memcmp(h, OSM_BUNDLE_MAGIC, 8) != 0)
-                return osm_errorf(err, errsize, -EBADMSG, "not an Osmose bundle (bad magic)");
+                return osm_error_set(err, -EBADMSG, 0, "not an Osmose bundle (bad magic)");
         uint32_t flags = (uint32_t) get_le(h + 8, 4);
         if ((flags & ~OSM_BUNDLE_FLAG_SIGNED) || get_le(h + 12, 4) != 0)
-                return osm_errorf(err, errsize, -EBADMSG, "bundle header: unknown flags (a newer format?)");
+                return osm_error_set(err, -EBADMSG, 0, "bundle header: unknown flags (a newer format?)");
         info->is_signed = flags & OSM_BUNDLE_FLAG_SIGNED;
         memcpy(info->pubkey, h + 16, OSM_PUBKEY_BYTES);
         memcpy(info->sig, h + 48, OSM_SIG_BYTES);
         if (!info->is_signed && !(all_zero(info->pubkey, OSM_PUBKEY_BYTES) && all_zero(info->sig, OSM_SIG_BYTES)))
-                return osm_errorf(err, errsize, -EBADMSG, "bundle header: unsigned but carries a key or signature");
+                return osm_error_set(err, -EBADMSG, 0, "bundle header: unsigned but carries a key or signature");
         return 0;
 }
 
 int osm_bundle_copy(int src_fd, int dst_fd, uint64_t max_size, osm_bundle_info *info,
-                    char *err, size_t errsize) {
+                    osm_error *err) {
         uint8_t h[OSM_BUNDLE_HEADER_SIZE];
         *info = (osm_bundle_info) { 0 };
         ssize_t n = read_full(src_fd, h, sizeof h);
         if (n < 0)
-                return osm_errorf(err, errsize, (int) n, "reading the bundle: %s", strerror((int) -n));
+                return osm_error_set(err, (int) n, 0, "reading the bundle: %s", strerror((int) -n));
         if (n < (ssize_t) sizeof h)
-                return osm_errorf(err, errsize, -EBADMSG, "not an Osmose bundle (too short)");
-        int r = decode_header(h, info, err, errsize);
+                return osm_error_set(err, -EBADMSG, 0, "not an Osmose bundle (too short)");
+        int r = decode_header(h, info, err);
         if (r < 0)
                 return r;
         if ((r = osm_write_all(dst_fd, h, sizeof h)) < 0)
-                return osm_errorf(err, errsize, r, "storing the bundle: %s", strerror(-r));
+                return osm_error_set(err, r, 0, "storing the bundle: %s", strerror(-r));
 
         _cleanup_free_ uint8_t *buf = malloc(IO_CHUNK);
         if (!buf)
@@ -472,16 +472,16 @@ int osm_bundle_copy(int src_fd, int dst_fd, uint64_t max_size, osm_bundle_info *
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        return osm_errorf(err, errsize, -errno, "reading the bundle: %m");
+                        return osm_error_set(err, -errno, 0, "reading the bundle: %m");
                 if (n == 0)
                         break;
                 total += (uint64_t) n;
                 if (total > max_size)
-                        return osm_errorf(err, errsize, -EFBIG, "bundle larger than the limit of %llu bytes",
+                        return osm_error_set(err, -EFBIG, 0, "bundle larger than the limit of %llu bytes",
                                     (unsigned long long) max_size);
                 crypto_generichash_update(&st, buf, (size_t) n);
                 if ((r = osm_write_all(dst_fd, buf, (size_t) n)) < 0)
-                        return osm_errorf(err, errsize, r, "storing the bundle: %s", strerror(-r));
+                        return osm_error_set(err, r, 0, "storing the bundle: %s", strerror(-r));
         }
         crypto_generichash_final(&st, info->id, OSM_HASH_BYTES);
         info->size = total;
@@ -564,7 +564,7 @@ static void dirstack_pop(dirstack *s) {
 }
 
 int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, bool *has_rootfs,
-                      char *err, size_t errsize) {
+                      osm_error *err) {
         int r;
         struct stat st;
         dirstack ds = { .n = 1, .fd = { dirfd } };
@@ -582,17 +582,17 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
         uint8_t h[OSM_BUNDLE_HEADER_SIZE];
         osm_bundle_info info;
         if (rd(&rr, h, sizeof h) < 0) {
-                r = osm_errorf(err, errsize, -EBADMSG, "not an Osmose bundle (too short)");
+                r = osm_error_set(err, -EBADMSG, 0, "not an Osmose bundle (too short)");
                 goto out;
         }
-        if ((r = decode_header(h, &info, err, errsize)) < 0)
+        if ((r = decode_header(h, &info, err)) < 0)
                 goto out;
 
         uint64_t mlen, hr, n_entries;
         if ((r = rd_int(&rr, 4, &mlen)) < 0)
                 goto truncated;
         if (mlen > OSM_MANIFEST_MAX_SIZE) {
-                r = osm_errorf(err, errsize, -EBADMSG, "bundle: manifest larger than %u bytes", OSM_MANIFEST_MAX_SIZE);
+                r = osm_error_set(err, -EBADMSG, 0, "bundle: manifest larger than %u bytes", OSM_MANIFEST_MAX_SIZE);
                 goto out;
         }
         mtext = malloc(mlen + 1);
@@ -606,7 +606,7 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
         if ((r = rd_int(&rr, 1, &hr)) < 0 || (r = rd_int(&rr, 4, &n_entries)) < 0)
                 goto truncated;
         if (hr > 1 || (hr == 0 && n_entries > 0) || n_entries > OSM_BUNDLE_MAX_ENTRIES) {
-                r = osm_errorf(err, errsize, -EBADMSG, "bundle: bad rootfs header");
+                r = osm_error_set(err, -EBADMSG, 0, "bundle: bad rootfs header");
                 goto out;
         }
         buf = malloc(IO_CHUNK);
@@ -621,7 +621,7 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                 if ((r = rd_int(&rr, 1, &type)) < 0 || (r = rd_int(&rr, 2, &plen)) < 0)
                         goto truncated;
                 if (plen == 0 || plen > OSM_BUNDLE_MAX_PATH) {
-                        r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %llu: bad path length",
+                        r = osm_error_set(err, -EBADMSG, 0, "bundle entry %llu: bad path length",
                                  (unsigned long long) i);
                         goto out;
                 }
@@ -630,13 +630,13 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                 path[plen] = 0;
                 int depth = path_check(path, plen);
                 if (depth < 0) {
-                        r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %llu: path not allowed "
+                        r = osm_error_set(err, -EBADMSG, 0, "bundle entry %llu: path not allowed "
                                  "(empty, '.', '..' or control characters, or too deep)",
                                  (unsigned long long) i);
                         goto out;
                 }
                 if (prev && path_cmp(prev, path) >= 0) {
-                        r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %s: out of order or duplicated", path);
+                        r = osm_error_set(err, -EBADMSG, 0, "bundle entry %s: out of order or duplicated", path);
                         goto out;
                 }
                 free(prev);
@@ -648,11 +648,11 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                 if ((type != 'd' && type != 'f' && type != 'x' && type != 'l') ||
                     (type == 'd' && size != 0) ||
                     (type == 'l' && (size == 0 || size > OSM_BUNDLE_MAX_LINK))) {
-                        r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %s: bad type or size", path);
+                        r = osm_error_set(err, -EBADMSG, 0, "bundle entry %s: bad type or size", path);
                         goto out;
                 }
                 if (reserved_top(path) && (type != 'd' || depth > 1)) {
-                        r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %s: the sandbox mounts over "
+                        r = osm_error_set(err, -EBADMSG, 0, "bundle entry %s: the sandbox mounts over "
                                  "this place; it may only be an empty directory", path);
                         goto out;
                 }
@@ -667,7 +667,7 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                 const char *base = strrchr(path, '/');
                 base = base ? base + 1 : path;
                 if ((size_t) (base - path) != (ds.n > 1 ? strlen(ds.path[ds.n - 1]) + 1 : 0)) {
-                        r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %s: its directory is not in the "
+                        r = osm_error_set(err, -EBADMSG, 0, "bundle entry %s: its directory is not in the "
                                  "bundle before it", path);
                         goto out;
                 }
@@ -678,7 +678,7 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                         if (dirfd >= 0) {
                                 if (mkdirat(parent, base, 0755) < 0 ||
                                     (sub = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-                                        r = osm_errorf(err, errsize, -errno, "unpacking %s: %m", path);
+                                        r = osm_error_set(err, -errno, 0, "unpacking %s: %m", path);
                                         goto out;
                                 }
                                 (void) fchmod(sub, 0755);   /* whatever the umask */
@@ -702,11 +702,11 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                                 goto truncated;
                         target[size] = 0;
                         if (strlen(target) != size) {
-                                r = osm_errorf(err, errsize, -EBADMSG, "bundle entry %s: NUL in symlink target", path);
+                                r = osm_error_set(err, -EBADMSG, 0, "bundle entry %s: NUL in symlink target", path);
                                 goto out;
                         }
                         if (dirfd >= 0 && symlinkat(target, parent, base) < 0) {
-                                r = osm_errorf(err, errsize, -errno, "unpacking %s: %m", path);
+                                r = osm_error_set(err, -errno, 0, "unpacking %s: %m", path);
                                 goto out;
                         }
                 } else {
@@ -716,20 +716,20 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
                                 ofd = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
                                              O_CLOEXEC | O_NOCTTY, mode);
                                 if (ofd < 0 || fchmod(ofd, mode) < 0) {
-                                        r = osm_errorf(err, errsize, -errno, "unpacking %s: %m", path);
+                                        r = osm_error_set(err, -errno, 0, "unpacking %s: %m", path);
                                         goto out;
                                 }
                         }
                         if ((r = rd_copy(&rr, size, ofd, buf)) < 0) {
                                 if (r == -EBADMSG)
                                         goto truncated;
-                                r = osm_errorf(err, errsize, r, "unpacking %s: %s", path, strerror(-r));
+                                r = osm_error_set(err, r, 0, "unpacking %s: %s", path, strerror(-r));
                                 goto out;
                         }
                 }
         }
         if (rr.off != rr.end) {
-                r = osm_errorf(err, errsize, -EBADMSG, "bundle: %llu bytes of garbage after the last entry",
+                r = osm_error_set(err, -EBADMSG, 0, "bundle: %llu bytes of garbage after the last entry",
                          (unsigned long long) (rr.end - rr.off));
                 goto out;
         }
@@ -740,9 +740,9 @@ int osm_bundle_unpack(int fd, int dirfd, char **manifest, size_t *manifest_len, 
         goto out;
 truncated:
         if (r == -EBADMSG)
-                r = osm_errorf(err, errsize, -EBADMSG, "bundle: truncated");
+                r = osm_error_set(err, -EBADMSG, 0, "bundle: truncated");
         else
-                r = osm_errorf(err, errsize, r, "reading the bundle: %s", strerror(-r));
+                r = osm_error_set(err, r, 0, "reading the bundle: %s", strerror(-r));
 out:
         while (ds.n > 0)
                 dirstack_pop(&ds);

@@ -147,13 +147,13 @@ static int read_reply(osm_client *c, osm_vl_reply *r, osm_client_error *err) {
         if (n < 0)
                 return transport_error(err, (int) n, n == -ECONNRESET ? "connection closed by the daemon"
                                                                        : "receiving reply");
-        const char *why = NULL;
+        osm_error why;   /* filled by a failure, read only then */
         int k = osm_vl_parse_reply(c->buf, (size_t) n, r, &why);
         consume(c, (size_t) n + 1);
         if (k < 0) {
                 if (err) {
                         osm_client_error_clear(err);
-                        snprintf(err->message, sizeof err->message, "bad reply from the daemon: %s", why);
+                        snprintf(err->message, sizeof err->message, "bad reply from the daemon: %.200s", why.message);
                 }
                 return -EBADMSG;
         }

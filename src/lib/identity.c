@@ -45,46 +45,34 @@ void osm_keypair_clear(osm_keypair *kp) {
         memset(kp, 0, sizeof *kp);
 }
 
-int osm_keypair_load(const char *path, osm_keypair *kp, const char **why) {
+int osm_keypair_load(const char *path, osm_keypair *kp, osm_error *err) {
         memset(kp, 0, sizeof *kp);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0) {
                 int r = -errno;
-                *why = r == -ENOENT ? "key file does not exist" : r == -ELOOP ? "key file is a symbolic link"
-                                                                            : "cannot open key file";
-                return r;
+                return osm_error_set(err, r, 0, "%s",
+                                     r == -ENOENT  ? "key file does not exist"
+                                     : r == -ELOOP ? "key file is a symbolic link"
+                                                   : "cannot open key file");
         }
         struct stat st;
-        if (fstat(fd, &st) < 0) {
-                *why = "cannot stat key file";
-                return -errno;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                *why = "key file is not a regular file";
-                return -EBADMSG;
-        }
-        if (st.st_uid != geteuid()) {
-                *why = "key file is owned by another user";
-                return -EPERM;
-        }
-        if (st.st_mode & 077) {
-                *why = "key file is readable or writable by group or others (must be 0600)";
-                return -EPERM;
-        }
-        if (st.st_size != OSM_SECKEY_BYTES) {
-                *why = "key file has the wrong size (corrupt?)";
-                return -EBADMSG;
-        }
+        if (fstat(fd, &st) < 0)
+                return osm_error_set(err, -errno, 0, "cannot stat key file");
+        if (!S_ISREG(st.st_mode))
+                return osm_error_set(err, -EBADMSG, 0, "key file is not a regular file");
+        if (st.st_uid != geteuid())
+                return osm_error_set(err, -EPERM, 0, "key file is owned by another user");
+        if (st.st_mode & 077)
+                return osm_error_set(err, -EPERM, 0, "key file is readable or writable by group or others (must be 0600)");
+        if (st.st_size != OSM_SECKEY_BYTES)
+                return osm_error_set(err, -EBADMSG, 0, "key file has the wrong size (corrupt?)");
         int r = alloc_sk(kp);
-        if (r < 0) {
-                *why = "out of memory";
-                return r;
-        }
+        if (r < 0)
+                return osm_error_set(err, r, 0, "out of memory");
         r = osm_read_all(fd, kp->sk, OSM_SECKEY_BYTES);
         if (r < 0) {
-                *why = "cannot read key file";
                 osm_keypair_clear(kp);
-                return r;
+                return osm_error_set(err, r, 0, "cannot read key file");
         }
         /* The secret key is seed || public key: recompute the public key from the seed
          * and compare, so that a flipped bit anywhere is caught. */
@@ -92,15 +80,13 @@ int osm_keypair_load(const char *path, osm_keypair *kp, const char **why) {
         uint8_t *sk2 = osm_secret_alloc(OSM_SECKEY_BYTES);
         if (!sk2) {
                 osm_keypair_clear(kp);
-                *why = "out of memory";
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
         crypto_sign_seed_keypair(pk, sk2, kp->sk);
         sodium_free(sk2);
         if (sodium_memcmp(pk, kp->sk + crypto_sign_SEEDBYTES, OSM_PUBKEY_BYTES) != 0) {
                 osm_keypair_clear(kp);
-                *why = "key file is corrupt (public key does not match the seed)";
-                return -EBADMSG;
+                return osm_error_set(err, -EBADMSG, 0, "key file is corrupt (public key does not match the seed)");
         }
         memcpy(kp->pk, pk, sizeof pk);
         return 0;
@@ -112,21 +98,18 @@ int osm_keypair_save(const char *path, const osm_keypair *kp) {
         return osm_write_file_new(path, kp->sk, OSM_SECKEY_BYTES, 0600);
 }
 
-int osm_keypair_load_or_create(const char *path, osm_keypair *kp, bool *created, const char **why) {
+int osm_keypair_load_or_create(const char *path, osm_keypair *kp, bool *created, osm_error *err) {
         *created = false;
-        int r = osm_keypair_load(path, kp, why);
+        int r = osm_keypair_load(path, kp, err);
         if (r != -ENOENT)
                 return r;
         r = osm_keypair_generate(kp);
-        if (r < 0) {
-                *why = "out of memory";
-                return r;
-        }
+        if (r < 0)
+                return osm_error_set(err, r, 0, "out of memory");
         r = osm_keypair_save(path, kp);
         if (r < 0) {
                 osm_keypair_clear(kp);
-                *why = "cannot write key file";
-                return r;
+                return osm_error_set(err, r, 0, "cannot write key file");
         }
         *created = true;
         return 0;

@@ -40,17 +40,16 @@ osm_manifest *osm_manifest_free(osm_manifest *m) {
         return NULL;
 }
 
-/* Write "field: message" into err and return -EINVAL. */
-static int fail(char *err, size_t errsize, const char *field, const char *fmt, ...) OSM_PRINTF(4, 5);
-static int fail(char *err, size_t errsize, const char *field, const char *fmt, ...) {
-        if (err && errsize > 0) {
-                int n = snprintf(err, errsize, "%s: ", field);
-                if (n < 0 || (size_t) n >= errsize)
-                        n = 0;
+/* Fill err with -EINVAL and "field: message"; return -EINVAL. */
+static int fail(osm_error *err, const char *field, const char *fmt, ...) OSM_PRINTF(3, 4);
+static int fail(osm_error *err, const char *field, const char *fmt, ...) {
+        if (err) {
+                char msg[OSM_ERROR_MAX];
                 va_list ap;
                 va_start(ap, fmt);
-                vsnprintf(err + n, errsize - (size_t) n, fmt, ap);
+                vsnprintf(msg, sizeof msg, fmt, ap);
                 va_end(ap);
+                osm_error_set(err, -EINVAL, 0, "%s: %s", field, msg);
         }
         return -EINVAL;
 }
@@ -116,17 +115,17 @@ static bool device_ok(const char *p) {
 #define CAP_FORMS "network, discovery:read, store:read:PATTERN, store:write:PATTERN, " \
                   "publish:_NAME._tcp, publish:_NAME._udp, device:/dev/NAME"
 
-int osm_cap_check(const char *cap, char *err, size_t errsize) {
+int osm_cap_check(const char *cap, osm_error *err) {
         if (!cap || !*cap)
-                return fail(err, errsize, "capability", "empty");
+                return fail(err, "capability", "empty");
         if (strlen(cap) > OSM_CAP_MAX)
-                return fail(err, errsize, "capability", "longer than %d bytes", OSM_CAP_MAX);
+                return fail(err, "capability", "longer than %d bytes", OSM_CAP_MAX);
         if (strcmp(cap, "network") == 0 || strcmp(cap, "discovery:read") == 0)
                 return 0;
         if (strncmp(cap, "store:read:", 11) == 0 || strncmp(cap, "store:write:", 12) == 0) {
                 const char *pat = strchr(cap + 6, ':') + 1;
                 if (!pattern_ok(pat))
-                        return fail(err, errsize, cap,
+                        return fail(err, cap,
                                     "bad store pattern \"%s\" (expected a collection name like "
                                     "sensors/temp, optionally ending in *)", pat);
                 return 0;
@@ -137,18 +136,18 @@ int osm_cap_check(const char *cap, char *err, size_t errsize) {
                 if (len < 7 || t[0] != '_' ||
                     (strcmp(t + len - 5, "._tcp") != 0 && strcmp(t + len - 5, "._udp") != 0) ||
                     !service_name_ok(t + 1, len - 6))
-                        return fail(err, errsize, cap,
+                        return fail(err, cap,
                                     "bad service type \"%s\" (expected _NAME._tcp or _NAME._udp, "
                                     "NAME 1-15 letters, digits or '-')", t);
                 return 0;
         }
         if (strncmp(cap, "device:", 7) == 0) {
                 if (!device_ok(cap + 7))
-                        return fail(err, errsize, cap,
+                        return fail(err, cap,
                                     "bad device \"%s\" (expected /dev/NAME)", cap + 7);
                 return 0;
         }
-        return fail(err, errsize, cap, "unknown capability (expected one of " CAP_FORMS ")");
+        return fail(err, cap, "unknown capability (expected one of " CAP_FORMS ")");
 }
 
 /* Sizes above 1 PiB are refused: no gateway has that, and it keeps every size within
@@ -156,51 +155,51 @@ int osm_cap_check(const char *cap, char *err, size_t errsize) {
  * parsed to more than INT64_MAX). */
 #define MANIFEST_MAX_SIZE (1ull << 50)
 
-static int parse_size(json_t *v, const char *field, uint64_t *out, char *err, size_t errsize) {
+static int parse_size(json_t *v, const char *field, uint64_t *out, osm_error *err) {
         if (json_is_integer(v)) {
                 json_int_t i = json_integer_value(v);
                 if (i <= 0)
-                        return fail(err, errsize, field, "must be positive");
+                        return fail(err, field, "must be positive");
                 *out = (uint64_t) i;
         } else if (!json_is_string(v) || osm_parse_size(json_string_value(v), out) < 0 || *out == 0) {
-                return fail(err, errsize, field, "expected a size like \"64M\"");
+                return fail(err, field, "expected a size like \"64M\"");
         }
         if (*out > MANIFEST_MAX_SIZE)
-                return fail(err, errsize, field, "larger than 1P");
+                return fail(err, field, "larger than 1P");
         return 0;
 }
 
 static int parse_uint(json_t *v, const char *field, uint64_t max, uint64_t *out,
-                      char *err, size_t errsize) {
+                      osm_error *err) {
         if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
             (uint64_t) json_integer_value(v) > max)
-                return fail(err, errsize, field, "expected an integer from 1 to %llu",
+                return fail(err, field, "expected an integer from 1 to %llu",
                             (unsigned long long) max);
         *out = (uint64_t) json_integer_value(v);
         return 0;
 }
 
-static int parse_resources(json_t *o, osm_manifest *m, char *err, size_t errsize) {
+static int parse_resources(json_t *o, osm_manifest *m, osm_error *err) {
         if (!json_is_object(o))
-                return fail(err, errsize, "resources", "expected an object");
+                return fail(err, "resources", "expected an object");
         const char *key;
         json_t *v;
         json_object_foreach(o, key, v) {
                 int r;
                 if (strcmp(key, "memory") == 0) {
-                        r = parse_size(v, "resources.memory", &m->memory, err, errsize);
+                        r = parse_size(v, "resources.memory", &m->memory, err);
                         if (r == 0 && m->memory < 4096)
-                                r = fail(err, errsize, "resources.memory", "at least 4K");
+                                r = fail(err, "resources.memory", "at least 4K");
                 } else if (strcmp(key, "disk") == 0)
-                        r = parse_size(v, "resources.disk", &m->disk, err, errsize);
+                        r = parse_size(v, "resources.disk", &m->disk, err);
                 else if (strcmp(key, "cpu") == 0)
-                        r = parse_uint(v, "resources.cpu", 100 * 1024, &m->cpu_percent, err, errsize);
+                        r = parse_uint(v, "resources.cpu", 100 * 1024, &m->cpu_percent, err);
                 else if (strcmp(key, "pids") == 0)
-                        r = parse_uint(v, "resources.pids", 1u << 22, &m->pids, err, errsize);
+                        r = parse_uint(v, "resources.pids", 1u << 22, &m->pids, err);
                 else {
                         char field[160];
                         snprintf(field, sizeof field, "resources.%.128s", key);
-                        r = fail(err, errsize, field,
+                        r = fail(err, field,
                                  "unknown field (expected memory, cpu, pids, disk)");
                 }
                 if (r < 0)
@@ -210,12 +209,12 @@ static int parse_resources(json_t *o, osm_manifest *m, char *err, size_t errsize
 }
 
 /* An argv (entrypoint or health): a non-empty array of strings, the first an absolute path. */
-static int parse_argv(json_t *a, const char *name, char ***argv, size_t *argc, char *err, size_t errsize) {
+static int parse_argv(json_t *a, const char *name, char ***argv, size_t *argc, osm_error *err) {
         if (!json_is_array(a) || json_array_size(a) == 0)
-                return fail(err, errsize, name, "expected a non-empty array of strings");
+                return fail(err, name, "expected a non-empty array of strings");
         size_t n = json_array_size(a);
         if (n > OSM_MANIFEST_MAX_ARGS)
-                return fail(err, errsize, name, "more than %d arguments", OSM_MANIFEST_MAX_ARGS);
+                return fail(err, name, "more than %d arguments", OSM_MANIFEST_MAX_ARGS);
         *argv = calloc(n + 1, sizeof(char *));
         if (!*argv)
                 return -ENOMEM;
@@ -224,12 +223,12 @@ static int parse_argv(json_t *a, const char *name, char ***argv, size_t *argc, c
                 char field[32];
                 snprintf(field, sizeof field, "%s[%zu]", name, i);
                 if (!json_is_string(s))
-                        return fail(err, errsize, field, "expected a string");
+                        return fail(err, field, "expected a string");
                 const char *v = json_string_value(s);
                 if (strlen(v) > OSM_MANIFEST_MAX_ARG)
-                        return fail(err, errsize, field, "longer than %d bytes", OSM_MANIFEST_MAX_ARG);
+                        return fail(err, field, "longer than %d bytes", OSM_MANIFEST_MAX_ARG);
                 if (i == 0 && (v[0] != '/' || strstr(v, "/../") || !osm_text_line_ok(v)))
-                        return fail(err, errsize, field, "expected an absolute path to the program");
+                        return fail(err, field, "expected an absolute path to the program");
                 (*argv)[i] = strdup(v);
                 if (!(*argv)[i])
                         return -ENOMEM;
@@ -253,12 +252,12 @@ static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-static int parse_env(json_t *o, osm_manifest *m, char *err, size_t errsize) {
+static int parse_env(json_t *o, osm_manifest *m, osm_error *err) {
         if (!json_is_object(o))
-                return fail(err, errsize, "environment", "expected an object of strings");
+                return fail(err, "environment", "expected an object of strings");
         size_t n = json_object_size(o);
         if (n > OSM_MANIFEST_MAX_ENV)
-                return fail(err, errsize, "environment", "more than %d variables", OSM_MANIFEST_MAX_ENV);
+                return fail(err, "environment", "more than %d variables", OSM_MANIFEST_MAX_ENV);
         m->env = calloc(n + 1, sizeof(char *));
         if (!m->env)
                 return -ENOMEM;
@@ -268,13 +267,13 @@ static int parse_env(json_t *o, osm_manifest *m, char *err, size_t errsize) {
                 char field[160];
                 snprintf(field, sizeof field, "environment.%.128s", key);
                 if (!env_key_ok(key))
-                        return fail(err, errsize, field,
+                        return fail(err, field,
                                     "bad variable name (expected [A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
                                     OSM_MANIFEST_MAX_ENV_KEY);
                 if (!json_is_string(v))
-                        return fail(err, errsize, field, "expected a string");
+                        return fail(err, field, "expected a string");
                 if (strlen(json_string_value(v)) > OSM_MANIFEST_MAX_ARG)
-                        return fail(err, errsize, field, "longer than %d bytes", OSM_MANIFEST_MAX_ARG);
+                        return fail(err, field, "longer than %d bytes", OSM_MANIFEST_MAX_ARG);
                 char *kv;
                 if (asprintf(&kv, "%s=%s", key, json_string_value(v)) < 0)
                         return -ENOMEM;
@@ -284,23 +283,24 @@ static int parse_env(json_t *o, osm_manifest *m, char *err, size_t errsize) {
         return 0;
 }
 
-static int parse_caps(json_t *a, osm_manifest *m, char *err, size_t errsize) {
+static int parse_caps(json_t *a, osm_manifest *m, osm_error *err) {
         if (!json_is_array(a))
-                return fail(err, errsize, "capabilities", "expected an array of strings");
+                return fail(err, "capabilities", "expected an array of strings");
         size_t n = json_array_size(a);
         if (n > OSM_MANIFEST_MAX_CAPS)
-                return fail(err, errsize, "capabilities", "more than %d entries", OSM_MANIFEST_MAX_CAPS);
+                return fail(err, "capabilities", "more than %d entries", OSM_MANIFEST_MAX_CAPS);
         m->caps = calloc(n + 1, sizeof(char *));
         if (!m->caps)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 json_t *s = json_array_get(a, i);
-                char field[32], why[384];
+                char field[32];
+                osm_error why;
                 snprintf(field, sizeof field, "capabilities[%zu]", i);
                 if (!json_is_string(s))
-                        return fail(err, errsize, field, "expected a string");
-                if (osm_cap_check(json_string_value(s), why, sizeof why) < 0)
-                        return fail(err, errsize, field, "%s", why);
+                        return fail(err, field, "expected a string");
+                if (osm_cap_check(json_string_value(s), &why) < 0)
+                        return fail(err, field, "%s", why.message);
                 m->caps[i] = strdup(json_string_value(s));
                 if (!m->caps[i])
                         return -ENOMEM;
@@ -309,22 +309,20 @@ static int parse_caps(json_t *a, osm_manifest *m, char *err, size_t errsize) {
         qsort(m->caps, m->n_caps, sizeof(char *), cmp_str);
         for (size_t i = 1; i < m->n_caps; i++)
                 if (strcmp(m->caps[i - 1], m->caps[i]) == 0)
-                        return fail(err, errsize, "capabilities", "\"%s\" listed twice", m->caps[i]);
+                        return fail(err, "capabilities", "\"%s\" listed twice", m->caps[i]);
         return 0;
 }
 
-int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *err, size_t errsize) {
-        if (err && errsize)
-                err[0] = 0;
+int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, osm_error *err) {
         if (len > OSM_MANIFEST_MAX_SIZE)
-                return fail(err, errsize, "manifest", "larger than %u bytes", OSM_MANIFEST_MAX_SIZE);
+                return fail(err, "manifest", "larger than %u bytes", OSM_MANIFEST_MAX_SIZE);
 
         json_error_t jerr;
         _cleanup_json_ json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root)
-                return fail(err, errsize, "manifest", "not valid JSON: line %d: %s", jerr.line, jerr.text);
+                return fail(err, "manifest", "not valid JSON: line %d: %s", jerr.line, jerr.text);
         if (!json_is_object(root))
-                return fail(err, errsize, "manifest", "expected a JSON object");
+                return fail(err, "manifest", "expected a JSON object");
 
         _cleanup_manifest_ osm_manifest *m = calloc(1, sizeof *m);
         if (!m)
@@ -338,7 +336,7 @@ int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *e
                 if (strcmp(key, "name") == 0) {
                         if (!json_is_string(v) ||
                             !osm_name_valid(json_string_value(v), OSM_MANIFEST_MAX_NAME, false))
-                                return fail(err, errsize, "name",
+                                return fail(err, "name",
                                             "expected 1-%d characters of A-Z a-z 0-9 . _ -",
                                             OSM_MANIFEST_MAX_NAME);
                         m->name = strdup(json_string_value(v));
@@ -348,59 +346,59 @@ int osm_manifest_parse(const char *text, size_t len, osm_manifest **out, char *e
                         /* Versions are compared as numbers (upgrades, channels, downgrades):
                          * a semantic-version string would need an order of its own. */
                         if (json_is_string(v))
-                                return fail(err, errsize, "version",
+                                return fail(err, "version",
                                             "\"%.32s\" is a string: a version is an integer that grows with "
                                             "every release (1.2.0 could be 10200; see osmose-manifest(5))",
                                             json_string_value(v));
                         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                             json_integer_value(v) > OSM_MANIFEST_MAX_VERSION)
-                                return fail(err, errsize, "version",
+                                return fail(err, "version",
                                             "expected an integer from 1 to 2^53");
                         m->version = json_integer_value(v);
                 } else if (strcmp(key, "description") == 0) {
                         if (!json_is_string(v) || strlen(json_string_value(v)) > OSM_MANIFEST_MAX_DESC ||
                             !osm_text_line_ok(json_string_value(v)))
-                                return fail(err, errsize, "description",
+                                return fail(err, "description",
                                             "expected one line of text of at most %d bytes",
                                             OSM_MANIFEST_MAX_DESC);
                         m->description = strdup(json_string_value(v));
                         if (!m->description)
                                 return -ENOMEM;
                 } else if (strcmp(key, "entrypoint") == 0) {
-                        if ((r = parse_argv(v, "entrypoint", &m->argv, &m->argc, err, errsize)) < 0)
+                        if ((r = parse_argv(v, "entrypoint", &m->argv, &m->argc, err)) < 0)
                                 return r;
                 } else if (strcmp(key, "health") == 0) {
-                        if ((r = parse_argv(v, "health", &m->health, &m->n_health, err, errsize)) < 0)
+                        if ((r = parse_argv(v, "health", &m->health, &m->n_health, err)) < 0)
                                 return r;
                 } else if (strcmp(key, "environment") == 0) {
-                        if ((r = parse_env(v, m, err, errsize)) < 0)
+                        if ((r = parse_env(v, m, err)) < 0)
                                 return r;
                 } else if (strcmp(key, "resources") == 0) {
-                        if ((r = parse_resources(v, m, err, errsize)) < 0)
+                        if ((r = parse_resources(v, m, err)) < 0)
                                 return r;
                 } else if (strcmp(key, "capabilities") == 0) {
-                        if ((r = parse_caps(v, m, err, errsize)) < 0)
+                        if ((r = parse_caps(v, m, err)) < 0)
                                 return r;
                 } else if (strcmp(key, "restart") == 0) {
                         r = json_is_string(v) ? osm_restart_policy_from_name(json_string_value(v)) : -EINVAL;
                         if (r < 0)
-                                return fail(err, errsize, "restart",
+                                return fail(err, "restart",
                                             "expected \"never\", \"on-failure\" or \"always\"");
                         m->restart = (osm_restart_policy) r;
                 } else {
                         char field[160];
                         snprintf(field, sizeof field, "%.128s", key);
-                        return fail(err, errsize, field,
+                        return fail(err, field,
                                     "unknown field (expected name, version, description, entrypoint, "
                                     "health, environment, resources, capabilities, restart)");
                 }
         }
         if (!m->name)
-                return fail(err, errsize, "name", "missing");
+                return fail(err, "name", "missing");
         if (m->version == 0)
-                return fail(err, errsize, "version", "missing");
+                return fail(err, "version", "missing");
         if (!m->argv)
-                return fail(err, errsize, "entrypoint", "missing");
+                return fail(err, "entrypoint", "missing");
         if (!m->env && !(m->env = calloc(1, sizeof(char *))))
                 return -ENOMEM;
         if (!m->caps && !(m->caps = calloc(1, sizeof(char *))))

@@ -17,19 +17,19 @@
  * are refused so that a field cannot mean two things to two readers. */
 #define PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK)
 
-static json_t *load(const char *buf, size_t len, const char **why) {
+static json_t *load(const char *buf, size_t len, osm_error *err) {
         json_error_t e;
         if (len == 0) {
-                *why = "empty message";
+                osm_error_set(err, -EBADMSG, 0, "empty message");
                 return NULL;
         }
         if (memchr(buf, 0, len)) {
-                *why = "NUL byte inside a message";
+                osm_error_set(err, -EBADMSG, 0, "NUL byte inside a message");
                 return NULL;
         }
         json_t *root = json_loadb(buf, len, PARSE_FLAGS, &e);
         if (!root) {
-                *why = "not valid JSON";
+                osm_error_set(err, -EBADMSG, 0, "not valid JSON");
                 return NULL;
         }
         /* JSON_DISABLE_EOF_CHECK lets us see trailing garbage ourselves. */
@@ -37,66 +37,68 @@ static json_t *load(const char *buf, size_t len, const char **why) {
                 char c = buf[i];
                 if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
                         json_decref(root);
-                        *why = "trailing data after the JSON object";
+                        osm_error_set(err, -EBADMSG, 0, "trailing data after the JSON object");
                         return NULL;
                 }
         }
         if (!json_is_object(root)) {
                 json_decref(root);
-                *why = "message is not a JSON object";
+                osm_error_set(err, -EBADMSG, 0, "message is not a JSON object");
                 return NULL;
         }
         return root;
 }
 
-static int get_bool(json_t *root, const char *key, bool *out, const char **why) {
+static int get_bool(json_t *root, const char *key, bool *out, osm_error *err) {
         json_t *v = json_object_get(root, key);
         if (!v || json_is_null(v)) {
                 *out = false;
                 return 0;
         }
         if (!json_is_boolean(v)) {
-                *why = "a flag (more, oneway, upgrade, continues) is not a boolean";
+                osm_error_set(err, -EBADMSG, 0, "a flag (more, oneway, upgrade, continues) is not a boolean");
                 return -EBADMSG;
         }
         *out = json_is_true(v);
         return 0;
 }
 
-static json_t *get_params(json_t *root, const char **why) {
+static json_t *get_params(json_t *root, osm_error *err) {
         json_t *p = json_object_get(root, "parameters");
         if (!p || json_is_null(p)) {
                 p = json_object();
                 if (p)
                         json_object_set_new(root, "parameters", p);
+                else
+                        osm_error_set(err, -ENOMEM, 0, "out of memory");
                 return p;
         }
         if (!json_is_object(p)) {
-                *why = "\"parameters\" is not an object";
+                osm_error_set(err, -EBADMSG, 0, "\"parameters\" is not an object");
                 return NULL;
         }
         return p;
 }
 
-int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, const char **why) {
+int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, osm_error *err) {
         memset(out, 0, sizeof *out);
-        json_t *root = load(buf, len, why);
+        json_t *root = load(buf, len, err);
         if (!root)
                 return -EBADMSG;
         json_t *m = json_object_get(root, "method");
         if (!json_is_string(m) || json_string_length(m) == 0 || json_string_length(m) > 255) {
-                *why = "\"method\" is missing or not a string of 1-255 bytes";
+                osm_error_set(err, -EBADMSG, 0, "\"method\" is missing or not a string of 1-255 bytes");
                 goto fail;
         }
         out->method = json_string_value(m);
-        if (!(out->parameters = get_params(root, why)))
+        if (!(out->parameters = get_params(root, err)))
                 goto fail;
-        if (get_bool(root, "more", &out->more, why) < 0 ||
-            get_bool(root, "oneway", &out->oneway, why) < 0 ||
-            get_bool(root, "upgrade", &out->upgrade, why) < 0)
+        if (get_bool(root, "more", &out->more, err) < 0 ||
+            get_bool(root, "oneway", &out->oneway, err) < 0 ||
+            get_bool(root, "upgrade", &out->upgrade, err) < 0)
                 goto fail;
         if (out->more && out->oneway) {
-                *why = "\"more\" and \"oneway\" exclude each other";
+                osm_error_set(err, -EBADMSG, 0, "\"more\" and \"oneway\" exclude each other");
                 goto fail;
         }
         out->root = root;
@@ -112,22 +114,22 @@ void osm_vl_call_done(osm_vl_call *c) {
         memset(c, 0, sizeof *c);
 }
 
-int osm_vl_parse_reply(const char *buf, size_t len, osm_vl_reply *out, const char **why) {
+int osm_vl_parse_reply(const char *buf, size_t len, osm_vl_reply *out, osm_error *err) {
         memset(out, 0, sizeof *out);
-        json_t *root = load(buf, len, why);
+        json_t *root = load(buf, len, err);
         if (!root)
                 return -EBADMSG;
         json_t *e = json_object_get(root, "error");
         if (e && !json_is_null(e)) {
                 if (!json_is_string(e)) {
-                        *why = "\"error\" is not a string";
+                        osm_error_set(err, -EBADMSG, 0, "\"error\" is not a string");
                         goto fail;
                 }
                 out->error = json_string_value(e);
         }
-        if (!(out->parameters = get_params(root, why)))
+        if (!(out->parameters = get_params(root, err)))
                 goto fail;
-        if (get_bool(root, "continues", &out->continues, why) < 0)
+        if (get_bool(root, "continues", &out->continues, err) < 0)
                 goto fail;
         out->root = root;
         return 0;

@@ -16,7 +16,7 @@ static const char *const grants[] = { "discovery:read", "publish:_http._tcp", "s
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         osm_vl_call call;
-        const char *why = NULL;
+        osm_error why;
         if (size > OSM_VARLINK_MAX_MESSAGE || osm_vl_parse_call((const char *) data, size, &call, &why) < 0)
                 return 0;
         const osm_vl_method *m = osm_vl_find_method(call.method);
@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (void) osm_store_check_batch(p, NULL);
         } else if (strcmp(member, "Query") == 0) {
                 osm_store_query_req q;
-                (void) osm_store_parse_query(p, &q, &why);
+                const char *param = NULL;
+                (void) osm_store_parse_query(p, &q, &param);
         } else if (strcmp(member, "Watch") == 0) {
                 const char *pat = json_string_value(json_object_get(p, "pattern"));
                 if (osm_grant_watch_pattern_valid(pat))

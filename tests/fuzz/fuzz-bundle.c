@@ -59,21 +59,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (in < 0 || copy < 0 || osm_write_all(in, data, size) < 0 || lseek(in, 0, SEEK_SET) < 0)
                 goto out;
         osm_bundle_info info;
-        char err[512];
-        if (osm_bundle_copy(in, copy, 1u << 20, &info, err, sizeof err) < 0)
+        osm_error err;
+        if (osm_bundle_copy(in, copy, 1u << 20, &info, &err) < 0)
                 goto out;
         (void) osm_bundle_verify_signature(&info);
         char *mtext = NULL;
         size_t mlen = 0;
         bool has_rootfs = false;
         /* structure only, then for real into the scratch dir */
-        if (osm_bundle_unpack(copy, -1, &mtext, &mlen, &has_rootfs, err, sizeof err) == 0) {
+        if (osm_bundle_unpack(copy, -1, &mtext, &mlen, &has_rootfs, &err) == 0) {
                 osm_manifest *m = NULL;
-                if (osm_manifest_parse(mtext, mlen, &m, err, sizeof err) == 0)
+                if (osm_manifest_parse(mtext, mlen, &m, &err) == 0)
                         osm_manifest_free(m);
                 free(mtext);
                 mtext = NULL;
-                if (osm_bundle_unpack(copy, scratch, &mtext, &mlen, &has_rootfs, err, sizeof err) == 0)
+                if (osm_bundle_unpack(copy, scratch, &mtext, &mlen, &has_rootfs, &err) == 0)
                         free(mtext);
         }
         empty_dir(scratch);

@@ -24,7 +24,7 @@ static void fuzz_txt(const uint8_t *data, size_t size) {
         json_t *txt = NULL;
         unsigned issues = 0;
         osm_peer_txt peer;
-        const char *why;
+        osm_error why;
         char *text;
 
         if (osm_txt_wire_to_json(data, size, &txt, &issues) < 0)
@@ -47,7 +47,7 @@ static void fuzz_catalog(const uint8_t *data, size_t size) {
         osm_dcat_stats st;
         json_t *j, *instances;
         size_t i = 0, skipped;
-        const char *why;
+        osm_error why;
 
         if (osm_dcat_new(&lim, OWN_ID, NULL, NULL, &c) < 0)
                 return;

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *topic = (const char *) data + 1;
         const uint8_t *payload = data + 1 + split;
         size_t plen = size - 1 - split;
-        const char *why = NULL;
+        osm_error why = {};
 
         char coll[OSM_STORE_MAX_NAME + 1];
         if (osm_ingest_collection("sensors/", topic, split, coll, sizeof coll, &why) == 0) {
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check(osm_name_valid(coll, OSM_STORE_MAX_NAME, true));
                 check(!strstr(coll, "..") || strstr(coll, "/../") == NULL);
         } else
-                check(why != NULL);
+                check(why.message[0] != 0);
 
         osm_ingest_kind kind;
         json_t *body = NULL;

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 size_t last_line = 0;
                 for (;;) {
                         json_t *v = NULL;
-                        const char *why;
+                        osm_error why;
                         int k = osm_jsonl_next(&r, &v, &why);
                         if (k <= 0)
                                 break;

@@ -8,7 +8,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         osm_vl_call c;
-        const char *why;
+        osm_error why;
         if (osm_vl_parse_call((const char *) data, size, &c, &why) == 0) {
                 const osm_vl_method *m = osm_vl_find_method(c.method);
                 const char *bad;

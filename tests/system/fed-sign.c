@@ -19,9 +19,9 @@ int main(int argc, char **argv) {
         }
         osm_crypto_init();
         osm_keypair me = { 0 }, signer = { 0 };
-        const char *why = NULL;
+        osm_error why = {};
         if (osm_keypair_load(argv[1], &me, &why) < 0) {
-                fprintf(stderr, "fed-sign: %s: %s\n", argv[1], why);
+                fprintf(stderr, "fed-sign: %s: %s\n", argv[1], why.message);
                 return 1;
         }
         uint8_t to_pk[OSM_PUBKEY_BYTES];
@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
         osm_space_id(to_pk, to_id);
         int64_t offset = argc > 6 ? strtoll(argv[6], NULL, 10) : 0;
         if (argc > 7 && osm_keypair_load(argv[7], &signer, &why) < 0) {
-                fprintf(stderr, "fed-sign: %s: %s\n", argv[7], why);
+                fprintf(stderr, "fed-sign: %s: %s\n", argv[7], why.message);
                 return 1;
         }
         uint8_t key[FED_BOX_KEY_BYTES], zero[16] = { 0 };

@@ -33,18 +33,31 @@ static int build(const osm_keypair *kp, osm_bundle_info *info, char *err) {
         char dir[128];
         snprintf(dir, sizeof dir, "%s/src", tmp);
         int fd = memfd_create("bundle", MFD_CLOEXEC);
-        if (osm_bundle_build(dir, fd, kp, info, err, 512) < 0) {
+        osm_error e;
+        if (osm_bundle_build(dir, fd, kp, info, &e) < 0) {
+                snprintf(err, 512, "%s", e.message);
                 close(fd);
                 return -1;
         }
         return fd;
 }
 
+/* osm_bundle_unpack with its message in err (512 bytes). */
+static int unpack(int fd, int dirfd, char **m, size_t *ml, bool *hr, char *err) {
+        osm_error e;
+        int r = osm_bundle_unpack(fd, dirfd, m, ml, hr, &e);
+        if (r < 0)
+                snprintf(err, 512, "%s", e.message);
+        return r;
+}
+
 /* Copy fd (from 0) the way the daemon does; returns the copy or -1. */
 static int copy(int fd, osm_bundle_info *info, char *err) {
         int out = memfd_create("copy", MFD_CLOEXEC);
         lseek(fd, 0, SEEK_SET);
-        if (osm_bundle_copy(fd, out, 1 << 20, info, err, 512) < 0) {
+        osm_error e;
+        if (osm_bundle_copy(fd, out, 1 << 20, info, &e) < 0) {
+                snprintf(err, 512, "%s", e.message);
                 close(out);
                 return -1;
         }
@@ -127,10 +140,10 @@ static void hostile(const hent *e, size_t n, const char *trailer, const char *wh
         char err[512] = "", *m = NULL;
         size_t ml;
         bool hr;
-        int r1 = osm_bundle_unpack(fd, -1, &m, &ml, &hr, err, sizeof err);
+        int r1 = unpack(fd, -1, &m, &ml, &hr, err);
         free(m);
         m = NULL;
-        int r2 = osm_bundle_unpack(fd, dfd, &m, &ml, &hr, err, sizeof err);
+        int r2 = unpack(fd, dfd, &m, &ml, &hr, err);
         free(m);
         tap_ok(r1 < 0 && r2 < 0, "%s: refused (%s)", what, err);
         close(dfd);
@@ -174,7 +187,7 @@ static void test_sign_unpack_tamper(void) {
         char *m = NULL;
         size_t ml = 0;
         bool hr = false;
-        int r = osm_bundle_unpack(c, dfd, &m, &ml, &hr, err, sizeof err);
+        int r = unpack(c, dfd, &m, &ml, &hr, err);
         TAP_EQ_INT(r, 0, "it unpacks");
         TAP_OK(hr, "it has a rootfs");
         TAP_OK(m && strstr(m, "\"hello\""), "the manifest comes back");
@@ -224,7 +237,7 @@ static void test_sign_unpack_tamper(void) {
         /* size limit */
         int big = memfd_create("big", MFD_CLOEXEC);
         lseek(fd, 0, SEEK_SET);
-        r = osm_bundle_copy(fd, big, 200, &cinfo, err, sizeof err);
+        r = osm_bundle_copy(fd, big, 200, &cinfo, NULL);
         TAP_EQ_INT(r, -EFBIG, "the size limit holds");
         close(big);
         close(fd);
@@ -292,7 +305,7 @@ static void test_hostile_archives(void) {
         hent good[] = { { 'd', "a", NULL }, { 'f', "a/c", "y" }, { 'f', "a-b", "x" }, { 'l', "l", "/abs/ok" } };
         int fd = craft(good, 4, NULL);
         int dfd = scratch();
-        int r = osm_bundle_unpack(fd, dfd, &m, &ml, &hr, err, sizeof err);
+        int r = unpack(fd, dfd, &m, &ml, &hr, err);
         TAP_EQ_INT(r, 0, "a hand-made bundle in canonical order unpacks");
         free(m);
         close(dfd);

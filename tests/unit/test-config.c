@@ -13,7 +13,10 @@ static int load_text(osm_config *cfg, const char *text, char **errors) {
         close(fd);
         size_t len;
         FILE *err = open_memstream(errors, &len);
-        int r = osm_config_load(cfg, path, err);
+        osm_error_list errs = {};
+        int r = osm_config_load(cfg, path, &errs);
+        osm_error_list_print(&errs, err);
+        osm_error_list_done(&errs);
         fclose(err);
         unlink(path);
         return r;

@@ -61,7 +61,7 @@ static void test_txt(void) {
         TAP_OK(json_object_get(o4, "a") && (issues & OSM_TXT_TRUNCATED), "a length running past the end truncates");
 
         osm_peer_txt p;
-        const char *why;
+        osm_error why;
         _cleanup_json_ json_t *good = json_pack("{s:s,s:s,s:s}", "id", IDX, "v", "1", "name", "Kitchen");
         _cleanup_json_ json_t *badid = json_pack("{s:s,s:s}", "id", "0123", "v", "1");
         _cleanup_json_ json_t *badv = json_pack("{s:s,s:s}", "id", IDX, "v", "01");
@@ -219,7 +219,7 @@ static void test_catalog(void) {
         saved = osm_dcat_save(c);
         osm_dcat *c2;
         size_t skipped;
-        const char *why;
+        osm_error why;
         osm_dcat_new(&lim, OWN, NULL, NULL, &c2);
         TAP_OK(osm_dcat_load(c2, saved, &skipped, &why) == 0 && skipped == 0, "the saved peer list loads");
         osm_dcat_stats st2;

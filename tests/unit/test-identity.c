@@ -13,7 +13,7 @@ static char dir[] = "/tmp/osm-id-XXXXXX";
 /* A new key in a file of the case's own (each case runs in a process of its own). */
 static void new_key(const char *name, char path[static 256], osm_keypair *kp, const char *what) {
         bool created = false;
-        const char *why = NULL;
+        osm_error why = {};
         snprintf(path, 256, "%s/%s.key", dir, name);
         TAP_OK(osm_keypair_load_or_create(path, kp, &created, &why) == 0 && created, "%s", what);
 }
@@ -22,7 +22,7 @@ static void test_key_ids_signatures(void) {
         char path[256];
         osm_keypair kp, kp2;
         bool created;
-        const char *why = NULL;
+        osm_error why = {};
         new_key("first", path, &kp, "first start creates the key");
         struct stat st;
         TAP_OK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == OSM_SECKEY_BYTES,
@@ -54,7 +54,7 @@ static void test_key_file_refusals(void) {
         char path[256];
         osm_keypair kp, kp2;
         bool created;
-        const char *why = NULL;
+        osm_error why = {};
         new_key("refusals", path, &kp, "a key to spoil");
         /* wrong mode */
         chmod(path, 0644);

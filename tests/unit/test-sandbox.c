@@ -51,7 +51,7 @@ static const char *const expected[] = {
 
 typedef struct run_result {
         int spawn;              /* osm_sandbox_spawn's return */
-        char err[256];
+        char err[OSM_ERROR_MAX];
         bool exited;            /* reaped within the timeout */
         osm_sandbox_exit ex;
         osm_cgroup_stats stats;
@@ -77,7 +77,9 @@ static void run(osm_sandbox_spec *spec, int timeout_s, int send_sig_after_start,
                 abort();
         spec->stdout_fd = pfd[1];
         osm_sandbox_proc *p = NULL;
-        res->spawn = osm_sandbox_spawn(sb, spec, &p, res->err, sizeof(res->err));
+        osm_error e = {};
+        res->spawn = osm_sandbox_spawn(sb, spec, &p, &e);
+        snprintf(res->err, sizeof(res->err), "%s", e.message);
         close(pfd[1]);
         if (res->spawn < 0) {
                 close(pfd[0]);
@@ -374,8 +376,10 @@ static void test_api_socket(void) {
                 abort();
         spec.stdout_fd = pfd[1];
         osm_sandbox_proc *p = NULL;
-        char err[256];
-        int r = osm_sandbox_spawn(sb, &spec, &p, err, sizeof(err));
+        char err[OSM_ERROR_MAX];
+        osm_error e = {};
+        int r = osm_sandbox_spawn(sb, &spec, &p, &e);
+        snprintf(err, sizeof(err), "%s", e.message);
         close(pfd[1]);
         TAP_OK(r == 0, "spawn with the API socket bound (%s)", err);
         if (r == 0) {
@@ -457,8 +461,10 @@ static void test_bridge_network(void) {
                                 abort();
                         spec.stdout_fd = pfd[1];
                         osm_sandbox_proc *p = NULL;
-                        char err[256] = "";
-                        int r = osm_sandbox_spawn(nsb, &spec, &p, err, sizeof(err));
+                        char err[OSM_ERROR_MAX] = "";
+                        osm_error e = {};
+                        int r = osm_sandbox_spawn(nsb, &spec, &p, &e);
+                        snprintf(err, sizeof(err), "%s", e.message);
                         close(pfd[1]);
                         REPORT(r == 0, "spawn %s the network grant (%s)", grant ? "with" : "without", err);
                         if (r < 0) {
@@ -665,8 +671,10 @@ static void test_born_in_cgroup(void) {
         spec.argv = argv;
         spec.limits.pids = 17;
         osm_sandbox_proc *p = NULL;
-        char err[256] = "";
-        int r = osm_sandbox_spawn(sb, &spec, &p, err, sizeof err);
+        char err[OSM_ERROR_MAX] = "";
+        osm_error e = {};
+        int r = osm_sandbox_spawn(sb, &spec, &p, &e);
+        snprintf(err, sizeof err, "%s", e.message);
         TAP_OK(r == 0, "spawn (%s)", err);
         if (r < 0)
                 return;

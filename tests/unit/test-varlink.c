@@ -9,13 +9,13 @@
 #include "osmose/varlink.h"
 #include "tap.h"
 
-static int parse(const char *s, osm_vl_call *c, const char **why) {
+static int parse(const char *s, osm_vl_call *c, osm_error *why) {
         return osm_vl_parse_call(s, strlen(s), c, why);
 }
 
 static void test_parse_call(void) {
         osm_vl_call c;
-        const char *why = NULL;
+        osm_error why = {};
         TAP_OK(parse("{\"method\":\"io.osmose.Daemon.GetStatus\"}", &c, &why) == 0, "minimal call parses");
         TAP_EQ_STR(c.method, "io.osmose.Daemon.GetStatus", "method name");
         TAP_OK(json_is_object(c.parameters) && json_object_size(c.parameters) == 0, "absent parameters become {}");
@@ -48,7 +48,7 @@ static void test_parse_call(void) {
 }
 
 static void test_format_and_split(void) {
-        const char *why = NULL;
+        osm_error why = {};
         size_t len;
         json_t *p = json_pack("{s:s}", "k", "v");
         char *m = osm_vl_format_call("a.b.C", p, true, false, &len);
@@ -134,7 +134,7 @@ static void test_serializer(void) {
 }
 
 static void test_jbuf(void) {
-        const char *why = NULL;
+        osm_error why = {};
         size_t dl, len;
         char *d;
         /* The writer GetStatus uses: the same text osm_vl_dump writes for the same values. */

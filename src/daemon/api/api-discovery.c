@@ -89,15 +89,15 @@ static void m_publish(osm_call *call, json_t *params, void *userdata) {
                 osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
                 return;
         }
-        const char *why = NULL;
+        osm_error why = {};
         int r = osm_discovery_publish(in->api->d->discovery, name ? name : in->workload, type, (uint16_t) port,
                                       json_object_get(params, "txt"), &p->pub, &why);
         if (r < 0) {
                 free(p);
                 if (r == -EINVAL)
-                        osm_call_errorf(call, OSM_E_API_DISCOVERY_ERROR, "%s", why ? why : "invalid service");
+                        osm_call_errorf(call, OSM_E_API_DISCOVERY_ERROR, "%s", osm_error_message(&why, "invalid service"));
                 else
-                        osm_call_errorf(call, OSM_E_API_DISCOVERY_ERROR, "cannot publish: %s", why ? why : strerror(-r));
+                        osm_call_errorf(call, OSM_E_API_DISCOVERY_ERROR, "cannot publish: %s", osm_error_message(&why, strerror(-r)));
                 return;
         }
         p->id = ++in->next_pub_id;

@@ -607,9 +607,9 @@ static void transport_handler(void *arg, osm_btls_conn *c, const char *op, void 
 
 int bld_activate(osm_building *b, char *err, size_t errsize) {
         /* OpenSSL and libdqlite are opened here, when the room is in a building. */
-        const char *why = NULL;
+        osm_error why;
         if (osm_dl_building(&why) < 0) {
-                snprintf(err, errsize, "%s", why);
+                snprintf(err, errsize, "%s", why.message);
                 return -EOPNOTSUPP;
         }
         int r = osm_bt_start(&b->d->identity, (unsigned) b->d->cfg.building_port, b->bind, b->address,

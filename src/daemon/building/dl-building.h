@@ -39,5 +39,5 @@ OSM_DL_CRYPTO_SYMBOLS(OSM_DL_DECLARE_X)
 OSM_DL_SSL_SYMBOLS(OSM_DL_DECLARE_X)
 OSM_DL_DQLITE_SYMBOLS(OSM_DL_DECLARE_X)
 
-/* All three libraries. 0, or -EOPNOTSUPP and *why naming the package to install. */
-int osm_dl_building(const char **why);
+/* All three libraries. 0, or -EOPNOTSUPP and err naming the package to install. */
+int osm_dl_building(osm_error *err);

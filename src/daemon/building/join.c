@@ -319,9 +319,10 @@ void bld_join_work(osm_building *b, bld_job *j) {
         }
         /* Expiry is the inviter's to judge (and to count): its clock issued the token. */
         osm_btls tls;
-        if (osm_dl_building(&why) < 0) {   /* OpenSSL and libdqlite: opened on joining */
+        osm_error dl_err;
+        if (osm_dl_building(&dl_err) < 0) {   /* OpenSSL and libdqlite: opened on joining */
                 osm_token_wipe(&t);
-                join_fail(j, OSM_E_NOT_AVAILABLE, "cannot join: %s", why);
+                join_fail(j, OSM_E_NOT_AVAILABLE, "cannot join: %s", dl_err.message);
                 return;
         }
         if (osm_btls_init(&tls, &b->d->identity, NULL, NULL) < 0) {

@@ -19,9 +19,9 @@ struct osm_bnode {
 #define SNAPSHOT_TRAILING  768
 
 int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size_t errsize) {
-        const char *why = NULL;
+        osm_error why;
         if (osm_dl_building(&why) < 0) {
-                snprintf(errbuf, errsize, "%s", why);
+                snprintf(errbuf, errsize, "%s", why.message);
                 return -EOPNOTSUPP;
         }
         osm_bnode *n = calloc(1, sizeof *n);
@@ -75,9 +75,9 @@ void osm_bnode_stop(osm_bnode *n) {
 
 int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
                       const char *const *addresses, int count, char *errbuf, size_t errsize) {
-        const char *why = NULL;
+        osm_error why;
         if (osm_dl_building(&why) < 0) {
-                snprintf(errbuf, errsize, "%s", why);
+                snprintf(errbuf, errsize, "%s", why.message);
                 return -EOPNOTSUPP;
         }
         dqlite_node *node = NULL;

@@ -80,7 +80,10 @@ static int open_from(osm_channels *c, const char *source, const char *rel, uint6
         if (fd < 0)
                 return osm_errorf(err, errsize, -errno, "a temporary file in %s: %m", c->bundles_dir);
         osm_fetch_opts o = { .max_size = max, .timeout_us = c->d->cfg.fetch_timeout_us, .abort_flag = &c->abort };
-        int r = osm_fetch_url(p, fd, &o, err, errsize);
+        osm_error fetch_err;
+        int r = osm_fetch_url(p, fd, &o, &fetch_err);
+        if (r < 0)
+                osm_errorf(err, errsize, r, "%s", fetch_err.message);
         if (r == 0 && lseek(fd, 0, SEEK_SET) < 0)
                 r = osm_errorf(err, errsize, -errno, "lseek: %m");
         if (r < 0) {
@@ -163,9 +166,9 @@ int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t wa
                 return osm_errorf(err, errsize, -1, "a temporary file in %s: %m", c->bundles_dir);
         }
         osm_bundle_info info;
-        char why[512];
+        osm_error why = {};
         uint64_t max = want_size ? want_size : max_bundle(c);
-        int r = osm_bundle_copy(src_fd, fd, max, &info, why, sizeof why);
+        int r = osm_bundle_copy(src_fd, fd, max, &info, &why);
         if (r < 0) {
                 unlink(tmp);
                 if (want_id && r == -EFBIG) {
@@ -174,7 +177,7 @@ int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t wa
                                           "says: not the bundle it names", want_id, (unsigned long long) want_size);
                 }
                 *err_name = want_id ? OSM_E_CHANNEL_HASH_MISMATCH : OSM_E_CHANNEL_BAD_CHANNEL;
-                return osm_errorf(err, errsize, -1, "bundle%s%s: %s", want_id ? " " : "", want_id ? want_id : "", why);
+                return osm_errorf(err, errsize, -1, "bundle%s%s: %s", want_id ? " " : "", want_id ? want_id : "", why.message);
         }
         osm_hash_hex(info.id, id_out);
         if (want_id && (strcmp(id_out, want_id) != 0 || info.size != want_size)) {

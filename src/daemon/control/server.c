@@ -516,8 +516,8 @@ static void process_input(client *cl) {
                         break;
                 }
                 osm_vl_call msg;
-                const char *why = NULL;
-                int r = osm_vl_parse_call(cl->rbuf, len, &msg, &why);
+                osm_error err;   /* read only after a failure, which fills it */
+                int r = osm_vl_parse_call(cl->rbuf, len, &msg, &err);
                 memmove(cl->rbuf, nul + 1, cl->rlen - len - 1);
                 cl->rlen -= len + 1;
                 /* fds belong to the message whose bytes they arrived with (the sender
@@ -536,8 +536,9 @@ static void process_input(client *cl) {
                 if (r < 0) {
                         /* Varlink: a message that is not a call ends the connection, after
                          * telling the peer why. */
-                        log_notice("control: client pid %d sent an invalid message: %s", (int) cl->cred.pid, why);
-                        send_error_and_close(cl, OSM_E_INVALID_MESSAGE, json_pack("{s:s}", "message", why));
+                        log_notice("control: client pid %d sent an invalid message: %s", (int) cl->cred.pid,
+                                   err.message);
+                        send_error_and_close(cl, OSM_E_INVALID_MESSAGE, json_pack("{s:s}", "message", err.message));
                         break;
                 }
                 dispatch(cl, &msg, fds, n_fds);

@@ -550,7 +550,6 @@ static void peers_service_lost(osm_dcat *c, const dsvc *s) {
 
 static void peers_service_resolved(osm_dcat *c, const dsvc *s) {
         osm_peer_txt txt;
-        const char *why;
         dpeer *p;
         bool is_new = false;
         _cleanup_json_ json_t *before = NULL, *after = NULL;
@@ -558,7 +557,7 @@ static void peers_service_resolved(osm_dcat *c, const dsvc *s) {
         if (s->flags & OSM_DCAT_OWN)
                 return;   /* our own announcement */
 
-        if (osm_peer_txt_parse(s->txt, &txt, &why) < 0) {
+        if (osm_peer_txt_parse(s->txt, &txt, NULL) < 0) {
                 c->counters.invalid_peer_records++;
                 peers_service_lost(c, s);   /* it no longer announces a valid peer */
                 return;
@@ -681,20 +680,16 @@ json_t *osm_dcat_save(osm_dcat *c) {
         return steal_pointer(&doc);
 }
 
-int osm_dcat_load(osm_dcat *c, json_t *doc, size_t *skipped, const char **why) {
+int osm_dcat_load(osm_dcat *c, json_t *doc, size_t *skipped, osm_error *err) {
         json_t *a, *o;
         size_t i;
 
         *skipped = 0;
-        if (!json_is_object(doc) || json_integer_value(json_object_get(doc, "version")) != 1) {
-                *why = "not a version 1 peer list";
-                return -EINVAL;
-        }
+        if (!json_is_object(doc) || json_integer_value(json_object_get(doc, "version")) != 1)
+                return osm_error_set(err, -EINVAL, 0, "not a version 1 peer list");
         a = json_object_get(doc, "peers");
-        if (!json_is_array(a)) {
-                *why = "'peers' is not an array";
-                return -EINVAL;
-        }
+        if (!json_is_array(a))
+                return osm_error_set(err, -EINVAL, 0, "'peers' is not an array");
         json_array_foreach(a, i, o) {
                 const char *id = NULL, *instance = NULL, *name = NULL;
                 json_int_t first = 0, last = 0;

@@ -91,9 +91,9 @@ int osm_dcat_trust(osm_dcat *c, const char *id, bool trusted, json_t **instances
 
 /* Persistence of the peer records: save makes {"version":1,"peers":[…]}; load adds the
  * records of such a document (all gone until seen again), skipping invalid ones
- * (*skipped counts them). load returns 0 or -EINVAL (*why) if doc is not such a document. */
+ * (*skipped counts them). load returns 0 or -EINVAL (err) if doc is not such a document. */
 json_t *osm_dcat_save(osm_dcat *c);
-int osm_dcat_load(osm_dcat *c, json_t *doc, size_t *skipped, const char **why);
+int osm_dcat_load(osm_dcat *c, json_t *doc, size_t *skipped, osm_error *err);
 
 typedef struct osm_dcat_stats {
         size_t services;                /* entries, resolved or not */

@@ -66,7 +66,7 @@ struct osm_discovery {
         AvahiClient *client;
         AvahiClientState state;
         int last_error;                 /* AVAHI_ERR_* of the last failure, 0 if none */
-        const char *no_library;         /* why libavahi-client cannot be loaded, or NULL */
+        osm_error no_library;           /* why libavahi-client cannot be loaded (code 0: it can) */
         char no_bus[128];               /* the system bus socket that is missing, or "" */
         bool connected_once;
         uv_timer_t retry_timer;         /* re-create the client (deferred, backing off) */

@@ -216,9 +216,9 @@ static void client_start(osm_discovery *disc) {
         disc->no_bus[0] = '\0';
         /* libavahi-client is mapped from the first time discovery can run; without it
          * discovery stays degraded and says what to install. */
-        disc->no_library = NULL;
+        disc->no_library = (osm_error) {};
         if (osm_dl_avahi(&disc->no_library) < 0) {
-                log_error("discovery: %s; discovery is unavailable", disc->no_library);
+                log_error("discovery: %s; discovery is unavailable", disc->no_library.message);
                 disc->client = NULL;
                 disc->state = AVAHI_CLIENT_FAILURE;
                 return;
@@ -383,8 +383,8 @@ static osm_health discovery_health(osm_daemon *d, char *detail, size_t size) {
                 return OSM_HEALTH_DISABLED;
         }
         if (!osm_disc_client_running(disc)) {
-                if (disc->no_library)
-                        snprintf(detail, size, "%s", disc->no_library);
+                if (disc->no_library.code < 0)
+                        snprintf(detail, size, "%s", disc->no_library.message);
                 else if (disc->no_bus[0])
                         snprintf(detail, size, "no system bus at %s (for avahi-daemon); retrying", disc->no_bus);
                 else if (disc->client && disc->state == AVAHI_CLIENT_CONNECTING)

@@ -34,10 +34,10 @@ typedef struct osm_discovery_pub osm_discovery_pub;
  * "_http._tcp"), port, txt (NULL or an object of string values, each "key=value" at most
  * 255 bytes, OSM_DISCOVERY_MAX_TXT bytes in all). The service stays published — and is published again
  * after an avahi-daemon restart, under an alternative name after a name conflict —
- * until osm_discovery_withdraw(). Returns 0, -EINVAL (*why says what), -ENOSPC (too
+ * until osm_discovery_withdraw(). Returns 0, -EINVAL (err says what), -ENOSPC (too
  * many publications), -ENOMEM, -ENODEV (discovery is off). */
 int osm_discovery_publish(osm_discovery *disc, const char *name, const char *type, uint16_t port,
-                          json_t *txt, osm_discovery_pub **out, const char **why);
+                          json_t *txt, osm_discovery_pub **out, osm_error *err);
 /* Withdraw and free. Accepts NULL, returns NULL. Safe after the subsystem stopped. */
 osm_discovery_pub *osm_discovery_withdraw(osm_discovery_pub *pub);
 /* The name it is published under now (may differ after a conflict), and whether Avahi

@@ -151,7 +151,7 @@ void osm_disc_load_peers(osm_discovery *disc) {
         _cleanup_free_ char *text = NULL;
         _cleanup_json_ json_t *doc = NULL;
         json_error_t jerr;
-        const char *why = NULL;
+        osm_error err = {};
         size_t skipped = 0;
         int r;
 
@@ -164,14 +164,14 @@ void osm_disc_load_peers(osm_discovery *disc) {
         }
         doc = json_loads(text, 0, &jerr);
         if (!doc)
-                why = jerr.text;
-        else if (osm_dcat_load(disc->cat, doc, &skipped, &why) == 0)
-                why = NULL;
-        if (why) {
+                r = osm_error_set(&err, -EINVAL, 0, "%s", jerr.text);
+        else
+                r = osm_dcat_load(disc->cat, doc, &skipped, &err);
+        if (r < 0) {
                 char aside[4096];
                 snprintf(aside, sizeof(aside), "%s.bad", disc->state_path);
                 log_error("discovery: %s is not a peer list (%s); moved to %s, starting with none",
-                          disc->state_path, why, aside);
+                          disc->state_path, err.message, aside);
                 if (rename(disc->state_path, aside) < 0)
                         log_error("discovery: cannot move %s aside: %s", disc->state_path, strerror(errno));
                 return;

@@ -121,7 +121,7 @@ void osm_disc_pub_free(osm_discovery_pub *pub) {
         free(pub);
 }
 
-static int txt_from_json(json_t *txt, AvahiStringList **out, const char **why) {
+static int txt_from_json(json_t *txt, AvahiStringList **out, osm_error *err) {
         AvahiStringList *l = NULL;
         const char *key;
         json_t *v;
@@ -132,7 +132,7 @@ static int txt_from_json(json_t *txt, AvahiStringList **out, const char **why) {
                 size_t klen = strlen(key), vlen;
 
                 if (!s) {
-                        *why = "TXT values must be strings";
+                        osm_error_set(err, -EINVAL, 0, "TXT values must be strings");
                         goto fail;
                 }
                 vlen = strlen(s);
@@ -140,16 +140,16 @@ static int txt_from_json(json_t *txt, AvahiStringList **out, const char **why) {
                     !osm_txt_is_text((const uint8_t *) key, klen) || strspn(key, "\x20\x21\x22\x23\x24\x25\x26\x27\x28\x29\x2a\x2b\x2c\x2d\x2e\x2f"
                                                                         "0123456789:;<>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`"
                                                                         "abcdefghijklmnopqrstuvwxyz{|}~") != klen) {
-                        *why = "TXT keys must be 1..64 printable ASCII characters without '='";
+                        osm_error_set(err, -EINVAL, 0, "TXT keys must be 1..64 printable ASCII characters without '='");
                         goto fail;
                 }
                 if (klen + 1 + vlen > 255) {
-                        *why = "a TXT entry (key=value) is longer than 255 bytes";
+                        osm_error_set(err, -EINVAL, 0, "a TXT entry (key=value) is longer than 255 bytes");
                         goto fail;
                 }
                 total += klen + 2 + vlen;
                 if (total > OSM_DISCOVERY_MAX_TXT) {
-                        *why = "TXT data is longer than 1300 bytes";
+                        osm_error_set(err, -EINVAL, 0, "TXT data is longer than 1300 bytes");
                         goto fail;
                 }
                 l = avahi_string_list_add_pair(l, key, s);
@@ -182,32 +182,22 @@ static osm_discovery_pub *pub_new(osm_discovery *disc, const char *name, const c
 }
 
 int osm_discovery_publish(osm_discovery *disc, const char *name, const char *type, uint16_t port,
-                          json_t *txt, osm_discovery_pub **out, const char **why) {
+                          json_t *txt, osm_discovery_pub **out, osm_error *err) {
         AvahiStringList *l = NULL;
         osm_discovery_pub *pub;
         int r;
 
-        if (!disc) {
-                *why = "discovery is not running";
-                return -ENODEV;
-        }
-        if (!name || !avahi_is_valid_service_name(name) || !osm_txt_is_text((const uint8_t *) name, strlen(name))) {
-                *why = "a service name is 1..63 bytes of text";
-                return -EINVAL;
-        }
-        if (!type || !avahi_is_valid_service_type_strict(type)) {
-                *why = "a service type looks like _name._tcp or _name._udp";
-                return -EINVAL;
-        }
-        if (txt && !json_is_object(txt)) {
-                *why = "TXT must be an object of strings";
-                return -EINVAL;
-        }
-        if (disc->n_pubs >= OSM_DISCOVERY_MAX_PUBS) {
-                *why = "too many published services";
-                return -ENOSPC;
-        }
-        if (txt && (r = txt_from_json(txt, &l, why)) < 0)
+        if (!disc)
+                return osm_error_set(err, -ENODEV, 0, "discovery is not running");
+        if (!name || !avahi_is_valid_service_name(name) || !osm_txt_is_text((const uint8_t *) name, strlen(name)))
+                return osm_error_set(err, -EINVAL, 0, "a service name is 1..63 bytes of text");
+        if (!type || !avahi_is_valid_service_type_strict(type))
+                return osm_error_set(err, -EINVAL, 0, "a service type looks like _name._tcp or _name._udp");
+        if (txt && !json_is_object(txt))
+                return osm_error_set(err, -EINVAL, 0, "TXT must be an object of strings");
+        if (disc->n_pubs >= OSM_DISCOVERY_MAX_PUBS)
+                return osm_error_set(err, -ENOSPC, 0, "too many published services");
+        if (txt && (r = txt_from_json(txt, &l, err)) < 0)
                 return r;
         pub = pub_new(disc, name, type, port, l);
         if (!pub) {

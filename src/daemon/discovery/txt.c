@@ -203,7 +203,7 @@ bool osm_space_id_valid(const char *s) {
         return s && strlen(s) == OSM_SPACE_ID_LEN && strspn(s, "0123456789abcdef") == OSM_SPACE_ID_LEN;
 }
 
-int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, const char **why) {
+int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, osm_error *err) {
         const char *id, *v, *name;
         json_t *j;
         unsigned long ver = 0;
@@ -211,35 +211,25 @@ int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, const char **why) {
         memset(out, 0, sizeof(*out));
 
         id = json_string_value(json_object_get(txt, "id"));
-        if (!id) {
-                *why = "no text key 'id'";
-                return -EINVAL;
-        }
-        if (!osm_space_id_valid(id)) {
-                *why = "'id' is not a space id (32 lowercase hex digits)";
-                return -EINVAL;
-        }
+        if (!id)
+                return osm_error_set(err, -EINVAL, 0, "no text key 'id'");
+        if (!osm_space_id_valid(id))
+                return osm_error_set(err, -EINVAL, 0, "'id' is not a space id (32 lowercase hex digits)");
 
         v = json_string_value(json_object_get(txt, "v"));
-        if (!v || !*v || strlen(v) > 5 || strspn(v, "0123456789") != strlen(v) || v[0] == '0') {
-                *why = "'v' is not a protocol version (1..65535)";
-                return -EINVAL;
-        }
+        if (!v || !*v || strlen(v) > 5 || strspn(v, "0123456789") != strlen(v) || v[0] == '0')
+                return osm_error_set(err, -EINVAL, 0, "'v' is not a protocol version (1..65535)");
         for (const char *c = v; *c; c++)
                 ver = ver * 10 + (unsigned long) (*c - '0');
-        if (ver > 65535) {
-                *why = "'v' is not a protocol version (1..65535)";
-                return -EINVAL;
-        }
+        if (ver > 65535)
+                return osm_error_set(err, -EINVAL, 0, "'v' is not a protocol version (1..65535)");
 
         j = json_object_get(txt, "name");
         if (j) {
                 /* osm_txt_to_json only makes strings of clean text */
                 name = json_string_value(j);
-                if (!name || strlen(name) > OSM_PEER_NAME_MAX) {
-                        *why = "'name' is not text of at most 63 bytes";
-                        return -EINVAL;
-                }
+                if (!name || strlen(name) > OSM_PEER_NAME_MAX)
+                        return osm_error_set(err, -EINVAL, 0, "'name' is not text of at most 63 bytes");
                 memcpy(out->name, name, strlen(name) + 1);
         }
         memcpy(out->id, id, OSM_SPACE_ID_LEN + 1);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
 #include "osmose/identity.h"
 
 /* Limits on what one TXT record may cost us (RFC 6763 §6: a record is a list of
@@ -54,8 +55,8 @@ typedef struct osm_peer_txt {
 
 /* Read the keys of an _osmose._tcp record from txt (as made by osm_txt_to_json): "id"
  * must be a space id (32 lowercase hex), "v" a decimal protocol version 1..65535, "name"
- * (optional) UTF-8 text of at most 63 bytes. Returns 0, or -EINVAL with *why set. */
-int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, const char **why);
+ * (optional) UTF-8 text of at most 63 bytes. Returns 0, or -EINVAL with err set. */
+int osm_peer_txt_parse(json_t *txt, osm_peer_txt *out, osm_error *err);
 
 /* Is s a space id: exactly 32 lowercase hex digits? (s may be NULL) */
 bool osm_space_id_valid(const char *s);

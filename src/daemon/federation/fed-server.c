@@ -262,18 +262,16 @@ static void close_free(uv_handle_t *h) {
 }
 
 int fed_http_load(osm_error *err) {
-        const char *why = NULL;
-        if (osm_dl_curl(&why) < 0 || osm_dl_mhd(&why) < 0)
-                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why ? why : "libcurl or libmicrohttpd cannot be loaded");
-        return 0;
+        int r = osm_dl_curl(err);
+        return r < 0 ? r : osm_dl_mhd(err);
 }
 
 int fed_server_start(uv_loop_t *loop, const char *listen_addr, size_t max_body,
                      const fed_server_ops *ops, void *userdata, fed_server **out,
                      char *bound, size_t bound_size, osm_error *err) {
-        const char *why = NULL;
-        if (osm_dl_mhd(&why) < 0)
-                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why ? why : "libmicrohttpd cannot be loaded");
+        int r = osm_dl_mhd(err);
+        if (r < 0)
+                return r;
         struct sockaddr_storage ss;
         socklen_t sl;
         if (parse_listen(listen_addr, &ss, &sl) < 0) {

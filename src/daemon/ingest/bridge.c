@@ -373,7 +373,7 @@ static void flush_stage(osm_bridge *b) {
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m) {
         osm_bridge *b = obj;
         size_t len = m->payloadlen > 0 ? (size_t) m->payloadlen : 0;
-        const char *why = NULL;
+        osm_error why;   /* per message: read only after a refusal, which fills it */
         b->messages++;
         b->bytes += len;
         b->last_message_us = osm_now_real_us();
@@ -406,14 +406,14 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         memset(s, 0, sizeof *s);
         if (osm_ingest_collection(b->def.into, m->topic, strlen(m->topic), s->collection, sizeof s->collection,
                                   &why) < 0) {
-                refused(b, &b->refused_topic, m->topic, why);
+                refused(b, &b->refused_topic, m->topic, why.message);
                 return;
         }
         osm_ingest_kind kind;
         int r = osm_ingest_payload(m->payload, len, b->def.max_payload, &kind, &s->body, &why);
         if (r < 0) {
                 refused(b, r == -ELOOP ? &b->refused_depth : r == -EMSGSIZE ? &b->refused_size : &b->refused_store,
-                        m->topic, why ? why : strerror(-r));
+                        m->topic, r == -ENOMEM ? strerror(-r) : why.message);
                 return;
         }
         if (kind == OSM_INGEST_OBJECT) {
@@ -754,30 +754,20 @@ static void recover(osm_bridge *b) {
 
 /* --- life --- */
 
-static int read_password(const char *path, char *buf, size_t size, const char **why) {
+static int read_password(const char *path, char *buf, size_t size, osm_error *err) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         struct stat st;
-        if (fd < 0) {
-                *why = "cannot open the password file";
-                return -errno;
-        }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                *why = "the password file is not a regular file";
-                return -EINVAL;
-        }
-        if (st.st_mode & 077) {
-                *why = "the password file is readable by others (chmod 0600)";
-                return -EPERM;
-        }
-        if (st.st_uid != 0 && st.st_uid != geteuid()) {
-                *why = "the password file is owned by another user";
-                return -EPERM;
-        }
+        if (fd < 0)
+                return osm_error_set(err, -errno, 0, "cannot open the password file");
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return osm_error_set(err, -EINVAL, 0, "the password file is not a regular file");
+        if (st.st_mode & 077)
+                return osm_error_set(err, -EPERM, 0, "the password file is readable by others (chmod 0600)");
+        if (st.st_uid != 0 && st.st_uid != geteuid())
+                return osm_error_set(err, -EPERM, 0, "the password file is owned by another user");
         ssize_t n = read(fd, buf, size - 1);
-        if (n < 0) {
-                *why = "cannot read the password file";
-                return -errno;
-        }
+        if (n < 0)
+                return osm_error_set(err, -errno, 0, "cannot read the password file");
         while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
                 n--;
         buf[n] = 0;
@@ -785,7 +775,7 @@ static int read_password(const char *path, char *buf, size_t size, const char **
 }
 
 int osm_bridge_new(uv_loop_t *loop, osm_store *store, const char *state_dir, const char *space_id,
-                   const osm_ingest_def *def, osm_bridge **out, const char **why) {
+                   const osm_ingest_def *def, osm_bridge **out, osm_error *err) {
         osm_bridge *b = calloc(1, sizeof *b);
         int r;
         if (!b)
@@ -804,8 +794,7 @@ int osm_bridge_new(uv_loop_t *loop, osm_store *store, const char *state_dir, con
         uv_timer_init(loop, &b->timer);
         b->timer.data = b;
         if (osm_ingest_parse_url(def->url, b->host, sizeof b->host, &b->port, &b->tls) < 0) {
-                *why = "bad broker URL";
-                r = -EINVAL;
+                r = osm_error_set(err, -EINVAL, 0, "bad broker URL");
                 goto fail;
         }
         if (def->ca_file)
@@ -819,25 +808,21 @@ int osm_bridge_new(uv_loop_t *loop, osm_store *store, const char *state_dir, con
                 goto fail;
         }
         if ((r = osm_mkdir_p(dir, 0700)) < 0) {
-                *why = "cannot make STATE/ingest";
+                osm_error_set(err, r, 0, "cannot make STATE/ingest");
                 goto fail;
         }
         b->inflight_fd = open(b->inflight_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (b->inflight_fd < 0) {
-                r = -errno;
-                *why = "cannot open the in-flight file";
+                r = osm_error_set(err, -errno, 0, "cannot open the in-flight file");
                 goto fail;
         }
         /* clean_session = false: the broker keeps the subscription and what we have not
          * acknowledged while we are away, and redelivers it. */
-        if (osm_dl_mosquitto(why) < 0) {   /* opened by the first bridge */
-                r = -EOPNOTSUPP;
+        if ((r = osm_dl_mosquitto(err)) < 0)   /* opened by the first bridge */
                 goto fail;
-        }
         b->mosq = sym_mosquitto_new(b->client_id, false, b);
         if (!b->mosq) {
-                r = -errno ? -errno : -ENOMEM;
-                *why = "mosquitto_new failed";
+                r = osm_error_set(err, -errno ? -errno : -ENOMEM, 0, "mosquitto_new failed");
                 goto fail;
         }
         sym_mosquitto_threaded_set(b->mosq, true);   /* see the top of this file */
@@ -848,23 +833,21 @@ int osm_bridge_new(uv_loop_t *loop, osm_store *store, const char *state_dir, con
         sym_mosquitto_subscribe_callback_set(b->mosq, on_subscribe);
         if (def->username) {
                 char pw[1024] = "";
-                if (def->password_file && (r = read_password(def->password_file, pw, sizeof pw, why)) < 0) {
+                if (def->password_file && (r = read_password(def->password_file, pw, sizeof pw, err)) < 0) {
                         sodium_memzero(pw, sizeof pw);
                         goto fail;
                 }
                 int rc = sym_mosquitto_username_pw_set(b->mosq, def->username, def->password_file ? pw : NULL);
                 sodium_memzero(pw, sizeof pw);
                 if (rc != MOSQ_ERR_SUCCESS) {
-                        *why = "cannot set the credentials";
-                        r = -EINVAL;
+                        r = osm_error_set(err, -EINVAL, 0, "cannot set the credentials");
                         goto fail;
                 }
         }
         if (b->tls) {
                 int rc = sym_mosquitto_tls_set(b->mosq, def->ca_file, def->ca_file ? NULL : "/etc/ssl/certs", NULL, NULL, NULL);
                 if (rc != MOSQ_ERR_SUCCESS) {
-                        *why = "cannot use the CA file";
-                        r = -EINVAL;
+                        r = osm_error_set(err, -EINVAL, 0, "cannot use the CA file");
                         goto fail;
                 }
         }

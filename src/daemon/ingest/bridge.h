@@ -11,9 +11,9 @@ struct osm_store;
 typedef struct osm_bridge osm_bridge;
 
 /* Make a bridge for def (copied): checks the password file, opens STATE/ingest/NAME.inflight.
- * Nothing is connected until osm_bridge_start. Returns 0 or -errno with *why. */
+ * Nothing is connected until osm_bridge_start. Returns 0 or -errno with err. */
 int osm_bridge_new(uv_loop_t *loop, struct osm_store *store, const char *state_dir, const char *space_id,
-                   const osm_ingest_def *def, osm_bridge **out, const char **why);
+                   const osm_ingest_def *def, osm_bridge **out, osm_error *err);
 /* Recover from the in-flight file, then connect (and reconnect with backoff, for ever). */
 void osm_bridge_start(osm_bridge *b);
 /* Disconnect without acknowledging anything more and free (once the store has answered

@@ -9,6 +9,6 @@ static int init(void) {
 
 static osm_dl_lib mosquitto_lib = { .soname = "libmosquitto.so.1", .package = "libmosquitto1", .init = init };
 
-int osm_dl_mosquitto(const char **why) {
-        return osm_dl_open(&mosquitto_lib, why, OSM_DL_MOSQUITTO_SYMBOLS(OSM_DL_SYM_X) NULL);
+int osm_dl_mosquitto(osm_error *err) {
+        return osm_dl_open(&mosquitto_lib, err, OSM_DL_MOSQUITTO_SYMBOLS(OSM_DL_SYM_X) NULL);
 }

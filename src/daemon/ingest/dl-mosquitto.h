@@ -17,5 +17,5 @@
 
 OSM_DL_MOSQUITTO_SYMBOLS(OSM_DL_DECLARE_X)
 
-/* Open it (and run mosquitto_lib_init() once). 0, or -EOPNOTSUPP and *why naming the package. */
-int osm_dl_mosquitto(const char **why);
+/* Open it (and run mosquitto_lib_init() once). 0, or -EOPNOTSUPP and err naming the package. */
+int osm_dl_mosquitto(osm_error *err);

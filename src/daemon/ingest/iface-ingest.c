@@ -11,20 +11,21 @@
 static void method_add(osm_call *call, json_t *params, void *userdata) {
         osm_ingest *ing = userdata;
         osm_ingest_def def = { 0 };
-        const char *why = NULL;
+        osm_error why = {};
         int r = osm_ingest_def_from_json(params, &def, &why);
         if (r < 0) {
-                osm_call_errorf(call, OSM_E_INGEST_INVALID, "%s", why ? why : "invalid bridge");
+                osm_call_errorf(call, OSM_E_INGEST_INVALID, "%s", osm_error_message(&why, "invalid bridge"));
                 osm_ingest_def_clear(&def);
                 return;
         }
+        why = (osm_error) {};
         r = osm_ingest_add(ing, &def, &why);
         if (r == -EEXIST)
                 osm_call_errorf(call, OSM_E_INGEST_EXISTS, "a bridge named '%s' exists", def.name);
         else if (r == -EINVAL || r == -EPERM || r == -ENOSPC)
-                osm_call_errorf(call, OSM_E_INGEST_INVALID, "%s", why ? why : strerror(-r));
+                osm_call_errorf(call, OSM_E_INGEST_INVALID, "%s", osm_error_message(&why, strerror(-r)));
         else if (r < 0)
-                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "%s: %s", why ? why : "cannot add the bridge", strerror(-r));
+                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "%s: %s", osm_error_message(&why, "cannot add the bridge"), strerror(-r));
         else {
                 json_t *list = osm_ingest_list(ing), *b, *found = NULL;
                 size_t i;

@@ -134,7 +134,7 @@ int osm_ingest_parse_url(const char *url, char *host, size_t hostsz, uint16_t *p
         return *p ? -EINVAL : 0;
 }
 
-int osm_ingest_def_set(osm_ingest_def *d, const char *key, const char *value, const char **why) {
+int osm_ingest_def_set(osm_ingest_def *d, const char *key, const char *value, osm_error *err) {
         char **field = NULL;
         if (strcmp(key, "broker") == 0)
                 field = &d->url;
@@ -147,39 +147,29 @@ int osm_ingest_def_set(osm_ingest_def *d, const char *key, const char *value, co
         else if (strcmp(key, "ca-file") == 0)
                 field = &d->ca_file;
         else if (strcmp(key, "topic") == 0) {
-                if (d->n_topics >= OSM_INGEST_MAX_TOPICS) {
-                        *why = "at most 16 topic filters per bridge";
-                        return -EINVAL;
-                }
-                if (!osm_ingest_filter_valid(value)) {
-                        *why = "not a valid MQTT topic filter";
-                        return -EINVAL;
-                }
+                if (d->n_topics >= OSM_INGEST_MAX_TOPICS)
+                        return osm_error_set(err, -EINVAL, 0, "at most 16 topic filters per bridge");
+                if (!osm_ingest_filter_valid(value))
+                        return osm_error_set(err, -EINVAL, 0, "not a valid MQTT topic filter");
                 if (!(d->topics[d->n_topics] = strdup(value)))
                         return -ENOMEM;
                 d->n_topics++;
                 return 0;
         } else if (strcmp(key, "qos") == 0) {
-                if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
-                        *why = "qos must be 0 or 1";
-                        return -EINVAL;
-                }
+                if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+                        return osm_error_set(err, -EINVAL, 0, "qos must be 0 or 1");
                 d->qos = value[0] - '0';
                 return 0;
         } else if (strcmp(key, "max-payload") == 0) {
                 uint64_t v;
-                if (osm_parse_size(value, &v) < 0 || v < 64 || v > 256u * 1024 * 1024) {
-                        *why = "expected a size between 64 and 256M";
-                        return -EINVAL;
-                }
+                if (osm_parse_size(value, &v) < 0 || v < 64 || v > 256u * 1024 * 1024)
+                        return osm_error_set(err, -EINVAL, 0, "expected a size between 64 and 256M");
                 d->max_payload = v;
                 return 0;
         } else
                 return -ENOENT;
-        if (strlen(value) > 4096) {
-                *why = "value too long";
-                return -EINVAL;
-        }
+        if (strlen(value) > 4096)
+                return osm_error_set(err, -EINVAL, 0, "value too long");
         char *s = strdup(value);
         if (!s)
                 return -ENOMEM;
@@ -188,55 +178,35 @@ int osm_ingest_def_set(osm_ingest_def *d, const char *key, const char *value, co
         return 0;
 }
 
-int osm_ingest_def_check(const osm_ingest_def *d, const char **why) {
+int osm_ingest_def_check(const osm_ingest_def *d, osm_error *err) {
         char host[256];
         uint16_t port;
         bool tls;
-        if (!osm_ingest_name_valid(d->name)) {
-                *why = "bridge name: 1-32 letters, digits, '_' or '-'";
-                return -EINVAL;
-        }
-        if (osm_ingest_parse_url(d->url, host, sizeof host, &port, &tls) < 0) {
-                *why = "broker: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]";
-                return -EINVAL;
-        }
-        if (d->n_topics == 0) {
-                *why = "at least one topic filter is needed";
-                return -EINVAL;
-        }
+        if (!osm_ingest_name_valid(d->name))
+                return osm_error_set(err, -EINVAL, 0, "bridge name: 1-32 letters, digits, '_' or '-'");
+        if (osm_ingest_parse_url(d->url, host, sizeof host, &port, &tls) < 0)
+                return osm_error_set(err, -EINVAL, 0, "broker: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]");
+        if (d->n_topics == 0)
+                return osm_error_set(err, -EINVAL, 0, "at least one topic filter is needed");
         for (size_t i = 0; i < d->n_topics; i++)
-                if (!osm_ingest_filter_valid(d->topics[i])) {
-                        *why = "not a valid MQTT topic filter";
-                        return -EINVAL;
-                }
+                if (!osm_ingest_filter_valid(d->topics[i]))
+                        return osm_error_set(err, -EINVAL, 0, "not a valid MQTT topic filter");
         size_t pl = d->into ? strlen(d->into) : 0;
-        if (pl < 2 || d->into[pl - 1] != '/' || pl > 96) {
-                *why = "into: a collection prefix ending in '/' (e.g. sensors/), at most 96 bytes";
-                return -EINVAL;
-        }
+        if (pl < 2 || d->into[pl - 1] != '/' || pl > 96)
+                return osm_error_set(err, -EINVAL, 0, "into: a collection prefix ending in '/' (e.g. sensors/), at most 96 bytes");
         char name[128];
         memcpy(name, d->into, pl - 1);
         name[pl - 1] = 0;
-        if (!osm_name_valid(name, 96, true)) {
-                *why = "into: not a valid collection prefix";
-                return -EINVAL;
-        }
-        if (d->qos != 0 && d->qos != 1) {
-                *why = "qos must be 0 or 1";
-                return -EINVAL;
-        }
-        if ((d->password_file && d->password_file[0] != '/') || (d->ca_file && d->ca_file[0] != '/')) {
-                *why = "password-file and ca-file must be absolute paths";
-                return -EINVAL;
-        }
-        if (d->password_file && !d->username) {
-                *why = "password-file needs a username";
-                return -EINVAL;
-        }
-        if (d->username && (strlen(d->username) > 256 || !*d->username)) {
-                *why = "username: 1-256 bytes";
-                return -EINVAL;
-        }
+        if (!osm_name_valid(name, 96, true))
+                return osm_error_set(err, -EINVAL, 0, "into: not a valid collection prefix");
+        if (d->qos != 0 && d->qos != 1)
+                return osm_error_set(err, -EINVAL, 0, "qos must be 0 or 1");
+        if ((d->password_file && d->password_file[0] != '/') || (d->ca_file && d->ca_file[0] != '/'))
+                return osm_error_set(err, -EINVAL, 0, "password-file and ca-file must be absolute paths");
+        if (d->password_file && !d->username)
+                return osm_error_set(err, -EINVAL, 0, "password-file needs a username");
+        if (d->username && (strlen(d->username) > 256 || !*d->username))
+                return osm_error_set(err, -EINVAL, 0, "username: 1-256 bytes");
         return 0;
 }
 
@@ -259,103 +229,75 @@ json_t *osm_ingest_def_json(const osm_ingest_def *d) {
         return o;
 }
 
-int osm_ingest_def_from_json(json_t *o, osm_ingest_def *d, const char **why) {
+int osm_ingest_def_from_json(json_t *o, osm_ingest_def *d, osm_error *err) {
         static const struct { const char *json, *key; } strs[] = {
                 { "url", "broker" }, { "into", "into" }, { "username", "username" },
                 { "password_file", "password-file" }, { "ca_file", "ca-file" },
         };
         osm_ingest_def_clear(d);
         const char *name = json_string_value(json_object_get(o, "name"));
-        if (!json_is_object(o) || !name || !(d->name = strdup(name))) {
-                *why = "name";
-                return -EINVAL;
-        }
+        if (!json_is_object(o) || !name || !(d->name = strdup(name)))
+                return osm_error_set(err, -EINVAL, 0, "name");
         for (size_t i = 0; i < OSM_ARRAY_SIZE(strs); i++) {
                 json_t *v = json_object_get(o, strs[i].json);
                 if (!v)
                         continue;
-                if (!json_is_string(v) || osm_ingest_def_set(d, strs[i].key, json_string_value(v), why) < 0) {
-                        *why = strs[i].json;
-                        return -EINVAL;
-                }
+                if (!json_is_string(v) || osm_ingest_def_set(d, strs[i].key, json_string_value(v), err) < 0)
+                        return osm_error_set(err, -EINVAL, 0, "%s", strs[i].json);
         }
         size_t i;
         json_t *t;
-        if (!json_is_array(json_object_get(o, "topics"))) {
-                *why = "topics";
-                return -EINVAL;
-        }
+        if (!json_is_array(json_object_get(o, "topics")))
+                return osm_error_set(err, -EINVAL, 0, "topics");
         json_array_foreach(json_object_get(o, "topics"), i, t)
-                if (!json_is_string(t) || osm_ingest_def_set(d, "topic", json_string_value(t), why) < 0) {
-                        *why = "topics";
-                        return -EINVAL;
-                }
+                if (!json_is_string(t) || osm_ingest_def_set(d, "topic", json_string_value(t), err) < 0)
+                        return osm_error_set(err, -EINVAL, 0, "topics");
         json_t *q = json_object_get(o, "qos");
         if (q) {
-                if (!json_is_integer(q) || (json_integer_value(q) != 0 && json_integer_value(q) != 1)) {
-                        *why = "qos";
-                        return -EINVAL;
-                }
+                if (!json_is_integer(q) || (json_integer_value(q) != 0 && json_integer_value(q) != 1))
+                        return osm_error_set(err, -EINVAL, 0, "qos");
                 d->qos = (int) json_integer_value(q);
         }
         json_t *m = json_object_get(o, "max_payload");
         if (m) {
-                if (!json_is_integer(m) || json_integer_value(m) < 64 || json_integer_value(m) > 256 * 1024 * 1024) {
-                        *why = "max_payload";
-                        return -EINVAL;
-                }
+                if (!json_is_integer(m) || json_integer_value(m) < 64 || json_integer_value(m) > 256 * 1024 * 1024)
+                        return osm_error_set(err, -EINVAL, 0, "max_payload");
                 d->max_payload = (uint64_t) json_integer_value(m);
         }
-        return osm_ingest_def_check(d, why);
+        return osm_ingest_def_check(d, err);
 }
 
 int osm_ingest_collection(const char *prefix, const char *topic, size_t topic_len, char *out,
-                          size_t outsz, const char **why) {
+                          size_t outsz, osm_error *err) {
         size_t pl = strlen(prefix);
-        if (topic_len == 0) {
-                *why = "empty topic";
-                return -EINVAL;
-        }
-        if (topic[0] == '$') {
-                *why = "topic starts with '$' (broker-internal)";
-                return -EINVAL;
-        }
-        if (pl + topic_len >= outsz || pl + topic_len > OSM_STORE_MAX_NAME) {
-                *why = "topic makes a collection name longer than 128 bytes";
-                return -EINVAL;
-        }
+        if (topic_len == 0)
+                return osm_error_set(err, -EINVAL, 0, "empty topic");
+        if (topic[0] == '$')
+                return osm_error_set(err, -EINVAL, 0, "topic starts with '$' (broker-internal)");
+        if (pl + topic_len >= outsz || pl + topic_len > OSM_STORE_MAX_NAME)
+                return osm_error_set(err, -EINVAL, 0, "topic makes a collection name longer than 128 bytes");
         size_t seg = 0;
         for (size_t i = 0; i <= topic_len; i++) {
                 char c = i < topic_len ? topic[i] : '/';
                 if (c == '/') {
                         size_t sl = i - seg;
-                        if (sl == 0) {
-                                *why = "topic has an empty level";
-                                return -EINVAL;
-                        }
-                        if ((sl == 1 && topic[seg] == '.') || (sl == 2 && topic[seg] == '.' && topic[seg + 1] == '.')) {
-                                *why = "topic has a '.' or '..' level";
-                                return -EINVAL;
-                        }
+                        if (sl == 0)
+                                return osm_error_set(err, -EINVAL, 0, "topic has an empty level");
+                        if ((sl == 1 && topic[seg] == '.') || (sl == 2 && topic[seg] == '.' && topic[seg + 1] == '.'))
+                                return osm_error_set(err, -EINVAL, 0, "topic has a '.' or '..' level");
                         seg = i + 1;
                         continue;
                 }
-                if (c == '+' || c == '#') {
-                        *why = "topic has a wildcard";
-                        return -EINVAL;
-                }
-                if (!isalnum((unsigned char) c) && c != '.' && c != '_' && c != '-') {
-                        *why = "topic has a byte outside A-Z a-z 0-9 . _ -";
-                        return -EINVAL;
-                }
+                if (c == '+' || c == '#')
+                        return osm_error_set(err, -EINVAL, 0, "topic has a wildcard");
+                if (!isalnum((unsigned char) c) && c != '.' && c != '_' && c != '-')
+                        return osm_error_set(err, -EINVAL, 0, "topic has a byte outside A-Z a-z 0-9 . _ -");
         }
         memcpy(out, prefix, pl);
         memcpy(out + pl, topic, topic_len);
         out[pl + topic_len] = 0;
-        if (!osm_name_valid(out, OSM_STORE_MAX_NAME, true)) {
-                *why = "not a valid collection name";
-                return -EINVAL;
-        }
+        if (!osm_name_valid(out, OSM_STORE_MAX_NAME, true))
+                return osm_error_set(err, -EINVAL, 0, "not a valid collection name");
         return 0;
 }
 
@@ -391,23 +333,19 @@ static bool is_text(const unsigned char *p, size_t len) {
 }
 
 int osm_ingest_payload(const void *payload, size_t len, uint64_t max, osm_ingest_kind *kind,
-                       json_t **body, const char **why) {
+                       json_t **body, osm_error *err) {
         const unsigned char *p = payload;
         *body = NULL;
         *kind = OSM_INGEST_BODY;
-        if (len > max) {
-                *why = "payload larger than max-payload";
-                return -EMSGSIZE;
-        }
+        if (len > max)
+                return osm_error_set(err, -EMSGSIZE, 0, "payload larger than max-payload");
         size_t s = 0;
         while (s < len && isspace(p[s]))
                 s++;
         if (s < len && (p[s] == '{' || p[s] == '[' || p[s] == '"' || p[s] == '-' || isdigit(p[s]) ||
                         p[s] == 't' || p[s] == 'f' || p[s] == 'n')) {
-                if (json_depth(p, len, OSM_INGEST_MAX_DEPTH) > OSM_INGEST_MAX_DEPTH) {
-                        *why = "JSON nested deeper than 32 levels";
-                        return -ELOOP;
-                }
+                if (json_depth(p, len, OSM_INGEST_MAX_DEPTH) > OSM_INGEST_MAX_DEPTH)
+                        return osm_error_set(err, -ELOOP, 0, "JSON nested deeper than 32 levels");
                 json_t *v = json_loadb(payload, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
                 if (v) {
                         if (json_is_object(v)) {
@@ -483,20 +421,16 @@ int osm_ingest_intent_parse(const char *line, size_t len, osm_ingest_intent *out
 #define MAX_BRIDGES 64
 
 int osm_ingest_conf_set(osm_ingest_def **defs, size_t *n, const char *name, const char *key,
-                        const char *value, const char **why) {
+                        const char *value, osm_error *err) {
         osm_ingest_def *d = NULL;
         for (size_t i = 0; i < *n && !d; i++)
                 if (strcmp((*defs)[i].name, name) == 0)
                         d = &(*defs)[i];
         if (!d) {
-                if (!osm_ingest_name_valid(name)) {
-                        *why = "bridge name: 1-32 letters, digits, '_' or '-'";
-                        return -EINVAL;
-                }
-                if (*n >= MAX_BRIDGES) {
-                        *why = "at most 64 bridges";
-                        return -EINVAL;
-                }
+                if (!osm_ingest_name_valid(name))
+                        return osm_error_set(err, -EINVAL, 0, "bridge name: 1-32 letters, digits, '_' or '-'");
+                if (*n >= MAX_BRIDGES)
+                        return osm_error_set(err, -EINVAL, 0, "at most 64 bridges");
                 osm_ingest_def *nd = realloc(*defs, (*n + 1) * sizeof *nd);
                 if (!nd)
                         return -ENOMEM;
@@ -508,9 +442,9 @@ int osm_ingest_conf_set(osm_ingest_def **defs, size_t *n, const char *name, cons
                 d->from_config = true;
                 (*n)++;
         }
-        int r = osm_ingest_def_set(d, key, value, why);
+        int r = osm_ingest_def_set(d, key, value, err);
         if (r == -ENOENT)
-                *why = "unknown key (broker, topic, into, qos, username, password-file, ca-file, max-payload)";
+                osm_error_set(err, r, 0, "unknown key (broker, topic, into, qos, username, password-file, ca-file, max-payload)");
         return r;
 }
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "osmose/error.h"
+
 #define OSM_INGEST_MAX_NAME     32      /* bytes of a bridge name ([A-Za-z0-9_-]) */
 #define OSM_INGEST_MAX_TOPICS   16      /* topic filters per bridge */
 #define OSM_INGEST_MAX_FILTER   256     /* bytes of one topic filter */
@@ -35,14 +37,14 @@ int osm_ingest_def_copy(osm_ingest_def *dst, const osm_ingest_def *src);
 
 /* Set one key of a definition from text (the [ingest.NAME] keys: broker, topic (repeatable),
  * into, qos, username, password-file, ca-file, max-payload). Returns 0, -ENOENT (unknown key)
- * or -EINVAL with *why. */
-int osm_ingest_def_set(osm_ingest_def *d, const char *key, const char *value, const char **why);
-/* Check a complete definition: name, URL, filters, prefix, qos. 0 or -EINVAL with *why. */
-int osm_ingest_def_check(const osm_ingest_def *d, const char **why);
+ * or -EINVAL with err. */
+int osm_ingest_def_set(osm_ingest_def *d, const char *key, const char *value, osm_error *err);
+/* Check a complete definition: name, URL, filters, prefix, qos. 0 or -EINVAL with err. */
+int osm_ingest_def_check(const osm_ingest_def *d, osm_error *err);
 
 /* As JSON (the Bridge fields of io.osmose.Ingest, without run-time state) and back. */
 json_t *osm_ingest_def_json(const osm_ingest_def *d);
-int osm_ingest_def_from_json(json_t *o, osm_ingest_def *d, const char **why);
+int osm_ingest_def_from_json(json_t *o, osm_ingest_def *d, osm_error *err);
 
 bool osm_ingest_name_valid(const char *name);
 /* A subscription filter: 1..256 bytes of UTF-8, no NUL, '+' only as a whole level, '#'
@@ -54,10 +56,10 @@ bool osm_ingest_filter_valid(const char *f);
 int osm_ingest_parse_url(const char *url, char *host, size_t hostsz, uint16_t *port, bool *tls);
 
 /* The collection for a message on topic under prefix (ending in '/'): the topic's levels
- * become segments. Refused (-EINVAL, *why) when a level is empty, ".", "..", a wildcard,
+ * become segments. Refused (-EINVAL, err) when a level is empty, ".", "..", a wildcard,
  * starts with '$', or has a byte outside [A-Za-z0-9._-], or the name is too long. */
 int osm_ingest_collection(const char *prefix, const char *topic, size_t topic_len, char *out,
-                          size_t outsz, const char **why);
+                          size_t outsz, osm_error *err);
 
 typedef enum osm_ingest_kind {
         OSM_INGEST_BODY,           /* *body is the record body */
@@ -67,9 +69,9 @@ typedef enum osm_ingest_kind {
 /* Turn a payload into a record body: a JSON object stays as it is; other JSON values and
  * UTF-8 text become {"value": …}; binary up to OSM_INGEST_INLINE_BINARY bytes becomes
  * {"hex": "…"}, longer binary is OSM_INGEST_OBJECT. Refused with -EMSGSIZE (over max),
- * -ELOOP (JSON nested deeper than OSM_INGEST_MAX_DEPTH), *why set. *body is new. */
+ * -ELOOP (JSON nested deeper than OSM_INGEST_MAX_DEPTH), err set. *body is new. */
 int osm_ingest_payload(const void *payload, size_t len, uint64_t max, osm_ingest_kind *kind,
-                       json_t **body, const char **why);
+                       json_t **body, osm_error *err);
 
 /* In-flight file: one line per QoS 1 message handed to the store but not yet acknowledged
  * to the broker: "<time_us> <key: 32 hex> <collection>\n". */
@@ -88,7 +90,7 @@ int osm_ingest_intent_parse(const char *line, size_t len, osm_ingest_intent *out
 /* [ingest.NAME] sections of osmosed.conf (config.c calls these): set key of bridge name
  * (added on first use, at most 64), deep copy, free, and print for --dump-config. */
 int osm_ingest_conf_set(osm_ingest_def **defs, size_t *n, const char *name, const char *key,
-                        const char *value, const char **why);
+                        const char *value, osm_error *err);
 int osm_ingest_defs_copy(osm_ingest_def **dst, const osm_ingest_def *src, size_t n);
 void osm_ingest_defs_free(osm_ingest_def *defs, size_t n);
 void osm_ingest_defs_dump(const osm_ingest_def *defs, size_t n, FILE *out);

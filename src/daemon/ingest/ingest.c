@@ -37,12 +37,12 @@ static entry *find(osm_ingest *ing, const char *name) {
         return NULL;
 }
 
-static int start_bridge(osm_ingest *ing, const osm_ingest_def *def, const char **why) {
+static int start_bridge(osm_ingest *ing, const osm_ingest_def *def, osm_error *err) {
         osm_bridge *b;
         entry *e = calloc(1, sizeof *e);
         if (!e)
                 return -ENOMEM;
-        int r = osm_bridge_new(ing->d->loop, ing->d->store, ing->d->cfg.state_dir, ing->d->space_id, def, &b, why);
+        int r = osm_bridge_new(ing->d->loop, ing->d->store, ing->d->cfg.state_dir, ing->d->space_id, def, &b, err);
         if (r < 0) {
                 free(e);
                 return r;
@@ -91,9 +91,9 @@ static void load(osm_ingest *ing) {
         json_t *o;
         json_array_foreach(json_object_get(doc, "bridges"), i, o) {
                 osm_ingest_def def = { 0 };
-                const char *why = NULL;
+                osm_error why = {};
                 if (ing->n_cli >= MAX_BRIDGES || osm_ingest_def_from_json(o, &def, &why) < 0) {
-                        log_error("ingest: %s: bridge %zu skipped: %s", ing->path, i, why ? why : "too many");
+                        log_error("ingest: %s: bridge %zu skipped: %s", ing->path, i, osm_error_message(&why, "too many"));
                         osm_ingest_def_clear(&def);
                         continue;
                 }
@@ -118,12 +118,13 @@ static void start_all(osm_ingest *ing) {
         const osm_config *cfg = &ing->d->cfg;
         for (size_t i = 0; i < cfg->n_ingest + ing->n_cli; i++) {
                 const osm_ingest_def *def = i < cfg->n_ingest ? &cfg->ingest[i] : &ing->cli[i - cfg->n_ingest];
-                const char *why = NULL;
+                osm_error why = {};
                 if (find(ing, def->name))
                         continue;   /* a CLI bridge shadowed by the config file */
                 int r = start_bridge(ing, def, &why);
                 if (r < 0)
-                        log_error("ingest %s: not started: %s: %s", def->name, why ? why : "error", strerror(-r));
+                        log_error("ingest %s: not started: %s: %s", def->name, osm_error_message(&why, "error"),
+                                  strerror(-r));
         }
 }
 
@@ -242,18 +243,14 @@ json_t *osm_ingest_list(osm_ingest *ing) {
         return arr;
 }
 
-int osm_ingest_add(osm_ingest *ing, const osm_ingest_def *def, const char **why) {
-        int r = osm_ingest_def_check(def, why);
+int osm_ingest_add(osm_ingest *ing, const osm_ingest_def *def, osm_error *err) {
+        int r = osm_ingest_def_check(def, err);
         if (r < 0)
                 return r;
-        if (find(ing, def->name) || in_config(&ing->d->cfg, def->name)) {
-                *why = "a bridge of this name exists";
-                return -EEXIST;
-        }
-        if (ing->n >= MAX_BRIDGES) {
-                *why = "at most 64 bridges";
-                return -ENOSPC;
-        }
+        if (find(ing, def->name) || in_config(&ing->d->cfg, def->name))
+                return osm_error_set(err, -EEXIST, 0, "a bridge of this name exists");
+        if (ing->n >= MAX_BRIDGES)
+                return osm_error_set(err, -ENOSPC, 0, "at most 64 bridges");
         osm_ingest_def *n = realloc(ing->cli, (ing->n_cli + 1) * sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -265,10 +262,9 @@ int osm_ingest_add(osm_ingest *ing, const osm_ingest_def *def, const char **why)
         /* Started only once it is on disk. */
         if ((r = save(ing)) < 0) {
                 osm_ingest_def_clear(&ing->cli[--ing->n_cli]);
-                *why = "cannot write STATE/ingest.json";
-                return r;
+                return osm_error_set(err, r, 0, "cannot write STATE/ingest.json");
         }
-        r = start_bridge(ing, &ing->cli[ing->n_cli - 1], why);
+        r = start_bridge(ing, &ing->cli[ing->n_cli - 1], err);
         if (r < 0) {
                 osm_ingest_def_clear(&ing->cli[--ing->n_cli]);
                 save(ing);

@@ -16,9 +16,9 @@ extern const struct osm_subsystem osm_ingest_subsystem;
 
 /* Bridges with their definition and run-time state (Bridge objects). New reference. */
 json_t *osm_ingest_list(osm_ingest *ing);
-/* Add a bridge (persisted in STATE/ingest.json, then started). 0, -EEXIST, -EINVAL (*why),
+/* Add a bridge (persisted in STATE/ingest.json, then started). 0, -EEXIST, -EINVAL (err),
  * -ENOSPC (too many bridges), -errno writing the file. */
-int osm_ingest_add(osm_ingest *ing, const osm_ingest_def *def, const char **why);
+int osm_ingest_add(osm_ingest *ing, const osm_ingest_def *def, osm_error *err);
 /* Remove a CLI-added bridge: stopped, forgotten. -ENOENT, -EPERM (defined in the config file). */
 int osm_ingest_remove(osm_ingest *ing, const char *name);
 /* _mqtt._tcp services discovery has seen (never connected to by themselves). New reference;

@@ -18,9 +18,8 @@
 #include "daemon/dl-nl.h"
 #endif
 
-static void set_err(char *err, size_t errlen, const char *what, const char *detail) {
-        if (err && errlen)
-                snprintf(err, errlen, "network: %s: %s", what, detail);
+static int set_err(osm_error *err, int code, const char *what, const char *detail) {
+        return osm_error_set(err, code, 0, "network: %s: %s", what, detail);
 }
 
 #ifdef HAVE_LIBNL   /* addresses are only handed out where veths can be made */
@@ -125,26 +124,20 @@ static int link_up(struct nl_sock *s, const char *name, int master) {
         return r;
 }
 
-int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, char *err, size_t errlen) {
+int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, osm_error *err) {
         uint32_t br = 0, me = 0;
         int prefix = 0;
         *addr_out = 0;
-        const char *why = NULL;
-        int r = osm_dl_nl(&why);
-        if (r < 0) {
-                set_err(err, errlen, "libnl", why);
-                return r;
-        }
+        osm_error dl_err;
+        int r = osm_dl_nl(&dl_err);
+        if (r < 0)
+                return set_err(err, r, "libnl", dl_err.message);
         r = bridge_addr(net->bridge, &br, &prefix);
-        if (r < 0) {
-                set_err(err, errlen, net->bridge, "no such bridge with an IPv4 address");
-                return r;
-        }
+        if (r < 0)
+                return set_err(err, r, net->bridge, "no such bridge with an IPv4 address");
         r = lease_addr(net, br, prefix, &me);
-        if (r < 0) {
-                set_err(err, errlen, net->bridge, "no free address in its subnet");
-                return r;
-        }
+        if (r < 0)
+                return set_err(err, r, net->bridge, "no free address in its subnet");
         struct nl_sock *host = sym_nl_socket_alloc(), *in = NULL;
         struct rtnl_addr *a = NULL;
         struct rtnl_route *rt = NULL;
@@ -206,9 +199,8 @@ int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, ch
         r = 0;
         goto out;
 fail:
-        set_err(err, errlen, step, "failed");
+        r = set_err(err, -EIO, step, "failed");
         osm_net_release(net, me);
-        r = -EIO;
 out:
         sym_rtnl_route_put(rt);
         sym_rtnl_addr_put(a);
@@ -222,10 +214,10 @@ out:
 
 #else
 
-int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, char *err, size_t errlen) {
+int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr_out, osm_error *err) {
         *addr_out = 0;
-        set_err(err, errlen, net->bridge, "this osmosed was built without libnl (bridge networks unsupported)");
-        return -EOPNOTSUPP;
+        return set_err(err, -EOPNOTSUPP, net->bridge,
+                       "this osmosed was built without libnl (bridge networks unsupported)");
 }
 
 #endif

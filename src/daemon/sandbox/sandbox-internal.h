@@ -126,7 +126,7 @@ typedef struct osm_net {
  * the bridge, up), the next free address of the bridge's subnet, a default route via
  * the bridge's address. The pair goes away with the namespace. Returns 0 with *addr
  * leased (release it with osm_net_release), or -errno with err set. */
-int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr, char *err, size_t errlen);
+int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr, osm_error *err);
 void osm_net_release(osm_net *net, uint32_t addr);
 void osm_net_clear(osm_net *net);
 

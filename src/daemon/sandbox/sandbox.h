@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "osmose/error.h"
+
 /*
  * How an instance is built (in this order, in the child, before exec):
  *   clone3(NEWUSER|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS) → the parent writes uid/gid maps
@@ -169,11 +171,11 @@ int osm_sandbox_remove_group(osm_sandbox *sb, const char *group);
 void osm_sandbox_spec_init(osm_sandbox_spec *spec);
 
 /* Start an instance. Blocks only until the workload has exec'd (typically a few ms;
- * bounded by a 10 s timeout). On failure returns -errno and, if err is not NULL, writes
+ * bounded by a 10 s timeout). On failure returns -errno and fills err (may be NULL) with
  * one line naming the step that failed, e.g. "pivot_root: Operation not permitted" or
  * "execve /bin/x: No such file or directory". *out is owned by the caller. */
 int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out,
-                      char *err, size_t errlen);
+                      osm_error *err);
 
 /* Accessors. pid is the host pid of the sandbox's init; pidfd is -1 if unavailable
  * (owned by proc: do not close; stop polling it before osm_sandbox_proc_free). */

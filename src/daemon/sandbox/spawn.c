@@ -30,16 +30,6 @@ static int write_proc(pid_t pid, const char *file, const char *s) {
         return osm_sb_write_attr(dir, file, s);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) OSM_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-        if (!err || !errlen)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
-
 pid_t osm_sb_clone(int (*fn)(void *), void *arg, unsigned long ns, int cgfd, bool *into_cg, int *pidfd) {
         struct clone_args ca;
         memset(&ca, 0, sizeof(ca));
@@ -131,7 +121,7 @@ static int send_go(osm_sandbox_proc *p) {
 
 /* Wait for a message of type want from the child; an error message, the child's death
  * or the deadline fail with err filled in. */
-static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, char *err, size_t errlen) {
+static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, osm_error *err) {
         struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
         for (;;) {
                 uint64_t now = mono_us();
@@ -139,10 +129,8 @@ static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, char *err,
                 int pr = poll(&pfd, 1, left);
                 if (pr < 0 && errno == EINTR)
                         continue;
-                if (pr <= 0) {
-                        set_err(err, errlen, "the sandbox did not start within %d ms", SPAWN_TIMEOUT_MS);
-                        return -ETIMEDOUT;
-                }
+                if (pr <= 0)
+                        return osm_error_set(err, -ETIMEDOUT, 0, "the sandbox did not start within %d ms", SPAWN_TIMEOUT_MS);
                 sync_msg m;
                 ssize_t n = recv(p->sync_fd, &m, sizeof(m), 0);
                 if (n < 0 && errno == EINTR)
@@ -151,11 +139,9 @@ static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, char *err,
                         return 0;
                 if (n == (ssize_t) sizeof(m) && m.type == MSG_ERROR) {
                         m.step[sizeof(m.step) - 1] = 0;
-                        set_err(err, errlen, "%s: %s", m.step, strerror(m.err));
-                        return m.err > 0 ? -m.err : -EIO;
+                        return osm_error_set(err, m.err > 0 ? -m.err : -EIO, 0, "%s: %s", m.step, strerror(m.err));
                 }
-                set_err(err, errlen, "the sandbox's init died while starting");
-                return -ECHILD;
+                return osm_error_set(err, -ECHILD, 0, "the sandbox's init died while starting");
         }
 }
 
@@ -164,42 +150,31 @@ void osm_sandbox_spec_init(osm_sandbox_spec *spec) {
         spec->stdin_fd = spec->stdout_fd = spec->stderr_fd = -1;
 }
 
-static int check_spec(const osm_sandbox *sb, const osm_sandbox_spec *spec, struct stat *bind_st, char *err,
-                      size_t errlen) {
-        if (!osm_sb_name_ok(spec->name)) {
-                set_err(err, errlen, "invalid instance name");
-                return -EINVAL;
-        }
+static int check_spec(const osm_sandbox *sb, const osm_sandbox_spec *spec, struct stat *bind_st, osm_error *err) {
+        if (!osm_sb_name_ok(spec->name))
+                return osm_error_set(err, -EINVAL, 0, "invalid instance name");
         size_t n = 0;
         while (spec->argv && spec->argv[n])
                 n++;
-        if (n == 0 || n > OSM_SANDBOX_MAX_ARGS || !*spec->argv[0]) {
-                set_err(err, errlen, "argv: empty or more than %d arguments", OSM_SANDBOX_MAX_ARGS);
-                return -EINVAL;
-        }
-        if (spec->n_binds > OSM_SANDBOX_MAX_BINDS || spec->n_devices > OSM_SANDBOX_MAX_DEVICES) {
-                set_err(err, errlen, "too many bind mounts or devices");
-                return -E2BIG;
-        }
+        if (n == 0 || n > OSM_SANDBOX_MAX_ARGS || !*spec->argv[0])
+                return osm_error_set(err, -EINVAL, 0, "argv: empty or more than %d arguments", OSM_SANDBOX_MAX_ARGS);
+        if (spec->n_binds > OSM_SANDBOX_MAX_BINDS || spec->n_devices > OSM_SANDBOX_MAX_DEVICES)
+                return osm_error_set(err, -E2BIG, 0, "too many bind mounts or devices");
         static const char *const reserved[] = { "/proc", "/dev", "/tmp", "/data", "/usr", "/etc" };
         for (size_t i = 0; i < spec->n_binds; i++) {
                 const osm_sandbox_bind *bd = &spec->binds[i];
-                if (!bd->source || bd->source[0] != '/' || !osm_sb_inside_path_ok(bd->target)) {
-                        set_err(err, errlen, "bind %zu: source must be absolute, target absolute without '..'", i);
-                        return -EINVAL;
-                }
+                if (!bd->source || bd->source[0] != '/' || !osm_sb_inside_path_ok(bd->target))
+                        return osm_error_set(err, -EINVAL, 0, "bind %zu: source must be absolute, target absolute without '..'", i);
                 for (size_t r = 0; r < OSM_ARRAY_SIZE(reserved); r++) {
                         size_t l = strlen(reserved[r]);
                         if (strncmp(bd->target, reserved[r], l) == 0 &&
                             (bd->target[l] == 0 || bd->target[l] == '/')) {
-                                set_err(err, errlen, "bind %s: inside a reserved directory", bd->target);
-                                return -EINVAL;
+                                return osm_error_set(err, -EINVAL, 0, "bind %s: inside a reserved directory", bd->target);
                         }
                 }
                 if (stat(bd->source, &bind_st[i]) < 0) {
                         int e = errno;
-                        set_err(err, errlen, "bind %s: %s", bd->source, strerror(e));
-                        return -e;
+                        return osm_error_set(err, -e, 0, "bind %s: %s", bd->source, strerror(e));
                 }
         }
         for (size_t i = 0; i < spec->n_devices; i++) {
@@ -207,99 +182,76 @@ static int check_spec(const osm_sandbox *sb, const osm_sandbox_spec *spec, struc
                 const char *d = spec->devices[i];
                 if (!d || strncmp(d, "/dev/", 5) != 0 || !osm_sb_inside_path_ok(d) || strchr(d + 5, '/') ||
                     stat(d, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-                        set_err(err, errlen, "device %s: not a device node directly under /dev", d ? d : "(null)");
-                        return -EINVAL;
+                        return osm_error_set(err, -EINVAL, 0, "device %s: not a device node directly under /dev", d ? d : "(null)");
                 }
         }
         if (spec->root) {
                 struct stat st;
-                if (spec->root[0] != '/' || stat(spec->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        set_err(err, errlen, "root %s: not a directory", spec->root);
-                        return -ENOTDIR;
-                }
+                if (spec->root[0] != '/' || stat(spec->root, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return osm_error_set(err, -ENOTDIR, 0, "root %s: not a directory", spec->root);
         }
-        if (spec->cwd && !(spec->cwd[0] == '/')) {
-                set_err(err, errlen, "cwd must be absolute");
-                return -EINVAL;
-        }
-        if (spec->hostname && (strlen(spec->hostname) == 0 || strlen(spec->hostname) > 63)) {
-                set_err(err, errlen, "hostname: 1 to 63 characters");
-                return -EINVAL;
-        }
+        if (spec->cwd && !(spec->cwd[0] == '/'))
+                return osm_error_set(err, -EINVAL, 0, "cwd must be absolute");
+        if (spec->hostname && (strlen(spec->hostname) == 0 || strlen(spec->hostname) > 63))
+                return osm_error_set(err, -EINVAL, 0, "hostname: 1 to 63 characters");
         if (spec->uid_count && (spec->uid_base < sb->uid_base || spec->uid_count > sb->uid_count ||
                                 spec->uid_base - sb->uid_base > sb->uid_count - spec->uid_count)) {
-                set_err(err, errlen, "uid range %llu+%llu outside [sandbox] uid-base/uid-count",
+                return osm_error_set(err, -ERANGE, 0, "uid range %llu+%llu outside [sandbox] uid-base/uid-count",
                         (unsigned long long) spec->uid_base, (unsigned long long) spec->uid_count);
-                return -ERANGE;
         }
         if (spec->group && (!*spec->group || strlen(spec->group) > 40 ||
                             strspn(spec->group, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(spec->group))) {
-                set_err(err, errlen, "invalid group name");
-                return -EINVAL;
+                return osm_error_set(err, -EINVAL, 0, "invalid group name");
         }
         uint64_t count = sb->privileged ? spec_uid_count(sb, spec) : 1;
-        if (spec->uid >= count || spec->gid >= count) {
-                set_err(err, errlen, "uid/gid %u/%u outside the mapped range of %llu ids", (unsigned) spec->uid,
+        if (spec->uid >= count || spec->gid >= count)
+                return osm_error_set(err, -ERANGE, 0, "uid/gid %u/%u outside the mapped range of %llu ids", (unsigned) spec->uid,
                         (unsigned) spec->gid, (unsigned long long) count);
-                return -ERANGE;
-        }
-        if (spec->network && sb->net.bridge && !sb->privileged) {
-                set_err(err, errlen, "network: joining bridge %s needs a privileged osmosed", sb->net.bridge);
-                return -EPERM;
-        }
+        if (spec->network && sb->net.bridge && !sb->privileged)
+                return osm_error_set(err, -EPERM, 0, "network: joining bridge %s needs a privileged osmosed", sb->net.bridge);
         return 0;
 }
 
 /* Create the data dir if missing and give it to the sandbox's uid. */
-static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec, char *err, size_t errlen) {
+static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec, osm_error *err) {
         if (!spec->data_dir)
                 return 0;
         if (mkdir(spec->data_dir, 0700) < 0 && errno != EEXIST) {
                 int e = errno;
-                set_err(err, errlen, "data dir %s: %s", spec->data_dir, strerror(e));
-                return -e;
+                return osm_error_set(err, -e, 0, "data dir %s: %s", spec->data_dir, strerror(e));
         }
         struct stat st;
-        if (lstat(spec->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                set_err(err, errlen, "data dir %s: not a directory", spec->data_dir);
-                return -ENOTDIR;
-        }
+        if (lstat(spec->data_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return osm_error_set(err, -ENOTDIR, 0, "data dir %s: not a directory", spec->data_dir);
         if (sb->privileged) {
                 uid_t u = (uid_t) (spec_uid_base(sb, spec) + spec->uid);
                 gid_t g = (gid_t) (spec_uid_base(sb, spec) + spec->gid);
                 if ((st.st_uid != u || st.st_gid != g) && chown(spec->data_dir, u, g) < 0) {
                         int e = errno;
-                        set_err(err, errlen, "chown data dir: %s", strerror(e));
-                        return -e;
+                        return osm_error_set(err, -e, 0, "chown data dir: %s", strerror(e));
                 }
         }
         return 0;
 }
 
-int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out, char *err,
-                      size_t errlen) {
+int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out, osm_error *err) {
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
         int r, cgfd = -1, slot = -1;
         bool into_cg = false, cloned = false;
         uint64_t t0 = mono_us();
-        set_err(err, errlen, "%s", "");
-        if (!sb->feat.userns) {
-                set_err(err, errlen, "sandboxes cannot be made on this host: %s", sb->feat.detail);
-                return -EOPNOTSUPP;
-        }
-        r = check_spec(sb, spec, bind_st, err, errlen);
+        if (!sb->feat.userns)
+                return osm_error_set(err, -EOPNOTSUPP, 0, "sandboxes cannot be made on this host: %s", sb->feat.detail);
+        r = check_spec(sb, spec, bind_st, err);
         if (r < 0)
                 return r;
-        r = prepare_data_dir(sb, spec, err, errlen);
+        r = prepare_data_dir(sb, spec, err);
         if (r < 0)
                 return r;
 
         const osm_seccomp_prog *prog;
         r = osm_seccomp_get(&sb->seccomp, spec->compat32 ? OSM_SECCOMP_COMPAT32 : 0, &prog);
-        if (r < 0) {
-                set_err(err, errlen, "seccomp policy: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return osm_error_set(err, r, 0, "seccomp policy: %s", strerror(-r));
 
         osm_sandbox_limits lim = spec->limits;
         lim.memory = osm_sb_pick(lim.memory, sb->defaults.memory);
@@ -317,14 +269,13 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                       &b, &root);
         if (r < 0) {
                 osm_sb_ops_free(b.ops, b.n);
-                set_err(err, errlen, "preparing mounts: %s", strerror(-r));
-                return r;
+                return osm_error_set(err, r, 0, "preparing mounts: %s", strerror(-r));
         }
 
         osm_sandbox_proc *p = calloc(1, sizeof(*p));
         if (!p) {
                 osm_sb_ops_free(b.ops, b.n);
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
         p->pid = -1;
         p->sb = sb;
@@ -341,8 +292,10 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 r = osm_cg_create(&sb->cg, spec->group, spec->group_limits.memory, spec->group_limits.pids,
                                   spec->group_limits.cpu_percent, &grp, why, sizeof(why));
                 osm_cg_forget(grp);
-                if (r < 0)
+                if (r < 0) {
+                        osm_error_set(err, r, 0, "cgroup %s: %s", spec->group, strerror(-r));
                         goto fail;
+                }
                 snprintf(cgname, sizeof cgname, "%s/%s", spec->group, spec->name);
         } else {
                 snprintf(cgname, sizeof cgname, "%s", spec->name);
@@ -351,8 +304,10 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         }
         r = p->cg ? 0 : osm_cg_create(&sb->cg, cgname, lim.memory, lim.pids, lim.cpu_percent, &p->cg, why,
                                       sizeof(why));
-        if (r < 0)
+        if (r < 0) {
+                osm_error_set(err, r, 0, "cgroup %s: %s", cgname, strerror(-r));
                 goto fail;
+        }
         p->limits.memory = p->cg->mode[OSM_CG_MEMORY] ? p->cg->mode[OSM_CG_MEMORY] : OSM_LIMIT_RLIMIT;
         p->limits.pids = p->cg->mode[OSM_CG_PIDS] ? p->cg->mode[OSM_CG_PIDS] : OSM_LIMIT_RLIMIT;
         p->limits.cpu = p->cg->mode[OSM_CG_CPU];
@@ -364,7 +319,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
                 r = -errno;
-                set_err(err, errlen, "socketpair: %s", strerror(-r));
+                osm_error_set(err, r, 0, "socketpair: %s", strerror(-r));
                 goto fail;
         }
         p->sync_fd = sv[0];
@@ -416,7 +371,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         if (p->pid < 0) {
                 r = -clone_errno;
                 p->pidfd = -1;
-                set_err(err, errlen, "clone: %s", strerror(clone_errno));
+                osm_error_set(err, r, 0, "clone: %s", strerror(clone_errno));
                 goto fail;
         }
 
@@ -430,25 +385,25 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         if (!sb->privileged) {
                 r = write_maps(p->pid, false, sb, spec);
                 if (r < 0) {
-                        set_err(err, errlen, "writing the id maps: %s", strerror(-r));
+                        osm_error_set(err, r, 0, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;
                 }
                 r = osm_cg_attach(p->cg, p->pid, into_cg, slot >= 0);
                 if (r < 0) {
-                        set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
+                        osm_error_set(err, r, 0, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
                 }
                 p->timing.joined = slot < 0 && osm_cg_v1_joined(p->cg) ? since(t0) : 0;
         }
         r = send_go(p);
         if (r < 0) {
-                set_err(err, errlen, "sync: %s", strerror(-r));
+                osm_error_set(err, r, 0, "sync: %s", strerror(-r));
                 goto fail_kill;
         }
         if (sb->privileged) {
                 r = osm_cg_attach(p->cg, p->pid, into_cg, slot >= 0);
                 if (r < 0) {
-                        set_err(err, errlen, "joining the cgroup: %s", strerror(-r));
+                        osm_error_set(err, r, 0, "joining the cgroup: %s", strerror(-r));
                         goto fail_kill;
                 }
                 if (slot < 0 && osm_cg_v1_joined(p->cg)) {
@@ -457,26 +412,26 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         p->timing.waited_for_join = poll(&ready, 1, 0) == 1;
                 }
                 if (spec->network && sb->net.bridge) {
-                        r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err, errlen);
+                        r = osm_net_attach(&sb->net, p->pid, sb->spawn_seq++, &p->net_addr, err);
                         if (r < 0)
                                 goto fail_kill;
                 }
-                r = wait_msg(p, MSG_MAP_ME, deadline, err, errlen);
+                r = wait_msg(p, MSG_MAP_ME, deadline, err);
                 if (r < 0)
                         goto fail_kill;
                 p->timing.root = since(t0);
                 r = write_maps(p->pid, true, sb, spec);
                 if (r < 0) {
-                        set_err(err, errlen, "writing the id maps: %s", strerror(-r));
+                        osm_error_set(err, r, 0, "writing the id maps: %s", strerror(-r));
                         goto fail_kill;
                 }
                 r = send_go(p);
                 if (r < 0) {
-                        set_err(err, errlen, "sync: %s", strerror(-r));
+                        osm_error_set(err, r, 0, "sync: %s", strerror(-r));
                         goto fail_kill;
                 }
         }
-        r = wait_msg(p, MSG_STARTED, deadline, err, errlen);
+        r = wait_msg(p, MSG_STARTED, deadline, err);
         if (r < 0)
                 goto fail_kill;
         p->timing.started = since(t0);

@@ -231,8 +231,8 @@ struct osm_workloads_snapshot *osm_workloads_snapshot(osm_workloads *w, const ch
 
 int osm_workloads_restore(osm_workloads *w, const struct osm_workloads_snapshot *s) {
         osm_manifest *m = NULL;
-        char why[512];
-        int r = osm_manifest_parse(s->manifest_text, strlen(s->manifest_text), &m, why, sizeof why);
+        osm_error why = {};
+        int r = osm_manifest_parse(s->manifest_text, strlen(s->manifest_text), &m, &why);
         if (r < 0)
                 return r;
         int64_t version = m->version;
@@ -322,7 +322,10 @@ int osm_workloads_start(osm_workloads *w, const char *name, json_t *args, bool h
         wl_instance *i = NULL;
         /* a health check runs once; the workload itself by its manifest's policy */
         osm_restart_policy policy = health ? OSM_RESTART_NEVER : wl->manifest->restart;
-        int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, policy, NULL, 0, &i, why, whysize);
+        osm_error err;
+        int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, policy, NULL, 0, &i, &err);
+        if (r < 0)
+                osm_errorf(why, whysize, r, "%s", err.message);
         /* A program that is not there (execve: ENOENT) failed to start: callers read -ENOENT
          * as "no such workload" or "no health command", and a health check would pass. */
         if (r == -ENOENT)

@@ -100,11 +100,11 @@ static int load_workloads(osm_workloads *w) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *mtext = (const char *) sqlite3_column_text(st, 3);
                 const char *name = (const char *) sqlite3_column_text(st, 0);
-                char why[512];
+                osm_error why = {};
                 osm_manifest *m = NULL;
-                if (!mtext || !name || osm_manifest_parse(mtext, strlen(mtext), &m, why, sizeof why) < 0) {
+                if (!mtext || !name || osm_manifest_parse(mtext, strlen(mtext), &m, &why) < 0) {
                         log_error("workload %s: stored manifest no longer parses (%s); skipped",
-                                  name ? name : "?", why);
+                                  name ? name : "?", why.message);
                         continue;
                 }
                 wl_workload *wl = calloc(1, sizeof *wl);

@@ -94,7 +94,7 @@ void wl_history_start(osm_workloads *w) {
                                 wl_db_instance_not_resumed(w, r->id, why);
                 } else {
                         _cleanup_(strv_freep) char **args = args_parse(r->args);
-                        char err[512];
+                        osm_error err = {};
                         log_info("instance %s: starting again (%s; restart %s)", r->id,
                                  r->crashed ? "the daemon was not stopped cleanly" : "it ran when the daemon stopped",
                                  osm_restart_policy_name((osm_restart_policy) policy));
@@ -102,8 +102,8 @@ void wl_history_start(osm_workloads *w) {
                         while (args && args[n_args])
                                 n_args++;
                         if (wl_instance_run(w, wl, (const char *const *) args, n_args, (osm_restart_policy) policy,
-                                            r->id, (unsigned) r->restarts + 1, NULL, err, sizeof err) < 0)
-                                log_warning("instance %s: could not start it again: %s", r->id, err);
+                                            r->id, (unsigned) r->restarts + 1, NULL, &err) < 0)
+                                log_warning("instance %s: could not start it again: %s", r->id, err.message);
                 }
                 free(r->id);
                 free(r->name);
@@ -127,10 +127,10 @@ void wl_history_start(osm_workloads *w) {
                                     wl->name);
                         continue;
                 }
-                char err[512];
+                osm_error err = {};
                 wl_instance *i = NULL;
-                if (wl_instance_run(w, wl, NULL, 0, wl->manifest->restart, NULL, 0, &i, err, sizeof err) < 0)
-                        log_warning("workload %s (enabled) did not start: %s", wl->name, err);
+                if (wl_instance_run(w, wl, NULL, 0, wl->manifest->restart, NULL, 0, &i, &err) < 0)
+                        log_warning("workload %s (enabled) did not start: %s", wl->name, err.message);
                 else
                         log_info("workload %s (enabled): started %s", wl->name, i->id);
         }

@@ -95,9 +95,9 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
                 osm_call_invalid_param(call, "url");   /* http:// or https://, at most 2048 bytes */
                 return;
         }
-        const char *why_dl = NULL;
-        if (url && osm_dl_curl(&why_dl) < 0) {
-                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "install from a URL needs libcurl: %s", why_dl);
+        osm_error dl_err;
+        if (url && osm_dl_curl(&dl_err) < 0) {
+                osm_call_errorf(call, OSM_E_NOT_AVAILABLE, "install from a URL needs libcurl: %s", dl_err.message);
                 return;
         }
         if (grants && json_array_size(grants) > OSM_MANIFEST_MAX_CAPS) {
@@ -107,12 +107,12 @@ static void method_install(osm_call *call, json_t *params, void *userdata) {
         size_t i;
         json_t *g;
         json_array_foreach(grants, i, g) {
-                char why[512];
-                if (!json_is_string(g) || osm_cap_check(json_string_value(g), why, sizeof why) < 0) {
+                osm_error why = {};
+                if (!json_is_string(g) || osm_cap_check(json_string_value(g), &why) < 0) {
                         if (!json_is_string(g))
-                                snprintf(why, sizeof why, "grants[%zu]: expected a string", i);
+                                osm_error_set(&why, -EINVAL, 0, "grants[%zu]: expected a string", i);
                         osm_call_fail(call, osm_error_workload_bad_capability(
-                                                    why, json_is_string(g) ? json_string_value(g) : ""));
+                                                    why.message, json_is_string(g) ? json_string_value(g) : ""));
                         return;
                 }
         }
@@ -345,9 +345,9 @@ static void method_remove(osm_call *call, json_t *params, void *userdata) {
 }
 
 static int grant_check(osm_call *call, wl_workload *wl, const char *cap) {
-        char why[512];
-        if (osm_cap_check(cap, why, sizeof why) < 0) {
-                osm_call_fail(call, osm_error_workload_bad_capability(why, cap));
+        osm_error why = {};
+        if (osm_cap_check(cap, &why) < 0) {
+                osm_call_fail(call, osm_error_workload_bad_capability(why.message, cap));
                 return -EINVAL;
         }
         if (!osm_manifest_requests(wl->manifest, cap)) {
@@ -463,11 +463,11 @@ static void method_run(osm_call *call, json_t *params, void *userdata) {
                 osm_call_invalid_param(call, "restart");   /* expected never, on-failure or always */
                 return;
         }
-        char err[512];
+        osm_error err = {};
         wl_instance *i = NULL;
-        int r = wl_instance_run(w, wl, argv, n_args, (osm_restart_policy) policy, NULL, 0, &i, err, sizeof err);
+        int r = wl_instance_run(w, wl, argv, n_args, (osm_restart_policy) policy, NULL, 0, &i, &err);
         if (r < 0) {
-                osm_call_errorf(call, r == -EBUSY ? OSM_E_BUSY : i ? OSM_E_WORKLOAD_SPAWN_FAILED : OSM_E_INTERNAL_ERROR, "%s", err);
+                osm_call_errorf(call, r == -EBUSY ? OSM_E_BUSY : i ? OSM_E_WORKLOAD_SPAWN_FAILED : OSM_E_INTERNAL_ERROR, "%s", err.message);
                 return;
         }
         json_t *p = json_pack("{s:s, s:s}", "instance", i->id, "state", wl_state_names[i->state]);

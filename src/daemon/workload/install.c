@@ -113,9 +113,9 @@ static int fetch(install_job *j) {
         /* Aborted when the daemon stops. */
         osm_fetch_opts o = { .max_size = j->max_size, .timeout_us = j->fetch_timeout_us,
                              .abort_flag = &j->w->abort_installs };
-        char why[512];
-        if (osm_fetch_url(j->url, fd, &o, why, sizeof why) < 0) {
-                job_fail(j, OSM_E_WORKLOAD_FETCH_FAILED, "%s", why);
+        osm_error why = {};
+        if (osm_fetch_url(j->url, fd, &o, &why) < 0) {
+                job_fail(j, OSM_E_WORKLOAD_FETCH_FAILED, "%s", why.message);
                 return -1;
         }
         if (lseek(fd, 0, SEEK_SET) < 0) {
@@ -140,11 +140,11 @@ static void phase1(install_job *j) {
                          strerror(-j->tmp_fd));
                 return;
         }
-        char why[512];
-        int r = osm_bundle_copy(j->src_fd, j->tmp_fd, j->max_size, &j->info, why, sizeof why);
+        osm_error why = {};
+        int r = osm_bundle_copy(j->src_fd, j->tmp_fd, j->max_size, &j->info, &why);
         j->src_fd = osm_close(j->src_fd);
         if (r < 0) {
-                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "%s", why);
+                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "%s", why.message);
                 return;
         }
         osm_hash_hex(j->info.id, j->id_hex);
@@ -180,14 +180,14 @@ static void phase1(install_job *j) {
         }
 
         r = osm_bundle_unpack(j->tmp_fd, -1, &j->manifest_text, &j->manifest_len, &j->has_rootfs,
-                              why, sizeof why);
+                              &why);
         if (r < 0) {
-                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "%s", why);
+                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "%s", why.message);
                 return;
         }
-        r = osm_manifest_parse(j->manifest_text, j->manifest_len, &j->manifest, why, sizeof why);
+        r = osm_manifest_parse(j->manifest_text, j->manifest_len, &j->manifest, &why);
         if (r < 0) {
-                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "manifest: %s", why);
+                job_fail(j, r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_WORKLOAD_BAD_BUNDLE, "manifest: %s", why.message);
                 return;
         }
         if (strlen(j->manifest_text) != j->manifest_len) {
@@ -213,7 +213,7 @@ static void phase2(install_job *j) {
         (void) chmod(tmp, 0755);
         _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         _cleanup_close_ int rootfd = -1, mfd = -1;
-        char why[512];
+        osm_error why = {};
         int r = dfd < 0 ? -errno : 0;
         if (r == 0 && j->has_rootfs) {
                 if (mkdirat(dfd, "rootfs", 0755) < 0 ||
@@ -230,9 +230,9 @@ static void phase2(install_job *j) {
                 _cleanup_free_ char *mt = NULL;
                 size_t ml;
                 bool hr;
-                r = osm_bundle_unpack(j->tmp_fd, rootfd, &mt, &ml, &hr, why, sizeof why);
+                r = osm_bundle_unpack(j->tmp_fd, rootfd, &mt, &ml, &hr, &why);
                 if (r < 0) {
-                        job_fail(j, r == -EBADMSG ? OSM_E_WORKLOAD_BAD_BUNDLE : OSM_E_INTERNAL_ERROR, "%s", why);
+                        job_fail(j, r == -EBADMSG ? OSM_E_WORKLOAD_BAD_BUNDLE : OSM_E_INTERNAL_ERROR, "%s", why.message);
                         goto fail;
                 }
         }

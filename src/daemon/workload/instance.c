@@ -308,7 +308,7 @@ static void instance_end(wl_instance *i, wl_state state) {
                 wl_history_gc(w);
 }
 
-static int spawn_now(wl_instance *i, char *err, size_t errsize);
+static int spawn_now(wl_instance *i, osm_error *err);
 
 /* The wait before the next restart: restart-delay doubled for each quick failure in a
  * row, capped by restart-max-delay; never below 10 ms (no busy restart loop). */
@@ -323,14 +323,14 @@ static uint64_t backoff_us(const wl_instance *i) {
 
 static void on_backoff(uv_timer_t *t) {
         wl_instance *i = t->data;
-        char err[512];
+        osm_error err = {};
         i->restarts++;
         i->t.call = i->t.recorded = osm_now_mono_us();
-        if (spawn_now(i, err, sizeof err) == 0)
+        if (spawn_now(i, &err) == 0)
                 return;
-        log_warning("instance %s: restart failed: %s", i->id, err);
+        log_warning("instance %s: restart failed: %s", i->id, err.message);
         free(i->error);
-        i->error = strdup(err);
+        i->error = strdup(err.message);
         i->exit_code = -1;
         i->signal = 0;
         i->failures++;
@@ -338,7 +338,7 @@ static void on_backoff(uv_timer_t *t) {
         i->state = WL_BACKOFF;
         uv_timer_start(&i->timer, on_backoff, delay / 1000, 0);
         char why[640];
-        snprintf(why, sizeof why, "could not start it again: %s; next try in %llu ms", err,
+        snprintf(why, sizeof why, "could not start it again: %s; next try in %llu ms", err.message,
                  (unsigned long long) (delay / 1000));
         notify_state(i, why);
 }
@@ -506,18 +506,14 @@ static void on_exit_check(wl_instance *i) {
 }
 
 /* Start (or restart) the instance's process. 0, or -errno with err set. */
-static int spawn_now(wl_instance *i, char *err, size_t errsize) {
+static int spawn_now(wl_instance *i, osm_error *err) {
         osm_workloads *w = i->w;
         osm_daemon *d = w->d;
         wl_workload *wl = wl_find(w, i->workload);
-        if (!d->sandbox) {
-                snprintf(err, errsize, "the sandbox is not available on this host");
-                return -ENOTSUP;
-        }
-        if (!wl) {
-                snprintf(err, errsize, "workload %s has been removed", i->workload);
-                return -ENOENT;
-        }
+        if (!d->sandbox)
+                return osm_error_set(err, -ENOTSUP, 0, "the sandbox is not available on this host");
+        if (!wl)
+                return osm_error_set(err, -ENOENT, 0, "workload %s has been removed", i->workload);
         const osm_manifest *m = i->manifest;
 
         const char *argv[OSM_MANIFEST_MAX_ARGS + WL_MAX_RUN_ARGS + 1];
@@ -561,16 +557,13 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         _cleanup_free_ char *root = NULL, *data = NULL;
         if ((i->has_rootfs && asprintf(&root, "%s/%s/rootfs", w->bundles_dir, i->bundle_id) < 0) ||
             asprintf(&data, "%s/%s", w->data_dir, i->workload) < 0) {
-                snprintf(err, errsize, "out of memory");
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
 
         if (!i->api_created && w->api_hooks.create) {
                 int r = w->api_hooks.create(w->api_userdata, i->id, i->workload, i->api_path, sizeof i->api_path);
-                if (r < 0) {
-                        snprintf(err, errsize, "creating its API socket: %s", strerror(-r));
-                        return r;
-                }
+                if (r < 0)
+                        return osm_error_set(err, r, 0, "creating its API socket: %s", strerror(-r));
                 i->api_created = true;
         }
         osm_sandbox_bind binds[1];
@@ -582,8 +575,7 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
         int pipefd[2][2] = { { -1, -1 }, { -1, -1 } };
         for (size_t k = 0; k < 2; k++)
                 if (pipe2(pipefd[k], O_CLOEXEC) < 0) {
-                        int r = -errno;
-                        snprintf(err, errsize, "pipe: %m");
+                        int r = osm_error_set(err, -errno, 0, "pipe: %m");
                         if (k)
                                 close(pipefd[0][0]), close(pipefd[0][1]);
                         return r;
@@ -623,7 +615,7 @@ static int spawn_now(wl_instance *i, char *err, size_t errsize) {
 
         i->state = WL_STARTING;
         i->t.spawn = osm_now_mono_us();
-        int r = osm_sandbox_spawn(d->sandbox, &spec, &i->proc, err, errsize);
+        int r = osm_sandbox_spawn(d->sandbox, &spec, &i->proc, err);
         close(pipefd[0][1]);
         close(pipefd[1][1]);
         if (r < 0) {
@@ -801,21 +793,17 @@ void wl_instances_stop_all(osm_workloads *w) {
 
 int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
                     osm_restart_policy restart, const char *id, unsigned restarts,
-                    wl_instance **out, char *err, size_t errsize) {
+                    wl_instance **out, osm_error *err) {
         uint64_t t_call = osm_now_mono_us();
         if (out)
                 *out = NULL;
-        if (w->n_live >= WL_MAX_INSTANCES) {
-                snprintf(err, errsize, "already %d instances running", WL_MAX_INSTANCES);
-                return -EBUSY;
-        }
+        if (w->n_live >= WL_MAX_INSTANCES)
+                return osm_error_set(err, -EBUSY, 0, "already %d instances running", WL_MAX_INSTANCES);
         wl_instance *i = calloc(1, sizeof *i);
         osm_manifest *m = NULL;
-        char why[512];
-        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, why, sizeof why) < 0) {
+        if (!i || osm_manifest_parse(wl->manifest_text, strlen(wl->manifest_text), &m, NULL) < 0) {
                 free(i);
-                snprintf(err, errsize, "out of memory");
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
         i->w = w;
         i->manifest = m;
@@ -836,16 +824,14 @@ int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, 
                 oom = !(i->args[k] = strdup(args[k]));
         if (oom) {
                 instance_free(i);
-                snprintf(err, errsize, "out of memory");
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
         i->t.call = t_call;
         i->started_us = osm_now_real_us();
         wl_db_instance_start(i);   /* sets i->id for a new instance */
         if (!i->id) {
                 instance_free(i);
-                snprintf(err, errsize, "recording the instance failed");
-                return -EIO;
+                return osm_error_set(err, -EIO, 0, "recording the instance failed");
         }
         int r = w->logs_fd >= 0 ? wl_log_open(w->logs_fd, i->id, OSM_MAX(w->d->cfg.log_size, 1024u), &i->log) : -EBADF;
         if (r < 0)
@@ -861,11 +847,13 @@ int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, 
         if (out)
                 *out = i;
 
-        r = spawn_now(i, why, sizeof why);
+        osm_error e = {};
+        r = spawn_now(i, &e);
         if (r < 0) {
-                log_warning("instance %s failed to start: %s", i->id, why);
-                i->error = strdup(why);
-                snprintf(err, errsize, "%s", why);
+                log_warning("instance %s failed to start: %s", i->id, e.message);
+                i->error = strdup(e.message);
+                if (err)
+                        *err = e;
                 instance_end(i, WL_FAILED);
                 return r;
         }

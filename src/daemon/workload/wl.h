@@ -238,11 +238,11 @@ int wl_install_begin(osm_workloads *w, osm_call *call, const char *url, int fd, 
 extern const char *const wl_state_names[];
 /* Start an instance of wl (a new one, or, with id, one that ran before the daemon's
  * restart, keeping its id, log and restart count) with the restart policy given. 0, or
- * -errno with why set: -EBUSY at the limit; a new instance that failed to spawn is
+ * -errno with err set: -EBUSY at the limit; a new instance that failed to spawn is
  * recorded as failed and *out is set to it; else *out is NULL. */
 int wl_instance_run(osm_workloads *w, wl_workload *wl, const char *const *args, size_t n_args,
                     osm_restart_policy restart, const char *id, unsigned restarts,
-                    wl_instance **out, char *why, size_t whysize);
+                    wl_instance **out, osm_error *err);
 wl_instance *wl_instance_resolve(osm_workloads *w, const char *arg);
 size_t wl_instances_live_of(osm_workloads *w, const char *name, wl_instance **v, size_t max);
 json_t *wl_instance_json(const wl_instance *i);
