@@ -53,7 +53,7 @@ cat > "$T/osmosed.conf" <<'EOF'
 [sandbox]
 stop-timeout = 1s
 [api]
-calls-per-second = 1000
+calls-per-second = 50
 burst = 200
 max-bytes-stored = 16K
 max-watches = 2
