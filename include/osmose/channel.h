@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
 #include "osmose/identity.h"
 #include "osmose/util.h"
 
@@ -62,11 +63,11 @@ typedef struct osm_channel {
  * against the key it names (not whether that key is trusted: the caller decides), then
  * the body, strictly. Returns 0, -EBADMSG (the signature does not match: tampered),
  * -EINVAL (malformed; err names the field), or -ENOMEM. */
-int osm_channel_parse(const char *text, size_t len, osm_channel **out, char *err, size_t errsize);
+int osm_channel_parse(const char *text, size_t len, osm_channel **out, osm_error *err);
 
 /* Parse only a body (no signature; signer and digest left zero). For the publisher and
  * the fuzzer; same errors as above. */
-int osm_channel_parse_body(const char *body, size_t len, osm_channel **out, char *err, size_t errsize);
+int osm_channel_parse_body(const char *body, size_t len, osm_channel **out, osm_error *err);
 
 /* Write c as a signed channel file (body indented JSON, then the signature line) signed
  * with kp; c->signer and c->digest are set to match. *out is malloc'd. c must be valid
@@ -74,12 +75,12 @@ int osm_channel_parse_body(const char *body, size_t len, osm_channel **out, char
 int osm_channel_sign(osm_channel *c, const osm_keypair *kp, char **out, size_t *out_len);
 
 /* The checks of the parser on a channel built in memory (limits, order). */
-int osm_channel_check(const osm_channel *c, char *err, size_t errsize);
+int osm_channel_check(const osm_channel *c, osm_error *err);
 
 /* Append a version (copying notes). Returns 0, -EINVAL (not higher than the last, a
  * bundle already listed, or over a limit; err says which) or -ENOMEM. */
 int osm_channel_append(osm_channel *c, int64_t version, const char *bundle_hex, uint64_t size,
-                       const char *notes, char *err, size_t errsize);
+                       const char *notes, osm_error *err);
 
 /* The entry of a version, the newest entry, or NULL. */
 const osm_channel_version *osm_channel_find(const osm_channel *c, int64_t version);

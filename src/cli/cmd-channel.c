@@ -105,7 +105,8 @@ static int channel_publish(osm_ctl *ctl, int argc, char **argv) {
         _cleanup_manifest_ osm_manifest *m = NULL;
         _cleanup_channel_ osm_channel *ch = NULL;
         osm_bundle_info info;
-        char id[OSM_HASH_HEX], err[512];
+        char id[OSM_HASH_HEX];
+        osm_error err = {};
         size_t len = 0;
         int ret = 1;
         if (asprintf(&bdir, "%s/bundles", dir) < 0 || asprintf(&chpath, "%s/%s.channel", dir, name) < 0 ||
@@ -130,10 +131,10 @@ static int channel_publish(osm_ctl *ctl, int argc, char **argv) {
         size_t old_len;
         r = osm_read_file(chpath, OSM_CHANNEL_MAX_SIZE, &old, &old_len);
         if (r == 0) {
-                r = osm_channel_parse(old, old_len, &ch, err, sizeof err);
+                r = osm_channel_parse(old, old_len, &ch, &err);
                 free(old);
                 if (r < 0) {
-                        osm_ctl_fail("channel publish: %s: %s", chpath, err);
+                        osm_ctl_fail("channel publish: %s: %s", chpath, err.message);
                         goto out;
                 }
                 if (memcmp(ch->signer, kp.pk, sizeof kp.pk) != 0) {
@@ -159,8 +160,8 @@ static int channel_publish(osm_ctl *ctl, int argc, char **argv) {
                 osm_ctl_fail("channel publish: reading %s: %s", chpath, strerror(-r));
                 goto out;
         }
-        if (osm_channel_append(ch, m->version, id, info.size, notes, err, sizeof err) < 0) {
-                osm_ctl_fail("channel publish: %s version %lld: %s", m->name, (long long) m->version, err);
+        if (osm_channel_append(ch, m->version, id, info.size, notes, &err) < 0) {
+                osm_ctl_fail("channel publish: %s version %lld: %s", m->name, (long long) m->version, err.message);
                 goto out;
         }
         ch->sequence = sequence;
@@ -221,9 +222,9 @@ static int channel_inspect(osm_ctl *ctl, int argc, char **argv) {
         if (r < 0)
                 return osm_ctl_fail("channel inspect: %s: %s", argv[1], strerror(-r));
         _cleanup_channel_ osm_channel *ch = NULL;
-        char err[512];
-        if (osm_channel_parse(text, len, &ch, err, sizeof err) < 0)
-                return osm_ctl_fail("channel inspect: %s: %s", argv[1], err);
+        osm_error err = {};
+        if (osm_channel_parse(text, len, &ch, &err) < 0)
+                return osm_ctl_fail("channel inspect: %s: %s", argv[1], err.message);
         char signer[OSM_PUBKEY_B64];
         osm_pubkey_encode(ch->signer, signer);
         if (ctl->json) {

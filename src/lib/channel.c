@@ -53,34 +53,34 @@ static bool hex_id_ok(const char *s) {
 
 /* The checks of one entry against the one before it (prev may be NULL). */
 static int check_entry(const osm_channel *c, size_t i, int64_t version, const char *bundle, uint64_t size,
-                       const char *notes, char *err, size_t errsize) {
+                       const char *notes, osm_error *err) {
         if (version < 1 || version > OSM_CHANNEL_MAX_SEQUENCE)
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].version: expected an integer from 1 to 2^53", i);
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu].version: expected an integer from 1 to 2^53", i);
         if (i > 0 && version <= c->versions[i - 1].version)
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].version: %lld is not higher than the "
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu].version: %lld is not higher than the "
                             "version before it (%lld)", i, (long long) version,
                             (long long) c->versions[i - 1].version);
         if (!hex_id_ok(bundle))
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].bundle: expected a bundle id (64 "
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu].bundle: expected a bundle id (64 "
                             "lowercase hex digits)", i);
         for (size_t k = 0; k < i; k++)
                 if (strcmp(c->versions[k].bundle, bundle) == 0)
-                        return osm_errorf(err, errsize, -EINVAL, "versions[%zu].bundle: the same bundle as "
+                        return osm_error_set(err, -EINVAL, 0, "versions[%zu].bundle: the same bundle as "
                                     "version %lld", i, (long long) c->versions[k].version);
         if (size < 1 || size > OSM_CHANNEL_MAX_BUNDLE)
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].size: expected an integer from 1 "
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu].size: expected an integer from 1 "
                             "to 2^50", i);
         if (notes && (strlen(notes) > OSM_CHANNEL_MAX_NOTES || !osm_text_line_ok(notes)))
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].notes: expected one line of text of "
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu].notes: expected one line of text of "
                             "at most %d bytes", i, OSM_CHANNEL_MAX_NOTES);
         return 0;
 }
 
 int osm_channel_append(osm_channel *c, int64_t version, const char *bundle_hex, uint64_t size,
-                       const char *notes, char *err, size_t errsize) {
+                       const char *notes, osm_error *err) {
         if (c->n_versions >= OSM_CHANNEL_MAX_VERSIONS)
-                return osm_errorf(err, errsize, -EINVAL, "versions: already %d entries", OSM_CHANNEL_MAX_VERSIONS);
-        int r = check_entry(c, c->n_versions, version, bundle_hex, size, notes, err, errsize);
+                return osm_error_set(err, -EINVAL, 0, "versions: already %d entries", OSM_CHANNEL_MAX_VERSIONS);
+        int r = check_entry(c, c->n_versions, version, bundle_hex, size, notes, err);
         if (r < 0)
                 return r;
         osm_channel_version *v = realloc(c->versions, (c->n_versions + 1) * sizeof *v);
@@ -96,46 +96,46 @@ int osm_channel_append(osm_channel *c, int64_t version, const char *bundle_hex, 
         return 0;
 }
 
-static int check_header(const osm_channel *c, char *err, size_t errsize) {
+static int check_header(const osm_channel *c, osm_error *err) {
         if (!c->name || !osm_name_valid(c->name, OSM_CHANNEL_MAX_NAME, false))
-                return osm_errorf(err, errsize, -EINVAL, "name: expected 1-%d characters of A-Z a-z 0-9 . _ -",
+                return osm_error_set(err, -EINVAL, 0, "name: expected 1-%d characters of A-Z a-z 0-9 . _ -",
                             OSM_CHANNEL_MAX_NAME);
         if (c->sequence < 1 || c->sequence > OSM_CHANNEL_MAX_SEQUENCE)
-                return osm_errorf(err, errsize, -EINVAL, "sequence: expected an integer from 1 to 2^53");
+                return osm_error_set(err, -EINVAL, 0, "sequence: expected an integer from 1 to 2^53");
         if (c->published < 0 || c->published > OSM_CHANNEL_MAX_TIME)
-                return osm_errorf(err, errsize, -EINVAL, "published: expected seconds since the epoch");
+                return osm_error_set(err, -EINVAL, 0, "published: expected seconds since the epoch");
         if (c->expires < 0 || c->expires > OSM_CHANNEL_MAX_TIME)
-                return osm_errorf(err, errsize, -EINVAL, "expires: expected seconds since the epoch");
+                return osm_error_set(err, -EINVAL, 0, "expires: expected seconds since the epoch");
         return 0;
 }
 
-int osm_channel_check(const osm_channel *c, char *err, size_t errsize) {
-        int r = check_header(c, err, errsize);
+int osm_channel_check(const osm_channel *c, osm_error *err) {
+        int r = check_header(c, err);
         if (r < 0)
                 return r;
         if (c->n_versions > OSM_CHANNEL_MAX_VERSIONS)
-                return osm_errorf(err, errsize, -EINVAL, "versions: more than %d entries", OSM_CHANNEL_MAX_VERSIONS);
+                return osm_error_set(err, -EINVAL, 0, "versions: more than %d entries", OSM_CHANNEL_MAX_VERSIONS);
         for (size_t i = 0; i < c->n_versions; i++) {
                 const osm_channel_version *v = &c->versions[i];
-                if ((r = check_entry(c, i, v->version, v->bundle, v->size, v->notes, err, errsize)) < 0)
+                if ((r = check_entry(c, i, v->version, v->bundle, v->size, v->notes, err)) < 0)
                         return r;
         }
         return 0;
 }
 
-static int get_int(json_t *v, const char *field, int64_t min, int64_t max, int64_t *out, char *err,
-                   size_t errsize) {
+static int get_int(json_t *v, const char *field, int64_t min, int64_t max, int64_t *out,
+                   osm_error *err) {
         if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-                return osm_errorf(err, errsize, -EINVAL, "%s: expected an integer from %lld to %lld", field,
+                return osm_error_set(err, -EINVAL, 0, "%s: expected an integer from %lld to %lld", field,
                             (long long) min, (long long) max);
         *out = json_integer_value(v);
         return 0;
 }
 
-static int parse_version(osm_channel *c, size_t i, json_t *o, char *err, size_t errsize) {
+static int parse_version(osm_channel *c, size_t i, json_t *o, osm_error *err) {
         char field[48];
         if (!json_is_object(o))
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu]: expected an object", i);
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu]: expected an object", i);
         int64_t version = 0, size = 0;
         const char *bundle = NULL, *notes = NULL;
         const char *key;
@@ -144,39 +144,37 @@ static int parse_version(osm_channel *c, size_t i, json_t *o, char *err, size_t 
                 int r = 0;
                 if (strcmp(key, "version") == 0) {
                         snprintf(field, sizeof field, "versions[%zu].version", i);
-                        r = get_int(v, field, 1, OSM_CHANNEL_MAX_SEQUENCE, &version, err, errsize);
+                        r = get_int(v, field, 1, OSM_CHANNEL_MAX_SEQUENCE, &version, err);
                 } else if (strcmp(key, "size") == 0) {
                         snprintf(field, sizeof field, "versions[%zu].size", i);
-                        r = get_int(v, field, 1, (int64_t) OSM_CHANNEL_MAX_BUNDLE, &size, err, errsize);
+                        r = get_int(v, field, 1, (int64_t) OSM_CHANNEL_MAX_BUNDLE, &size, err);
                 } else if (strcmp(key, "bundle") == 0) {
                         if (!json_is_string(v))
-                                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].bundle: expected a string", i);
+                                return osm_error_set(err, -EINVAL, 0, "versions[%zu].bundle: expected a string", i);
                         bundle = json_string_value(v);
                 } else if (strcmp(key, "notes") == 0) {
                         if (!json_is_string(v))
-                                return osm_errorf(err, errsize, -EINVAL, "versions[%zu].notes: expected a string", i);
+                                return osm_error_set(err, -EINVAL, 0, "versions[%zu].notes: expected a string", i);
                         notes = json_string_value(v);
                 } else
-                        return osm_errorf(err, errsize, -EINVAL, "versions[%zu]: unknown field \"%s\"", i, key);
+                        return osm_error_set(err, -EINVAL, 0, "versions[%zu]: unknown field \"%s\"", i, key);
                 if (r < 0)
                         return r;
         }
         if (!version || !bundle || !size)
-                return osm_errorf(err, errsize, -EINVAL, "versions[%zu]: version, bundle and size are required", i);
-        return osm_channel_append(c, version, bundle, (uint64_t) size, notes, err, errsize);
+                return osm_error_set(err, -EINVAL, 0, "versions[%zu]: version, bundle and size are required", i);
+        return osm_channel_append(c, version, bundle, (uint64_t) size, notes, err);
 }
 
-int osm_channel_parse_body(const char *body, size_t len, osm_channel **out, char *err, size_t errsize) {
-        if (err && errsize)
-                err[0] = 0;
+int osm_channel_parse_body(const char *body, size_t len, osm_channel **out, osm_error *err) {
         if (len > OSM_CHANNEL_MAX_SIZE)
-                return osm_errorf(err, errsize, -EINVAL, "channel: larger than %u bytes", OSM_CHANNEL_MAX_SIZE);
+                return osm_error_set(err, -EINVAL, 0, "channel: larger than %u bytes", OSM_CHANNEL_MAX_SIZE);
         json_error_t jerr;
         _cleanup_json_ json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root)
-                return osm_errorf(err, errsize, -EINVAL, "channel: not valid JSON: line %d: %s", jerr.line, jerr.text);
+                return osm_error_set(err, -EINVAL, 0, "channel: not valid JSON: line %d: %s", jerr.line, jerr.text);
         if (!json_is_object(root))
-                return osm_errorf(err, errsize, -EINVAL, "channel: expected a JSON object");
+                return osm_error_set(err, -EINVAL, 0, "channel: expected a JSON object");
         _cleanup_channel_ osm_channel *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
@@ -189,36 +187,36 @@ int osm_channel_parse_body(const char *body, size_t len, osm_channel **out, char
                 if (strcmp(key, "format") == 0) {
                         format = json_string_value(v);
                         if (!format || strcmp(format, OSM_CHANNEL_FORMAT) != 0)
-                                return osm_errorf(err, errsize, -EINVAL, "format: expected \"%s\"", OSM_CHANNEL_FORMAT);
+                                return osm_error_set(err, -EINVAL, 0, "format: expected \"%s\"", OSM_CHANNEL_FORMAT);
                 } else if (strcmp(key, "name") == 0) {
                         if (!json_is_string(v) || !osm_name_valid(json_string_value(v), OSM_CHANNEL_MAX_NAME, false))
-                                return osm_errorf(err, errsize, -EINVAL, "name: expected 1-%d characters of "
+                                return osm_error_set(err, -EINVAL, 0, "name: expected 1-%d characters of "
                                             "A-Z a-z 0-9 . _ -", OSM_CHANNEL_MAX_NAME);
                         if (!(c->name = strdup(json_string_value(v))))
                                 return -ENOMEM;
                 } else if (strcmp(key, "sequence") == 0) {
-                        r = get_int(v, "sequence", 1, OSM_CHANNEL_MAX_SEQUENCE, &c->sequence, err, errsize);
+                        r = get_int(v, "sequence", 1, OSM_CHANNEL_MAX_SEQUENCE, &c->sequence, err);
                 } else if (strcmp(key, "published") == 0) {
-                        r = get_int(v, "published", 0, OSM_CHANNEL_MAX_TIME, &c->published, err, errsize);
+                        r = get_int(v, "published", 0, OSM_CHANNEL_MAX_TIME, &c->published, err);
                 } else if (strcmp(key, "expires") == 0) {
-                        r = get_int(v, "expires", 1, OSM_CHANNEL_MAX_TIME, &c->expires, err, errsize);
+                        r = get_int(v, "expires", 1, OSM_CHANNEL_MAX_TIME, &c->expires, err);
                 } else if (strcmp(key, "versions") == 0) {
                         if (!json_is_array(v))
-                                return osm_errorf(err, errsize, -EINVAL, "versions: expected an array");
+                                return osm_error_set(err, -EINVAL, 0, "versions: expected an array");
                         if (json_array_size(v) > OSM_CHANNEL_MAX_VERSIONS)
-                                return osm_errorf(err, errsize, -EINVAL, "versions: more than %d entries",
+                                return osm_error_set(err, -EINVAL, 0, "versions: more than %d entries",
                                             OSM_CHANNEL_MAX_VERSIONS);
                         versions = v;
                 } else
-                        return osm_errorf(err, errsize, -EINVAL, "channel: unknown field \"%s\"", key);
+                        return osm_error_set(err, -EINVAL, 0, "channel: unknown field \"%s\"", key);
                 if (r < 0)
                         return r;
         }
         if (!format || !c->name || !c->sequence || !versions)
-                return osm_errorf(err, errsize, -EINVAL, "channel: format, name, sequence and versions are required");
+                return osm_error_set(err, -EINVAL, 0, "channel: format, name, sequence and versions are required");
         size_t i;
         json_array_foreach(versions, i, v) {
-                int r = parse_version(c, i, v, err, errsize);
+                int r = parse_version(c, i, v, err);
                 if (r < 0)
                         return r;
         }
@@ -238,30 +236,28 @@ static uint8_t *sig_message(const char *body, size_t len, size_t *msg_len) {
         return m;
 }
 
-int osm_channel_parse(const char *text, size_t len, osm_channel **out, char *err, size_t errsize) {
-        if (err && errsize)
-                err[0] = 0;
+int osm_channel_parse(const char *text, size_t len, osm_channel **out, osm_error *err) {
         if (len > OSM_CHANNEL_MAX_SIZE)
-                return osm_errorf(err, errsize, -EINVAL, "channel: larger than %u bytes", OSM_CHANNEL_MAX_SIZE);
+                return osm_error_set(err, -EINVAL, 0, "channel: larger than %u bytes", OSM_CHANNEL_MAX_SIZE);
         if (len < 2 || text[len - 1] != '\n' || memchr(text, 0, len))
-                return osm_errorf(err, errsize, -EINVAL, "channel: expected text ending in a signature line");
+                return osm_error_set(err, -EINVAL, 0, "channel: expected text ending in a signature line");
         /* The last line: "osmose-channel-signature KEY SIG\n". */
         size_t start = len - 1;
         while (start > 0 && text[start - 1] != '\n')
                 start--;
         if (start == 0)
-                return osm_errorf(err, errsize, -EINVAL, "channel: no body before the signature line");
+                return osm_error_set(err, -EINVAL, 0, "channel: no body before the signature line");
         const char *line = text + start;
         size_t line_len = len - 1 - start;
         size_t plen = strlen(OSM_CHANNEL_SIG_PREFIX);
         char key[OSM_PUBKEY_B64], sig_b64[SIG_B64];
         if (line_len <= plen || memcmp(line, OSM_CHANNEL_SIG_PREFIX, plen) != 0)
-                return osm_errorf(err, errsize, -EINVAL, "channel: the last line is not \"%s" "KEY SIGNATURE\"",
+                return osm_error_set(err, -EINVAL, 0, "channel: the last line is not \"%s" "KEY SIGNATURE\"",
                             OSM_CHANNEL_SIG_PREFIX);
         const char *k = line + plen, *end = line + line_len;
         const char *sp = memchr(k, ' ', (size_t) (end - k));
         if (!sp || (size_t) (sp - k) != sizeof key - 1 || (size_t) (end - sp - 1) != sizeof sig_b64 - 1)
-                return osm_errorf(err, errsize, -EINVAL, "channel: signature line: expected a 43-character key "
+                return osm_error_set(err, -EINVAL, 0, "channel: signature line: expected a 43-character key "
                             "and an 86-character signature");
         memcpy(key, k, sizeof key - 1);
         key[sizeof key - 1] = 0;
@@ -271,20 +267,20 @@ int osm_channel_parse(const char *text, size_t len, osm_channel **out, char *err
         size_t sl;
         const char *send;
         if (osm_pubkey_decode(key, pk) < 0)
-                return osm_errorf(err, errsize, -EINVAL, "channel: signature line: the key is not valid base64");
+                return osm_error_set(err, -EINVAL, 0, "channel: signature line: the key is not valid base64");
         if (sodium_base642bin(sig, sizeof sig, sig_b64, strlen(sig_b64), NULL, &sl, &send,
                               sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || sl != sizeof sig || *send)
-                return osm_errorf(err, errsize, -EINVAL, "channel: signature line: the signature is not valid base64");
+                return osm_error_set(err, -EINVAL, 0, "channel: signature line: the signature is not valid base64");
         size_t mlen;
         _cleanup_free_ uint8_t *msg = sig_message(text, start, &mlen);
         if (!msg)
                 return -ENOMEM;
         if (osm_verify(pk, msg, mlen, sig) != 0)
-                return osm_errorf(err, errsize, -EBADMSG, "channel: the signature by %s does not match the "
+                return osm_error_set(err, -EBADMSG, 0, "channel: the signature by %s does not match the "
                             "contents: tampered with or corrupt", key);
         /* Only now, signed: the body. */
         osm_channel *c = NULL;
-        int r = osm_channel_parse_body(text, start, &c, err, errsize);
+        int r = osm_channel_parse_body(text, start, &c, err);
         if (r < 0)
                 return r;
         memcpy(c->signer, pk, sizeof pk);
@@ -294,7 +290,7 @@ int osm_channel_parse(const char *text, size_t len, osm_channel **out, char *err
 }
 
 int osm_channel_sign(osm_channel *c, const osm_keypair *kp, char **out, size_t *out_len) {
-        if (osm_channel_check(c, NULL, 0) < 0)
+        if (osm_channel_check(c, NULL) < 0)
                 return -EINVAL;
         _cleanup_json_ json_t *vs = json_array();
         for (size_t i = 0; vs && i < c->n_versions; i++) {

@@ -31,18 +31,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         __builtin_trap();
                 crypto_sign_seed_keypair(kp.pk, kp.sk, seed);
         }
-        char err[512];
+        osm_error err = {};
         osm_channel *c = NULL;
-        int r = osm_channel_parse((const char *) data, size, &c, err, sizeof err);
+        int r = osm_channel_parse((const char *) data, size, &c, &err);
         if (r == 0) {
-                if (osm_channel_check(c, err, sizeof err) != 0)
+                if (osm_channel_check(c, &err) != 0)
                         __builtin_trap();   /* what parses passes the publisher's checks */
                 osm_channel_free(c);
-        } else if (!err[0])
+        } else if (!err.message[0])
                 __builtin_trap();   /* every refusal says why */
 
         c = NULL;
-        r = osm_channel_parse_body((const char *) data, size, &c, err, sizeof err);
+        err = (osm_error) {};
+        r = osm_channel_parse_body((const char *) data, size, &c, &err);
         if (r == 0) {
                 /* Signed and parsed again: the same channel, the signer and digest set. */
                 char *text = NULL;
@@ -50,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (osm_channel_sign(c, &kp, &text, &len) != 0)
                         __builtin_trap();
                 osm_channel *c2 = NULL;
-                if (osm_channel_parse(text, len, &c2, err, sizeof err) != 0)
+                if (osm_channel_parse(text, len, &c2, &err) != 0)
                         __builtin_trap();
                 same(c, c2);
                 if (memcmp(c2->signer, kp.pk, sizeof kp.pk) != 0 || memcmp(c->digest, c2->digest, sizeof c->digest) != 0)
@@ -58,12 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* One flipped byte in the body breaks the signature. */
                 text[1] ^= 1;
                 osm_channel *c3 = NULL;
-                if (osm_channel_parse(text, len, &c3, err, sizeof err) == 0)
+                if (osm_channel_parse(text, len, &c3, &err) == 0)
                         __builtin_trap();
                 osm_channel_free(c2);
                 free(text);
                 osm_channel_free(c);
-        } else if (!err[0] && r != -ENOMEM)
+        } else if (!err.message[0] && r != -ENOMEM)
                 __builtin_trap();
         return 0;
 }

@@ -9,6 +9,21 @@
 #define ID1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define ID2 "2222222222222222222222222222222222222222222222222222222222222222"
 
+/* The parser and append with their message in err (512 bytes), "" after a success. */
+static int parse(const char *text, size_t len, osm_channel **out, char *err) {
+        osm_error e = {};
+        int r = osm_channel_parse(text, len, out, &e);
+        snprintf(err, 512, "%s", e.message);
+        return r;
+}
+
+static int append(osm_channel *c, int64_t version, const char *bundle, uint64_t size, const char *notes, char *err) {
+        osm_error e = {};
+        int r = osm_channel_append(c, version, bundle, size, notes, &e);
+        snprintf(err, 512, "%s", e.message);
+        return r;
+}
+
 static osm_keypair kp;
 
 /* Sign body text as it is (the way osm_channel_sign frames it) to test the body parser
@@ -34,7 +49,7 @@ static void refused(const char *body, const char *want_prefix, const char *what)
         char *text = sign_raw(body);
         osm_channel *c = NULL;
         char err[512] = "";
-        int r = osm_channel_parse(text, strlen(text), &c, err, sizeof err);
+        int r = parse(text, strlen(text), &c, err);
         tap_ok(r == -EINVAL && strncmp(err, want_prefix, strlen(want_prefix)) == 0,
                "%s: refused naming %s (got %d: %s)", what, want_prefix, r, err);
         osm_channel_free(c);
@@ -48,13 +63,13 @@ static void test_sign_parse_tamper(void) {
 
         int r;
         osm_channel *c = osm_channel_new("counter");
-        r = osm_channel_append(c, 1, ID1, 100, "first", err, sizeof err);
+        r = append(c, 1, ID1, 100, "first", err);
         TAP_EQ_INT(r, 0, "append version 1");
-        r = osm_channel_append(c, 1, ID2, 100, NULL, err, sizeof err);
+        r = append(c, 1, ID2, 100, NULL, err);
         TAP_EQ_INT(r, -EINVAL, "the same version again is refused");
-        r = osm_channel_append(c, 2, ID1, 100, NULL, err, sizeof err);
+        r = append(c, 2, ID1, 100, NULL, err);
         TAP_EQ_INT(r, -EINVAL, "the same bundle again is refused");
-        r = osm_channel_append(c, 3, ID2, 200, NULL, err, sizeof err);
+        r = append(c, 3, ID2, 200, NULL, err);
         TAP_EQ_INT(r, 0, "append version 3");
         c->sequence = 5;
         c->expires = 1900000000;
@@ -63,7 +78,7 @@ static void test_sign_parse_tamper(void) {
         r = osm_channel_sign(c, &kp, &text, &len);
         TAP_EQ_INT(r, 0, "sign");
         osm_channel *p = NULL;
-        r = osm_channel_parse(text, len, &p, err, sizeof err);
+        r = parse(text, len, &p, err);
         TAP_EQ_INT(r, 0, "the signed channel parses");
         if (r == 0) {
                 TAP_EQ_STR(p->name, "counter", "name");
@@ -88,7 +103,7 @@ static void test_sign_parse_tamper(void) {
         TAP_OK(sp != NULL, "the body holds the sequence");
         if (sp)
                 sp[12] = '9';
-        r = osm_channel_parse(t2, len, &p, err, sizeof err);
+        r = parse(t2, len, &p, err);
         TAP_EQ_INT(r, -EBADMSG, "a changed sequence breaks the signature");
         free(t2);
         t2 = strdup(text);
@@ -98,12 +113,12 @@ static void test_sign_parse_tamper(void) {
         char okey[OSM_PUBKEY_B64];
         osm_pubkey_encode(other.pk, okey);
         memcpy(sig + strlen(OSM_CHANNEL_SIG_PREFIX), okey, OSM_PUBKEY_B64 - 1);
-        r = osm_channel_parse(t2, len, &p, err, sizeof err);
+        r = parse(t2, len, &p, err);
         TAP_EQ_INT(r, -EBADMSG, "another key's name on the signature does not verify");
         free(t2);
-        r = osm_channel_parse(text, len - 1, &p, err, sizeof err);
+        r = parse(text, len - 1, &p, err);
         TAP_EQ_INT(r, -EINVAL, "without the final newline it is refused");
-        r = osm_channel_parse(text, 10, &p, err, sizeof err);
+        r = parse(text, 10, &p, err);
         TAP_EQ_INT(r, -EINVAL, "a truncated file is refused");
         osm_keypair_clear(&other);
         free(text);
@@ -121,7 +136,7 @@ static void test_body_refusals(void) {
         char b[4096];
         snprintf(b, sizeof b, "%s\"versions\":[]}\n", h);
         char *ok = sign_raw(b);
-        r = osm_channel_parse(ok, strlen(ok), &p, err, sizeof err);
+        r = parse(ok, strlen(ok), &p, err);
         TAP_EQ_INT(r, 0, "an empty list of versions parses");
         osm_channel_free(p);
         p = NULL;

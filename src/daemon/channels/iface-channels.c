@@ -268,11 +268,11 @@ static void import_work(uv_work_t *req) {
                         snprintf(doc->err, sizeof doc->err, "%s: %s", p, strerror(-r));
                         continue;
                 }
-                char why[384];
-                r = osm_channel_parse(doc->text, doc->len, &doc->ch, why, sizeof why);
+                osm_error why = {};
+                r = osm_channel_parse(doc->text, doc->len, &doc->ch, &why);
                 if (r < 0) {
                         doc->err_name = OSM_E_CHANNEL_BAD_CHANNEL;
-                        snprintf(doc->err, sizeof doc->err, "%s: %s", de->d_name, why);
+                        snprintf(doc->err, sizeof doc->err, "%s: %.383s", de->d_name, why.message);
                 } else if (strlen(de->d_name) - 8 != strlen(doc->ch->name) ||
                            strncmp(de->d_name, doc->ch->name, strlen(doc->ch->name)) != 0) {
                         doc->err_name = OSM_E_CHANNEL_BAD_CHANNEL;

@@ -132,11 +132,11 @@ int ch_read_channel(int fd, const char *rel, osm_channel **out, char **text_out,
                         return osm_errorf(err, errsize, -EFBIG, "%s: larger than %u bytes", rel, OSM_CHANNEL_MAX_SIZE);
                 }
         }
-        char why[512];
-        int r = osm_channel_parse(text, len, out, why, sizeof why);
+        osm_error why = {};
+        int r = osm_channel_parse(text, len, out, &why);
         if (r < 0) {
                 *err_name = r == -ENOMEM ? OSM_E_INTERNAL_ERROR : OSM_E_CHANNEL_BAD_CHANNEL;
-                return osm_errorf(err, errsize, r, "%s: %s", rel, why);
+                return osm_errorf(err, errsize, r, "%s: %s", rel, why.message);
         }
         if (text_out) {
                 text[len] = 0;
@@ -257,10 +257,9 @@ static int served(osm_channels *c, const char *channel, osm_channel **ch_out, ch
                 _cleanup_free_ char *p = NULL, *text = NULL;
                 size_t len = 0;
                 osm_channel *ch = NULL;
-                char why[256];
                 if (asprintf(&p, "%s/%s/%s.channel", c->dir, dirs[i], channel) < 0 ||
                     osm_read_file(p, OSM_CHANNEL_MAX_SIZE + 1, &text, &len) < 0 ||
-                    osm_channel_parse(text, len, &ch, why, sizeof why) < 0)
+                    osm_channel_parse(text, len, &ch, NULL) < 0)
                         continue;
                 if (strcmp(ch->name, channel) != 0 || (best && best->sequence >= ch->sequence)) {
                         osm_channel_free(ch);
