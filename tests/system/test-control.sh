@@ -98,6 +98,26 @@ out=$(ctl reload 2>&1); rc=$?
 is "$rc" 1 "reload of a bad file fails"
 like "$out" "osmosed.conf:3: unknown key 'nope'" "…naming FILE:LINE of the problem"
 out=$(ctl status); like "$out" "Space: +again" "…and the old configuration stays in force"
+# GetStatus's text is reused within a turn of the loop, never across a call that may change
+# state: three calls in one write (status, reload renaming the space, status) see the rename.
+printf '[daemon]\nname = piped\n' > "$st/osmosed.conf"
+out=$(python3 - "$OSMOSE_SOCKET" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+st = b'{"method":"io.osmose.Daemon.GetStatus","parameters":{}}\0'
+s.sendall(st + b'{"method":"io.osmose.Daemon.Reload","parameters":{}}\0' + st)
+buf = b""
+while buf.count(b"\0") < 3:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+r = [json.loads(m) for m in buf.split(b"\0")[:3]]
+print(r[0]["parameters"]["name"], r[2]["parameters"]["name"])
+PY
+)
+is "$out" "again piped" "status, reload, status in one write: the second status sees the reload"
 rm -f "$st/osmosed.conf"
 
 # permissions: another user

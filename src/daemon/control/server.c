@@ -41,6 +41,7 @@ struct osm_call {
         osm_server *srv;
         osm_vl_call msg;
         bool more, oneway;
+        bool read_only;          /* its method changes nothing (osm_server_epoch) */
         int fds[OSM_VARLINK_MAX_FDS];
         size_t n_fds;
         void (*cancel)(osm_call *, void *);
@@ -83,6 +84,8 @@ struct osm_server {
         uv_poll_t listen_poll;
         uv_timer_t accept_pause;
         uv_timer_t close_timer;   /* runs deferred closes */
+        uv_prepare_t turn;        /* counts the loop's turns into epoch */
+        uint64_t epoch;
         bool accepting;
         gid_t gid_allowed;
         gid_t reader_gid;
@@ -298,6 +301,8 @@ static void send_error_and_close(client *cl, const char *error, json_t *params) 
 /* ---------- calls ---------- */
 
 static void call_free(osm_call *c) {
+        if (!c->read_only)
+                c->srv->epoch++;
         if (c->cancel)
                 c->srv->n_cancellable--;
         for (size_t i = 0; i < c->n_fds; i++)
@@ -473,6 +478,9 @@ static void dispatch(client *cl, osm_vl_call *msg, const int *fds, size_t n_fds)
                 osm_call_fail(c, osm_error_varlink_method_not_implemented(name));
                 return;
         }
+        c->read_only = h->m->read_only;
+        if (!c->read_only)
+                s->epoch++;
         if (!call_allowed(&cl->who, h->m->access)) {
                 log_notice("control: denied %s to uid %u (pid %d)", name, (unsigned) cl->cred.uid,
                            (int) cl->cred.pid);
@@ -833,6 +841,12 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
 
 /* ---------- server ---------- */
 
+static void on_turn(uv_prepare_t *p) {
+        ((osm_server *) p->data)->epoch++;
+}
+
+uint64_t osm_server_epoch(const osm_server *s) { return s->epoch; }
+
 int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
                    const osm_server_limits *limits, osm_server **out) {
         osm_server *s = calloc(1, sizeof *s);
@@ -851,10 +865,14 @@ int osm_server_new(uv_loop_t *loop, int listen_fd, gid_t gid_allowed,
         }
         uv_timer_init(loop, &s->accept_pause);
         uv_timer_init(loop, &s->close_timer);
+        uv_prepare_init(loop, &s->turn);
+        s->turn.data = s;
+        uv_prepare_start(&s->turn, on_turn);
+        uv_unref((uv_handle_t *) &s->turn);
         s->listen_poll.data = s;
         s->accept_pause.data = s;
         s->close_timer.data = s;
-        s->handles_open = 3;
+        s->handles_open = 4;
         uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_poll);
         *out = s;
         return 0;
@@ -908,4 +926,5 @@ void osm_server_free(osm_server *s, void (*close_cb)(void *), void *userdata) {
         uv_close((uv_handle_t *) &s->listen_poll, on_listen_closed);
         uv_close((uv_handle_t *) &s->accept_pause, on_listen_closed);
         uv_close((uv_handle_t *) &s->close_timer, on_listen_closed);
+        uv_close((uv_handle_t *) &s->turn, on_listen_closed);
 }

@@ -53,6 +53,7 @@ typedef struct osm_method {
         const char *name;          /* qualified, must exist in the .varlink files */
         osm_method_fn fn;
         osm_access access;
+        bool read_only;            /* changes nothing: its calls leave osm_server_epoch() */
 } osm_method;
 
 typedef struct osm_server_limits {
@@ -81,6 +82,12 @@ void osm_server_stop_accepting(osm_server *s);
  * cancel callback — streams, long polls — are not counted; shutdown cancels them. */
 unsigned osm_server_in_flight(osm_server *s);
 unsigned osm_server_n_clients(osm_server *s);
+/* Changes at every turn of the loop and whenever a call that may change state (of a
+ * method not marked read_only) is dispatched or finishes. A reply computed from the
+ * daemon's state may be reused while it stays the same: every call answered so was
+ * read in the same turn, so the answer is one the state had while the call was pending,
+ * and after anything a caller did itself. */
+uint64_t osm_server_epoch(const osm_server *s);
 void osm_server_set_limits(osm_server *s, const osm_server_limits *limits);
 /* Roles beyond the operator group: reader_gid (-1: none) and the tenant lookup (NULL:
  * none). Applies to clients that connect from now on. */
