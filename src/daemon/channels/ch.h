@@ -77,28 +77,28 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
 bool ch_clock_trusted(osm_channels *c);
 
 /* source.c (thread pool side): the list and the bundles, from a directory or a URL. */
-int ch_source_check(const char *source, char *err, size_t errsize);
+int ch_source_check(const char *source, osm_error *err);
 /* The remote's name of a remote:NAME source, or NULL. */
 const char *ch_source_remote(const char *source);
 /* Read and parse a list from fd (rel names it in errors); *text_out (may be NULL) gets its
  * text, NUL-terminated. */
-int ch_read_channel(int fd, const char *rel, osm_channel **out, char **text_out, const char **err_name, char *err,
-                    size_t errsize);
+int ch_read_channel(int fd, const char *rel, osm_channel **out, char **text_out, const char **err_name,
+                    osm_error *err);
 /* Keep an accepted list (its text as signed), to serve it to remotes it is shared with. */
 void ch_keep_list(osm_channels *c, const char *channel, const char *text);
 int ch_fetch_channel(osm_channels *c, const char *source, const char *channel, osm_channel **out,
-                     char **text_out, const char **err_name, char *err, size_t errsize);
+                     char **text_out, const char **err_name, osm_error *err);
 /* The verified bundle file of id (size bytes) from the kept bundles, or fetched from
  * source and verified by its id on arrival, then kept. Returns an fd at offset 0, or -1
  * with *err_name and err set. */
 int ch_fetch_bundle(osm_channels *c, const char *source, const char *id, uint64_t size,
-                    const char **err_name, char *err, size_t errsize);
+                    const char **err_name, osm_error *err);
 /* Open a kept bundle by id: fd, or -errno. */
 int ch_open_kept(osm_channels *c, const char *id);
 /* Verify the bundle in src_fd and keep it under its id (want_id may be NULL: any id);
  * fills id_out. Returns 0 or -1 with err set. */
 int ch_keep_bundle(osm_channels *c, int src_fd, const char *want_id, uint64_t want_size, char id_out[OSM_HASH_HEX],
-                   const char **err_name, char *err, size_t errsize);
+                   const char **err_name, osm_error *err);
 
 void ch_follow_set_building(osm_channels *c, ch_follow *f, bool on, const char *canary, int64_t batch);
 

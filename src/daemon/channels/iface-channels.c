@@ -37,8 +37,7 @@ static void method_follow(osm_call *call, json_t *params, void *userdata) {
         const char *source = json_string_value(json_object_get(params, "source"));
         if (!name_ok(call, name))
                 return;
-        char why[512];
-        if (ch_source_check(source, why, sizeof why) < 0) {
+        if (ch_source_check(source, NULL) < 0) {
                 osm_call_invalid_param(call, "source");
                 return;
         }
@@ -304,13 +303,14 @@ static void import_work(uv_work_t *req) {
                 _cleanup_close_ int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
                 struct stat st;
                 const char *en = NULL;
-                char err[512], id[OSM_HASH_HEX];
+                char id[OSM_HASH_HEX];
+                osm_error err;
                 if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                         refuse(j->refused, de->d_name, OSM_E_CHANNEL_FETCH_FAILED, "not a readable regular file");
                         continue;
                 }
-                if (ch_keep_bundle(c, fd, de->d_name, (uint64_t) st.st_size, id, &en, err, sizeof err) < 0) {
-                        refuse(j->refused, de->d_name, en, err);
+                if (ch_keep_bundle(c, fd, de->d_name, (uint64_t) st.st_size, id, &en, &err) < 0) {
+                        refuse(j->refused, de->d_name, en, err.message);
                 } else {
                         json_array_append_new(j->bundles, json_string(id));
                         ch_peers_announce(c, id, (uint64_t) st.st_size);
@@ -405,8 +405,7 @@ static void import_after(uv_work_t *req, int status) {
 static void method_import(osm_call *call, json_t *params, void *userdata) {
         osm_channels *c = userdata;
         const char *path = json_string_value(json_object_get(params, "path"));
-        char why[512];
-        if (ch_source_check(path, why, sizeof why) < 0 || path[0] != '/') {
+        if (ch_source_check(path, NULL) < 0 || path[0] != '/') {
                 osm_call_invalid_param(call, "path");   /* an absolute directory */
                 return;
         }

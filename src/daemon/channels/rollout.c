@@ -148,9 +148,8 @@ static void follows_read(pending *p, const char *error, const char *message, jso
                 const char *channel = json_string_value(json_array_get(row, 2));
                 const char *canary = json_string_value(json_array_get(row, 3));
                 json_int_t batch = json_integer_value(json_array_get(row, 4));
-                char why[256];
                 if (!name || !source || !channel || !osm_name_valid(name, OSM_CHANNEL_MAX_NAME, false) ||
-                    !osm_name_valid(channel, OSM_CHANNEL_MAX_NAME, false) || ch_source_check(source, why, sizeof why) < 0)
+                    !osm_name_valid(channel, OSM_CHANNEL_MAX_NAME, false) || ch_source_check(source, NULL) < 0)
                         continue;
                 ch_follow *f = ch_find(c, name);
                 if (!f || strcmp(f->source, source) != 0 || strcmp(f->channel, channel) != 0) {

@@ -137,18 +137,25 @@ static int from_remote(ch_job *j, const char *what, char *err, size_t errsize) {
                           j->got_err[0] ? j->got_err : "not fetched");
 }
 
+/* A failure of the thread-pool side, kept in the job for the loop's side to report. */
+static int job_error(ch_job *j, int r, const osm_error *e) {
+        if (r < 0)
+                snprintf(j->err, sizeof j->err, "%s", e->message);
+        return r;
+}
+
 static void work_cb(uv_work_t *req) {
         ch_job *j = req->data;
+        osm_error e = {};
         osm_channels *c = j->c;
         const char *remote = ch_source_remote(j->source);
         if (j->phase == 1) {
                 /* The source's list, and the one an import left: the higher sequence wins,
                  * and either alone does when the other cannot be read (offline). */
-                char ierr[512];
                 const char *iname = NULL;
                 _cleanup_free_ char *idir = NULL;
                 if (asprintf(&idir, "%s/imported", c->dir) >= 0 &&
-                    ch_fetch_channel(c, idir, j->channel, &j->imported, NULL, &iname, ierr, sizeof ierr) < 0)
+                    ch_fetch_channel(c, idir, j->channel, &j->imported, NULL, &iname, NULL) < 0)
                         j->imported = NULL;
                 int r;
                 if (remote) {
@@ -158,12 +165,12 @@ static void work_cb(uv_work_t *req) {
                         if (r < 0)
                                 j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
                         else
-                                r = ch_read_channel(j->got_fd, rel, &j->doc, &j->doc_text, &j->err_name, j->err,
-                                                    sizeof j->err);
+                                r = job_error(j, ch_read_channel(j->got_fd, rel, &j->doc, &j->doc_text,
+                                                                 &j->err_name, &e), &e);
                         j->got_fd = osm_close(j->got_fd);
                 } else
-                        r = ch_fetch_channel(c, j->source, j->channel, &j->doc, &j->doc_text, &j->err_name, j->err,
-                                             sizeof j->err);
+                        r = job_error(j, ch_fetch_channel(c, j->source, j->channel, &j->doc, &j->doc_text,
+                                                          &j->err_name, &e), &e);
                 if (r < 0) {
                         if (j->imported && strcmp(j->err_name, OSM_E_CHANNEL_FETCH_FAILED) == 0) {
                                 j->doc = steal_pointer(&j->imported);
@@ -186,8 +193,8 @@ static void work_cb(uv_work_t *req) {
                 char got[OSM_HASH_HEX];
                 if (from_remote(j, j->target->bundle, j->err, sizeof j->err) < 0)
                         j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
-                else if (ch_keep_bundle(c, j->got_fd, j->target->bundle, j->target->size, got, &j->err_name, j->err,
-                                        sizeof j->err) == 0) {
+                else if (job_error(j, ch_keep_bundle(c, j->got_fd, j->target->bundle, j->target->size, got,
+                                                     &j->err_name, &e), &e) == 0) {
                         ch_peers_announce(c, j->target->bundle, j->target->size);   /* as from any source */
                         if ((j->bundle_fd = ch_open_kept(c, j->target->bundle)) < 0) {
                                 j->err_name = OSM_E_INTERNAL_ERROR;
@@ -200,8 +207,8 @@ static void work_cb(uv_work_t *req) {
                         j->bundle_fd = -1;
                 return;
         }
-        j->bundle_fd = ch_fetch_bundle(c, j->source, j->target->bundle, j->target->size, &j->err_name,
-                                       j->err, sizeof j->err);
+        j->bundle_fd = job_error(j, ch_fetch_bundle(c, j->source, j->target->bundle, j->target->size,
+                                                    &j->err_name, &e), &e);
 }
 
 static void after_work_cb(uv_work_t *req, int status);
