@@ -108,6 +108,3 @@ bool osm_window_contains(int start_min, int end_min, int m);
 /* One line of text: no control characters (UTF-8 is fine; the caller checks validity). */
 bool osm_text_line_ok(const char *s);
 
-/* For parsers that explain a refusal: format one line into err (if err and errsize) and
- * return r. */
-int osm_errorf(char *err, size_t errsize, int r, const char *fmt, ...) OSM_PRINTF(4, 5);

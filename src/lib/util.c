@@ -426,16 +426,6 @@ bool osm_text_line_ok(const char *s) {
         return true;
 }
 
-int osm_errorf(char *err, size_t errsize, int r, const char *fmt, ...) {
-        if (err && errsize) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errsize, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 int osm_window_parse(const char *s, int *start_min, int *end_min) {
         int a = -1, b = -1;
         if (s && *s) {

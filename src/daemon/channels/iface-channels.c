@@ -452,7 +452,6 @@ static void run_free(run_job *j) {
 }
 
 static void run_start(osm_channels *c, osm_call *call, const char *name, json_t *args, bool install_only) {
-        char why[512];
         char *inst = NULL;
         int64_t version = 0;
         char cur[OSM_HASH_HEX];
@@ -461,12 +460,13 @@ static void run_start(osm_channels *c, osm_call *call, const char *name, json_t 
                 osm_call_reply(call, json_pack("{s:s, s:I}", "name", name, "version", (json_int_t) version), false);
                 return;
         }
-        int r = osm_workloads_start(c->d->workloads, name, args, false, &inst, why, sizeof why);
+        osm_error why = {};
+        int r = osm_workloads_start(c->d->workloads, name, args, false, &inst, &why);
         if (r < 0) {
                 if (r == -ENOENT)
-                        osm_call_errorf(call, OSM_E_NOT_FOUND, "%s", why);
+                        osm_call_errorf(call, OSM_E_NOT_FOUND, "%s", why.message);
                 else
-                        osm_call_errorf(call, OSM_E_WORKLOAD_SPAWN_FAILED, "%s", why);
+                        osm_call_errorf(call, OSM_E_WORKLOAD_SPAWN_FAILED, "%s", why.message);
                 return;
         }
         osm_call_reply(call, json_pack("{s:s, s:I, s:s}", "name", name, "version", (json_int_t) version,

@@ -130,11 +130,11 @@ static void set_state(ch_job *j, const char *state) {
 /* ---- phase 1 and 2 on the thread pool ------------------------------------------------ */
 
 /* A remote:NAME source: the list or bundle arrived from the remote (or did not). */
-static int from_remote(ch_job *j, const char *what, char *err, size_t errsize) {
+static int from_remote(ch_job *j, const char *what, osm_error *err) {
         if (j->got_fd >= 0)
                 return 0;
-        return osm_errorf(err, errsize, -EIO, "%s from remote %s: %s", what, ch_source_remote(j->source),
-                          j->got_err[0] ? j->got_err : "not fetched");
+        return osm_error_set(err, -EIO, 0, "%s from remote %s: %s", what, ch_source_remote(j->source),
+                             j->got_err[0] ? j->got_err : "not fetched");
 }
 
 /* A failure of the thread-pool side, kept in the job for the loop's side to report. */
@@ -161,7 +161,7 @@ static void work_cb(uv_work_t *req) {
                 if (remote) {
                         char rel[OSM_CHANNEL_MAX_NAME + 16];
                         snprintf(rel, sizeof rel, "%s.channel", j->channel);
-                        r = from_remote(j, rel, j->err, sizeof j->err);
+                        r = job_error(j, from_remote(j, rel, &e), &e);
                         if (r < 0)
                                 j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
                         else
@@ -191,7 +191,7 @@ static void work_cb(uv_work_t *req) {
                 if (j->bundle_fd >= 0)
                         return;
                 char got[OSM_HASH_HEX];
-                if (from_remote(j, j->target->bundle, j->err, sizeof j->err) < 0)
+                if (job_error(j, from_remote(j, j->target->bundle, &e), &e) < 0)
                         j->err_name = OSM_E_CHANNEL_FETCH_FAILED;
                 else if (job_error(j, ch_keep_bundle(c, j->got_fd, j->target->bundle, j->target->size, got,
                                                      &j->err_name, &e), &e) == 0) {
@@ -454,12 +454,12 @@ static void on_installed(void *userdata, const char *error_name, const char *mes
         begin_health(j);
 }
 
-static int start_instances(ch_job *j, json_t *list, json_t *ids, char *why, size_t whysize) {
+static int start_instances(ch_job *j, json_t *list, json_t *ids, osm_error *err) {
         size_t i;
         json_t *args;
         json_array_foreach(list, i, args) {
                 char *id = NULL;
-                int r = osm_workloads_start(j->c->d->workloads, j->name, args, false, &id, why, whysize);
+                int r = osm_workloads_start(j->c->d->workloads, j->name, args, false, &id, err);
                 if (r < 0)
                         return r;
                 json_array_append_new(ids, json_string(id));
@@ -495,13 +495,13 @@ static void begin_rollback(ch_job *j) {
 
 /* Start the manifest's health command, if it has one: 1 started, 0 none, -1 failed. */
 static int start_health(ch_job *j) {
-        char why[512];
+        osm_error why = {};
         char *id = NULL;
-        int r = osm_workloads_start(j->c->d->workloads, j->name, NULL, true, &id, why, sizeof why);
+        int r = osm_workloads_start(j->c->d->workloads, j->name, NULL, true, &id, &why);
         if (r == -ENOENT)
                 return 0;
         if (r < 0) {
-                fail_health(j, "the health command did not start: %s", why);
+                fail_health(j, "the health command did not start: %s", why.message);
                 return -1;
         }
         j->health_id = id;
@@ -524,9 +524,9 @@ static void poll_tick(ch_job *j) {
         switch (j->hstate) {
         case H_STOPPING_OLD:
                 if (osm_workloads_n_alive(w, j->name) == 0) {
-                        char why[512];
-                        if (start_instances(j, j->restart_args, j->new_ids, why, sizeof why) < 0) {
-                                fail_health(j, "an instance did not start: %s", why);
+                        osm_error why = {};
+                        if (start_instances(j, j->restart_args, j->new_ids, &why) < 0) {
+                                fail_health(j, "an instance did not start: %s", why.message);
                                 return;
                         }
                         j->hstate = H_WATCH;
@@ -593,8 +593,9 @@ static void poll_tick(ch_job *j) {
                                  strerror(-r));
                 else if (j->snap) {
                         _cleanup_json_ json_t *ids = json_array();
-                        if (start_instances(j, j->restart_args, ids, why + 2, sizeof why - 2) < 0)
-                                memcpy(why, "; ", 2);
+                        osm_error se = {};
+                        if (start_instances(j, j->restart_args, ids, &se) < 0)
+                                snprintf(why, sizeof why, "; %.509s", se.message);
                 }
                 job_fail(j, OSM_E_CHANNEL_ROLLED_BACK, "%s version %lld failed its health check (%s) and is marked "
                          "bad; %s%s", j->name, (long long) j->target->version, j->fail_reason,
@@ -755,11 +756,11 @@ static void resume_job(ch_job *j) {
         if (!committed) {
                 /* What is installed is what was before: bring back what ran, unless the
                  * workload subsystem already did (its restart policy). */
-                char why[512] = "";
+                osm_error why = {};
                 _cleanup_json_ json_t *ids = json_array();
                 if (j->have_installed && osm_workloads_n_alive(w, j->name) == 0 &&
-                    start_instances(j, j->restart_args, ids, why, sizeof why) < 0)
-                        log_warning("channels: %s: restarting its instances: %s", j->name, why);
+                    start_instances(j, j->restart_args, ids, &why) < 0)
+                        log_warning("channels: %s: restarting its instances: %s", j->name, why.message);
                 log_notice("channels: %s: the upgrade to version %lld was interrupted before its install finished; "
                            "%s", j->name, (long long) j->resumed.version,
                            j->have_installed ? "the previous version stays" : "nothing was installed");

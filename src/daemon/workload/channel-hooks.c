@@ -283,24 +283,24 @@ static char *health_manifest(const wl_workload *wl) {
 }
 
 int osm_workloads_start(osm_workloads *w, const char *name, json_t *args, bool health, char **id,
-                        char *why, size_t whysize) {
+                        osm_error *err) {
         *id = NULL;
         wl_workload *wl = wl_find(w, name);
         if (!wl)
-                return osm_errorf(why, whysize, -ENOENT, "no workload named %s", name);
+                return osm_error_set(err, -ENOENT, 0, "no workload named %s", name);
         if (!w->d->sandbox || w->shutting_down)
-                return osm_errorf(why, whysize, -EAGAIN, "%s", w->shutting_down ? "the daemon is shutting down"
+                return osm_error_set(err, -EAGAIN, 0, "%s", w->shutting_down ? "the daemon is shutting down"
                                                                                : "the sandbox is not available on this host");
         if (w->n_live >= WL_MAX_INSTANCES)
-                return osm_errorf(why, whysize, -EBUSY, "already %d instances running", WL_MAX_INSTANCES);
+                return osm_error_set(err, -EBUSY, 0, "already %d instances running", WL_MAX_INSTANCES);
         size_t n_args = json_array_size(args);
         if (n_args > WL_MAX_RUN_ARGS)
-                return osm_errorf(why, whysize, -EINVAL, "args: more than %d", WL_MAX_RUN_ARGS);
+                return osm_error_set(err, -EINVAL, 0, "args: more than %d", WL_MAX_RUN_ARGS);
         const char *argv[WL_MAX_RUN_ARGS + 1];
         for (size_t k = 0; k < n_args; k++) {
                 json_t *a = json_array_get(args, k);
                 if (!json_is_string(a) || strlen(json_string_value(a)) > OSM_MANIFEST_MAX_ARG)
-                        return osm_errorf(why, whysize, -EINVAL, "args[%zu]: expected a string of at most %d bytes",
+                        return osm_error_set(err, -EINVAL, 0, "args[%zu]: expected a string of at most %d bytes",
                                           k, OSM_MANIFEST_MAX_ARG);
                 argv[k] = json_string_value(a);
         }
@@ -309,9 +309,9 @@ int osm_workloads_start(osm_workloads *w, const char *name, json_t *args, bool h
         _cleanup_free_ char *text = NULL;
         if (health) {
                 if (!wl->manifest->health)
-                        return osm_errorf(why, whysize, -ENOENT, "%s has no health command", name);
+                        return osm_error_set(err, -ENOENT, 0, "%s has no health command", name);
                 if (!(text = health_manifest(wl)))
-                        return osm_errorf(why, whysize, -ENOMEM, "out of memory");
+                        return osm_error_set(err, -ENOMEM, 0, "out of memory");
                 /* The same workload (name, bundle, data, grants by name), another entrypoint. */
                 tmp = *wl;
                 tmp.manifest_text = text;
@@ -322,10 +322,7 @@ int osm_workloads_start(osm_workloads *w, const char *name, json_t *args, bool h
         wl_instance *i = NULL;
         /* a health check runs once; the workload itself by its manifest's policy */
         osm_restart_policy policy = health ? OSM_RESTART_NEVER : wl->manifest->restart;
-        osm_error err;
-        int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, policy, NULL, 0, &i, &err);
-        if (r < 0)
-                osm_errorf(why, whysize, r, "%s", err.message);
+        int r = wl_instance_run(w, (wl_workload *) run, argv, n_args, policy, NULL, 0, &i, err);
         /* A program that is not there (execve: ENOENT) failed to start: callers read -ENOENT
          * as "no such workload" or "no health command", and a health check would pass. */
         if (r == -ENOENT)

@@ -101,9 +101,9 @@ void osm_workloads_stop_workload(struct osm_workloads *w, const char *name);
 /* Start an instance of the installed workload with args (an array of strings, or
  * NULL); with health, run the manifest's health command instead of its entrypoint, once
  * (-ENOENT if it has none). *id: the instance's id (malloc'd). Errors: -ENOENT, -EBUSY,
- * -EAGAIN (the daemon is stopping or has no sandbox), other -errno; why says it. */
+ * -EAGAIN (the daemon is stopping or has no sandbox), other -errno; err says it. */
 int osm_workloads_start(struct osm_workloads *w, const char *name, json_t *args, bool health, char **id,
-                        char *why, size_t whysize);
+                        osm_error *err);
 
 typedef struct osm_workloads_instance_status {
         bool alive;               /* starting, running, backoff or stopping */
