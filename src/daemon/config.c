@@ -61,7 +61,7 @@ const osm_config_key osm_config_keys[] = {
 
         K("tenants", "keep-data", DURATION, tenant_keep_data_us, "30d", "how long the data of a removed tenant is kept before it is deleted"),
         K("tenants", "usage-sample", DURATION, usage_sample_us, "10s", "how often the instances' counters are read for accounting"),
-        K("tenants", "usage-flush", DURATION, usage_flush_us, "1min", "how often usage is written to disk (and at every instance's end)"),
+        K("tenants", "usage-flush", DURATION, usage_flush_us, "1min", "how often usage is written to disk (and within half a second of an instance's end)"),
 
         K("workloads", "max-bundle-size", SIZE, max_bundle_size, "512M", "largest bundle file install accepts (file or URL)"),
         K("workloads", "fetch-timeout", DURATION, fetch_timeout_us, "5min", "install URL: time allowed for the whole transfer"),

@@ -35,6 +35,7 @@ typedef struct osm_tenants {
         osm_tenant *tenants;       /* array, sorted by name */
         size_t n;
         uv_timer_t sample_timer;   /* accounting samples and the lease check */
+        uv_timer_t end_timer;      /* one flush for the instances that end close together */
         uint64_t last_flush_mono;
         tn_bucket *buckets;
         tn_tracked tracked[TN_MAX_TRACKED];
@@ -56,6 +57,8 @@ uint64_t tn_workload_disk_bytes(osm_tenants *t, const char *workload);
 /* usage.c */
 void tn_usage_sample(osm_tenants *t);
 int tn_usage_flush(osm_tenants *t);
+void tn_on_end_flush(uv_timer_t *h);   /* the flush after instances ended */
+#define TN_END_FLUSH_MS 500
 json_t *tn_usage_query(osm_tenants *t, const char *tenant, int64_t since);
 void tn_usage_free(osm_tenants *t);
 

@@ -464,7 +464,9 @@ static int tenants_start(osm_daemon *d) {
                 return r;
         uv_timer_init(d->loop, &t->sample_timer);
         t->sample_timer.data = t;
-        t->open_handles = 1;
+        uv_timer_init(d->loop, &t->end_timer);
+        t->end_timer.data = t;
+        t->open_handles = 2;
         t->last_flush_mono = osm_now_mono_us();
         uint64_t ms = d->cfg.usage_sample_us / 1000;
         uv_timer_start(&t->sample_timer, on_sample, ms ? ms : 1000, ms ? ms : 1000);
@@ -496,6 +498,8 @@ static void tenants_stop(osm_daemon *d) {
         t->stopped = true;
         uv_timer_stop(&t->sample_timer);
         uv_close((uv_handle_t *) &t->sample_timer, on_timer_closed);
+        uv_timer_stop(&t->end_timer);
+        uv_close((uv_handle_t *) &t->end_timer, on_timer_closed);
 }
 
 /* Health without building a JSON object: GetStatus asks for it in a loop. */

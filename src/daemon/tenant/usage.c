@@ -1,6 +1,8 @@
 /* usage.c: accounting per tenant and workload — samples of the instances' cgroup counters
  * summed into hourly buckets, written to tenants.db every [tenants] usage-flush and at
- * every instance's end, so a crash loses at most one flush interval. */
+ * every instance's end (within TN_END_FLUSH_MS, one commit for the ends that come close
+ * together: a synchronous commit per end would stall the loop between back-to-back runs),
+ * so a crash loses at most one flush interval. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +83,13 @@ void osm_tenants_account(osm_tenants *t, const char *tenant, const char *workloa
                 if (ended)
                         tr->used = false;
         }
-        if (ended && tn_usage_flush(t) < 0)
+        if (ended && !t->stopped && !uv_is_active((uv_handle_t *) &t->end_timer))
+                uv_timer_start(&t->end_timer, tn_on_end_flush, TN_END_FLUSH_MS, 0);
+}
+
+void tn_on_end_flush(uv_timer_t *h) {
+        osm_tenants *t = h->data;
+        if (tn_usage_flush(t) < 0)
                 log_warning("tenants: writing usage failed; kept in memory, tried again");
 }
 
