@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(text, data, size);
         text[size] = 0;
         osm_token t, u;
-        const char *why;
+        osm_error why;
         if (osm_token_parse(text, &t, &why) == 0) {
                 char *again = osm_token_encode(&t);
                 if (!again || osm_token_parse(again, &u, &why) != 0 || strcmp(t.building, u.building) != 0 ||

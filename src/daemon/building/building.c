@@ -500,8 +500,7 @@ typedef struct ping {
 static void *ping_main(void *arg) {
         ping *p = arg;
         osm_btls_conn c = { .fd = -1 };
-        const char *why = "";
-        if (osm_bt_dial(p->b->bt, p->address, p->key, PING_MS, &c, &why) < 0)
+        if (osm_bt_dial(p->b->bt, p->address, p->key, PING_MS, &c, NULL) < 0)
                 return NULL;
         static const char req[] = "{\"op\":\"ping\"}\n";
         uint64_t dl = osm_now_mono_us() + PING_MS * 1000ull;

@@ -272,8 +272,7 @@ static void m_join(osm_call *call, json_t *p, void *ud) {
         if (refuse_if_member(b, call))
                 return;
         osm_token t;
-        const char *why;
-        if (osm_token_parse(json_string_value(json_object_get(p, "token")), &t, &why) < 0) {
+        if (osm_token_parse(json_string_value(json_object_get(p, "token")), &t, NULL) < 0) {
                 osm_call_invalid_param(call, "token");   /* … */
                 return;
         }

@@ -308,11 +308,11 @@ void bld_join_work(osm_building *b, bld_job *j) {
         const char *text = json_string_value(json_object_get(j->in, "token"));
         const char *addr_opt = json_string_value(json_object_get(j->in, "address"));
         osm_token t;
-        const char *why = "";
+        osm_error why = {};
         if (osm_token_parse(text, &t, &why) < 0) {
                 /* InvalidParameter carries the parameter's name only (org.varlink.service): the CLI
                  * says what a bad token means; the reason goes to the log. */
-                join_fail(j, OSM_E_VARLINK_INVALID_PARAMETER, "the join token is not valid: %s", why);
+                join_fail(j, OSM_E_VARLINK_INVALID_PARAMETER, "the join token is not valid: %s", why.message);
                 j->bad_param = "token";
                 log_info("building join: %s", j->msg);
                 return;
@@ -338,7 +338,7 @@ void bld_join_work(osm_building *b, bld_job *j) {
                 if (r == 0)
                         break;
                 size_t n = strlen(tried);
-                snprintf(tried + n, sizeof tried - n, "%s%s: %s", n ? "; " : "", t.addresses[i], why);
+                snprintf(tried + n, sizeof tried - n, "%s%s: %.200s", n ? "; " : "", t.addresses[i], why.message);
         }
         if (r < 0) {
                 osm_token_wipe(&t);

@@ -298,10 +298,10 @@ static void *ask_main(void *arg) {
         uint64_t now = osm_now_mono_us();
         int ms = a->deadline_us > now ? (int) ((a->deadline_us - now) / 1000) : 0;
         osm_btls_conn c = { .fd = -1 };
-        const char *why = "";
+        osm_error why = {};
         if (ms <= 0 || osm_bt_dial(b->bt, json_string_value(json_object_get(a->member, "address")), pk, ms, &c, &why) < 0) {
-                a->status = ms <= 0 || strstr(why, "timed out") ? "timeout" : "unreachable";
-                snprintf(a->message, sizeof a->message, "%s", why);
+                a->status = ms <= 0 || why.code == -ETIMEDOUT ? "timeout" : "unreachable";
+                snprintf(a->message, sizeof a->message, "%.199s", why.message);
                 return NULL;
         }
         char *s = json_dumps(a->req, JSON_COMPACT);

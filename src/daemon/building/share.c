@@ -310,9 +310,9 @@ enum { TRY_TAKEN, TRY_BUSY, TRY_FAILED, TRY_REFUSED };
 static int try_member(osm_building *b, candidate *m, const char *id, uint64_t want, const char *tmp_dir,
                       osm_building_take_fn take, void *arg, uint64_t deadline) {
         osm_btls_conn c = { .fd = -1 };
-        const char *why = "";
+        osm_error why = {};
         if (osm_bt_dial(b->bt, m->address, m->key, DIAL_MS, &c, &why) < 0) {
-                log_info("building: bundle %.12s…: cannot reach %s: %s", id, m->name, why);
+                log_info("building: bundle %.12s…: cannot reach %s: %s", id, m->name, why.message);
                 return TRY_FAILED;
         }
         int slot = fd_register(c.fd);

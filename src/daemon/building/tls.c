@@ -131,14 +131,12 @@ static int ssl_wait(osm_btls_conn *c, int r, uint64_t deadline_us) {
 }
 
 static int handshake(osm_btls *t, osm_btls_conn *c, bool server, const uint8_t *pin, int timeout_ms,
-                     const char **why) {
+                     osm_error *err) {
         uint64_t dl = osm_now_mono_us() + (uint64_t) timeout_ms * 1000;
         verify_ctx v = { .t = t, .pin = pin };
         c->ssl = sym_SSL_new(server ? t->server : t->client);
-        if (!c->ssl || sym_SSL_set_fd(c->ssl, c->fd) != 1) {
-                *why = "out of memory";
-                return -ENOMEM;
-        }
+        if (!c->ssl || sym_SSL_set_fd(c->ssl, c->fd) != 1)
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         sym_SSL_set_ex_data(c->ssl, ex_index, &v);
         int r;
         for (;;) {
@@ -150,11 +148,11 @@ static int handshake(osm_btls *t, osm_btls_conn *c, bool server, const uint8_t *
                         sym_ERR_clear_error();
                         sym_SSL_set_ex_data(c->ssl, ex_index, NULL);
                         if (w == -ETIMEDOUT)
-                                *why = "TLS handshake timed out";
-                        else
-                                *why = v.ok || sym_SSL_get_verify_result(c->ssl) == X509_V_OK ? "TLS handshake failed"
-                                                                                          : "peer key not accepted";
-                        return w == -ETIMEDOUT ? w : (v.ok ? -EPROTO : -EPERM);
+                                return osm_error_set(err, w, 0, "TLS handshake timed out");
+                        return osm_error_set(err, v.ok ? -EPROTO : -EPERM, 0, "%s",
+                                             v.ok || sym_SSL_get_verify_result(c->ssl) == X509_V_OK
+                                                     ? "TLS handshake failed"
+                                                     : "peer key not accepted");
                 }
         }
         sym_SSL_set_ex_data(c->ssl, ex_index, NULL);
@@ -162,20 +160,16 @@ static int handshake(osm_btls *t, osm_btls_conn *c, bool server, const uint8_t *
         X509 *peer = sym_SSL_get1_peer_certificate(c->ssl);
         int k = peer ? cert_key(peer, c->peer) : -1;
         sym_X509_free(peer);
-        if (k < 0 || !v.ok || sym_SSL_version(c->ssl) != TLS1_3_VERSION) {
-                *why = "peer key not accepted";
-                return -EPERM;
-        }
+        if (k < 0 || !v.ok || sym_SSL_version(c->ssl) != TLS1_3_VERSION)
+                return osm_error_set(err, -EPERM, 0, "peer key not accepted");
         return 0;
 }
 
-static int tcp_connect(const char *address, uint64_t deadline_us, const char **why) {
+static int tcp_connect(const char *address, uint64_t deadline_us, osm_error *err) {
         char host[256], port[16];
         const char *colon = strrchr(address, ':');
-        if (!colon || colon == address || strlen(colon + 1) >= sizeof port || (size_t) (colon - address) >= sizeof host) {
-                *why = "address is not HOST:PORT";
-                return -EINVAL;
-        }
+        if (!colon || colon == address || strlen(colon + 1) >= sizeof port || (size_t) (colon - address) >= sizeof host)
+                return osm_error_set(err, -EINVAL, 0, "address is not HOST:PORT");
         size_t hl = (size_t) (colon - address);
         const char *h = address;
         if (address[0] == '[' && hl >= 2 && address[hl - 1] == ']') {
@@ -186,10 +180,8 @@ static int tcp_connect(const char *address, uint64_t deadline_us, const char **w
         host[hl] = 0;
         strcpy(port, colon + 1);
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res = NULL;
-        if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
-                *why = "cannot resolve the address";
-                return -EHOSTUNREACH;
-        }
+        if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+                return osm_error_set(err, -EHOSTUNREACH, 0, "cannot resolve the address");
         int r = -ECONNREFUSED;
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
                 int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -201,43 +193,42 @@ static int tcp_connect(const char *address, uint64_t deadline_us, const char **w
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
                     (errno == EINPROGRESS && osm_dq_wait_fd(fd, POLLOUT, deadline_us) == 0)) {
-                        int err = 0;
-                        socklen_t el = sizeof err;
-                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-                        if (err == 0) {
+                        int so_err = 0;
+                        socklen_t el = sizeof so_err;
+                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_err, &el);
+                        if (so_err == 0) {
                                 freeaddrinfo(res);
                                 return fd;
                         }
-                        r = -err;
+                        r = -so_err;
                 } else {
                         r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
                 }
                 close(fd);
         }
         freeaddrinfo(res);
-        *why = r == -ETIMEDOUT ? "connection timed out" : "cannot connect";
-        return r;
+        return osm_error_set(err, r, 0, "%s", r == -ETIMEDOUT ? "connection timed out" : "cannot connect");
 }
 
 int osm_btls_connect(osm_btls *t, const char *address, const uint8_t *pin, int timeout_ms,
-                     osm_btls_conn *c, const char **why) {
+                     osm_btls_conn *c, osm_error *err) {
         memset(c, 0, sizeof *c);
-        c->fd = tcp_connect(address, osm_now_mono_us() + (uint64_t) timeout_ms * 1000, why);
+        c->fd = tcp_connect(address, osm_now_mono_us() + (uint64_t) timeout_ms * 1000, err);
         if (c->fd < 0)
                 return c->fd;
-        int r = handshake(t, c, false, pin, timeout_ms, why);
+        int r = handshake(t, c, false, pin, timeout_ms, err);
         if (r < 0)
                 osm_btls_close(c);
         return r;
 }
 
-int osm_btls_accept(osm_btls *t, int fd, int timeout_ms, osm_btls_conn *c, const char **why) {
+int osm_btls_accept(osm_btls *t, int fd, int timeout_ms, osm_btls_conn *c, osm_error *err) {
         memset(c, 0, sizeof *c);
         c->fd = fd;
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        int r = handshake(t, c, true, NULL, timeout_ms, why);
+        int r = handshake(t, c, true, NULL, timeout_ms, err);
         if (r < 0)
                 osm_btls_close(c);
         return r;

@@ -36,9 +36,9 @@ typedef struct osm_btls_conn {
  * handshake; the server's key must equal pin (if not NULL), else allow() must accept it.
  * *why says what failed. Returns 0 or -errno (-EPERM: wrong key). */
 int osm_btls_connect(osm_btls *t, const char *address, const uint8_t *pin, int timeout_ms,
-                     osm_btls_conn *c, const char **why);
+                     osm_btls_conn *c, osm_error *err);
 /* Server side: handshake on an accepted fd (taken). Returns 0 or -errno. */
-int osm_btls_accept(osm_btls *t, int fd, int timeout_ms, osm_btls_conn *c, const char **why);
+int osm_btls_accept(osm_btls *t, int fd, int timeout_ms, osm_btls_conn *c, osm_error *err);
 void osm_btls_close(osm_btls_conn *c);
 
 /* Write all of buf / read one '\n'-terminated line (at most max bytes, NUL-terminated,

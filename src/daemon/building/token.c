@@ -43,21 +43,17 @@ char *osm_token_encode(const osm_token *t) {
         return out;
 }
 
-int osm_token_parse(const char *text, osm_token *t, const char **why) {
+int osm_token_parse(const char *text, osm_token *t, osm_error *err) {
         memset(t, 0, sizeof *t);
         size_t len = text ? strlen(text) : 0;
         while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r'))
                 len--;
-        if (len == 0 || len > OSM_TOKEN_MAX_TEXT) {
-                *why = "a join token is 1 to 4096 characters of base64";
-                return -EINVAL;
-        }
+        if (len == 0 || len > OSM_TOKEN_MAX_TEXT)
+                return osm_error_set(err, -EINVAL, 0, "a join token is 1 to 4096 characters of base64");
         unsigned char buf[OSM_TOKEN_MAX_TEXT];
         size_t n = 0;
-        if (sodium_base642bin(buf, sizeof buf, text, len, NULL, &n, NULL, VARIANT) != 0) {
-                *why = "not base64";
-                return -EINVAL;
-        }
+        if (sodium_base642bin(buf, sizeof buf, text, len, NULL, &n, NULL, VARIANT) != 0)
+                return osm_error_set(err, -EINVAL, 0, "not base64");
         json_error_t e;
         json_t *o = json_loadb((const char *) buf, n, JSON_REJECT_DUPLICATES, &e);
         sodium_memzero(buf, sizeof buf);
@@ -67,23 +63,23 @@ int osm_token_parse(const char *text, osm_token *t, const char **why) {
         json_t *addrs = NULL;
         if (!o || json_unpack(o, "{s:I,s:s,s:s,s:o,s:s,s:s,s:I}", "v", &v, "building", &building, "name", &name,
                               "addresses", &addrs, "key", &key, "secret", &secret, "expires", &expires) != 0) {
-                *why = "not a join token (fields missing or of the wrong type)";
+                osm_error_set(err, rc, 0, "not a join token (fields missing or of the wrong type)");
                 goto out;
         }
         if (v != 1) {
-                *why = "a join token of an unknown version";
+                osm_error_set(err, rc, 0, "a join token of an unknown version");
                 goto out;
         }
         if (!hex32(building)) {
-                *why = "the building id is not 32 hex digits";
+                osm_error_set(err, rc, 0, "the building id is not 32 hex digits");
                 goto out;
         }
         if (strlen(name) >= sizeof t->name) {
-                *why = "the building name is too long";
+                osm_error_set(err, rc, 0, "the building name is too long");
                 goto out;
         }
         if (!json_is_array(addrs) || json_array_size(addrs) < 1 || json_array_size(addrs) > OSM_TOKEN_MAX_ADDRESSES) {
-                *why = "a join token names 1 to 8 addresses";
+                osm_error_set(err, rc, 0, "a join token names 1 to 8 addresses");
                 goto out;
         }
         for (size_t i = 0; i < json_array_size(addrs); i++) {
@@ -92,29 +88,29 @@ int osm_token_parse(const char *text, osm_token *t, const char **why) {
                 uint64_t port;
                 if (!a || strlen(a) >= OSM_TOKEN_ADDR_MAX || !colon || colon == a ||
                     osm_parse_u64(colon + 1, &port) < 0 || port < 1 || port > 65535) {
-                        *why = "an address is not HOST:PORT";
+                        osm_error_set(err, rc, 0, "an address is not HOST:PORT");
                         goto out;
                 }
                 for (const char *p = a; *p; p++)
                         if ((unsigned char) *p <= ' ' || *p == 0x7f) {
-                                *why = "an address has a control character or a space";
+                                osm_error_set(err, rc, 0, "an address has a control character or a space");
                                 goto out;
                         }
                 strcpy(t->addresses[i], a);
         }
         t->n_addresses = json_array_size(addrs);
         if (osm_pubkey_decode(key, t->key) < 0) {
-                *why = "the inviter key is not a public key";
+                osm_error_set(err, rc, 0, "the inviter key is not a public key");
                 goto out;
         }
         size_t sl = 0;
         if (sodium_base642bin(t->secret, sizeof t->secret, secret, strlen(secret), NULL, &sl, NULL, VARIANT) != 0 ||
             sl != OSM_TOKEN_SECRET_BYTES) {
-                *why = "the secret is not 32 bytes of base64";
+                osm_error_set(err, rc, 0, "the secret is not 32 bytes of base64");
                 goto out;
         }
         if (expires <= 0) {
-                *why = "the expiry is not a time";
+                osm_error_set(err, rc, 0, "the expiry is not a time");
                 goto out;
         }
         strcpy(t->building, building);

@@ -26,6 +26,6 @@ typedef struct osm_token {
 /* Encode into a malloc'd string. Returns NULL on failure. */
 char *osm_token_encode(const osm_token *t);
 /* Parse text; *why says what is wrong. Returns 0 or -EINVAL. Expiry is not checked here. */
-int osm_token_parse(const char *text, osm_token *t, const char **why);
+int osm_token_parse(const char *text, osm_token *t, osm_error *err);
 /* Wipe a token's secret. */
 void osm_token_wipe(osm_token *t);

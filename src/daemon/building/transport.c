@@ -218,12 +218,12 @@ static int spawn(void *(*fn)(void *), void *arg) {
 static void *accepted_main(void *arg) {
         conn *c = arg;
         osm_bt *t = c->t;
-        const char *why = "";
+        osm_error why = {};
         int fd = steal_fd(&c->fd);
         int r = osm_btls_accept(&t->tls, fd, HANDSHAKE_MS, &c->tls, &why);
         if (r < 0) {
                 COUNT(t, refused_handshake);
-                log_info("building: refused a connection: %s", why);
+                log_info("building: refused a connection: %s", why.message);
                 conn_free(c);
                 return NULL;
         }
@@ -299,12 +299,12 @@ static void *acceptor_main(void *arg) {
 /* ---------- dialling ---------- */
 
 int osm_bt_dial(osm_bt *t, const char *address, const uint8_t *pin, int timeout_ms, osm_btls_conn *c,
-                const char **why) {
+                osm_error *err) {
         /* Dialled peers are checked against the member set (or the pin), never "joins open". */
         osm_btls dialler = t->tls;
         dialler.allow = allow_member_cb;
         dialler.allow_arg = t;
-        int r = osm_btls_connect(&dialler, address, pin, timeout_ms, c, why);
+        int r = osm_btls_connect(&dialler, address, pin, timeout_ms, c, err);
         if (r < 0) {
                 COUNT(t, dial_failed);
         } else {
@@ -343,9 +343,9 @@ int osm_bt_connect_node_within(osm_bt *t, const char *address, int timeout_ms, i
         c->t = t;
         c->fd = c->plain = -1;
         c->outgoing = true;
-        const char *why = "";
+        osm_error why = {};
         if (osm_bt_dial(t, address, NULL, timeout_ms, &c->tls, &why) < 0) {
-                log_debug("building: cannot reach %s: %s", address, why);
+                log_debug("building: cannot reach %s: %s", address, why.message);
                 free(c);
                 return 1;
         }

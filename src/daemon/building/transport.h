@@ -38,7 +38,7 @@ void osm_bt_set_own_address(osm_bt *t, const char *address);
 
 /* Dial a member: TLS, its key pinned (pin) or any member's. 0 or -errno. */
 int osm_bt_dial(osm_bt *t, const char *address, const uint8_t *pin, int timeout_ms, osm_btls_conn *c,
-                const char **why);
+                osm_error *err);
 /* dqlite's connect function (and our client's): an fd to the node at address — the local
  * node's socket for our own address, else a socket pair proxied over TLS. */
 int osm_bt_connect_node(void *t, const char *address, int *fd);
