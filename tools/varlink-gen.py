@@ -239,7 +239,9 @@ def builder(fn, fields, typedefs, steal):
             body.append("        " + setter)
         else:
             params.append(decl)
-            if ctype in ("const char *", "json_t *"):
+            if ctype == "const char *":
+                # Not json_t *: a NULL value (a failed json_pack) is a run-time failure
+                # the builder reports (failed), not a contract violation.
                 nonnull.append(len(params))
             body.append(setter)
     struct = []

@@ -226,7 +226,7 @@ static void test_request_builders(void) {
                "an int field, org.varlink.service and io.osmose itself");
 
         /* A required JSON value that is NULL (a failed json_pack): nothing half-built is sent. */
-        json_t *volatile nothing = NULL;   /* volatile: not a literal NULL, which would not compile */
+        json_t *nothing = NULL;
         _cleanup_request_ osm_vl_request bad = osm_req_store_put("a", nothing, NULL);
         TAP_OK(bad.failed && bad.params == NULL, "a NULL required value fails the request");
 }
@@ -317,7 +317,7 @@ static void test_reply_builders(void) {
         TAP_OK(t && json_object_get(t, "removed_workloads") == list && list->refcount == 1 &&
                json_integer_value(json_object_get(t, "data_kept_until")) == 42, "Tenant.Remove: the array is stolen");
         json_decref(t);
-        json_t *volatile nothing = NULL;
+        json_t *nothing = NULL;
         TAP_OK(osm_reply_building_trust_list(nothing, false) == NULL, "a NULL required value: no reply half-built");
 }
 
