@@ -30,9 +30,9 @@ static osm_bnode *start_node(uint64_t id, char *addr, size_t size) {
         osm_bnode_opts o = { .id = id, .address = addr, .bind = addr, .dir = dir, .latency_ms = 20,
                              .connect = connect_abstract };
         osm_bnode *n = NULL;
-        char err[256] = "";
-        int r = osm_bnode_start(&o, &n, err, sizeof err);
-        TAP_OK(r == 0, "node %llu starts (%s)", (unsigned long long) id, err);
+        osm_error err = {};
+        int r = osm_bnode_start(&o, &n, &err);
+        TAP_OK(r == 0, "node %llu starts (%s)", (unsigned long long) id, err.message);
         return n;
 }
 

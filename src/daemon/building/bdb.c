@@ -90,50 +90,43 @@ int bld_dq_exec_retry(osm_dq *c, const char *sql, json_t *params) {
 }
 
 int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader_id, char *leader_addr,
-                    char *err, size_t errsize) {
+                    osm_error *err) {
         osm_dq local;
         int fd = osm_dq_connect_abstract(b->bind);
-        if (fd < 0) {
-                snprintf(err, errsize, "the local dqlite node does not answer: %s", strerror(-fd));
-                return fd;
-        }
+        if (fd < 0)
+                return osm_error_set(err, fd, 0, "the local dqlite node does not answer: %s", strerror(-fd));
         int r = osm_dq_init(&local, fd, timeout_ms);
         uint64_t id = 0;
         char addr[OSM_DQ_ADDR_MAX] = "";
         if (r == 0)
                 r = osm_dq_leader(&local, &id, addr, sizeof addr);
         if (r < 0) {
-                snprintf(err, errsize, "the local dqlite node: %s", r == -EREMOTEIO ? local.err_msg : strerror(-r));
+                osm_error_set(err, r, 0, "the local dqlite node: %s", r == -EREMOTEIO ? local.err_msg : strerror(-r));
                 osm_dq_close(&local);
                 return r;
         }
         if (id == 0 || !addr[0]) {
                 osm_dq_close(&local);
                 /* A spare gets no raft traffic and knows no leader: ask other members. */
-                if (ask_members(b, timeout_ms, &id, addr, sizeof addr) < 0) {
-                        snprintf(err, errsize, "no quorum: the building has no leader (a majority of its voters is not reachable)");
-                        return -EAGAIN;
-                }
+                if (ask_members(b, timeout_ms, &id, addr, sizeof addr) < 0)
+                        return osm_error_set(err, -EAGAIN, 0, "no quorum: the building has no leader "
+                                             "(a majority of its voters is not reachable)");
         }
         if (id == b->node_id) {
                 *c = local;   /* we lead: this connection will do */
         } else {
                 osm_dq_close(&local);
                 int lfd;
-                if (osm_bt_connect_node(b->bt, addr, &lfd) != 0) {
-                        snprintf(err, errsize, "no quorum: the leader %s cannot be reached", addr);
-                        return -ECONNREFUSED;
-                }
+                if (osm_bt_connect_node(b->bt, addr, &lfd) != 0)
+                        return osm_error_set(err, -ECONNREFUSED, 0, "no quorum: the leader %s cannot be reached", addr);
                 r = osm_dq_init(c, lfd, timeout_ms);
-                if (r < 0) {
-                        snprintf(err, errsize, "the leader %s: %s", addr, strerror(-r));
-                        return r;
-                }
+                if (r < 0)
+                        return osm_error_set(err, r, 0, "the leader %s: %s", addr, strerror(-r));
         }
         r = osm_dq_open(c, BLD_DB_NAME);
         if (r < 0) {
-                snprintf(err, errsize, "cannot open the building database: %s",
-                         r == -EREMOTEIO ? c->err_msg : strerror(-r));
+                osm_error_set(err, r == -EREMOTEIO ? -EAGAIN : r, 0, "cannot open the building database: %s",
+                              r == -EREMOTEIO ? c->err_msg : strerror(-r));
                 osm_dq_close(c);
                 return r == -EREMOTEIO ? -EAGAIN : r;
         }
@@ -144,13 +137,13 @@ int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader
         return 0;
 }
 
-osm_dq *bld_leader(osm_building *b, char *err, size_t errsize) {
+osm_dq *bld_leader(osm_building *b, osm_error *err) {
         if (b->leader_ok)
                 return &b->leader;
         int timeout = (int) (b->d->cfg.building_latency_us / 1000) * 50;
         if (timeout < 1000)
                 timeout = 1000;
-        if (bld_dial_leader(b, &b->leader, timeout, &b->leader_id, b->leader_addr, err, errsize) < 0)
+        if (bld_dial_leader(b, &b->leader, timeout, &b->leader_id, b->leader_addr, err) < 0)
                 return NULL;
         b->leader_ok = true;
         return &b->leader;
@@ -172,11 +165,11 @@ static uint64_t write_deadline(osm_building *b) {
 
 static int run_sql(osm_building *b, bld_job *j, const char *sql, json_t *params, json_t **rows) {
         uint64_t dl = write_deadline(b);
-        char err[256] = "";
+        osm_error err = {};
         int r = -EAGAIN;
         bool quorum = false;
         for (int attempt = 0;; attempt++) {
-                osm_dq *c = bld_leader(b, err, sizeof err);
+                osm_dq *c = bld_leader(b, &err);
                 if (c) {
                         if (rows) {
                                 json_t *cols = NULL;
@@ -189,7 +182,7 @@ static int run_sql(osm_building *b, bld_job *j, const char *sql, json_t *params,
                                 return 0;
                         bool busy = bld_dq_is_busy(c, r);
                         quorum = bld_dq_is_quorum_error(c, r);
-                        snprintf(err, sizeof err, "%s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
+                        osm_error_set(&err, r, 0, "%s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
                         if (busy) {
                                 quorum = false;
                                 if (osm_now_mono_us() >= dl)
@@ -209,10 +202,11 @@ static int run_sql(osm_building *b, bld_job *j, const char *sql, json_t *params,
         }
         if (quorum) {
                 j->error = OSM_E_BUILDING_QUORUM;
-                snprintf(j->msg, sizeof j->msg, "no quorum: building state cannot change now (%s); local work goes on", err);
+                snprintf(j->msg, sizeof j->msg, "no quorum: building state cannot change now (%.255s); local work goes on",
+                         err.message);
         } else {
                 j->error = OSM_E_INTERNAL_ERROR;
-                snprintf(j->msg, sizeof j->msg, "building database: %s", err);
+                snprintf(j->msg, sizeof j->msg, "building database: %.255s", err.message);
         }
         return r < 0 ? r : -EIO;
 }
@@ -246,7 +240,7 @@ static int query_objects(osm_dq *c, const char *sql, json_t **out) {
         return 0;
 }
 
-int bld_read_state(osm_building *b, osm_dq *c, json_t **out, char *err, size_t errsize) {
+int bld_read_state(osm_building *b, osm_dq *c, json_t **out, osm_error *err) {
         json_t *meta = NULL, *members = NULL, *trust = NULL, *shares = NULL, *status = NULL;
         osm_dq_node *nodes = NULL;
         size_t n_nodes = 0;
@@ -258,7 +252,7 @@ int bld_read_state(osm_building *b, osm_dq *c, json_t **out, char *err, size_t e
             (r = query_objects(c, "SELECT room, collection, since FROM shares ORDER BY collection, room", &shares)) < 0 ||
             (r = query_objects(c, "SELECT room, at, summary FROM status", &status)) < 0 ||
             (r = osm_dq_cluster(c, &nodes, &n_nodes)) < 0) {
-                snprintf(err, errsize, "reading the building state: %s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
+                osm_error_set(err, r, 0, "reading the building state: %s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
                 json_decref(meta);
                 json_decref(members);
                 json_decref(trust);

@@ -134,7 +134,7 @@ void bld_submit(osm_building *b, bld_job *j);
 bld_job *bld_job_new(void (*work)(osm_building *, bld_job *), void (*done)(osm_building *, bld_job *),
                      void *call, json_t *in);
 void bld_job_free(bld_job *j);
-int bld_activate(osm_building *b, char *err, size_t errsize);
+int bld_activate(osm_building *b, osm_error *err);
 /* Stop the node and the transport (worker or loop); forget removes the building's files. */
 void bld_deactivate(osm_building *b, bool forget);
 /* On the loop, after a job activated or deactivated the building. */
@@ -149,12 +149,12 @@ const char *bld_role_of(osm_building *b, uint64_t node_id);
 bool bld_member_reachable(osm_building *b, json_t *state, json_t *member, int64_t now, int64_t *last_seen);
 
 /* bdb.c: the replicated database, from the worker or a transport thread */
-/* Connect c to the leader with the database open; fills err. 0, -EAGAIN (no leader:
- * no quorum), or -errno. */
+/* Connect c to the leader with the database open. 0, or -EAGAIN (no leader: no quorum)
+ * or -errno with err filled. */
 int bld_dial_leader(osm_building *b, osm_dq *c, int timeout_ms, uint64_t *leader_id, char *leader_addr,
-                    char *err, size_t errsize);
-/* The worker's cached leader connection, redialled as needed. */
-osm_dq *bld_leader(osm_building *b, char *err, size_t errsize);
+                    osm_error *err);
+/* The worker's cached leader connection, redialled as needed; NULL with err filled. */
+osm_dq *bld_leader(osm_building *b, osm_error *err);
 void bld_leader_drop(osm_building *b);
 /* Exec/query on the leader with retries until deadline; on failure j->error/j->msg set
  * (Quorum for no leader). */
@@ -162,7 +162,7 @@ int bld_exec(osm_building *b, bld_job *j, const char *sql, json_t *params);
 int bld_query(osm_building *b, bld_job *j, const char *sql, json_t *params, json_t **rows);
 extern const char bld_schema_sql[];
 /* Read the whole state into a new cache object (worker). */
-int bld_read_state(osm_building *b, osm_dq *c, json_t **out, char *err, size_t errsize);
+int bld_read_state(osm_building *b, osm_dq *c, json_t **out, osm_error *err);
 bool bld_dq_is_quorum_error(const osm_dq *c, int r);
 bool bld_dq_is_busy(const osm_dq *c, int r);
 /* osm_dq_exec retried while the leader answers busy (up to a few seconds). */
@@ -183,7 +183,9 @@ typedef struct bld_role_change {
 size_t bld_roles_plan(const bld_role_node *nodes, size_t n, bld_role_change *out, size_t max);
 
 /* join.c */
-int bld_invite(osm_building *b, int64_t expires_us, char **token, char *err, size_t errsize);
+/* A new join token in *token (free it wiped); -EBUSY with err filled while too many are
+ * outstanding, -ENOMEM. */
+int bld_invite(osm_building *b, int64_t expires_us, char **token, osm_error *err);
 void bld_join_work(osm_building *b, bld_job *j);
 void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req);
 bool bld_joins_open(osm_building *b);

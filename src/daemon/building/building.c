@@ -273,19 +273,19 @@ static void rebalance(osm_building *b, osm_dq *c, json_t *state) {
 }
 
 static void refresh_work(osm_building *b, bld_job *j) {
-        char err[256] = "";
-        osm_dq *c = bld_leader(b, err, sizeof err);
+        osm_error err = {};
+        osm_dq *c = bld_leader(b, &err);
         if (!c) {
-                snprintf(j->msg, sizeof j->msg, "%s", err);
+                snprintf(j->msg, sizeof j->msg, "%s", err.message);
                 j->error = OSM_E_BUILDING_QUORUM;
                 return;
         }
         json_t *state = NULL;
-        int r = bld_read_state(b, c, &state, err, sizeof err);
+        int r = bld_read_state(b, c, &state, &err);
         if (r < 0) {
                 bool q = bld_dq_is_quorum_error(c, r);
                 bld_leader_drop(b);
-                snprintf(j->msg, sizeof j->msg, "%s%s", q ? "no quorum: " : "", err);
+                snprintf(j->msg, sizeof j->msg, "%s%.255s", q ? "no quorum: " : "", err.message);
                 j->error = OSM_E_BUILDING_QUORUM;
                 return;
         }
@@ -604,22 +604,20 @@ static void transport_handler(void *arg, osm_btls_conn *c, const char *op, void 
         }
 }
 
-int bld_activate(osm_building *b, char *err, size_t errsize) {
+int bld_activate(osm_building *b, osm_error *err) {
         /* OpenSSL and libdqlite are opened here, when the room is in a building. */
-        osm_error why;
-        if (osm_dl_building(&why) < 0) {
-                snprintf(err, errsize, "%s", why.message);
-                return -EOPNOTSUPP;
-        }
+        osm_error why = {};
+        if (osm_dl_building(&why) < 0)
+                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why.message);
         int r = osm_bt_start(&b->d->identity, (unsigned) b->d->cfg.building_port, b->bind, b->address,
-                             transport_handler, b, &b->bt, err, errsize);
+                             transport_handler, b, &b->bt, err);
         if (r < 0)
                 return r;
         push_members(b);
         unsigned latency = (unsigned) (b->d->cfg.building_latency_us / 1000);
         osm_bnode_opts o = { .id = b->node_id, .address = b->address, .bind = b->bind, .dir = b->node_dir,
                              .latency_ms = latency ? latency : 1, .connect = osm_bt_connect_node, .connect_arg = b->bt };
-        r = osm_bnode_start(&o, &b->node, err, errsize);
+        r = osm_bnode_start(&o, &b->node, err);
         if (r < 0) {
                 osm_bt_stop(b->bt);
                 b->bt = NULL;
@@ -743,10 +741,10 @@ static int building_start(osm_daemon *d) {
                 return 0;
         }
         load_cache(b);
-        char err[256];
-        if (bld_activate(b, err, sizeof err) < 0) {
-                log_error("building: cannot rejoin \"%s\": %s", b->name, err);
-                snprintf(b->last_error, sizeof b->last_error, "%s", err);
+        osm_error err = {};
+        if ((r = bld_activate(b, &err)) < 0) {
+                log_error("building: cannot rejoin \"%s\": %s", b->name, osm_error_message(&err, strerror(-r)));
+                snprintf(b->last_error, sizeof b->last_error, "%s", osm_error_message(&err, strerror(-r)));
                 return 0;
         }
         bld_activated(b);

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "osmose/error.h"
+
 struct osm_daemon;
 
 /* The result of an asynchronous building call, on the loop. error is NULL on success
@@ -29,7 +31,7 @@ int osm_building_query(struct osm_daemon *d, const char *sql, json_t *params, os
 /* Hand a copy that arrived from a member (fd at offset 0, size bytes as the member
  * announced) to the caller, which verifies it by its id and keeps it: 0 taken, or < 0
  * refused (err says why; the next member is tried). */
-typedef int (*osm_building_take_fn)(void *arg, int fd, uint64_t size, char *err, size_t errsize);
+typedef int (*osm_building_take_fn)(void *arg, int fd, uint64_t size, osm_error *err);
 /* Fetch bundle id (size bytes; 0: any size up to the bundle limit) from the members that
  * keep it, one after another, each copy written to a temporary file in tmp_dir and given
  * to take. Blocks (a thread pool's thread). 0 when a copy was taken, -ENOENT when no

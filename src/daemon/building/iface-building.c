@@ -147,10 +147,11 @@ static int member_address(osm_building *b, const char *given, char *out, size_t 
 }
 
 static void create_work(osm_building *b, bld_job *j) {
-        char err[256] = "";
-        if (bld_save_state(b) < 0 || bld_activate(b, err, sizeof err) < 0) {
+        osm_error err = {};
+        if (bld_save_state(b) < 0 || bld_activate(b, &err) < 0) {
                 j->error = OSM_E_NOT_AVAILABLE;
-                snprintf(j->msg, sizeof j->msg, "cannot start the building: %s", err[0] ? err : "cannot write its state");
+                snprintf(j->msg, sizeof j->msg, "cannot start the building: %.255s",
+                         osm_error_message(&err, "cannot write its state"));
                 bld_deactivate(b, true);
                 return;
         }
@@ -158,7 +159,7 @@ static void create_work(osm_building *b, bld_job *j) {
         osm_dq c;
         int r = -EAGAIN;
         for (int i = 0; i < 100 && r < 0; i++) {
-                r = bld_dial_leader(b, &c, 5000, NULL, NULL, err, sizeof err);
+                r = bld_dial_leader(b, &c, 5000, NULL, NULL, &err);
                 if (r < 0)
                         usleep(50000);
         }
@@ -177,14 +178,14 @@ static void create_work(osm_building *b, bld_job *j) {
                         r = osm_dq_exec(&c, "INSERT INTO members (room, name, key, node_id, address, joined) "
                                             "VALUES (?, ?, ?, ?, ?, ?)", mem, NULL, NULL);
                 if (r < 0)
-                        snprintf(err, sizeof err, "%s", r == -EREMOTEIO ? c.err_msg : strerror(-r));
+                        osm_error_set(&err, r, 0, "%s", r == -EREMOTEIO ? c.err_msg : strerror(-r));
                 json_decref(meta);
                 json_decref(mem);
                 osm_dq_close(&c);
         }
         if (r < 0) {
                 j->error = OSM_E_INTERNAL_ERROR;
-                snprintf(j->msg, sizeof j->msg, "cannot set up the building's state: %s", err);
+                snprintf(j->msg, sizeof j->msg, "cannot set up the building's state: %.255s", err.message);
                 bld_deactivate(b, true);
                 return;
         }
@@ -255,10 +256,12 @@ static void m_invite(osm_call *call, json_t *p, void *ud) {
                 osm_call_invalid_param(call, "expires");   /* between 1 s and 7 days */
                 return;
         }
-        char *token = NULL, err[256] = "";
-        int r = bld_invite(b, us, &token, err, sizeof err);
+        char *token = NULL;
+        osm_error err = {};
+        int r = bld_invite(b, us, &token, &err);
         if (r < 0) {
-                osm_call_errorf(call, r == -EBUSY ? OSM_E_BUSY : OSM_E_INTERNAL_ERROR, "%s", err[0] ? err : strerror(-r));
+                osm_call_errorf(call, r == -EBUSY ? OSM_E_BUSY : OSM_E_INTERNAL_ERROR, "%s",
+                                osm_error_message(&err, strerror(-r)));
                 return;
         }
         log_info("building: invitation made, valid %lld s", (long long) (us / 1000000));
@@ -382,8 +385,8 @@ static int forget_room(osm_dq *c, json_t *p) {
 
 /* One attempt at leaving: hand leadership on if we lead, forget our rows, leave the
  * cluster. 0, or -errno with err filled. */
-static int leave_once(osm_building *b, char *err, size_t errsize, bool *quorum) {
-        osm_dq *c = bld_leader(b, err, errsize);
+static int leave_once(osm_building *b, bool *quorum, osm_error *err) {
+        osm_dq *c = bld_leader(b, err);
         *quorum = true;
         if (!c)
                 return -EAGAIN;
@@ -409,23 +412,23 @@ static int leave_once(osm_building *b, char *err, size_t errsize, bool *quorum) 
                 r = osm_dq_remove(c, b->node_id);
         if (r < 0) {
                 *quorum = bld_dq_is_quorum_error(c, r) || strstr(c->err_msg, "in progress");
-                snprintf(err, errsize, "%s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
+                osm_error_set(err, r, 0, "%s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
                 bld_leader_drop(b);
         }
         return r;
 }
 
 static void leave_work(osm_building *b, bld_job *j) {
-        char err[256] = "";
+        osm_error err = {};
         bool quorum = true;
         int r = -EAGAIN;
         /* Retried across a leader change or a membership change in flight, for a while. */
         uint64_t dl = osm_now_mono_us() + OSM_MAX(b->d->cfg.building_latency_us * 15 * 10, 5000000);
-        while ((r = leave_once(b, err, sizeof err, &quorum)) < 0 && quorum && osm_now_mono_us() < dl)
+        while ((r = leave_once(b, &quorum, &err)) < 0 && quorum && osm_now_mono_us() < dl)
                 usleep(200000);
         if (r < 0) {
                 j->error = quorum ? OSM_E_BUILDING_QUORUM : OSM_E_INTERNAL_ERROR;
-                snprintf(j->msg, sizeof j->msg, "cannot leave now: %s%s", err,
+                snprintf(j->msg, sizeof j->msg, "cannot leave now: %.255s%s", err.message,
                          quorum ? " (another room can 'building remove' this one once quorum is back)" : "");
                 return;
         }
@@ -463,13 +466,13 @@ static void remove_work(osm_building *b, bld_job *j) {
                         return;
                 }
         json_decref(p);
-        char err[256] = "";
-        osm_dq *c = bld_leader(b, err, sizeof err);
+        osm_error err = {};
+        osm_dq *c = bld_leader(b, &err);
         int r = c ? osm_dq_remove(c, (uint64_t) node) : -EAGAIN;
         if (r < 0 && !(c && strstr(c->err_msg, "no server"))) {
                 j->error = OSM_E_BUILDING_QUORUM;
-                snprintf(j->msg, sizeof j->msg, "the member row is gone but its node stays in the cluster: %s",
-                         c && r == -EREMOTEIO ? c->err_msg : err);
+                snprintf(j->msg, sizeof j->msg, "the member row is gone but its node stays in the cluster: %.255s",
+                         c && r == -EREMOTEIO ? c->err_msg : err.message);
                 bld_leader_drop(b);
         }
 }
@@ -544,18 +547,19 @@ static void recover_work(osm_building *b, bld_job *j) {
         bld_leader_drop(b);
         osm_bnode_stop(b->node);
         b->node = NULL;
-        char err[256] = "";
-        int r = osm_bnode_recover(b->node_dir, b->node_id, b->address, ids, addrs, (int) (n + 1), err, sizeof err);
+        osm_error err = {};
+        int r = osm_bnode_recover(b->node_dir, b->node_id, b->address, ids, addrs, (int) (n + 1), &err);
         free(ids);
         free(addrs);
         unsigned latency = (unsigned) (b->d->cfg.building_latency_us / 1000);
         osm_bnode_opts o = { .id = b->node_id, .address = b->address, .bind = b->bind, .dir = b->node_dir,
                              .latency_ms = latency ? latency : 1, .connect = osm_bt_connect_node, .connect_arg = b->bt };
-        char err2[256] = "";
-        int r2 = osm_bnode_start(&o, &b->node, err2, sizeof err2);
+        osm_error err2 = {};
+        int r2 = osm_bnode_start(&o, &b->node, &err2);
         if (r < 0 || r2 < 0) {
                 j->error = OSM_E_INTERNAL_ERROR;
-                snprintf(j->msg, sizeof j->msg, "recovery failed: %s%s%s", err, r < 0 && r2 < 0 ? "; " : "", err2);
+                snprintf(j->msg, sizeof j->msg, "recovery failed: %.255s%s%.237s", err.message, r < 0 && r2 < 0 ? "; " : "",
+                         err2.message);
                 json_decref(names);
                 return;
         }

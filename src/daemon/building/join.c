@@ -38,7 +38,7 @@ bool bld_joins_open(osm_building *b) {
         return open;
 }
 
-int bld_invite(osm_building *b, int64_t expires_us, char **out, char *err, size_t errsize) {
+int bld_invite(osm_building *b, int64_t expires_us, char **out, osm_error *err) {
         osm_token t = { 0 };
         int64_t now = osm_now_real_us();
         snprintf(t.building, sizeof t.building, "%s", b->building_id);
@@ -63,8 +63,8 @@ int bld_invite(osm_building *b, int64_t expires_us, char **out, char *err, size_
         pthread_mutex_unlock(&b->lock);
         if (slot < 0) {
                 osm_token_wipe(&t);
-                snprintf(err, errsize, "%d invitations are outstanding already; let some expire", BLD_MAX_TOKENS);
-                return -EBUSY;
+                return osm_error_set(err, -EBUSY, 0, "%d invitations are outstanding already; let some expire",
+                                     BLD_MAX_TOKENS);
         }
         *out = osm_token_encode(&t);
         osm_token_wipe(&t);
@@ -186,14 +186,14 @@ void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req) {
         }
 
         osm_dq q;
-        char err[256] = "";
+        osm_error err = {};
         uint64_t node_id;
         do {
                 randombytes_buf(&node_id, sizeof node_id);
                 node_id &= (1ull << 62) - 1;
         } while (node_id < 2);
-        if (bld_dial_leader(b, &q, JOIN_STEP_MS, NULL, NULL, err, sizeof err) < 0) {
-                refuse(b, c, "quorum", err, NULL);
+        if (bld_dial_leader(b, &q, JOIN_STEP_MS, NULL, NULL, &err) < 0) {
+                refuse(b, c, "quorum", err.message, NULL);
                 return;
         }
         json_t *p = json_pack("[s,s,s,I,s,I]", room, name, pk, (json_int_t) node_id, address, (json_int_t) now);
@@ -201,14 +201,14 @@ void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req) {
                                   p);
         json_decref(p);
         if (r < 0) {
-                snprintf(err, sizeof err, "%s", r == -EREMOTEIO ? q.err_msg : strerror(-r));
+                osm_error_set(&err, r, 0, "%s", r == -EREMOTEIO ? q.err_msg : strerror(-r));
                 osm_dq_close(&q);
-                refuse(b, c, strstr(err, "UNIQUE") ? "member" : "quorum", err, NULL);
+                refuse(b, c, strstr(err.message, "UNIQUE") ? "member" : "quorum", err.message, NULL);
                 return;
         }
         osm_bt_add_member(b->bt, c->peer);
         json_t *state = NULL;
-        if (bld_read_state(b, &q, &state, err, sizeof err) < 0)
+        if (bld_read_state(b, &q, &state, NULL) < 0)
                 state = json_pack("{s:[]}", "members");
         reply_line(c, json_pack("{s:b,s:I,s:s,s:s,s:O,s:s}", "ok", 1, "node_id", (json_int_t) node_id, "building",
                                 b->building_id, "name", b->name, "members", json_object_get(state, "members"),
@@ -226,13 +226,13 @@ void bld_handle_join(osm_building *b, osm_btls_conn *c, json_t *req) {
         if (go)
                 r = change_retry(&q, node_id, address, 0);
         if (!go || r < 0) {
-                snprintf(err, sizeof err, "%s", !go ? "the joiner did not get ready" : q.err_msg);
+                osm_error_set(&err, !go ? -ETIMEDOUT : r, 0, "%s", !go ? "the joiner did not get ready" : q.err_msg);
                 p = json_pack("[s]", room);
                 bld_dq_exec_retry(&q, "DELETE FROM members WHERE room = ?", p);
                 json_decref(p);
                 osm_dq_close(&q);
-                log_notice("building: join of %s failed: %s", room, err);
-                reply_line(c, json_pack("{s:s,s:s}", "error", "JoinFailed", "message", err));
+                log_notice("building: join of %s failed: %s", room, err.message);
+                reply_line(c, json_pack("{s:s,s:s}", "error", "JoinFailed", "message", err.message));
                 return;
         }
         /* A first role at once (the leader's rebalancing refines it): a voter while there
@@ -411,9 +411,10 @@ void bld_join_work(osm_building *b, bld_job *j) {
         b->node_id = (uint64_t) node_id;
         json_decref(b->cache);
         b->cache = json_pack("{s:O}", "members", json_object_get(rep, "members"));
-        char err[256];
-        if ((r = bld_save_state(b)) < 0 || (r = bld_activate(b, err, sizeof err)) < 0) {
-                join_fail(j, OSM_E_INTERNAL_ERROR, "cannot start the building here: %s", r == -EIO ? err : strerror(-r));
+        osm_error err = {};
+        if ((r = bld_save_state(b)) < 0 || (r = bld_activate(b, &err)) < 0) {
+                join_fail(j, OSM_E_INTERNAL_ERROR, "cannot start the building here: %s",
+                          r == -EIO ? err.message : strerror(-r));
                 bld_deactivate(b, true);
                 goto out;
         }

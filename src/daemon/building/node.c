@@ -18,42 +18,41 @@ struct osm_bnode {
 #define SNAPSHOT_THRESHOLD 512
 #define SNAPSHOT_TRAILING  768
 
-int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size_t errsize) {
-        osm_error why;
-        if (osm_dl_building(&why) < 0) {
-                snprintf(errbuf, errsize, "%s", why.message);
-                return -EOPNOTSUPP;
-        }
+int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, osm_error *err) {
+        osm_error why = {};
+        int rv = osm_dl_building(&why);
+        if (rv < 0)
+                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why.message);
         osm_bnode *n = calloc(1, sizeof *n);
         if (!n)
-                return -ENOMEM;
-        int rv = osm_mkdir_p(o->dir, 0700);
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
+        rv = osm_mkdir_p(o->dir, 0700);
         if (rv < 0) {
-                snprintf(errbuf, errsize, "cannot create %s: %s", o->dir, strerror(-rv));
+                osm_error_set(err, rv, 0, "cannot create %s: %s", o->dir, strerror(-rv));
                 free(n);
                 return rv;
         }
         rv = sym_dqlite_node_create(o->id, o->address, o->dir, &n->node);
         if (rv != 0) {
-                snprintf(errbuf, errsize, "dqlite_node_create: %s",
-                         n->node ? sym_dqlite_node_errmsg(n->node) : "out of memory");
+                osm_error_set(err, -EIO, 0, "dqlite_node_create: %s",
+                              n->node ? sym_dqlite_node_errmsg(n->node) : "out of memory");
                 goto fail;
         }
         if ((rv = sym_dqlite_node_set_bind_address(n->node, o->bind)) != 0) {
-                snprintf(errbuf, errsize, "cannot bind %s: %s", o->bind, sym_dqlite_node_errmsg(n->node));
+                osm_error_set(err, -EIO, 0, "cannot bind %s: %s", o->bind, sym_dqlite_node_errmsg(n->node));
                 goto fail;
         }
         if (o->connect && (rv = sym_dqlite_node_set_connect_func(n->node, o->connect, o->connect_arg)) != 0) {
-                snprintf(errbuf, errsize, "dqlite_node_set_connect_func failed (%d)", rv);
+                osm_error_set(err, -EIO, 0, "dqlite_node_set_connect_func failed (%d)", rv);
                 goto fail;
         }
         if (o->latency_ms && (rv = sym_dqlite_node_set_network_latency_ms(n->node, o->latency_ms)) != 0) {
-                snprintf(errbuf, errsize, "network latency %u ms refused (%d)", o->latency_ms, rv);
+                osm_error_set(err, -EIO, 0, "network latency %u ms refused (%d)", o->latency_ms, rv);
                 goto fail;
         }
         sym_dqlite_node_set_snapshot_params(n->node, SNAPSHOT_THRESHOLD, SNAPSHOT_TRAILING);
         if ((rv = sym_dqlite_node_start(n->node)) != 0) {
-                snprintf(errbuf, errsize, "dqlite_node_start: %s", sym_dqlite_node_errmsg(n->node));
+                osm_error_set(err, -EIO, 0, "dqlite_node_start: %s", sym_dqlite_node_errmsg(n->node));
                 goto fail;
         }
         *out = n;
@@ -74,16 +73,16 @@ void osm_bnode_stop(osm_bnode *n) {
 }
 
 int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
-                      const char *const *addresses, int count, char *errbuf, size_t errsize) {
-        osm_error why;
-        if (osm_dl_building(&why) < 0) {
-                snprintf(errbuf, errsize, "%s", why.message);
-                return -EOPNOTSUPP;
-        }
+                      const char *const *addresses, int count, osm_error *err) {
+        osm_error why = {};
+        int rv = osm_dl_building(&why);
+        if (rv < 0)
+                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why.message);
         dqlite_node *node = NULL;
-        int rv = sym_dqlite_node_create(id, address, dir, &node);
+        rv = sym_dqlite_node_create(id, address, dir, &node);
         if (rv != 0) {
-                snprintf(errbuf, errsize, "dqlite_node_create: %s", node ? sym_dqlite_node_errmsg(node) : "out of memory");
+                osm_error_set(err, -EIO, 0, "dqlite_node_create: %s",
+                              node ? sym_dqlite_node_errmsg(node) : "out of memory");
                 if (node)
                         sym_dqlite_node_destroy(node);
                 return -EIO;
@@ -91,7 +90,7 @@ int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const u
         dqlite_node_info *infos = calloc((size_t) count, sizeof *infos);
         if (!infos) {
                 sym_dqlite_node_destroy(node);
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         }
         for (int i = 0; i < count; i++) {
                 infos[i].id = ids[i];
@@ -99,7 +98,7 @@ int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const u
         }
         rv = sym_dqlite_node_recover(node, infos, count);
         if (rv != 0)
-                snprintf(errbuf, errsize, "dqlite_node_recover: %s", sym_dqlite_node_errmsg(node));
+                osm_error_set(err, -EIO, 0, "dqlite_node_recover: %s", sym_dqlite_node_errmsg(node));
         free(infos);
         sym_dqlite_node_destroy(node);
         return rv != 0 ? -EIO : 0;

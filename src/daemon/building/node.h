@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "osmose/error.h"
+
 typedef struct osm_bnode osm_bnode;
 
 /* How the node reaches another node's address: returns 0 and a connected, blocking fd in
@@ -20,13 +22,13 @@ typedef struct osm_bnode_opts {
         void *connect_arg;
 } osm_bnode_opts;
 
-/* Create and start a node. On failure *err (static or in errbuf) says why. */
-int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, char *errbuf, size_t errsize);
+/* Create and start a node. On failure err says why. */
+int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, osm_error *err);
 /* Stop (waits for its thread) and free. NULL is fine. */
 void osm_bnode_stop(osm_bnode *n);
 
 /* dqlite's recovery: rewrite the raft configuration of a stopped node's directory to
  * exactly these nodes (ids, addresses; all voters). Run on one node, then copy its
- * directory to the others. Returns 0 or -EIO with errbuf filled. */
+ * directory to the others. Returns 0, or -EIO (or -EOPNOTSUPP, -ENOMEM) with err filled. */
 int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
-                      const char *const *addresses, int n, char *errbuf, size_t errsize);
+                      const char *const *addresses, int n, osm_error *err);

@@ -241,11 +241,10 @@ typedef struct candidate {
  * table before it reports its health), else from the last copy of the state. */
 static json_t *holder_rooms(osm_building *b, const char *id) {
         osm_dq c;
-        char err[256];
         json_t *rooms = json_array(), *cols = NULL, *rows = NULL, *params = json_pack("[s]", id);
         size_t i;
         json_t *h;
-        if (bld_dial_leader(b, &c, DIAL_MS, NULL, NULL, err, sizeof err) == 0) {
+        if (bld_dial_leader(b, &c, DIAL_MS, NULL, NULL, NULL) == 0) {
                 int r = osm_dq_query(&c, "SELECT room FROM bundle_holders WHERE bundle = ?", params, &cols, &rows);
                 osm_dq_close(&c);
                 json_decref(params);
@@ -382,7 +381,12 @@ static int try_member(osm_building *b, candidate *m, const char *id, uint64_t wa
                 snprintf(err, sizeof err, "lseek: %m");
                 goto done;
         }
-        result = take(arg, out, size, err, sizeof err) == 0 ? TRY_TAKEN : TRY_REFUSED;
+        if (take(arg, out, size, &why) == 0) {   /* why is still empty: the dial went well */
+                result = TRY_TAKEN;
+        } else {
+                result = TRY_REFUSED;
+                snprintf(err, sizeof err, "%s", why.message);
+        }
 done:
         json_decref(o);
         fd_unregister(slot);

@@ -377,10 +377,10 @@ int osm_bt_connect_node_within(osm_bt *t, const char *address, int timeout_ms, i
 /* ---------- start, stop ---------- */
 
 int osm_bt_start(const osm_keypair *id, unsigned port, const char *node_bind, const char *own_address,
-                 osm_bt_handler handler, void *arg, osm_bt **out, char *err, size_t errsize) {
+                 osm_bt_handler handler, void *arg, osm_bt **out, osm_error *err) {
         osm_bt *t = calloc(1, sizeof *t);
         if (!t)
-                return -ENOMEM;
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
         t->listen_fd = -1;
         pthread_mutex_init(&t->lock, NULL);
         pthread_cond_init(&t->idle, NULL);
@@ -389,9 +389,8 @@ int osm_bt_start(const osm_keypair *id, unsigned port, const char *node_bind, co
         t->handler = handler;
         t->handler_arg = arg;
         if (osm_btls_init(&t->tls, id, allow_cb, t) < 0) {
-                snprintf(err, errsize, "cannot set up TLS with the identity key");
                 osm_bt_stop(t);
-                return -EIO;
+                return osm_error_set(err, -EIO, 0, "cannot set up TLS with the identity key");
         }
         int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int zero = 0, one = 1;
@@ -403,16 +402,15 @@ int osm_bt_start(const osm_keypair *id, unsigned port, const char *node_bind, co
         }
         if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
                 int r = -errno;
-                snprintf(err, errsize, "cannot listen on port %u: %s", port, strerror(-r));
+                osm_error_set(err, r, 0, "cannot listen on port %u: %s", port, strerror(-r));
                 osm_close(fd);
                 osm_bt_stop(t);
                 return r;
         }
         t->listen_fd = fd;
         if (pthread_create(&t->acceptor, NULL, acceptor_main, t) != 0) {
-                snprintf(err, errsize, "cannot start the accept thread");
                 osm_bt_stop(t);
-                return -EAGAIN;
+                return osm_error_set(err, -EAGAIN, 0, "cannot start the accept thread");
         }
         t->acceptor_running = true;
         *out = t;

@@ -24,7 +24,7 @@ typedef struct osm_bt_counters {
 /* Start listening on port (all addresses, IPv4 and IPv6). node_bind: "@name" of the local
  * dqlite node; own_address: this room's member address (dialled locally). */
 int osm_bt_start(const osm_keypair *id, unsigned port, const char *node_bind, const char *own_address,
-                 osm_bt_handler handler, void *arg, osm_bt **out, char *err, size_t errsize);
+                 osm_bt_handler handler, void *arg, osm_bt **out, osm_error *err);
 /* Stop: no new connections; open ones are shut down; waits for the threads (bounded). */
 void osm_bt_stop(osm_bt *t);
 

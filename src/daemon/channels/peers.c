@@ -18,15 +18,11 @@ typedef struct take_ctx {
         const char *id;
 } take_ctx;
 
-static int take(void *arg, int fd, uint64_t size, char *err, size_t errsize) {
+static int take(void *arg, int fd, uint64_t size, osm_error *err) {
         take_ctx *t = arg;
         const char *err_name = NULL;
         char got[OSM_HASH_HEX];
-        osm_error e;
-        int r = ch_keep_bundle(t->c, fd, t->id, size, got, &err_name, &e);
-        if (r < 0)
-                snprintf(err, errsize, "%s", e.message);
-        return r;
+        return ch_keep_bundle(t->c, fd, t->id, size, got, &err_name, err);
 }
 
 int ch_fetch_from_peers(osm_channels *c, const char *id, uint64_t size) {
