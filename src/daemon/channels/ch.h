@@ -72,8 +72,9 @@ ch_follow *ch_follow_add(osm_channels *c, const char *name, const char *source, 
 int ch_follow_remove(osm_channels *c, const char *name);
 int ch_follow_set_pin(osm_channels *c, ch_follow *f, int64_t version);
 /* The sequence rules against the lists seen before; records an accepted one. Returns
- * NULL, or the error name with msg set (and *newest). */
-const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, size_t msgsize, int64_t *newest);
+ * NULL, or the error name with err filled (-ESTALE: replayed or stale, -EIO: the
+ * database) and *newest set. */
+const char *ch_seen_check(osm_channels *c, const osm_channel *ch, int64_t *newest, osm_error *err);
 bool ch_clock_trusted(osm_channels *c);
 
 /* source.c (thread pool side): the list and the bundles, from a directory or a URL. */

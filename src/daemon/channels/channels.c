@@ -78,7 +78,7 @@ bool ch_clock_trusted(osm_channels *c) {
         return r >= 0 && r != TIME_ERROR && !(tx.status & STA_UNSYNC);
 }
 
-const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, size_t msgsize, int64_t *newest) {
+const char *ch_seen_check(osm_channels *c, const osm_channel *ch, int64_t *newest, osm_error *err) {
         char signer[OSM_PUBKEY_B64], digest[OSM_HASH_HEX];
         osm_pubkey_encode(ch->signer, signer);
         osm_hash_hex(ch->digest, digest);
@@ -87,7 +87,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
                                -1, &mx, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(c->db, "SELECT sequence FROM seen WHERE channel = ?1 AND signer = ?2 AND digest = ?3",
                                -1, &same, NULL) != SQLITE_OK) {
-                snprintf(msg, msgsize, "channels db: %s", sqlite3_errmsg(c->db));
+                osm_error_set(err, -EIO, 0, "channels db: %s", sqlite3_errmsg(c->db));
                 return OSM_E_INTERNAL_ERROR;
         }
         sqlite3_bind_text(mx, 1, ch->name, -1, SQLITE_STATIC);
@@ -104,19 +104,19 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
                 if (seen && ch->sequence == max)
                         return NULL;   /* the newest list again: nothing new */
                 if (seen) {
-                        snprintf(msg, msgsize, "channel %s: this list (sequence %lld) was seen before and "
-                                 "sequence %lld has replaced it: a replay of an old list is refused",
-                                 ch->name, (long long) ch->sequence, (long long) max);
+                        osm_error_set(err, -ESTALE, 0, "channel %s: this list (sequence %lld) was seen before "
+                                      "and sequence %lld has replaced it: a replay of an old list is refused",
+                                      ch->name, (long long) ch->sequence, (long long) max);
                         return OSM_E_CHANNEL_REPLAYED;
                 }
                 if (ch->sequence == max)
-                        snprintf(msg, msgsize, "channel %s: sequence %lld was already seen with other "
-                                 "contents: refused (a publisher must raise the sequence with every "
-                                 "signing)", ch->name, (long long) ch->sequence);
+                        osm_error_set(err, -ESTALE, 0, "channel %s: sequence %lld was already seen with other "
+                                      "contents: refused (a publisher must raise the sequence with every "
+                                      "signing)", ch->name, (long long) ch->sequence);
                 else
-                        snprintf(msg, msgsize, "channel %s: sequence %lld is lower than %lld, already "
-                                 "seen: refused (rollback or freeze)", ch->name, (long long) ch->sequence,
-                                 (long long) max);
+                        osm_error_set(err, -ESTALE, 0, "channel %s: sequence %lld is lower than %lld, already "
+                                      "seen: refused (rollback or freeze)", ch->name, (long long) ch->sequence,
+                                      (long long) max);
                 return OSM_E_CHANNEL_STALE_SEQUENCE;
         }
         if (sqlite3_prepare_v2(c->db, "INSERT INTO seen(channel, signer, sequence, digest, time) "
@@ -124,7 +124,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
             sqlite3_prepare_v2(c->db, "DELETE FROM seen WHERE channel = ?1 AND signer = ?2 AND sequence NOT IN "
                                "(SELECT sequence FROM seen WHERE channel = ?1 AND signer = ?2 "
                                "ORDER BY sequence DESC LIMIT ?3)", -1, &trim, NULL) != SQLITE_OK) {
-                snprintf(msg, msgsize, "channels db: %s", sqlite3_errmsg(c->db));
+                osm_error_set(err, -EIO, 0, "channels db: %s", sqlite3_errmsg(c->db));
                 return OSM_E_INTERNAL_ERROR;
         }
         sqlite3_bind_text(ins, 1, ch->name, -1, SQLITE_STATIC);
@@ -136,7 +136,7 @@ const char *ch_seen_check(osm_channels *c, const osm_channel *ch, char *msg, siz
         sqlite3_bind_text(trim, 2, signer, -1, SQLITE_STATIC);
         sqlite3_bind_int(trim, 3, CH_SEEN_KEPT);
         if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(trim) != SQLITE_DONE) {
-                snprintf(msg, msgsize, "channels db: recording the list: %s", sqlite3_errmsg(c->db));
+                osm_error_set(err, -EIO, 0, "channels db: recording the list: %s", sqlite3_errmsg(c->db));
                 return OSM_E_INTERNAL_ERROR;
         }
         return NULL;

@@ -360,6 +360,7 @@ static void import_after(uv_work_t *req, int status) {
                         int t = osm_workloads_trusted(c->d->workloads, doc->ch->signer);
                         int64_t newest;
                         const char *e;
+                        osm_error why = {};
                         if (t != 1) {
                                 doc->err_name = OSM_E_CHANNEL_UNTRUSTED;
                                 snprintf(doc->err, sizeof doc->err, "channel %s is signed by %s, which is not a "
@@ -368,8 +369,9 @@ static void import_after(uv_work_t *req, int status) {
                                    osm_now_real_us() / 1000000 > doc->ch->expires) {
                                 doc->err_name = OSM_E_CHANNEL_EXPIRED;
                                 snprintf(doc->err, sizeof doc->err, "channel %s has expired", doc->ch->name);
-                        } else if ((e = ch_seen_check(c, doc->ch, doc->err, sizeof doc->err, &newest))) {
+                        } else if ((e = ch_seen_check(c, doc->ch, &newest, &why))) {
                                 doc->err_name = e;
+                                snprintf(doc->err, sizeof doc->err, "%s", why.message);
                         } else {
                                 _cleanup_free_ char *dir = NULL, *p = NULL;
                                 int r = -ENOMEM;

@@ -170,8 +170,9 @@ int ch_building_sync_then_check(osm_channels *c) {
 
 /* ---- the gate: has this room's wave come? ----------------------------------------------------- */
 
-/* rows: [room, name, state of this bundle or null, held] of every member, by name. */
-static const char *gate_decide(osm_channels *c, ch_follow *f, json_t *rows, char *why, size_t whysize) {
+/* rows: [room, name, state of this bundle or null, held] of every member, by name. The
+ * verdict: "go", or "waiting" (why filled, -EAGAIN) or "halted" (why filled, -ECANCELED). */
+static const char *gate_decide(osm_channels *c, ch_follow *f, json_t *rows, osm_error *why) {
         const char *me = c->d->space_id;
         const char *canary = f->canary;
         size_t i;
@@ -181,7 +182,7 @@ static const char *gate_decide(osm_channels *c, ch_follow *f, json_t *rows, char
                 const char *room = json_string_value(json_array_get(row, 0));
                 const char *name = json_string_value(json_array_get(row, 1));
                 if (room && strcmp(room, me) == 0 && truthy(json_array_get(row, 3))) {
-                        snprintf(why, whysize, "this room is on hold (osmosectl rollout release)");
+                        osm_error_set(why, -EAGAIN, 0, "this room is on hold (osmosectl rollout release)");
                         return "waiting";
                 }
                 if (canary && name && strcmp(name, canary) == 0)
@@ -196,11 +197,11 @@ static const char *gate_decide(osm_channels *c, ch_follow *f, json_t *rows, char
         if (strcmp(json_string_value(json_array_get(canary_row, 0)), me) == 0)
                 return "go";
         if (cstate && strcmp(cstate, "failed") == 0) {
-                snprintf(why, whysize, "halted: the canary %s failed this version's health check", cname);
+                osm_error_set(why, -ECANCELED, 0, "halted: the canary %s failed this version's health check", cname);
                 return "halted";
         }
         if (!cstate || strcmp(cstate, "healthy") != 0) {
-                snprintf(why, whysize, "waiting for the canary %s", cname);
+                osm_error_set(why, -EAGAIN, 0, "waiting for the canary %s", cname);
                 return "waiting";
         }
         /* The others, in name order, batch by batch. */
@@ -226,13 +227,13 @@ static const char *gate_decide(osm_channels *c, ch_follow *f, json_t *rows, char
                 const char *st = json_string_value(json_array_get(row, 2));
                 bool held = truthy(json_array_get(row, 3));
                 if (st && strcmp(st, "failed") == 0) {
-                        snprintf(why, whysize, "halted: %s failed this version's health check",
-                                 json_string_value(json_array_get(row, 1)));
+                        osm_error_set(why, -ECANCELED, 0, "halted: %s failed this version's health check",
+                                      json_string_value(json_array_get(row, 1)));
                         return "halted";
                 }
                 if (!held && (!st || strcmp(st, "healthy") != 0)) {
-                        snprintf(why, whysize, "waiting for wave %zu (%s)", wave + 1,
-                                 json_string_value(json_array_get(row, 1)));
+                        osm_error_set(why, -EAGAIN, 0, "waiting for wave %zu (%s)", wave + 1,
+                                      json_string_value(json_array_get(row, 1)));
                         return "waiting";
                 }
         }
@@ -246,19 +247,19 @@ static void gate_read(pending *p, const char *error, const char *message, json_t
         void *job = ((void **) p->data)[1];
         free(p->data);
         ch_follow *f = ch_find(p->c, p->name);
-        char why[256] = "";
+        osm_error why = {};
         if (p->c->stopped) {
                 fn(job, "stopped", "the daemon is stopping");
                 return;
         }
         if (error || !f) {
-                snprintf(why, sizeof why, "the building's rollout state cannot be read: %s",
-                         message ? message : error ? error : "unfollowed");
-                fn(job, "waiting", why);
+                osm_error_set(&why, -EAGAIN, 0, "the building's rollout state cannot be read: %s",
+                              message ? message : error ? error : "unfollowed");
+                fn(job, "waiting", why.message);
                 return;
         }
-        const char *verdict = gate_decide(p->c, f, rows, why, sizeof why);
-        fn(job, verdict, why);
+        const char *verdict = gate_decide(p->c, f, rows, &why);
+        fn(job, verdict, why.message);
 }
 
 int ch_building_gate(osm_channels *c, ch_follow *f, const char *bundle, void (*fn)(void *, const char *, const char *),

@@ -329,10 +329,10 @@ static void judge(ch_job *j) {
                 return;
         }
         int64_t newest = 0;
-        char msg[512];
-        const char *e = ch_seen_check(c, doc, msg, sizeof msg, &newest);
+        osm_error why = {};
+        const char *e = ch_seen_check(c, doc, &newest, &why);
         if (e) {
-                job_fail(j, e, "%s", msg);
+                job_fail(j, e, "%s", why.message);
                 if (strcmp(e, OSM_E_INTERNAL_ERROR) != 0)
                         j->err_extra = json_pack("{s:I, s:I}", "sequence", (json_int_t) doc->sequence,
                                                  "newest", (json_int_t) newest);
