@@ -24,12 +24,6 @@ struct osm_workloads_snapshot {
         bool adopted;             /* loaded at start and handed over (or created this run) */
 };
 
-/* The snapshots of upgrades in progress, to go back to after a restart or a crash. */
-static const char snapshots_schema[] =
-        "CREATE TABLE IF NOT EXISTS snapshots(name TEXT PRIMARY KEY, bundle_id TEXT NOT NULL, manifest TEXT NOT NULL,"
-        " has_rootfs INTEGER NOT NULL, signer TEXT, verified INTEGER NOT NULL, allow_unsigned INTEGER NOT NULL,"
-        " grants TEXT NOT NULL)";
-
 bool wl_snapshot_holds(osm_workloads *w, const char *bundle_id) {
         for (struct osm_workloads_snapshot *s = w->snapshots; s; s = s->next)
                 if (strcmp(s->bundle_id, bundle_id) == 0)
@@ -122,8 +116,7 @@ int osm_workloads_snapshot_persist(osm_workloads *w, struct osm_workloads_snapsh
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         if (!gtext)
                 return -ENOMEM;
-        if (wl_db_exec(w, snapshots_schema) < 0 ||
-            sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO snapshots(name, bundle_id, manifest, has_rootfs, signer, "
+        if (sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO snapshots(name, bundle_id, manifest, has_rootfs, signer, "
                                "verified, allow_unsigned, grants) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
@@ -145,8 +138,7 @@ int osm_workloads_snapshot_persist(osm_workloads *w, struct osm_workloads_snapsh
 
 int wl_snapshots_load(osm_workloads *w) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        if (wl_db_exec(w, snapshots_schema) < 0 ||
-            sqlite3_prepare_v2(w->db, "SELECT name, bundle_id, manifest, has_rootfs, signer, verified, allow_unsigned, "
+        if (sqlite3_prepare_v2(w->db, "SELECT name, bundle_id, manifest, has_rootfs, signer, verified, allow_unsigned, "
                                "grants FROM snapshots", -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         int rc;

@@ -32,7 +32,13 @@ static const char schema[] =
         /* Who owns a workload name and its host id range; outlives a removal that keeps
          * the data, so the range is never given to another while the data exists. */
         "CREATE TABLE IF NOT EXISTS owners("
-        "  name TEXT PRIMARY KEY, tenant TEXT NOT NULL, uid_block INTEGER NOT NULL UNIQUE);";
+        "  name TEXT PRIMARY KEY, tenant TEXT NOT NULL, uid_block INTEGER NOT NULL UNIQUE);"
+        /* The snapshots of channel upgrades in progress (channel-hooks.c), to go back to
+         * after a restart or a crash. */
+        "CREATE TABLE IF NOT EXISTS snapshots("
+        "  name TEXT PRIMARY KEY, bundle_id TEXT NOT NULL, manifest TEXT NOT NULL,"
+        "  has_rootfs INTEGER NOT NULL, signer TEXT, verified INTEGER NOT NULL, allow_unsigned INTEGER NOT NULL,"
+        "  grants TEXT NOT NULL);";
 
 int wl_db_exec(osm_workloads *w, const char *sql) {
         char *msg = NULL;
