@@ -43,7 +43,7 @@ ch_building_up "$(conf no)" || { echo "distribution: $CH_ERR"; exit 1; }
 printf '%d rooms make a building in %.1f s\n' "$N" "$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')"
 
 pub=$(ctl keygen -o "$T/key")
-for r in "${ROOMS[@]}"; do rctl "$r" trust add "$pub" >/dev/null || { echo "distribution: trust add in $r"; exit 1; }; done
+ch_trust_all "$pub" || { echo "distribution: $CH_ERR"; exit 1; }
 build() {   # VERSION: a one-shot workload with MIB MiB of its own random data; sets ID and SIZE
     local d=$T/src-$1 o; rm -rf "$T"/src-*; mkdir -p "$d/rootfs/opt"
     ch_rootfs "$d" /bin/true

@@ -8,12 +8,18 @@
 #                                until every room sees them all; returns 1 with CH_ERR set
 #                                (call it in the shell itself, not in $(...): rooms.sh tracks
 #                                the daemons' PIDs)
+#   ch_trust_all KEY             trust KEY (a publisher's public key) in every room of ROOMS;
+#                                returns 1 with CH_ERR set
 #   ch_rootfs DIR PROGRAM...     copy PROGRAM (e.g. /bin/sleep) and the libraries it loads into
 #                                DIR/rootfs (a bundle with a rootfs sees nothing else), and
 #                                /bin/dash as /bin/sh
 ch_ip() { local i; for i in "${!ROOMS[@]}"; do [ "${ROOMS[$i]}" = "$1" ] && echo "$ROOMS_NET.$((i + 1))"; done; }
 ch_n_members() { rctl "$1" --json building status 2>/dev/null | jq -r '.members | length'; }
 ch_has_members() { [ "$(ch_n_members "$1")" = "$2" ]; }
+ch_trust_all() {
+    local r
+    for r in "${ROOMS[@]}"; do rctl "$r" trust add "$1" >/dev/null || { CH_ERR="trust add in $r"; return 1; }; done
+}
 ch_rootfs() {
     local d=$1/rootfs p l; shift
     mkdir -p "$d/bin"

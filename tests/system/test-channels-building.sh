@@ -20,7 +20,7 @@ ch_building_up '[building]\nstatus-interval = 1s\nquery-timeout = 2s\n[channels]
 ok 0 "${#ROOMS[@]} rooms make a building"
 
 pub=$(ctl keygen -o "$T/key")
-for r in "${ROOMS[@]}"; do rctl "$r" trust add "$pub" >/dev/null || bail "trust add in $r"; done
+ch_trust_all "$pub" || bail "$CH_ERR"
 # make VERSION [EXTRA_JSON]: a one-shot-free workload that sleeps; extra fields such as a health command
 make() {
     local d=$T/src-$1; mkdir -p "$d"

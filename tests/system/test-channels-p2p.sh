@@ -30,7 +30,7 @@ ch_building_up '[building]\nstatus-interval = 1s\nquery-timeout = 2s\n[channels]
 ok 0 "five rooms make a building"
 
 pub=$(ctl keygen -o "$T/key")
-for r in "${ROOMS[@]}"; do rctl "$r" trust add "$pub" >/dev/null || bail "trust add in $r"; done
+ch_trust_all "$pub" || bail "$CH_ERR"
 # build VERSION [EXTRA_JSON]: a workload that sleeps, with its own sh and sleep and 1 MiB of
 # random data (about 3 MiB in all)
 build() {
