@@ -83,6 +83,8 @@ echo
 summary "osmosed, discovery off" "$nodisc"
 echo "  (discovery: $(awk -v a="$(field "$daemon" Rss)" -v b="$(field "$nodisc" Rss)" 'BEGIN { printf "%d KiB", a - b }') resident; libraries only it maps: $(comm -23 <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$daemon/maps" | sort -u) <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$nodisc/maps" | sort -u) | xargs -rn1 basename | tr '\n' ' '))"
 summary "osmosed, under systemd" "$sd"
+sd_libs=$(comm -13 <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$daemon/maps" | sort -u) <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$sd/maps" | sort -u) | xargs -rn1 basename | tr '\n' ' ')
+echo "  (under systemd: libraries it adds: ${sd_libs:-none: the systemd protocols are spoken directly, no libsystemd})"
 if [ -n "${bus:-}" ]; then
         summary "osmosed, with a system bus" "$bus"
         echo "  (discovery on a bus: $(awk -v a="$(field "$bus" Rss)" -v b="$(field "$nodisc" Rss)" 'BEGIN { printf "%d KiB", a - b }') resident beside discovery off; libraries it adds: $(comm -13 <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$daemon/maps" | sort -u) <(awk '$6 ~ /\.so/ { print $6 }' "/proc/$bus/maps" | sort -u) | xargs -rn1 basename | tr '\n' ' '))"

@@ -17,9 +17,7 @@
 #include <stdlib.h>
 
 #include "daemon/daemon.h"
-#if HAVE_SYSTEMD
-#include "daemon/dl-systemd.h"
-#endif
+#include "daemon/sd-daemon.h"
 #include "osmose/log.h"
 
 #define SHUTDOWN_GRACE_MS 5000
@@ -127,25 +125,6 @@ static bool same_str(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-#if HAVE_SYSTEMD
-/* Did systemd start us, and is libsystemd there? Asked before sd_listen_fds() unsets
- * $LISTEN_FDS; libsystemd (and what it links: gcrypt, lz4, lzma, zstd: about 1 MiB
- * resident) is opened only then. */
-static bool under_systemd(void) {
-        static int state;   /* 0: not asked yet, 1: yes, -1: no */
-        if (state == 0) {
-                osm_error why;
-                if (!getenv("NOTIFY_SOCKET") && !getenv("LISTEN_FDS") && !getenv("WATCHDOG_USEC"))
-                        state = -1;
-                else if (osm_dl_systemd(&why) < 0) {
-                        log_warning("%s: no readiness notification, socket activation or watchdog", why.message);
-                        state = -1;
-                } else
-                        state = 1;
-        }
-        return state > 0;
-}
-#endif
 
 /* ---------- the control socket ---------- */
 
@@ -163,14 +142,15 @@ static int open_control_socket(const osm_config *cfg, gid_t *gid_allowed, bool *
                                    cfg->socket_group, (unsigned) geteuid());
         }
 #if HAVE_SYSTEMD
-        int n = under_systemd() ? sym_sd_listen_fds(1) : 0;
+        int n = osm_sd_listen_fds();
+        if (n < 0)
+                log_warning("systemd's $LISTEN_FDS: %s; binding the socket", strerror(-n));
         if (n > 1) {
                 log_error("systemd passed %d sockets; expected one", n);
                 return -EINVAL;
         }
-        if (n == 1 && sym_sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
-                int fd = SD_LISTEN_FDS_START;
-                fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (n == 1 && osm_sd_is_listening_unix(OSM_SD_LISTEN_FDS_START, SOCK_STREAM) > 0) {
+                int fd = OSM_SD_LISTEN_FDS_START;
                 fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
                 *activated = true;
                 log_info("control: using the socket passed by systemd");
@@ -475,8 +455,9 @@ typedef struct runtime {
 
 static void notify(const char *msg) {
 #if HAVE_SYSTEMD
-        if (under_systemd())
-                sym_sd_notify(0, msg);
+        int r = osm_sd_notify(msg);
+        if (r < 0)
+                log_debug("sd_notify %s: %s", msg, strerror(-r));
 #else
         (void) msg;
 #endif
@@ -648,8 +629,8 @@ int osm_daemon_run(const osm_daemon_opts *o) {
         rt.shutdown.data = &rt;
         uv_timer_init(d->loop, &rt.watchdog);
 #if HAVE_SYSTEMD
-        uint64_t wd_us = 0;
-        if (under_systemd() && sym_sd_watchdog_enabled(0, &wd_us) > 0 && wd_us > 0) {
+        uint64_t wd_us = osm_sd_watchdog_usec();
+        if (wd_us > 0) {
                 uv_timer_start(&rt.watchdog, on_watchdog, wd_us / 2000, wd_us / 2000);
                 log_info("watchdog every %llu ms", (unsigned long long) (wd_us / 2000));
         }

@@ -196,4 +196,21 @@ PY
     like "$out" "WATCHDOG=1" "watchdog pings when WATCHDOG_USEC is set"
     like "$out" "STOPPING=1" "sd_notify STOPPING=1"
 fi
+
+# Socket activation: systemd's own systemd-socket-activate binds the socket and execs
+# osmosed with $LISTEN_FDS and $LISTEN_PID, as osmosed.socket does. The protocols are spoken
+# directly: libsystemd (with gcrypt, lz4, zstd, lzma: 1.1 MiB) is never mapped.
+if command -v systemd-socket-activate >/dev/null; then
+    sa=$T/activated; mkdir -p "$sa"
+    DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/no-system-bus NOTIFY_SOCKET=$T/notify-none.sock \
+        systemd-socket-activate -l "$sa/ctl.sock" \
+        "$OSMOSED" --state-dir "$sa" --socket "$sa/ctl.sock" >"$sa/log" 2>&1 &
+    sa_pid=$!; _osm_pids+=("$sa_pid")
+    for i in $(seq 100); do [ -S "$sa/ctl.sock" ] && break; sleep 0.05; done
+    out=$(OSMOSE_SOCKET=$sa/ctl.sock "$OSMOSECTL" call org.varlink.service.GetInfo 2>&1)
+    like "$out" '"product"' "socket-activated: the daemon answers on the socket systemd passed"
+    like "$(cat "$sa/log")" "using the socket passed by systemd" "... which osmosed took, not bound itself"
+    grep -q 'libsystemd' "/proc/$sa_pid/maps"; ok $((! $?)) "... and libsystemd is not mapped"
+    kill "$sa_pid"; wait "$sa_pid"; is "$?" 0 "... and it stops cleanly on SIGTERM"
+fi
 done_testing
