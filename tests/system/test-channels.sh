@@ -182,7 +182,9 @@ make_bundle 5 "$T/key" "$T/hello-5.osb" '' hello ',"health":["/bin/sh","-c","exi
 ctl channel publish "$T/hello-5.osb" --channel hello --key "$T/key" -o "$T/pub" >/dev/null
 out=$(ctl upgrade hello 2>&1); ok $((! $?)) "a version whose health command fails is rolled back"
 like "$out" 'version 5 failed its health check \(the health command exited non-zero\)' "…saying so"
-make_bundle 6 "$T/key" "$T/hello-6.osb" '' hello ',"health":["/bin/sh","-c","grep -q v6 /data/log"]'
+# The health command waits (up to 5 s) for the new version to have written its mark, as a
+# real one would: on a loaded machine the instance may not have run yet when the grace ends.
+make_bundle 6 "$T/key" "$T/hello-6.osb" '' hello ',"health":["/bin/sh","-c","i=0; while [ $i -lt 50 ]; do grep -q v6 /data/log && exit 0; i=$((i+1)); sleep 0.1; done; exit 1"]'
 ctl channel publish "$T/hello-6.osb" --channel hello --key "$T/key" -o "$T/pub" >/dev/null
 out=$(ctl upgrade hello); ok $? "a version whose health command (run in its sandbox, on its data) passes"
 like "$out" 'hello: upgraded to version 6' "…is kept"

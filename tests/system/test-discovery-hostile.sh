@@ -62,7 +62,7 @@ ok $? "B (default cap) lists all 1,000"
 
 # --- an impostor claiming A's id ---------------------------------------------------------
 twin_seen() { [ "$(nrec B "$IDA")" = 2 ]; }
-WAIT_S=30 wait_until twin_seen
+WAIT_S=90 wait_until twin_seen
 ok $? "B keeps the impostor as a second record: never merged"
 is "$(rctl B --json peers | $JGET "all(p['conflict'] for p in d['peers'] if p['id'] == '$IDA')")" "true" \
    "both records are marked as a conflict"
@@ -72,7 +72,7 @@ like "$err" "several gateways announce this id; refusing to trust any of them" "
 is "$(rctl B --json peers | $JGET "any(p['trusted'] for p in d['peers'] if p['id'] == '$IDA')")" "false" "nobody got trusted"
 like "$(rctl B peers)" "CONFLICT" "the table shows the conflict"
 own_claimed() { [ "$(disc A own_id_claimed)" = true ]; }
-WAIT_S=30 wait_until own_claimed
+WAIT_S=90 wait_until own_claimed
 ok $? "A notices someone announcing its own id"
 is "$(disc A health)" "degraded" "... and reports discovery degraded"
 like "$(disc A detail)" "announces this space's id" "... saying why"
