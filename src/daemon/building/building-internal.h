@@ -135,6 +135,10 @@ bld_job *bld_job_new(void (*work)(osm_building *, bld_job *), void (*done)(osm_b
                      void *call, json_t *in);
 void bld_job_free(bld_job *j);
 int bld_activate(osm_building *b, osm_error *err);
+/* Start this room's dqlite node (b->node; the transport is up), first rewriting its raft
+ * configuration to the n_recover nodes given if n_recover > 0 (osm_bnode_opts). */
+int bld_node_start(osm_building *b, const uint64_t *recover_ids, const char *const *recover_addresses, int n_recover,
+                   osm_error *err);
 /* Stop the node and the transport (worker or loop); forget removes the building's files. */
 void bld_deactivate(osm_building *b, bool forget);
 /* On the loop, after a job activated or deactivated the building. */

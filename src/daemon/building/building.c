@@ -604,6 +604,15 @@ static void transport_handler(void *arg, osm_btls_conn *c, const char *op, void 
         }
 }
 
+int bld_node_start(osm_building *b, const uint64_t *recover_ids, const char *const *recover_addresses, int n_recover,
+                   osm_error *err) {
+        unsigned latency = (unsigned) (b->d->cfg.building_latency_us / 1000);
+        osm_bnode_opts o = { .id = b->node_id, .address = b->address, .bind = b->bind, .dir = b->node_dir,
+                             .latency_ms = latency ? latency : 1, .connect = osm_bt_connect_node, .connect_arg = b->bt,
+                             .recover_ids = recover_ids, .recover_addresses = recover_addresses, .n_recover = n_recover };
+        return osm_bnode_start(&o, &b->node, err);
+}
+
 int bld_activate(osm_building *b, osm_error *err) {
         /* OpenSSL and libdqlite are opened here, when the room is in a building. */
         osm_error why = {};
@@ -614,10 +623,7 @@ int bld_activate(osm_building *b, osm_error *err) {
         if (r < 0)
                 return r;
         push_members(b);
-        unsigned latency = (unsigned) (b->d->cfg.building_latency_us / 1000);
-        osm_bnode_opts o = { .id = b->node_id, .address = b->address, .bind = b->bind, .dir = b->node_dir,
-                             .latency_ms = latency ? latency : 1, .connect = osm_bt_connect_node, .connect_arg = b->bt };
-        r = osm_bnode_start(&o, &b->node, err);
+        r = bld_node_start(b, NULL, NULL, 0, err);
         if (r < 0) {
                 osm_bt_stop(b->bt);
                 b->bt = NULL;

@@ -548,18 +548,16 @@ static void recover_work(osm_building *b, bld_job *j) {
         osm_bnode_stop(b->node);
         b->node = NULL;
         osm_error err = {};
-        int r = osm_bnode_recover(b->node_dir, b->node_id, b->address, ids, addrs, (int) (n + 1), &err);
+        int r = bld_node_start(b, ids, addrs, (int) (n + 1), &err);
         free(ids);
         free(addrs);
-        unsigned latency = (unsigned) (b->d->cfg.building_latency_us / 1000);
-        osm_bnode_opts o = { .id = b->node_id, .address = b->address, .bind = b->bind, .dir = b->node_dir,
-                             .latency_ms = latency ? latency : 1, .connect = osm_bt_connect_node, .connect_arg = b->bt };
-        osm_error err2 = {};
-        int r2 = osm_bnode_start(&o, &b->node, &err2);
-        if (r < 0 || r2 < 0) {
+        if (r < 0) {
+                /* not recovered: the node goes on as it was, if it can */
+                osm_error err2 = {};
+                int r2 = r == -EPROTO ? bld_node_start(b, NULL, NULL, 0, &err2) : 0;
                 j->error = OSM_E_INTERNAL_ERROR;
-                snprintf(j->msg, sizeof j->msg, "recovery failed: %.255s%s%.237s", err.message, r < 0 && r2 < 0 ? "; " : "",
-                         err2.message);
+                snprintf(j->msg, sizeof j->msg, "recovery failed: %.255s%s%.237s", err.message, r2 < 0 ? "; " : "",
+                         r2 < 0 ? err2.message : "");
                 json_decref(names);
                 return;
         }

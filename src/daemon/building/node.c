@@ -18,6 +18,28 @@ struct osm_bnode {
 #define SNAPSHOT_THRESHOLD 512
 #define SNAPSHOT_TRAILING  768
 
+/* The recovery runs on the node that then starts, not on a node of its own: libdqlite
+ * (src/server.c, 1.11 as before and after) frees what dqlite_node_create set up only in the
+ * node's loop thread as it stops (stop_cb → raft_close → raftCloseCb → raft_uv_close, the
+ * loop closed after), never for a node that did not start ("TODO: properly handle closing
+ * the dqlite server without running it" in dqlite__init). A node made only to recover and
+ * then destroyed left raft_init's, raft_uv_init's and uv_loop_init's memory behind
+ * (LeakSanitizer: 2,370 bytes at exit after every `building recover`). */
+static int recover(dqlite_node *node, const osm_bnode_opts *o, osm_error *err) {
+        dqlite_node_info *infos = calloc((size_t) o->n_recover, sizeof *infos);
+        if (!infos)
+                return osm_error_set(err, -ENOMEM, 0, "out of memory");
+        for (int i = 0; i < o->n_recover; i++) {
+                infos[i].id = o->recover_ids[i];
+                infos[i].address = o->recover_addresses[i];
+        }
+        int rv = sym_dqlite_node_recover(node, infos, o->n_recover);
+        free(infos);
+        if (rv != 0)
+                return osm_error_set(err, -EPROTO, 0, "dqlite_node_recover: %s", sym_dqlite_node_errmsg(node));
+        return 0;
+}
+
 int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, osm_error *err) {
         osm_error why = {};
         int rv = osm_dl_building(&why);
@@ -38,6 +60,9 @@ int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, osm_error *err) {
                               n->node ? sym_dqlite_node_errmsg(n->node) : "out of memory");
                 goto fail;
         }
+        /* before the bind: a node that is not started does not close its listener */
+        if (o->n_recover > 0 && (rv = recover(n->node, o, err)) < 0)
+                goto fail;
         if ((rv = sym_dqlite_node_set_bind_address(n->node, o->bind)) != 0) {
                 osm_error_set(err, -EIO, 0, "cannot bind %s: %s", o->bind, sym_dqlite_node_errmsg(n->node));
                 goto fail;
@@ -61,7 +86,7 @@ fail:
         if (n->node)
                 sym_dqlite_node_destroy(n->node);
         free(n);
-        return -EIO;
+        return rv < 0 ? rv : -EIO;
 }
 
 void osm_bnode_stop(osm_bnode *n) {
@@ -70,36 +95,4 @@ void osm_bnode_stop(osm_bnode *n) {
         sym_dqlite_node_stop(n->node);
         sym_dqlite_node_destroy(n->node);
         free(n);
-}
-
-int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
-                      const char *const *addresses, int count, osm_error *err) {
-        osm_error why = {};
-        int rv = osm_dl_building(&why);
-        if (rv < 0)
-                return osm_error_set(err, -EOPNOTSUPP, 0, "%s", why.message);
-        dqlite_node *node = NULL;
-        rv = sym_dqlite_node_create(id, address, dir, &node);
-        if (rv != 0) {
-                osm_error_set(err, -EIO, 0, "dqlite_node_create: %s",
-                              node ? sym_dqlite_node_errmsg(node) : "out of memory");
-                if (node)
-                        sym_dqlite_node_destroy(node);
-                return -EIO;
-        }
-        dqlite_node_info *infos = calloc((size_t) count, sizeof *infos);
-        if (!infos) {
-                sym_dqlite_node_destroy(node);
-                return osm_error_set(err, -ENOMEM, 0, "out of memory");
-        }
-        for (int i = 0; i < count; i++) {
-                infos[i].id = ids[i];
-                infos[i].address = addresses[i];
-        }
-        rv = sym_dqlite_node_recover(node, infos, count);
-        if (rv != 0)
-                osm_error_set(err, -EIO, 0, "dqlite_node_recover: %s", sym_dqlite_node_errmsg(node));
-        free(infos);
-        sym_dqlite_node_destroy(node);
-        return rv != 0 ? -EIO : 0;
 }

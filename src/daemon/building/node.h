@@ -20,15 +20,16 @@ typedef struct osm_bnode_opts {
         unsigned latency_ms;      /* heartbeat 1.5×, election timeout 15× this */
         osm_bnode_connect_fn connect;
         void *connect_arg;
+        /* dqlite's recovery, if n_recover > 0: before it starts, rewrite the raft
+         * configuration in dir to exactly these nodes (all voters). Run on one node only,
+         * whose directory the others then copy. */
+        const uint64_t *recover_ids;
+        const char *const *recover_addresses;
+        int n_recover;
 } osm_bnode_opts;
 
-/* Create and start a node. On failure err says why. */
+/* Create (recover) and start a node. On failure err says why: -EIO, -EOPNOTSUPP, -ENOMEM,
+ * or -EPROTO when the recovery itself failed (dir is then as it was). */
 int osm_bnode_start(const osm_bnode_opts *o, osm_bnode **out, osm_error *err);
 /* Stop (waits for its thread) and free. NULL is fine. */
 void osm_bnode_stop(osm_bnode *n);
-
-/* dqlite's recovery: rewrite the raft configuration of a stopped node's directory to
- * exactly these nodes (ids, addresses; all voters). Run on one node, then copy its
- * directory to the others. Returns 0, or -EIO (or -EOPNOTSUPP, -ENOMEM) with err filled. */
-int osm_bnode_recover(const char *dir, uint64_t id, const char *address, const uint64_t *ids,
-                      const char *const *addresses, int n, osm_error *err);
