@@ -185,13 +185,20 @@ rooms_down() {
     _rooms_pids=()
     for ns in "${_rooms_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     _rooms_ns=()
-    [ -n "$ROOMS_DIR" ] && [ -d "$ROOMS_DIR" ] && rm -rf "$ROOMS_DIR"
+    if [ -n "${OSM_KEEP:-}" ] && [ -n "$ROOMS_DIR" ]; then
+        echo "# kept $ROOMS_DIR"
+    elif [ -n "$ROOMS_DIR" ] && [ -d "$ROOMS_DIR" ]; then
+        rm -rf "$ROOMS_DIR"
+    fi
     ROOMS_DIR=
 }
 
 # osmosed in a room: state in $ROOMS_DIR/ROOM/osm (or $2 if given), its socket there.
 #   room_osmosed_start ROOM NAME [OSMOSED ARGS...]   start and wait until it answers
-#   room_osmosed_stop ROOM [SIGNAL]                  stop it (by PID) and wait
+#   room_osmosed_stop ROOM [SIGNAL]                  stop it (by PID) and wait; ROOM_EXIT
+#                                                    is its exit status (0 for a clean exit
+#                                                    at TERM; a sanitizer's report at exit,
+#                                                    a crash or an abort is not 0)
 #   rctl ROOM ARGS...                                osmosectl against it
 room_osmosed_start() {
     local r=$1 name=$2 d=$ROOMS_DIR/$1/osm i; shift 2
@@ -209,9 +216,11 @@ room_osmosed_start() {
 
 room_osmosed_stop() {
     local p
+    ROOM_EXIT=
     p=$(cat "$ROOMS_DIR/$1/osmosed.pid" 2>/dev/null) || return 0
     kill -"${2:-TERM}" "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null
+    ROOM_EXIT=$?
     rm -f "$ROOMS_DIR/$1/osmosed.pid"
 }
 
