@@ -28,7 +28,11 @@ for r in A B C D E; do
     for i in 1 2; do rctl "$r" put sensors/temp "{\"room\": \"$r\", \"i\": $i}" >/dev/null; sleep 0.01; done
 done
 for r in B C E; do rctl "$r" building share sensors/temp >/dev/null || bail "share $r"; done
-wait_for 10 sh -c "[ \"\$(OSMOSE_SOCKET=$ROOMS_DIR/A/osm/osmosed.sock $OSMOSECTL --json building status >/dev/null; OSMOSE_SOCKET=$ROOMS_DIR/A/osm/osmosed.sock $OSMOSECTL --json call io.osmose.Building.ListShares | jq '.shares | length')\" = 3 ]"
+# No waiting for the shares to reach the other rooms' copies of the state: a query asks the
+# leader who shares, and a room's own copy has its write when the call returns.
+E_ID=$(jb E '.members[] | select(.name == "room-E") | .room')
+is "$(rctl E --json call io.osmose.Building.ListShares | jq --arg r "$E_ID" '[.shares[] | select(.room == $r and .collection == "sensors/temp")] | length')" "1" \
+    "the room that just shared lists its share at once (it reads its own write)"
 q=$(rctl A --json building query sensors/temp)
 is "$(echo "$q" | jq -r '[.records[].body.room] | unique | join(",")')" "B,C,E" "the query returns records of exactly the three sharing rooms"
 is "$(echo "$q" | jq '.records | length')" "6" "... all six of them"
@@ -47,6 +51,17 @@ is "$a" "0" "a room that does not share sent nothing (its audit is empty of quer
 q=$(rctl D --json building query sensors/temp --room room-C --limit 1)
 is "$(echo "$q" | jq -r '[.records[].body.room] | join(",")')" "C" "--room and --limit ask one room for one record"
 like "$(rctl A building query sensors/temp)" "room-B" "the table names the rooms"
+# A share made a moment ago in one room, asked for at once from another whose copy of the
+# state cannot have it yet (it refreshes once a second).
+rctl B put sensors/hum '{"room": "B"}' >/dev/null
+rctl B building share sensors/hum >/dev/null || bail "share sensors/hum"
+q=$(rctl D --json building query sensors/hum --room room-B 2>&1)
+got=$(echo "$q" | jq -r '[.records[].body.room] | join(",")' 2>/dev/null)
+is "$got" "B" "a share made a moment ago is asked at once from another room"
+[ "$got" = B ] || diag "$(echo "$q" | head -c 300)"
+rctl B building unshare sensors/hum >/dev/null || bail "unshare sensors/hum"
+out=$(rctl D building query sensors/hum 2>&1); is $? 1 "... and once unshared, at once no longer"
+like "$out" "no room shares" "... saying so"
 out=$(rctl A building query nothing/here 2>&1); is $? 1 "a collection nobody shares is an error"
 like "$out" "no room shares" "... saying so"
 # --- a room cut off: named, not silently left out

@@ -219,10 +219,9 @@ int bld_query(osm_building *b, bld_job *j, const char *sql, json_t *params, json
         return run_sql(b, j, sql, params, rows);
 }
 
-/* rows of a query as objects keyed by the column names */
-static int query_objects(osm_dq *c, const char *sql, json_t **out) {
+int bld_query_objects(osm_dq *c, const char *sql, json_t *params, json_t **out) {
         json_t *cols = NULL, *rows = NULL;
-        int r = osm_dq_query(c, sql, NULL, &cols, &rows);
+        int r = osm_dq_query(c, sql, params, &cols, &rows);
         if (r < 0)
                 return r;
         json_t *arr = json_array();
@@ -245,12 +244,14 @@ int bld_read_state(osm_building *b, osm_dq *c, json_t **out, osm_error *err) {
         osm_dq_node *nodes = NULL;
         size_t n_nodes = 0;
         int r;
-        if ((r = query_objects(c, "SELECT k, v FROM meta", &meta)) < 0 ||
-            (r = query_objects(c, "SELECT room, name, key, node_id, address, joined FROM members ORDER BY name, room",
-                               &members)) < 0 ||
-            (r = query_objects(c, "SELECT key, added_by, added, comment FROM trust ORDER BY added", &trust)) < 0 ||
-            (r = query_objects(c, "SELECT room, collection, since FROM shares ORDER BY collection, room", &shares)) < 0 ||
-            (r = query_objects(c, "SELECT room, at, summary FROM status", &status)) < 0 ||
+        if ((r = bld_query_objects(c, "SELECT k, v FROM meta", NULL, &meta)) < 0 ||
+            (r = bld_query_objects(c, "SELECT room, name, key, node_id, address, joined FROM members ORDER BY name, room",
+                                   NULL, &members)) < 0 ||
+            (r = bld_query_objects(c, "SELECT key, added_by, added, comment FROM trust ORDER BY added", NULL,
+                                   &trust)) < 0 ||
+            (r = bld_query_objects(c, "SELECT room, collection, since FROM shares ORDER BY collection, room", NULL,
+                                   &shares)) < 0 ||
+            (r = bld_query_objects(c, "SELECT room, at, summary FROM status", NULL, &status)) < 0 ||
             (r = osm_dq_cluster(c, &nodes, &n_nodes)) < 0) {
                 osm_error_set(err, r, 0, "reading the building state: %s", r == -EREMOTEIO ? c->err_msg : strerror(-r));
                 json_decref(meta);
@@ -284,7 +285,8 @@ int bld_read_state(osm_building *b, osm_dq *c, json_t **out, osm_error *err) {
         /* Which room keeps which bundle (share.c); a building made before the table has
          * none until a room records one. */
         json_t *holders = NULL;
-        if (query_objects(c, "SELECT bundle, room, size FROM bundle_holders ORDER BY bundle, room", &holders) < 0)
+        if (bld_query_objects(c, "SELECT bundle, room, size FROM bundle_holders ORDER BY bundle, room", NULL,
+                              &holders) < 0)
                 holders = json_array();
         *out = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "meta", m, "members", members, "roles", roles, "trust", trust,
                          "shares", shares, "status", st, "holders", holders);

@@ -35,6 +35,7 @@ struct bld_job {
         char msg[512];           /* its message (for InvalidParameter: for the log only) */
         const char *bad_param;   /* error is InvalidParameter: the parameter it names */
         uint64_t changes;        /* rows changed by the last bld_exec */
+        json_t *state;           /* the whole state read back after a write (bld_read_back) */
         void *userdata;
         osm_building_cb cb;      /* for osm_building_exec/query */
 };
@@ -146,6 +147,15 @@ void bld_activated(osm_building *b);
 void bld_deactivated(osm_building *b);
 int bld_save_state(osm_building *b);
 void bld_request_refresh(osm_building *b);
+/* The whole replicated state as the leader has it now, with who leads (worker). NULL
+ * without quorum (msg, if given, says why). */
+json_t *bld_fetch_state(osm_building *b, char *msg, size_t size);
+/* Read your writes: after a write job's statements succeeded, read the state back in the
+ * worker (j->state); on the loop, before the job answers, bld_written makes it the cache
+ * (or asks for a refresh if it could not be read), so a read in this room right after
+ * sees the write, and so does a member asking this room (its shares, its trust). */
+void bld_read_back(osm_building *b, bld_job *j);
+void bld_written(osm_building *b, bld_job *j);
 const char *bld_role_of(osm_building *b, uint64_t node_id);
 /* Whether member (a row of the members table) is reachable from this room: heard from over
  * the member transport within three status intervals. last_seen: when it was last heard
@@ -165,6 +175,8 @@ void bld_leader_drop(osm_building *b);
 int bld_exec(osm_building *b, bld_job *j, const char *sql, json_t *params);
 int bld_query(osm_building *b, bld_job *j, const char *sql, json_t *params, json_t **rows);
 extern const char bld_schema_sql[];
+/* The rows of a query as objects keyed by their column names. */
+int bld_query_objects(osm_dq *c, const char *sql, json_t *params, json_t **out);
 /* Read the whole state into a new cache object (worker). */
 int bld_read_state(osm_building *b, osm_dq *c, json_t **out, osm_error *err);
 bool bld_dq_is_quorum_error(const osm_dq *c, int r);

@@ -44,6 +44,7 @@ void bld_job_free(bld_job *j) {
                 return;
         json_decref(j->in);
         json_decref(j->out);
+        json_decref(j->state);
         free(j);
 }
 
@@ -272,28 +273,36 @@ static void rebalance(osm_building *b, osm_dq *c, json_t *state) {
         free(nodes);
 }
 
-static void refresh_work(osm_building *b, bld_job *j) {
+json_t *bld_fetch_state(osm_building *b, char *msg, size_t size) {
         osm_error err = {};
         osm_dq *c = bld_leader(b, &err);
         if (!c) {
-                snprintf(j->msg, sizeof j->msg, "%s", err.message);
-                j->error = OSM_E_BUILDING_QUORUM;
-                return;
+                if (msg)
+                        snprintf(msg, size, "%s", err.message);
+                return NULL;
         }
         json_t *state = NULL;
         int r = bld_read_state(b, c, &state, &err);
         if (r < 0) {
                 bool q = bld_dq_is_quorum_error(c, r);
                 bld_leader_drop(b);
-                snprintf(j->msg, sizeof j->msg, "%s%.255s", q ? "no quorum: " : "", err.message);
-                j->error = OSM_E_BUILDING_QUORUM;
-                return;
+                if (msg)
+                        snprintf(msg, size, "%s%.255s", q ? "no quorum: " : "", err.message);
+                return NULL;
         }
         json_object_set_new(state, "leader", json_pack("{s:I,s:s}", "node_id", (json_int_t) b->leader_id,
                                                        "address", b->leader_addr));
+        return state;
+}
+
+static void refresh_work(osm_building *b, bld_job *j) {
+        j->out = bld_fetch_state(b, j->msg, sizeof j->msg);
+        if (!j->out) {
+                j->error = OSM_E_BUILDING_QUORUM;
+                return;
+        }
         if (b->leader_id == b->node_id)
-                rebalance(b, c, state);
-        j->out = state;
+                rebalance(b, &b->leader, j->out);
 }
 
 static void write_cache(osm_building *b) {
@@ -322,31 +331,38 @@ static void write_cache(osm_building *b) {
         free(full);
 }
 
+/* state, just read from the leader, becomes the cache (loop). */
+static void install_state(osm_building *b, json_t *state) {
+        if (!b->active || b->leaving)
+                return;
+        bool was_stale = b->stale;
+        json_decref(b->cache);
+        b->cache = json_incref(state);
+        b->fetched_us = osm_now_real_us();
+        json_object_set_new(b->cache, "fetched", json_integer(b->fetched_us));
+        b->stale = false;
+        b->last_error[0] = 0;
+        if (was_stale)
+                log_info("building: the replicated state answers again");
+        const char *name = json_string_value(json_object_get(json_object_get(b->cache, "meta"), "name"));
+        if (name && strcmp(name, b->name) != 0 && strlen(name) < sizeof b->name) {
+                strcpy(b->name, name);
+                bld_save_state(b);
+        }
+        push_members(b);
+        if (b->bt)
+                osm_bt_set_joins_open(b->bt, bld_joins_open(b));
+        write_cache(b);
+        if (!self_listed(b))
+                bld_removed(b);
+}
+
 static void refresh_done(osm_building *b, bld_job *j) {
         b->busy_refresh = false;
         if (!b->active || b->leaving)
                 return;
         if (j->out) {
-                bool was_stale = b->stale;
-                json_decref(b->cache);
-                b->cache = json_incref(j->out);
-                b->fetched_us = osm_now_real_us();
-                json_object_set_new(b->cache, "fetched", json_integer(b->fetched_us));
-                b->stale = false;
-                b->last_error[0] = 0;
-                if (was_stale)
-                        log_info("building: the replicated state answers again");
-                const char *name = json_string_value(json_object_get(json_object_get(b->cache, "meta"), "name"));
-                if (name && strcmp(name, b->name) != 0 && strlen(name) < sizeof b->name) {
-                        strcpy(b->name, name);
-                        bld_save_state(b);
-                }
-                push_members(b);
-                if (b->bt)
-                        osm_bt_set_joins_open(b->bt, bld_joins_open(b));
-                write_cache(b);
-                if (!self_listed(b))
-                        bld_removed(b);
+                install_state(b, j->out);
         } else {
                 if (!b->stale) {
                         log_notice("building: %s; serving the last copy", j->msg);
@@ -355,6 +371,18 @@ static void refresh_done(osm_building *b, bld_job *j) {
                 b->stale = true;
                 snprintf(b->last_error, sizeof b->last_error, "%s", j->msg);
         }
+}
+
+void bld_read_back(osm_building *b, bld_job *j) {
+        if (!j->error)
+                j->state = bld_fetch_state(b, NULL, 0);
+}
+
+void bld_written(osm_building *b, bld_job *j) {
+        if (j->state)
+                install_state(b, j->state);
+        else if (!j->error)
+                bld_request_refresh(b);
 }
 
 static bool self_listed(osm_building *b) {
@@ -882,16 +910,16 @@ static void api_work(osm_building *b, bld_job *j) {
                 json_t *rows = NULL;
                 if (bld_query(b, j, sql, params, &rows) == 0)
                         j->out = rows;
-        } else {
-                bld_exec(b, j, sql, params);
+        } else if (bld_exec(b, j, sql, params) == 0) {
+                bld_read_back(b, j);
         }
 }
 
 static void api_done(osm_building *b, bld_job *j) {
+        if (!json_is_true(json_object_get(j->in, "query")))
+                bld_written(b, j);
         if (j->cb)
                 j->cb(j->userdata, j->error, j->error ? j->msg : NULL, j->out);
-        if (!j->error && !json_is_true(json_object_get(j->in, "query")))
-                bld_request_refresh(b);
 }
 
 static int api_submit(osm_daemon *d, bool query, const char *sql, json_t *params, osm_building_cb cb, void *ud) {

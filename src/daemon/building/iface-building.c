@@ -46,7 +46,9 @@ static void write_work(osm_building *b, bld_job *j) {
         pthread_mutex_lock(&b->lock);
         b->counters.writes++;
         pthread_mutex_unlock(&b->lock);
-        if (bld_exec(b, j, sql, json_object_get(j->in, "params")) < 0 && strcmp(j->error, OSM_E_BUILDING_QUORUM) == 0) {
+        if (bld_exec(b, j, sql, json_object_get(j->in, "params")) == 0) {
+                bld_read_back(b, j);
+        } else if (strcmp(j->error, OSM_E_BUILDING_QUORUM) == 0) {
                 pthread_mutex_lock(&b->lock);
                 b->counters.writes_failed_quorum++;
                 pthread_mutex_unlock(&b->lock);
@@ -59,9 +61,8 @@ static void write_done(osm_building *b, bld_job *j) {
                 j->error = OSM_E_NOT_FOUND;
                 snprintf(j->msg, sizeof j->msg, "%s", none);
         }
+        bld_written(b, j);
         reply_done(b, j);
-        if (!j->error)
-                bld_request_refresh(b);
 }
 
 /* if_none: the error message when the statement changes no row (NotFound), or NULL. */
@@ -475,6 +476,7 @@ static void remove_work(osm_building *b, bld_job *j) {
                          c && r == -EREMOTEIO ? c->err_msg : err.message);
                 bld_leader_drop(b);
         }
+        bld_read_back(b, j);
 }
 
 /* A member by room id, name (if unique) or node id; NULL if none. */
@@ -680,30 +682,11 @@ static void m_query(osm_call *call, json_t *p, void *ud) {
                 osm_call_invalid_param(call, "limit");   /* 1 to 100000 */
                 return;
         }
-        /* The rooms that share it, from the last copy (a stale copy still names them). */
-        const char *only = json_string_value(json_object_get(p, "room"));
-        json_t *targets = json_array(), *s;
-        size_t i;
-        json_array_foreach(json_object_get(b->cache, "shares"), i, s) {
-                if (strcmp(json_string_value(json_object_get(s, "collection")) ?: "", coll) != 0)
-                        continue;
-                const char *room = json_string_value(json_object_get(s, "room"));
-                bool amb;
-                json_t *m = find_member(b, room ? room : "", &amb);
-                if (!m)
-                        continue;
-                if (only && strcmp(only, room) != 0 && strcmp(only, json_string_value(json_object_get(m, "name")) ?: "") != 0)
-                        continue;
-                json_array_append(targets, m);
-        }
-        if (json_array_size(targets) == 0) {
-                json_decref(targets);
-                osm_call_errorf(call, OSM_E_BUILDING_NOT_SHARED, only ? "room '%s' does not share '%s'" : "%s no room shares '%s'",
-                                only ? only : "", coll);
-                return;
-        }
-        json_t *in = json_pack("{s:s,s:O?,s:O?,s:I,s:o}", "collection", coll, "since", json_object_get(p, "since"),
-                               "until", json_object_get(p, "until"), "limit", limit, "targets", targets);
+        /* Who shares it is read on the leader by the worker (query.c), unless the copy is
+         * stale: then the leader is not waited for and the last copy names them. */
+        json_t *in = json_pack("{s:s,s:O?,s:O?,s:I,s:O?,s:b}", "collection", coll, "since", json_object_get(p, "since"),
+                               "until", json_object_get(p, "until"), "limit", limit, "room", json_object_get(p, "room"),
+                               "from_leader", !b->stale);
         bld_job *j = bld_job_new(bld_query_work, reply_done, call, in);
         if (!j) {
                 osm_call_fail(call, osm_error_internal_error("out of memory"));

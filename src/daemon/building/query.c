@@ -343,9 +343,75 @@ static int by_time(const void *x, const void *y) {
         return strcmp(json_string_value(json_object_get(*a, "room")) ?: "", json_string_value(json_object_get(*b, "room")) ?: "");
 }
 
+/* Of members (rows of the members table), those whose room shares coll by shares (rows of
+ * room and collection) and, if only is given, whose room id or name it is; in the order of
+ * shares. A new array. */
+static json_t *targets_of(json_t *shares, json_t *members, const char *coll, const char *only) {
+        json_t *targets = json_array(), *s, *m;
+        size_t i, k;
+        json_array_foreach(shares, i, s) {
+                const char *room = json_string_value(json_object_get(s, "room"));
+                if (!room || strcmp(json_string_value(json_object_get(s, "collection")) ?: "", coll) != 0)
+                        continue;
+                json_array_foreach(members, k, m) {
+                        if (strcmp(json_string_value(json_object_get(m, "room")) ?: "", room) != 0)
+                                continue;
+                        if (!only || strcmp(only, room) == 0 ||
+                            strcmp(only, json_string_value(json_object_get(m, "name")) ?: "") == 0)
+                                json_array_append(targets, m);
+                        break;
+                }
+        }
+        return targets;
+}
+
+/* Who is asked, as the leader has it now (read your writes across rooms): a share made a
+ * moment ago in another room reaches this room's copy of the state only at its next
+ * refresh, up to a second later, and a query routed from the copy left that room out — or
+ * refused a --room query for it ("room 'room-C' does not share"). The leader applies every
+ * committed entry before it answers a read (dqlite's barrier), so a share whose call has
+ * returned is seen. Without an answer from the leader (no quorum, or a stale copy the loop
+ * told us not to wait for), the last copy's list: a stale copy still names them. */
+static json_t *query_targets(osm_building *b, const char *coll, const char *only, bool from_leader) {
+        json_t *shares = NULL, *members = NULL;
+        osm_dq *c = from_leader ? bld_leader(b, NULL) : NULL;
+        if (c) {
+                json_t *params = json_pack("[s]", coll);
+                if (bld_query_objects(c, "SELECT room, collection FROM shares WHERE collection = ? ORDER BY room", params,
+                                      &shares) < 0 ||
+                    bld_query_objects(c, "SELECT room, name, key, node_id, address FROM members", NULL, &members) < 0) {
+                        bld_leader_drop(b);
+                        json_decref(shares);
+                        shares = NULL;
+                }
+                json_decref(params);
+        }
+        if (!shares) {
+                pthread_mutex_lock(&b->lock);
+                json_t *t = targets_of(b->shares_copy, b->members_copy, coll, only);
+                pthread_mutex_unlock(&b->lock);
+                return t;
+        }
+        json_t *t = targets_of(shares, members, coll, only);
+        json_decref(shares);
+        json_decref(members);
+        return t;
+}
+
 void bld_query_work(osm_building *b, bld_job *j) {
-        json_t *targets = json_object_get(j->in, "targets");
+        const char *coll = json_string_value(json_object_get(j->in, "collection"));
+        const char *only = json_string_value(json_object_get(j->in, "room"));
+        json_t *targets = query_targets(b, coll, only, json_is_true(json_object_get(j->in, "from_leader")));
         size_t n = json_array_size(targets);
+        if (n == 0) {
+                json_decref(targets);
+                j->error = OSM_E_BUILDING_NOT_SHARED;
+                if (only)
+                        snprintf(j->msg, sizeof j->msg, "room '%s' does not share '%s'", only, coll);
+                else
+                        snprintf(j->msg, sizeof j->msg, "no room shares '%s'", coll);
+                return;
+        }
         if (n > MAX_TARGETS)
                 n = MAX_TARGETS;
         json_int_t limit = json_integer_value(json_object_get(j->in, "limit"));
@@ -403,5 +469,6 @@ void bld_query_work(osm_building *b, bld_job *j) {
                 json_array_append(records, v[i]);
         free(v);
         json_decref(all);
+        json_decref(targets);
         j->out = json_pack("{s:o,s:o,s:I}", "records", records, "rooms", rooms, "missing", (json_int_t) missing);
 }
