@@ -574,6 +574,42 @@ static void test_signals_and_errors(void) {
         spec.hostname = NULL;
         spec.uid = spec.gid = 0;
 
+        /* Network namespaces made ahead (a root daemon) or by the clone: each instance has
+         * one of its own, never the host's, never another running instance's. */
+        char host_ns[64] = "";
+        ssize_t hn = readlink("/proc/self/ns/net", host_ns, sizeof host_ns - 1);
+        host_ns[hn > 0 ? hn : 0] = 0;
+        const char *ns_argv[] = { "sh", "-c", "readlink /proc/self/ns/net; exec sleep 30", NULL };
+        int nsp[2];
+        TAP_OK(pipe2(nsp, O_CLOEXEC) == 0, "a pipe for the first instance's output");
+        spec.name = "netns-a";
+        spec.argv = ns_argv;
+        spec.stdout_fd = nsp[1];
+        osm_sandbox_proc *pa = NULL;
+        osm_error ea = {};
+        int ra = osm_sandbox_spawn(sb, &spec, &pa, &ea);
+        close(nsp[1]);
+        char ns_a[64] = "";
+        ssize_t an = ra == 0 ? read(nsp[0], ns_a, sizeof ns_a - 1) : -1;
+        ns_a[an > 0 ? an : 0] = 0;
+        close(nsp[0]);
+        const char *ns_argv_b[] = { "readlink", "/proc/self/ns/net", NULL };
+        spec.name = "netns-b";
+        spec.argv = ns_argv_b;
+        run(&spec, 30, 0, &res);
+        ns_a[strcspn(ns_a, "\n")] = 0;
+        res.out[strcspn(res.out, "\n")] = 0;
+        TAP_OK(ra == 0 && res.spawn == 0 && strncmp(ns_a, "net:[", 5) == 0 && strncmp(res.out, "net:[", 5) == 0 &&
+               strcmp(ns_a, host_ns) != 0 && strcmp(res.out, host_ns) != 0 && strcmp(ns_a, res.out) != 0,
+               "each instance has a network namespace of its own (host %s, %s, %s)", host_ns, ns_a, res.out);
+        if (pa) {
+                osm_sandbox_proc_kill(pa, SIGKILL);
+                osm_sandbox_exit ex;
+                for (int i = 0; i < 50 && osm_sandbox_proc_reap(pa, &ex) == -EAGAIN; i++)
+                        usleep(100 * 1000);
+                osm_sandbox_proc_free(pa);
+        }
+
         const char *bad_argv[] = { "/nonexistent/program", NULL };
         spec.name = "noexec";
         spec.argv = bad_argv;

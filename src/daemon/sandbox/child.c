@@ -396,6 +396,13 @@ int osm_sb_child_main(void *arg) {
 
         if (!c->privileged && c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
                 child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
+        /* A network namespace made ahead (netns.c) instead of one from the clone. */
+        if (c->netns_fd >= 0) {
+                if (setns(c->netns_fd, CLONE_NEWNET) < 0)
+                        child_fail(c, "setns", "CLONE_NEWNET", errno);
+                close(c->netns_fd);
+                c->netns_fd = -1;
+        }
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 child_fail(c, "sethostname", NULL, errno);
         bring_up_loopback(c);

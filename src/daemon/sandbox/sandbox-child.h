@@ -47,6 +47,8 @@ typedef struct child_ctx {
         const osm_seccomp_prog *prog;
         int sync_fd;                /* child's end */
         int parent_fd;              /* parent's end, closed in the child */
+        int netns_fd;               /* a network namespace made ahead to join, or -1:
+                                     * the clone made one (CLONE_NEWNET) */
         op *ops;
         size_t n_ops;
         char *root;                 /* the directory pivot_root goes to */

@@ -130,6 +130,18 @@ int osm_net_attach(osm_net *net, pid_t pid, unsigned seq, uint32_t *addr, osm_er
 void osm_net_release(osm_net *net, uint32_t addr);
 void osm_net_clear(osm_net *net);
 
+/* ---- network namespaces made ahead (netns.c) ---- */
+
+typedef struct osm_netns_pool osm_netns_pool;
+
+/* Start the thread that keeps fresh network namespaces ready; NULL unless the daemon is
+ * root (or if it cannot start). A namespace it cannot make turns it off for good. */
+osm_netns_pool *osm_netns_pool_new(void);
+osm_netns_pool *osm_netns_pool_free(osm_netns_pool *p);
+/* An fd (O_CLOEXEC) of a network namespace nothing has been in, now the caller's to
+ * close; -1 if none is ready (the clone then makes one). */
+int osm_netns_pool_take(osm_netns_pool *p);
+
 /* ---- the manager (sandbox.c) ---- */
 
 #define DEFAULT_MEMORY (256ULL << 20)
@@ -165,6 +177,7 @@ struct osm_sandbox {
         osm_net net;
         unsigned spawn_seq;
         osm_launcher *launcher;   /* NULL without v1 controllers */
+        osm_netns_pool *netns;    /* NULL unless root */
 };
 
 struct osm_sandbox_proc {

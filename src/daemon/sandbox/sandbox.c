@@ -87,6 +87,7 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
         }
         osm_sb_detect(sb, opts->cgroup_name ? opts->cgroup_name : "osmose");
         sb->launcher = osm_launcher_new(&sb->cg);
+        sb->netns = osm_netns_pool_new();
         *out = sb;
         return 0;
 }
@@ -95,6 +96,7 @@ osm_sandbox *osm_sandbox_free(osm_sandbox *sb) {
         if (!sb)
                 return NULL;
         sb->launcher = osm_launcher_free(sb->launcher);
+        sb->netns = osm_netns_pool_free(sb->netns);
         osm_cg_host_clear(&sb->cg);
         free(sb->net.bridge);
         osm_net_clear(&sb->net);

@@ -27,7 +27,9 @@
  * moved there while it builds its root (a v1 migration waits for an RCU grace period:
  * most of the spawn time on a v1 host when spawns are not back to back).
  *
- * Network: without a grant, a new network namespace with only loopback (up). With a
+ * Network: without a grant, a new network namespace with only loopback (up); as root it
+ * is made ahead by a thread of the daemon and joined (setns) by the child before its
+ * hostname (netns.c), otherwise by the clone. With a
  * grant and [sandbox] network = BRIDGE, also eth0: a veth pair into that bridge, the next
  * free address of the bridge's IPv4 subnet, a default route via the bridge's address,
  * and (minimal root) the host's /etc/resolv.conf.

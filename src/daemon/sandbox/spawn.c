@@ -263,7 +263,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
 
         const char *hostname = spec->hostname ? spec->hostname : "osmose";
         builder b = { 0 };
-        child_ctx c = { 0 };
+        child_ctx c = { .netns_fd = -1 };
         _cleanup_free_ char *root = NULL;
         r = osm_sb_build_ops(sb, spec, bind_st, hostname, lim.tmp_size == UINT64_MAX ? DEFAULT_TMP : lim.tmp_size,
                       &b, &root);
@@ -353,9 +353,13 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         set_rlim(&c.rl_nproc, lim.pids);
         c.set_as = p->limits.memory == OSM_LIMIT_RLIMIT && lim.memory != UINT64_MAX;
         set_rlim(&c.rl_as, lim.memory);
-
         cgfd = osm_cg_v2_dirfd(p->cg);
         unsigned long ns = sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER;
+        /* A network namespace made ahead, unless a bridge's veth goes into it (net.c
+         * finds the namespace by the init's pid as soon as it is cloned). */
+        c.netns_fd = spec->network && sb->net.bridge ? -1 : osm_netns_pool_take(sb->netns);
+        if (c.netns_fd >= 0)
+                ns &= ~(unsigned long) CLONE_NEWNET;
         if (slot >= 0)
                 p->pid = osm_launcher_clone(sb->launcher, slot, osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
         else
@@ -364,6 +368,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         cloned = true;
         p->timing.clone = since(t0);
         cgfd = osm_close(cgfd);
+        c.netns_fd = osm_close(c.netns_fd);
         close(sv[1]);
         osm_sb_ops_free(b.ops, b.n);
         b.ops = NULL;
