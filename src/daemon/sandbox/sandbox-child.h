@@ -62,6 +62,8 @@ typedef struct child_ctx {
         unsigned last_cap;
         struct rlimit rl_nofile, rl_fsize, rl_nproc, rl_as;
         bool set_nproc, set_as;
+        void *heap;                 /* the daemon's malloc heap (brk), which the init */
+        size_t heap_len;            /* unmaps once the workload runs; NULL: unknown */
 } child_ctx;
 
 /* The sandbox's init: set up the root, drop privileges, load seccomp, start the

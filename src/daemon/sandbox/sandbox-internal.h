@@ -178,6 +178,7 @@ struct osm_sandbox {
         unsigned spawn_seq;
         osm_launcher *launcher;   /* NULL without v1 controllers */
         osm_netns_pool *netns;    /* NULL unless root */
+        uintptr_t heap_start;     /* where the malloc heap (brk) begins, 0 if unknown */
 };
 
 struct osm_sandbox_proc {

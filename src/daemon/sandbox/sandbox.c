@@ -12,6 +12,18 @@
 #include "osmose/util.h"
 #include "daemon/sandbox/sandbox-internal.h"
 
+/* Where this process's brk heap begins (start_brk, field 47 of /proc/self/stat, after
+ * the command name in parentheses, which may hold anything), or 0. */
+static uintptr_t heap_start(void) {
+        _cleanup_free_ char *stat = NULL;
+        if (osm_read_file("/proc/self/stat", 4096, &stat, NULL) < 0)
+                return 0;
+        const char *p = strrchr(stat, ')');
+        for (int field = 2; p && field < 47; field++)
+                p = strchr(p + 1, ' ');
+        return p ? (uintptr_t) strtoull(p + 1, NULL, 10) : 0;
+}
+
 static void set_limits_defaults(osm_sandbox *sb, const osm_sandbox_limits *d) {
         sb->defaults.memory = osm_sb_pick(d ? d->memory : 0, DEFAULT_MEMORY);
         sb->defaults.pids = osm_sb_pick(d ? d->pids : 0, DEFAULT_PIDS);
@@ -88,6 +100,7 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
         osm_sb_detect(sb, opts->cgroup_name ? opts->cgroup_name : "osmose");
         sb->launcher = osm_launcher_new(&sb->cg);
         sb->netns = osm_netns_pool_new();
+        sb->heap_start = heap_start();
         *out = sb;
         return 0;
 }

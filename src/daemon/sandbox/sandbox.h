@@ -35,7 +35,8 @@
  * and (minimal root) the host's /etc/resolv.conf.
  *
  * Process shape: the host pid the caller sees is a tiny init (pid 1 of the sandbox, forked
- * from the daemon, non-dumpable) that forks the workload, forwards SIGTERM/SIGINT/SIGHUP/
+ * from the daemon, non-dumpable; once the workload runs it unmaps its copy of the daemon's
+ * heap) that forks the workload, forwards SIGTERM/SIGINT/SIGHUP/
  * SIGQUIT/SIGUSR1/SIGUSR2 to it, reaps orphans and, when the workload exits, reports the
  * workload's exact wait status to the daemon and exits (which kills everything left in the
  * sandbox's pid namespace).

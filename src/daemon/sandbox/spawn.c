@@ -353,6 +353,15 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         set_rlim(&c.rl_nproc, lim.pids);
         c.set_as = p->limits.memory == OSM_LIMIT_RLIMIT && lim.memory != UINT64_MAX;
         set_rlim(&c.rl_as, lim.memory);
+        /* The heap as it is now; whatever it grows by before the clone stays mapped. */
+        uintptr_t brk_end = (uintptr_t) sbrk(0);
+        if (sb->heap_start && brk_end != (uintptr_t) -1 && brk_end > sb->heap_start) {
+                uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+                uintptr_t lo = sb->heap_start & ~(page - 1);
+                c.heap = (void *) lo;
+                c.heap_len = ((brk_end + page - 1) & ~(page - 1)) - lo;
+        }
+
         cgfd = osm_cg_v2_dirfd(p->cg);
         unsigned long ns = sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER;
         /* A network namespace made ahead, unless a bridge's veth goes into it (net.c
