@@ -47,6 +47,44 @@ static void test_parse_call(void) {
         free(deep);
 }
 
+/* The call osm_vl_format_call() writes without parameters is recognised without jansson's
+ * parse: the same tree, and the edges (an empty name, a quote or an escape in it, a byte
+ * outside printable ASCII, a frame that only begins or ends like it) are jansson's to judge. */
+static void test_parse_plain_call(void) {
+        osm_vl_call c;
+        osm_error why = {};
+        size_t len;
+        char *m = osm_vl_format_call("io.osmose.Daemon.GetStatus", NULL, false, false, &len);
+        TAP_OK(m && osm_vl_parse_call(m, len - 1, &c, &why) == 0, "the client's call without parameters parses");
+        json_t *want = json_pack("{s:s,s:{}}", "method", "io.osmose.Daemon.GetStatus", "parameters");
+        TAP_OK(json_equal(c.root, want), "the same tree as jansson's");
+        TAP_EQ_STR(c.method, "io.osmose.Daemon.GetStatus", "its method");
+        TAP_OK(json_is_object(c.parameters) && json_object_size(c.parameters) == 0 && !c.more && !c.oneway &&
+               !c.upgrade, "empty parameters, no flags");
+        json_decref(want);
+        osm_vl_call_done(&c);
+        free(m);
+        TAP_OK(parse("{\"method\":\"\",\"parameters\":{}}", &c, &why) == -EBADMSG, "an empty method refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"x\":\"\",\"parameters\":{}}", &c, &why) == 0 &&
+               strcmp(c.method, "a.b.C") == 0, "a quote ends the name: the whole message is jansson's");
+        osm_vl_call_done(&c);
+        TAP_OK(parse("{\"method\":\"a.b\\u0041\",\"parameters\":{}}", &c, &why) == 0 &&
+               strcmp(c.method, "a.bA") == 0, "an escape in the name is jansson's (decoded)");
+        osm_vl_call_done(&c);
+        TAP_OK(parse("{\"method\":\"a.b.\xff\",\"parameters\":{}}", &c, &why) == -EBADMSG,
+               "invalid UTF-8 in the name refused");
+        TAP_OK(parse("{\"method\":\"a.b.\xc3\xa9\",\"parameters\":{}}", &c, &why) == 0 &&
+               strcmp(c.method, "a.b.\xc3\xa9") == 0, "UTF-8 in the name is jansson's");
+        osm_vl_call_done(&c);
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"parameters\":{}}}", &c, &why) == -EBADMSG, "trailing brace refused");
+        TAP_OK(parse("{\"method\":\"a.b.C\",\"parameters\":{}} ", &c, &why) == 0, "trailing space allowed, as before");
+        osm_vl_call_done(&c);
+        char *huge = malloc(400);
+        int n = snprintf(huge, 400, "{\"method\":\"%0300d\",\"parameters\":{}}", 0);
+        TAP_OK(osm_vl_parse_call(huge, (size_t) n, &c, &why) == -EBADMSG, "a 300-byte method refused");
+        free(huge);
+}
+
 static void test_format_and_split(void) {
         osm_error why = {};
         size_t len;
@@ -324,6 +362,7 @@ static void test_reply_builders(void) {
 int main(int argc, char **argv) {
         static const tap_case cases[] = {
                 TAP_CASE(test_parse_call),
+                TAP_CASE(test_parse_plain_call),
                 TAP_CASE(test_format_and_split),
                 TAP_CASE(test_check_params),
                 TAP_CASE(test_descriptions),
