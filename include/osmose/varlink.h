@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include "osmose/error.h"
 #include "osmose/util.h"
@@ -58,6 +59,9 @@ char *osm_vl_format_error(const char *error, json_t *params, size_t *len);
  * for replies written without a tree and calls whose parameters are mostly text the caller
  * has checked (put --batch's lines). */
 char *osm_vl_format_reply_raw(const char *params, size_t params_len, bool continues, size_t *len);
+/* The same reply as three pieces to send without copying params: the frame's head, params,
+ * its tail with the NUL; returns their total length (osm_vl_format_reply_raw()'s *len). */
+size_t osm_vl_reply_iov(const char *params, size_t params_len, bool continues, struct iovec iov[static 3]);
 char *osm_vl_format_call_raw(const char *method, const char *params, size_t params_len, size_t *len);
 
 /* Compact JSON written into a growing buffer, without building a tree (varlink.c). Start
@@ -82,6 +86,8 @@ char *osm_jbuf_finish(osm_jbuf *b, size_t *len);
 /* sendmsg(2) of buf with n_fds (≤ OSM_VARLINK_MAX_FDS) file descriptors attached as
  * SCM_RIGHTS; flags as for sendmsg (MSG_NOSIGNAL is added). Returns bytes sent or -errno. */
 ssize_t osm_vl_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags);
+/* The same of n_iov pieces, sent as one. */
+ssize_t osm_vl_sendmsgv(int fd, const struct iovec *iov, size_t n_iov, const int *fds, size_t n_fds, int flags);
 /* recvmsg(2) into buf with MSG_CMSG_CLOEXEC; received fds are stored in fds (room for
  * OSM_VARLINK_MAX_FDS), their count in *n_fds. If the kernel had to drop some, or more than
  * fit arrived (the extra ones are closed), *truncated is set. Returns bytes (0 at EOF)

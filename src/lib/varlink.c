@@ -464,17 +464,28 @@ char *osm_vl_format_reply(json_t *params, bool continues, size_t *len) {
         return osm_jbuf_finish(&b, len);
 }
 
+size_t osm_vl_reply_iov(const char *params, size_t params_len, bool continues, struct iovec iov[static 3]) {
+        static const char head[] = "{\"parameters\":", tail[] = "}", tail_continues[] = ",\"continues\":true}";
+        iov[0] = (struct iovec) { .iov_base = (void *) head, .iov_len = sizeof head - 1 };
+        iov[1] = (struct iovec) { .iov_base = (void *) params, .iov_len = params_len };
+        /* sizeof: the NUL that ends the frame included */
+        iov[2] = continues ? (struct iovec) { .iov_base = (void *) tail_continues, .iov_len = sizeof tail_continues }
+                           : (struct iovec) { .iov_base = (void *) tail, .iov_len = sizeof tail };
+        return iov[0].iov_len + iov[1].iov_len + iov[2].iov_len;
+}
+
 char *osm_vl_format_reply_raw(const char *params, size_t params_len, bool continues, size_t *len) {
-        size_t cap = params_len + 40;   /* the frame around params: one allocation */
-        osm_jbuf b = { .p = malloc(cap) };
-        if (b.p)
-                b.cap = cap;
-        osm_jbuf_put(&b, "{\"parameters\":", 14);
-        osm_jbuf_put(&b, params, params_len);
-        if (continues)
-                osm_jbuf_put(&b, ",\"continues\":true", 17);
-        osm_jbuf_put(&b, "}", 1);
-        return osm_jbuf_finish(&b, len);
+        struct iovec iov[3];
+        size_t n = osm_vl_reply_iov(params, params_len, continues, iov), off = 0;
+        char *p = malloc(n);   /* the frame around params: one allocation */
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < 3; i++) {
+                memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len;
+        }
+        *len = n;
+        return p;
 }
 
 char *osm_vl_format_error(const char *error, json_t *params, size_t *len) {
@@ -499,10 +510,14 @@ typedef union {
 } fd_control;
 
 ssize_t osm_vl_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags) {
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        return osm_vl_sendmsgv(fd, &iov, 1, fds, n_fds, flags);
+}
+
+ssize_t osm_vl_sendmsgv(int fd, const struct iovec *iov, size_t n_iov, const int *fds, size_t n_fds, int flags) {
         if (n_fds > OSM_VARLINK_MAX_FDS)
                 return -E2BIG;
-        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct msghdr mh = { .msg_iov = (struct iovec *) iov, .msg_iovlen = n_iov };
         fd_control ctl;
         if (n_fds > 0) {
                 memset(&ctl, 0, sizeof ctl);
