@@ -119,6 +119,28 @@ PY
 )
 is "$out" "again piped" "status, reload, status in one write: the second status sees the reload"
 rm -f "$st/osmosed.conf"
+# A client that sends 3,000 GetStatus calls at once and reads only after a second (3 MB of
+# replies, far more than the socket holds): the replies sent whole at once and those the
+# socket took in part, the rest queued, arrive whole and in order.
+out=$(python3 - "$OSMOSE_SOCKET" <<'PY'
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(60)
+s.sendall(b'{"method":"io.osmose.Daemon.GetStatus","parameters":{}}\0' * 3000)
+time.sleep(1)
+buf, n = b"", 0
+while n < 3000:
+    d = s.recv(1 << 20)
+    if not d:
+        break
+    buf += d
+    *msgs, buf = buf.split(b"\0")
+    n += sum(json.loads(m)["parameters"]["name"] == "piped" for m in msgs)
+print(n, len(buf))
+PY
+)
+is "$out" "3000 0" "3,000 GetStatus calls in one write, read late: 3,000 whole replies"
 
 # permissions: another user
 if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
