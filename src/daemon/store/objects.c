@@ -19,10 +19,12 @@
 #define ENC_CHUNK        (64u * 1024u)
 #define ENC_BLOCK        (ENC_CHUNK + crypto_secretstream_xchacha20poly1305_ABYTES)
 #define PUT_SLOT         (256u * 1024u)  /* bytes read at once: a multiple of ENC_CHUNK */
-#define PUT_SLOTS        4              /* slots of a put in flight between reading and hashing */
+#define PUT_SLOTS        8              /* slots of a put in flight between reading, hashing and writing */
 #define IO_TIMEOUT_MS    30000          /* a client fd that stalls this long is given up */
 #define MAX_TRANSFERS    4              /* object puts in flight */
-#define READ_BLOCKS      4              /* encrypted blocks a reader decrypts per read */
+#define READ_BLOCKS      4              /* encrypted blocks a reader decrypts per read: a slot */
+#define READ_SLOTS       4              /* slots of a reader in flight between decrypting and the pipe */
+_Static_assert(READ_SLOTS <= PUT_SLOTS, "a stage's ring holds at most PUT_SLOTS slots");
 #define READ_PIPE_SIZE   (1u << 20)     /* a reader's pipe, in bytes */
 #define MAX_READERS      16             /* decrypting readers in flight */
 #define KEY_FILE         "object.key"
@@ -163,95 +165,180 @@ typedef struct put_work {
         void *userdata;
 } put_work;
 
-/* The hashing half of a put runs on a thread of its own: BLAKE2b of the content costs about
- * as much as reading, encrypting and writing it, so on two cores the two overlap instead of
- * adding up. The put's thread reads each piece into a slot of a small ring, hands it to
- * the hasher and writes it (encrypted or not) meanwhile; a slot is refilled only once it
- * is hashed. Content that fits in one slot is hashed in place, without a thread. */
-typedef struct hasher {
+/* A put is a pipeline of three: its own thread reads each piece into a slot of a small ring
+ * (and encrypts it into the slot's twin when objects are encrypted); a hashing stage takes
+ * BLAKE2b of the plain slot, a writing stage writes the slot (or its ciphertext) to the temp
+ * file. Hashing, encrypting and copying into the page cache each cost about as much as the
+ * others, so on two cores the three overlap instead of adding up, the scheduler sharing the
+ * cores among them. A slot is refilled only once both stages are done with it. Each stage
+ * has a thread of its own, started at the first slot that is not the content's last:
+ * content that fits in one slot is hashed and written in place, without a thread. */
+typedef struct stage stage;
+typedef int (*stage_fn)(stage *st, unsigned i, size_t n);
+struct stage {
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        crypto_generichash_state hs;
-        uint8_t *slot[PUT_SLOTS];
+        stage_fn fn;              /* processes slot i, n bytes; < 0 stops the stage */
+        void *ctx;
+        unsigned slots;           /* the ring's size, at most PUT_SLOTS */
         size_t len[PUT_SLOTS];
-        bool full[PUT_SLOTS];     /* handed over, not hashed yet */
+        bool full[PUT_SLOTS];     /* handed over, not processed yet */
         bool last[PUT_SLOTS];     /* the content's end */
         bool stop;                /* the put failed: leave */
         bool started;
+        bool alone;               /* decided at the first slot: no thread, slots processed in place */
+        int r;                    /* the first failure of fn */
         pthread_t thread;
-} hasher;
+};
 
-static void *hasher_main(void *arg) {
-        hasher *h = arg;
-        for (unsigned i = 0;; i = (i + 1) % PUT_SLOTS) {
-                pthread_mutex_lock(&h->lock);
-                while (!h->full[i] && !h->stop)
-                        pthread_cond_wait(&h->cond, &h->lock);
-                bool stop = h->stop;
-                size_t n = h->len[i];
-                bool last = h->last[i];
-                pthread_mutex_unlock(&h->lock);
+static void *stage_main(void *arg) {
+        stage *st = arg;
+        for (unsigned i = 0;; i = (i + 1) % st->slots) {
+                pthread_mutex_lock(&st->lock);
+                while (!st->full[i] && !st->stop)
+                        pthread_cond_wait(&st->cond, &st->lock);
+                bool stop = st->stop;
+                size_t n = st->len[i];
+                bool last = st->last[i];
+                pthread_mutex_unlock(&st->lock);
                 if (stop)
                         break;
-                crypto_generichash_update(&h->hs, h->slot[i], n);
-                pthread_mutex_lock(&h->lock);
-                h->full[i] = false;
-                pthread_cond_broadcast(&h->cond);
-                pthread_mutex_unlock(&h->lock);
-                if (last)
+                int r = st->fn(st, i, n);
+                pthread_mutex_lock(&st->lock);
+                if (r < 0) {
+                        st->r = r;   /* whoever waits for a slot sees it */
+                        st->stop = true;
+                } else
+                        st->full[i] = false;
+                pthread_cond_broadcast(&st->cond);
+                pthread_mutex_unlock(&st->lock);
+                if (last || r < 0)
                         break;
         }
         return NULL;
 }
 
-/* Wait until slot i is hashed (free to refill). */
-static void hasher_wait(hasher *h, unsigned i) {
-        if (!h->started)
-                return;
-        pthread_mutex_lock(&h->lock);
-        while (h->full[i])
-                pthread_cond_wait(&h->cond, &h->lock);
-        pthread_mutex_unlock(&h->lock);
+/* Wait until slot i is processed (free to refill). Returns the stage's failure, if any. */
+static int stage_wait(stage *st, unsigned i) {
+        if (!st->started)
+                return st->r;
+        pthread_mutex_lock(&st->lock);
+        while (st->full[i] && st->r == 0)
+                pthread_cond_wait(&st->cond, &st->lock);
+        int r = st->r;
+        pthread_mutex_unlock(&st->lock);
+        return r;
 }
 
-/* Hand slot i (n bytes) to the hasher; the first full slot starts its thread (without
- * one, as when all of the content fits in one slot, the slot is hashed here). */
-static void hasher_give(hasher *h, unsigned i, size_t n, bool last) {
-        if (!h->started && !last && pthread_create(&h->thread, NULL, hasher_main, h) == 0)
-                h->started = true;
-        if (!h->started) {
-                crypto_generichash_update(&h->hs, h->slot[i], n);
-                return;
+/* Hand slot i (n bytes) to the stage; the first slot starts its thread unless it is also the
+ * last (without one, as when all of the content fits in one slot or no thread could be
+ * started, every slot is processed here). */
+static int stage_give(stage *st, unsigned i, size_t n, bool last) {
+        if (!st->started && !st->alone) {
+                if (!last && pthread_create(&st->thread, NULL, stage_main, st) == 0)
+                        st->started = true;
+                else
+                        st->alone = true;
         }
-        pthread_mutex_lock(&h->lock);
-        h->len[i] = n;
-        h->last[i] = last;
-        h->full[i] = true;
-        pthread_cond_broadcast(&h->cond);
-        pthread_mutex_unlock(&h->lock);
+        if (st->alone) {
+                if (st->r == 0)
+                        st->r = OSM_MIN(st->fn(st, i, n), 0);
+                return st->r;
+        }
+        pthread_mutex_lock(&st->lock);
+        st->len[i] = n;
+        st->last[i] = last;
+        st->full[i] = true;
+        int r = st->r;
+        pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        return r;
 }
 
-/* Wait for the hasher to finish (or, with stop, to leave). */
-static void hasher_end(hasher *h, bool stop) {
-        if (h->started) {
+/* Wait for the stage to finish (or, with stop, to leave). Returns its failure, if any. */
+static int stage_end(stage *st, bool stop) {
+        if (st->started) {
                 if (stop) {
-                        pthread_mutex_lock(&h->lock);
-                        h->stop = true;
-                        pthread_cond_broadcast(&h->cond);
-                        pthread_mutex_unlock(&h->lock);
+                        pthread_mutex_lock(&st->lock);
+                        st->stop = true;
+                        pthread_cond_broadcast(&st->cond);
+                        pthread_mutex_unlock(&st->lock);
                 }
-                pthread_join(h->thread, NULL);
-                h->started = false;
+                pthread_join(st->thread, NULL);
+                st->started = false;
         }
+        return st->r;
 }
+
+typedef struct put_hash {
+        crypto_generichash_state hs;
+        uint8_t *slot[PUT_SLOTS];
+} put_hash;
+
+static int hash_slot(stage *st, unsigned i, size_t n) {
+        put_hash *ph = st->ctx;
+        crypto_generichash_update(&ph->hs, ph->slot[i], n);
+        return 0;
+}
+
+typedef struct put_writer {
+        int fd;
+        uint8_t *slot[PUT_SLOTS];   /* the plain slots, or their ciphertext twins */
+        uint64_t pos;               /* bytes written to the file */
+        uint64_t synced_pos;
+} put_writer;
+
+static int write_slot(stage *st, unsigned i, size_t n) {
+        put_writer *pw = st->ctx;
+        int r = osm_write_all(pw->fd, pw->slot[i], n);
+        if (r < 0)
+                return r;
+        pw->pos += n;
+        /* Start writing back what is there every 8 MiB, so that the disk works while we
+         * hash and the final fsync has little left to wait for. */
+        if (pw->pos - pw->synced_pos >= (8u << 20)) {
+                sync_file_range(pw->fd, (off_t) pw->synced_pos, (off_t) (pw->pos - pw->synced_pos),
+                                SYNC_FILE_RANGE_WRITE);
+                pw->synced_pos = pw->pos;
+        }
+        return 0;
+}
+
+/* Encrypt n plain bytes into c in blocks of ENC_CHUNK, as if read one by one: every block
+ * full but the content's last, which is final (maybe empty). Returns the ciphertext's size. */
+static size_t encrypt_slot(crypto_secretstream_xchacha20poly1305_state *ss, uint8_t *c, const uint8_t *m,
+                           size_t n, bool last) {
+        size_t clen = 0;
+        for (size_t off = 0;;) {
+                size_t k = OSM_MIN(ENC_CHUNK, n - off);
+                bool final = last && k < ENC_CHUNK;
+                if (k == 0 && !final)
+                        break;
+                unsigned long long cl;
+                crypto_secretstream_xchacha20poly1305_push(ss, c + clen, &cl, m + off, k, NULL, 0,
+                        final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
+                clen += (size_t) cl;
+                off += k;
+                if (final)
+                        break;
+        }
+        return clen;
+}
+
+#define CSLOT (PUT_SLOT / ENC_CHUNK * (size_t) ENC_BLOCK)   /* a slot's ciphertext, at most */
 
 static void put_run(uv_work_t *req) {
         put_work *w = req->data;
         osm_store *s = w->s;
-        hasher h = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        put_hash ph;
+        put_writer pw = { .fd = -1 };
+        stage hash = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fn = hash_slot, .ctx = &ph,
+                       .slots = PUT_SLOTS };
+        stage wr = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fn = write_slot, .ctx = &pw,
+                     .slots = PUT_SLOTS };
         crypto_secretstream_xchacha20poly1305_state ss;
         uint8_t digest[OSM_HASH_BYTES];
-        _cleanup_free_ uint8_t *ring = NULL, *cbuf = NULL;
+        _cleanup_free_ uint8_t *ring = NULL, *cring = NULL;
         _cleanup_close_ int out = -1;
         struct stat st;
         int r;
@@ -265,6 +352,8 @@ static void put_run(uv_work_t *req) {
                 r = -EISDIR;
                 goto fail;
         }
+        if (regular)
+                posix_fadvise(w->fd, 0, 0, POSIX_FADV_SEQUENTIAL);   /* larger read-ahead */
         if (asprintf(&w->tmp_path, "%s/put-XXXXXX", s->tmp_dir) < 0) {
                 w->tmp_path = NULL;
                 r = -ENOMEM;
@@ -277,28 +366,31 @@ static void put_run(uv_work_t *req) {
                 w->tmp_path = NULL;
                 goto fail;
         }
+        pw.fd = out;
         ring = malloc(PUT_SLOTS * (size_t) PUT_SLOT);
-        cbuf = w->enc ? malloc(PUT_SLOT / ENC_CHUNK * (size_t) ENC_BLOCK) : NULL;
-        if (!ring || (w->enc && !cbuf)) {
+        cring = w->enc ? malloc(PUT_SLOTS * CSLOT) : NULL;
+        if (!ring || (w->enc && !cring)) {
                 r = -ENOMEM;
                 goto fail;
         }
-        for (unsigned i = 0; i < PUT_SLOTS; i++)
-                h.slot[i] = ring + i * (size_t) PUT_SLOT;
-        crypto_generichash_init(&h.hs, NULL, 0, OSM_HASH_BYTES);
-        uint64_t pos = 0;   /* bytes written to the file */
+        for (unsigned i = 0; i < PUT_SLOTS; i++) {
+                ph.slot[i] = ring + i * (size_t) PUT_SLOT;
+                pw.slot[i] = w->enc ? cring + i * CSLOT : ph.slot[i];
+        }
+        crypto_generichash_init(&ph.hs, NULL, 0, OSM_HASH_BYTES);
         if (w->enc) {
                 uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
                 crypto_secretstream_xchacha20poly1305_init_push(&ss, header, s->obj_key);
                 r = osm_write_all(out, header, sizeof(header));
                 if (r < 0)
                         goto fail;
-                pos = sizeof(header);
+                pw.pos = pw.synced_pos = sizeof(header);
         }
-        uint64_t synced_pos = 0, checked_free = 0;
+        uint64_t checked_free = 0;
         for (unsigned i = 0;; i = (i + 1) % PUT_SLOTS) {
-                hasher_wait(&h, i);
-                uint8_t *buf = h.slot[i];
+                if ((r = stage_wait(&hash, i)) < 0 || (r = stage_wait(&wr, i)) < 0)
+                        goto fail;
+                uint8_t *buf = ph.slot[i];
                 ssize_t n = read_full(w->fd, regular, buf, PUT_SLOT);
                 if (n < 0) {
                         r = (int) n;
@@ -322,55 +414,32 @@ static void put_run(uv_work_t *req) {
                         checked_free = w->size;
                 }
                 bool last = (size_t) n < PUT_SLOT;
-                hasher_give(&h, i, (size_t) n, last);
-                if (w->enc) {
-                        /* the slot in blocks of ENC_CHUNK, as if read one by one: every
-                         * block full but the content's last, which is final (maybe empty) */
-                        size_t clen = 0;
-                        for (size_t off = 0;;) {
-                                size_t k = OSM_MIN(ENC_CHUNK, (size_t) n - off);
-                                bool final = last && k < ENC_CHUNK;
-                                if (k == 0 && !final)
-                                        break;
-                                unsigned long long c;
-                                crypto_secretstream_xchacha20poly1305_push(&ss, cbuf + clen, &c, buf + off, k, NULL, 0,
-                                        final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
-                                clen += (size_t) c;
-                                off += k;
-                                if (final)
-                                        break;
-                        }
-                        r = osm_write_all(out, cbuf, clen);
-                        pos += clen;
-                } else {
-                        r = osm_write_all(out, buf, (size_t) n);
-                        pos += (uint64_t) n;
-                }
-                if (r < 0)
+                if ((r = stage_give(&hash, i, (size_t) n, last)) < 0)
                         goto fail;
-                /* Start writing back what is there every 8 MiB, so that the disk works
-                 * while we hash and the final fsync has little left to wait for. */
-                if (pos - synced_pos >= (8u << 20)) {
-                        sync_file_range(out, (off_t) synced_pos, (off_t) (pos - synced_pos), SYNC_FILE_RANGE_WRITE);
-                        synced_pos = pos;
-                }
+                size_t len = w->enc ? encrypt_slot(&ss, pw.slot[i], buf, (size_t) n, last) : (size_t) n;
+                if ((r = stage_give(&wr, i, len, last)) < 0)
+                        goto fail;
                 if (last)
                         break;
         }
         /* the content is durable before its name appears (the writer renames it); the
          * hasher finishes its last slots meanwhile */
+        if ((r = stage_end(&wr, false)) < 0)
+                goto fail;
         if (fsync(out) < 0) {
                 r = -errno;
                 goto fail;
         }
-        hasher_end(&h, false);
-        crypto_generichash_final(&h.hs, digest, sizeof(digest));
+        if ((r = stage_end(&hash, false)) < 0)
+                goto fail;
+        crypto_generichash_final(&ph.hs, digest, sizeof(digest));
         sodium_bin2hex(w->hash, sizeof(w->hash), digest, sizeof(digest));
         sodium_memzero(&ss, sizeof(ss));
         w->r = 0;
         return;
 fail:
-        hasher_end(&h, true);
+        stage_end(&wr, true);
+        stage_end(&hash, true);
         sodium_memzero(&ss, sizeof(ss));
         if (w->tmp_path) {
                 unlink(w->tmp_path);
@@ -736,25 +805,49 @@ static int write_pipe(int fd, const uint8_t *buf, size_t len) {
         return 0;
 }
 
+typedef struct pipe_writer {
+        int fd;
+        uint8_t *slot[PUT_SLOTS];
+} pipe_writer;
+
+static int pipe_slot(stage *st, unsigned i, size_t n) {
+        pipe_writer *pw = st->ctx;
+        return write_pipe(pw->fd, pw->slot[i], n);
+}
+
 /* Decrypt r->in into the pipe; on any failure (tampering, a reader that went away) the pipe
- * closes early, and the reader sees fewer bytes than the object's size. Blocks are read and
- * written READ_BLOCKS at a time, each checked before any of its bytes leave. */
+ * closes early, and the reader sees fewer bytes than the object's size. Blocks are read
+ * READ_BLOCKS at a time and decrypted into a slot of a ring, each checked before any of its
+ * bytes leave; a stage of its own copies the slots into the pipe meanwhile (the copy costs
+ * about as much as the decryption: on two cores they overlap). */
 static void *reader_main(void *arg) {
         reader *rd = arg;
         crypto_secretstream_xchacha20poly1305_state ss;
         uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-        uint8_t *cbuf = malloc(READ_BLOCKS * (size_t) ENC_BLOCK), *buf = malloc(READ_BLOCKS * (size_t) ENC_CHUNK);
+        pipe_writer pw = { .fd = rd->out };
+        stage wr = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fn = pipe_slot, .ctx = &pw,
+                     .slots = READ_SLOTS };
+        const size_t slot_size = READ_BLOCKS * (size_t) ENC_CHUNK;
+        uint8_t *cbuf = malloc(READ_BLOCKS * (size_t) ENC_BLOCK), *ring = malloc(READ_SLOTS * slot_size);
+        bool ok = false;
 
-        if (!cbuf || !buf)
+        if (!cbuf || !ring)
                 goto out;
+        for (unsigned i = 0; i < READ_SLOTS; i++)
+                pw.slot[i] = ring + i * slot_size;
+        posix_fadvise(rd->in, 0, 0, POSIX_FADV_SEQUENTIAL);
         if (read_full(rd->in, true, header, sizeof(header)) != (ssize_t) sizeof(header))
                 goto out;
         if (crypto_secretstream_xchacha20poly1305_init_pull(&ss, header, rd->key) != 0)
                 goto out;
-        for (bool final = false; !final;) {
+        bool final = false;
+        for (unsigned i = 0; !final; i = (i + 1) % READ_SLOTS) {
+                if (stage_wait(&wr, i) < 0)
+                        goto out;
                 ssize_t n = read_full(rd->in, true, cbuf, READ_BLOCKS * (size_t) ENC_BLOCK);
                 if (n <= 0)
                         goto out;   /* an error, or truncated: no final block */
+                uint8_t *buf = pw.slot[i];
                 size_t off = 0, len = 0;
                 while (off < (size_t) n && !final) {
                         size_t k = OSM_MIN((size_t) ENC_BLOCK, (size_t) n - off);
@@ -771,14 +864,16 @@ static void *reader_main(void *arg) {
                         if (!final && k < ENC_BLOCK)
                                 goto out;   /* truncated: no final block */
                 }
-                if (write_pipe(rd->out, buf, len) < 0)
+                if (stage_give(&wr, i, len, final) < 0)
                         goto out;
         }
+        ok = true;
 out:
+        stage_end(&wr, !ok);   /* on a failure, what is not in the pipe yet stays out */
         sodium_memzero(&ss, sizeof(ss));
-        if (buf)
-                sodium_memzero(buf, READ_BLOCKS * (size_t) ENC_CHUNK);
-        free(buf);
+        if (ring)
+                sodium_memzero(ring, READ_SLOTS * slot_size);
+        free(ring);
         free(cbuf);
         close(rd->in);
         close(rd->out);
