@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -23,9 +24,9 @@
 #define IO_TIMEOUT_MS    30000          /* a client fd that stalls this long is given up */
 #define MAX_TRANSFERS    4              /* object puts in flight */
 #define READ_BLOCKS      4              /* encrypted blocks a reader decrypts per read: a slot */
-#define READ_SLOTS       4              /* slots of a reader in flight between decrypting and the pipe */
+#define READ_SLOTS       4              /* slots of a reader in flight between decrypting and the socket */
 _Static_assert(READ_SLOTS <= PUT_SLOTS, "a stage's ring holds at most PUT_SLOTS slots");
-#define READ_PIPE_SIZE   (1u << 20)     /* a reader's pipe, in bytes */
+#define READ_SOCK_BUF    (1u << 20)     /* a reader's socket send buffer, in bytes */
 #define MAX_READERS      16             /* decrypting readers in flight */
 #define KEY_FILE         "object.key"
 
@@ -779,11 +780,11 @@ int osm_store_object_gc(osm_store *s, osm_store_done_cb cb, void *userdata) {
 
 typedef struct reader {
         int in;          /* the encrypted file */
-        int out;         /* the pipe's write end */
+        int out;         /* our end of the socket pair */
         uint8_t *key;    /* sodium_malloc'd copy */
 } reader;
 
-static int write_pipe(int fd, const uint8_t *buf, size_t len) {
+static int write_stream(int fd, const uint8_t *buf, size_t len) {
         while (len > 0) {
                 ssize_t n = write(fd, buf, len);
                 if (n < 0 && errno == EINTR)
@@ -805,27 +806,27 @@ static int write_pipe(int fd, const uint8_t *buf, size_t len) {
         return 0;
 }
 
-typedef struct pipe_writer {
+typedef struct stream_writer {
         int fd;
         uint8_t *slot[PUT_SLOTS];
-} pipe_writer;
+} stream_writer;
 
-static int pipe_slot(stage *st, unsigned i, size_t n) {
-        pipe_writer *pw = st->ctx;
-        return write_pipe(pw->fd, pw->slot[i], n);
+static int stream_slot(stage *st, unsigned i, size_t n) {
+        stream_writer *pw = st->ctx;
+        return write_stream(pw->fd, pw->slot[i], n);
 }
 
-/* Decrypt r->in into the pipe; on any failure (tampering, a reader that went away) the pipe
+/* Decrypt r->in into the socket; on any failure (tampering, a reader that went away) it
  * closes early, and the reader sees fewer bytes than the object's size. Blocks are read
  * READ_BLOCKS at a time and decrypted into a slot of a ring, each checked before any of its
- * bytes leave; a stage of its own copies the slots into the pipe meanwhile (the copy costs
+ * bytes leave; a stage of its own copies the slots into the socket meanwhile (the copy costs
  * about as much as the decryption: on two cores they overlap). */
 static void *reader_main(void *arg) {
         reader *rd = arg;
         crypto_secretstream_xchacha20poly1305_state ss;
         uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-        pipe_writer pw = { .fd = rd->out };
-        stage wr = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fn = pipe_slot, .ctx = &pw,
+        stream_writer pw = { .fd = rd->out };
+        stage wr = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fn = stream_slot, .ctx = &pw,
                      .slots = READ_SLOTS };
         const size_t slot_size = READ_BLOCKS * (size_t) ENC_CHUNK;
         uint8_t *cbuf = malloc(READ_BLOCKS * (size_t) ENC_BLOCK), *ring = malloc(READ_SLOTS * slot_size);
@@ -869,7 +870,7 @@ static void *reader_main(void *arg) {
         }
         ok = true;
 out:
-        stage_end(&wr, !ok);   /* on a failure, what is not in the pipe yet stays out */
+        stage_end(&wr, !ok);   /* on a failure, what is not in the socket yet stays out */
         sodium_memzero(&ss, sizeof(ss));
         if (ring)
                 sodium_memzero(ring, READ_SLOTS * slot_size);
@@ -920,7 +921,7 @@ int osm_store_object_open(osm_store *s, const char *hash, int *out_fd, uint64_t 
         int p[2];
         reader *rd = calloc(1, sizeof(*rd));
         uint8_t *key = osm_secret_alloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
-        if (!rd || !key || pipe2(p, O_CLOEXEC) < 0) {
+        if (!rd || !key || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
                 r = rd && key ? -errno : -ENOMEM;
                 free(rd);
                 sodium_free(key);
@@ -929,7 +930,13 @@ int osm_store_object_open(osm_store *s, const char *hash, int *out_fd, uint64_t 
         }
         memcpy(key, s->obj_key, crypto_secretstream_xchacha20poly1305_KEYBYTES);
         fcntl(p[1], F_SETFL, O_NONBLOCK);   /* our own end: waits are bounded by poll */
-        fcntl(p[1], F_SETPIPE_SZ, READ_PIPE_SIZE);   /* fewer, larger hand-overs; the default if refused */
+        /* A stream socket pair rather than a pipe: a pipe's reader and writer share one
+         * lock held through each whole copy, so the client's reads and our writes wait on
+         * each other; a socket's sender and receiver copy at the same time. */
+        int sz = READ_SOCK_BUF;   /* as the kernel's wmem_max allows */
+        setsockopt(p[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        shutdown(p[0], SHUT_WR);
+        shutdown(p[1], SHUT_RD);
         rd->in = steal_fd(&fd);
         rd->out = p[1];
         rd->key = key;
