@@ -36,8 +36,8 @@ static const char *format_duration(uint64_t us, char *buf, size_t size) {
 /* put --batch keeps chunks in flight on several connections: while the daemon commits one,
  * the next is parsed, sent and queued, so they share a group commit. Each chunk carries an
  * increasing time, so queries return the records in line order whichever lands first.
- * A chunk is the call's parameters as text: each line is parsed here to check it (and to
- * say which line is wrong), then goes as it was read, not serialized again from a tree. */
+ * A chunk is the call's parameters as text: each line is checked here (to say which line
+ * is wrong), then goes as it was read, not serialized again from a tree. */
 #define IN_FLIGHT 4
 
 typedef struct chunk {
@@ -136,13 +136,12 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
         }
 
         for (;;) {
-                json_t *rec = NULL;
+                json_t *rec = NULL;   /* stays NULL: the line is only checked, then sent as text */
+                bool is_object = false;
                 osm_error why;   /* read only after a failure, which fills it */
-                int r = failed ? 0 : osm_jsonl_next(&reader, &rec, &why);
-                if (r == 1 && !json_is_object(rec)) {
+                int r = failed ? 0 : osm_jsonl_next_checked(&reader, &rec, &is_object, &why);
+                if (r == 1 && !is_object) {
                         /* as a line that is not JSON: what came before it is sent, then stop */
-                        json_decref(rec);
-                        rec = NULL;
                         r = osm_error_set(&why, -EINVAL, 0, "%s", NOT_OBJECT);
                 }
                 bool flush = cur && (r <= 0 || cur->n >= BATCH_RECORDS || chunk_bytes + reader.last_len > BATCH_BYTES);
@@ -213,10 +212,8 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                         snprintf(msg, sizeof(msg), "put: line %zu: %s; %" PRIu64 " records before it are stored",
                                  reader.line, why.message, stored);
                 }
-                if (r <= 0 || failed) {
-                        json_decref(rec);   /* read, but a chunk before it failed */
-                        break;
-                }
+                if (r <= 0 || failed)
+                        break;   /* a line read, but a chunk before it failed: not sent */
                 if (!cur) {
                         cur = calloc(1, sizeof(*cur));
                         if (cur) {
@@ -228,7 +225,6 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                                 if (cur)
                                         chunk_free(cur);
                                 cur = NULL;
-                                json_decref(rec);
                                 failed = true;
                                 snprintf(msg, sizeof(msg), "put: out of memory; %" PRIu64 " records are stored", stored);
                                 break;
@@ -242,7 +238,6 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                         osm_jbuf_put(&cur->params, ",", 1);
                 osm_jbuf_put(&cur->params, reader.buf, len);
                 cur->lines[cur->n++] = reader.line;
-                json_decref(rec);
                 chunk_bytes += reader.last_len + 8;
         }
         pthread_mutex_lock(&b.lock);

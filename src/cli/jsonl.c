@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/jsonl.h"
+#include "osmose/json-check.h"
 
 int osm_jsonl_init(osm_jsonl *r, FILE *f, size_t max) {
         memset(r, 0, sizeof(*r));
@@ -28,6 +29,10 @@ static bool blank(const char *s, size_t n) {
 }
 
 int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err) {
+        return osm_jsonl_next_checked(r, out, NULL, err);
+}
+
+int osm_jsonl_next_checked(osm_jsonl *r, json_t **out, bool *is_object, osm_error *err) {
         *out = NULL;
         if (!r->buf)
                 return osm_error_set(err, -ENOMEM, 0, "out of memory");
@@ -55,11 +60,21 @@ int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err) {
                         return osm_error_set(err, -EINVAL, 0, "invalid JSON: a NUL byte in the line");
                 if (blank(r->buf, n))
                         continue;
+                /* A caller that only needs to know the line is an object is spared the tree
+                 * when the quick look is sure of it; else jansson decides (and words it). */
+                if (is_object && osm_json_object_certain(r->buf, n)) {
+                        *is_object = true;
+                        return 1;
+                }
                 json_error_t e;
                 json_t *v = json_loadb(r->buf, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
                 if (!v)
                         return osm_error_set(err, -EINVAL, 0, "invalid JSON at column %d: %s", e.column, e.text);
-                *out = v;
+                if (is_object) {
+                        *is_object = json_is_object(v);
+                        json_decref(v);
+                } else
+                        *out = v;
                 return 1;
         }
 }
