@@ -38,6 +38,16 @@ typedef struct osm_vl_call {
 int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, osm_error *err);
 void osm_vl_call_done(osm_vl_call *c);
 
+/* Calls of method (a string that stays) parse the elements of their parameter param (an
+ * array of objects) into raw objects where they can (see varlink.c): 0 or -ENOSPC. */
+int osm_vl_set_raw_objects(const char *method, const char *param);
+/* The text of the object v stands for, if v is a raw object (its length in *len), or NULL. */
+const char *osm_vl_raw_object(json_t *v, size_t *len);
+/* A JSON object, raw or a tree. */
+bool osm_vl_is_object(json_t *v);
+/* json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) of the object v stands for. */
+size_t osm_vl_dumpb_size(json_t *v);
+
 /* A parsed reply. */
 typedef struct osm_vl_reply {
         json_t *root;          /* owned */

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "osmose/json-check.h"
 #include "osmose/varlink.h"
 
 /* jansson refuses nesting deeper than JSON_PARSER_MAX_DEPTH (2048) with an error; we
@@ -113,11 +114,166 @@ static bool parse_plain_call(const char *buf, size_t len, osm_vl_call *out) {
         return true;
 }
 
+/* ---- records as their text ----
+ * A PutBatch of 1000 small records cost the daemon about 20,000 instructions a record in
+ * jansson: parsing into a tree, freeing it, and writing each record out again as the text
+ * it stores (callgrind, osmosectl put --batch). Where a method's parameter is registered
+ * as raw objects, each element that is already the text osm_vl_dump() would write for it
+ * (json-check.c makes sure) stays that text: a jansson string of a NUL byte and the text.
+ * No message can carry such a string (a NUL byte or \u0000 in a message is refused), so
+ * it cannot be forged; osm_vl_raw_object() tells it apart, and the dumper writes it as the
+ * object it stands for. Anything the check is not sure of takes jansson's way, with
+ * jansson's verdict and messages. */
+
+#define MAX_RAW 4
+#define RAW_MIN_MESSAGE 1024   /* smaller calls: jansson is cheap enough */
+
+static struct {
+        const char *method, *param;
+} raw_params[MAX_RAW];
+static size_t n_raw_params;
+
+int osm_vl_set_raw_objects(const char *method, const char *param) {
+        for (size_t i = 0; i < n_raw_params; i++)
+                if (strcmp(raw_params[i].method, method) == 0 && strcmp(raw_params[i].param, param) == 0)
+                        return 0;
+        if (n_raw_params == MAX_RAW)
+                return -ENOSPC;
+        raw_params[n_raw_params].method = method;
+        raw_params[n_raw_params].param = param;
+        n_raw_params++;
+        return 0;
+}
+
+const char *osm_vl_raw_object(json_t *v, size_t *len) {
+        if (!json_is_string(v) || json_string_length(v) < 3 || json_string_value(v)[0] != 0)
+                return NULL;
+        if (len)
+                *len = json_string_length(v) - 1;
+        return json_string_value(v) + 1;
+}
+
+bool osm_vl_is_object(json_t *v) {
+        return json_is_object(v) || osm_vl_raw_object(v, NULL);
+}
+
+size_t osm_vl_dumpb_size(json_t *v) {
+        size_t n;
+        const char *raw = osm_vl_raw_object(v, &n);
+        if (!raw)
+                return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_t *o = json_loadb(raw, n, JSON_REJECT_DUPLICATES, NULL);
+        size_t r = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(o);
+        return r;
+}
+
+typedef struct raw_array {
+        json_t *arr;
+        const char *start, *end;   /* the array's text: from its first element to its last */
+        char *tmp;             /* NUL + the text of one element */
+        size_t cap;
+} raw_array;
+
+static bool add_element(void *userdata, const char *value, size_t len, bool canonical) {
+        raw_array *a = userdata;
+        json_t *v;
+        if (value[0] != '{')
+                return false;   /* not an object: the handler's error, on jansson's way */
+        if (!a->start)
+                a->start = value;
+        a->end = value + len;
+        if (len + 1 > a->cap) {
+                size_t cap = OSM_MAX(len + 1, 2 * a->cap);
+                char *p = realloc(a->tmp, cap);
+                if (!p)
+                        return false;
+                a->tmp = p;
+                a->cap = cap;
+        }
+        a->tmp[0] = 0;
+        size_t n = len;
+        if (canonical)
+                memcpy(a->tmp + 1, value, len);
+        else   /* 18.10 or spaces between tokens: often canonical once compacted */
+                canonical = osm_json_object_canonical(a->tmp + 1, n = osm_json_compact(value, len, a->tmp + 1));
+        if (canonical)
+                v = json_stringn_nocheck(a->tmp, n + 1);
+        else
+                v = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
+        return v && json_array_append_new(a->arr, v) == 0;
+}
+
+/* A call of a method with a raw parameter: its array's elements built as raw objects and
+ * the rest of the message as jansson reads it: 1 and the root, or 0 (not such a call, or
+ * not sure: the caller parses all of it). */
+static int load_raw(const char *buf, size_t len, json_t **root_out, osm_error *err) {
+        if (n_raw_params == 0 || len < RAW_MIN_MESSAGE)
+                return 0;
+        const char *param = NULL;
+        for (size_t i = 0; i < n_raw_params && !param; i++) {
+                /* a quick look for the method's name first: most calls are not these */
+                char quoted[260];
+                int n = snprintf(quoted, sizeof quoted, "\"%s\"", raw_params[i].method);
+                if (n > 0 && (size_t) n < sizeof quoted && memmem(buf, len, quoted, (size_t) n))
+                        param = raw_params[i].param;
+        }
+        if (!param)
+                return 0;
+        raw_array a = { .arr = json_array() };
+        const char *const path[] = { "parameters", param };
+        osm_json_scan_spec spec = { .path = path, .path_len = 2, .fn = add_element, .userdata = &a, .top_key = "method" };
+        bool ok = a.arr && osm_json_object_scan(buf, len, &spec) && spec.found && a.start;
+        free(a.tmp);
+        /* the method it calls must be the one looked for (not the name inside some string) */
+        const char *m = spec.top_value;
+        size_t mn = spec.top_value_len;
+        char method[256];
+        if (ok && (!m || m[0] != '"' || mn < 3 || mn - 2 >= sizeof method || memchr(m, '\\', mn)))
+                ok = false;
+        if (ok) {
+                memcpy(method, m + 1, mn - 2);
+                method[mn - 2] = 0;
+                ok = false;
+                for (size_t i = 0; i < n_raw_params && !ok; i++)
+                        ok = strcmp(raw_params[i].method, method) == 0 && strcmp(raw_params[i].param, param) == 0;
+        }
+        if (!ok) {
+                json_decref(a.arr);
+                return 0;
+        }
+        /* the rest as jansson reads it: the elements cut out, the array left empty */
+        size_t head = (size_t) (a.start - buf), tail = len - (size_t) (a.end - buf);
+        char *cut = malloc(head + tail);
+        if (!cut) {
+                json_decref(a.arr);
+                return 0;
+        }
+        memcpy(cut, buf, head);
+        memcpy(cut + head, a.end, tail);
+        json_t *root = load(cut, head + tail, err);
+        free(cut);
+        json_t *params = json_object_get(root, "parameters");
+        if (!json_is_array(json_object_get(params, param))) {
+                json_decref(root);
+                json_decref(a.arr);
+                return 0;
+        }
+        if (json_object_set_new(params, param, a.arr) < 0) {   /* takes a.arr either way */
+                json_decref(root);
+                return 0;
+        }
+        *root_out = root;
+        return 1;
+}
+
 int osm_vl_parse_call(const char *buf, size_t len, osm_vl_call *out, osm_error *err) {
         memset(out, 0, sizeof *out);
         if (parse_plain_call(buf, len, out))
                 return 0;
-        json_t *root = load(buf, len, err);
+        json_t *root = NULL;
+        if (load_raw(buf, len, &root, err) <= 0)
+                root = load(buf, len, err);
         if (!root)
                 return -EBADMSG;
         json_t *m = json_object_get(root, "method");
@@ -397,9 +553,15 @@ void osm_jbuf_value(osm_jbuf *b, json_t *v) {
                 osm_jbuf_put(b, "]", 1);
                 break;
         }
-        case JSON_STRING:
-                osm_jbuf_string_n(b, json_string_value(v), json_string_length(v));
+        case JSON_STRING: {
+                size_t n;
+                const char *raw = osm_vl_raw_object(v, &n);
+                if (raw)
+                        osm_jbuf_put(b, raw, n);   /* the object it stands for, as it was written */
+                else
+                        osm_jbuf_string_n(b, json_string_value(v), json_string_length(v));
                 break;
+        }
         case JSON_INTEGER:
                 osm_jbuf_put(b, num, (size_t) snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
                 break;

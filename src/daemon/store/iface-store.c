@@ -173,7 +173,7 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
         b->queued = osm_store_put_many(d->store, reqs, n, batch_one_done, p, &r, &err);
         if (r < 0)
                 osm_store_batch_refused(b, b->queued, r, &err,
-                                        r == -EMSGSIZE ? json_dumpb(reqs[b->queued].body, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0);
+                                        r == -EMSGSIZE ? osm_vl_dumpb_size(reqs[b->queued].body) : 0);
         free(reqs);
         if (b->queued == 0) {
                 osm_call_set_cancel(call, NULL, NULL);
@@ -554,7 +554,10 @@ static int store_start(osm_daemon *d) {
                 log_error("store: %s (%s): %s", osm_error_message(&err, "cannot open"), d->cfg.state_dir, strerror(-r));
                 return r;
         }
-        r = osm_server_add_methods(d->server, store_methods, OSM_ARRAY_SIZE(store_methods), d);
+        /* PutBatch's records reach the store as the text they came in (see varlink.c) */
+        r = osm_vl_set_raw_objects(OSM_M_STORE_PUT_BATCH, "records");
+        if (r >= 0)
+                r = osm_server_add_methods(d->server, store_methods, OSM_ARRAY_SIZE(store_methods), d);
         if (r < 0) {
                 log_error("store: cannot register io.osmose.Store: %s", strerror(-r));
                 osm_store_close(d->store);

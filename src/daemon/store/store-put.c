@@ -36,7 +36,7 @@ int osm_store_check_put(osm_store *s, const osm_store_put_req *req, size_t *body
         if (req->id && !osm_store_id_valid(req->id)) {
                 return osm_error_set(err, -EINVAL, 0, "invalid record id: expected <16 hex digits>-<sequence>");
         }
-        if (!json_is_object(req->body)) {
+        if (!osm_vl_is_object(req->body)) {
                 /* one rule for Put and PutBatch, osmosectl and workloads: the Varlink type is object */
                 return osm_error_set(err, -EINVAL, 0, "the record must be a JSON object");
         }
@@ -69,10 +69,12 @@ static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_
         if (s->closing) {
                 return osm_error_set(err, -ECANCELED, 0, "the store is closing");
         }
-        /* encode once; the checks use its length */
+        /* encode once (a raw object is its text already); the checks use its length */
         size_t body_len = 0;
-        _cleanup_free_ char *text = req->body ? osm_vl_dump(req->body, &body_len) : NULL;
-        if (text)
+        const char *raw = osm_vl_raw_object(req->body, &body_len);
+        _cleanup_free_ char *dumped = !raw && req->body ? osm_vl_dump(req->body, &body_len) : NULL;
+        const char *text = raw ? raw : dumped;
+        if (dumped)
                 body_len--;   /* osm_vl_dump counts the NUL */
         if (!text && req->body) {
                 return osm_error_set(err, -EINVAL, 0, "the body cannot be encoded as JSON");
@@ -98,7 +100,8 @@ static int put_op_new(osm_store *s, const osm_store_put_req *req, osm_store_put_
                 op->rid = memcpy(p, req->id, li);
                 p += li;
         }
-        memcpy(p, text, body_len + 1);
+        memcpy(p, text, body_len);
+        p[body_len] = 0;
         op->body = p;
         op->body_len = body_len;
         op->ts = req->time_us ? req->time_us : osm_now_real_us();
