@@ -83,6 +83,7 @@ typedef struct osm_jbuf {
         bool failed;
 } osm_jbuf;
 void osm_jbuf_put(osm_jbuf *b, const char *s, size_t n);        /* raw bytes */
+bool osm_jbuf_reserve(osm_jbuf *b, size_t more);                /* room for more bytes at p + len */
 void osm_jbuf_string(osm_jbuf *b, const char *s);               /* a quoted, escaped string */
 void osm_jbuf_string_n(osm_jbuf *b, const char *s, size_t n);
 void osm_jbuf_int(osm_jbuf *b, long long v);
