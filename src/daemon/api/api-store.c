@@ -237,13 +237,13 @@ static void m_put_batch(osm_call *call, json_t *params, void *userdata) {
                 batch_finish(op);
 }
 
-static void query_done(int r, const char *records, size_t len, const char *cursor, void *userdata) {
+static void query_done(int r, const char *params, size_t len, void *userdata) {
         api_op *op = userdata;
         if (op->call) {
                 if (r < 0)
                         store_error_text(op->call, op->in, r, r == -EINVAL ? "invalid cursor" : NULL, op->name);
                 else
-                        osm_store_query_reply(op->call, records, len, cursor);
+                        osm_store_query_reply(op->call, params, len);
                 op->call = NULL;
         }
         op_free(op);

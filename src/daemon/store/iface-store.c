@@ -184,13 +184,13 @@ static void method_put_batch(osm_call *call, json_t *params, void *userdata) {
 
 /* ---- Query ---- */
 
-static void query_done(int r, const char *records, size_t len, const char *cursor, void *userdata) {
+static void query_done(int r, const char *params, size_t len, void *userdata) {
         pending *p = userdata;
         if (p->call) {
                 if (r < 0)
                         reply_store_error(p->call, p->d, r, r == -EINVAL ? "invalid cursor" : NULL, p->name);
                 else
-                        osm_store_query_reply(p->call, records, len, cursor);
+                        osm_store_query_reply(p->call, params, len);
         }
         free(p);
 }

@@ -25,7 +25,7 @@ typedef struct query_work {
         int r;
         json_t *records;          /* tree mode */
         osm_store_query_text_cb text_cb;
-        osm_jbuf text;            /* text mode: the array of records, serialized */
+        osm_jbuf text;            /* text mode: the reply's parameters, {"records":[…],"cursor":…} */
         char cursor[64];
         bool more;
         /* text mode: what every record of the page shares, written once */
@@ -66,12 +66,15 @@ static bool body_spliceable(const char *body, int blen) {
 
 /* The record as record_json() builds it, written straight into b: the body is spliced
  * as stored, not parsed into a tree and serialized again (the same text for a body
- * osm_vl_dump wrote: it is what a parse and a dump give back). */
-static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes) {
+ * osm_vl_dump wrote: it is what a parse and a dump give back). Its seq and ts go to
+ * *seq and *ts. */
+static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes, int64_t *seq, int64_t *ts) {
         osm_jbuf *b = &w->text;
         const char *origin = w->s->origin, *coll = w->q.collection;
         const char *body = (const char *) sqlite3_column_text(st, 4);
         int blen = sqlite3_column_bytes(st, 4);
+        *seq = sqlite3_column_int64(st, 0);
+        *ts = sqlite3_column_int64(st, 1);
         if (!body_spliceable(body, blen)) {
                 json_t *rec = record_json(origin, st, coll, bytes);
                 if (!rec)
@@ -81,7 +84,8 @@ static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes) {
                 return;
         }
         /* The pieces every record of the page shares are written once (a page's records
-         * have one collection and mostly one writer), each record's in few appends. */
+         * have one collection and mostly one writer); each record is then one reserve and
+         * a few copies (a call for each piece cost about as much as the row's read). */
         if (!w->id_head.len) {
                 osm_jbuf_put(&w->id_head, "{\"id\":\"", 7);
                 osm_jbuf_put(&w->id_head, origin, strlen(origin));   /* hex */
@@ -113,16 +117,27 @@ static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes) {
                 osm_jbuf_string(b, rid);
         } else {   /* "ORIGIN-SEQ", as record_json writes it */
                 char num[22];
-                size_t n = osm_fmt_int(num, sqlite3_column_int64(st, 0));
+                size_t n = osm_fmt_int(num, *seq);
                 num[n++] = '"';
                 osm_jbuf_put(b, w->id_head.p, w->id_head.len);
                 osm_jbuf_put(b, num, n);
         }
-        osm_jbuf_put(b, w->coll_part.p, w->coll_part.len);
-        osm_jbuf_int(b, sqlite3_column_int64(st, 1));
-        osm_jbuf_put(b, w->writer_part.p, w->writer_part.len);
-        osm_jbuf_put(b, body, (size_t) blen);
-        osm_jbuf_put(b, "}", 1);
+        char t[21];
+        size_t tn = osm_fmt_int(t, *ts);
+        size_t need = w->coll_part.len + tn + w->writer_part.len + (size_t) blen + 1;
+        if (!osm_jbuf_reserve(b, need))
+                return;
+        char *p = b->p + b->len;
+        memcpy(p, w->coll_part.p, w->coll_part.len);
+        p += w->coll_part.len;
+        memcpy(p, t, tn);
+        p += tn;
+        memcpy(p, w->writer_part.p, w->writer_part.len);
+        p += w->writer_part.len;
+        memcpy(p, body, (size_t) blen);
+        p += blen;
+        *p++ = '}';
+        b->len = (size_t) (p - b->p);
         *bytes += (size_t) blen + 128;
 }
 
@@ -192,9 +207,11 @@ static void query_run(uv_work_t *req) {
         sqlite3_bind_int64(st, 5, cseq);
         sqlite3_bind_int64(st, 6, (int64_t) limit + 1);   /* one more: is there a next page? */
 
-        if (w->text_cb)
-                osm_jbuf_put(&w->text, "[", 1);
-        else if (!(w->records = json_array())) {
+        if (w->text_cb) {
+                /* room for a page of small records at once: no growing copies */
+                osm_jbuf_reserve(&w->text, OSM_MIN(limit, 128) * 160 + 64);
+                osm_jbuf_put(&w->text, "{\"records\":[", 12);
+        } else if (!(w->records = json_array())) {
                 w->r = -ENOMEM;
                 goto out;
         }
@@ -208,7 +225,7 @@ static void query_run(uv_work_t *req) {
                 if (w->text_cb) {
                         if (n)
                                 osm_jbuf_put(&w->text, ",", 1);
-                        record_text(w, st, &bytes);
+                        record_text(w, st, &bytes, &last_seq, &last_ts);
                         if (w->text.failed) {
                                 w->r = -ENOMEM;
                                 goto out;
@@ -219,9 +236,9 @@ static void query_run(uv_work_t *req) {
                                 w->r = -ENOMEM;
                                 goto out;
                         }
+                        last_ts = sqlite3_column_int64(st, 1);
+                        last_seq = sqlite3_column_int64(st, 0);
                 }
-                last_ts = sqlite3_column_int64(st, 1);
-                last_seq = sqlite3_column_int64(st, 0);
                 n++;
         }
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -232,6 +249,11 @@ static void query_run(uv_work_t *req) {
                 snprintf(w->cursor, sizeof(w->cursor), "%" PRId64 ".%" PRId64, last_ts, last_seq);
         if (w->text_cb) {
                 osm_jbuf_put(&w->text, "]", 1);
+                if (w->more) {
+                        osm_jbuf_put(&w->text, ",\"cursor\":", 10);
+                        osm_jbuf_string(&w->text, w->cursor);
+                }
+                osm_jbuf_put(&w->text, "}", 1);
                 if (w->text.failed) {
                         w->r = -ENOMEM;
                         goto out;
@@ -250,8 +272,7 @@ static void query_after(uv_work_t *req, int status) {
         if (status < 0 && w->r == 0)
                 w->r = -ECANCELED;
         if (w->text_cb)
-                w->text_cb(w->r, w->r < 0 ? NULL : w->text.p, w->r < 0 ? 0 : w->text.len,
-                           w->r < 0 || !w->more ? NULL : w->cursor, w->userdata);
+                w->text_cb(w->r, w->r < 0 ? NULL : w->text.p, w->r < 0 ? 0 : w->text.len, w->userdata);
         else if (w->r < 0) {
                 json_decref(w->records);
                 w->cb(w->r, NULL, NULL, w->userdata);

@@ -177,20 +177,6 @@ void osm_store_batch_reply(osm_call *call, osm_store_iface iface, const osm_conf
         osm_call_reply(call, o, false);
 }
 
-void osm_store_query_reply(osm_call *call, const char *records, size_t len, const char *cursor) {
-        osm_jbuf b = { 0 };
-        osm_jbuf_put(&b, "{\"records\":", 11);
-        osm_jbuf_put(&b, records, len);
-        if (cursor) {
-                osm_jbuf_put(&b, ",\"cursor\":", 10);
-                osm_jbuf_string(&b, cursor);
-        }
-        osm_jbuf_put(&b, "}", 1);
-        size_t n;
-        char *text = osm_jbuf_finish(&b, &n);
-        if (text)
-                osm_call_reply_text(call, text, n - 1, false);
-        else
-                osm_call_errorf(call, OSM_E_INTERNAL_ERROR, "out of memory");
-        free(text);
+void osm_store_query_reply(osm_call *call, const char *params, size_t len) {
+        osm_call_reply_text(call, params, len, false);
 }

@@ -102,10 +102,12 @@ typedef struct osm_store_query_req {
  * -EIO. Returns -errno if the request is invalid (cb then never runs). */
 typedef void (*osm_store_query_cb)(int r, json_t *records, const char *cursor, void *userdata);
 int osm_store_query(osm_store *s, const osm_store_query_req *q, osm_store_query_cb cb, void *userdata);
-/* The same page as JSON text: records is the array, serialized (len bytes, not
- * NUL-terminated, borrowed for the callback), NULL when r < 0. The reply path of
- * Store.Query and Api.Query: stored bodies are spliced in, not parsed and re-encoded. */
-typedef void (*osm_store_query_text_cb)(int r, const char *records, size_t len, const char *cursor, void *userdata);
+/* The same page as JSON text: params is the reply's parameters, {"records": the array,
+ * "cursor": the cursor if there is one}, serialized (len bytes, not NUL-terminated,
+ * borrowed for the callback), NULL when r < 0. The reply path of Store.Query and
+ * Api.Query: stored bodies are spliced in, not parsed and re-encoded, and the reply is
+ * written on the thread pool, not on the loop. */
+typedef void (*osm_store_query_text_cb)(int r, const char *params, size_t len, void *userdata);
 int osm_store_query_text(osm_store *s, const osm_store_query_req *q, osm_store_query_text_cb cb, void *userdata);
 
 /* Watch committed records of collections matching pattern (fnmatch with FNM_PATHNAME:
