@@ -39,6 +39,11 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
  * object that the caller vouches for; the daemon checks it like any other). */
 int osm_client_call_raw(osm_client *c, const char *method, const char *params, size_t params_len,
                         json_t **reply, osm_client_error *err);
+/* osm_client_call_raw in its two halves: send the call (all of it is written when this
+ * returns), then read its reply. */
+int osm_client_send_raw(osm_client *c, const char *method, const char *params, size_t params_len,
+                        osm_client_error *err);
+int osm_client_read_reply(osm_client *c, json_t **reply, osm_client_error *err);
 
 /* Call without reading the reply into a tree: *text (malloc'd, NUL-terminated, *len bytes)
  * is the reply message as received, {"parameters":…} or {"error":…}, for a caller that

@@ -37,7 +37,10 @@ static const char *format_duration(uint64_t us, char *buf, size_t size) {
  * the next is parsed, sent and queued, so they share a group commit. Each chunk carries an
  * increasing time, so queries return the records in line order whichever lands first.
  * A chunk is the call's parameters as text: each line is checked here (to say which line
- * is wrong), then goes as it was read, not serialized again from a tree. */
+ * is wrong), then goes as it was read, not serialized again from a tree. Chunks are sent
+ * one after the other in line order (each is written whole before the next starts), so
+ * that the daemon takes them in that order: a limit reached (the budget) then stops the
+ * batch at a line, with the lines before it stored. */
 #define IN_FLIGHT 4
 
 typedef struct chunk {
@@ -45,6 +48,7 @@ typedef struct chunk {
         osm_jbuf params;               /* {"collection":…,"records":[the lines…],"time":…} */
         size_t lines[BATCH_RECORDS];   /* the input line of each record */
         size_t n;
+        size_t seq;                    /* 0, 1, 2…: the chunk's place in line order */
         int64_t time;
         bool sent, finished;
         int r;
@@ -58,6 +62,8 @@ typedef struct batch_ctx {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         chunk *head, *tail;            /* in line order; finished ones leave from the head */
+        size_t n_chunks;               /* made so far */
+        size_t next_send;              /* seq of the chunk whose turn it is to be sent */
         bool closing;
 } batch_ctx;
 
@@ -83,6 +89,12 @@ static void *sender_main(void *arg) {
                 pthread_mutex_unlock(&b->lock);
                 if (!k)
                         break;
+                /* wait for its turn: the chunks before it are written whole */
+                pthread_mutex_lock(&b->lock);
+                while (b->next_send != k->seq)
+                        pthread_cond_wait(&b->cond, &b->lock);
+                pthread_mutex_unlock(&b->lock);
+                bool sent = false;
                 if (cr < 0) {
                         k->r = cr;
                         snprintf(k->err.message, sizeof(k->err.message), "cannot connect to %s: %s", b->socket,
@@ -90,8 +102,14 @@ static void *sender_main(void *arg) {
                 } else if (k->params.failed)
                         k->r = -ENOMEM;
                 else
-                        k->r = osm_client_call_raw(c, OSM_M_STORE_PUT_BATCH, k->params.p, k->params.len, &k->reply,
-                                                   &k->err);
+                        sent = (k->r = osm_client_send_raw(c, OSM_M_STORE_PUT_BATCH, k->params.p, k->params.len,
+                                                           &k->err)) >= 0;
+                pthread_mutex_lock(&b->lock);
+                b->next_send++;
+                pthread_cond_broadcast(&b->cond);
+                pthread_mutex_unlock(&b->lock);
+                if (sent)
+                        k->r = osm_client_read_reply(c, &k->reply, &k->err);
                 pthread_mutex_lock(&b->lock);
                 k->finished = true;
                 pthread_cond_broadcast(&b->cond);
@@ -154,6 +172,7 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
                         osm_jbuf_int(&cur->params, cur->time);
                         osm_jbuf_put(&cur->params, "}", 1);
                         pthread_mutex_lock(&b.lock);
+                        cur->seq = b.n_chunks++;
                         if (b.tail)
                                 b.tail->next = cur;
                         else

@@ -178,17 +178,10 @@ static int read_reply(osm_client *c, osm_vl_reply *r, osm_client_error *err) {
         return 0;
 }
 
-/* Send msg (a formatted call, len bytes with its NUL) and read its reply. */
-static int call_msg(osm_client *c, const char *msg, size_t len, const int *fds, size_t n_fds,
-                    json_t **reply, int *reply_fds, size_t *n_reply_fds, osm_client_error *err) {
-        if (!msg)
-                return transport_error(err, -ENOMEM, "formatting call");
-        int r = send_msg(c, msg, len, fds, n_fds);
-        if (r < 0)
-                return transport_error(err, r, "sending call");
-        drop_fds(c);
+/* Read the reply to the call sent last (fds with it as for osm_client_call). */
+static int reply_of_call(osm_client *c, json_t **reply, int *reply_fds, size_t *n_reply_fds, osm_client_error *err) {
         osm_vl_reply rep;
-        r = read_reply(c, &rep, err);
+        int r = read_reply(c, &rep, err);
         if (r < 0) {
                 drop_fds(c);
                 return r;
@@ -207,6 +200,25 @@ static int call_msg(osm_client *c, const char *msg, size_t len, const int *fds, 
         return 0;
 }
 
+/* Send msg (a formatted call, len bytes with its NUL). */
+static int send_call_msg(osm_client *c, const char *msg, size_t len, const int *fds, size_t n_fds,
+                         osm_client_error *err) {
+        if (!msg)
+                return transport_error(err, -ENOMEM, "formatting call");
+        int r = send_msg(c, msg, len, fds, n_fds);
+        if (r < 0)
+                return transport_error(err, r, "sending call");
+        drop_fds(c);
+        return 0;
+}
+
+/* Send msg and read its reply. */
+static int call_msg(osm_client *c, const char *msg, size_t len, const int *fds, size_t n_fds,
+                    json_t **reply, int *reply_fds, size_t *n_reply_fds, osm_client_error *err) {
+        int r = send_call_msg(c, msg, len, fds, n_fds, err);
+        return r < 0 ? r : reply_of_call(c, reply, reply_fds, n_reply_fds, err);
+}
+
 int osm_client_call(osm_client *c, const char *method, json_t *params,
                     const int *fds, size_t n_fds,
                     json_t **reply, int *reply_fds, size_t *n_reply_fds,
@@ -218,9 +230,19 @@ int osm_client_call(osm_client *c, const char *method, json_t *params,
 
 int osm_client_call_raw(osm_client *c, const char *method, const char *params, size_t params_len,
                         json_t **reply, osm_client_error *err) {
+        int r = osm_client_send_raw(c, method, params, params_len, err);
+        return r < 0 ? r : osm_client_read_reply(c, reply, err);
+}
+
+int osm_client_send_raw(osm_client *c, const char *method, const char *params, size_t params_len,
+                        osm_client_error *err) {
         size_t len = 0;
         _cleanup_free_ char *msg = osm_vl_format_call_raw(method, params, params_len, &len);
-        return call_msg(c, msg, len, NULL, 0, reply, NULL, NULL, err);
+        return send_call_msg(c, msg, len, NULL, 0, err);
+}
+
+int osm_client_read_reply(osm_client *c, json_t **reply, osm_client_error *err) {
+        return reply_of_call(c, reply, NULL, NULL, err);
 }
 
 /* Format and send a call without fds. */
