@@ -195,25 +195,30 @@ osm_launcher *osm_launcher_new(const osm_cg_host *host) {
         l->pid = getpid();
         pthread_mutex_init(&l->lock, NULL);
         pthread_cond_init(&l->cond, NULL);
-        /* The threads take no signal: they are the main thread's to handle. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
         /* A small stack: the init runs on a copy of it until its exec (child.c: a few KiB). */
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, LAUNCHER_STACK);
         for (size_t k = 0; k < LAUNCHER_SLOTS; k++) {
                 launcher_slot *s = &l->slot[k];
                 s->l = l;
                 s->state = SLOT_ARMING;
-                s->started = pthread_create(&s->thread, &attr, slot_main, s) == 0;
+                s->started = osm_sb_thread_start(&s->thread, LAUNCHER_STACK, slot_main, s) == 0;
                 if (!s->started)
                         s->state = SLOT_OFF;
         }
+        return l;
+}
+
+int osm_sb_thread_start(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg) {
+        /* The thread takes no signal: they are the main thread's to handle. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, stack);
+        int r = pthread_create(t, &attr, fn, arg);
         pthread_attr_destroy(&attr);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        return l;
+        return -r;
 }
 
 osm_launcher *osm_launcher_free(osm_launcher *l) {

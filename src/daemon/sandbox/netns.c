@@ -80,16 +80,7 @@ osm_netns_pool *osm_netns_pool_new(void) {
         p->pid = getpid();
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
-        /* The thread takes no signal: they are the main thread's to handle. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        int r = pthread_create(&p->thread, &attr, pool_main, p);
-        pthread_attr_destroy(&attr);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int r = osm_sb_thread_start(&p->thread, 64 * 1024, pool_main, p);
         if (r != 0) {
                 pthread_cond_destroy(&p->cond);
                 pthread_mutex_destroy(&p->lock);

@@ -97,6 +97,10 @@ typedef struct osm_launcher osm_launcher;
 /* Start the threads if a controller is in a v1 hierarchy of host (which must outlive the
  * launcher); NULL otherwise, or if they cannot be made (launches then migrate). */
 osm_launcher *osm_launcher_new(const osm_cg_host *host);
+
+/* Start a thread of the daemon's sandbox (a launcher slot, the namespace pool) with a stack of
+ * that size and every signal blocked (signals are the main thread's): 0 or -errno. */
+int osm_sb_thread_start(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg);
 /* Stop the threads and remove their spares. Every instance must have been freed. */
 osm_launcher *osm_launcher_free(osm_launcher *l);
 /* A spare cgroup with a thread in it, renamed to name (directly under the instances'
