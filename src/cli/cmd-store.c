@@ -154,10 +154,9 @@ static int put_batch(osm_ctl *ctl, const char *coll, int64_t at) {
         }
 
         for (;;) {
-                json_t *rec = NULL;   /* stays NULL: the line is only checked, then sent as text */
-                bool is_object = false;
+                bool is_object = false;   /* the line is only checked, then sent as text */
                 osm_error why;   /* read only after a failure, which fills it */
-                int r = failed ? 0 : osm_jsonl_next_checked(&reader, &rec, &is_object, &why);
+                int r = failed ? 0 : osm_jsonl_next_checked(&reader, &is_object, &why);
                 if (r == 1 && !is_object) {
                         /* as a line that is not JSON: what came before it is sent, then stop */
                         r = osm_error_set(&why, -EINVAL, 0, "%s", NOT_OBJECT);

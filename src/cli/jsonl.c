@@ -28,12 +28,10 @@ static bool blank(const char *s, size_t n) {
         return true;
 }
 
-int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err) {
-        return osm_jsonl_next_checked(r, out, NULL, err);
-}
-
-int osm_jsonl_next_checked(osm_jsonl *r, json_t **out, bool *is_object, osm_error *err) {
-        *out = NULL;
+/* The next line: its tree in *out, or with is_object only whether it is an object. */
+static int next_line(osm_jsonl *r, json_t **out, bool *is_object, osm_error *err) {
+        if (out)
+                *out = NULL;
         if (!r->buf)
                 return osm_error_set(err, -ENOMEM, 0, "out of memory");
         for (;;) {
@@ -77,4 +75,12 @@ int osm_jsonl_next_checked(osm_jsonl *r, json_t **out, bool *is_object, osm_erro
                         *out = v;
                 return 1;
         }
+}
+
+int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err) {
+        return next_line(r, out, NULL, err);
+}
+
+int osm_jsonl_next_checked(osm_jsonl *r, bool *is_object, osm_error *err) {
+        return next_line(r, NULL, is_object, err);
 }

@@ -20,6 +20,6 @@ int osm_jsonl_init(osm_jsonl *r, FILE *f, size_t max);
  * -EIO with err naming the problem of line r->line. Blank lines are skipped. */
 int osm_jsonl_next(osm_jsonl *r, json_t **out, osm_error *err);
 /* The same for a caller that needs only whether the line is a JSON object (*is_object), not
- * its tree (*out stays NULL): most lines are then checked without building one. */
-int osm_jsonl_next_checked(osm_jsonl *r, json_t **out, bool *is_object, osm_error *err);
+ * its tree: most lines are then checked without building one. */
+int osm_jsonl_next_checked(osm_jsonl *r, bool *is_object, osm_error *err);
 void osm_jsonl_done(osm_jsonl *r);

@@ -178,6 +178,19 @@ static bool word(scan *s, const char *w, size_t n) {
         return true;
 }
 
+/* After a member or an element: a ',' and more to come (1, at the next one), the closing
+ * bracket (0, at it), or not JSON (-1). */
+static int after_item(scan *s, unsigned char close) {
+        ws(s);
+        if (s->p >= s->end || (*s->p != close && *s->p != ','))
+                return -1;
+        if (*s->p == close)
+                return 0;
+        s->p++;
+        ws(s);
+        return 1;
+}
+
 static bool value(scan *s);
 
 static bool object(scan *s) {
@@ -227,15 +240,11 @@ static bool object(scan *s) {
                         sp->top_value = (const char *) v;
                         sp->top_value_len = (size_t) (s->p - v);
                 }
-                ws(s);
-                if (s->p >= s->end)
+                int more = after_item(s, '}');
+                if (more < 0)
                         return false;
-                if (*s->p == '}')
+                if (!more)
                         break;
-                if (*s->p != ',')
-                        return false;
-                s->p++;
-                ws(s);
         }
         s->p++;
         s->n_keys = base;
@@ -269,15 +278,11 @@ static bool array(scan *s) {
                         s->canonical = outer && s->canonical;
                 } else if (!value(s))
                         return false;
-                ws(s);
-                if (s->p >= s->end)
+                int more = after_item(s, ']');
+                if (more < 0)
                         return false;
-                if (*s->p == ']')
+                if (!more)
                         break;
-                if (*s->p != ',')
-                        return false;
-                s->p++;
-                ws(s);
         }
         s->p++;
         s->depth--;
@@ -301,8 +306,11 @@ static bool value(scan *s) {
         }
 }
 
-static bool check(const char *text, size_t len, bool *canonical) {
-        scan s = { .p = (const unsigned char *) text, .end = (const unsigned char *) text + len, .canonical = true };
+/* The whole text one object (whitespace around it allowed), with spec's array and top key
+ * looked for if spec is given; *canonical, if given, as osm_json_object_canonical says. */
+static bool check(const char *text, size_t len, osm_json_scan_spec *spec, bool *canonical) {
+        scan s = { .p = (const unsigned char *) text, .end = (const unsigned char *) text + len, .canonical = true,
+                   .spec = spec };
         ws(&s);
         if (s.p >= s.end || *s.p != '{' || !object(&s))
                 return false;
@@ -313,25 +321,19 @@ static bool check(const char *text, size_t len, bool *canonical) {
 }
 
 bool osm_json_object_certain(const char *text, size_t len) {
-        return check(text, len, NULL);
+        return check(text, len, NULL, NULL);
 }
 
 bool osm_json_object_canonical(const char *text, size_t len) {
         bool canonical;
-        return check(text, len, &canonical) && canonical;
+        return check(text, len, NULL, &canonical) && canonical;
 }
 
 bool osm_json_object_scan(const char *text, size_t len, osm_json_scan_spec *spec) {
         spec->found = false;
         spec->top_value = NULL;
         spec->top_value_len = 0;
-        scan s = { .p = (const unsigned char *) text, .end = (const unsigned char *) text + len, .canonical = true,
-                   .spec = spec };
-        ws(&s);
-        if (s.p >= s.end || *s.p != '{' || !object(&s))
-                return false;
-        ws(&s);
-        return s.p == s.end;
+        return check(text, len, spec, NULL);
 }
 
 size_t osm_json_compact(const char *text, size_t len, char *out) {
