@@ -125,7 +125,6 @@ static bool same_str(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-
 /* ---------- the control socket ---------- */
 
 /* Bind the control socket like ntpd's control.c: refuse if a live daemon answers,

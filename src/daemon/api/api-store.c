@@ -243,7 +243,7 @@ static void query_done(int r, const char *params, size_t len, void *userdata) {
                 if (r < 0)
                         store_error_text(op->call, op->in, r, r == -EINVAL ? "invalid cursor" : NULL, op->name);
                 else
-                        osm_store_query_reply(op->call, params, len);
+                        osm_call_reply_text(op->call, params, len, false);
                 op->call = NULL;
         }
         op_free(op);

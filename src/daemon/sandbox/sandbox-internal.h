@@ -138,8 +138,9 @@ void osm_net_clear(osm_net *net);
 
 typedef struct osm_netns_pool osm_netns_pool;
 
-/* Start the thread that keeps fresh network namespaces ready; NULL unless the daemon is
- * root (or if it cannot start). A namespace it cannot make turns it off for good. */
+/* Start the thread that keeps fresh network namespaces ready, for a privileged (root)
+ * sandbox, whose inits are cloned without a user namespace and so may join one (setns);
+ * NULL if it cannot start. A namespace it cannot make turns it off for good. */
 osm_netns_pool *osm_netns_pool_new(void);
 osm_netns_pool *osm_netns_pool_free(osm_netns_pool *p);
 /* An fd (O_CLOEXEC) of a network namespace nothing has been in, now the caller's to

@@ -190,7 +190,7 @@ static void query_done(int r, const char *params, size_t len, void *userdata) {
                 if (r < 0)
                         reply_store_error(p->call, p->d, r, r == -EINVAL ? "invalid cursor" : NULL, p->name);
                 else
-                        osm_store_query_reply(p->call, params, len);
+                        osm_call_reply_text(p->call, params, len, false);
         }
         free(p);
 }

@@ -176,7 +176,3 @@ void osm_store_batch_reply(osm_call *call, osm_store_iface iface, const osm_conf
         }
         osm_call_reply(call, o, false);
 }
-
-void osm_store_query_reply(osm_call *call, const char *params, size_t len) {
-        osm_call_reply_text(call, params, len, false);
-}

@@ -47,8 +47,5 @@ bool osm_store_batch_done(osm_store_batch *b, int r, const char *id, size_t *ind
 /* Record i could not be queued (osm_store_put_many stopped there): err, its size. */
 void osm_store_batch_refused(osm_store_batch *b, size_t i, int r, const osm_error *err, size_t size);
 /* Finish call: the first failure as osm_store_reply_error does, else {stored, first, last}. */
-/* Reply to a query with the parameters osm_store_query_text gave. */
-void osm_store_query_reply(osm_call *call, const char *params, size_t len);
-
 void osm_store_batch_reply(osm_call *call, osm_store_iface iface, const osm_config *cfg,
                            const osm_store_batch *b, const char *collection);
