@@ -66,9 +66,9 @@ static bool body_spliceable(const char *body, int blen) {
 
 /* The record as record_json() builds it, written straight into b: the body is spliced
  * as stored, not parsed into a tree and serialized again (the same text for a body
- * osm_vl_dump wrote: it is what a parse and a dump give back). Its seq and ts go to
- * *seq and *ts. */
-static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes, int64_t *seq, int64_t *ts) {
+ * osm_vl_dump wrote: it is what a parse and a dump give back), after a comma if it is not
+ * the page's first. Its seq and ts go to *seq and *ts. */
+static void record_text(query_work *w, sqlite3_stmt *st, bool comma, size_t *bytes, int64_t *seq, int64_t *ts) {
         osm_jbuf *b = &w->text;
         const char *origin = w->s->origin, *coll = w->q.collection;
         const char *body = (const char *) sqlite3_column_text(st, 4);
@@ -76,6 +76,8 @@ static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes, int64_t 
         *seq = sqlite3_column_int64(st, 0);
         *ts = sqlite3_column_int64(st, 1);
         if (!body_spliceable(body, blen)) {
+                if (comma)
+                        osm_jbuf_put(b, ",", 1);
                 json_t *rec = record_json(origin, st, coll, bytes);
                 if (!rec)
                         b->failed = true;
@@ -112,22 +114,30 @@ static void record_text(query_work *w, sqlite3_stmt *st, size_t *bytes, int64_t 
                 return;
         }
         const char *rid = (const char *) sqlite3_column_text(st, 2);
-        if (rid) {
+        char num[22], t[21];
+        size_t nn = 0, tn = osm_fmt_int(t, *ts);
+        if (rid) {   /* a record named by its writer: rare, written piece by piece */
+                if (comma)
+                        osm_jbuf_put(b, ",", 1);
                 osm_jbuf_put(b, "{\"id\":", 6);
                 osm_jbuf_string(b, rid);
-        } else {   /* "ORIGIN-SEQ", as record_json writes it */
-                char num[22];
-                size_t n = osm_fmt_int(num, *seq);
-                num[n++] = '"';
-                osm_jbuf_put(b, w->id_head.p, w->id_head.len);
-                osm_jbuf_put(b, num, n);
+        } else {     /* "ORIGIN-SEQ", as record_json writes it */
+                nn = osm_fmt_int(num, *seq);
+                num[nn++] = '"';
         }
-        char t[21];
-        size_t tn = osm_fmt_int(t, *ts);
-        size_t need = w->coll_part.len + tn + w->writer_part.len + (size_t) blen + 1;
+        size_t need = (rid ? 0 : comma + w->id_head.len + nn) + w->coll_part.len + tn + w->writer_part.len +
+                      (size_t) blen + 1;
         if (!osm_jbuf_reserve(b, need))
                 return;
         char *p = b->p + b->len;
+        if (!rid) {
+                if (comma)
+                        *p++ = ',';
+                memcpy(p, w->id_head.p, w->id_head.len);
+                p += w->id_head.len;
+                memcpy(p, num, nn);
+                p += nn;
+        }
         memcpy(p, w->coll_part.p, w->coll_part.len);
         p += w->coll_part.len;
         memcpy(p, t, tn);
@@ -208,8 +218,8 @@ static void query_run(uv_work_t *req) {
         sqlite3_bind_int64(st, 6, (int64_t) limit + 1);   /* one more: is there a next page? */
 
         if (w->text_cb) {
-                /* room for a page of small records at once: no growing copies */
-                osm_jbuf_reserve(&w->text, OSM_MIN(limit, 128) * 160 + 64);
+                /* room for the first record; its size then tells what the page needs */
+                osm_jbuf_reserve(&w->text, 1024);
                 osm_jbuf_put(&w->text, "{\"records\":[", 12);
         } else if (!(w->records = json_array())) {
                 w->r = -ENOMEM;
@@ -223,9 +233,13 @@ static void query_run(uv_work_t *req) {
                         break;
                 }
                 if (w->text_cb) {
-                        if (n)
-                                osm_jbuf_put(&w->text, ",", 1);
-                        record_text(w, st, &bytes, &last_seq, &last_ts);
+                        size_t before = w->text.len;
+                        record_text(w, st, n > 0, &bytes, &last_seq, &last_ts);
+                        /* room for a page of records like the first at once: no copy of a
+                         * grown buffer each time it doubles (realloc copies it whole) */
+                        if (n == 0)
+                                osm_jbuf_reserve(&w->text, OSM_MIN((w->text.len - before + 32) * (limit - 1),
+                                                                   (size_t) OSM_STORE_PAGE_BYTES + 64 * 1024));
                         if (w->text.failed) {
                                 w->r = -ENOMEM;
                                 goto out;
