@@ -2,6 +2,7 @@
  * against the compiled interface definitions. */
 #include <math.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,41 @@ static void test_jbuf(void) {
         free(d);
 }
 
+/* osm_fmt_int against printf over every length and the edges of its eight-digit pieces. */
+static void test_fmt_int(void) {
+        long long edge[] = { 0, 1, -1, 9, 10, 99, 100, 101, 9999999, 99999999, 100000000, 100000001,
+                             999999999999999LL, 1000000000000000LL, 9999999999999999LL, 10000000000000000LL,
+                             10000000000000001LL, 1796347691191179LL, 999999999999999999LL, LLONG_MAX, LLONG_MIN,
+                             LLONG_MIN + 1, -100000000, -99999999 };
+        int bad = 0;
+        char got[21], want[32];
+        for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+                size_t n = osm_fmt_int(got, edge[i]);
+                snprintf(want, sizeof want, "%lld", edge[i]);
+                if (n != strlen(want) || memcmp(got, want, n) != 0)
+                        bad++;
+        }
+        /* every power of ten and its neighbours, both signs, and a spread of others */
+        unsigned long long p = 1;
+        for (int e = 0; e < 19; e++, p *= 10)
+                for (long long d = -1; d <= 1; d++)
+                        for (int sign = -1; sign <= 1; sign += 2) {
+                                long long v = sign * ((long long) p + d);
+                                size_t n = osm_fmt_int(got, v);
+                                snprintf(want, sizeof want, "%lld", v);
+                                bad += n != strlen(want) || memcmp(got, want, n) != 0;
+                        }
+        unsigned long long x = 88172645463325252ULL;
+        for (int i = 0; i < 100000; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                long long v = (long long) (x >> (i % 64));
+                size_t n = osm_fmt_int(got, v);
+                snprintf(want, sizeof want, "%lld", v);
+                bad += n != strlen(want) || memcmp(got, want, n) != 0;
+        }
+        TAP_OK(bad == 0, "osm_fmt_int writes what printf's %%lld writes (%d differ)", bad);
+}
+
 /* The generated call builders (osmose/protocol.h): the method's name, the declared fields
  * in declaration order, optional ones only when set, and parameters that pass the check
  * against the compiled interface. */
@@ -368,6 +404,7 @@ int main(int argc, char **argv) {
                 TAP_CASE(test_descriptions),
                 TAP_CASE(test_serializer),
                 TAP_CASE(test_jbuf),
+                TAP_CASE(test_fmt_int),
                 TAP_CASE(test_real_short),
                 TAP_CASE(test_request_builders),
                 TAP_CASE(test_reply_builders),
