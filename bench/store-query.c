@@ -39,6 +39,59 @@ static int64_t edge(osm_client *c, const char *coll, bool newest) {
         return t;
 }
 
+/* ours: one call over the socket, records as JSON; *us to the whole reply received, *full_us
+ * with its parse into a tree added */
+static int query_ours(osm_client *c, const char *coll, int64_t since, int64_t window, int limit, double *us,
+                      double *full_us, long *got) {
+        json_t *p = json_pack("{s:s, s:I, s:I, s:i}", "collection", coll, "since", (json_int_t) since,
+                              "until", (json_int_t) (since + window), "limit", limit);
+        char *text = NULL;
+        size_t len = 0;
+        osm_client_error err = { 0 };
+        double t0 = now_us();
+        if (osm_client_call_text(c, "io.osmose.Store.Query", p, &text, &len, &err) < 0) {
+                fprintf(stderr, "store-query: %s\n", err.message);
+                return -1;
+        }
+        *us = now_us() - t0;
+        osm_vl_reply rep;
+        osm_error why;
+        if (osm_vl_parse_reply(text, len, &rep, &why) < 0) {
+                fprintf(stderr, "store-query: bad reply: %s\n", why.message);
+                return -1;
+        }
+        if (rep.error) {
+                fprintf(stderr, "store-query: %s\n", rep.error);
+                return -1;
+        }
+        *full_us = now_us() - t0;
+        *got += (long) json_array_size(json_object_get(rep.parameters, "records"));
+        osm_vl_reply_done(&rep);
+        free(text);
+        json_decref(p);
+        return 0;
+}
+
+/* raw: the same range from SQLite, every column read; returns its time in µs */
+static double query_raw(sqlite3_stmt *cs, sqlite3_stmt *st, const char *coll, int64_t since, int64_t window,
+                        int limit, long *got) {
+        double t0 = now_us();
+        sqlite3_reset(cs);
+        sqlite3_bind_text(cs, 1, coll, -1, SQLITE_STATIC);
+        sqlite3_step(cs);
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, sqlite3_column_int64(cs, 0));
+        sqlite3_bind_int64(st, 2, since);
+        sqlite3_bind_int64(st, 3, since + window);
+        sqlite3_bind_int(st, 4, limit);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                (void) sqlite3_column_text(st, 4);
+                (void) sqlite3_column_text(st, 3);
+                (*got)++;
+        }
+        return now_us() - t0;
+}
+
 int main(int argc, char **argv) {
         if (argc != 7) {
                 fprintf(stderr, "usage: store-query SOCKET DB COLLECTION QUERIES WINDOW_US LIMIT\n");
@@ -73,49 +126,15 @@ int main(int argc, char **argv) {
         srand(42);
         for (int i = 0; i < n; i++) {
                 int64_t since = lo + (int64_t) ((double) rand() / RAND_MAX * (double) (hi - lo - window));
-                /* ours: one call over the socket, records as JSON */
-                json_t *p = json_pack("{s:s, s:I, s:I, s:i}", "collection", coll, "since", (json_int_t) since,
-                                      "until", (json_int_t) (since + window), "limit", limit);
-                char *text = NULL;
-                size_t len = 0;
-                osm_client_error err = { 0 };
-                double t0 = now_us();
-                if (osm_client_call_text(c, "io.osmose.Store.Query", p, &text, &len, &err) < 0) {
-                        fprintf(stderr, "store-query: %s\n", err.message);
-                        return 1;
+                /* who goes first alternates: neither side always finds the range's pages
+                 * warmed by the other */
+                for (int side = 0; side < 2; side++) {
+                        if ((side == 0) == (i % 2 == 0)) {
+                                if (query_ours(c, coll, since, window, limit, &ours[i], &full[i], &got_ours) < 0)
+                                        return 1;
+                        } else
+                                raw[i] = query_raw(cs, st, coll, since, window, limit, &got_raw);
                 }
-                ours[i] = now_us() - t0;
-                osm_vl_reply rep;
-                osm_error why;
-                if (osm_vl_parse_reply(text, len, &rep, &why) < 0) {
-                        fprintf(stderr, "store-query: bad reply: %s\n", why.message);
-                        return 1;
-                }
-                if (rep.error) {
-                        fprintf(stderr, "store-query: %s\n", rep.error);
-                        return 1;
-                }
-                full[i] = now_us() - t0;
-                got_ours += (long) json_array_size(json_object_get(rep.parameters, "records"));
-                osm_vl_reply_done(&rep);
-                free(text);
-                json_decref(p);
-                /* raw: the same range from SQLite, every column read */
-                t0 = now_us();
-                sqlite3_reset(cs);
-                sqlite3_bind_text(cs, 1, coll, -1, SQLITE_STATIC);
-                sqlite3_step(cs);
-                sqlite3_reset(st);
-                sqlite3_bind_int64(st, 1, sqlite3_column_int64(cs, 0));
-                sqlite3_bind_int64(st, 2, since);
-                sqlite3_bind_int64(st, 3, since + window);
-                sqlite3_bind_int(st, 4, limit);
-                while (sqlite3_step(st) == SQLITE_ROW) {
-                        (void) sqlite3_column_text(st, 4);
-                        (void) sqlite3_column_text(st, 3);
-                        got_raw++;
-                }
-                raw[i] = now_us() - t0;
         }
         qsort(ours, (size_t) n, sizeof(double), cmp);
         qsort(raw, (size_t) n, sizeof(double), cmp);
