@@ -392,7 +392,8 @@ static int bld_query(osm_ctl *ctl, int argc, char **argv) {
         json_t *rec;
         json_array_foreach(json_object_get(rep, "records"), i, rec) {
                 char when[64];
-                char *body = json_dumps(json_object_get(rec, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+                size_t blen;
+                char *body = osm_vl_dump(json_object_get(rec, "body"), &blen);
                 osm_table_add(t, osm_format_time(json_integer_value(json_object_get(rec, "time")), when, sizeof when),
                               json_string_value(json_object_get(rec, "room_name")),
                               json_string_value(json_object_get(rec, "writer")), body);

@@ -127,14 +127,26 @@ int osm_ctl_parse_time(const char *cmd, const char *opt, const char *value, int6
         return 0;
 }
 
-void osm_print_json(json_t *v) {
-        json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+/* Through osm_vl_dump: a reading stored as 18.01 is printed 18.01, where jansson's
+ * dumper writes 18.010000000000002 (jansson's own is the fallback without memory for
+ * the text). */
+static void print_value(json_t *v, int indent) {
+        size_t len = 0;
+        char *text = indent < 0 ? osm_vl_dump(v, &len) : osm_vl_dump_indented(v, indent, &len);
+        if (text)
+                fwrite(text, 1, len - 1, stdout);
+        else
+                json_dumpf(v, stdout, indent < 0 ? JSON_COMPACT : JSON_INDENT(indent));
         fputc('\n', stdout);
+        free(text);
+}
+
+void osm_print_json(json_t *v) {
+        print_value(v, 2);
 }
 
 void osm_print_json_line(json_t *v) {
-        json_dumpf(v, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        fputc('\n', stdout);
+        print_value(v, -1);
         fflush(stdout);
 }
 

@@ -534,8 +534,20 @@ void osm_jbuf_string(osm_jbuf *b, const char *s) {
         osm_jbuf_string_n(b, s, strlen(s));
 }
 
-void osm_jbuf_value(osm_jbuf *b, json_t *v) {
+static void jbuf_newline(osm_jbuf *b, int indent, int depth) {
+        static const char spaces[] = "                                ";
+        osm_jbuf_put(b, "\n", 1);
+        for (size_t n = (size_t) (indent * depth), k; n; n -= k) {
+                k = OSM_MIN(n, sizeof spaces - 1);
+                osm_jbuf_put(b, spaces, k);
+        }
+}
+
+/* v written compactly (indent < 0), or laid out as jansson's JSON_INDENT(indent) lays it
+ * out (a member a line, "key": value, empty containers as {} and []) at depth levels in. */
+static void jbuf_value(osm_jbuf *b, json_t *v, int indent, int depth) {
         char num[64];
+        bool pretty = indent >= 0;
         switch (json_typeof(v)) {
         case JSON_OBJECT: {
                 const char *key;
@@ -546,10 +558,17 @@ void osm_jbuf_value(osm_jbuf *b, json_t *v) {
                         if (!first)
                                 osm_jbuf_put(b, ",", 1);
                         first = false;
+                        if (pretty)
+                                jbuf_newline(b, indent, depth + 1);
                         osm_jbuf_string_n(b, key, strlen(key));
-                        osm_jbuf_put(b, ":", 1);
-                        osm_jbuf_value(b, val);
+                        if (pretty)
+                                osm_jbuf_put(b, ": ", 2);
+                        else
+                                osm_jbuf_put(b, ":", 1);
+                        jbuf_value(b, val, indent, depth + 1);
                 }
+                if (pretty && !first)
+                        jbuf_newline(b, indent, depth);
                 osm_jbuf_put(b, "}", 1);
                 break;
         }
@@ -560,8 +579,12 @@ void osm_jbuf_value(osm_jbuf *b, json_t *v) {
                 json_array_foreach(v, i, val) {
                         if (i)
                                 osm_jbuf_put(b, ",", 1);
-                        osm_jbuf_value(b, val);
+                        if (pretty)
+                                jbuf_newline(b, indent, depth + 1);
+                        jbuf_value(b, val, indent, depth + 1);
                 }
+                if (pretty && json_array_size(v))
+                        jbuf_newline(b, indent, depth);
                 osm_jbuf_put(b, "]", 1);
                 break;
         }
@@ -584,6 +607,10 @@ void osm_jbuf_value(osm_jbuf *b, json_t *v) {
         case JSON_FALSE: osm_jbuf_put(b, "false", 5); break;
         case JSON_NULL: osm_jbuf_put(b, "null", 4); break;
         }
+}
+
+void osm_jbuf_value(osm_jbuf *b, json_t *v) {
+        jbuf_value(b, v, -1, 0);
 }
 
 /* Finish a frame: the NUL terminator; returns the buffer or NULL on ENOMEM. */
@@ -675,6 +702,12 @@ char *osm_vl_format_error(const char *error, json_t *params, size_t *len) {
 char *osm_vl_dump(json_t *v, size_t *len) {
         osm_jbuf b = { 0 };
         osm_jbuf_value(&b, v);
+        return osm_jbuf_finish(&b, len);
+}
+
+char *osm_vl_dump_indented(json_t *v, int indent, size_t *len) {
+        osm_jbuf b = { 0 };
+        jbuf_value(&b, v, indent, 0);
         return osm_jbuf_finish(&b, len);
 }
 

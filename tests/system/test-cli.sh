@@ -62,6 +62,11 @@ out=$(js federation disable); ok $? "federation disable --json is one object"; l
 ctl --json collections | python3 -c 'import json,sys; d=json.load(sys.stdin); assert [c for c in d["collections"] if c["name"]=="json/x"]'
 ok $? "collections --json is {\"collections\": [...]}"
 
+# ---- readings print as they were written: 18.01, not jansson's 18.010000000000002
+ctl put json/reals '{"celsius":18.01,"rh":0.1}' >/dev/null
+out=$(ctl --json query json/reals); like "$out" '"celsius":18.01,"rh":0.1}' "query --json prints 18.01 and 0.1 as written"
+out=$(ctl call io.osmose.Store.Query '{"collection":"json/reals"}'); like "$out" '"celsius": 18.01,' "…and so does call, laid out"
+
 # ---- errors in words (item 8)
 out=$(ctl remote rm nosuch 2>&1); rc=$?
 is "$rc" 1 "remote rm of an unknown remote fails"

@@ -205,6 +205,40 @@ static void test_jbuf(void) {
         free(d);
 }
 
+/* osm_vl_dump_indented lays a tree out as jansson's JSON_INDENT(2) does, byte for byte,
+ * and writes reals as osm_vl_dump does. */
+static void test_dump_indented(void) {
+        const char *trees[] = {
+                "{}", "[]", "{\"a\":{}}", "{\"a\":[]}", "[[],{},[[]]]", "\"just a string\"", "42", "null",
+                "{\"s\":\"tab\\t nl\\n quote\\\" bs\\\\ ctl\\u0001 \u00e9\",\"t\":true,\"f\":false,\"n\":null}",
+                "{\"records\":[{\"id\":\"x-1\",\"time\":-1,\"body\":{\"k\":[1,2,{\"deep\":[[{}]]}]}}],\"cursor\":\"1.2\"}",
+        };
+        int same = 0;
+        for (size_t i = 0; i < sizeof trees / sizeof trees[0]; i++) {
+                json_t *v = json_loads(trees[i], JSON_DECODE_ANY, NULL);
+                char *want = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
+                size_t len = 0;
+                char *got = v ? osm_vl_dump_indented(v, 2, &len) : NULL;
+                if (want && got && strcmp(want, got) == 0 && len == strlen(got) + 1)
+                        same++;
+                else
+                        fprintf(stderr, "# differs:\n%s\n%s\n", want ? want : "?", got ? got : "?");
+                free(want);
+                free(got);
+                json_decref(v);
+        }
+        TAP_EQ_INT(same, (int) (sizeof trees / sizeof trees[0]), "laid out as jansson's JSON_INDENT(2)");
+        json_t *r = json_pack("{s:f, s:[f,f]}", "celsius", 18.01, "more", 20.9, 1e300);
+        size_t len;
+        char *text = osm_vl_dump_indented(r, 2, &len);
+        json_t *back = text ? json_loads(text, 0, NULL) : NULL;
+        TAP_OK(text && strstr(text, "\"celsius\": 18.01,\n") && strstr(text, "20.9,") && json_equal(back, r),
+               "reals as their shortest text, read back the same (%s)", text ? text : "");
+        json_decref(back);
+        json_decref(r);
+        free(text);
+}
+
 /* osm_fmt_int against printf over every length and the edges of its eight-digit pieces. */
 static void test_fmt_int(void) {
         long long edge[] = { 0, 1, -1, 9, 10, 99, 100, 101, 9999999, 99999999, 100000000, 100000001,
@@ -405,6 +439,7 @@ int main(int argc, char **argv) {
                 TAP_CASE(test_serializer),
                 TAP_CASE(test_jbuf),
                 TAP_CASE(test_fmt_int),
+                TAP_CASE(test_dump_indented),
                 TAP_CASE(test_real_short),
                 TAP_CASE(test_request_builders),
                 TAP_CASE(test_reply_builders),
