@@ -45,7 +45,7 @@ static int query_ours(osm_client *c, const char *coll, int64_t since, int64_t wi
                       double *full_us, long *got) {
         json_t *p = json_pack("{s:s, s:I, s:I, s:i}", "collection", coll, "since", (json_int_t) since,
                               "until", (json_int_t) (since + window), "limit", limit);
-        char *text = NULL;
+        const char *text = NULL;
         size_t len = 0;
         osm_client_error err = { 0 };
         double t0 = now_us();
@@ -67,7 +67,6 @@ static int query_ours(osm_client *c, const char *coll, int64_t since, int64_t wi
         *full_us = now_us() - t0;
         *got += (long) json_array_size(json_object_get(rep.parameters, "records"));
         osm_vl_reply_done(&rep);
-        free(text);
         json_decref(p);
         return 0;
 }

@@ -45,10 +45,11 @@ int osm_client_send_raw(osm_client *c, const char *method, const char *params, s
                         osm_client_error *err);
 int osm_client_read_reply(osm_client *c, json_t **reply, osm_client_error *err);
 
-/* Call without reading the reply into a tree: *text (malloc'd, NUL-terminated, *len bytes)
- * is the reply message as received, {"parameters":…} or {"error":…}, for a caller that
- * reads it itself or times the daemon apart from parsing (bench/store-query.c). */
-int osm_client_call_text(osm_client *c, const char *method, json_t *params, char **text, size_t *len,
+/* Call without reading the reply into a tree: *text (NUL-terminated, *len bytes) is the
+ * reply message as received, {"parameters":…} or {"error":…}, for a caller that reads it
+ * itself or times the daemon apart from parsing (bench/store-query.c). It is lent, not
+ * copied: it stays valid until the next call or read on c. */
+int osm_client_call_text(osm_client *c, const char *method, json_t *params, const char **text, size_t *len,
                          osm_client_error *err);
 
 /* Call with "more": true. cb is invoked for each reply (continues true/false); a

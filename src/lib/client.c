@@ -18,6 +18,7 @@ struct osm_client {
         int fd;
         char *buf;          /* received bytes not yet consumed */
         size_t len, cap;
+        size_t lent;        /* the first bytes of buf: a reply osm_client_call_text lent out */
         int fds[OSM_VARLINK_MAX_FDS];   /* fds received and not yet handed out */
         size_t n_fds;
 };
@@ -98,7 +99,13 @@ static int send_msg(osm_client *c, const char *buf, size_t len, const int *fds, 
 }
 
 /* Read until a whole message is buffered; returns its length (without NUL). */
+static void consume(osm_client *c, size_t n);
+
 static ssize_t recv_msg(osm_client *c) {
+        if (c->lent) {   /* the text lent out ends its loan with the next read */
+                consume(c, c->lent);
+                c->lent = 0;
+        }
         for (size_t seen = 0;;) {   /* bytes before seen were looked at: no NUL there */
                 char *nul = c->len > seen ? memchr(c->buf + seen, 0, c->len - seen) : NULL;
                 if (nul)
@@ -257,7 +264,7 @@ static int send_call(osm_client *c, const char *method, json_t *params, bool mor
         return 0;
 }
 
-int osm_client_call_text(osm_client *c, const char *method, json_t *params, char **text, size_t *len,
+int osm_client_call_text(osm_client *c, const char *method, json_t *params, const char **text, size_t *len,
                          osm_client_error *err) {
         int r = send_call(c, method, params, false, err);
         if (r < 0)
@@ -267,11 +274,9 @@ int osm_client_call_text(osm_client *c, const char *method, json_t *params, char
         if (k < 0)
                 return transport_error(err, (int) k, k == -ECONNRESET ? "connection closed by the daemon"
                                                                        : "receiving reply");
-        if (!(*text = malloc((size_t) k + 1)))
-                return transport_error(err, -ENOMEM, "receiving reply");
-        memcpy(*text, c->buf, (size_t) k + 1);
+        *text = c->buf;
         *len = (size_t) k;
-        consume(c, (size_t) k + 1);
+        c->lent = (size_t) k + 1;
         return 0;
 }
 

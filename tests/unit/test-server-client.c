@@ -56,6 +56,22 @@ void client_calls(void) {
         tap_ok(r == 0 && nr == 1 && strcmp(buf, "pong:ping") == 0, "fd passed to the daemon and a new one back");
         json_decref(rep);
 
+        /* a reply's text is lent until the next read: two in a row, then a tree again */
+        const char *t1 = NULL, *t2 = NULL;
+        size_t l1 = 0, l2 = 0;
+        char first[256] = "";
+        r = osm_client_call_text(c, "io.osmose.Daemon.GetStatus", NULL, &t1, &l1, &err);
+        if (r == 0)
+                snprintf(first, sizeof first, "%s", t1);
+        int r2 = osm_client_call_text(c, "org.varlink.service.GetInfo", NULL, &t2, &l2, &err);
+        tap_ok(r == 0 && r2 == 0 && strstr(first, "\"ok\":true") && strlen(first) == l1 && t2 &&
+               strlen(t2) == l2 && strstr(t2, "\"parameters\"") && !strstr(t2, "\"ok\""),
+               "call_text: each reply's own text, NUL-terminated (%s | %s)", first, t2 ? t2 : "");
+        rep = NULL;
+        tap_ok(osm_client_call(c, "io.osmose.Daemon.GetStatus", NULL, NULL, 0, &rep, NULL, NULL, &err) == 0 &&
+               json_is_true(json_object_get(rep, "ok")), "…and a call after them reads its own reply");
+        json_decref(rep);
+
         /* an asynchronous reply, sent from a timer */
         rep = NULL;
         r = osm_client_call(c, "io.osmose.Daemon.Reload", NULL, NULL, 0, &rep, NULL, NULL, &err);
