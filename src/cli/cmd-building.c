@@ -250,6 +250,7 @@ static int trust_add(osm_ctl *ctl, int argc, char **argv) {
                 { "comment", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, {},
         };
         const char *comment = NULL;
+        const char *key = osm_ctl_take_key_operand(&argc, argv, opts);
         int c;
         while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
                 switch (c) {
@@ -261,10 +262,10 @@ static int trust_add(osm_ctl *ctl, int argc, char **argv) {
                 default: return 2;
                 }
         }
-        if (argc - optind != 1)
+        if (argc - optind != !key)
                 return osm_ctl_usage_error("building trust add: usage: building trust add PUBKEY");
         osm_req_building_trust_add_opt to = { .comment = comment };
-        return simple_call(ctl, osm_req_building_trust_add(argv[optind], &to), "the building trusts this key");
+        return simple_call(ctl, osm_req_building_trust_add(key ? key : argv[optind], &to), "the building trusts this key");
 }
 
 static int trust_ls(osm_ctl *ctl, int argc, char **argv) {

@@ -1,5 +1,6 @@
 /* output.c: what every osmosectl command shares: calls with one-line errors, tables, JSON. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <wchar.h>
 
 #include "cli/output.h"
+#include "osmose/identity.h"
 
 static void vfail(const char *fmt, va_list ap) {
         fputs("osmosectl: ", stderr);
@@ -322,6 +324,34 @@ bool osm_ctl_wants_help(int argc, char **argv) {
                         return true;
         }
         return false;
+}
+
+/* Does arg name one of opts's options that takes a value in the next argument? */
+static bool takes_next_value(const char *arg, const struct option *opts) {
+        for (const struct option *o = opts; o && o->name; o++) {
+                if (o->has_arg != required_argument)
+                        continue;
+                if ((arg[1] == '-' && strcmp(arg + 2, o->name) == 0) ||
+                    (arg[1] == o->val && arg[2] == 0 && o->val > 0 && o->val < 128))
+                        return true;
+        }
+        return false;
+}
+
+const char *osm_ctl_take_key_operand(int *argc, char **argv, const struct option *opts) {
+        for (int i = 1; i < *argc; i++) {
+                if (strcmp(argv[i], "--") == 0)
+                        return NULL;
+                uint8_t pk[OSM_PUBKEY_BYTES];
+                if (argv[i][0] != '-' || (i > 1 && argv[i - 1][0] == '-' && takes_next_value(argv[i - 1], opts)) ||
+                    osm_pubkey_decode(argv[i], pk) < 0)
+                        continue;
+                const char *key = argv[i];
+                memmove(argv + i, argv + i + 1, (size_t) (*argc - i) * sizeof *argv);   /* with argv[argc], NULL */
+                (*argc)--;
+                return key;
+        }
+        return NULL;
 }
 
 void osm_ctl_usage(const char *cmd, const char *args, const char *help, const char *details) {

@@ -77,6 +77,13 @@ void osm_table_print_rows(osm_table *t);   /* the same without the header row (a
 /* Parse a command's options: "-h/--help" prints usage and returns 0 through *exit_now.
  * A helper for the common pattern of commands without further options. */
 bool osm_ctl_wants_help(int argc, char **argv);
+/* A publisher key is base64url, so one in 64 starts with '-', which getopt would take for
+ * options ("invalid option -- 'T'"). Before getopt runs: the first argument ahead of any
+ * "--" that starts with '-', is a well-formed key and is not the value of one of opts's
+ * options, is taken out of argv (those after it move up, *argc drops) and returned; NULL
+ * if there is none. */
+struct option;
+const char *osm_ctl_take_key_operand(int *argc, char **argv, const struct option *opts);
 void osm_ctl_usage(const char *cmd, const char *args, const char *help, const char *details);
 
 /* Look a command up in a table (for groups with subcommands) and run it; prints the

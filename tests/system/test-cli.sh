@@ -67,6 +67,14 @@ ctl put json/reals '{"celsius":18.01,"rh":0.1}' >/dev/null
 out=$(ctl --json query json/reals); like "$out" '"celsius":18.01,"rh":0.1}' "query --json prints 18.01 and 0.1 as written"
 out=$(ctl call io.osmose.Store.Query '{"collection":"json/reals"}'); like "$out" '"celsius": 18.01,' "…and so does call, laid out"
 
+# ---- a publisher key is base64url: one in 64 starts with '-', and is still a key, not options
+dkey=$(python3 -c "import base64; print(base64.urlsafe_b64encode(b'\xf8' + bytes(range(31))).rstrip(b'=').decode())")
+out=$(ctl building trust add "$dkey" --comment x 2>&1); rc=$?
+is "$rc" 1 "building trust add of a key starting with '-' reaches the daemon"
+like "$out" 'not in a building' "…which answers for the key (this room is in no building), not getopt"
+out=$(ctl building trust add --comment "$dkey" 2>&1); rc=$?
+is "$rc" 2 "…while such a key given as --comment's value stays that value (no PUBKEY: usage)"
+
 # ---- errors in words (item 8)
 out=$(ctl remote rm nosuch 2>&1); rc=$?
 is "$rc" 1 "remote rm of an unknown remote fails"
