@@ -46,6 +46,14 @@ like "$pk" '^[A-Za-z0-9_-]{43}$' "public key is URL-safe base64"
 printf '%s' "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["pid"] > 0 and d["uptime"] >= 0 and d["version"]'
 ok $? "--json status is one JSON document with pid, uptime, version"
 
+# An idle daemon sleeps: no thread polls on a short period (the writer waits for work
+# while no collection has a retention policy; the API's grant re-check runs only while
+# instances have sockets). Counted in wake-ups, not time: the threads' voluntary context
+# switches over 5 s of quiet (a 250 ms poll and a 1 s tick made about 25).
+wakeups() { cat /proc/"$OSM_PID"/task/*/status | awk '/^voluntary_ctxt_switches/ {n += $2} END {print n}'; }
+sleep 1; w0=$(wakeups); sleep 5; w1=$(wakeups)
+ok $(( w1 - w0 <= 8 ? 0 : 1 )) "an idle daemon wakes at most 8 times in 5 s ($((w1 - w0)))"
+
 # GetStatus without details is written without a tree (daemon.c): it must say exactly
 # what the details document says, less the info objects and the clock.
 plain=$(ctl call io.osmose.Daemon.GetStatus '{}')

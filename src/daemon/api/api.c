@@ -51,6 +51,8 @@ static void on_server_freed(void *userdata) {
         api_inst_unref(in);
 }
 
+static void on_revoke_timer(uv_timer_t *t);
+
 /* The instance has ended for good: its socket goes, its clients are cut (their watches
  * end), its publications are withdrawn. Store requests in flight finish later and
  * release the last references. */
@@ -66,6 +68,8 @@ static void inst_destroy(api_inst *in) {
         if (in->next)
                 in->next->prev = in->prev;
         a->n_live--;
+        if (!a->insts)   /* nobody left to re-check: an idle room does not wake for it */
+                uv_timer_stop(&a->revoke_timer);
         api_pubs_free(in);
         /* Unlink before the server closes the listening fd: a connect in between then
          * fails cleanly instead of reaching a socket nobody will accept on. */
@@ -368,6 +372,8 @@ int osm_api_instance_create(osm_api *a, const char *instance_id, const char *wor
             (r = osm_server_add_methods(in->server, a->deny, a->n_deny, in)) < 0)
                 goto fail;
         in->destroyed = false;
+        if (!a->insts)
+                uv_timer_start(&a->revoke_timer, on_revoke_timer, REVOKE_CHECK_MS, REVOKE_CHECK_MS);
         in->next = a->insts;
         if (a->insts)
                 a->insts->prev = in;
@@ -489,8 +495,7 @@ static int api_start(osm_daemon *d) {
         }
         uv_timer_init(d->loop, &a->revoke_timer);
         a->revoke_timer.data = a;
-        a->revoke_gen = UINT64_MAX;
-        uv_timer_start(&a->revoke_timer, on_revoke_timer, REVOKE_CHECK_MS, REVOKE_CHECK_MS);
+        a->revoke_gen = UINT64_MAX;   /* started with the first instance's socket */
         uv_unref((uv_handle_t *) &a->revoke_timer);
         d->api = a;
         if (d->workloads)

@@ -161,6 +161,7 @@ void store_colls_free(osm_store *s);
 int store_retention_exec(osm_store *s, store_op *op);
 /* One bounded retention transaction; sets s->retention_due again if work is left. */
 void store_run_retention(osm_store *s);
+bool store_has_retention(const osm_store *s);   /* a collection has a policy (writer thread) */
 
 /* store-erase.c, run by the writer */
 int store_erase_exec(osm_store *s, store_op *op);

@@ -84,16 +84,19 @@ static int retention_one(osm_store *s, store_coll *c, int budget) {
         return r < 0 ? r : deleted;
 }
 
+bool store_has_retention(const osm_store *s) {
+        for (const store_coll *c = s->colls; c; c = c->next)
+                if (c->ret.max_age_us || c->ret.max_records || c->ret.max_bytes)
+                        return true;
+        return false;
+}
+
 /* One bounded retention transaction over all collections with a policy. Sets
  * s->retention_due again if work is left, so writes get their turn in between. */
 void store_run_retention(osm_store *s) {
         int left = RETENTION_STEP, r;
         s->retention_due = false;
-        bool any = false;
-        for (store_coll *c = s->colls; c; c = c->next)
-                if (c->ret.max_age_us || c->ret.max_records || c->ret.max_bytes)
-                        any = true;
-        if (!any)
+        if (!store_has_retention(s))
                 return;
         r = store_exec(s->wdb, "BEGIN IMMEDIATE");
         if (r < 0)

@@ -325,11 +325,17 @@ void *store_writer_main(void *arg) {
 
                 pthread_mutex_lock(&s->lock);
                 if (!s->q_head && !s->stop && !s->retention_due) {
-                        struct timespec ts;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += RETENTION_TICK_S;
-                        if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
-                                s->retention_due = true;
+                        /* Without a retention policy there is nothing to do until an op
+                         * comes: an idle room's writer does not wake each second. */
+                        if (store_has_retention(s)) {
+                                struct timespec ts;
+                                clock_gettime(CLOCK_REALTIME, &ts);
+                                ts.tv_sec += RETENTION_TICK_S;
+                                if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
+                                        s->retention_due = true;
+                        } else {
+                                pthread_cond_wait(&s->cond, &s->lock);
+                        }
                 }
                 uint64_t delay = atomic_load(&s->commit_delay_us);
                 if (s->q_head && delay > 0 && s->q_len < 64 && !s->stop) {
