@@ -1,5 +1,6 @@
 /* test-store.c: unit tests of the store's C API (records, queries, watches, retention,
  * budget, idempotent remote ids, objects with dedup, refcounts, gc and encryption). */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -454,6 +455,22 @@ static void test_objects(void) {
         tap_ok(access(opath, F_OK) == 0, "stored as objects/ab/cdef…");
         tap_ok(object_put_bytes(s, content, strlen(content), false, &os) == 0 && !os.created,
                "identical content is stored once");
+        /* the second copy's temp file goes after the reply, from the thread pool */
+        char tmpdir[300];
+        snprintf(tmpdir, sizeof tmpdir, "%s/objects/tmp", dir);
+        int left = -1;
+        for (int i = 0; i < 200 && left != 0; i++) {
+                uv_run(loop, UV_RUN_NOWAIT);
+                left = 0;
+                DIR *td = opendir(tmpdir);
+                for (struct dirent *e; td && (e = readdir(td));)
+                        left += e->d_name[0] != '.';
+                if (td)
+                        closedir(td);
+                if (left)
+                        usleep(5000);
+        }
+        TAP_EQ_INT(left, 0, "…and its spare copy is removed");
         int fd = -1;
         uint64_t size = 0;
         tap_ok(osm_store_object_open(s, hex, &fd, &size) == 0, "object open");

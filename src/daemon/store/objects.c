@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 
 #include "daemon/store/store-internal.h"
+#include "osmose/log.h"
 
 /* Encrypted files: a secretstream header, then blocks of ENC_CHUNK plain bytes (+ABYTES);
  * every block but the last is full, and the last carries TAG_FINAL (it may be empty). */
@@ -556,8 +557,10 @@ static int obj_commit(osm_store *s, store_op *op) {
 
         object_path(s, op->hash, final, sizeof(final));
         if (row && access(final, F_OK) == 0) {
-                /* identical content is stored once */
-                unlink(op->tmp_path);
+                /* Identical content is stored once. The copy is unlinked after the reply,
+                 * on the loop's thread pool: freeing a large file's blocks here held up
+                 * every write queued behind it (0.18 s for 256 MiB). */
+                op->tmp_spare = true;
         } else {
                 snprintf(dir, sizeof(dir), "%s/%.2s", s->obj_dir, op->hash);
                 if (mkdir(dir, 0700) == 0)
@@ -727,11 +730,25 @@ void store_obj_after_commit(osm_store *s, store_op *op, bool committed) {
 
 /* ---- completions on the loop ---- */
 
+static void on_spare_unlinked(uv_fs_t *req) {
+        if (req->result < 0 && req->result != UV_ENOENT)
+                log_warning("store: cannot remove %s: %s (removed at the next start)", req->path, uv_strerror((int) req->result));
+        uv_fs_req_cleanup(req);
+        free(req);
+}
+
 void store_obj_done(osm_store *s, store_op *op) {
         switch (op->kind) {
         case OP_OBJ_COMMIT:
                 if (op->obj_cb)
                         op->obj_cb(op->r, op->r >= 0 ? op->hash : NULL, op->size, op->created, op->userdata);
+                if (op->tmp_spare && op->r >= 0) {   /* not committed: store_obj_after_commit unlinked it */
+                        uv_fs_t *req = malloc(sizeof *req);
+                        if (!req || uv_fs_unlink(s->loop, req, op->tmp_path, on_spare_unlinked) < 0) {
+                                free(req);
+                                unlink(op->tmp_path);
+                        }
+                }
                 break;
         case OP_OBJ_REF:
                 if (op->done_cb)

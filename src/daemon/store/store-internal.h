@@ -47,6 +47,7 @@ typedef struct store_op {
         /* objects */
         char hash[OSM_HASH_HEX];
         char *tmp_path;           /* OP_OBJ_COMMIT: the synced temp file (owned) */
+        bool tmp_spare;           /* …of content stored already: unlinked from the loop's pool */
         uint64_t size;
         bool enc;
         bool pin;
