@@ -400,7 +400,11 @@ static void wait_go(child_ctx *c) {
 int osm_sb_child_main(void *arg) {
         child_ctx *c = arg;
         close(c->parent_fd);
-        wait_go(c);
+        /* Unprivileged, the parent maps our ids and moves us into our cgroups first.
+         * Privileged, there is nothing to wait for: the root is built at once (see
+         * NS_FLAGS), and the parent's answer comes after MSG_MAP_ME. */
+        if (!c->privileged)
+                wait_go(c);
         /* The skeleton's directories and files get their modes from here, not from the
          * daemon's umask (systemd units often run services with UMask=0077). */
         umask(022);

@@ -390,8 +390,8 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         }
 
         /* Unprivileged, the child waits for "go" until its ids are mapped and it sits in
-         * its cgroups. Privileged, "go" comes at once: it builds its root while we move it
-         * into its cgroups (a cgroup v1 migration waits for an RCU grace period, several
+         * its cgroups. Privileged, it waits for nothing: it builds its root from its
+         * first instruction while we move it into its cgroups (a cgroup v1 migration waits for an RCU grace period, several
          * ms: better spent in parallel), then it unshares its user namespace and asks
          * for its id map; the second "go" lets it drop privileges and exec. It makes its
          * cgroup namespace only after that, once it is surely in its cgroups. */
@@ -408,13 +408,12 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         goto fail_kill;
                 }
                 p->timing.joined = slot < 0 && osm_cg_v1_joined(p->cg) ? since(t0) : 0;
-        }
-        r = send_go(p);
-        if (r < 0) {
-                osm_error_set(err, r, 0, "sync: %s", strerror(-r));
-                goto fail_kill;
-        }
-        if (sb->privileged) {
+                r = send_go(p);
+                if (r < 0) {
+                        osm_error_set(err, r, 0, "sync: %s", strerror(-r));
+                        goto fail_kill;
+                }
+        } else {
                 r = osm_cg_attach(p->cg, p->pid, into_cg, slot >= 0);
                 if (r < 0) {
                         osm_error_set(err, r, 0, "joining the cgroup: %s", strerror(-r));
