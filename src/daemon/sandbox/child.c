@@ -163,19 +163,26 @@ static void run_op(child_ctx *c, const op *o) {
                 child_fail(c, o->shown, NULL, errno);
 }
 
-static void bring_up_loopback(child_ctx *c) {
+const char *osm_sb_loopback_up(int *err) {
         int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (s < 0)
-                child_fail(c, "socket", "(loopback)", errno);
+        if (s < 0) {
+                *err = errno;
+                return "socket (loopback)";
+        }
         struct ifreq ifr;
         memset(&ifr, 0, sizeof(ifr));
         cat(ifr.ifr_name, sizeof(ifr.ifr_name), 0, "lo");
+        const char *step = NULL;
         if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-                child_fail(c, "SIOCGIFFLAGS", "lo", errno);
-        ifr.ifr_flags |= IFF_UP;
-        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-                child_fail(c, "SIOCSIFFLAGS", "lo", errno);
+                step = "SIOCGIFFLAGS lo";
+        else {
+                ifr.ifr_flags |= IFF_UP;
+                if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+                        step = "SIOCSIFFLAGS lo";
+        }
+        *err = errno;
         close(s);
+        return step;
 }
 
 /* Give up every privilege for good. Order matters: the bounding set and securebits need
@@ -411,16 +418,21 @@ int osm_sb_child_main(void *arg) {
 
         if (!c->privileged && c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
                 child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
-        /* A network namespace made ahead (netns.c) instead of one from the clone. */
+        /* A network namespace made ahead (netns.c), its loopback up already, instead of
+         * one from the clone. */
         if (c->netns_fd >= 0) {
                 if (setns(c->netns_fd, CLONE_NEWNET) < 0)
                         child_fail(c, "setns", "CLONE_NEWNET", errno);
                 close(c->netns_fd);
                 c->netns_fd = -1;
+        } else {
+                int e;
+                const char *step = osm_sb_loopback_up(&e);
+                if (step)
+                        child_fail(c, step, NULL, e);
         }
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 child_fail(c, "sethostname", NULL, errno);
-        bring_up_loopback(c);
         /* Nothing we mount may propagate back to the host. */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 child_fail(c, "mount", "/ private", errno);

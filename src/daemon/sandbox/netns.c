@@ -2,9 +2,11 @@
  *
  * A network namespace made by unshare(CLONE_NEWNET) in a thread of a root daemon is what
  * CLONE_NEWNET at the init's clone makes: owned by the host's user namespace, only a
- * loopback interface, down (the init brings it up). The thread steps back into the
- * daemon's own namespace at once and keeps only an fd; no process has been in it until
- * an init joins it (setns) before it builds its root. Each is used once: the fd is handed
+ * loopback interface. The thread brings that up, as the init does in a namespace of its
+ * clone (a few hundred µs of the critical path otherwise, with the rtnl lock that a
+ * namespace being made holds), steps back into the daemon's own namespace and keeps only
+ * an fd; no process has been in it until an init joins it (setns) before it builds its
+ * root. Each is used once: the fd is handed
  * to one launch and closed. Only for a root daemon (setns needs CAP_SYS_ADMIN over the
  * namespace's owner) and instances without a bridge (net.c moves a veth into the init's
  * namespace as soon as it is cloned); otherwise, or when none is ready, the clone makes
@@ -38,13 +40,17 @@ struct osm_netns_pool {
 static int make_one(int home) {
         if (unshare(CLONE_NEWNET) < 0)
                 return -errno;
+        int e = 0;
         int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        int e = errno;
+        if (fd < 0)
+                e = errno;
+        else if (osm_sb_loopback_up(&e))
+                fd = osm_close(fd);
         if (setns(home, CLONE_NEWNET) < 0) {
                 osm_close(fd);
                 return -ENOTRECOVERABLE;
         }
-        return fd >= 0 ? fd : -e;
+        return fd >= 0 ? fd : e ? -e : -EIO;
 }
 
 static void *pool_main(void *arg) {

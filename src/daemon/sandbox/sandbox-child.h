@@ -66,6 +66,11 @@ typedef struct child_ctx {
         size_t heap_len;            /* unmaps once the workload runs; NULL: unknown */
 } child_ctx;
 
+/* Bring up the loopback interface of the calling thread's network namespace: NULL, or
+ * the step that failed with *err its errno. Async-signal-safe (the init runs it; so does
+ * netns.c, in the namespaces it makes ahead). */
+const char *osm_sb_loopback_up(int *err);
+
 /* The sandbox's init: set up the root, drop privileges, load seccomp, start the
  * workload, report on c->sync_fd. Runs in the clone child; never returns. */
 int osm_sb_child_main(void *arg);
