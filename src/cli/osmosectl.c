@@ -1,7 +1,5 @@
 /* osmosectl.c: the command table and global options; each command lives in cmd-*.c. */
 #include <getopt.h>
-#include <langinfo.h>
-#include <locale.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,10 +83,6 @@ int main(int argc, char **argv) {
         const char *socket = NULL;
         osm_ctl ctl = { 0 };
         int c;
-        /* What the daemon sends is UTF-8: tables measure it in a UTF-8 locale, the user's
-         * if it is one, else C.UTF-8 (built into glibc). Only LC_CTYPE: numbers stay C. */
-        if (!setlocale(LC_CTYPE, "") || strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
-                setlocale(LC_CTYPE, "C.UTF-8");
         /* "+": stop at the first non-option, the command; its options are its own. */
         while ((c = getopt_long(argc, argv, "+s:jVh", opts, NULL)) != -1) {
                 switch (c) {

@@ -1,6 +1,9 @@
 /* output.c: what every osmosectl command shares: calls with one-line errors, tables, JSON. */
 #include <errno.h>
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -157,7 +160,21 @@ struct osm_table {
         char **cells;   /* rows * cols, row 0 = headers */
 };
 
+/* What the daemon sends is UTF-8: tables measure it in a UTF-8 locale, the user's if it
+ * is one, else C.UTF-8 (built into glibc). Only LC_CTYPE: numbers stay C. Set by the
+ * first table, not at start: loading a locale costs a command that prints none (run
+ * --wait) ~0.15 ms; nothing else in osmosectl depends on LC_CTYPE. */
+static void utf8_ctype(void) {
+        static bool done;
+        if (done)
+                return;
+        done = true;
+        if (!setlocale(LC_CTYPE, "") || strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+                setlocale(LC_CTYPE, "C.UTF-8");
+}
+
 osm_table *osm_table_new(const char *first_header, ...) {
+        utf8_ctype();
         osm_table *t = calloc(1, sizeof *t);
         if (!t)
                 abort();
@@ -182,8 +199,8 @@ osm_table *osm_table_new(const char *first_header, ...) {
 }
 
 /* Cells are UTF-8 from peers, workloads and records: what a terminal would act on (C0 and
- * C1 controls, DEL, invalid sequences, unprintable characters) becomes '?'. main() put
- * LC_CTYPE in a UTF-8 locale, so mbrtowc and wcwidth know the characters. */
+ * C1 controls, DEL, invalid sequences, unprintable characters) becomes '?'. The table put
+ * LC_CTYPE in a UTF-8 locale (utf8_ctype), so mbrtowc and wcwidth know the characters. */
 static char *clean_cell(const char *v) {
         size_t n = strlen(v);
         char *s = malloc(n + 1), *o = s;
