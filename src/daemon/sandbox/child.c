@@ -26,6 +26,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/sandbox/sandbox-child.h"
@@ -64,10 +65,20 @@ static size_t cat(char *buf, size_t size, size_t used, const char *s) {
         return used;
 }
 
+/* When the root was built (the init's own copy: it is a process of its own). */
+static uint64_t root_built_us;
+
+static uint64_t mono_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
 static void send_msg(int fd, int type, int err, int status, const char *a, const char *b) {
         sync_msg m;
         memset(&m, 0, sizeof(m));
         m.type = type;
+        m.root_us = root_built_us;
         m.err = err;
         m.status = status;
         size_t u = cat(m.step, sizeof(m.step), 0, a);
@@ -222,7 +233,8 @@ static void load_seccomp(child_ctx *c) {
                 child_fail(c, "seccomp", "(denylist)", errno);
 }
 
-/* Put fds 0-2 in place and close everything but the sync socket (moved to fd 3). */
+/* Put fds 0-2 in place and close everything but the sync socket (moved to fd 3) and a
+ * user namespace to join (fd 4). */
 static void setup_fds(child_ctx *c) {
         int want[3] = { c->stdio_fd[0], c->stdio_fd[1], c->stdio_fd[2] };
         int tmp[3];
@@ -244,14 +256,24 @@ static void setup_fds(child_ctx *c) {
         if (s < 0)
                 child_fail(c, "dup", "sync", errno);
         c->sync_fd = s;
+        /* A user namespace to join later stays open, as fd 4. */
+        int u = c->userns_fd >= 0 ? fcntl(c->userns_fd, F_DUPFD_CLOEXEC, 10) : -1;
+        if (c->userns_fd >= 0 && u < 0)
+                child_fail(c, "dup", "user namespace", errno);
         for (int i = 0; i < 3; i++)
                 if (dup2(tmp[i], i) < 0)
                         child_fail(c, "dup2", "stdio", errno);
         if (dup3(s, 3, O_CLOEXEC) < 0)
                 child_fail(c, "dup3", "sync", errno);
         c->sync_fd = 3;
-        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0) {
-                for (int fd = 4; fd < 65536; fd++)
+        if (u >= 0) {
+                if (dup3(u, 4, O_CLOEXEC) < 0)
+                        child_fail(c, "dup3", "user namespace", errno);
+                c->userns_fd = 4;
+        }
+        unsigned first = u >= 0 ? 5 : 4;
+        if (syscall(SYS_close_range, first, ~0U, 0U) < 0) {
+                for (int fd = (int) first; fd < 65536; fd++)
                         close(fd);
         }
 }
@@ -470,10 +492,21 @@ int osm_sb_child_main(void *arg) {
                  * denied and the groups are the daemon user's own.) */
                 if (syscall(SYS_setgroups, 0, NULL) < 0)
                         child_fail(c, "setgroups", NULL, errno);
-                if (unshare(CLONE_NEWUSER) < 0)
-                        child_fail(c, "unshare", "CLONE_NEWUSER", errno);
-                send_msg(c->sync_fd, MSG_MAP_ME, 0, 0, NULL, NULL);
-                wait_go(c);
+                if (c->userns_fd >= 0) {
+                        /* Made ahead and mapped (netns.c): the same credentials as from
+                         * the unshare below, every capability in it and none outside. */
+                        if (setns(c->userns_fd, CLONE_NEWUSER) < 0)
+                                child_fail(c, "setns", "CLONE_NEWUSER", errno);
+                        close(c->userns_fd);
+                        c->userns_fd = -1;
+                        root_built_us = mono_us();
+                } else {
+                        if (unshare(CLONE_NEWUSER) < 0)
+                                child_fail(c, "unshare", "CLONE_NEWUSER", errno);
+                        root_built_us = mono_us();
+                        send_msg(c->sync_fd, MSG_MAP_ME, 0, 0, NULL, NULL);
+                        wait_go(c);
+                }
                 if (c->cgroupns && unshare(CLONE_NEWCGROUP) < 0)
                         child_fail(c, "unshare", "CLONE_NEWCGROUP", errno);
         }

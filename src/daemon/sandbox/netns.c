@@ -1,4 +1,4 @@
-/* netns.c: fresh network namespaces made ahead by a thread of the daemon, so that making one (the costliest namespace: every pernet subsystem's init) is not in a launch's critical path.
+/* netns.c: fresh namespaces made ahead by a thread of the daemon, so that making them is not in a launch's critical path: network namespaces (the costliest to make: every pernet subsystem's init) and, mapped, user namespaces.
  *
  * A network namespace made by unshare(CLONE_NEWNET) in a thread of a root daemon is what
  * CLONE_NEWNET at the init's clone makes: owned by the host's user namespace, only a
@@ -6,24 +6,39 @@
  * clone (a few hundred µs of the critical path otherwise, with the rtnl lock that a
  * namespace being made holds), steps back into the daemon's own namespace and keeps only
  * an fd; no process has been in it until an init joins it (setns) before it builds its
- * root. Each is used once: the fd is handed
- * to one launch and closed. Only for a root daemon (setns needs CAP_SYS_ADMIN over the
- * namespace's owner) and instances without a bridge (net.c moves a veth into the init's
- * namespace as soon as it is cloned); otherwise, or when none is ready, the clone makes
- * the namespace as before.
+ * root.
+ *
+ * A user namespace is what the init's unshare(CLONE_NEWUSER) makes (a child of the
+ * host's, owned by root, made with every capability), with the id map the daemon writes
+ * for it: a thread cannot unshare one, so a helper clone (sharing the daemon's memory,
+ * no signal at its exit, only raw system calls) is born in it, the thread writes its
+ * uid and gid maps and opens it, and the helper exits. An init joins it (setns) once its
+ * root is built, where it unshared one before, asked for its map and waited for the
+ * answer: two wakeups of the daemon's main thread in the critical path. Only for inits
+ * born in their cgroups (launcher.c: nothing to wait for before the cgroup namespace)
+ * without a bridge (net.c's veth comes in while the init waits for its map).
+ *
+ * Each namespace is used once: the fd is handed to one launch and closed. Only for a root
+ * daemon (setns needs CAP_SYS_ADMIN over the namespace's owner); otherwise, or when none
+ * is ready, the init makes its own as before.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "osmose/util.h"
 #include "daemon/sandbox/sandbox-internal.h"
 
 #define NETNS_SPARES 2   /* launches in a row before one waits for the thread */
+#define HELPER_STACK (16 * 1024)
 
 struct osm_netns_pool {
         pid_t pid;              /* the process whose thread this is: a fork has none */
@@ -33,6 +48,12 @@ struct osm_netns_pool {
         bool quit, off;
         int fds[NETNS_SPARES];
         size_t n;
+        /* user namespaces, mapped 0..uid_count-1 to uid_base.. (uid_count 0: none) */
+        bool user_off;
+        int user_fds[NETNS_SPARES];
+        size_t n_user;
+        uint64_t uid_base, uid_count;
+        void *stack;            /* the helper's */
 };
 
 /* A new network namespace as an fd, the calling thread back in home. -errno on failure;
@@ -53,41 +74,98 @@ static int make_one(int home) {
         return fd >= 0 ? fd : e ? -e : -EIO;
 }
 
+/* The helper, in the daemon's memory on its own stack: it waits, in its new user
+ * namespace, until the thread has mapped and opened it (the pipe's EOF), and exits. Raw
+ * system calls only, which touch nothing of the thread's (errno is set on failure only). */
+static int helper_main(void *arg) {
+        const int *pfd = arg;
+        char b;
+        syscall(SYS_close, pfd[1]);   /* its copy of the write end: the EOF is the thread's */
+        syscall(SYS_read, pfd[0], &b, 1);
+        syscall(SYS_exit, 0);
+        return 0;
+}
+
+/* A new user namespace with the id map, as an fd; -errno on failure. */
+static int make_user(osm_netns_pool *p, uint64_t base, uint64_t count) {
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                return -errno;
+        /* No exit signal: the main thread's SIGCHLD is not woken; reaped with __WCLONE. */
+        pid_t pid = clone(helper_main, (char *) p->stack + HELPER_STACK, CLONE_VM | CLONE_NEWUSER, pfd);
+        int r = pid < 0 ? -errno : 0;
+        int fd = -1;
+        if (r == 0)
+                r = osm_sb_write_id_map(pid, base, count);
+        if (r == 0) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/ns/user", (int) pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        r = -errno;
+        }
+        close(pfd[1]);   /* the helper's read returns: it exits */
+        close(pfd[0]);
+        if (pid > 0)
+                while (waitpid(pid, NULL, __WCLONE) < 0 && errno == EINTR)
+                        ;
+        return r < 0 ? r : fd;
+}
+
 static void *pool_main(void *arg) {
         osm_netns_pool *p = arg;
         int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
         pthread_mutex_lock(&p->lock);
         if (home < 0)
                 p->off = true;
-        while (!p->quit && !p->off) {
-                if (p->n == NETNS_SPARES) {
+        while (!p->quit && !(p->off && p->user_off)) {
+                bool net = !p->off && p->n < NETNS_SPARES;
+                if (!net && (p->user_off || !p->uid_count || p->n_user == NETNS_SPARES)) {
                         pthread_cond_wait(&p->cond, &p->lock);
                         continue;
                 }
+                uint64_t base = p->uid_base, count = p->uid_count;
                 pthread_mutex_unlock(&p->lock);
-                int fd = make_one(home);
+                int fd = net ? make_one(home) : make_user(p, base, count);
                 pthread_mutex_lock(&p->lock);
-                if (fd < 0)
+                if (fd == -ENOTRECOVERABLE)
+                        p->off = p->user_off = true;
+                else if (net && fd < 0)
                         p->off = true;   /* refused here (a container): launches clone theirs */
-                else
+                else if (net)
                         p->fds[p->n++] = fd;
+                else if (fd < 0)
+                        p->user_off = true;   /* inits unshare theirs */
+                else if (base != p->uid_base || count != p->uid_count)
+                        osm_close(fd);   /* the map changed meanwhile */
+                else
+                        p->user_fds[p->n_user++] = fd;
         }
         pthread_mutex_unlock(&p->lock);
         osm_close(home);
         return NULL;
 }
 
-osm_netns_pool *osm_netns_pool_new(void) {
+osm_netns_pool *osm_netns_pool_new(uint64_t uid_base, uint64_t uid_count) {
         osm_netns_pool *p = calloc(1, sizeof *p);
         if (!p)
                 return NULL;
         p->pid = getpid();
+        p->uid_base = uid_base;
+        p->uid_count = uid_count;
+        p->stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p->stack == MAP_FAILED) {
+                p->stack = NULL;
+                p->user_off = true;
+        }
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         int r = osm_sb_thread_start(&p->thread, 64 * 1024, pool_main, p);
         if (r != 0) {
                 pthread_cond_destroy(&p->cond);
                 pthread_mutex_destroy(&p->lock);
+                if (p->stack)
+                        munmap(p->stack, HELPER_STACK);
                 free(p);
                 return NULL;
         }
@@ -108,25 +186,52 @@ osm_netns_pool *osm_netns_pool_free(osm_netns_pool *p) {
         pthread_join(p->thread, NULL);
         for (size_t k = 0; k < p->n; k++)
                 osm_close(p->fds[k]);
+        for (size_t k = 0; k < p->n_user; k++)
+                osm_close(p->user_fds[k]);
+        if (p->stack)
+                munmap(p->stack, HELPER_STACK);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
         free(p);
         return NULL;
 }
 
+/* The oldest of fds first (none waits for long), or -1. With the lock. */
+static int take_locked(osm_netns_pool *p, int *fds, size_t *n) {
+        if (*n == 0)
+                return -1;
+        int fd = fds[0];
+        for (size_t k = 1; k < *n; k++)
+                fds[k - 1] = fds[k];
+        (*n)--;
+        pthread_cond_broadcast(&p->cond);
+        return fd;
+}
+
 int osm_netns_pool_take(osm_netns_pool *p) {
+        if (!p || p->pid != getpid())
+                return -1;
+        pthread_mutex_lock(&p->lock);
+        int fd = take_locked(p, p->fds, &p->n);
+        pthread_mutex_unlock(&p->lock);
+        return fd;
+}
+
+int osm_netns_pool_take_user(osm_netns_pool *p, uint64_t uid_base, uint64_t uid_count) {
         if (!p || p->pid != getpid())
                 return -1;
         int fd = -1;
         pthread_mutex_lock(&p->lock);
-        if (p->n > 0) {
-                /* The oldest first: none waits for long. */
-                fd = p->fds[0];
-                for (size_t k = 1; k < p->n; k++)
-                        p->fds[k - 1] = p->fds[k];
-                p->n--;
+        if (uid_base != p->uid_base || uid_count != p->uid_count) {
+                /* The daemon's id range changed (a reload): those made go, new ones come. */
+                for (size_t k = 0; k < p->n_user; k++)
+                        osm_close(p->user_fds[k]);
+                p->n_user = 0;
+                p->uid_base = uid_base;
+                p->uid_count = uid_count;
                 pthread_cond_broadcast(&p->cond);
-        }
+        } else
+                fd = take_locked(p, p->user_fds, &p->n_user);
         pthread_mutex_unlock(&p->lock);
         return fd;
 }

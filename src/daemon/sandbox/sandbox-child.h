@@ -23,6 +23,8 @@ typedef struct sync_msg {
         int err;      /* errno for MSG_ERROR */
         int status;   /* wait status for MSG_EXIT */
         char step[240];
+        uint64_t root_us;   /* MSG_STARTED: when the root was built and the user namespace
+                             * made or joined (CLOCK_MONOTONIC, µs) */
 } sync_msg;
 
 typedef enum op_kind { OP_MKDIR, OP_MKFILE, OP_SYMLINK, OP_MOUNT, OP_BIND, OP_REMOUNT, OP_WRITE } op_kind;
@@ -49,6 +51,9 @@ typedef struct child_ctx {
         int parent_fd;              /* parent's end, closed in the child */
         int netns_fd;               /* a network namespace made ahead to join, or -1:
                                      * the clone made one (CLONE_NEWNET) */
+        int userns_fd;              /* privileged: a user namespace made ahead and mapped,
+                                     * to join once the root is built, or -1: unshare one
+                                     * and ask the parent for its map */
         op *ops;
         size_t n_ops;
         char *root;                 /* the directory pivot_root goes to */

@@ -138,14 +138,19 @@ void osm_net_clear(osm_net *net);
 
 typedef struct osm_netns_pool osm_netns_pool;
 
-/* Start the thread that keeps fresh network namespaces ready, for a privileged (root)
- * sandbox, whose inits are cloned without a user namespace and so may join one (setns);
- * NULL if it cannot start. A namespace it cannot make turns it off for good. */
-osm_netns_pool *osm_netns_pool_new(void);
+/* Start the thread that keeps fresh network namespaces ready, and user namespaces with
+ * the id map 0 uid_base uid_count, for a privileged (root) sandbox, whose inits are cloned
+ * without a user namespace and so may join them (setns); NULL if it cannot start. A
+ * namespace it cannot make turns that kind off for good. */
+osm_netns_pool *osm_netns_pool_new(uint64_t uid_base, uint64_t uid_count);
 osm_netns_pool *osm_netns_pool_free(osm_netns_pool *p);
 /* An fd (O_CLOEXEC) of a network namespace nothing has been in, now the caller's to
  * close; -1 if none is ready (the clone then makes one). */
 int osm_netns_pool_take(osm_netns_pool *p);
+/* The same for a user namespace mapped 0 uid_base uid_count, which no process is in; -1
+ * if none is ready (the init then unshares one). Other ids than the pool's become its
+ * ids for those it makes next. */
+int osm_netns_pool_take_user(osm_netns_pool *p, uint64_t uid_base, uint64_t uid_count);
 
 /* ---- the manager (sandbox.c) ---- */
 
@@ -203,6 +208,10 @@ static inline uint64_t osm_sb_pick(uint64_t v, uint64_t def) {
 }
 
 /* ---- spawning, the parent side (spawn.c) ---- */
+
+/* Write /proc/PID/uid_map and gid_map: ids 0..count-1 inside are base.. on the host (a
+ * privileged daemon's map). 0 or -errno. */
+int osm_sb_write_id_map(pid_t pid, uint64_t base, uint64_t count);
 
 /* clone3 with the namespaces and a pidfd; clone(2) where clone3 is missing. With cgfd
  * >= 0 the child is born in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,

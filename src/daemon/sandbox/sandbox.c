@@ -99,7 +99,8 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
         }
         osm_sb_detect(sb, opts->cgroup_name ? opts->cgroup_name : "osmose");
         sb->launcher = osm_launcher_new(&sb->cg);
-        sb->netns = sb->privileged ? osm_netns_pool_new() : NULL;   /* setns needs no user namespace */
+        /* setns needs no user namespace */
+        sb->netns = sb->privileged ? osm_netns_pool_new(sb->uid_base, sb->uid_count) : NULL;
         sb->heap_start = heap_start();
         *out = sb;
         return 0;

@@ -94,17 +94,18 @@ static uint64_t spec_uid_count(const osm_sandbox *sb, const osm_sandbox_spec *sp
 
 /* Map uid/gid 0..count-1 inside to uid_base… on the host (privileged), or 0 to the
  * daemon's own ids (unprivileged: the only map it may write). */
+int osm_sb_write_id_map(pid_t pid, uint64_t base, uint64_t count) {
+        char map[128];
+        snprintf(map, sizeof(map), "0 %llu %llu\n", (unsigned long long) base, (unsigned long long) count);
+        int r = write_proc(pid, "uid_map", map);
+        return r == 0 ? write_proc(pid, "gid_map", map) : r;
+}
+
 static int write_maps(pid_t pid, bool privileged, const osm_sandbox *sb, const osm_sandbox_spec *spec) {
         char map[128];
         int r;
-        if (privileged) {
-                snprintf(map, sizeof(map), "0 %llu %llu\n", (unsigned long long) spec_uid_base(sb, spec),
-                         (unsigned long long) spec_uid_count(sb, spec));
-                r = write_proc(pid, "uid_map", map);
-                if (r == 0)
-                        r = write_proc(pid, "gid_map", map);
-                return r;
-        }
+        if (privileged)
+                return osm_sb_write_id_map(pid, spec_uid_base(sb, spec), spec_uid_count(sb, spec));
         snprintf(map, sizeof(map), "0 %u 1\n", (unsigned) geteuid());
         r = write_proc(pid, "uid_map", map);
         if (r == 0)
@@ -121,7 +122,7 @@ static int send_go(osm_sandbox_proc *p) {
 
 /* Wait for a message of type want from the child; an error message, the child's death
  * or the deadline fail with err filled in. */
-static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, osm_error *err) {
+static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, sync_msg *out, osm_error *err) {
         struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
         for (;;) {
                 uint64_t now = mono_us();
@@ -135,8 +136,11 @@ static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, osm_error 
                 ssize_t n = recv(p->sync_fd, &m, sizeof(m), 0);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n == (ssize_t) sizeof(m) && m.type == want)
+                if (n == (ssize_t) sizeof(m) && m.type == want) {
+                        if (out)
+                                *out = m;
                         return 0;
+                }
                 if (n == (ssize_t) sizeof(m) && m.type == MSG_ERROR) {
                         m.step[sizeof(m.step) - 1] = 0;
                         return osm_error_set(err, m.err > 0 ? -m.err : -EIO, 0, "%s: %s", m.step, strerror(m.err));
@@ -263,7 +267,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
 
         const char *hostname = spec->hostname ? spec->hostname : "osmose";
         builder b = { 0 };
-        child_ctx c = { .netns_fd = -1 };
+        child_ctx c = { .netns_fd = -1, .userns_fd = -1 };
         _cleanup_free_ char *root = NULL;
         r = osm_sb_build_ops(sb, spec, bind_st, hostname, lim.tmp_size == UINT64_MAX ? DEFAULT_TMP : lim.tmp_size,
                       &b, &root);
@@ -369,6 +373,11 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         c.netns_fd = spec->network && sb->net.bridge ? -1 : osm_netns_pool_take(sb->netns);
         if (c.netns_fd >= 0)
                 ns &= ~(unsigned long) CLONE_NEWNET;
+        /* A user namespace made ahead, mapped, for an init born in its cgroups (nothing to
+         * wait for before its cgroup namespace) without a bridge's veth to wait for: it
+         * joins it, without asking for a map and waiting for the answer. */
+        if (slot >= 0 && cgfd < 0 && !(spec->network && sb->net.bridge))
+                c.userns_fd = osm_netns_pool_take_user(sb->netns, spec_uid_base(sb, spec), spec_uid_count(sb, spec));
         if (slot >= 0)
                 p->pid = osm_launcher_clone(sb->launcher, slot, osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
         else
@@ -378,6 +387,8 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         p->timing.clone = since(t0);
         cgfd = osm_close(cgfd);
         c.netns_fd = osm_close(c.netns_fd);
+        bool joins_userns = c.userns_fd >= 0;
+        c.userns_fd = osm_close(c.userns_fd);
         close(sv[1]);
         osm_sb_ops_free(b.ops, b.n);
         b.ops = NULL;
@@ -393,7 +404,8 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
          * its cgroups. Privileged, it waits for nothing: it builds its root from its
          * first instruction while we move it into its cgroups (a cgroup v1 migration waits for an RCU grace period, several
          * ms: better spent in parallel), then it unshares its user namespace and asks
-         * for its id map; the second "go" lets it drop privileges and exec. It makes its
+         * for its id map (or joins one made ahead and mapped, netns.c, and asks nothing); the second
+         * "go" lets it drop privileges and exec. It makes its
          * cgroup namespace only after that, once it is surely in its cgroups. */
         uint64_t deadline = mono_us() + SPAWN_TIMEOUT_MS * 1000ULL;
         if (!sb->privileged) {
@@ -429,25 +441,30 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         if (r < 0)
                                 goto fail_kill;
                 }
-                r = wait_msg(p, MSG_MAP_ME, deadline, err);
-                if (r < 0)
-                        goto fail_kill;
-                p->timing.root = since(t0);
-                r = write_maps(p->pid, true, sb, spec);
-                if (r < 0) {
-                        osm_error_set(err, r, 0, "writing the id maps: %s", strerror(-r));
-                        goto fail_kill;
-                }
-                r = send_go(p);
-                if (r < 0) {
-                        osm_error_set(err, r, 0, "sync: %s", strerror(-r));
-                        goto fail_kill;
+                if (!joins_userns) {
+                        r = wait_msg(p, MSG_MAP_ME, deadline, NULL, err);
+                        if (r < 0)
+                                goto fail_kill;
+                        p->timing.root = since(t0);
+                        r = write_maps(p->pid, true, sb, spec);
+                        if (r < 0) {
+                                osm_error_set(err, r, 0, "writing the id maps: %s", strerror(-r));
+                                goto fail_kill;
+                        }
+                        r = send_go(p);
+                        if (r < 0) {
+                                osm_error_set(err, r, 0, "sync: %s", strerror(-r));
+                                goto fail_kill;
+                        }
                 }
         }
-        r = wait_msg(p, MSG_STARTED, deadline, err);
+        sync_msg started;
+        r = wait_msg(p, MSG_STARTED, deadline, &started, err);
         if (r < 0)
                 goto fail_kill;
         p->timing.started = since(t0);
+        if (joins_userns && started.root_us > t0)
+                p->timing.root = (uint32_t) OSM_MIN(started.root_us - t0, (uint64_t) UINT32_MAX);
         fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
         *out = p;
         return 0;
