@@ -107,8 +107,8 @@ ssize_t osm_vl_recvmsg(int fd, void *buf, size_t len, int flags, int *fds, size_
 
 /* Compact JSON of any value, NUL-terminated (*len counts the NUL); NULL on ENOMEM. */
 char *osm_vl_dump(json_t *v, size_t *len);
-/* The same laid out as jansson's JSON_INDENT(indent) lays it out, for people to read; reals
- * as osm_vl_dump writes them (20.9, not 20.899999999999999). */
+/* The same laid out as jansson's JSON_INDENT(indent) lays it out, for people to read (indent
+ * < 0: compact, osm_vl_dump); reals as osm_vl_dump writes them (20.9, not 20.899999999999999). */
 char *osm_vl_dump_indented(json_t *v, int indent, size_t *len);
 
 /* Split a qualified method "a.b.C.Method" into interface and member. Returns false

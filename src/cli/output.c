@@ -137,7 +137,7 @@ int osm_ctl_parse_time(const char *cmd, const char *opt, const char *value, int6
  * the text). */
 static void print_value(json_t *v, int indent) {
         size_t len = 0;
-        char *text = indent < 0 ? osm_vl_dump(v, &len) : osm_vl_dump_indented(v, indent, &len);
+        char *text = osm_vl_dump_indented(v, indent, &len);
         if (text)
                 fwrite(text, 1, len - 1, stdout);
         else

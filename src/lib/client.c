@@ -98,9 +98,12 @@ static int send_msg(osm_client *c, const char *buf, size_t len, const int *fds, 
         return 0;
 }
 
-/* Read until a whole message is buffered; returns its length (without NUL). */
-static void consume(osm_client *c, size_t n);
+static void consume(osm_client *c, size_t n) {
+        memmove(c->buf, c->buf + n, c->len - n);
+        c->len -= n;
+}
 
+/* Read until a whole message is buffered; returns its length (without NUL). */
 static ssize_t recv_msg(osm_client *c) {
         if (c->lent) {   /* the text lent out ends its loan with the next read */
                 consume(c, c->lent);
@@ -141,11 +144,6 @@ static ssize_t recv_msg(osm_client *c) {
                         return -ECONNRESET;
                 c->len += (size_t) n;
         }
-}
-
-static void consume(osm_client *c, size_t n) {
-        memmove(c->buf, c->buf + n, c->len - n);
-        c->len -= n;
 }
 
 /* Read one reply; on an error reply fills err and returns -EREMOTEIO. */

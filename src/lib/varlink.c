@@ -699,16 +699,14 @@ char *osm_vl_format_error(const char *error, json_t *params, size_t *len) {
         return osm_jbuf_finish(&b, len);
 }
 
-char *osm_vl_dump(json_t *v, size_t *len) {
-        osm_jbuf b = { 0 };
-        osm_jbuf_value(&b, v);
-        return osm_jbuf_finish(&b, len);
-}
-
 char *osm_vl_dump_indented(json_t *v, int indent, size_t *len) {
         osm_jbuf b = { 0 };
         jbuf_value(&b, v, indent, 0);
         return osm_jbuf_finish(&b, len);
+}
+
+char *osm_vl_dump(json_t *v, size_t *len) {
+        return osm_vl_dump_indented(v, -1, len);
 }
 
 typedef union {
