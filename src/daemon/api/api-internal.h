@@ -47,6 +47,8 @@ struct api_inst {
         char workload[MAX_INSTANCE_ID + 1];
         char writer[OSM_STORE_MAX_WRITER];
         char *dir, *path;
+        dev_t dir_dev;              /* the directory made for it, to remove that one only */
+        ino_t dir_ino;
         osm_server *server;
         unsigned refs;              /* the server, and each store request in flight */
         bool destroyed;

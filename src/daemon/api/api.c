@@ -53,10 +53,62 @@ static void on_server_freed(void *userdata) {
 
 static void on_revoke_timer(uv_timer_t *t);
 
+/* Removing an ended instance's socket and directory goes to the loop's thread pool: on
+ * ext4 the last of those names to go waits for the journal (about half a millisecond
+ * here, just after the instance's end was committed), which the loop, answering the next
+ * call, need not wait for. Only the directory made for the instance is emptied (its
+ * device and inode are checked), in case a new one took its name meanwhile. */
+typedef struct api_rm {
+        uv_work_t req;
+        char *dir;
+        dev_t dev;
+        ino_t ino;
+} api_rm;
+
+static void rm_dir_now(const char *dir, dev_t dev, ino_t ino) {
+        int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (dfd < 0)
+                return;
+        if (fstat(dfd, &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+                unlinkat(dfd, "api.sock", 0);
+                rmdir(dir);
+        }
+        close(dfd);
+}
+
+static void rm_work(uv_work_t *req) {
+        api_rm *rm = req->data;
+        rm_dir_now(rm->dir, rm->dev, rm->ino);
+}
+
+static void rm_done(uv_work_t *req, int status) {
+        api_rm *rm = req->data;
+        free(rm->dir);
+        free(rm);
+}
+
+static void inst_remove_dir(api_inst *in, bool later) {
+        if (!in->dir)
+                return;
+        api_rm *rm = later ? calloc(1, sizeof *rm) : NULL;
+        if (rm) {
+                rm->req.data = rm;
+                rm->dir = steal_pointer(&in->dir);
+                rm->dev = in->dir_dev;
+                rm->ino = in->dir_ino;
+                if (uv_queue_work(in->api->d->loop, &rm->req, rm_work, rm_done) == 0)
+                        return;
+                in->dir = steal_pointer(&rm->dir);
+                free(rm);
+        }
+        rm_dir_now(in->dir, in->dir_dev, in->dir_ino);
+}
+
 /* The instance has ended for good: its socket goes, its clients are cut (their watches
  * end), its publications are withdrawn. Store requests in flight finish later and
- * release the last references. */
-static void inst_destroy(api_inst *in) {
+ * release the last references. With later, its directory is removed off the loop. */
+static void inst_destroy(api_inst *in, bool later) {
         osm_api *a = in->api;
         if (in->destroyed)
                 return;
@@ -71,12 +123,11 @@ static void inst_destroy(api_inst *in) {
         if (!a->insts)   /* nobody left to re-check: an idle room does not wake for it */
                 uv_timer_stop(&a->revoke_timer);
         api_pubs_free(in);
-        /* Unlink before the server closes the listening fd: a connect in between then
-         * fails cleanly instead of reaching a socket nobody will accept on. */
-        if (in->path)
-                unlink(in->path);
-        if (in->dir)
-                rmdir(in->dir);
+        /* The listening fd is closed before the names go: a connect in between is
+         * refused, it never reaches a socket nobody will accept on. */
+        if (in->server)
+                osm_server_stop_accepting(in->server);
+        inst_remove_dir(in, later);
         if (in->server)
                 osm_server_free(in->server, on_server_freed, in);   /* watch cancels run here */
         else
@@ -314,7 +365,7 @@ int osm_api_instance_create(osm_api *a, const char *instance_id, const char *wor
                 return -EINVAL;
         api_inst *old = inst_find(a, instance_id);
         if (old)
-                inst_destroy(old);
+                inst_destroy(old, false);
         api_inst *in = calloc(1, sizeof *in);
         if (!in)
                 return -ENOMEM;
@@ -348,6 +399,8 @@ int osm_api_instance_create(osm_api *a, const char *instance_id, const char *wor
                 r = -EPERM;
                 goto fail;
         }
+        in->dir_dev = st.st_dev;
+        in->dir_ino = st.st_ino;
         if ((st.st_mode & 07777) != 0700 && chmod(in->dir, 0700) < 0) {
                 r = -errno;
                 goto fail;
@@ -399,7 +452,7 @@ void osm_api_instance_destroy(osm_api *a, const char *instance_id) {
                 return;
         api_inst *in = inst_find(a, instance_id);
         if (in)
-                inst_destroy(in);
+                inst_destroy(in, true);
 }
 
 static int hook_create(void *userdata, const char *instance_id, const char *workload, char *path, size_t size) {
@@ -510,7 +563,7 @@ static void api_stop(osm_daemon *d) {
         if (d->workloads)
                 osm_workloads_set_api_hooks(d->workloads, NULL, NULL);
         while (a->insts)
-                inst_destroy(a->insts);
+                inst_destroy(a->insts, false);
         d->api = NULL;
         a->stopped = true;
         uv_close((uv_handle_t *) &a->revoke_timer, on_timer_closed);
