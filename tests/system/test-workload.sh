@@ -28,6 +28,9 @@ EOF
 mk_bundle stubborn <<'EOF'
 {"name":"stubborn","version":1,"entrypoint":["/bin/sh","-c","trap '' TERM; echo ignoring TERM; while :; do sleep 0.1; done"]}
 EOF
+mk_bundle brief <<'EOF'
+{"name":"brief","version":1,"entrypoint":["/bin/sh","-c","echo brief"]}
+EOF
 mk_bundle crash <<'EOF'
 {"name":"crash","version":1,"entrypoint":["/bin/sh","-c","echo crashing; exit 3"],"restart":"on-failure"}
 EOF
@@ -48,7 +51,7 @@ if [ "$health" = failed ]; then
     echo "1..0 # SKIP the sandbox cannot run on this host: $(ctl status | grep sandbox)"
     exit 0
 fi
-for w in exit7 killed chatty ticker stubborn crash once always missing; do
+for w in exit7 killed chatty ticker stubborn crash once always missing brief; do
     ctl install "$T/$w.osb" --allow-unsigned >/dev/null || bail "install $w"
 done
 
@@ -148,6 +151,21 @@ inst2=$(ctl run stubborn)
 wait_for 'test "$(state_of "$inst2")" = running'
 ctl remove stubborn >/dev/null; ok $? "remove of a workload with a running instance"
 wait_for 'test "$(state_of "$inst2")" = exited'; ok $? "…stops its instance"
+
+# --- the log files of ended instances stay bounded: the newest 64 are kept, the older
+# ones go at the next sweep (once every 16 ends: at most 79 are on disk)
+first=
+for n in $(seq 84); do
+    id=$(ctl run --wait brief 2>&1 >/dev/null | sed -n 's/^osmosectl: started //p')
+    [ -n "$first" ] || first=$id
+done
+last=$id
+brief_logs=$(ls "$T/state/logs" | grep -c '^brief-')
+[ "$brief_logs" -ge 64 ] && [ "$brief_logs" -le 79 ]; ok $? "84 short runs leave 64 to 79 log files ($brief_logs)"
+test -n "$first" && ! test -e "$T/state/logs/$first"; ok $? "the oldest run's log ($first) is gone"
+like "$(ctl logs "$last" 2>&1)" "brief" "the newest run's log ($last) is kept"
+is "$(ctl --json ps --all | python3 -c "import json,sys; print(sum(1 for i in json.load(sys.stdin)['instances'] if i['id'].startswith('brief-')))")" 84 \
+    "ps --all still lists every run"
 
 # --- the daemon's stop stops its instances
 pid=$(field_of "$inst" pid)

@@ -27,6 +27,7 @@ static int cmp_id(const void *a, const void *b) {
 /* Keep the newest WL_MAX_HISTORY ended instances in the database, and the log files of
  * the live ones, of those to be resumed, and of the newest WL_MAX_LOGS that ended. */
 void wl_history_gc(osm_workloads *w) {
+        w->ends_unswept = 0;
         wl_db_instances_gc(w);
         if (w->logs_fd < 0)
                 return;

@@ -304,7 +304,9 @@ static void instance_end(wl_instance *i, wl_state state) {
         trim_ended(w);
         wl_gc_bundles(w);
         wl_removals_check(w);
-        if (!w->shutting_down)
+        /* Two queries and a scan of the log directory: a few hundred µs, which a burst of
+         * short runs need not pay at each end. */
+        if (!w->shutting_down && ++w->ends_unswept >= WL_GC_EVERY)
                 wl_history_gc(w);
 }
 

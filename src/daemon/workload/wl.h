@@ -16,6 +16,8 @@
 #define WL_MAX_ENDED      64      /* ended instances kept in memory for stats */
 #define WL_MAX_LOGS       64      /* ended instances whose log files are kept */
 #define WL_MAX_HISTORY    1000    /* ended instances kept in the database (ps --all) */
+#define WL_GC_EVERY       16      /* ends between two sweeps of the history and the logs: up
+                                   * to WL_GC_EVERY - 1 more than the two bounds above */
 #define WL_MAX_INSTANCES  256     /* live instances at once */
 #define WL_MAX_RUN_ARGS   64      /* extra arguments of one run */
 #define WL_RESTART_RESET_US  (10 * 1000 * 1000ull)   /* a run this long resets the backoff */
@@ -143,6 +145,7 @@ typedef struct osm_workloads {
         uint64_t grants_gen;      /* bumped whenever a workload's grants change or it goes */
         wl_instance *instances;   /* newest first */
         unsigned n_live, n_ended;
+        unsigned ends_unswept;    /* instances ended since wl_history_gc last ran */
         bool installing;
         int abort_installs;       /* set at stop; read by fetching threads (atomic) */
         bool shutting_down;
