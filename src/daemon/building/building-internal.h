@@ -217,6 +217,12 @@ void bld_query_close(osm_building *b, uv_close_cb cb);
 
 /* share.c: bundles by hash between members */
 void bld_handle_bundle(osm_building *b, osm_btls_conn *c, json_t *req);
+/* What a member answered to {"op":"bundle"} (its first line, which a lying member writes
+ * as it likes): SENDS, with *size (0 < size <= max, and == want unless want is 0), or why
+ * not, in why (always terminated). */
+typedef enum bld_answer { BLD_ANSWER_SENDS, BLD_ANSWER_BUSY, BLD_ANSWER_FAILED, BLD_ANSWER_REFUSED } bld_answer;
+bld_answer bld_share_parse_answer(const char *line, uint64_t want, uint64_t max, uint64_t *size, char *why,
+                                  size_t why_size);
 /* After activation (the transport is up) / before the transport stops: threads from
  * outside the building (osm_building_fetch_bundle, _holds) may use it between the two;
  * stop cuts their transfers short and waits for them. */

@@ -305,6 +305,30 @@ static size_t holders_of(osm_building *b, const char *id, candidate *list, size_
 
 enum { TRY_TAKEN, TRY_BUSY, TRY_FAILED, TRY_REFUSED };
 
+bld_answer bld_share_parse_answer(const char *line, uint64_t want, uint64_t max, uint64_t *size, char *why,
+                                  size_t why_size) {
+        json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+        const char *e = json_string_value(json_object_get(o, "error"));
+        json_t *sz = json_object_get(o, "size");
+        bld_answer a = BLD_ANSWER_SENDS;
+        *size = 0;
+        if (why_size)
+                why[0] = 0;
+        if (e) {
+                a = strcmp(e, "Busy") == 0 ? BLD_ANSWER_BUSY : BLD_ANSWER_FAILED;
+                snprintf(why, why_size, "%s", json_string_value(json_object_get(o, "message")) ?: e);
+        } else if (!json_is_integer(sz) || json_integer_value(sz) <= 0 || (uint64_t) json_integer_value(sz) > max ||
+                   (want && (uint64_t) json_integer_value(sz) != want)) {
+                a = BLD_ANSWER_REFUSED;
+                snprintf(why, why_size, "it offers %s bytes, not the %llu of the bundle",
+                         json_is_integer(sz) ? "another number of" : "an unknown number of", (unsigned long long) want);
+        } else {
+                *size = (uint64_t) json_integer_value(sz);
+        }
+        json_decref(o);
+        return a;
+}
+
 /* Ask one member for id and hand its copy to take. */
 static int try_member(osm_building *b, candidate *m, const char *id, uint64_t want, const char *tmp_dir,
                       osm_building_take_fn take, void *arg, uint64_t deadline) {
@@ -320,7 +344,6 @@ static int try_member(osm_building *b, candidate *m, const char *id, uint64_t wa
         _cleanup_close_ int out = -1;
         uint64_t got = 0, size = 0;
         int r = -ENOMEM;
-        json_t *o = NULL;
         if (slot < 0) {
                 osm_btls_close(&c);
                 return TRY_BUSY;   /* as many transfers as this room allows: later */
@@ -333,22 +356,19 @@ static int try_member(osm_building *b, candidate *m, const char *id, uint64_t wa
                 snprintf(err, sizeof err, "no answer: %s", strerror(-r));
                 goto done;
         }
-        o = json_loads(line, 0, NULL);
-        const char *e = json_string_value(json_object_get(o, "error"));
-        json_t *sz = json_object_get(o, "size");
-        if (e) {
-                result = strcmp(e, "Busy") == 0 ? TRY_BUSY : TRY_FAILED;
-                snprintf(err, sizeof err, "%s", json_string_value(json_object_get(o, "message")) ?: e);
+        switch (bld_share_parse_answer(line, want, max_bundle(b), &size, err, sizeof err)) {
+        case BLD_ANSWER_SENDS:
+                break;
+        case BLD_ANSWER_BUSY:
+                result = TRY_BUSY;
                 goto done;
-        }
-        if (!json_is_integer(sz) || json_integer_value(sz) <= 0 || (uint64_t) json_integer_value(sz) > max_bundle(b) ||
-            (want && (uint64_t) json_integer_value(sz) != want)) {
+        case BLD_ANSWER_FAILED:
+                result = TRY_FAILED;
+                goto done;
+        case BLD_ANSWER_REFUSED:
                 result = TRY_REFUSED;
-                snprintf(err, sizeof err, "it offers %s bytes, not the %llu of the bundle", json_is_integer(sz) ?
-                         "another number of" : "an unknown number of", (unsigned long long) want);
                 goto done;
         }
-        size = (uint64_t) json_integer_value(sz);
         out = open(tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (out < 0) {
                 snprintf(err, sizeof err, "a temporary file in %s: %m", tmp_dir);
@@ -388,7 +408,6 @@ static int try_member(osm_building *b, candidate *m, const char *id, uint64_t wa
                 snprintf(err, sizeof err, "%s", why.message);
         }
 done:
-        json_decref(o);
         fd_unregister(slot);
         osm_btls_close(&c);
         pthread_mutex_lock(&b->lock);
