@@ -112,11 +112,27 @@ EOF
                 E2E_WHY="could not install and run a trivial bundle: $(tail -1 "$WORK/e2e.log")"
                 return 1
         fi
+        # A second workload (its own host id range, as every workload has): a building's
+        # gateway runs several in turn, not one.
+        mkdir -p "$WORK/bundle-b"
+        sed 's/"bench-true"/"bench-true-b"/' "$WORK/bundle/manifest.json" >"$WORK/bundle-b/manifest.json"
+        if ! "$OSMOSECTL" bundle build "$WORK/bundle-b" -o "$WORK/bench-b.bundle" >>"$WORK/e2e.log" 2>&1 ||
+                ! "$OSMOSECTL" install "$WORK/bench-b.bundle" --allow-unsigned >>"$WORK/e2e.log" 2>&1; then
+                E2E_WHY="could not install a second trivial bundle: $(tail -1 "$WORK/e2e.log")"
+                return 1
+        fi
 }
 
 # Quiet: "started …" goes to a file, shown if the run fails.
 e2e_once() { "$OSMOSECTL" run --wait bench-true >/dev/null 2>"$WORK/e2e.err" || { cat "$WORK/e2e.err" >&2; return 1; }; }
 run_e2e() { time_n e2e_once; }
+# Two workloads in turn, the odd runs of one, the even of the other.
+e2e2_once() {
+        local w=bench-true
+        ((i % 2)) && w=bench-true-b
+        "$OSMOSECTL" run --wait "$w" >/dev/null 2>"$WORK/e2e.err" || { cat "$WORK/e2e.err" >&2; return 1; }
+}
+run_e2e2() { time_n e2e2_once; }
 
 # What the CLI alone costs: start and exit; start, connect, one call and exit.
 cli_once() { "$OSMOSECTL" --version >/dev/null; }
@@ -126,7 +142,7 @@ run_call() { time_n call_once; }
 
 tools=(osmose bwrap unshare)
 setup_crun && tools+=(crun)
-setup_e2e && tools+=(e2e cli call)
+setup_e2e && tools+=(e2e e2e2 cli call)
 
 declare -A results
 for ((r = 0; r < ROUNDS; r++)); do
@@ -145,6 +161,7 @@ label() {
         case $1 in
         osmose) echo "osmose sandbox (API, in-process)" ;;
         e2e) echo "osmosectl run --wait (end to end)" ;;
+        e2e2) echo "  the same, two workloads in turn" ;;
         bwrap) echo "bwrap --unshare-all --ro-bind /usr" ;;
         unshare) echo "unshare -Urpmnui --fork" ;;
         crun) echo "crun run" ;;
@@ -167,17 +184,17 @@ if [ -z "$E2E_WHY" ] && grep -q "launch times:" "$WORK/osmosed.log"; then
                 function isort(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
                 { for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = v[kv[1]] " " kv[2]; if (!(kv[1] in seen)) { seen[kv[1]] = 1; order[++n] = kv[1] } } }
                 END {
-                        split("record:Run call to instance recorded (SQL, log file)|prepare:API socket, pipes, spec|cgroups:cgroups made, limits written|clone:clone3 into new namespaces|join:move into v1 cgroups (parallel with the root)|join_critical:runs where the root waited for the move (count)|root:root built after the move, id map|exec:drop privileges, seccomp, exec|watch:pipes and pidfd watched, started reply|ran:/bin/true runs, init exits, pidfd readable|answer:reap, drain, end recorded, final reply|housekeeping:API socket, usage, logs and bundles gc (after the reply)", d, "|")
+                        split("record:Run call to instance recorded (SQL, log file)|prepare:API socket, pipes, spec|cgroups:cgroups made, limits written|clone:clone3 into new namespaces|join:move into v1 cgroups (parallel with the root)|join_critical:runs where the root waited for the move (count)|userns_ahead:runs that joined a user namespace made ahead (count)|root:root built after the move, id map|exec:drop privileges, seccomp, exec|watch:pipes and pidfd watched, started reply|ran:/bin/true runs, init exits, pidfd readable|answer:reap, drain, end recorded, final reply|housekeeping:API socket, usage, logs and bundles gc (after the reply)", d, "|")
                         for (k in d) { split(d[k], p, ":"); desc[p[1]] = p[2] }
                         for (k = 1; k <= n; k++) {
                                 m = split(substr(v[order[k]], 2), a, " "); isort(a, m)
-                                if (order[k] == "join_critical") { c = 0; for (j = 1; j <= m; j++) c += a[j]; printf "    %-14s %8d of %d  %s\n", order[k], c, m, desc[order[k]]; continue }
+                                if (order[k] == "join_critical" || order[k] == "userns_ahead") { c = 0; for (j = 1; j <= m; j++) c += a[j]; printf "    %-14s %8d of %d  %s\n", order[k], c, m, desc[order[k]]; continue }
                                 printf "    %-14s %8.3f  %s\n", order[k], a[int((m + 1) / 2)], desc[order[k]]
                         }
                 }'
 fi
 ratio() { [ -n "${med[$1]:-}" ] && [ -n "${med[$2]:-}" ] && awk -v a="${med[$1]}" -v b="${med[$2]}" 'BEGIN { printf "%.2f\n", a / b }'; }
-for ours in osmose e2e; do
+for ours in osmose e2e e2e2; do
         [ -n "${med[$ours]:-}" ] || continue
         printf "  ratio %-10s / bwrap   = %s (target <= 1)\n" "$ours" "$(ratio "$ours" bwrap)"
         printf "  ratio %-10s / unshare = %s\n" "$ours" "$(ratio "$ours" unshare)"

@@ -750,6 +750,63 @@ static void test_born_in_cgroup(void) {
         TAP_OK(gone, "its cgroup is removed once it has ended");
 }
 
+/* Workloads have id ranges of their own: user namespaces made ahead are kept per range,
+ * so launches of two workloads in turn each join one made for their own range (never the
+ * other's: its map is what the instance sees), not only the first after a pause. */
+static void test_userns_ranges(void) {
+        if (osm_sandbox_caps(sb)->pids != OSM_LIMIT_CGROUP1) {
+                tap_skip("user namespaces are made ahead for inits born in v1 cgroups", "user namespaces per range");
+                return;
+        }
+        const char *argv[] = { "cat", "/proc/self/uid_map", NULL };
+        const uint64_t base[2] = { UID_BASE, UID_BASE + 4096 }, count = 4096;
+        int right = 0, ahead = 0, runs = 12;
+        char bad[OSM_ERROR_MAX + 512] = "";
+        for (int k = 0; k < runs; k++) {
+                usleep(30 * 1000);   /* time for the pool's thread to make the next ones */
+                osm_sandbox_spec spec;
+                osm_sandbox_spec_init(&spec);
+                char name[32];
+                snprintf(name, sizeof name, "range-%d", k);
+                spec.name = name;
+                spec.argv = argv;
+                spec.uid_base = base[k % 2];
+                spec.uid_count = count;
+                int pfd[2];
+                if (pipe2(pfd, O_CLOEXEC) < 0)
+                        abort();
+                spec.stdout_fd = pfd[1];
+                osm_sandbox_proc *p = NULL;
+                osm_error e = {};
+                int r = osm_sandbox_spawn(sb, &spec, &p, &e);
+                close(pfd[1]);
+                char out[256] = "";
+                ssize_t n = r == 0 ? read(pfd[0], out, sizeof out - 1) : -1;
+                out[n > 0 ? n : 0] = 0;
+                close(pfd[0]);
+                unsigned long long in = 1, host = 0, len = 0;
+                bool ok = r == 0 && sscanf(out, "%llu %llu %llu", &in, &host, &len) == 3 && in == 0 &&
+                          host == base[k % 2] && len == count;
+                right += ok;
+                if (!ok && !*bad)
+                        snprintf(bad, sizeof bad, "run %d: %s%s", k, r == 0 ? oneline(out) : "spawn: ", r == 0 ? "" : e.message);
+                /* The first launch of each range finds none made for it yet. */
+                if (r == 0 && k >= 2 && osm_sandbox_proc_timing(p)->userns_ahead)
+                        ahead++;
+                if (p) {
+                        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+                        poll(&pp, 1, 10000);
+                        osm_sandbox_exit ex;
+                        osm_sandbox_proc_reap(p, &ex);
+                        osm_sandbox_proc_free(p);
+                }
+        }
+        TAP_OK(right == runs, "each instance has its own range's id map, two ranges in turn (%d of %d%s%s)", right, runs,
+               *bad ? "; " : "", bad);
+        TAP_OK(ahead == runs - 2, "after the first of each range, every launch joined a user namespace made ahead "
+               "for its range (%d of %d)", ahead, runs - 2);
+}
+
 /* A thread that does nothing: spawns then happen in a multithreaded process, as in the
  * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
  * that the sandbox's child does not have. */
@@ -783,6 +840,7 @@ IDLE_CASE(test_forkbomb)
 IDLE_CASE(test_memhog)
 IDLE_CASE(test_signals_and_errors)
 IDLE_CASE(test_born_in_cgroup)
+IDLE_CASE(test_userns_ranges)
 
 int main(int argc, char **argv) {
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
@@ -830,6 +888,7 @@ int main(int argc, char **argv) {
                 { "test_memhog", test_memhog_mt },
                 { "test_signals_and_errors", test_signals_and_errors_mt },
                 { "test_born_in_cgroup", test_born_in_cgroup_mt },
+                { "test_userns_ranges", test_userns_ranges_mt },
         };
         /* argv[1] is the probe; case names may follow it. The escape and the hogs take their
          * time on a loaded machine (meson gives the whole file 300 s). */

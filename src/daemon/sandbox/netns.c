@@ -18,6 +18,11 @@
  * born in their cgroups (launcher.c: nothing to wait for before the cgroup namespace)
  * without a bridge (net.c's veth comes in while the init waits for its map).
  *
+ * Every workload has its own host id range (workloads.c), so user namespaces are kept per
+ * range: a few of each of the ranges launched lately (USER_RANGES, the least recently
+ * launched giving way), where one range for all sent every launch of a building with
+ * several workloads in turn down the slow path and threw the spares away each time.
+ *
  * Each namespace is used once: the fd is handed to one launch and closed. Only for a root
  * daemon (setns needs CAP_SYS_ADMIN over the namespace's owner); otherwise, or when none
  * is ready, the init makes its own as before.
@@ -39,6 +44,15 @@
 
 #define NETNS_SPARES 2   /* launches in a row before one waits for the thread */
 #define HELPER_STACK (16 * 1024)
+#define USER_RANGES 4    /* id ranges (workloads) whose user namespaces are made ahead */
+
+/* User namespaces mapped 0..count-1 to base.. on the host, made ahead for one range. */
+typedef struct user_range {
+        uint64_t base, count;
+        uint64_t used;          /* when it was last asked for (the pool's clock) */
+        int fds[NETNS_SPARES];
+        size_t n;
+} user_range;
 
 struct osm_netns_pool {
         pid_t pid;              /* the process whose thread this is: a fork has none */
@@ -48,11 +62,11 @@ struct osm_netns_pool {
         bool quit, off;
         int fds[NETNS_SPARES];
         size_t n;
-        /* user namespaces, mapped 0..uid_count-1 to uid_base.. (uid_count 0: none) */
+        /* user namespaces, per id range launched lately */
         bool user_off;
-        int user_fds[NETNS_SPARES];
-        size_t n_user;
-        uint64_t uid_base, uid_count;
+        user_range ranges[USER_RANGES];
+        size_t n_ranges;
+        uint64_t clock;         /* for user_range.used */
         void *stack;            /* the helper's */
 };
 
@@ -112,6 +126,44 @@ static int make_user(osm_netns_pool *p, uint64_t base, uint64_t count) {
         return r < 0 ? r : fd;
 }
 
+/* The entry of a range, or NULL. With the lock. */
+static user_range *range_find(osm_netns_pool *p, uint64_t base, uint64_t count) {
+        for (size_t k = 0; k < p->n_ranges; k++)
+                if (p->ranges[k].base == base && p->ranges[k].count == count)
+                        return &p->ranges[k];
+        return NULL;
+}
+
+/* The range launched most lately of those short of spares, or NULL. With the lock. */
+static user_range *range_to_fill(osm_netns_pool *p) {
+        user_range *best = NULL;
+        for (size_t k = 0; k < p->n_ranges; k++)
+                if (p->ranges[k].n < NETNS_SPARES && (!best || p->ranges[k].used > best->used))
+                        best = &p->ranges[k];
+        return best;
+}
+
+/* A range asked for now: its entry, made if new (in place of the one launched least
+ * lately, whose namespaces go). With the lock. */
+static user_range *range_use(osm_netns_pool *p, uint64_t base, uint64_t count) {
+        user_range *r = range_find(p, base, count);
+        if (!r && p->n_ranges < USER_RANGES)
+                r = &p->ranges[p->n_ranges++];
+        else if (!r) {
+                r = &p->ranges[0];
+                for (size_t k = 1; k < p->n_ranges; k++)
+                        if (p->ranges[k].used < r->used)
+                                r = &p->ranges[k];
+        }
+        if (r->base != base || r->count != count) {
+                for (size_t k = 0; k < r->n; k++)
+                        osm_close(r->fds[k]);
+                *r = (user_range) { .base = base, .count = count };
+        }
+        r->used = ++p->clock;
+        return r;
+}
+
 static void *pool_main(void *arg) {
         osm_netns_pool *p = arg;
         int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -120,11 +172,12 @@ static void *pool_main(void *arg) {
                 p->off = true;
         while (!p->quit && !(p->off && p->user_off)) {
                 bool net = !p->off && p->n < NETNS_SPARES;
-                if (!net && (p->user_off || !p->uid_count || p->n_user == NETNS_SPARES)) {
+                user_range *want = net || p->user_off ? NULL : range_to_fill(p);
+                if (!net && !want) {
                         pthread_cond_wait(&p->cond, &p->lock);
                         continue;
                 }
-                uint64_t base = p->uid_base, count = p->uid_count;
+                uint64_t base = want ? want->base : 0, count = want ? want->count : 0;
                 pthread_mutex_unlock(&p->lock);
                 int fd = net ? make_one(home) : make_user(p, base, count);
                 pthread_mutex_lock(&p->lock);
@@ -136,10 +189,10 @@ static void *pool_main(void *arg) {
                         p->fds[p->n++] = fd;
                 else if (fd < 0)
                         p->user_off = true;   /* inits unshare theirs */
-                else if (base != p->uid_base || count != p->uid_count)
-                        osm_close(fd);   /* the map changed meanwhile */
+                else if (!(want = range_find(p, base, count)) || want->n == NETNS_SPARES)
+                        osm_close(fd);   /* that range gave way to another meanwhile */
                 else
-                        p->user_fds[p->n_user++] = fd;
+                        want->fds[want->n++] = fd;
         }
         pthread_mutex_unlock(&p->lock);
         osm_close(home);
@@ -151,8 +204,8 @@ osm_netns_pool *osm_netns_pool_new(uint64_t uid_base, uint64_t uid_count) {
         if (!p)
                 return NULL;
         p->pid = getpid();
-        p->uid_base = uid_base;
-        p->uid_count = uid_count;
+        if (uid_count)
+                range_use(p, uid_base, uid_count);
         p->stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (p->stack == MAP_FAILED) {
                 p->stack = NULL;
@@ -186,8 +239,9 @@ osm_netns_pool *osm_netns_pool_free(osm_netns_pool *p) {
         pthread_join(p->thread, NULL);
         for (size_t k = 0; k < p->n; k++)
                 osm_close(p->fds[k]);
-        for (size_t k = 0; k < p->n_user; k++)
-                osm_close(p->user_fds[k]);
+        for (size_t r = 0; r < p->n_ranges; r++)
+                for (size_t k = 0; k < p->ranges[r].n; k++)
+                        osm_close(p->ranges[r].fds[k]);
         if (p->stack)
                 munmap(p->stack, HELPER_STACK);
         pthread_cond_destroy(&p->cond);
@@ -220,18 +274,10 @@ int osm_netns_pool_take(osm_netns_pool *p) {
 int osm_netns_pool_take_user(osm_netns_pool *p, uint64_t uid_base, uint64_t uid_count) {
         if (!p || p->pid != getpid())
                 return -1;
-        int fd = -1;
         pthread_mutex_lock(&p->lock);
-        if (uid_base != p->uid_base || uid_count != p->uid_count) {
-                /* The daemon's id range changed (a reload): those made go, new ones come. */
-                for (size_t k = 0; k < p->n_user; k++)
-                        osm_close(p->user_fds[k]);
-                p->n_user = 0;
-                p->uid_base = uid_base;
-                p->uid_count = uid_count;
-                pthread_cond_broadcast(&p->cond);
-        } else
-                fd = take_locked(p, p->user_fds, &p->n_user);
+        user_range *r = range_use(p, uid_base, uid_count);
+        int fd = take_locked(p, r->fds, &r->n);
+        pthread_cond_broadcast(&p->cond);   /* a new range wants its first ones */
         pthread_mutex_unlock(&p->lock);
         return fd;
 }

@@ -148,8 +148,8 @@ osm_netns_pool *osm_netns_pool_free(osm_netns_pool *p);
  * close; -1 if none is ready (the clone then makes one). */
 int osm_netns_pool_take(osm_netns_pool *p);
 /* The same for a user namespace mapped 0 uid_base uid_count, which no process is in; -1
- * if none is ready (the init then unshares one). Other ids than the pool's become its
- * ids for those it makes next. */
+ * if none is ready (the init then unshares one). The pool keeps some ready for each of
+ * the few ranges asked for lately: a new range is made ahead from its first ask on. */
 int osm_netns_pool_take_user(osm_netns_pool *p, uint64_t uid_base, uint64_t uid_count);
 
 /* ---- the manager (sandbox.c) ---- */

@@ -388,6 +388,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         cgfd = osm_close(cgfd);
         c.netns_fd = osm_close(c.netns_fd);
         bool joins_userns = c.userns_fd >= 0;
+        p->timing.userns_ahead = joins_userns;
         c.userns_fd = osm_close(c.userns_fd);
         close(sv[1]);
         osm_sb_ops_free(b.ops, b.n);
