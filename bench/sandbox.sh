@@ -184,11 +184,11 @@ if [ -z "$E2E_WHY" ] && grep -q "launch times:" "$WORK/osmosed.log"; then
                 function isort(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
                 { for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = v[kv[1]] " " kv[2]; if (!(kv[1] in seen)) { seen[kv[1]] = 1; order[++n] = kv[1] } } }
                 END {
-                        split("record:Run call to instance recorded (SQL, log file)|prepare:API socket, pipes, spec|cgroups:cgroups made, limits written|clone:clone3 into new namespaces|join:move into v1 cgroups (parallel with the root)|join_critical:runs where the root waited for the move (count)|userns_ahead:runs that joined a user namespace made ahead (count)|root:root built after the move, id map|exec:drop privileges, seccomp, exec|watch:pipes and pidfd watched, started reply|ran:/bin/true runs, init exits, pidfd readable|answer:reap, drain, end recorded, final reply|housekeeping:API socket, usage, logs and bundles gc (after the reply)", d, "|")
+                        split("record:Run call to instance recorded (SQL, log file)|prepare:API socket, pipes, spec|cgroups:cgroups made, limits written|clone:clone3 into new namespaces|join:move into v1 cgroups (parallel with the root)|join_critical:runs where the root waited for the move (count)|userns_ahead:runs that joined a user namespace made ahead (count)|preforked:runs whose init was cloned ahead (count)|root:root built after the move, id map|exec:drop privileges, seccomp, exec|watch:pipes and pidfd watched, started reply|ran:/bin/true runs, init exits, pidfd readable|answer:reap, drain, end recorded, final reply|housekeeping:API socket, usage, logs and bundles gc (after the reply)", d, "|")
                         for (k in d) { split(d[k], p, ":"); desc[p[1]] = p[2] }
                         for (k = 1; k <= n; k++) {
                                 m = split(substr(v[order[k]], 2), a, " "); isort(a, m)
-                                if (order[k] == "join_critical" || order[k] == "userns_ahead") { c = 0; for (j = 1; j <= m; j++) c += a[j]; printf "    %-14s %8d of %d  %s\n", order[k], c, m, desc[order[k]]; continue }
+                                if (order[k] == "join_critical" || order[k] == "userns_ahead" || order[k] == "preforked") { c = 0; for (j = 1; j <= m; j++) c += a[j]; printf "    %-14s %8d of %d  %s\n", order[k], c, m, desc[order[k]]; continue }
                                 printf "    %-14s %8.3f  %s\n", order[k], a[int((m + 1) / 2)], desc[order[k]]
                         }
                 }'

@@ -807,6 +807,141 @@ static void test_userns_ranges(void) {
                "for its range (%d of %d)", ahead, runs - 2);
 }
 
+/* The pids of the processes in the spare cgroups under base but ours (the inits cloned
+ * ahead), at most max; how many. */
+static size_t preforked_inits(const char *base, pid_t *out, size_t max) {
+        char prefix[64], path[1024];
+        snprintf(prefix, sizeof prefix, ".spare-%d-", (int) getpid());
+        size_t n = 0;
+        DIR *d = opendir(base);
+        struct dirent *de;
+        while (d && n < max && (de = readdir(d))) {
+                if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+                        continue;
+                snprintf(path, sizeof path, "%s/%s/cgroup.procs", base, de->d_name);
+                FILE *f = fopen(path, "re");
+                long pid;
+                while (f && n < max && fscanf(f, "%ld", &pid) == 1)
+                        if (pid != getpid())
+                                out[n++] = (pid_t) pid;
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* As root on v1 controllers, an init is cloned ahead into each spare: it holds none of the
+ * daemon's fds but its sync socket, sits in namespaces of its own, and a launch hands it
+ * its plan; a plan too big for one message takes an init cloned at the launch, moved into
+ * the instance's cgroups, with the same result. */
+static void test_prefork(void) {
+        char base[512];
+        if (geteuid() != 0 || osm_sandbox_caps(sb)->pids != OSM_LIMIT_CGROUP1 || !v1_base("pids", base, sizeof base)) {
+                tap_skip("inits are cloned ahead by a root daemon on v1 controllers", "inits cloned ahead");
+                return;
+        }
+        int held = open("/dev/null", O_RDONLY);   /* one of the daemon's own fds, say */
+        pid_t pre[4];
+        size_t n = 0;
+        for (int i = 0; i < 300 && n < 2; i++) {
+                n = preforked_inits(base, pre, 4);
+                if (n < 2)
+                        usleep(10 * 1000);
+        }
+        TAP_OK(n == 2, "an init waits in each of the two spares (%zu)", n);
+        char self_pid[64] = "", self_mnt[64] = "";
+        ssize_t l1 = readlink("/proc/self/ns/pid", self_pid, sizeof self_pid - 1);
+        ssize_t l2 = readlink("/proc/self/ns/mnt", self_mnt, sizeof self_mnt - 1);
+        self_pid[l1 > 0 ? l1 : 0] = self_mnt[l2 > 0 ? l2 : 0] = 0;
+        for (size_t k = 0; k < n; k++) {
+                char path[128], fds[256] = "", ns_pid[64] = "", ns_mnt[64] = "";
+                snprintf(path, sizeof path, "/proc/%d/fd", (int) pre[k]);
+                DIR *d = opendir(path);
+                struct dirent *de;
+                size_t used = 0;
+                while (d && (de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                used += (size_t) snprintf(fds + used, used < sizeof fds ? sizeof fds - used : 0, "%s ",
+                                                          de->d_name);
+                if (d)
+                        closedir(d);
+                snprintf(path, sizeof path, "/proc/%d/ns/pid", (int) pre[k]);
+                l1 = readlink(path, ns_pid, sizeof ns_pid - 1);
+                snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) pre[k]);
+                l2 = readlink(path, ns_mnt, sizeof ns_mnt - 1);
+                ns_pid[l1 > 0 ? l1 : 0] = ns_mnt[l2 > 0 ? l2 : 0] = 0;
+                TAP_OK(strcmp(fds, "3 ") == 0, "init %d cloned ahead holds only its sync socket (fds: %s)", (int) pre[k], fds);
+                TAP_OK(*ns_pid && *ns_mnt && strcmp(ns_pid, self_pid) != 0 && strcmp(ns_mnt, self_mnt) != 0,
+                       "it is in a pid and a mount namespace of its own (%s, %s)", ns_pid, ns_mnt);
+        }
+        close(held);
+
+        /* A launch takes one; a plan bigger than a message (40 arguments of 4,000 bytes)
+         * takes a clone. Either way the workload runs with its arguments, in its cgroup. */
+        static char big[40][4001];
+        const char *argv[48] = { "/bin/sh", "-c", "echo args $#; exec sleep 30", "sh" };
+        for (int large = 0; large < 2; large++) {
+                size_t argc = 4;
+                for (size_t k = 0; large && k < 40; k++) {
+                        memset(big[k], 'a', 4000);
+                        argv[argc++] = big[k];
+                }
+                argv[argc] = NULL;
+                osm_sandbox_spec spec;
+                osm_sandbox_spec_init(&spec);
+                spec.name = large ? "prefork-big" : "prefork";
+                spec.argv = argv;
+                usleep(50 * 1000);
+                int pfd[2];
+                if (pipe2(pfd, O_CLOEXEC) < 0)
+                        abort();
+                spec.stdout_fd = pfd[1];
+                osm_sandbox_proc *p = NULL;
+                osm_error e = {};
+                int r = osm_sandbox_spawn(sb, &spec, &p, &e);
+                close(pfd[1]);
+                char out[512] = "", want[128], cg[1024] = "", path[64];
+                size_t used = 0;
+                ssize_t got;
+                while (r == 0 && used < sizeof out - 1 && !strchr(out, '\n') &&
+                       (got = read(pfd[0], out + used, sizeof out - 1 - used)) > 0) {
+                        used += (size_t) got;
+                        out[used] = 0;
+                }
+                close(pfd[0]);
+                /* Its init, as the host sees it (the workload's view is its cgroup namespace). */
+                snprintf(path, sizeof path, "/proc/%d/cgroup", r == 0 ? (int) osm_sandbox_proc_pid(p) : 0);
+                FILE *f = fopen(path, "re");
+                char line[1024];
+                while (f && fgets(line, sizeof line, f))
+                        if (strstr(line, ":pids:"))
+                                snprintf(cg, sizeof cg, "%s", line);
+                if (f)
+                        fclose(f);
+                char want_out[32];
+                snprintf(want, sizeof want, "/osmose-test/%s", spec.name);
+                snprintf(want_out, sizeof want_out, "args %d\n", large ? 40 : 0);
+                cg[strcspn(cg, "\n")] = 0;
+                size_t cl = strlen(cg), wl = strlen(want);
+                TAP_OK(r == 0 && strcmp(out, want_out) == 0 && cl >= wl && strcmp(cg + cl - wl, want) == 0,
+                       "%s: it runs in its pids cgroup (%s) with its arguments (%s)", spec.name, cg,
+                       r == 0 ? oneline(out) : e.message);
+                if (p)
+                        osm_sandbox_proc_kill(p, SIGKILL);
+                TAP_OK(r == 0 && osm_sandbox_proc_timing(p)->preforked == !large, "%s: its init was %s",
+                       spec.name, large ? "cloned at the launch (the plan is too big for one message)" : "cloned ahead");
+                if (p) {
+                        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+                        poll(&pp, 1, 10000);
+                        osm_sandbox_exit ex;
+                        osm_sandbox_proc_reap(p, &ex);
+                        osm_sandbox_proc_free(p);
+                }
+        }
+}
+
 /* A thread that does nothing: spawns then happen in a multithreaded process, as in the
  * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
  * that the sandbox's child does not have. */
@@ -841,6 +976,7 @@ IDLE_CASE(test_memhog)
 IDLE_CASE(test_signals_and_errors)
 IDLE_CASE(test_born_in_cgroup)
 IDLE_CASE(test_userns_ranges)
+IDLE_CASE(test_prefork)
 
 int main(int argc, char **argv) {
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
@@ -889,6 +1025,7 @@ int main(int argc, char **argv) {
                 { "test_signals_and_errors", test_signals_and_errors_mt },
                 { "test_born_in_cgroup", test_born_in_cgroup_mt },
                 { "test_userns_ranges", test_userns_ranges_mt },
+                { "test_prefork", test_prefork_mt },
         };
         /* argv[1] is the probe; case names may follow it. The escape and the hogs take their
          * time on a loaded machine (meson gives the whole file 300 s). */

@@ -338,6 +338,7 @@ static int workload_main(void *arg) {
 /* pid 1 of the sandbox: start the workload, forward signals, reap, report. */
 static __attribute__((noreturn)) void run_init(child_ctx *c) {
         static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+        const int sync_fd = c->sync_fd;   /* c may be in what goes below (a plan) */
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGCHLD);
@@ -384,17 +385,18 @@ static __attribute__((noreturn)) void run_init(child_ctx *c) {
                 send_msg(c->sync_fd, MSG_ERROR, e, 0, "execve", c->argv[0]);
                 _exit(127);
         }
-#if !defined(__SANITIZE_ADDRESS__)
-        /* From here on the init touches nothing on the daemon's heap (c and what it uses
-         * below are on the stack). Its copy of the heap goes: while the init shared those
+        /* From here on the init touches nothing on the daemon's heap, nor c (what it uses
+         * below is on the stack). Its copy of the heap goes: while the init shared those
          * pages, each first write of the daemon to one was a copy, and a flush of the TLB
          * of every CPU its threads ran on (an IPI; costly in a VM) — about a hundred per
          * run — and the init's exit has less to free. (ASan's runtime may keep state
-         * there: left alone under it.) */
+         * there: left alone under it.) An init cloned ahead unmapped it at its birth. */
+#if !defined(__SANITIZE_ADDRESS__)
         if (c->heap)
                 munmap(c->heap, c->heap_len);
 #endif
-        send_msg(c->sync_fd, MSG_STARTED, 0, 0, NULL, NULL);
+        c = NULL;
+        send_msg(sync_fd, MSG_STARTED, 0, 0, NULL, NULL);
 
         for (;;) {
                 siginfo_t si;
@@ -410,7 +412,7 @@ static __attribute__((noreturn)) void run_init(child_ctx *c) {
                 while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
                         if (p != child)
                                 continue;
-                        send_msg(c->sync_fd, MSG_EXIT, 0, st, NULL, NULL);
+                        send_msg(sync_fd, MSG_EXIT, 0, st, NULL, NULL);
                         /* Leaving kills whatever is left in the pid namespace. */
                         _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
                 }
@@ -531,6 +533,74 @@ int osm_sb_child_main(void *arg) {
         run_init(c);
 }
 
+_Alignas(64) unsigned char osm_sb_plan_mem[PLAN_MAX];
+
+int osm_sb_prefork_main(void *arg) {
+        const osm_sb_birth *b = arg;
+        close(b->parent_fd);
+#if !defined(__SANITIZE_ADDRESS__)
+        /* Nothing of the daemon's heap is used from here on (this runs on a copy of the
+         * launcher thread's stack; the plan comes into a static buffer): it goes now, so
+         * that the daemon's writes to it while this init waits are not copies. */
+        if (b->heap)
+                munmap(b->heap, b->heap_len);
+#endif
+        /* Only the sync socket stays, as fd 3: the daemon's other fds (copies of its
+         * sockets, databases and other instances' pipes) are not this init's to hold. */
+        int sync_fd = b->sync_fd;
+        if (sync_fd != 3) {
+                if (dup3(sync_fd, 3, O_CLOEXEC) < 0)
+                        _exit(1);
+                sync_fd = 3;
+        }
+        for (int fd = 0; fd < 3; fd++)
+                close(fd);
+        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0) {
+                for (int fd = 4; fd < 65536; fd++)
+                        close(fd);
+        }
+        /* The plan, with its fds. EOF: the daemon dropped this init, or died. */
+        osm_sb_plan *plan = (osm_sb_plan *) osm_sb_plan_mem;
+        int fds[PLAN_FDS];
+        union {
+                char buf[CMSG_SPACE(sizeof fds)];
+                struct cmsghdr align;
+        } u;
+        struct iovec iov = { .iov_base = osm_sb_plan_mem, .iov_len = sizeof osm_sb_plan_mem };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+        ssize_t n;
+        while ((n = recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+                ;
+        if (n <= 0)
+                _exit(0);
+        size_t n_fds = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && n_fds == 0) {
+                        n_fds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        memcpy(fds, CMSG_DATA(cm), n_fds * sizeof(int));
+                }
+        child_ctx *c = &plan->ctx;
+        c->sync_fd = sync_fd;
+        c->parent_fd = -1;
+        if ((size_t) n < sizeof *plan || plan->size != (size_t) n || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+                child_fail(c, "plan", "(truncated)", EMSGSIZE);
+        int got[PLAN_FDS];
+        for (int k = 0; k < PLAN_FDS; k++) {
+                int i = plan->fd_index[k];
+                got[k] = i >= 0 && (size_t) i < n_fds ? fds[i] : -1;
+                if (i >= 0 && got[k] < 0)
+                        child_fail(c, "plan", "(an fd is missing)", EBADF);
+        }
+        for (int k = 0; k < 3; k++)
+                c->stdio_fd[k] = got[PLAN_FD_STDIN + k];
+        c->netns_fd = got[PLAN_FD_NETNS];
+        c->userns_fd = got[PLAN_FD_USERNS];
+        c->heap = NULL;   /* gone already */
+        sigprocmask(SIG_SETMASK, &plan->mask, NULL);
+        if (plan->unshare_net && unshare(CLONE_NEWNET) < 0)
+                child_fail(c, "unshare", "CLONE_NEWNET", errno);
+        return osm_sb_child_main(c);
+}
 
 int osm_sb_probe_child(void *arg) {
         const osm_sb_probe *pr = arg;

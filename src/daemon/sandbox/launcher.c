@@ -11,6 +11,14 @@
  * migration before its exec (spawn.c); the thread moves on into the next spare, and
  * removes the instance's directories once it has left them and the instance has ended.
  *
+ * A root daemon's thread also clones the init ahead, once it sits in its spare: in its
+ * pid, mount, ipc and uts namespaces (the network and user ones come from netns.c's made
+ * ahead, or are made at the launch), in the spare's cgroups, holding nothing of the
+ * daemon but its sync socket, waiting for its plan (child.c, osm_sb_prefork_main). A
+ * launch then hands it its plan instead of asking the thread to clone: no clone3 and no
+ * wakeup of a newborn task in the critical path. The plan comes as one message on its
+ * sync socket (child.c, osm_sb_plan).
+ *
  * The init is a child of the launcher thread: the daemon's main thread reaps it (a thread
  * may wait for the children of the other threads of its process), and its parent-death
  * signal fires when that thread exits: the threads live as long as the manager, which
@@ -22,10 +30,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "osmose/util.h"
@@ -34,6 +46,9 @@
 #define LAUNCHER_SLOTS 2      /* launches within a grace period of each other */
 #define LAUNCHER_GRAVES 16
 #define LAUNCHER_STACK (256 * 1024)
+/* Namespaces of an init cloned ahead: NS_FLAGS without the network one (joined or made at
+ * the launch: a bridge's veth needs the init's own, made at the clone). */
+#define PREFORK_NS (NS_FLAGS & ~(unsigned long) CLONE_NEWNET)
 
 typedef enum slot_state {
         SLOT_ARMING,           /* the thread makes its next spare and moves into it */
@@ -62,10 +77,14 @@ typedef struct launcher_slot {
         bool done, into_cg;
         pid_t pid;
         int pidfd, err;
+        bool has_pre;          /* READY: an init cloned ahead waits in the spare */
+        osm_prefork pre;
 } launcher_slot;
 
 struct osm_launcher {
         const osm_cg_host *host;
+        bool prefork;          /* clone inits ahead (a root daemon) */
+        uintptr_t heap_start;  /* the daemon's brk heap, which they unmap; 0 unknown */
         pid_t pid;             /* the process whose threads these are: a fork has none */
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -96,6 +115,52 @@ static osm_cgroup *arm(osm_launcher *l, unsigned seq) {
         return NULL;
 }
 
+/* Clone an init ahead, from the calling thread (in its spare): true if one waits in *pre. */
+static bool prefork(osm_launcher *l, osm_prefork *pre) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return false;
+        /* Room for a whole plan in one message. */
+        int size = PLAN_MAX + 4096;
+        (void) setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        (void) setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+        osm_sb_birth b = { .sync_fd = sv[1], .parent_fd = sv[0] };
+        osm_sb_heap_now(l->heap_start, &b.heap, &b.heap_len);
+        bool into_cg;
+        int pidfd = -1;
+        pid_t pid = osm_sb_clone(osm_sb_prefork_main, &b, PREFORK_NS, -1, &into_cg, &pidfd);
+        close(sv[1]);
+        if (pid < 0) {
+                close(sv[0]);
+                return false;
+        }
+        *pre = (osm_prefork) { .pid = pid, .pidfd = pidfd, .sync_fd = sv[0] };
+        return true;
+}
+
+void osm_prefork_discard(osm_prefork *pre) {
+        if (pre->pid <= 0)
+                return;
+        if (pre->pidfd >= 0)
+                syscall(SYS_pidfd_send_signal, pre->pidfd, SIGKILL, NULL, 0);
+        else
+                kill(pre->pid, SIGKILL);
+        while (waitpid(pre->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        osm_close(pre->pidfd);
+        osm_close(pre->sync_fd);
+        *pre = (osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1 };
+}
+
+/* The slot's init cloned ahead goes (its spare is taken for a clone or given up). Called
+ * with the lock held: killing and reaping a process that only waits is quick. */
+static void drop_prefork(launcher_slot *s) {
+        if (!s->has_pre)
+                return;
+        s->has_pre = false;
+        osm_prefork_discard(&s->pre);
+}
+
 static void *slot_main(void *arg) {
         launcher_slot *s = arg;
         osm_launcher *l = s->l;
@@ -105,6 +170,7 @@ static void *slot_main(void *arg) {
                         /* Only this thread's signal mask is the caller's while it clones. */
                         sigset_t all;
                         sigfillset(&all);
+                        drop_prefork(s);
                         pthread_mutex_unlock(&l->lock);
                         pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
                         s->pid = osm_sb_clone(s->fn, s->arg, s->ns, s->cgfd, &s->into_cg, &s->pidfd);
@@ -122,7 +188,12 @@ static void *slot_main(void *arg) {
                         unsigned seq = ++l->seq;
                         pthread_mutex_unlock(&l->lock);
                         osm_cgroup *cg = arm(l, seq);
+                        osm_prefork pre;
+                        bool has_pre = cg && l->prefork && prefork(l, &pre);
                         pthread_mutex_lock(&l->lock);
+                        s->has_pre = has_pre;
+                        if (has_pre)
+                                s->pre = pre;
                         osm_cgroup *graves[LAUNCHER_GRAVES];
                         size_t n = s->n_graves;
                         memcpy(graves, s->graves, n * sizeof *graves);
@@ -181,7 +252,7 @@ static void sweep(const osm_cg_host *host) {
         }
 }
 
-osm_launcher *osm_launcher_new(const osm_cg_host *host) {
+osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start) {
         bool v1 = false;
         for (int c = 0; c < OSM_CG_N; c++)
                 v1 = v1 || (host->mode[c] == OSM_LIMIT_CGROUP1 && host->base[c]);
@@ -192,6 +263,8 @@ osm_launcher *osm_launcher_new(const osm_cg_host *host) {
         if (!l)
                 return NULL;
         l->host = host;
+        l->prefork = prefork_inits;
+        l->heap_start = heap_start;
         l->pid = getpid();
         pthread_mutex_init(&l->lock, NULL);
         pthread_cond_init(&l->cond, NULL);
@@ -236,6 +309,7 @@ osm_launcher *osm_launcher_free(osm_launcher *l) {
                 launcher_slot *s = &l->slot[k];
                 if (s->started)
                         pthread_join(s->thread, NULL);
+                drop_prefork(s);
                 /* A thread leaves its cgroups as it exits. */
                 bury(s->graves, s->n_graves);
                 osm_cg_destroy(s->spare);
@@ -309,9 +383,27 @@ pid_t osm_launcher_clone(osm_launcher *l, int slot, int (*fn)(void *), void *arg
         return pid;
 }
 
+bool osm_launcher_take_prefork(osm_launcher *l, int slot, osm_prefork *out) {
+        launcher_slot *s = &l->slot[slot];
+        pthread_mutex_lock(&l->lock);
+        bool has = s->has_pre;
+        if (has) {
+                *out = s->pre;
+                s->has_pre = false;
+                /* As after a clone: the spare is the instance's; the thread moves on. */
+                s->left = s->spare;
+                s->spare = NULL;
+                s->state = SLOT_ARMING;
+                pthread_cond_broadcast(&l->cond);
+        }
+        pthread_mutex_unlock(&l->lock);
+        return has;
+}
+
 void osm_launcher_release(osm_launcher *l, int slot) {
         launcher_slot *s = &l->slot[slot];
         pthread_mutex_lock(&l->lock);
+        drop_prefork(s);
         s->left = s->spare;
         s->spare = NULL;
         s->state = SLOT_ARMING;

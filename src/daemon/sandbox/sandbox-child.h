@@ -4,6 +4,7 @@
 #include <linux/filter.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -70,6 +71,35 @@ typedef struct child_ctx {
         void *heap;                 /* the daemon's malloc heap (brk), which the init */
         size_t heap_len;            /* unmaps once the workload runs; NULL: unknown */
 } child_ctx;
+
+/* The plan of a launch, for an init cloned ahead (launcher.c): the daemon writes it into
+ * osm_sb_plan_mem (spawn.c) and sends those bytes on the init's sync socket with its fds;
+ * the init receives them into its own copy of that buffer, at the same address (it is a
+ * copy of the daemon), so every pointer of the plan — into the buffer, or into the
+ * daemon's binary — holds in the init as it is. No memory is shared. */
+enum { PLAN_FD_STDIN, PLAN_FD_STDOUT, PLAN_FD_STDERR, PLAN_FD_NETNS, PLAN_FD_USERNS, PLAN_FDS };
+#define PLAN_MAX (128 * 1024)   /* a bigger plan (paths by the thousand) takes a clone */
+typedef struct osm_sb_plan {
+        size_t size;            /* of the whole plan, this header included */
+        sigset_t mask;          /* the launching thread's signal mask */
+        bool unshare_net;       /* no network namespace made ahead: the init makes one */
+        int fd_index[PLAN_FDS]; /* which of the fds that come with it is which, -1 none */
+        child_ctx ctx;          /* its fd fields are filled in by the init */
+        _Alignas(16) unsigned char data[];
+} osm_sb_plan;
+extern _Alignas(64) unsigned char osm_sb_plan_mem[PLAN_MAX];
+
+/* What an init cloned ahead gets at its birth (on the launcher thread's stack). */
+typedef struct osm_sb_birth {
+        int sync_fd;            /* its end of the sync socket */
+        int parent_fd;          /* the daemon's end, closed in the init */
+        void *heap;             /* the daemon's malloc heap at the clone, which the init */
+        size_t heap_len;        /* unmaps at once: nothing of it is used; NULL: unknown */
+} osm_sb_birth;
+
+/* The init cloned ahead (arg: its osm_sb_birth): it keeps only its sync socket, waits for
+ * its plan, then runs as osm_sb_child_main. The daemon closing its end instead ends it. */
+int osm_sb_prefork_main(void *arg);
 
 /* Bring up the loopback interface of the calling thread's network namespace: NULL, or
  * the step that failed with *err its errno. Async-signal-safe (the init runs it; so does

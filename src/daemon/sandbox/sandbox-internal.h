@@ -95,8 +95,22 @@ osm_cgroup *osm_cg_destroy(osm_cgroup *cg);
 typedef struct osm_launcher osm_launcher;
 
 /* Start the threads if a controller is in a v1 hierarchy of host (which must outlive the
- * launcher); NULL otherwise, or if they cannot be made (launches then migrate). */
-osm_launcher *osm_launcher_new(const osm_cg_host *host);
+ * launcher); NULL otherwise, or if they cannot be made (launches then migrate). With
+ * prefork_inits (a root daemon) each thread also clones an init ahead into its spare,
+ * which unmaps the daemon's heap from heap_start (0: unknown) at its birth. */
+osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start);
+
+/* An init cloned ahead (osm_sb_prefork_main), waiting for its plan. */
+typedef struct osm_prefork {
+        pid_t pid;
+        int pidfd;
+        int sync_fd;            /* the daemon's end */
+} osm_prefork;
+/* The slot's init cloned ahead, now the caller's (the slot's spare too: its thread moves
+ * on, as after osm_launcher_clone); false if it has none (then clone as before). */
+bool osm_launcher_take_prefork(osm_launcher *l, int slot, osm_prefork *out);
+/* Kill and reap it, close its fds. */
+void osm_prefork_discard(osm_prefork *pre);
 
 /* Start a thread of the daemon's sandbox (a launcher slot, the namespace pool) with a stack of
  * that size and every signal blocked (signals are the main thread's): 0 or -errno. */
@@ -212,6 +226,11 @@ static inline uint64_t osm_sb_pick(uint64_t v, uint64_t def) {
 /* Write /proc/PID/uid_map and gid_map: ids 0..count-1 inside are base.. on the host (a
  * privileged daemon's map). 0 or -errno. */
 int osm_sb_write_id_map(pid_t pid, uint64_t base, uint64_t count);
+
+/* The daemon's malloc heap (brk) as it is now, from heap_start (0: unknown, then NULL):
+ * what an init, a copy of the daemon, unmaps once nothing of it is used any more (what
+ * it grows by before the clone stays mapped). */
+void osm_sb_heap_now(uintptr_t heap_start, void **heap, size_t *len);
 
 /* clone3 with the namespaces and a pidfd; clone(2) where clone3 is missing. With cgfd
  * >= 0 the child is born in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,

@@ -98,10 +98,11 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
                 sb->last_cap = (unsigned) strtoul(buf, NULL, 10);
         }
         osm_sb_detect(sb, opts->cgroup_name ? opts->cgroup_name : "osmose");
-        sb->launcher = osm_launcher_new(&sb->cg);
+        sb->heap_start = heap_start();
+        /* Inits cloned ahead only where they get their user namespace after their clone. */
+        sb->launcher = osm_launcher_new(&sb->cg, sb->privileged, sb->heap_start);
         /* setns needs no user namespace */
         sb->netns = sb->privileged ? osm_netns_pool_new(sb->uid_base, sb->uid_count) : NULL;
-        sb->heap_start = heap_start();
         *out = sb;
         return 0;
 }

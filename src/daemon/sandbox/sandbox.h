@@ -200,6 +200,7 @@ typedef struct osm_sandbox_timing {
         bool waited_for_join;   /* the root was ready before the move into the cgroups
                                  * was: the move was in the critical path */
         bool userns_ahead;      /* it joined a user namespace made ahead (netns.c) */
+        bool preforked;         /* its init was cloned ahead (launcher.c) */
 } osm_sandbox_timing;
 const osm_sandbox_timing *osm_sandbox_proc_timing(const osm_sandbox_proc *p);
 

@@ -14,11 +14,25 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "osmose/util.h"
 #include "daemon/sandbox/sandbox-internal.h"
+
+void osm_sb_heap_now(uintptr_t heap_start, void **heap, size_t *len) {
+        uintptr_t brk_end = (uintptr_t) sbrk(0);
+        *heap = NULL;
+        *len = 0;
+        if (heap_start && brk_end != (uintptr_t) -1 && brk_end > heap_start) {
+                uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+                uintptr_t lo = heap_start & ~(page - 1);
+                *heap = (void *) lo;
+                *len = ((brk_end + page - 1) & ~(page - 1)) - lo;
+        }
+}
 
 static void set_rlim(struct rlimit *rl, uint64_t v) {
         rl->rlim_cur = rl->rlim_max = v == UINT64_MAX ? RLIM_INFINITY : (rlim_t) v;
@@ -149,6 +163,140 @@ static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, sync_msg *
         }
 }
 
+/* ---- the plan of an init cloned ahead (launcher.c), sent on its sync socket ---- */
+
+/* A bump allocator over the plan's buffer (child.c's osm_sb_plan_mem: the init receives
+ * the plan at the same address). One launch writes into it at a time. */
+typedef struct plan_buf {
+        osm_sb_plan *plan;
+        size_t used;            /* of plan->data */
+} plan_buf;
+
+static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* n bytes of the plan's data, 16-aligned; NULL when it is full. */
+static void *plan_alloc(plan_buf *pb, size_t n) {
+        size_t room = PLAN_MAX - offsetof(osm_sb_plan, data);
+        size_t at = (pb->used + 15) & ~(size_t) 15;
+        if (at > room || n > room - at)
+                return NULL;
+        pb->used = at + n;
+        return pb->plan->data + at;
+}
+
+static bool plan_str(plan_buf *pb, const char *s, const char **out) {
+        *out = NULL;
+        if (!s)
+                return true;
+        size_t n = strlen(s) + 1;
+        char *d = plan_alloc(pb, n);
+        if (d)
+                memcpy(d, s, n);
+        *out = d;
+        return d != NULL;
+}
+
+static bool plan_mstr(plan_buf *pb, const char *s, char **out) {
+        const char *d;
+        bool ok = plan_str(pb, s, &d);
+        *out = (char *) d;
+        return ok;
+}
+
+static bool plan_strv(plan_buf *pb, const char *const *v, const char *const **out) {
+        size_t n = 0;
+        while (v[n])
+                n++;
+        const char **d = plan_alloc(pb, (n + 1) * sizeof *d);
+        *out = d;
+        if (!d)
+                return false;
+        for (size_t k = 0; k < n; k++)
+                if (!plan_str(pb, v[k], &d[k]))
+                        return false;
+        d[n] = NULL;
+        return true;
+}
+
+static bool plan_filter(plan_buf *pb, const struct sock_fprog *f, struct sock_fprog *out) {
+        out->len = f->len;
+        out->filter = plan_alloc(pb, f->len * sizeof *f->filter + 1);
+        if (out->filter)
+                memcpy(out->filter, f->filter, f->len * sizeof *f->filter);
+        return out->filter != NULL;
+}
+
+/* A deep copy of c into the plan, its fds by their place in the message (fds[], *n_fds);
+ * false if it does not fit. */
+static bool plan_write(plan_buf *pb, const child_ctx *c, int *fds, size_t *n_fds) {
+        osm_sb_plan *plan = pb->plan;
+        pb->used = 0;
+        pthread_sigmask(SIG_SETMASK, NULL, &plan->mask);
+        plan->unshare_net = c->netns_fd < 0;
+        child_ctx *d = &plan->ctx;
+        *d = *c;
+        const int want[PLAN_FDS] = { c->stdio_fd[0], c->stdio_fd[1], c->stdio_fd[2], c->netns_fd, c->userns_fd };
+        *n_fds = 0;
+        for (int k = 0; k < PLAN_FDS; k++) {
+                plan->fd_index[k] = want[k] >= 0 ? (int) *n_fds : -1;
+                if (want[k] >= 0)
+                        fds[(*n_fds)++] = want[k];
+        }
+        d->sync_fd = d->parent_fd = d->netns_fd = d->userns_fd = -1;
+        d->heap = NULL;
+        osm_seccomp_prog *prog = plan_alloc(pb, sizeof *prog);
+        op *ops = plan_alloc(pb, c->n_ops * sizeof *ops + 1);
+        d->prog = prog;
+        d->ops = ops;
+        bool ok = prog && ops && plan_filter(pb, &c->prog->allow, &prog->allow) &&
+                  plan_filter(pb, &c->prog->deny, &prog->deny) && plan_strv(pb, c->argv, &d->argv) &&
+                  plan_strv(pb, c->envp, &d->envp) && plan_mstr(pb, c->root, &d->root) &&
+                  plan_str(pb, c->hostname, &d->hostname) && plan_str(pb, c->cwd, &d->cwd);
+        for (size_t k = 0; ok && k < c->n_ops; k++) {
+                const op *o = &c->ops[k];
+                ops[k] = *o;
+                ok = plan_str(pb, o->fstype, &ops[k].fstype) && plan_mstr(pb, o->src, &ops[k].src) &&
+                     plan_mstr(pb, o->dst, &ops[k].dst) && plan_mstr(pb, o->data, &ops[k].data) &&
+                     plan_str(pb, o->shown, &ops[k].shown);
+        }
+        plan->size = offsetof(osm_sb_plan, data) + pb->used;
+        return ok;
+}
+
+/* Hand the init cloned ahead its plan: 0, or -errno (it is gone, or the plan too big). */
+static int plan_send(osm_prefork *pre, const child_ctx *c) {
+        int fds[PLAN_FDS];
+        size_t n_fds;
+        pthread_mutex_lock(&plan_lock);
+        plan_buf pb = { .plan = (osm_sb_plan *) osm_sb_plan_mem };
+        if (!plan_write(&pb, c, fds, &n_fds)) {
+                pthread_mutex_unlock(&plan_lock);
+                return -E2BIG;
+        }
+        union {
+                char buf[CMSG_SPACE(sizeof fds)];
+                struct cmsghdr align;
+        } u;
+        memset(&u, 0, sizeof u);
+        struct iovec iov = { .iov_base = pb.plan, .iov_len = pb.plan->size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (n_fds) {
+                mh.msg_control = u.buf;
+                mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+                memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+        }
+        ssize_t n;
+        while ((n = sendmsg(pre->sync_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                ;
+        int r = n == (ssize_t) pb.plan->size ? 0 : n < 0 ? -errno : -EIO;
+        pthread_mutex_unlock(&plan_lock);
+        return r;
+}
+
 void osm_sandbox_spec_init(osm_sandbox_spec *spec) {
         memset(spec, 0, sizeof(*spec));
         spec->stdin_fd = spec->stdout_fd = spec->stderr_fd = -1;
@@ -242,6 +390,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
         int r, cgfd = -1, slot = -1;
         bool into_cg = false, cloned = false;
+        osm_prefork pre = { .pid = -1, .pidfd = -1, .sync_fd = -1 };
         uint64_t t0 = mono_us();
         if (!sb->feat.userns)
                 return osm_error_set(err, -EOPNOTSUPP, 0, "sandboxes cannot be made on this host: %s", sb->feat.detail);
@@ -320,21 +469,12 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 snprintf(p->limits.detail, sizeof(p->limits.detail), "%s", why);
         p->timing.cgroups = since(t0);
 
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
-                osm_error_set(err, r, 0, "socketpair: %s", strerror(-r));
-                goto fail;
-        }
-        p->sync_fd = sv[0];
-
         c.argv = spec->argv;
         c.stdio_fd[0] = spec->stdin_fd;
         c.stdio_fd[1] = spec->stdout_fd;
         c.stdio_fd[2] = spec->stderr_fd;
         c.prog = prog;
-        c.sync_fd = sv[1];
-        c.parent_fd = sv[0];
+        c.sync_fd = c.parent_fd = -1;
         c.ops = b.ops;
         c.n_ops = b.n;
         c.root = root;
@@ -357,40 +497,69 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         set_rlim(&c.rl_nproc, lim.pids);
         c.set_as = p->limits.memory == OSM_LIMIT_RLIMIT && lim.memory != UINT64_MAX;
         set_rlim(&c.rl_as, lim.memory);
-        /* The heap as it is now; whatever it grows by before the clone stays mapped. */
-        uintptr_t brk_end = (uintptr_t) sbrk(0);
-        if (sb->heap_start && brk_end != (uintptr_t) -1 && brk_end > sb->heap_start) {
-                uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
-                uintptr_t lo = sb->heap_start & ~(page - 1);
-                c.heap = (void *) lo;
-                c.heap_len = ((brk_end + page - 1) & ~(page - 1)) - lo;
-        }
+        osm_sb_heap_now(sb->heap_start, &c.heap, &c.heap_len);
 
         cgfd = osm_cg_v2_dirfd(p->cg);
         unsigned long ns = sb->privileged ? NS_FLAGS : NS_FLAGS | CLONE_NEWUSER;
+        bool bridged = spec->network && sb->net.bridge;
         /* A network namespace made ahead, unless a bridge's veth goes into it (net.c
          * finds the namespace by the init's pid as soon as it is cloned). */
-        c.netns_fd = spec->network && sb->net.bridge ? -1 : osm_netns_pool_take(sb->netns);
+        c.netns_fd = bridged ? -1 : osm_netns_pool_take(sb->netns);
         if (c.netns_fd >= 0)
                 ns &= ~(unsigned long) CLONE_NEWNET;
         /* A user namespace made ahead, mapped, for an init born in its cgroups (nothing to
          * wait for before its cgroup namespace) without a bridge's veth to wait for: it
          * joins it, without asking for a map and waiting for the answer. */
-        if (slot >= 0 && cgfd < 0 && !(spec->network && sb->net.bridge))
+        if (slot >= 0 && cgfd < 0 && !bridged)
                 c.userns_fd = osm_netns_pool_take_user(sb->netns, spec_uid_base(sb, spec), spec_uid_count(sb, spec));
-        if (slot >= 0)
-                p->pid = osm_launcher_clone(sb->launcher, slot, osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
-        else
-                p->pid = osm_sb_clone(osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
-        int clone_errno = errno;
-        cloned = true;
+        /* The init cloned ahead in the spare, if there is one (not for a bridge's veth,
+         * which goes into a network namespace made at the clone): it gets its plan. */
+        int clone_errno = 0;
+        if (slot >= 0 && cgfd < 0 && !bridged && osm_launcher_take_prefork(sb->launcher, slot, &pre)) {
+                cloned = true;   /* the slot's thread has moved on */
+                r = plan_send(&pre, &c);
+                if (r == 0) {
+                        p->pid = pre.pid;
+                        p->pidfd = pre.pidfd;
+                        p->sync_fd = pre.sync_fd;
+                        p->timing.preforked = true;
+                } else {
+                        /* Killed while it waited, or a plan too big for one message: an
+                         * init of our own instead, moved into the cgroups (the slot's
+                         * thread is leaving them), which unshares its user namespace. */
+                        osm_prefork_discard(&pre);
+                        slot = -1;
+                        c.userns_fd = osm_close(c.userns_fd);
+                }
+        }
+        int sv[2] = { -1, -1 };
+        if (!p->timing.preforked) {
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                        r = -errno;
+                        osm_error_set(err, r, 0, "socketpair: %s", strerror(-r));
+                        cgfd = osm_close(cgfd);
+                        c.netns_fd = osm_close(c.netns_fd);
+                        c.userns_fd = osm_close(c.userns_fd);
+                        goto fail;
+                }
+                p->sync_fd = sv[0];
+                c.sync_fd = sv[1];
+                c.parent_fd = sv[0];
+                if (slot >= 0)
+                        p->pid = osm_launcher_clone(sb->launcher, slot, osm_sb_child_main, &c, ns, cgfd, &into_cg,
+                                                    &p->pidfd);
+                else
+                        p->pid = osm_sb_clone(osm_sb_child_main, &c, ns, cgfd, &into_cg, &p->pidfd);
+                clone_errno = errno;
+                cloned = true;
+                osm_close(sv[1]);
+        }
         p->timing.clone = since(t0);
         cgfd = osm_close(cgfd);
         c.netns_fd = osm_close(c.netns_fd);
         bool joins_userns = c.userns_fd >= 0;
         p->timing.userns_ahead = joins_userns;
         c.userns_fd = osm_close(c.userns_fd);
-        close(sv[1]);
         osm_sb_ops_free(b.ops, b.n);
         b.ops = NULL;
         b.n = 0;
