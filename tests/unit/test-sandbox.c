@@ -807,6 +807,17 @@ static void test_userns_ranges(void) {
                "for its range (%d of %d)", ahead, runs - 2);
 }
 
+static size_t count_fds(void) {
+        size_t n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+                n += de->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        return n;
+}
+
 /* The pids of the processes in the spare cgroups under base but ours (the inits cloned
  * ahead), at most max; how many. */
 static size_t preforked_inits(const char *base, pid_t *out, size_t max) {
@@ -877,6 +888,29 @@ static void test_prefork(void) {
                        "it is in a pid and a mount namespace of its own (%s, %s)", ns_pid, ns_mnt);
         }
         close(held);
+
+        /* Twenty launches in a row leave no fd behind once they have ended: the mount
+         * namespaces held past their inits' exit (and the inits cloned ahead) are closed. */
+        pid_t two[4];
+        for (int i = 0; i < 300 && preforked_inits(base, two, 4) != 2; i++)
+                usleep(10 * 1000);   /* both slots ready: their fds are part of the count */
+        size_t fds_before = count_fds();
+        for (int k = 0; k < 20; k++) {
+                const char *tv[] = { "/bin/true", NULL };
+                osm_sandbox_spec ts;
+                osm_sandbox_spec_init(&ts);
+                char name[32];
+                snprintf(name, sizeof name, "prefork-%d", k);
+                ts.name = name;
+                ts.argv = tv;
+                run_result *res = calloc(1, sizeof *res);
+                run(&ts, 30, 0, res);
+                free(res);
+        }
+        size_t fds_after = 0;
+        for (int i = 0; i < 300 && ((fds_after = count_fds()) != fds_before || preforked_inits(base, two, 4) != 2); i++)
+                usleep(10 * 1000);
+        TAP_OK(fds_after == fds_before, "20 launches leave no fd open (%zu before, %zu after)", fds_before, fds_after);
 
         /* A launch takes one; a plan bigger than a message (40 arguments of 4,000 bytes)
          * takes a clone. Either way the workload runs with its arguments, in its cgroup. */

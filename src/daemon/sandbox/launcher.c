@@ -29,6 +29,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -50,6 +51,13 @@
  * the launch: a bridge's veth needs the init's own, made at the clone). */
 #define PREFORK_NS (NS_FLAGS & ~(unsigned long) CLONE_NEWNET)
 
+/* An ended instance's cgroup, and the mount namespace its init left (or -1): its mounts
+ * go when the last reference does, a teardown that waits for RCU. */
+typedef struct grave {
+        osm_cgroup *cg;
+        int mntns_fd;
+} grave;
+
 typedef enum slot_state {
         SLOT_ARMING,           /* the thread makes its next spare and moves into it */
         SLOT_READY,            /* it sits in its spare */
@@ -65,7 +73,7 @@ typedef struct launcher_slot {
         slot_state state;
         osm_cgroup *spare;     /* READY: the spare it sits in */
         const osm_cgroup *left;/* the cgroup it is still in after a clone, until it has moved */
-        osm_cgroup *graves[LAUNCHER_GRAVES];  /* to remove once it has left them */
+        grave graves[LAUNCHER_GRAVES];  /* to remove once it has left them */
         size_t n_graves;
         bool burying;          /* READY, removing graves (a launch prefers another slot) */
         /* the clone asked for, and its result */
@@ -95,9 +103,11 @@ struct osm_launcher {
 
 /* Remove cgroups the thread has left: their instances have ended (osm_cg_destroy waits for
  * the last exiting tasks). Called without the lock. */
-static void bury(osm_cgroup **graves, size_t n) {
-        for (size_t k = 0; k < n; k++)
-                osm_cg_destroy(graves[k]);
+static void bury(grave *graves, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                osm_close(graves[k].mntns_fd);
+                osm_cg_destroy(graves[k].cg);
+        }
 }
 
 /* Make the next spare and move the calling thread into it (leaving the cgroup it was in).
@@ -134,7 +144,11 @@ static bool prefork(osm_launcher *l, osm_prefork *pre) {
                 close(sv[0]);
                 return false;
         }
-        *pre = (osm_prefork) { .pid = pid, .pidfd = pidfd, .sync_fd = sv[0] };
+        /* Held from now on (spawn.c: its teardown is not in the init's exit). */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) pid);
+        *pre = (osm_prefork) { .pid = pid, .pidfd = pidfd, .sync_fd = sv[0],
+                               .mntns_fd = open(path, O_RDONLY | O_CLOEXEC) };
         return true;
 }
 
@@ -149,7 +163,8 @@ void osm_prefork_discard(osm_prefork *pre) {
                 ;
         osm_close(pre->pidfd);
         osm_close(pre->sync_fd);
-        *pre = (osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1 };
+        osm_close(pre->mntns_fd);
+        *pre = (osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1 };
 }
 
 /* The slot's init cloned ahead goes (its spare is taken for a clone or given up). Called
@@ -194,7 +209,7 @@ static void *slot_main(void *arg) {
                         s->has_pre = has_pre;
                         if (has_pre)
                                 s->pre = pre;
-                        osm_cgroup *graves[LAUNCHER_GRAVES];
+                        grave graves[LAUNCHER_GRAVES];
                         size_t n = s->n_graves;
                         memcpy(graves, s->graves, n * sizeof *graves);
                         s->n_graves = 0;
@@ -210,7 +225,7 @@ static void *slot_main(void *arg) {
                 if (s->n_graves && !s->left && s->state != SLOT_TAKEN) {
                         /* Ended instances' cgroups it was never in: removed here, not in
                          * the caller's thread (five rmdirs on a v1 host). */
-                        osm_cgroup *graves[LAUNCHER_GRAVES];
+                        grave graves[LAUNCHER_GRAVES];
                         size_t n = s->n_graves;
                         memcpy(graves, s->graves, n * sizeof *graves);
                         s->n_graves = 0;
@@ -411,7 +426,7 @@ void osm_launcher_release(osm_launcher *l, int slot) {
         pthread_mutex_unlock(&l->lock);
 }
 
-osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg) {
+osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg, int *mntns_fd) {
         if (!l || !cg || l->pid != getpid())
                 return cg;
         pthread_mutex_lock(&l->lock);
@@ -433,7 +448,8 @@ osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg) {
                         char name[64];
                         snprintf(name, sizeof name, ".ended-%d-%u", (int) getpid(), ++l->seq);
                         (void) osm_cg_rename(cg, name);
-                        s->graves[s->n_graves++] = cg;
+                        s->graves[s->n_graves++] = (grave) { .cg = cg, .mntns_fd = *mntns_fd };
+                        *mntns_fd = -1;
                         cg = NULL;
                         pthread_cond_broadcast(&l->cond);
                         break;

@@ -105,6 +105,7 @@ typedef struct osm_prefork {
         pid_t pid;
         int pidfd;
         int sync_fd;            /* the daemon's end */
+        int mntns_fd;           /* its mount namespace, or -1 */
 } osm_prefork;
 /* The slot's init cloned ahead, now the caller's (the slot's spare too: its thread moves
  * on, as after osm_launcher_clone); false if it has none (then clone as before). */
@@ -129,8 +130,9 @@ pid_t osm_launcher_clone(osm_launcher *l, int slot, int (*fn)(void *), void *arg
 /* A spare taken but not cloned from (the launch failed first): its thread moves on. */
 void osm_launcher_release(osm_launcher *l, int slot);
 /* An ended instance's cgroup: if a thread is still in it, that thread removes it once it
- * has left (returns NULL); else returns cg for the caller to destroy. */
-osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg);
+ * has left (returns NULL), and closes *mntns_fd (set to -1); else returns cg for the
+ * caller to destroy, *mntns_fd still the caller's. */
+osm_cgroup *osm_launcher_retire(osm_launcher *l, osm_cgroup *cg, int *mntns_fd);
 
 /* ---- network (net.c) ---- */
 
@@ -209,6 +211,8 @@ struct osm_sandbox_proc {
         pid_t pid;
         int pidfd;
         int sync_fd;
+        int mntns_fd;             /* its init's mount namespace, held so that its
+                                   * teardown is not in the init's exit, or -1 */
         bool reaped;
         osm_sandbox *sb;
         uint32_t net_addr;        /* leased address on the bridge, 0 if none */

@@ -390,7 +390,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
         int r, cgfd = -1, slot = -1;
         bool into_cg = false, cloned = false;
-        osm_prefork pre = { .pid = -1, .pidfd = -1, .sync_fd = -1 };
+        osm_prefork pre = { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1 };
         uint64_t t0 = mono_us();
         if (!sb->feat.userns)
                 return osm_error_set(err, -EOPNOTSUPP, 0, "sandboxes cannot be made on this host: %s", sb->feat.detail);
@@ -434,6 +434,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         p->sb = sb;
         p->pidfd = -1;
         p->sync_fd = -1;
+        p->mntns_fd = -1;
         p->limits = sb->feat;
         p->limits.detail[0] = 0;
         char why[200] = "";
@@ -522,6 +523,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         p->pid = pre.pid;
                         p->pidfd = pre.pidfd;
                         p->sync_fd = pre.sync_fd;
+                        p->mntns_fd = pre.mntns_fd;
                         p->timing.preforked = true;
                 } else {
                         /* Killed while it waited, or a plan too big for one message: an
@@ -633,6 +635,14 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         if (r < 0)
                 goto fail_kill;
         p->timing.started = since(t0);
+        /* Its mount namespace, held: the init's exit then does not wait for the teardown of
+         * its mounts (an RCU grace period), which a launcher thread does once it has ended
+         * (osm_launcher_retire). An init cloned ahead came with it. */
+        if (p->mntns_fd < 0 && sb->launcher) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) p->pid);
+                p->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
         if (joins_userns && started.root_us > t0)
                 p->timing.root = (uint32_t) OSM_MIN(started.root_us - t0, (uint64_t) UINT32_MAX);
         fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
@@ -712,7 +722,8 @@ osm_sandbox_proc *osm_sandbox_proc_free(osm_sandbox_proc *p) {
         if (!p->reaped && p->pid > 0)
                 kill_and_reap(p->pid, p->pidfd);
         /* A launcher thread may still be leaving it: then it removes it. */
-        osm_cg_destroy(osm_launcher_retire(p->sb->launcher, p->cg));
+        osm_cg_destroy(osm_launcher_retire(p->sb->launcher, p->cg, &p->mntns_fd));
+        osm_close(p->mntns_fd);
         if (p->net_addr)
                 osm_net_release(&p->sb->net, p->net_addr);
         osm_close(p->pidfd);
