@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -976,6 +977,64 @@ static void test_prefork(void) {
         }
 }
 
+/* A file system mounted on the host after an init was cloned ahead is missing from that
+ * init's copy of the mount table: the launch takes a clone instead, which sees it. (The
+ * case runs in a mount namespace of its own, made before its sandbox manager.) */
+static void test_prefork_mounts(void) {
+        char base[512];
+        if (geteuid() != 0 || osm_sandbox_caps(sb)->pids != OSM_LIMIT_CGROUP1 || !v1_base("pids", base, sizeof base)) {
+                tap_skip("inits are cloned ahead by a root daemon on v1 controllers", "a mount after the clone");
+                return;
+        }
+        pid_t two[4];
+        for (int i = 0; i < 300 && preforked_inits(base, two, 4) != 2; i++)
+                usleep(10 * 1000);
+        char dir[600], file[700];
+        snprintf(dir, sizeof dir, "%s/late-mount", tmpdir);
+        mkdir(dir, 0755);
+        bool mounted = mount("tmpfs", dir, "tmpfs", 0, "size=64k") == 0;
+        snprintf(file, sizeof file, "%s/seen", dir);
+        FILE *f = mounted ? fopen(file, "we") : NULL;
+        if (f) {
+                fputs("late\n", f);
+                fclose(f);
+        }
+        chmod(dir, 0755);
+        chmod(file, 0644);
+        TAP_OK(mounted && f, "a tmpfs mounted after the inits were cloned ahead");
+        const char *argv[] = { "cat", "/opt/late/seen", NULL };
+        osm_sandbox_bind binds[] = { { .source = dir, .target = "/opt/late" } };
+        osm_sandbox_spec spec;
+        osm_sandbox_spec_init(&spec);
+        spec.name = "late-mount";
+        spec.argv = argv;
+        spec.binds = binds;
+        spec.n_binds = 1;
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                abort();
+        spec.stdout_fd = pfd[1];
+        osm_sandbox_proc *p = NULL;
+        osm_error e = {};
+        int r = osm_sandbox_spawn(sb, &spec, &p, &e);
+        close(pfd[1]);
+        char out[64] = "";
+        ssize_t n = r == 0 ? read(pfd[0], out, sizeof out - 1) : -1;
+        out[n > 0 ? n : 0] = 0;
+        close(pfd[0]);
+        TAP_OK(r == 0 && strcmp(out, "late\n") == 0, "the workload sees what was mounted (%s%s)", oneline(out),
+               r == 0 ? "" : e.message);
+        TAP_OK(r == 0 && !osm_sandbox_proc_timing(p)->preforked, "its init was cloned at the launch, not ahead");
+        if (p) {
+                struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+                poll(&pp, 1, 10000);
+                osm_sandbox_exit ex;
+                osm_sandbox_proc_reap(p, &ex);
+                osm_sandbox_proc_free(p);
+        }
+        umount2(dir, MNT_DETACH);
+}
+
 /* A thread that does nothing: spawns then happen in a multithreaded process, as in the
  * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
  * that the sandbox's child does not have. */
@@ -1011,6 +1070,14 @@ IDLE_CASE(test_signals_and_errors)
 IDLE_CASE(test_born_in_cgroup)
 IDLE_CASE(test_userns_ranges)
 IDLE_CASE(test_prefork)
+IDLE_CASE(test_prefork_mounts)
+
+static void test_prefork_mounts_ns(void) {
+        bool own = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+        TAP_OK(own, "the case's own mount namespace");
+        if (own)
+                test_prefork_mounts_mt();
+}
 
 int main(int argc, char **argv) {
         probe = argc > 1 ? argv[1] : getenv("OSM_PROBE");
@@ -1060,6 +1127,7 @@ int main(int argc, char **argv) {
                 { "test_born_in_cgroup", test_born_in_cgroup_mt },
                 { "test_userns_ranges", test_userns_ranges_mt },
                 { "test_prefork", test_prefork_mt },
+                { "test_prefork_mounts", test_prefork_mounts_ns },
         };
         /* argv[1] is the probe; case names may follow it. The escape and the hogs take their
          * time on a loaded machine (meson gives the whole file 300 s). */

@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -127,9 +128,14 @@ static osm_cgroup *arm(osm_launcher *l, unsigned seq) {
 
 /* Clone an init ahead, from the calling thread (in its spare): true if one waits in *pre. */
 static bool prefork(osm_launcher *l, osm_prefork *pre) {
+        /* Opened before the clone: poll() on it tells a mount or unmount in the daemon's
+         * namespace since then, which the init's copy of the mount table would lack. */
+        int mounts_fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC);
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        if (mounts_fd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                osm_close(mounts_fd);
                 return false;
+        }
         /* Room for a whole plan in one message. */
         int size = PLAN_MAX + 4096;
         (void) setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
@@ -142,13 +148,14 @@ static bool prefork(osm_launcher *l, osm_prefork *pre) {
         close(sv[1]);
         if (pid < 0) {
                 close(sv[0]);
+                close(mounts_fd);
                 return false;
         }
         /* Held from now on (spawn.c: its teardown is not in the init's exit). */
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) pid);
         *pre = (osm_prefork) { .pid = pid, .pidfd = pidfd, .sync_fd = sv[0],
-                               .mntns_fd = open(path, O_RDONLY | O_CLOEXEC) };
+                               .mntns_fd = open(path, O_RDONLY | O_CLOEXEC), .mounts_fd = mounts_fd };
         return true;
 }
 
@@ -164,7 +171,8 @@ void osm_prefork_discard(osm_prefork *pre) {
         osm_close(pre->pidfd);
         osm_close(pre->sync_fd);
         osm_close(pre->mntns_fd);
-        *pre = (osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1 };
+        osm_close(pre->mounts_fd);
+        *pre = (osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1, .mounts_fd = -1 };
 }
 
 /* The slot's init cloned ahead goes (its spare is taken for a clone or given up). Called
@@ -401,6 +409,11 @@ pid_t osm_launcher_clone(osm_launcher *l, int slot, int (*fn)(void *), void *arg
 bool osm_launcher_take_prefork(osm_launcher *l, int slot, osm_prefork *out) {
         launcher_slot *s = &l->slot[slot];
         pthread_mutex_lock(&l->lock);
+        /* The host's mounts changed since it was cloned (a file system mounted where a
+         * bundle or a data directory lives): it would not see them; a clone will. */
+        struct pollfd mp = { .fd = s->has_pre ? s->pre.mounts_fd : -1, .events = POLLPRI };
+        if (s->has_pre && poll(&mp, 1, 0) > 0 && (mp.revents & (POLLPRI | POLLERR)))
+                drop_prefork(s);
         bool has = s->has_pre;
         if (has) {
                 *out = s->pre;

@@ -106,6 +106,7 @@ typedef struct osm_prefork {
         int pidfd;
         int sync_fd;            /* the daemon's end */
         int mntns_fd;           /* its mount namespace, or -1 */
+        int mounts_fd;          /* the daemon's /proc/self/mounts, opened before its clone */
 } osm_prefork;
 /* The slot's init cloned ahead, now the caller's (the slot's spare too: its thread moves
  * on, as after osm_launcher_clone); false if it has none (then clone as before). */

@@ -390,7 +390,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
         int r, cgfd = -1, slot = -1;
         bool into_cg = false, cloned = false;
-        osm_prefork pre = { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1 };
+        osm_prefork pre = { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1, .mounts_fd = -1 };
         uint64_t t0 = mono_us();
         if (!sb->feat.userns)
                 return osm_error_set(err, -EOPNOTSUPP, 0, "sandboxes cannot be made on this host: %s", sb->feat.detail);
@@ -524,6 +524,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                         p->pidfd = pre.pidfd;
                         p->sync_fd = pre.sync_fd;
                         p->mntns_fd = pre.mntns_fd;
+                        osm_close(pre.mounts_fd);
                         p->timing.preforked = true;
                 } else {
                         /* Killed while it waited, or a plan too big for one message: an
