@@ -751,6 +751,38 @@ static void test_born_in_cgroup(void) {
         TAP_OK(gone, "its cgroup is removed once it has ended");
 }
 
+/* Spawn spec with its stdout on a pipe and read its first line (to the first newline, at
+ * most size - 1 bytes) into out; the spawn's result, *p the instance (NULL on failure). */
+static int spawn_line(osm_sandbox_spec *spec, osm_sandbox_proc **p, osm_error *e, char *out, size_t size) {
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                abort();
+        spec->stdout_fd = pfd[1];
+        *p = NULL;
+        int r = osm_sandbox_spawn(sb, spec, p, e);
+        close(pfd[1]);
+        size_t used = 0;
+        ssize_t got;
+        out[0] = 0;
+        while (r == 0 && used < size - 1 && !strchr(out, '\n') && (got = read(pfd[0], out + used, size - 1 - used)) > 0) {
+                used += (size_t) got;
+                out[used] = 0;
+        }
+        close(pfd[0]);
+        return r;
+}
+
+/* Wait (10 s at most) for p to end, reap and free it. NULL-safe. */
+static void finish(osm_sandbox_proc *p) {
+        if (!p)
+                return;
+        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
+        poll(&pp, 1, 10000);
+        osm_sandbox_exit ex;
+        osm_sandbox_proc_reap(p, &ex);
+        osm_sandbox_proc_free(p);
+}
+
 /* Workloads have id ranges of their own: user namespaces made ahead are kept per range,
  * so launches of two workloads in turn each join one made for their own range (never the
  * other's: its map is what the instance sees), not only the first after a pause. */
@@ -773,18 +805,10 @@ static void test_userns_ranges(void) {
                 spec.argv = argv;
                 spec.uid_base = base[k % 2];
                 spec.uid_count = count;
-                int pfd[2];
-                if (pipe2(pfd, O_CLOEXEC) < 0)
-                        abort();
-                spec.stdout_fd = pfd[1];
-                osm_sandbox_proc *p = NULL;
+                osm_sandbox_proc *p;
                 osm_error e = {};
-                int r = osm_sandbox_spawn(sb, &spec, &p, &e);
-                close(pfd[1]);
-                char out[256] = "";
-                ssize_t n = r == 0 ? read(pfd[0], out, sizeof out - 1) : -1;
-                out[n > 0 ? n : 0] = 0;
-                close(pfd[0]);
+                char out[256];
+                int r = spawn_line(&spec, &p, &e, out, sizeof out);
                 unsigned long long in = 1, host = 0, len = 0;
                 bool ok = r == 0 && sscanf(out, "%llu %llu %llu", &in, &host, &len) == 3 && in == 0 &&
                           host == base[k % 2] && len == count;
@@ -794,13 +818,7 @@ static void test_userns_ranges(void) {
                 /* The first launch of each range finds none made for it yet. */
                 if (r == 0 && k >= 2 && osm_sandbox_proc_timing(p)->userns_ahead)
                         ahead++;
-                if (p) {
-                        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
-                        poll(&pp, 1, 10000);
-                        osm_sandbox_exit ex;
-                        osm_sandbox_proc_reap(p, &ex);
-                        osm_sandbox_proc_free(p);
-                }
+                finish(p);
         }
         TAP_OK(right == runs, "each instance has its own range's id map, two ranges in turn (%d of %d%s%s)", right, runs,
                *bad ? "; " : "", bad);
@@ -929,23 +947,10 @@ static void test_prefork(void) {
                 spec.name = large ? "prefork-big" : "prefork";
                 spec.argv = argv;
                 usleep(50 * 1000);
-                int pfd[2];
-                if (pipe2(pfd, O_CLOEXEC) < 0)
-                        abort();
-                spec.stdout_fd = pfd[1];
-                osm_sandbox_proc *p = NULL;
+                osm_sandbox_proc *p;
                 osm_error e = {};
-                int r = osm_sandbox_spawn(sb, &spec, &p, &e);
-                close(pfd[1]);
-                char out[512] = "", want[128], cg[1024] = "", path[64];
-                size_t used = 0;
-                ssize_t got;
-                while (r == 0 && used < sizeof out - 1 && !strchr(out, '\n') &&
-                       (got = read(pfd[0], out + used, sizeof out - 1 - used)) > 0) {
-                        used += (size_t) got;
-                        out[used] = 0;
-                }
-                close(pfd[0]);
+                char out[512], want[128], cg[1024] = "", path[64];
+                int r = spawn_line(&spec, &p, &e, out, sizeof out);
                 /* Its init, as the host sees it (the workload's view is its cgroup namespace). */
                 snprintf(path, sizeof path, "/proc/%d/cgroup", r == 0 ? (int) osm_sandbox_proc_pid(p) : 0);
                 FILE *f = fopen(path, "re");
@@ -967,13 +972,7 @@ static void test_prefork(void) {
                         osm_sandbox_proc_kill(p, SIGKILL);
                 TAP_OK(r == 0 && osm_sandbox_proc_timing(p)->preforked == !large, "%s: its init was %s",
                        spec.name, large ? "cloned at the launch (the plan is too big for one message)" : "cloned ahead");
-                if (p) {
-                        struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
-                        poll(&pp, 1, 10000);
-                        osm_sandbox_exit ex;
-                        osm_sandbox_proc_reap(p, &ex);
-                        osm_sandbox_proc_free(p);
-                }
+                finish(p);
         }
 }
 
@@ -1010,28 +1009,14 @@ static void test_prefork_mounts(void) {
         spec.argv = argv;
         spec.binds = binds;
         spec.n_binds = 1;
-        int pfd[2];
-        if (pipe2(pfd, O_CLOEXEC) < 0)
-                abort();
-        spec.stdout_fd = pfd[1];
-        osm_sandbox_proc *p = NULL;
+        osm_sandbox_proc *p;
         osm_error e = {};
-        int r = osm_sandbox_spawn(sb, &spec, &p, &e);
-        close(pfd[1]);
-        char out[64] = "";
-        ssize_t n = r == 0 ? read(pfd[0], out, sizeof out - 1) : -1;
-        out[n > 0 ? n : 0] = 0;
-        close(pfd[0]);
+        char out[64];
+        int r = spawn_line(&spec, &p, &e, out, sizeof out);
         TAP_OK(r == 0 && strcmp(out, "late\n") == 0, "the workload sees what was mounted (%s%s)", oneline(out),
                r == 0 ? "" : e.message);
         TAP_OK(r == 0 && !osm_sandbox_proc_timing(p)->preforked, "its init was cloned at the launch, not ahead");
-        if (p) {
-                struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(p), .events = POLLIN };
-                poll(&pp, 1, 10000);
-                osm_sandbox_exit ex;
-                osm_sandbox_proc_reap(p, &ex);
-                osm_sandbox_proc_free(p);
-        }
+        finish(p);
         umount2(dir, MNT_DETACH);
 }
 
