@@ -63,6 +63,17 @@ awk -v a="$(field "$daemon" Rss)" -v b="$(field "$base" Rss)" -v c="$(field "$da
 strip -o "$T/osmosed.stripped" "$OSMOSED"
 printf 'osmosed binary: %s bytes, stripped %s bytes\n' "$(stat -c %s "$OSMOSED")" "$(stat -c %s "$T/osmosed.stripped")"
 echo "mapped libraries: $(awk '$6 ~ /\.so/ { print $6 }' "/proc/$daemon/maps" | sort -u | wc -l)"
+# A root daemon on v1 controllers keeps an init cloned ahead in each launcher spare: its
+# processes, counted beside it (their pages are mostly the daemon's, shared: see PSS).
+kids=$(cat /proc/"$daemon"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true)
+if [ -n "$kids" ]; then
+        krss=0 kpss=0 kn=0
+        for k in $kids; do
+                krss=$((krss + $(field "$k" Rss))) kpss=$((kpss + $(field "$k" Pss))) kn=$((kn + 1))
+        done
+        printf 'inits cloned ahead (its child processes): %d, RSS %s MiB, PSS %s MiB in all; daemon and them: PSS %s MiB\n' \
+                "$kn" "$(kib_to_mib "$krss")" "$(kib_to_mib "$kpss")" "$(kib_to_mib $(($(field "$daemon" Pss) + kpss)))"
+fi
 echo "   RSS    PSS  (KiB)  mapping"
 breakdown "$daemon"
 
