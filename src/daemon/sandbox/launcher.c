@@ -162,12 +162,7 @@ static bool prefork(osm_launcher *l, osm_prefork *pre) {
 void osm_prefork_discard(osm_prefork *pre) {
         if (pre->pid <= 0)
                 return;
-        if (pre->pidfd >= 0)
-                syscall(SYS_pidfd_send_signal, pre->pidfd, SIGKILL, NULL, 0);
-        else
-                kill(pre->pid, SIGKILL);
-        while (waitpid(pre->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+        osm_sb_kill_and_reap(pre->pid, pre->pidfd);
         osm_close(pre->pidfd);
         osm_close(pre->sync_fd);
         osm_close(pre->mntns_fd);

@@ -232,6 +232,9 @@ static inline uint64_t osm_sb_pick(uint64_t v, uint64_t def) {
  * privileged daemon's map). 0 or -errno. */
 int osm_sb_write_id_map(pid_t pid, uint64_t base, uint64_t count);
 
+/* SIGKILL a child of ours (by its pidfd if >= 0) and reap it. */
+void osm_sb_kill_and_reap(pid_t pid, int pidfd);
+
 /* The daemon's malloc heap (brk) as it is now, from heap_start (0: unknown, then NULL):
  * what an init, a copy of the daemon, unmaps once nothing of it is used any more (what
  * it grows by before the clone stays mapped). */

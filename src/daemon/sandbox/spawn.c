@@ -77,11 +77,19 @@ pid_t osm_sb_clone(int (*fn)(void *), void *arg, unsigned long ns, int cgfd, boo
         return (pid_t) pid;
 }
 
-static void kill_and_reap(pid_t pid, int pidfd) {
-        if (pidfd >= 0)
-                syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        else
-                kill(pid, SIGKILL);
+/* Signal a child of ours by its pidfd, or by its pid where there is none or the kernel
+ * (or valgrind) lacks pidfd_send_signal: an unreaped child keeps its pid, so the pid is
+ * safe to use. 0 or -errno. */
+static int signal_child(pid_t pid, int pidfd, int sig) {
+        if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
+                return 0;
+        if (pidfd >= 0 && errno != ENOSYS)
+                return -errno;
+        return kill(pid, sig) < 0 ? -errno : 0;
+}
+
+void osm_sb_kill_and_reap(pid_t pid, int pidfd) {
+        (void) signal_child(pid, pidfd, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                 ;
 }
@@ -651,7 +659,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         return 0;
 
 fail_kill:
-        kill_and_reap(p->pid, p->pidfd);
+        osm_sb_kill_and_reap(p->pid, p->pidfd);
         p->reaped = true;
 fail:
         if (slot >= 0 && !cloned)
@@ -687,9 +695,7 @@ const osm_sandbox_features *osm_sandbox_proc_limits(const osm_sandbox_proc *p) {
 int osm_sandbox_proc_kill(osm_sandbox_proc *p, int sig) {
         if (p->reaped)
                 return -ESRCH;
-        if (p->pidfd >= 0)
-                return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
-        return kill(p->pid, sig) < 0 ? -errno : 0;
+        return signal_child(p->pid, p->pidfd, sig);
 }
 
 int osm_sandbox_proc_reap(osm_sandbox_proc *p, osm_sandbox_exit *out) {
@@ -721,7 +727,7 @@ osm_sandbox_proc *osm_sandbox_proc_free(osm_sandbox_proc *p) {
         if (!p)
                 return NULL;
         if (!p->reaped && p->pid > 0)
-                kill_and_reap(p->pid, p->pidfd);
+                osm_sb_kill_and_reap(p->pid, p->pidfd);
         /* A launcher thread may still be leaving it: then it removes it. */
         osm_cg_destroy(osm_launcher_retire(p->sb->launcher, p->cg, &p->mntns_fd));
         osm_close(p->mntns_fd);
