@@ -233,6 +233,14 @@ static void load_seccomp(child_ctx *c) {
                 child_fail(c, "seccomp", "(denylist)", errno);
 }
 
+/* Close every fd from first on (one by one where close_range is missing). */
+static void close_from(unsigned first) {
+        if (syscall(SYS_close_range, first, ~0U, 0U) < 0) {
+                for (int fd = (int) first; fd < 65536; fd++)
+                        close(fd);
+        }
+}
+
 /* Put fds 0-2 in place and close everything but the sync socket (moved to fd 3) and a
  * user namespace to join (fd 4). */
 static void setup_fds(child_ctx *c) {
@@ -271,11 +279,7 @@ static void setup_fds(child_ctx *c) {
                         child_fail(c, "dup3", "user namespace", errno);
                 c->userns_fd = 4;
         }
-        unsigned first = u >= 0 ? 5 : 4;
-        if (syscall(SYS_close_range, first, ~0U, 0U) < 0) {
-                for (int fd = (int) first; fd < 65536; fd++)
-                        close(fd);
-        }
+        close_from(u >= 0 ? 5 : 4);
 }
 
 static void exec_workload(child_ctx *c, int err_fd) {
@@ -555,10 +559,7 @@ int osm_sb_prefork_main(void *arg) {
         }
         for (int fd = 0; fd < 3; fd++)
                 close(fd);
-        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0) {
-                for (int fd = 4; fd < 65536; fd++)
-                        close(fd);
-        }
+        close_from(4);
         /* The plan, with its fds. EOF: the daemon dropped this init, or died. */
         osm_sb_plan *plan = (osm_sb_plan *) osm_sb_plan_mem;
         int fds[PLAN_FDS];

@@ -151,11 +151,8 @@ static bool prefork(osm_launcher *l, osm_prefork *pre) {
                 close(mounts_fd);
                 return false;
         }
-        /* Held from now on (spawn.c: its teardown is not in the init's exit). */
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) pid);
-        *pre = (osm_prefork) { .pid = pid, .pidfd = pidfd, .sync_fd = sv[0],
-                               .mntns_fd = open(path, O_RDONLY | O_CLOEXEC), .mounts_fd = mounts_fd };
+        *pre = (osm_prefork) { .pid = pid, .pidfd = pidfd, .sync_fd = sv[0], .mntns_fd = osm_sb_open_mntns(pid),
+                               .mounts_fd = mounts_fd };
         return true;
 }
 
@@ -167,7 +164,7 @@ void osm_prefork_discard(osm_prefork *pre) {
         osm_close(pre->sync_fd);
         osm_close(pre->mntns_fd);
         osm_close(pre->mounts_fd);
-        *pre = (osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1, .mounts_fd = -1 };
+        *pre = OSM_PREFORK_NONE;
 }
 
 /* The slot's init cloned ahead goes (its spare is taken for a clone or given up). Called

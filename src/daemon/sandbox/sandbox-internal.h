@@ -108,6 +108,7 @@ typedef struct osm_prefork {
         int mntns_fd;           /* its mount namespace, or -1 */
         int mounts_fd;          /* the daemon's /proc/self/mounts, opened before its clone */
 } osm_prefork;
+#define OSM_PREFORK_NONE ((osm_prefork) { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1, .mounts_fd = -1 })
 /* The slot's init cloned ahead, now the caller's (the slot's spare too: its thread moves
  * on, as after osm_launcher_clone); false if it has none (then clone as before). */
 bool osm_launcher_take_prefork(osm_launcher *l, int slot, osm_prefork *out);
@@ -231,6 +232,10 @@ static inline uint64_t osm_sb_pick(uint64_t v, uint64_t def) {
 /* Write /proc/PID/uid_map and gid_map: ids 0..count-1 inside are base.. on the host (a
  * privileged daemon's map). 0 or -errno. */
 int osm_sb_write_id_map(pid_t pid, uint64_t base, uint64_t count);
+
+/* An O_RDONLY fd of pid's mount namespace, or -1: held, its teardown is not in that
+ * init's exit (a launcher thread closes it later, osm_launcher_retire). */
+int osm_sb_open_mntns(pid_t pid);
 
 /* SIGKILL a child of ours (by its pidfd if >= 0) and reap it. */
 void osm_sb_kill_and_reap(pid_t pid, int pidfd);

@@ -88,6 +88,12 @@ static int signal_child(pid_t pid, int pidfd, int sig) {
         return kill(pid, sig) < 0 ? -errno : 0;
 }
 
+int osm_sb_open_mntns(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) pid);
+        return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 void osm_sb_kill_and_reap(pid_t pid, int pidfd) {
         (void) signal_child(pid, pidfd, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -398,7 +404,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
         int r, cgfd = -1, slot = -1;
         bool into_cg = false, cloned = false;
-        osm_prefork pre = { .pid = -1, .pidfd = -1, .sync_fd = -1, .mntns_fd = -1, .mounts_fd = -1 };
+        osm_prefork pre = OSM_PREFORK_NONE;
         uint64_t t0 = mono_us();
         if (!sb->feat.userns)
                 return osm_error_set(err, -EOPNOTSUPP, 0, "sandboxes cannot be made on this host: %s", sb->feat.detail);
@@ -645,13 +651,10 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
                 goto fail_kill;
         p->timing.started = since(t0);
         /* Its mount namespace, held: the init's exit then does not wait for the teardown of
-         * its mounts (an RCU grace period), which a launcher thread does once it has ended
-         * (osm_launcher_retire). An init cloned ahead came with it. */
-        if (p->mntns_fd < 0 && sb->launcher) {
-                char path[64];
-                snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) p->pid);
-                p->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
-        }
+         * its mounts (an RCU grace period), which a launcher thread does once it has ended.
+         * An init cloned ahead came with it. */
+        if (p->mntns_fd < 0 && sb->launcher)
+                p->mntns_fd = osm_sb_open_mntns(p->pid);
         if (joins_userns && started.root_us > t0)
                 p->timing.root = (uint32_t) OSM_MIN(started.root_us - t0, (uint64_t) UINT32_MAX);
         fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
