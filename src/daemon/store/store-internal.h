@@ -137,6 +137,7 @@ void store_op_free(store_op *op);
 int store_db_open(const char *path, bool writer, sqlite3 **out);
 /* Borrow/return a pooled reader connection (thread pool side). */
 sqlite3 *store_pool_get(osm_store *s);
+sqlite3 *store_pool_take_free(osm_store *s);
 void store_pool_put(osm_store *s, sqlite3 *db);
 /* fsync a directory (after a rename or create in it). Returns 0 or -errno. */
 int store_fsync_dir(const char *path);

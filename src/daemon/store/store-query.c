@@ -14,6 +14,8 @@
 
 /* ---- queries ---- */
 
+#define QUERY_INLINE_US 150   /* how long a query may run on the loop before the pool takes it */
+
 typedef struct query_work {
         uv_work_t req;
         osm_store *s;
@@ -33,6 +35,14 @@ typedef struct query_work {
         osm_jbuf coll_part;       /* ,"collection":"NAME","time": */
         osm_jbuf writer_part;     /* ,"writer":"WRITER","body": for last_writer */
         char *last_writer;
+        /* while it runs: its reader, its statements, and how far the page has got */
+        sqlite3 *db;
+        sqlite3_stmt *cs, *st;
+        size_t n, bytes;
+        int64_t last_ts, last_seq;
+        uint64_t deadline_us;     /* run on the loop: when it goes on in the pool; 0 in the pool */
+        bool retry;               /* on the loop: stopped inside a step (busy, a long step), */
+                                  /* to start over in the pool */
         char buf[];
 } query_work;
 
@@ -171,29 +181,30 @@ static void stmt_done(sqlite3_stmt *st) {
         }
 }
 
-static void query_run(uv_work_t *req) {
-        query_work *w = req->data;
-        osm_store *s = w->s;
-        sqlite3 *db = store_pool_get(s);
-        sqlite3_stmt *cs = NULL, *st = NULL;
-        int rc;
+/* On the loop, a step that fails for a reason the pool would wait out or does not have
+ * (a busy database, the progress handler's stop) makes the query start over there. */
+static int query_failed(query_work *w, int rc) {
+        if (w->deadline_us && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_INTERRUPT))
+                w->retry = true;
+        w->r = osm_db_errno(w->db, rc);
+        return -1;
+}
 
-        if (!db) {
-                w->r = -EIO;
-                return;
-        }
-        rc = reader_stmt(db, "SELECT id FROM collections WHERE name=?1", &cs);
-        if (rc != SQLITE_OK) {
-                w->r = osm_db_errno(db, rc);
-                goto out;
-        }
-        sqlite3_bind_text(cs, 1, w->q.collection, -1, SQLITE_STATIC);
-        rc = sqlite3_step(cs);
+/* The query's statements on w->db, prepared and bound: 0, or -1 with w->r set. */
+static int query_begin(query_work *w) {
+        sqlite3 *db = w->db;
+        int rc = reader_stmt(db, "SELECT id FROM collections WHERE name=?1", &w->cs);
+        if (rc != SQLITE_OK)
+                return query_failed(w, rc);
+        sqlite3_bind_text(w->cs, 1, w->q.collection, -1, SQLITE_STATIC);
+        rc = sqlite3_step(w->cs);
         if (rc != SQLITE_ROW) {
-                w->r = rc == SQLITE_DONE ? -ENOENT : osm_db_errno(db, rc);
-                goto out;
+                if (rc != SQLITE_DONE)
+                        return query_failed(w, rc);
+                w->r = -ENOENT;
+                return -1;
         }
-        int64_t coll = sqlite3_column_int64(cs, 0);
+        int64_t coll = sqlite3_column_int64(w->cs, 0);
 
         /* (coll, ts) is indexed and seq is the rowid, so the index is ordered by
          * (coll, ts, seq): the range and the keyset cursor are one index scan. */
@@ -202,20 +213,18 @@ static void query_run(uv_work_t *req) {
                   "AND (ts, seq) < (?4, ?5) ORDER BY ts DESC, seq DESC LIMIT ?6"
                 : "SELECT seq, ts, rid, writer, body FROM records WHERE coll=?1 AND ts>=?2 AND ts<?3 "
                   "AND (ts, seq) > (?4, ?5) ORDER BY ts, seq LIMIT ?6";
-        rc = reader_stmt(db, sql, &st);
-        if (rc != SQLITE_OK) {
-                w->r = osm_db_errno(db, rc);
-                goto out;
-        }
+        rc = reader_stmt(db, sql, &w->st);
+        if (rc != SQLITE_OK)
+                return query_failed(w, rc);
+        sqlite3_stmt *st = w->st;
         int64_t cts = w->has_cursor ? w->cur_ts : (w->q.reverse ? INT64_MAX : INT64_MIN);
         int64_t cseq = w->has_cursor ? w->cur_seq : (w->q.reverse ? INT64_MAX : INT64_MIN);
-        uint64_t limit = w->q.limit;
         sqlite3_bind_int64(st, 1, coll);
         sqlite3_bind_int64(st, 2, w->q.since_us);
         sqlite3_bind_int64(st, 3, w->q.until_us);
         sqlite3_bind_int64(st, 4, cts);
         sqlite3_bind_int64(st, 5, cseq);
-        sqlite3_bind_int64(st, 6, (int64_t) limit + 1);   /* one more: is there a next page? */
+        sqlite3_bind_int64(st, 6, (int64_t) w->q.limit + 1);   /* one more: is there a next page? */
 
         if (w->text_cb) {
                 /* room for the first record; its size then tells what the page needs */
@@ -223,44 +232,55 @@ static void query_run(uv_work_t *req) {
                 osm_jbuf_put(&w->text, "{\"records\":[", 12);
         } else if (!(w->records = json_array())) {
                 w->r = -ENOMEM;
-                goto out;
+                return -1;
         }
-        size_t bytes = 0, n = 0;
-        int64_t last_ts = 0, last_seq = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (n >= limit || bytes >= OSM_STORE_PAGE_BYTES) {
+        return 0;
+}
+
+/* The page's rows: 1 when it is complete (or failed: w->r), 0 if it ran on the loop until
+ * its deadline between two rows, to go on in the pool where it stopped. */
+static int query_rows(query_work *w) {
+        sqlite3_stmt *st = w->st;
+        uint64_t limit = w->q.limit;
+        int rc;
+        for (;;) {
+                if (w->deadline_us && w->n % 8 == 0 && w->n && osm_now_mono_us() >= w->deadline_us)
+                        return 0;
+                if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+                        break;
+                if (w->n >= limit || w->bytes >= OSM_STORE_PAGE_BYTES) {
                         w->more = true;
                         break;
                 }
                 if (w->text_cb) {
                         size_t before = w->text.len;
-                        record_text(w, st, n > 0, &bytes, &last_seq, &last_ts);
+                        record_text(w, st, w->n > 0, &w->bytes, &w->last_seq, &w->last_ts);
                         /* room for a page of records like the first at once: no copy of a
                          * grown buffer each time it doubles (realloc copies it whole) */
-                        if (n == 0)
+                        if (w->n == 0)
                                 osm_jbuf_reserve(&w->text, OSM_MIN((w->text.len - before + 32) * (limit - 1),
                                                                    (size_t) OSM_STORE_PAGE_BYTES + 64 * 1024));
                         if (w->text.failed) {
                                 w->r = -ENOMEM;
-                                goto out;
+                                return 1;
                         }
                 } else {
-                        json_t *rec = record_json(s->origin, st, w->q.collection, &bytes);
+                        json_t *rec = record_json(w->s->origin, st, w->q.collection, &w->bytes);
                         if (!rec || json_array_append_new(w->records, rec) < 0) {
                                 w->r = -ENOMEM;
-                                goto out;
+                                return 1;
                         }
-                        last_ts = sqlite3_column_int64(st, 1);
-                        last_seq = sqlite3_column_int64(st, 0);
+                        w->last_ts = sqlite3_column_int64(st, 1);
+                        w->last_seq = sqlite3_column_int64(st, 0);
                 }
-                n++;
+                w->n++;
         }
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-                w->r = osm_db_errno(db, rc);
-                goto out;
+                query_failed(w, rc);
+                return 1;
         }
         if (w->more)
-                snprintf(w->cursor, sizeof(w->cursor), "%" PRId64 ".%" PRId64, last_ts, last_seq);
+                snprintf(w->cursor, sizeof(w->cursor), "%" PRId64 ".%" PRId64, w->last_ts, w->last_seq);
         if (w->text_cb) {
                 osm_jbuf_put(&w->text, "]", 1);
                 if (w->more) {
@@ -270,14 +290,85 @@ static void query_run(uv_work_t *req) {
                 osm_jbuf_put(&w->text, "}", 1);
                 if (w->text.failed) {
                         w->r = -ENOMEM;
-                        goto out;
+                        return 1;
                 }
         }
         w->r = 0;
-out:
-        stmt_done(st);
-        stmt_done(cs);
-        store_pool_put(s, db);
+        return 1;
+}
+
+/* The statements reset (which ends the read transaction) and the reader back in the pool. */
+static void query_end(query_work *w) {
+        stmt_done(w->st);
+        stmt_done(w->cs);
+        w->st = w->cs = NULL;
+        if (w->db)
+                store_pool_put(w->s, w->db);
+        w->db = NULL;
+}
+
+static void query_run(uv_work_t *req) {
+        query_work *w = req->data;
+        if (!w->db) {
+                if (!(w->db = store_pool_get(w->s))) {
+                        w->r = -EIO;
+                        return;
+                }
+                if (query_begin(w) < 0) {
+                        query_end(w);
+                        return;
+                }
+        }
+        query_rows(w);
+        query_end(w);
+}
+
+/* On the loop: a step that has run past the deadline by as long again stops (it returns
+ * SQLITE_INTERRUPT); the query starts over in the pool. */
+static int query_progress(void *arg) {
+        const query_work *w = arg;
+        return osm_now_mono_us() >= w->deadline_us + QUERY_INLINE_US;
+}
+
+/* A text query starts on the loop, on a reader free in the pool: a short page is done
+ * there, without the two thread hops (to a pool thread and back) that were most of its
+ * time. For QUERY_INLINE_US at most, with no busy wait: a longer page goes on in the pool
+ * from the row it got to, and one that could not start (a busy database) starts over
+ * there. True if it is done; otherwise its reader and statements are w's still, or none. */
+static bool query_inline(query_work *w) {
+        w->db = store_pool_take_free(w->s);
+        if (!w->db)
+                return false;
+        sqlite3_busy_timeout(w->db, 0);
+        w->deadline_us = osm_now_mono_us() + QUERY_INLINE_US;
+        sqlite3_progress_handler(w->db, 1000, query_progress, w);
+        int done = query_begin(w) < 0 ? 1 : query_rows(w);
+        sqlite3_progress_handler(w->db, 0, NULL, NULL);
+        sqlite3_busy_timeout(w->db, OSM_DB_BUSY_TIMEOUT_MS);
+        w->deadline_us = 0;
+        if (done && w->retry) {
+                query_end(w);
+                json_decref(w->records);
+                w->records = NULL;
+                w->text.len = 0;
+                w->text.failed = false;
+                w->n = w->bytes = 0;
+                w->more = w->retry = false;
+                w->r = 0;
+                return false;
+        }
+        if (done)
+                query_end(w);
+        return done;
+}
+
+static void query_free(query_work *w) {
+        free(w->text.p);
+        free(w->id_head.p);
+        free(w->coll_part.p);
+        free(w->writer_part.p);
+        free(w->last_writer);
+        free(w);
 }
 
 static void query_after(uv_work_t *req, int status) {
@@ -292,12 +383,7 @@ static void query_after(uv_work_t *req, int status) {
                 w->cb(w->r, NULL, NULL, w->userdata);
         } else
                 w->cb(0, w->records, w->more ? w->cursor : NULL, w->userdata);
-        free(w->text.p);
-        free(w->id_head.p);
-        free(w->coll_part.p);
-        free(w->writer_part.p);
-        free(w->last_writer);
-        free(w);
+        query_free(w);
         store_work_done(s);
 }
 
@@ -330,12 +416,18 @@ static int query_start(osm_store *s, const osm_store_query_req *q, osm_store_que
         w->text_cb = text_cb;
         w->userdata = userdata;
         w->req.data = w;
+        s->n_works++;
+        if (text_cb && query_inline(w)) {
+                query_after(&w->req, 0);
+                return 0;
+        }
         int r = uv_queue_work(s->loop, &w->req, query_run, query_after);
         if (r < 0) {
-                free(w);
+                s->n_works--;
+                query_end(w);
+                query_free(w);
                 return r;
         }
-        s->n_works++;
         return 0;
 }
 

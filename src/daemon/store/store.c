@@ -58,13 +58,19 @@ int store_db_open(const char *path, bool writer, sqlite3 **out) {
 }
 
 sqlite3 *store_pool_get(osm_store *s) {
+        sqlite3 *db = store_pool_take_free(s);
+        if (!db && store_db_open(s->db_path, false, &db) < 0)
+                return NULL;
+        return db;
+}
+
+/* A reader that is open and free in the pool, or NULL (none is opened: for the loop). */
+sqlite3 *store_pool_take_free(osm_store *s) {
         sqlite3 *db = NULL;
         pthread_mutex_lock(&s->pool_lock);
         if (s->n_pool > 0)
                 db = s->pool[--s->n_pool];
         pthread_mutex_unlock(&s->pool_lock);
-        if (!db && store_db_open(s->db_path, false, &db) < 0)
-                return NULL;
         return db;
 }
 
