@@ -334,7 +334,8 @@ static int query_progress(void *arg) {
  * there, without the two thread hops (to a pool thread and back) that were most of its
  * time. For QUERY_INLINE_US at most, with no busy wait: a longer page goes on in the pool
  * from the row it got to, and one that could not start (a busy database) starts over
- * there. True if it is done; otherwise its reader and statements are w's still, or none. */
+ * there. True if it is done; otherwise its reader and statements are w's still, or none.
+ * (It bounds the loop's wait, which is why a long page does not run there to its end.) */
 static bool query_inline(query_work *w) {
         w->db = store_pool_take_free(w->s);
         if (!w->db)
@@ -416,8 +417,12 @@ static int query_start(osm_store *s, const osm_store_query_req *q, osm_store_que
         w->text_cb = text_cb;
         w->userdata = userdata;
         w->req.data = w;
+        /* On the loop only while the pool has nothing else of the store's: under many
+         * clients' queries the pool's threads run them side by side, and the loop stays
+         * free for the calls behind them. */
+        bool quiet = s->n_works == 0;
         s->n_works++;
-        if (text_cb && query_inline(w)) {
+        if (text_cb && quiet && query_inline(w)) {
                 query_after(&w->req, 0);
                 return 0;
         }
