@@ -124,6 +124,16 @@ static ssize_t recv_msg(osm_client *c) {
                         c->buf = nb;
                         c->cap = ncap;
                 }
+                /* Asleep in poll(2), not in recvmsg: a reader asleep in recvmsg is woken each
+                 * time the daemon reads what this client sent (the kernel tells the socket's
+                 * every sleeper that it can be written to again), poll only by what it waits
+                 * for. That wake-up cost the daemon a cross-CPU interrupt each call. */
+                struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+                if (poll(&pfd, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
                 int in[OSM_VARLINK_MAX_FDS];
                 size_t k = 0;
                 bool truncated = false;
