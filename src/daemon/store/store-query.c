@@ -184,7 +184,8 @@ static void stmt_done(sqlite3_stmt *st) {
 /* On the loop, a step that fails for a reason the pool would wait out or does not have
  * (a busy database, the progress handler's stop) makes the query start over there. */
 static int query_failed(query_work *w, int rc) {
-        if (w->deadline_us && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_INTERRUPT))
+        int primary = rc & 0xff;   /* the readers report extended codes (SQLITE_BUSY_RECOVERY…) */
+        if (w->deadline_us && (primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_INTERRUPT))
                 w->retry = true;
         w->r = osm_db_errno(w->db, rc);
         return -1;
