@@ -406,8 +406,9 @@ static void test_api_socket(void) {
         close(l);
 }
 
-/* A thread that only waits, as the daemon's other threads do: the sandbox works in a
- * process with threads. */
+/* A thread that does nothing: spawns then happen in a multithreaded process, as in the
+ * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
+ * that the sandbox's child does not have. */
 static void *idle_thread(void *arg) {
         (void) arg;
         for (;;)
@@ -1020,9 +1021,6 @@ static void test_prefork_mounts(void) {
         umount2(dir, MNT_DETACH);
 }
 
-/* A thread that does nothing: spawns then happen in a multithreaded process, as in the
- * daemon (libuv's pool), where glibc's credential wrappers would try to signal threads
- * that the sandbox's child does not have. */
 static char stage[600];
 static osm_sandbox_options sb_opts;
 
