@@ -850,6 +850,50 @@ static size_t preforked_inits(const char *base, pid_t *out, size_t max) {
  * daemon's fds but its sync socket, sits in namespaces of its own, and a launch hands it
  * its plan; a plan too big for one message takes an init cloned at the launch, moved into
  * the instance's cgroups, with the same result. */
+/* Mounts on the stage in pid's mount namespace (the common part of a root that an init
+ * cloned ahead builds while it waits), and whether its /dev/pts is among them. */
+static char stage[600];
+static size_t stage_mounts(pid_t pid, bool *has_pts) {
+        char path[64], line[4096], pts[700];
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", (int) pid);
+        snprintf(pts, sizeof pts, "%s/dev/pts", stage);
+        size_t n = 0, sl = strlen(stage);
+        *has_pts = false;
+        FILE *f = fopen(path, "re");
+        while (f && fgets(line, sizeof line, f)) {
+                char mp[4096];
+                /* id parent major:minor root mount-point … */
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 || strncmp(mp, stage, sl) != 0 ||
+                    (mp[sl] != 0 && mp[sl] != '/'))
+                        continue;
+                n++;
+                if (strcmp(mp, pts) == 0)
+                        *has_pts = true;
+        }
+        if (f)
+                fclose(f);
+        return n;
+}
+
+/* How many of the inits cloned ahead have built the common part of a root (given 5 s
+ * for both to get there). */
+static size_t inits_built(const char *base) {
+        pid_t pre[4];
+        size_t built = 0;
+        for (int i = 0; i < 500 && built < 2; i++) {
+                size_t n = preforked_inits(base, pre, 4);
+                built = 0;
+                for (size_t k = 0; k < n; k++) {
+                        bool pts;
+                        if (stage_mounts(pre[k], &pts) >= 15 && pts)
+                                built++;
+                }
+                if (built < 2)
+                        usleep(10 * 1000);
+        }
+        return built;
+}
+
 static void test_prefork(void) {
         char base[512];
         if (geteuid() != 0 || osm_sandbox_caps(sb)->pids != OSM_LIMIT_CGROUP1 || !v1_base("pids", base, sizeof base)) {
@@ -975,6 +1019,66 @@ static void test_prefork(void) {
                        spec.name, large ? "cloned at the launch (the plan is too big for one message)" : "cloned ahead");
                 finish(p);
         }
+
+        /* Left alone, each init cloned ahead builds what every minimal root begins with
+         * (/usr, /etc's fixed files, /proc and /dev) on its stage, in its own namespace. */
+        size_t built = inits_built(base);
+        TAP_OK(built == 2, "both inits cloned ahead have built the common part of a root (%zu)", built);
+        bool host_pts;
+        TAP_OK(stage_mounts(getpid(), &host_pts) == 0, "none of it is on the host's stage");
+
+        /* A minimal root then takes only its own steps; it is whole: the parts built ahead
+         * and the launch's own (its hostname, /dev/shm, /tmp, read-only /dev and root). */
+        const char *sh[] = { "/bin/sh", "-c",
+                             "h=$(grep -c built-ahead /etc/hosts); u=$(grep -c ^nobody: /etc/passwd); "
+                             "test -c /dev/null && test -L /dev/fd && test -d /dev/pts && test -d /dev/shm && "
+                             "test -r /proc/self/status && ! test -w /proc/sys && ! touch /dev/x 2>/dev/null && "
+                             "! touch /x 2>/dev/null && touch /tmp/x /dev/shm/x && echo \"$h $u whole\"",
+                             NULL };
+        osm_sandbox_spec ms;
+        osm_sandbox_spec_init(&ms);
+        ms.name = "built-ahead";
+        ms.hostname = "built-ahead";
+        ms.argv = sh;
+        osm_sandbox_proc *p;
+        osm_error e = {};
+        char out[256];
+        int r = spawn_line(&ms, &p, &e, out, sizeof out);
+        TAP_OK(r == 0 && strcmp(out, "1 1 whole\n") == 0, "a minimal root on an init that built ahead is whole (%s)",
+               r == 0 ? oneline(out) : e.message);
+        TAP_OK(r == 0 && osm_sandbox_proc_timing(p)->preforked && osm_sandbox_proc_timing(p)->root_ahead,
+               "its init had built the common part before its plan came");
+        finish(p);
+
+        /* A bundle's rootfs on such an init: the stage built ahead goes, its root is built
+         * from a bare one (the probe, static, is all the rootfs holds). */
+        built = inits_built(base);
+        char rootfs[600], bin[640], pbin[700];
+        snprintf(rootfs, sizeof rootfs, "%s/prefork-rootfs", tmpdir);
+        snprintf(bin, sizeof bin, "%s/bin", rootfs);
+        snprintf(pbin, sizeof pbin, "%s/probe", bin);
+        mkdir(rootfs, 0755);
+        mkdir(bin, 0755);
+        const char *pv[] = { "/bin/probe", "true", NULL };
+        osm_sandbox_spec rs;
+        osm_sandbox_spec_init(&rs);
+        rs.name = "rootfs-on-built";
+        rs.root = rootfs;
+        rs.argv = pv;
+        osm_sandbox_proc *q = NULL;
+        r = copy_file(probe, pbin, 0755) == 0 ? osm_sandbox_spawn(sb, &rs, &q, &e) : -1;
+        bool pre_ok = r == 0 && osm_sandbox_proc_timing(q)->preforked && !osm_sandbox_proc_timing(q)->root_ahead;
+        osm_sandbox_exit ex = { 0 };
+        if (q) {
+                struct pollfd pp = { .fd = osm_sandbox_proc_pidfd(q), .events = POLLIN };
+                poll(&pp, 1, 10000);
+                osm_sandbox_proc_reap(q, &ex);
+                osm_sandbox_proc_free(q);
+        }
+        TAP_OK(r == 0 && WIFEXITED(ex.status) && WEXITSTATUS(ex.status) == 0,
+               "a bundle rootfs on an init that had built a minimal root ahead runs (%s, status %d)", r == 0 ? "spawned" : e.message,
+               ex.status);
+        TAP_OK(pre_ok && built == 2, "…its init was cloned ahead, had built ahead, and built this root from a bare stage");
 }
 
 /* A file system mounted on the host after an init was cloned ahead is missing from that

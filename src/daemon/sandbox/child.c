@@ -67,6 +67,8 @@ static size_t cat(char *buf, size_t size, size_t used, const char *s) {
 
 /* When the root was built (the init's own copy: it is a process of its own). */
 static uint64_t root_built_us;
+/* How many of its steps an init cloned ahead had built before its plan came. */
+static unsigned ahead_built;
 
 static uint64_t mono_us(void) {
         struct timespec ts;
@@ -79,6 +81,7 @@ static void send_msg(int fd, int type, int err, int status, const char *a, const
         memset(&m, 0, sizeof(m));
         m.type = type;
         m.root_us = root_built_us;
+        m.ahead = ahead_built;
         m.err = err;
         m.status = status;
         size_t u = cat(m.step, sizeof(m.step), 0, a);
@@ -125,7 +128,8 @@ static int remount(const char *path, unsigned long add) {
         return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | mount_flags_of(path) | add, NULL);
 }
 
-static void run_op(child_ctx *c, const op *o) {
+/* One setup step: 0, or the errno it failed with. */
+static int run_op(const op *o) {
         int r = 0;
         switch (o->kind) {
         case OP_MKDIR:
@@ -170,8 +174,18 @@ static void run_op(child_ctx *c, const op *o) {
                 r = remount(o->dst, o->flags);
                 break;
         }
-        if (r < 0 && !(o->optional && errno == ENOENT))
-                child_fail(c, o->shown, NULL, errno);
+        return r < 0 && !(o->optional && errno == ENOENT) ? errno : 0;
+}
+
+/* Nothing we mount may propagate back to the host: made so before the first mount (by an
+ * init cloned ahead, before the steps it runs ahead). */
+static bool mounts_private;
+
+static int make_mounts_private(void) {
+        if (!mounts_private && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return errno;
+        mounts_private = true;
+        return 0;
 }
 
 const char *osm_sb_loopback_up(int *err) {
@@ -461,11 +475,12 @@ int osm_sb_child_main(void *arg) {
         }
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 child_fail(c, "sethostname", NULL, errno);
-        /* Nothing we mount may propagate back to the host. */
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                child_fail(c, "mount", "/ private", errno);
+        int e = make_mounts_private();
+        if (e)
+                child_fail(c, "mount", "/ private", e);
         for (size_t i = 0; i < c->n_ops; i++)
-                run_op(c, &c->ops[i]);
+                if ((e = run_op(&c->ops[i])) != 0)
+                        child_fail(c, c->ops[i].shown, NULL, e);
         /* pivot_root(".", "."): the old root ends up stacked on the new one and is
          * detached at once; no directory is needed for it. */
         if (chdir(c->root) < 0)
@@ -560,6 +575,23 @@ int osm_sb_prefork_main(void *arg) {
         for (int fd = 0; fd < 3; fd++)
                 close(fd);
         close_from(4);
+        /* Told to (a byte before the plan: no launch is building its root, launcher.c),
+         * the steps every minimal root begins with, in this init's own mount namespace,
+         * on the stage, until its plan comes: what is left of them is then the plan's to
+         * run, as is a step that failed (it fails again there, and is told). */
+        umask(022);
+        size_t built = 0;
+        char one;
+        ssize_t len;
+        while ((len = recv(sync_fd, &one, 1, MSG_PEEK | MSG_TRUNC)) < 0 && errno == EINTR)
+                ;
+        if (len <= 0)
+                _exit(0);
+        if (len == 1 && recv(sync_fd, &one, 1, 0) == 1 && b->n_ahead && make_mounts_private() == 0) {
+                struct pollfd plan_in = { .fd = sync_fd, .events = POLLIN };
+                while (built < b->n_ahead && poll(&plan_in, 1, 0) == 0 && run_op(&b->ahead[built]) == 0)
+                        built++;
+        }
         /* The plan, with its fds. EOF: the daemon dropped this init, or died. */
         osm_sb_plan *plan = (osm_sb_plan *) osm_sb_plan_mem;
         int fds[PLAN_FDS];
@@ -597,6 +629,15 @@ int osm_sb_prefork_main(void *arg) {
         c->netns_fd = got[PLAN_FD_NETNS];
         c->userns_fd = got[PLAN_FD_USERNS];
         c->heap = NULL;   /* gone already */
+        /* The plan's first steps are those run ahead (a minimal root): the ones built are
+         * skipped. Other steps (a bundle's rootfs) begin with a bare stage: the one built
+         * ahead goes, with all that is mounted on it. */
+        if (plan->n_common == b->n_ahead) {
+                c->ops += built;
+                c->n_ops -= built;
+                ahead_built = built;
+        } else if (built && umount2(b->ahead[0].dst, MNT_DETACH) < 0)
+                child_fail(c, "umount", "the stage built ahead", errno);
         sigprocmask(SIG_SETMASK, &plan->mask, NULL);
         if (plan->unshare_net && unshare(CLONE_NEWNET) < 0)
                 child_fail(c, "unshare", "CLONE_NEWNET", errno);

@@ -19,6 +19,13 @@
  * wakeup of a newborn task in the critical path. The plan comes as one message on its
  * sync socket (child.c, osm_sb_plan).
  *
+ * While it waits, and once told (a byte on that socket, sent when no launch is building
+ * its root: mounts in every namespace take one kernel lock in turn), it builds what every
+ * minimal root begins with — the stage's tmpfs, /usr, /etc's fixed files, /proc and its
+ * masks, /dev and its nodes — from a list made once (mounts.c, osm_sb_ahead). The
+ * plan still holds every step; the init skips those it has built. A plan of a bundle's
+ * rootfs begins with a bare stage: the built one is detached first.
+ *
  * The init is a child of the launcher thread: the daemon's main thread reaps it (a thread
  * may wait for the children of the other threads of its process), and its parent-death
  * signal fires when that thread exits: the threads live as long as the manager, which
@@ -87,6 +94,7 @@ typedef struct launcher_slot {
         pid_t pid;
         int pidfd, err;
         bool has_pre;          /* READY: an init cloned ahead waits in the spare */
+        bool asked_build;      /* …and has been told to build its root's common part */
         osm_prefork pre;
 } launcher_slot;
 
@@ -94,6 +102,9 @@ struct osm_launcher {
         const osm_cg_host *host;
         bool prefork;          /* clone inits ahead (a root daemon) */
         uintptr_t heap_start;  /* the daemon's brk heap, which they unmap; 0 unknown */
+        const op *ahead;       /* the steps they run before their plan comes */
+        size_t n_ahead;
+        unsigned rooting;      /* launches building their root now (osm_launcher_rooting) */
         pid_t pid;             /* the process whose threads these are: a fork has none */
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -142,6 +153,8 @@ static bool prefork(osm_launcher *l, osm_prefork *pre) {
         (void) setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
         osm_sb_birth b = { .sync_fd = sv[1], .parent_fd = sv[0] };
         osm_sb_heap_now(l->heap_start, &b.heap, &b.heap_len);
+        b.ahead = l->ahead;
+        b.n_ahead = l->n_ahead;
         bool into_cg;
         int pidfd = -1;
         pid_t pid = osm_sb_clone(osm_sb_prefork_main, &b, PREFORK_NS, -1, &into_cg, &pidfd);
@@ -176,6 +189,29 @@ static void drop_prefork(launcher_slot *s) {
         osm_prefork_discard(&s->pre);
 }
 
+/* Tell the slot's init to build the common part of its root now (child.c): one byte, the
+ * plan comes later. Only while no launch builds its own: mounts in every namespace take
+ * one lock of the kernel's in turn (namespace_sem), and a launch's come first. With the
+ * lock held. */
+static void ask_build(osm_launcher *l, launcher_slot *s) {
+        if (!s->has_pre || s->asked_build || !l->n_ahead || l->rooting)
+                return;
+        s->asked_build = true;
+        (void) send(s->pre.sync_fd, "b", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void osm_launcher_rooting(osm_launcher *l, bool begins) {
+        if (!l)
+                return;
+        pthread_mutex_lock(&l->lock);
+        if (begins)
+                l->rooting++;
+        else if (l->rooting && --l->rooting == 0)
+                for (int k = 0; k < LAUNCHER_SLOTS; k++)
+                        ask_build(l, &l->slot[k]);
+        pthread_mutex_unlock(&l->lock);
+}
+
 static void *slot_main(void *arg) {
         launcher_slot *s = arg;
         osm_launcher *l = s->l;
@@ -207,8 +243,10 @@ static void *slot_main(void *arg) {
                         bool has_pre = cg && l->prefork && prefork(l, &pre);
                         pthread_mutex_lock(&l->lock);
                         s->has_pre = has_pre;
+                        s->asked_build = false;
                         if (has_pre)
                                 s->pre = pre;
+                        ask_build(l, s);
                         grave graves[LAUNCHER_GRAVES];
                         size_t n = s->n_graves;
                         memcpy(graves, s->graves, n * sizeof *graves);
@@ -267,7 +305,8 @@ static void sweep(const osm_cg_host *host) {
         }
 }
 
-osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start) {
+osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start,
+                               const op *ahead, size_t n_ahead) {
         bool v1 = false;
         for (int c = 0; c < OSM_CG_N; c++)
                 v1 = v1 || (host->mode[c] == OSM_LIMIT_CGROUP1 && host->base[c]);
@@ -280,6 +319,8 @@ osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uint
         l->host = host;
         l->prefork = prefork_inits;
         l->heap_start = heap_start;
+        l->ahead = ahead;
+        l->n_ahead = n_ahead;
         l->pid = getpid();
         pthread_mutex_init(&l->lock, NULL);
         pthread_cond_init(&l->cond, NULL);

@@ -26,6 +26,8 @@ typedef struct sync_msg {
         char step[240];
         uint64_t root_us;   /* MSG_STARTED: when the root was built and the user namespace
                              * made or joined (CLOCK_MONOTONIC, µs) */
+        unsigned ahead;     /* MSG_STARTED: of its steps, how many an init cloned ahead
+                             * had run before its plan came */
 } sync_msg;
 
 typedef enum op_kind { OP_MKDIR, OP_MKFILE, OP_SYMLINK, OP_MOUNT, OP_BIND, OP_REMOUNT, OP_WRITE } op_kind;
@@ -83,6 +85,8 @@ typedef struct osm_sb_plan {
         size_t size;            /* of the whole plan, this header included */
         sigset_t mask;          /* the launching thread's signal mask */
         bool unshare_net;       /* no network namespace made ahead: the init makes one */
+        size_t n_common;        /* ctx.ops begin with the steps an init runs ahead (a
+                                 * minimal root: osm_sb_ahead's n), or 0 */
         int fd_index[PLAN_FDS]; /* which of the fds that come with it is which, -1 none */
         child_ctx ctx;          /* its fd fields are filled in by the init */
         _Alignas(16) unsigned char data[];
@@ -95,10 +99,13 @@ typedef struct osm_sb_birth {
         int parent_fd;          /* the daemon's end, closed in the init */
         void *heap;             /* the daemon's malloc heap at the clone, which the init */
         size_t heap_len;        /* unmaps at once: nothing of it is used; NULL: unknown */
+        const op *ahead;        /* the steps every minimal root begins with, to run while */
+        size_t n_ahead;         /* it waits (outside that heap); 0: none */
 } osm_sb_birth;
 
-/* The init cloned ahead (arg: its osm_sb_birth): it keeps only its sync socket, waits for
- * its plan, then runs as osm_sb_child_main. The daemon closing its end instead ends it. */
+/* The init cloned ahead (arg: its osm_sb_birth): it keeps only its sync socket, runs the
+ * steps every minimal root begins with, waits for its plan, then runs as
+ * osm_sb_child_main. The daemon closing its end instead ends it. */
 int osm_sb_prefork_main(void *arg);
 
 /* Bring up the loopback interface of the calling thread's network namespace: NULL, or

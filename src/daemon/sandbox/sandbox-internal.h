@@ -97,8 +97,10 @@ typedef struct osm_launcher osm_launcher;
 /* Start the threads if a controller is in a v1 hierarchy of host (which must outlive the
  * launcher); NULL otherwise, or if they cannot be made (launches then migrate). With
  * prefork_inits (a root daemon) each thread also clones an init ahead into its spare,
- * which unmaps the daemon's heap from heap_start (0: unknown) at its birth. */
-osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start);
+ * which unmaps the daemon's heap from heap_start (0: unknown) at its birth, then runs
+ * ahead[0..n_ahead) (osm_sb_ahead, which must outlive the launcher). */
+osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start,
+                               const op *ahead, size_t n_ahead);
 
 /* An init cloned ahead (osm_sb_prefork_main), waiting for its plan. */
 typedef struct osm_prefork {
@@ -114,6 +116,9 @@ typedef struct osm_prefork {
 bool osm_launcher_take_prefork(osm_launcher *l, int slot, osm_prefork *out);
 /* Kill and reap it, close its fds. */
 void osm_prefork_discard(osm_prefork *pre);
+/* A launch begins building its root (begins), or is past it: the inits cloned ahead build
+ * the common part of theirs only while none is (NULL-safe). */
+void osm_launcher_rooting(osm_launcher *l, bool begins);
 
 /* Start a thread of the daemon's sandbox (a launcher slot, the namespace pool) with a stack of
  * that size and every signal blocked (signals are the main thread's): 0 or -errno. */
@@ -170,6 +175,16 @@ int osm_netns_pool_take(osm_netns_pool *p);
  * the few ranges asked for lately: a new range is made ahead from its first ask on. */
 int osm_netns_pool_take_user(osm_netns_pool *p, uint64_t uid_base, uint64_t uid_count);
 
+/* The steps every minimal root begins with (the stage's tmpfs, /usr, /etc's fixed files,
+ * /proc and /dev), for an init cloned ahead to run while it waits for its plan: packed in
+ * a mapping of their own, outside the malloc heap, which that init unmaps at its birth. */
+typedef struct osm_sb_ahead {
+        op *ops;
+        size_t n;
+        void *mem;
+        size_t len;
+} osm_sb_ahead;
+
 /* ---- the manager (sandbox.c) ---- */
 
 #define DEFAULT_MEMORY (256ULL << 20)
@@ -207,6 +222,7 @@ struct osm_sandbox {
         osm_launcher *launcher;   /* NULL without v1 controllers */
         osm_netns_pool *netns;    /* NULL unless root */
         uintptr_t heap_start;     /* where the malloc heap (brk) begins, 0 if unknown */
+        osm_sb_ahead ahead;       /* what the launcher's inits run before their plan */
 };
 
 struct osm_sandbox_proc {
@@ -259,12 +275,20 @@ typedef struct builder {
         size_t n, cap;
         int err;
         const char *root;   /* prefix of every dst */
+        size_t n_common;    /* the first steps, those of every minimal root (osm_sb_ahead) */
 } builder;
 
-/* Build the list of setup steps for spec. root_out is where pivot_root goes. */
+/* Build the list of setup steps for spec. root_out is where pivot_root goes. A minimal
+ * root's list begins with the steps of osm_sb_ahead_make (b->n_common of them), exactly. */
 int osm_sb_build_ops(const osm_sandbox *sb, const osm_sandbox_spec *spec, const struct stat *bind_st,
                      const char *hostname, uint64_t tmp_size, builder *b, char **root_out);
 void osm_sb_ops_free(op *ops, size_t n);
+
+/* Those steps for sb's stage: 0 or -errno. */
+int osm_sb_ahead_make(const osm_sandbox *sb, osm_sb_ahead *out);
+/* A deep copy of ops into a new mapping (spawn.c, as the plans are packed): 0 or -errno. */
+int osm_sb_ops_pack(const op *ops, size_t n, osm_sb_ahead *out);
+void osm_sb_ahead_clear(osm_sb_ahead *a);
 /* A path inside the sandbox: absolute, no "..", no "//", not "/" itself. */
 bool osm_sb_inside_path_ok(const char *p);
 /* An instance name: 1 to 64 of [A-Za-z0-9._-], not "." or "..". */

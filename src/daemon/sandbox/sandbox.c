@@ -99,8 +99,12 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
         }
         osm_sb_detect(sb, opts->cgroup_name ? opts->cgroup_name : "osmose");
         sb->heap_start = heap_start();
-        /* Inits cloned ahead only where they get their user namespace after their clone. */
-        sb->launcher = osm_launcher_new(&sb->cg, sb->privileged, sb->heap_start);
+        /* Inits cloned ahead only where they get their user namespace after their clone;
+         * they build what every minimal root begins with while they wait (none if it
+         * cannot be packed: then each launch builds all of its root). */
+        if (sb->privileged && osm_sb_ahead_make(sb, &sb->ahead) < 0)
+                sb->ahead = (osm_sb_ahead) { 0 };
+        sb->launcher = osm_launcher_new(&sb->cg, sb->privileged, sb->heap_start, sb->ahead.ops, sb->ahead.n);
         /* setns needs no user namespace */
         sb->netns = sb->privileged ? osm_netns_pool_new(sb->uid_base, sb->uid_count) : NULL;
         *out = sb;
@@ -111,6 +115,7 @@ osm_sandbox *osm_sandbox_free(osm_sandbox *sb) {
         if (!sb)
                 return NULL;
         sb->launcher = osm_launcher_free(sb->launcher);
+        osm_sb_ahead_clear(&sb->ahead);
         sb->netns = osm_netns_pool_free(sb->netns);
         osm_cg_host_clear(&sb->cg);
         free(sb->net.bridge);

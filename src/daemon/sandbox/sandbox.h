@@ -26,6 +26,10 @@
  * cgroup v2 controller the child is born in its cgroup (CLONE_INTO_CGROUP); with v1 it is
  * moved there while it builds its root (a v1 migration waits for an RCU grace period:
  * most of the spawn time on a v1 host when spawns are not back to back).
+ * On such a v1 host a root daemon's inits are cloned ahead (launcher.c) and build the
+ * part of a minimal root that is the same for every spec (/usr, /etc's fixed files,
+ * /proc, /dev's nodes) while they wait; a launch's own steps (hostname, /dev/shm, /tmp,
+ * /data, binds, devices, the read-only remounts) follow when its plan comes.
  *
  * Network: without a grant, a new network namespace with only loopback (up); as root it
  * is made ahead by a thread of the daemon and joined (setns) by the child before its
@@ -201,6 +205,8 @@ typedef struct osm_sandbox_timing {
                                  * was: the move was in the critical path */
         bool userns_ahead;      /* it joined a user namespace made ahead (netns.c) */
         bool preforked;         /* its init was cloned ahead (launcher.c) */
+        bool root_ahead;        /* …and had built the common part of its root before its
+                                 * plan came (a minimal root) */
 } osm_sandbox_timing;
 const osm_sandbox_timing *osm_sandbox_proc_timing(const osm_sandbox_proc *p);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +19,10 @@
 #include <stddef.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "osmose/util.h"
 #include "daemon/sandbox/sandbox-internal.h"
@@ -179,23 +184,23 @@ static int wait_msg(osm_sandbox_proc *p, int want, uint64_t deadline, sync_msg *
 
 /* ---- the plan of an init cloned ahead (launcher.c), sent on its sync socket ---- */
 
-/* A bump allocator over the plan's buffer (child.c's osm_sb_plan_mem: the init receives
- * the plan at the same address). One launch writes into it at a time. */
+/* A bump allocator over a buffer: the plan's (child.c's osm_sb_plan_mem: the init
+ * receives the plan at the same address; one launch writes into it at a time), or the
+ * mapping of the steps an init runs ahead (osm_sb_ops_pack). */
 typedef struct plan_buf {
-        osm_sb_plan *plan;
-        size_t used;            /* of plan->data */
+        unsigned char *data;
+        size_t cap, used;
 } plan_buf;
 
 static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* n bytes of the plan's data, 16-aligned; NULL when it is full. */
+/* n bytes of the buffer, 16-aligned; NULL when it is full. */
 static void *plan_alloc(plan_buf *pb, size_t n) {
-        size_t room = PLAN_MAX - offsetof(osm_sb_plan, data);
         size_t at = (pb->used + 15) & ~(size_t) 15;
-        if (at > room || n > room - at)
+        if (at > pb->cap || n > pb->cap - at)
                 return NULL;
         pb->used = at + n;
-        return pb->plan->data + at;
+        return pb->data + at;
 }
 
 static bool plan_str(plan_buf *pb, const char *s, const char **out) {
@@ -232,6 +237,56 @@ static bool plan_strv(plan_buf *pb, const char *const *v, const char *const **ou
         return true;
 }
 
+/* A deep copy of ops[0..n) into the buffer. */
+static bool plan_ops(plan_buf *pb, const op *src, size_t n, op **out) {
+        op *ops = plan_alloc(pb, n * sizeof *ops + 1);
+        *out = ops;
+        bool ok = ops != NULL;
+        for (size_t k = 0; ok && k < n; k++) {
+                const op *o = &src[k];
+                ops[k] = *o;
+                ok = plan_str(pb, o->fstype, &ops[k].fstype) && plan_mstr(pb, o->src, &ops[k].src) &&
+                     plan_mstr(pb, o->dst, &ops[k].dst) && plan_mstr(pb, o->data, &ops[k].data) &&
+                     plan_str(pb, o->shown, &ops[k].shown);
+        }
+        return ok;
+}
+
+static size_t str_room(const char *s) {
+        return s ? strlen(s) + 1 + 15 : 0;
+}
+
+int osm_sb_ops_pack(const op *ops, size_t n, osm_sb_ahead *out) {
+        size_t len = n * sizeof *ops + 1 + 15;
+        for (size_t k = 0; k < n; k++)
+                len += str_room(ops[k].fstype) + str_room(ops[k].src) + str_room(ops[k].dst) +
+                       str_room(ops[k].data) + str_room(ops[k].shown);
+        void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED)
+                return -errno;
+#if defined(__SANITIZE_ADDRESS__)
+        /* A new mapping may take the addresses of an ended thread's stack, whose poisoned
+         * shadow AddressSanitizer keeps: the mapping is all ours. */
+        ASAN_UNPOISON_MEMORY_REGION(mem, len);
+#endif
+        plan_buf pb = { .data = mem, .cap = len };
+        op *copy;
+        if (!plan_ops(&pb, ops, n, &copy)) {
+                munmap(mem, len);
+                return -E2BIG;
+        }
+        /* Read only from here on, in the daemon and in every init that copies it. */
+        (void) mprotect(mem, len, PROT_READ);
+        *out = (osm_sb_ahead) { .ops = copy, .n = n, .mem = mem, .len = len };
+        return 0;
+}
+
+void osm_sb_ahead_clear(osm_sb_ahead *a) {
+        if (a->mem)
+                munmap(a->mem, a->len);
+        *a = (osm_sb_ahead) { 0 };
+}
+
 static bool plan_filter(plan_buf *pb, const struct sock_fprog *f, struct sock_fprog *out) {
         out->len = f->len;
         out->filter = plan_alloc(pb, f->len * sizeof *f->filter + 1);
@@ -242,9 +297,8 @@ static bool plan_filter(plan_buf *pb, const struct sock_fprog *f, struct sock_fp
 
 /* A deep copy of c into the plan, its fds by their place in the message (fds[], *n_fds);
  * false if it does not fit. */
-static bool plan_write(plan_buf *pb, const child_ctx *c, int *fds, size_t *n_fds) {
-        osm_sb_plan *plan = pb->plan;
-        pb->used = 0;
+static bool plan_write(osm_sb_plan *plan, const child_ctx *c, size_t n_common, int *fds, size_t *n_fds) {
+        plan_buf b = { .data = plan->data, .cap = PLAN_MAX - offsetof(osm_sb_plan, data) }, *pb = &b;
         pthread_sigmask(SIG_SETMASK, NULL, &plan->mask);
         plan->unshare_net = c->netns_fd < 0;
         child_ctx *d = &plan->ctx;
@@ -259,31 +313,44 @@ static bool plan_write(plan_buf *pb, const child_ctx *c, int *fds, size_t *n_fds
         d->sync_fd = d->parent_fd = d->netns_fd = d->userns_fd = -1;
         d->heap = NULL;
         osm_seccomp_prog *prog = plan_alloc(pb, sizeof *prog);
-        op *ops = plan_alloc(pb, c->n_ops * sizeof *ops + 1);
         d->prog = prog;
-        d->ops = ops;
-        bool ok = prog && ops && plan_filter(pb, &c->prog->allow, &prog->allow) &&
+        bool ok = prog && plan_ops(pb, c->ops, c->n_ops, &d->ops) &&
+                  plan_filter(pb, &c->prog->allow, &prog->allow) &&
                   plan_filter(pb, &c->prog->deny, &prog->deny) && plan_strv(pb, c->argv, &d->argv) &&
                   plan_strv(pb, c->envp, &d->envp) && plan_mstr(pb, c->root, &d->root) &&
                   plan_str(pb, c->hostname, &d->hostname) && plan_str(pb, c->cwd, &d->cwd);
-        for (size_t k = 0; ok && k < c->n_ops; k++) {
-                const op *o = &c->ops[k];
-                ops[k] = *o;
-                ok = plan_str(pb, o->fstype, &ops[k].fstype) && plan_mstr(pb, o->src, &ops[k].src) &&
-                     plan_mstr(pb, o->dst, &ops[k].dst) && plan_mstr(pb, o->data, &ops[k].data) &&
-                     plan_str(pb, o->shown, &ops[k].shown);
-        }
+        plan->n_common = n_common;
         plan->size = offsetof(osm_sb_plan, data) + pb->used;
         return ok;
 }
 
+static bool str_same(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* How many of the launch's first steps are those an init cloned ahead runs (all of them,
+ * for a minimal root), else 0. */
+static size_t steps_ahead(const osm_sandbox *sb, const builder *b) {
+        const osm_sb_ahead *a = &sb->ahead;
+        if (!a->n || b->n_common != a->n)
+                return 0;
+        for (size_t k = 0; k < a->n; k++) {
+                const op *x = &a->ops[k], *y = &b->ops[k];
+                if (x->kind != y->kind || x->flags != y->flags || x->mode != y->mode || x->optional != y->optional ||
+                    !str_same(x->fstype, y->fstype) || !str_same(x->src, y->src) || !str_same(x->dst, y->dst) ||
+                    !str_same(x->data, y->data))
+                        return 0;
+        }
+        return a->n;
+}
+
 /* Hand the init cloned ahead its plan: 0, or -errno (it is gone, or the plan too big). */
-static int plan_send(osm_prefork *pre, const child_ctx *c) {
+static int plan_send(osm_prefork *pre, const child_ctx *c, size_t n_common) {
         int fds[PLAN_FDS];
         size_t n_fds;
         pthread_mutex_lock(&plan_lock);
-        plan_buf pb = { .plan = (osm_sb_plan *) osm_sb_plan_mem };
-        if (!plan_write(&pb, c, fds, &n_fds)) {
+        osm_sb_plan *plan = (osm_sb_plan *) osm_sb_plan_mem;
+        if (!plan_write(plan, c, n_common, fds, &n_fds)) {
                 pthread_mutex_unlock(&plan_lock);
                 return -E2BIG;
         }
@@ -292,7 +359,7 @@ static int plan_send(osm_prefork *pre, const child_ctx *c) {
                 struct cmsghdr align;
         } u;
         memset(&u, 0, sizeof u);
-        struct iovec iov = { .iov_base = pb.plan, .iov_len = pb.plan->size };
+        struct iovec iov = { .iov_base = plan, .iov_len = plan->size };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         if (n_fds) {
                 mh.msg_control = u.buf;
@@ -306,7 +373,7 @@ static int plan_send(osm_prefork *pre, const child_ctx *c) {
         ssize_t n;
         while ((n = sendmsg(pre->sync_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
                 ;
-        int r = n == (ssize_t) pb.plan->size ? 0 : n < 0 ? -errno : -EIO;
+        int r = n == (ssize_t) plan->size ? 0 : n < 0 ? -errno : -EIO;
         pthread_mutex_unlock(&plan_lock);
         return r;
 }
@@ -403,7 +470,7 @@ static int prepare_data_dir(const osm_sandbox *sb, const osm_sandbox_spec *spec,
 int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox_proc **out, osm_error *err) {
         struct stat bind_st[OSM_SANDBOX_MAX_BINDS];
         int r, cgfd = -1, slot = -1;
-        bool into_cg = false, cloned = false;
+        bool into_cg = false, cloned = false, rooting = false;
         osm_prefork pre = OSM_PREFORK_NONE;
         uint64_t t0 = mono_us();
         if (!sb->feat.userns)
@@ -530,9 +597,13 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         /* The init cloned ahead in the spare, if there is one (not for a bridge's veth,
          * which goes into a network namespace made at the clone): it gets its plan. */
         int clone_errno = 0;
+        /* From here to its start this launch builds its root: the inits cloned ahead wait
+         * with theirs. */
+        osm_launcher_rooting(sb->launcher, true);
+        rooting = true;
         if (slot >= 0 && cgfd < 0 && !bridged && osm_launcher_take_prefork(sb->launcher, slot, &pre)) {
                 cloned = true;   /* the slot's thread has moved on */
-                r = plan_send(&pre, &c);
+                r = plan_send(&pre, &c, steps_ahead(sb, &b));
                 if (r == 0) {
                         p->pid = pre.pid;
                         p->pidfd = pre.pidfd;
@@ -647,6 +718,8 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         }
         sync_msg started;
         r = wait_msg(p, MSG_STARTED, deadline, &started, err);
+        osm_launcher_rooting(sb->launcher, false);
+        rooting = false;
         if (r < 0)
                 goto fail_kill;
         p->timing.started = since(t0);
@@ -655,6 +728,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
          * An init cloned ahead came with it. */
         if (p->mntns_fd < 0 && sb->launcher)
                 p->mntns_fd = osm_sb_open_mntns(p->pid);
+        p->timing.root_ahead = sb->ahead.n && started.ahead == sb->ahead.n;
         if (joins_userns && started.root_us > t0)
                 p->timing.root = (uint32_t) OSM_MIN(started.root_us - t0, (uint64_t) UINT32_MAX);
         fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
@@ -665,6 +739,8 @@ fail_kill:
         osm_sb_kill_and_reap(p->pid, p->pidfd);
         p->reaped = true;
 fail:
+        if (rooting)
+                osm_launcher_rooting(sb->launcher, false);
         if (slot >= 0 && !cloned)
                 osm_launcher_release(sb->launcher, slot);
         osm_sb_ops_free(b.ops, b.n);

@@ -450,10 +450,10 @@ static void log_launch_times(const wl_instance *i, const osm_sandbox_timing *st)
                 return;
         uint64_t join_end = OSM_MAX(st->clone, st->joined);
         log_debug("instance %s: launch times: record=%.3f prepare=%.3f cgroups=%.3f clone=%.3f join=%.3f "
-                  "join_critical=%d userns_ahead=%d preforked=%d root=%.3f exec=%.3f watch=%.3f ran=%.3f answer=%.3f housekeeping=%.3f",
+                  "join_critical=%d userns_ahead=%d preforked=%d root_ahead=%d root=%.3f exec=%.3f watch=%.3f ran=%.3f answer=%.3f housekeeping=%.3f",
                   i->id, ms(i->t.call, i->t.recorded), ms(i->t.recorded, i->t.spawn), st->cgroups / 1000.0,
                   (st->clone - st->cgroups) / 1000.0, st->joined ? (st->joined - st->clone) / 1000.0 : 0.0,
-                  st->waited_for_join, st->userns_ahead, st->preforked, st->root ? (st->root - join_end) / 1000.0 : 0.0,
+                  st->waited_for_join, st->userns_ahead, st->preforked, st->root_ahead, st->root ? (st->root - join_end) / 1000.0 : 0.0,
                   (st->started - OSM_MAX(join_end, (uint64_t) st->root)) / 1000.0,
                   ms(i->t.spawn + st->started, i->t.spawned), ms(i->t.spawned, i->t.exited),
                   ms(i->t.exited, i->t.answered), ms(i->t.answered, osm_now_mono_us()));
