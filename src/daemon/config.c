@@ -24,6 +24,8 @@ const osm_config_key osm_config_keys[] = {
         K("daemon", "name", STRING, name, NULL, "human name of this space (default: the host name)"),
         K("daemon", "state-dir", STRING, state_dir, NULL, "where the identity, database and objects live"),
         K("daemon", "socket", STRING, socket_path, NULL, "path of the control socket"),
+        K("daemon", "runtime-dir", STRING, runtime_dir, NULL,
+          "where the instances' API sockets live (default: /run/osmose, or the state directory when one is given)"),
         K("daemon", "log-level", LOG_LEVEL, log_level, "info", "debug, info, notice, warning or err"),
 
         K("control", "socket-mode", MODE, socket_mode, "0660", "file mode of the control socket"),
@@ -203,7 +205,10 @@ int osm_config_defaults(osm_config *cfg, const char *state_dir) {
         cfg->name = strdup(host);
         cfg->state_dir = strdup(state_dir ? state_dir : OSM_LOCALSTATEDIR);
         cfg->socket_path = strdup(sock);
-        if (!cfg->name || !cfg->state_dir || !cfg->socket_path)
+        /* Files made and removed at every launch (a socket and its directory): on the
+         * installed layout in /run, a tmpfs, not on the gateway's flash. */
+        cfg->runtime_dir = strdup(state_dir ? state_dir : OSM_RUNDIR);
+        if (!cfg->name || !cfg->state_dir || !cfg->socket_path || !cfg->runtime_dir)
                 return -ENOMEM;
         return 0;
 }
@@ -393,6 +398,8 @@ int osm_config_validate(const osm_config *cfg, osm_error_list *errs) {
                 BAD("[daemon] name: must be 1-63 printable bytes (it is an mDNS label)\n");
         if (!cfg->state_dir || cfg->state_dir[0] != '/')
                 BAD("[daemon] state-dir: must be an absolute path\n");
+        if (!cfg->runtime_dir || cfg->runtime_dir[0] != '/')
+                BAD("[daemon] runtime-dir: must be an absolute path\n");
         if (!cfg->socket_path || cfg->socket_path[0] != '/' || strlen(cfg->socket_path) >= 108)
                 BAD("[daemon] socket: must be an absolute path shorter than 108 bytes\n");
         if (cfg->max_message_size < 4096 || cfg->max_message_size > 64u * 1024 * 1024)

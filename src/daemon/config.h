@@ -14,6 +14,7 @@ typedef struct osm_config {
         char *name;                  /* human name of the space; default: the host name */
         char *state_dir;
         char *socket_path;
+        char *runtime_dir;
         int log_level;
 
         /* [control] */

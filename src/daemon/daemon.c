@@ -394,12 +394,15 @@ int osm_daemon_reload(osm_daemon *d, json_t **changed, json_t **problems) {
                 return r < 0 ? 1 : r;
         }
         /* Paths cannot move under a running daemon. */
-        if (!same_str(nc.state_dir, d->cfg.state_dir) || !same_str(nc.socket_path, d->cfg.socket_path)) {
-                log_warning("reload: state-dir and socket changes take effect at the next start");
+        if (!same_str(nc.state_dir, d->cfg.state_dir) || !same_str(nc.socket_path, d->cfg.socket_path) ||
+            !same_str(nc.runtime_dir, d->cfg.runtime_dir)) {
+                log_warning("reload: state-dir, socket and runtime-dir changes take effect at the next start");
                 free(nc.state_dir);
                 free(nc.socket_path);
+                free(nc.runtime_dir);
                 nc.state_dir = strdup(d->cfg.state_dir);
                 nc.socket_path = strdup(d->cfg.socket_path);
+                nc.runtime_dir = strdup(d->cfg.runtime_dir);
         }
         json_t *list = json_array();
         for (size_t i = 0; i < osm_config_n_keys; i++) {

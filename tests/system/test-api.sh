@@ -58,6 +58,8 @@ burst = 200
 max-bytes-stored = 16K
 max-watches = 2
 EOF
+# The instances' sockets in a runtime directory of their own (on a gateway /run/osmose).
+printf '[daemon]\nruntime-dir = %s\n' "$T/run" >> "$T/osmosed.conf"
 mk client '["store:read:sensors/*","store:write:rooms/summary","discovery:read","publish:_http._tcp"]'
 mk other '[]'
 osm_start_daemon --config "$T/osmosed.conf"
@@ -152,7 +154,8 @@ is "$(echo "$r" | pick "r['connected']" | sort -u)" "False" "the host's control 
 # On the host: the socket sits in a directory only root can traverse, owned by the mapped uid.
 inst=$(ctl run client -- loop-put rooms/summary)
 wait_for 'ctl logs "$inst" 2>/dev/null | grep -q "\"ok\""'
-sock=$T/state/api/$inst/api.sock
+sock=$T/run/api/$inst/api.sock
+ok "$([ -S "$sock" ] && [ ! -e "$T/state/api" ]; echo $?)" "the socket is in [daemon] runtime-dir, none in the state directory"
 is "$(stat -c %a "$(dirname "$sock")")" 700 "the instance's socket directory is 0700"
 is "$(stat -c '%a %u' "$sock")" "600 524288" "the socket is 0600, owned by the sandbox's mapped uid"
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$sock" 2>&1)

@@ -530,7 +530,7 @@ static int api_start(osm_daemon *d) {
                 return -ENOMEM;
         a->d = d;
         a->refs = 1;   /* the timer */
-        if (asprintf(&a->dir, "%s/api", d->cfg.state_dir) < 0) {
+        if (asprintf(&a->dir, "%s/api", d->cfg.runtime_dir) < 0) {
                 a->dir = NULL;
                 api_free(a);
                 return -ENOMEM;

@@ -138,7 +138,6 @@ typedef struct osm_workloads {
         char *trust_dir;
         char *bundles_dir;
         char *data_dir;
-        char *api_dir;
         char *logs_dir;
         int logs_fd;              /* the logs directory */
         wl_workload *workloads;

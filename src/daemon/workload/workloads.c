@@ -302,7 +302,6 @@ static void workloads_free(osm_workloads *w) {
         free(w->trust_dir);
         free(w->bundles_dir);
         free(w->data_dir);
-        free(w->api_dir);
         free(w->logs_dir);
         osm_close(w->logs_fd);
         free(w);
@@ -329,9 +328,8 @@ static int workloads_start(osm_daemon *d) {
         w->trust_dir = path_join(d->cfg.state_dir, "trust");
         w->bundles_dir = path_join(d->cfg.state_dir, "bundles");
         w->data_dir = path_join(d->cfg.state_dir, "data");
-        w->api_dir = path_join(d->cfg.state_dir, "api");
         w->logs_dir = path_join(d->cfg.state_dir, "logs");
-        if (!w->state_dir || !w->trust_dir || !w->bundles_dir || !w->data_dir || !w->api_dir || !w->logs_dir) {
+        if (!w->state_dir || !w->trust_dir || !w->bundles_dir || !w->data_dir || !w->logs_dir) {
                 workloads_free(w);
                 return -ENOMEM;
         }
