@@ -54,3 +54,25 @@ int osm_db_open(const char *path, unsigned flags, const char *pragmas, sqlite3 *
         *out = db;
         return 0;
 }
+
+sqlite3_stmt *osm_db_stmt(osm_db_stmts *c, sqlite3 *db, const char *sql) {
+        size_t i;
+        for (i = 0; i < OSM_DB_STMTS && c->e[i].sql; i++)
+                if (c->e[i].sql == sql) {
+                        sqlite3_reset(c->e[i].st);
+                        sqlite3_clear_bindings(c->e[i].st);
+                        return c->e[i].st;
+                }
+        sqlite3_stmt *st = NULL;
+        if (i == OSM_DB_STMTS || sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+                return NULL;
+        c->e[i].sql = sql;
+        c->e[i].st = st;
+        return st;
+}
+
+void osm_db_stmts_clear(osm_db_stmts *c) {
+        for (size_t i = 0; i < OSM_DB_STMTS; i++)
+                sqlite3_finalize(c->e[i].st);
+        *c = (osm_db_stmts) { 0 };
+}

@@ -26,6 +26,29 @@ enum {
  * or -errno with err saying what failed (nothing is left open). */
 int osm_db_open(const char *path, unsigned flags, const char *pragmas, sqlite3 **out, osm_error *err);
 
+/* Prepared statements kept for one connection, each keyed by its SQL, a string literal
+ * (its address is the key): a statement run at every launch or every sync is parsed once. */
+#define OSM_DB_STMTS 48
+typedef struct osm_db_stmts {
+        struct {
+                const char *sql;
+                sqlite3_stmt *st;
+        } e[OSM_DB_STMTS];
+} osm_db_stmts;
+
+/* sql's statement on db, reset and without bindings; c keeps it (never finalize it: reset
+ * it after use, _cleanup_reset_, so that it holds no transaction open). NULL if it cannot
+ * be prepared (db's error says why), or if c is full (size it for every statement). */
+sqlite3_stmt *osm_db_stmt(osm_db_stmts *c, sqlite3 *db, const char *sql);
+/* Finalize them all, before their connection closes. */
+void osm_db_stmts_clear(osm_db_stmts *c);
+
+static inline void osm_db_resetp(sqlite3_stmt **st) {
+        if (*st)
+                sqlite3_reset(*st);
+}
+#define _cleanup_reset_ _cleanup_(osm_db_resetp)
+
 /* An SQLite result code as a negative errno (0 for OK, ROW, DONE). SQLITE_FULL is
  * -ENOSPC, a constraint -EEXIST, BUSY/LOCKED -EBUSY, corruption -EUCLEAN. */
 int osm_db_errno(sqlite3 *db, int rc);

@@ -11,15 +11,10 @@
 #include "osmose/util.h"
 #include "osmose/varlink.h"
 
-#define N_STMTS 48
-
 struct fed_db {
         sqlite3 *db;
         bool in_tx;
-        struct {
-                const char *sql;    /* string literal: its address is the cache key */
-                sqlite3_stmt *st;
-        } cache[N_STMTS];
+        osm_db_stmts stmts;
 };
 
 static const char schema[] =
@@ -53,21 +48,7 @@ static const char schema[] =
 
 /* A prepared statement for sql (a string literal), reset and cleared, or NULL. */
 static sqlite3_stmt *stmt(fed_db *db, const char *sql) {
-        size_t i;
-        for (i = 0; i < N_STMTS && db->cache[i].sql; i++)
-                if (db->cache[i].sql == sql) {
-                        sqlite3_reset(db->cache[i].st);
-                        sqlite3_clear_bindings(db->cache[i].st);
-                        return db->cache[i].st;
-                }
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v3(db->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
-                return NULL;
-        if (i < N_STMTS) {
-                db->cache[i].sql = sql;
-                db->cache[i].st = st;
-        }
-        return st;   /* the cache is sized for every statement in this file */
+        return osm_db_stmt(&db->stmts, db->db, sql);
 }
 
 static int begin(fed_db *db) {
@@ -136,8 +117,7 @@ fed_db *fed_db_close(fed_db *db) {
         if (!db)
                 return NULL;
         fed_db_commit(db);
-        for (size_t i = 0; i < N_STMTS; i++)
-                sqlite3_finalize(db->cache[i].st);
+        osm_db_stmts_clear(&db->stmts);
         sqlite3_close(db->db);
         free(db);
         return NULL;

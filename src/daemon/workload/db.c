@@ -188,6 +188,7 @@ int wl_db_open(osm_workloads *w, const char *dbpath) {
 }
 
 void wl_db_close(osm_workloads *w) {
+        osm_db_stmts_clear(&w->hist_stmts);
         if (w->hist)
                 sqlite3_close(w->hist);
         if (w->db)
@@ -305,10 +306,11 @@ static char *args_text(char **args) {
 /* A new instance: its row, and its id (NAME-SEQ, unique in this state dir). */
 static int record_new(wl_instance *i) {
         osm_workloads *w = i->w;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
         _cleanup_free_ char *args = args_text(i->args);
-        if (sqlite3_prepare_v2(w->hist, "INSERT INTO instances(name, version, bundle_id, started, args, restart, state)"
-                               " VALUES(?,?,?,?,?,?,'starting')", -1, &st, NULL) != SQLITE_OK)
+        _cleanup_reset_ sqlite3_stmt *st = osm_db_stmt(&w->hist_stmts, w->hist,
+                                                       "INSERT INTO instances(name, version, bundle_id, started, args,"
+                                                       " restart, state) VALUES(?,?,?,?,?,?,'starting')");
+        if (!st)
                 return -EIO;
         sqlite3_bind_text(st, 1, i->workload, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, i->version);
@@ -324,7 +326,8 @@ static int record_new(wl_instance *i) {
                 i->id = NULL;
                 return -ENOMEM;
         }
-        if (sqlite3_prepare_v2(w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2", -1, &up, NULL) != SQLITE_OK)
+        _cleanup_reset_ sqlite3_stmt *up = osm_db_stmt(&w->hist_stmts, w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2");
+        if (!up)
                 return -EIO;
         sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(up, 2, seq);
@@ -350,9 +353,10 @@ void wl_db_instance_start(wl_instance *i) {
                 }
                 return;
         }
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = NULL, resume = 0, state = 'starting',"
-                               " version = ?2, bundle_id = ?3, restarts = ?4 WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        _cleanup_reset_ sqlite3_stmt *st = osm_db_stmt(&i->w->hist_stmts, i->w->hist,
+                                                       "UPDATE instances SET ended = NULL, resume = 0, state = 'starting',"
+                                                       " version = ?2, bundle_id = ?3, restarts = ?4 WHERE id = ?1");
+        if (!st)
                 return;
         sqlite3_bind_text(st, 1, i->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, i->version);
@@ -424,10 +428,10 @@ int wl_db_owner_release(osm_workloads *w, const char *name) {
 }
 
 void wl_db_instance_end(const wl_instance *i) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        if (!i->id || sqlite3_prepare_v2(i->w->hist, "UPDATE instances SET ended = ?, exit_code = ?, signal = ?,"
-                                         " restarts = ?, error = ?, state = ?, resume = ? WHERE id = ?",
-                                         -1, &st, NULL) != SQLITE_OK)
+        _cleanup_reset_ sqlite3_stmt *st = !i->id ? NULL : osm_db_stmt(&i->w->hist_stmts, i->w->hist,
+                                                       "UPDATE instances SET ended = ?, exit_code = ?, signal = ?, restarts = ?,"
+                                                       " error = ?, state = ?, resume = ? WHERE id = ?");
+        if (!st)
                 return;
         sqlite3_bind_int64(st, 1, i->ended_us);
         if (i->exit_code >= 0)

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "daemon/daemon.h"
+#include "daemon/db.h"
 #include "daemon/sandbox/sandbox.h"
 #include "daemon/workload/workloads.h"
 #include "daemon/workload/wlog.h"
@@ -132,6 +133,7 @@ typedef struct wl_instance {
 typedef struct osm_workloads {
         osm_daemon *d;
         sqlite3 *db;              /* workloads, grants, history: synchronous=FULL */
+        osm_db_stmts hist_stmts;  /* hist's statements run at every launch and end */
         sqlite3 *hist;            /* the same file, for instance records: synchronous=NORMAL
                                    * (a record may be lost in a power cut; no fsync per run) */
         char *state_dir;
