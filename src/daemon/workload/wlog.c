@@ -126,14 +126,20 @@ int wl_log_open(int dirfd, const char *name, uint64_t cap, wl_log **out) {
         l->dirfd = dirfd;
         l->cap = OSM_MAX(cap, (uint64_t) 2 * (HDR + WL_LOG_LINE_MAX));
         snprintf(l->name, sizeof l->name, "%s", name);
-        l->fd = openat(dirfd, name, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        /* A log just made has nothing to scan (its older half may: a crash between the
+         * two steps of a rotation leaves only NAME.1). */
+        const int flags = O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+        l->fd = openat(dirfd, name, flags | O_EXCL, 0600);
+        bool made = l->fd >= 0;
+        if (!made && errno == EEXIST)
+                l->fd = openat(dirfd, name, flags, 0600);
         if (l->fd < 0) {
                 int r = -errno;
                 free(l);
                 return r;
         }
         uint64_t last = 0, valid = 0;
-        if (scan(dirfd, name, &last, &valid) == 0) {
+        if (!made && scan(dirfd, name, &last, &valid) == 0) {
                 struct stat st;
                 /* a torn record at the end: cut it off so that appends stay readable */
                 if (fstat(l->fd, &st) == 0 && (uint64_t) st.st_size > valid && ftruncate(l->fd, (off_t) valid) < 0)
