@@ -23,10 +23,13 @@ if [ ! -x "$SPAWN" ]; then
 fi
 
 WORK=$(mktemp -d /tmp/osm-bench-sandbox-XXXXXX)
+# The instances' API sockets on a tmpfs, as on an installed gateway (/run/osmose there),
+# not beside the state on disk.
+RUNTIME=$(mktemp -d /dev/shm/osm-bench-run-XXXXXX 2>/dev/null || echo "$WORK/run")
 DAEMON_PID=
 cleanup() {
         [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-        rm -rf "$WORK"
+        rm -rf "$WORK" "$RUNTIME"
 }
 trap cleanup EXIT
 
@@ -98,7 +101,7 @@ setup_e2e() {
         local st=$WORK/state
         mkdir -p "$st" "$WORK/bundle"
         # At debug level the daemon logs one "launch times:" line per run: the breakdown below.
-        printf '[daemon]\nlog-level = debug\n' >"$WORK/osmosed.conf"
+        printf '[daemon]\nlog-level = debug\nruntime-dir = %s\n' "$RUNTIME" >"$WORK/osmosed.conf"
         "$OSMOSED" --config "$WORK/osmosed.conf" --state-dir "$st" --socket "$st/osmosed.sock" >"$WORK/osmosed.log" 2>&1 &
         DAEMON_PID=$!
         export OSMOSE_SOCKET=$st/osmosed.sock
