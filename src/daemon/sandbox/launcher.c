@@ -155,9 +155,8 @@ static bool prefork(osm_launcher *l, osm_prefork *pre) {
         osm_sb_heap_now(l->heap_start, &b.heap, &b.heap_len);
         b.ahead = l->ahead;
         b.n_ahead = l->n_ahead;
-        bool into_cg;
         int pidfd = -1;
-        pid_t pid = osm_sb_clone(osm_sb_prefork_main, &b, PREFORK_NS, -1, &into_cg, &pidfd);
+        pid_t pid = osm_sb_clone_bare(b.heap, b.heap_len, osm_sb_prefork_main, &b, PREFORK_NS, &pidfd);
         close(sv[1]);
         if (pid < 0) {
                 close(sv[0]);

@@ -267,6 +267,9 @@ void osm_sb_heap_now(uintptr_t heap_start, void **heap, size_t *len);
  * kernel < 5.7 or a refused cgroup falls back to a plain clone, and the caller moves
  * the child). Returns the pid in the parent; the child runs fn and never returns. */
 pid_t osm_sb_clone(int (*fn)(void *), void *arg, unsigned long ns, int cgfd, bool *into_cg, int *pidfd);
+/* The same without a copy of the malloc heap [heap, heap + heap_len) (MADV_DONTFORK for
+ * the time of the clone), for a child that uses nothing of it (an init cloned ahead). */
+pid_t osm_sb_clone_bare(void *heap, size_t heap_len, int (*fn)(void *), void *arg, unsigned long ns, int *pidfd);
 
 /* ---- the root's setup steps (mounts.c) ---- */
 
