@@ -203,4 +203,23 @@ for ours in osmose e2e e2e2; do
         printf "  ratio %-10s / unshare = %s\n" "$ours" "$(ratio "$ours" unshare)"
         [ -n "${med[crun]:-}" ] && printf "  ratio %-10s / crun    = %s (target <= 0.5)\n" "$ours" "$(ratio "$ours" crun)"
 done
+
+# Paired, run by run: one run --wait, then one bwrap, PAIRS times, each timed alone (the
+# rounds above are back to back: each launch of a round meets the previous one's
+# teardown and the work made ahead for the next; here the daemon has a bwrap run's time
+# in between, as a gateway's launches are spaced). The median of the per-pair ratios.
+if [ -z "$E2E_WHY" ]; then
+        PAIRS=${PAIRS:-100}
+        us() { local t=$EPOCHREALTIME; echo "${t/[.,]/}"; }
+        for ((p = 0; p < PAIRS; p++)); do
+                a0=$(us); e2e_once || break; a1=$(us)
+                b0=$(us); bwrap_once; b1=$(us)
+                echo "$((a1 - a0)) $((b1 - b0))"
+        done | python3 -c '
+import statistics as S, sys
+r = [tuple(map(int, l.split())) for l in sys.stdin if l.strip()]
+if r:
+    print("  paired, run by run (%d pairs): run --wait %.3f ms, bwrap %.3f ms (medians); ratio %.2f (median of the pairs; target <= 1)"
+          % (len(r), S.median(a for a, _ in r) / 1000, S.median(b for _, b in r) / 1000, S.median(a / b for a, b in r)))'
+fi
 exit 0
