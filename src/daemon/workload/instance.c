@@ -433,8 +433,9 @@ static void on_pidfd(uv_poll_t *h, int status, int events) {
         on_exit_check(h->data);
 }
 
-static void snapshot_stats(wl_instance *i) {
-        osm_cgroup *cg = i->proc ? osm_sandbox_proc_cgroup(i->proc) : NULL;
+/* The usage of proc (i's, ended) as its cgroups tell it, kept for ps and its tenant. */
+static void snapshot_stats(wl_instance *i, const osm_sandbox_proc *proc) {
+        osm_cgroup *cg = proc ? osm_sandbox_proc_cgroup(proc) : NULL;
         i->have_last = cg && osm_cgroup_stats_read(cg, &i->last) == 0;
 }
 
@@ -479,7 +480,6 @@ static void on_exit_check(wl_instance *i) {
                 if (i->pipes[k].fd >= 0)
                         drain_pipe(&i->pipes[k]);
         close_pipes(i);
-        snapshot_stats(i);
         if (r == 0) {
                 i->ru = ex.rusage;
                 i->have_ru = true;
@@ -492,8 +492,9 @@ static void on_exit_check(wl_instance *i) {
                 i->signal = SIGKILL;
         }
         /* Answer first (after_run ends the instance and tells its waiters, or schedules
-         * its restart), then account its usage (a synchronous commit) and remove its
-         * cgroups: neither is in the caller's critical path. A restart comes from a timer,
+         * its restart), then read and account its usage (a dozen cgroup files, then a
+         * synchronous commit) and remove its cgroups: none of it is in the caller's
+         * critical path, and no answer carries the usage (ps reads it from i->last). A restart comes from a timer,
          * after both. i stays allocated until its handles have closed, past this call. */
         osm_sandbox_proc *proc = i->proc;
         i->proc = NULL;
@@ -502,6 +503,7 @@ static void on_exit_check(wl_instance *i) {
         after_run(i);   /* sets t.answered when it has told the waiters */
         if (!i->t.answered)
                 i->t.answered = osm_now_mono_us();
+        snapshot_stats(i, proc);
         osm_tenants_account(i->w->d->tenants, i->tenant, i->workload, i->id, i->have_last ? &i->last : NULL, true);
         log_launch_times(i, osm_sandbox_proc_timing(proc));
         osm_sandbox_proc_free(proc);
