@@ -733,6 +733,37 @@ static void test_born_in_cgroup(void) {
                         usleep(10 * 1000);
         }
         TAP_OK(gone, "its cgroup is removed once it has ended");
+
+        /* The spares have the default limits written when they are made: a launch with
+         * the defaults writes none and is under them; one that lifts a limit (no pids
+         * limit at all) cannot be born in a spare that has it, and migrates. */
+        for (int lifted = 0; lifted < 2; lifted++) {
+                usleep(100 * 1000);   /* both spares ready again */
+                spec.name = lifted ? "born-unlimited" : "born-defaults";
+                spec.limits.pids = lifted ? UINT64_MAX : 0;
+                p = NULL;
+                r = osm_sandbox_spawn(sb, &spec, &p, &e);
+                snprintf(dir, sizeof dir, "%s/%s", base, spec.name);
+                snprintf(path, sizeof path, "%s/pids.max", dir);
+                f = fopen(path, "re");
+                max[0] = 0;
+                if (f && !fgets(max, sizeof max, f))
+                        max[0] = 0;
+                if (f)
+                        fclose(f);
+                const char *want = lifted ? "max\n" : "256\n";   /* DEFAULT_PIDS */
+                TAP_OK(r == 0 && strcmp(max, want) == 0, "%s: pids.max %s (%s)", spec.name, oneline(max),
+                       r == 0 ? "spawned" : e.message);
+                TAP_OK(r == 0 && (osm_sandbox_proc_timing(p)->joined == 0) == !lifted, "%s: %s", spec.name,
+                       lifted ? "moved into a cgroup of its own" : "born in a spare, no migration");
+                if (p) {
+                        osm_sandbox_proc_kill(p, SIGKILL);
+                        pp.fd = osm_sandbox_proc_pidfd(p);
+                        poll(&pp, 1, 10000);
+                        osm_sandbox_proc_reap(p, &ex);
+                        osm_sandbox_proc_free(p);
+                }
+        }
 }
 
 /* Spawn spec with its stdout on a pipe and read its first line (to the first newline, at

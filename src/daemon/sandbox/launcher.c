@@ -93,6 +93,7 @@ typedef struct launcher_slot {
         bool done, into_cg;
         pid_t pid;
         int pidfd, err;
+        uint64_t lim[3];       /* the limits written in the spare: memory, pids, cpu */
         bool has_pre;          /* READY: an init cloned ahead waits in the spare */
         bool asked_build;      /* …and has been told to build its root's common part */
         osm_prefork pre;
@@ -105,6 +106,7 @@ struct osm_launcher {
         const op *ahead;       /* the steps they run before their plan comes */
         size_t n_ahead;
         unsigned rooting;      /* launches building their root now (osm_launcher_rooting) */
+        uint64_t lim[3];       /* the limits to write in the next spares (the defaults) */
         pid_t pid;             /* the process whose threads these are: a fork has none */
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -122,14 +124,23 @@ static void bury(grave *graves, size_t n) {
         }
 }
 
-/* Make the next spare and move the calling thread into it (leaving the cgroup it was in).
- * Returns it, or NULL (then the thread is back where the daemon is). Without the lock. */
-static osm_cgroup *arm(osm_launcher *l, unsigned seq) {
+/* Make the next spare, with the limits lim[] (memory, pids, cpu) written if it can (else
+ * none, and lim[] says so: all zero), and move the calling thread into it (leaving the
+ * cgroup it was in). Returns it, or NULL (then the thread is back where the daemon is).
+ * Without the lock. */
+static osm_cgroup *arm(osm_launcher *l, unsigned seq, uint64_t lim[3]) {
         char name[64], why[200] = "";
         snprintf(name, sizeof name, ".spare-%d-%u", (int) getpid(), seq);
         osm_cgroup *cg = NULL;
         if (osm_cg_create(l->host, name, 0, 0, 0, &cg, why, sizeof why) < 0)
                 cg = NULL;
+        if (cg && osm_cg_limit(l->host, cg, lim[0], lim[1], lim[2]) < 0) {
+                /* Written in part, maybe: a spare without any, as the launch will write. */
+                osm_cg_destroy(cg);
+                lim[0] = lim[1] = lim[2] = 0;
+                if (osm_cg_create(l->host, name, 0, 0, 0, &cg, why, sizeof why) < 0)
+                        cg = NULL;
+        }
         if (cg && osm_cg_v1_joined(cg) && osm_cg_join_thread(l->host, cg) == 0)
                 return cg;
         (void) osm_cg_leave_thread(l->host);
@@ -188,6 +199,10 @@ static void drop_prefork(launcher_slot *s) {
         osm_prefork_discard(&s->pre);
 }
 
+static bool lim_unlimited(uint64_t v) {
+        return v == 0 || v == UINT64_MAX;
+}
+
 /* Tell the slot's init to build the common part of its root now (child.c): one byte, the
  * plan comes later. Only while no launch builds its own: mounts in every namespace take
  * one lock of the kernel's in turn (namespace_sem), and a launch's come first. With the
@@ -197,6 +212,16 @@ static void ask_build(osm_launcher *l, launcher_slot *s) {
                 return;
         s->asked_build = true;
         (void) send(s->pre.sync_fd, "b", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void osm_launcher_set_limits(osm_launcher *l, uint64_t memory, uint64_t pids, uint64_t cpu_percent) {
+        if (!l)
+                return;
+        pthread_mutex_lock(&l->lock);
+        l->lim[0] = memory;
+        l->lim[1] = pids;
+        l->lim[2] = cpu_percent;
+        pthread_mutex_unlock(&l->lock);
 }
 
 void osm_launcher_rooting(osm_launcher *l, bool begins) {
@@ -236,13 +261,16 @@ static void *slot_main(void *arg) {
                 }
                 if (s->state == SLOT_ARMING) {
                         unsigned seq = ++l->seq;
+                        uint64_t lim[3];
+                        memcpy(lim, l->lim, sizeof lim);
                         pthread_mutex_unlock(&l->lock);
-                        osm_cgroup *cg = arm(l, seq);
+                        osm_cgroup *cg = arm(l, seq, lim);
                         osm_prefork pre;
                         bool has_pre = cg && l->prefork && prefork(l, &pre);
                         pthread_mutex_lock(&l->lock);
                         s->has_pre = has_pre;
                         s->asked_build = false;
+                        memcpy(s->lim, lim, sizeof lim);
                         if (has_pre)
                                 s->pre = pre;
                         ask_build(l, s);
@@ -385,6 +413,20 @@ osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory
                 for (size_t k = 0; k < LAUNCHER_SLOTS && !s; k++)
                         if (l->slot[k].state == SLOT_READY && (pass || !l->slot[k].burying))
                                 s = &l->slot[k];
+        /* The spare has the default limits already (written when it was made): only those
+         * that differ are written now. A limit lifted would need writing as such, which
+         * osm_cg_limit does not do (it writes finite limits): that launch makes a cgroup of
+         * its own. */
+        const uint64_t want[3] = { memory, pids, cpu_percent };
+        uint64_t write[3] = { 0, 0, 0 };
+        for (int k = 0; s && k < 3; k++) {
+                if (want[k] == s->lim[k])
+                        continue;
+                if (lim_unlimited(want[k]) && !lim_unlimited(s->lim[k]))
+                        s = NULL;
+                else
+                        write[k] = want[k];
+        }
         if (s)
                 s->state = SLOT_TAKEN;
         pthread_mutex_unlock(&l->lock);
@@ -399,7 +441,7 @@ osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory
         snprintf(spare_name, sizeof spare_name, "%s", slash ? slash + 1 : "");
         int r = osm_cg_rename(cg, name);
         if (r == 0) {
-                r = osm_cg_limit(l->host, cg, memory, pids, cpu_percent);
+                r = osm_cg_limit(l->host, cg, write[0], write[1], write[2]);
                 if (r < 0)
                         (void) osm_cg_rename(cg, spare_name);
         }

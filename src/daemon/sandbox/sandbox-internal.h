@@ -116,6 +116,9 @@ typedef struct osm_prefork {
 bool osm_launcher_take_prefork(osm_launcher *l, int slot, osm_prefork *out);
 /* Kill and reap it, close its fds. */
 void osm_prefork_discard(osm_prefork *pre);
+/* The limits of the spares made from now on, those of most launches (the defaults): a
+ * launch with the same writes none. NULL-safe. */
+void osm_launcher_set_limits(osm_launcher *l, uint64_t memory, uint64_t pids, uint64_t cpu_percent);
 /* A launch begins building its root (begins), or is past it: the inits cloned ahead build
  * the common part of theirs only while none is (NULL-safe). */
 void osm_launcher_rooting(osm_launcher *l, bool begins);

@@ -51,6 +51,7 @@ int osm_sandbox_reconfigure(osm_sandbox *sb, const osm_sandbox_options *opts) {
         sb->uid_base = opts->uid_base;
         sb->uid_count = opts->uid_count;
         set_limits_defaults(sb, opts->defaults);
+        osm_launcher_set_limits(sb->launcher, sb->defaults.memory, sb->defaults.pids, sb->defaults.cpu_percent);
         return 0;
 }
 
@@ -105,6 +106,7 @@ int osm_sandbox_new(const osm_sandbox_options *opts, osm_sandbox **out) {
         if (sb->privileged && osm_sb_ahead_make(sb, &sb->ahead) < 0)
                 sb->ahead = (osm_sb_ahead) { 0 };
         sb->launcher = osm_launcher_new(&sb->cg, sb->privileged, sb->heap_start, sb->ahead.ops, sb->ahead.n);
+        osm_launcher_set_limits(sb->launcher, sb->defaults.memory, sb->defaults.pids, sb->defaults.cpu_percent);
         /* setns needs no user namespace */
         sb->netns = sb->privileged ? osm_netns_pool_new(sb->uid_base, sb->uid_count) : NULL;
         *out = sb;
