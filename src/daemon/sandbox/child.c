@@ -478,6 +478,9 @@ int osm_sb_child_main(void *arg) {
         int e = make_mounts_private();
         if (e)
                 child_fail(c, "mount", "/ private", e);
+        for (size_t i = 0; i < c->n_common; i++)
+                if ((e = run_op(&c->common[i])) != 0)
+                        child_fail(c, c->common[i].shown, NULL, e);
         for (size_t i = 0; i < c->n_ops; i++)
                 if ((e = run_op(&c->ops[i])) != 0)
                         child_fail(c, c->ops[i].shown, NULL, e);
@@ -629,12 +632,13 @@ int osm_sb_prefork_main(void *arg) {
         c->netns_fd = got[PLAN_FD_NETNS];
         c->userns_fd = got[PLAN_FD_USERNS];
         c->heap = NULL;   /* gone already */
-        /* The plan's first steps are those run ahead (a minimal root): the ones built are
-         * skipped. Other steps (a bundle's rootfs) begin with a bare stage: the one built
-         * ahead goes, with all that is mounted on it. */
-        if (plan->n_common == b->n_ahead) {
-                c->ops += built;
-                c->n_ops -= built;
+        /* A minimal root begins with the steps run ahead (its plan points to the same list,
+         * this init's copy of it): the ones built are skipped. Other steps (a bundle's
+         * rootfs) begin with a bare stage: the one built ahead goes, with all that is
+         * mounted on it. */
+        if (c->common == b->ahead && c->n_common == b->n_ahead) {
+                c->common += built;
+                c->n_common -= built;
                 ahead_built = built;
         } else if (built && umount2(b->ahead[0].dst, MNT_DETACH) < 0)
                 child_fail(c, "umount", "the stage built ahead", errno);

@@ -209,14 +209,19 @@ int osm_sb_build_ops(const osm_sandbox *sb, const osm_sandbox_spec *spec, const 
         char data[128];
         const char *stage = sb->stage_dir;
         _cleanup_free_ char *root = NULL;
+        b->common = NULL;
         b->n_common = 0;
         if (!spec->root) {
-                /* The minimal root: the stage tmpfs itself, made read-only at the end. */
+                /* The minimal root: the stage tmpfs itself, made read-only at the end. Its
+                 * first steps are the same for every spec: made once (osm_sb_ahead). */
                 root = strdup(stage);
                 if (!root)
                         return -ENOMEM;
-                add_common_root(b, stage);
-                b->n_common = b->n;
+                if (sb->ahead.n) {
+                        b->common = sb->ahead.ops;
+                        b->n_common = sb->ahead.n;
+                } else
+                        add_common_root(b, stage);
                 b->root = root;
                 add_bind_points(b, spec, bind_st);
                 char hosts[512];

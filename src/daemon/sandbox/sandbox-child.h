@@ -57,6 +57,8 @@ typedef struct child_ctx {
         int userns_fd;              /* privileged: a user namespace made ahead and mapped,
                                      * to join once the root is built, or -1: unshare one
                                      * and ask the parent for its map */
+        const op *common;           /* run before ops: the steps every minimal root */
+        size_t n_common;            /* begins with (osm_sb_ahead's, made once), or none */
         op *ops;
         size_t n_ops;
         char *root;                 /* the directory pivot_root goes to */
@@ -85,8 +87,6 @@ typedef struct osm_sb_plan {
         size_t size;            /* of the whole plan, this header included */
         sigset_t mask;          /* the launching thread's signal mask */
         bool unshare_net;       /* no network namespace made ahead: the init makes one */
-        size_t n_common;        /* ctx.ops begin with the steps an init runs ahead (a
-                                 * minimal root: osm_sb_ahead's n), or 0 */
         int fd_index[PLAN_FDS]; /* which of the fds that come with it is which, -1 none */
         child_ctx ctx;          /* its fd fields are filled in by the init */
         _Alignas(16) unsigned char data[];

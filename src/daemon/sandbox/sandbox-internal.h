@@ -281,11 +281,13 @@ typedef struct builder {
         size_t n, cap;
         int err;
         const char *root;   /* prefix of every dst */
-        size_t n_common;    /* the first steps, those of every minimal root (osm_sb_ahead) */
+        const op *common;   /* the steps to run before ops: a minimal root's first, */
+        size_t n_common;    /* sb's osm_sb_ahead (not copied), or none */
 } builder;
 
 /* Build the list of setup steps for spec. root_out is where pivot_root goes. A minimal
- * root's list begins with the steps of osm_sb_ahead_make (b->n_common of them), exactly. */
+ * root begins with the steps every minimal root begins with: sb's osm_sb_ahead if there
+ * is one (b->common, not in b->ops), else they are the first of b->ops. */
 int osm_sb_build_ops(const osm_sandbox *sb, const osm_sandbox_spec *spec, const struct stat *bind_st,
                      const char *hostname, uint64_t tmp_size, builder *b, char **root_out);
 void osm_sb_ops_free(op *ops, size_t n);

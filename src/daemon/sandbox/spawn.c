@@ -330,7 +330,7 @@ static bool plan_filter(plan_buf *pb, const struct sock_fprog *f, struct sock_fp
 
 /* A deep copy of c into the plan, its fds by their place in the message (fds[], *n_fds);
  * false if it does not fit. */
-static bool plan_write(osm_sb_plan *plan, const child_ctx *c, size_t n_common, int *fds, size_t *n_fds) {
+static bool plan_write(osm_sb_plan *plan, const child_ctx *c, int *fds, size_t *n_fds) {
         plan_buf b = { .data = plan->data, .cap = PLAN_MAX - offsetof(osm_sb_plan, data) }, *pb = &b;
         pthread_sigmask(SIG_SETMASK, NULL, &plan->mask);
         plan->unshare_net = c->netns_fd < 0;
@@ -352,38 +352,17 @@ static bool plan_write(osm_sb_plan *plan, const child_ctx *c, size_t n_common, i
                   plan_filter(pb, &c->prog->deny, &prog->deny) && plan_strv(pb, c->argv, &d->argv) &&
                   plan_strv(pb, c->envp, &d->envp) && plan_mstr(pb, c->root, &d->root) &&
                   plan_str(pb, c->hostname, &d->hostname) && plan_str(pb, c->cwd, &d->cwd);
-        plan->n_common = n_common;
         plan->size = offsetof(osm_sb_plan, data) + pb->used;
         return ok;
 }
 
-static bool str_same(const char *a, const char *b) {
-        return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* How many of the launch's first steps are those an init cloned ahead runs (all of them,
- * for a minimal root), else 0. */
-static size_t steps_ahead(const osm_sandbox *sb, const builder *b) {
-        const osm_sb_ahead *a = &sb->ahead;
-        if (!a->n || b->n_common != a->n)
-                return 0;
-        for (size_t k = 0; k < a->n; k++) {
-                const op *x = &a->ops[k], *y = &b->ops[k];
-                if (x->kind != y->kind || x->flags != y->flags || x->mode != y->mode || x->optional != y->optional ||
-                    !str_same(x->fstype, y->fstype) || !str_same(x->src, y->src) || !str_same(x->dst, y->dst) ||
-                    !str_same(x->data, y->data))
-                        return 0;
-        }
-        return a->n;
-}
-
 /* Hand the init cloned ahead its plan: 0, or -errno (it is gone, or the plan too big). */
-static int plan_send(osm_prefork *pre, const child_ctx *c, size_t n_common) {
+static int plan_send(osm_prefork *pre, const child_ctx *c) {
         int fds[PLAN_FDS];
         size_t n_fds;
         pthread_mutex_lock(&plan_lock);
         osm_sb_plan *plan = (osm_sb_plan *) osm_sb_plan_mem;
-        if (!plan_write(plan, c, n_common, fds, &n_fds)) {
+        if (!plan_write(plan, c, fds, &n_fds)) {
                 pthread_mutex_unlock(&plan_lock);
                 return -E2BIG;
         }
@@ -590,6 +569,8 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         c.stdio_fd[2] = spec->stderr_fd;
         c.prog = prog;
         c.sync_fd = c.parent_fd = -1;
+        c.common = b.common;
+        c.n_common = b.n_common;
         c.ops = b.ops;
         c.n_ops = b.n;
         c.root = root;
@@ -636,7 +617,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
         rooting = true;
         if (slot >= 0 && cgfd < 0 && !bridged && osm_launcher_take_prefork(sb->launcher, slot, &pre)) {
                 cloned = true;   /* the slot's thread has moved on */
-                r = plan_send(&pre, &c, steps_ahead(sb, &b));
+                r = plan_send(&pre, &c);
                 if (r == 0) {
                         p->pid = pre.pid;
                         p->pidfd = pre.pidfd;
@@ -761,7 +742,7 @@ int osm_sandbox_spawn(osm_sandbox *sb, const osm_sandbox_spec *spec, osm_sandbox
          * An init cloned ahead came with it. */
         if (p->mntns_fd < 0 && sb->launcher)
                 p->mntns_fd = osm_sb_open_mntns(p->pid);
-        p->timing.root_ahead = sb->ahead.n && started.ahead == sb->ahead.n;
+        p->timing.root_ahead = b.n_common && started.ahead == b.n_common;
         if (joins_userns && started.root_us > t0)
                 p->timing.root = (uint32_t) OSM_MIN(started.root_us - t0, (uint64_t) UINT32_MAX);
         fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
