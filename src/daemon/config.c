@@ -48,7 +48,7 @@ const osm_config_key osm_config_keys[] = {
 
         K("discovery", "enabled", BOOL, discovery_enabled, "yes", "publish this space and browse the LAN with Avahi"),
         K("discovery", "service-types", STRING, service_types, "", "extra DNS-SD types to browse, space-separated"),
-        K("discovery", "max-services", UINT, discovery_max_services, "4096", "services kept in the catalog; more announced on the LAN are ignored"),
+        K("discovery", "max-services", UINT, discovery_max_services, "4096", "services kept in the catalog (gateways' records apart, max-peers of them); more announced on the LAN are ignored"),
         K("discovery", "max-peers", UINT, discovery_max_peers, "256", "peer records kept (present and gone); the oldest gone untrusted ones make room"),
 
         K("sandbox", "uid-base", UINT, uid_base, "524288", "first host uid/gid mapped into sandboxes"),

@@ -142,11 +142,17 @@ static void test_catalog(void) {
         TAP_OK(json_is_false(json_object_get(p, "conflict")), "no conflict");
 
         r = osm_dcat_seen(c, 2, 0, "x1", "_x._tcp", "local", 0);
-        TAP_EQ_INT(r, 1, "a third service");
+        TAP_EQ_INT(r, 1, "a second service");
         r = osm_dcat_seen(c, 2, 0, "x2", "_x._tcp", "local", 0);
+        TAP_EQ_INT(r, 1, "a third: the gateway's record does not take the services' room");
+        r = osm_dcat_seen(c, 2, 0, "x3", "_x._tcp", "local", 0);
         TAP_EQ_INT(r, -ENOSPC, "over the cap: refused");
         osm_dcat_get_stats(c, &st);
         TAP_EQ_INT(st.dropped_services, 1, "... and counted");
+        r = osm_dcat_seen(c, 2, 0, "gw2", OSM_OSMOSE_SERVICE_TYPE, "local", 0);
+        TAP_EQ_INT(r, 1, "a gateway's record still has room of its own (a flood cannot hide one)");
+        osm_dcat_lost(c, 2, 0, "gw2", OSM_OSMOSE_SERVICE_TYPE, "local");
+        osm_dcat_lost(c, 2, 0, "x2", "_x._tcp", "local");
 
         osm_dcat_lost(c, 2, 0, "gw", OSM_OSMOSE_SERVICE_TYPE, "local");
         TAP_EQ_INT(n_removed, 1, "losing the service makes the peer gone");

@@ -115,7 +115,8 @@ static void job_queue(osm_discovery *disc, int iface, int proto, const char *nam
                       const char *type, const char *domain) {
         osm_resolve_job *j;
 
-        if (disc->n_queued + disc->n_inflight >= disc->d->cfg.discovery_max_services) {
+        /* As many as the catalog holds: its services, and its gateways' records apart. */
+        if (disc->n_queued + disc->n_inflight >= disc->d->cfg.discovery_max_services + disc->d->cfg.discovery_max_peers) {
                 disc->dropped_resolves++;
                 return;
         }

@@ -51,6 +51,7 @@ struct osm_dcat {
         dsvc **buckets;
         size_t n_buckets;               /* a power of two */
         size_t n_services;
+        size_t n_gateway_services;      /* of them, _osmose._tcp ones (max_peers of them) */
         size_t n_listed;                /* of them resolved (listed), kept for cheap stats */
 
         dpeer **peers;
@@ -222,7 +223,12 @@ int osm_dcat_seen(osm_dcat *c, int iface, int proto, const char *name, const cha
         sp = svc_slot(c, name, type, domain, h);
         s = *sp;
         if (!s) {
-                if (c->n_services >= c->limits.max_services) {
+                /* Gateways' records have room of their own (max_peers), apart from the
+                 * other services: a flood of services cannot hide a gateway, nor one that
+                 * claims this space's id. */
+                bool gateway = strcmp(type, OSM_OSMOSE_SERVICE_TYPE) == 0;
+                if (gateway ? c->n_gateway_services >= c->limits.max_peers
+                            : c->n_services - c->n_gateway_services >= c->limits.max_services) {
                         c->counters.dropped_services++;
                         return -ENOSPC;
                 }
@@ -240,6 +246,7 @@ int osm_dcat_seen(osm_dcat *c, int iface, int proto, const char *name, const cha
                 s->first_seen = s->last_seen = osm_now_real_us();
                 *sp = s;
                 c->n_services++;
+                c->n_gateway_services += gateway;
         }
         /* OUR_OWN/LOCAL only come with new items; keep what we learnt */
         s->flags |= flags;
@@ -318,6 +325,7 @@ static void svc_remove(osm_dcat *c, dsvc **sp) {
                 peers_service_lost(c, s);
         *sp = s->hnext;
         c->n_services--;
+        c->n_gateway_services -= is_peer_service(s);
         svc_free(s);
 }
 
