@@ -101,7 +101,9 @@ static void fuzz_catalog(const uint8_t *data, size_t size) {
                         break;
                 }
                 osm_dcat_get_stats(c, &st);
-                check(st.services <= lim.max_services && st.peers <= lim.max_peers);
+                /* the services within their cap, the gateways' records within theirs */
+                check(st.gateway_services <= st.services && st.services - st.gateway_services <= lim.max_services &&
+                      st.gateway_services <= lim.max_peers && st.peers <= lim.max_peers);
         }
 
         /* what is saved loads back, record for record */

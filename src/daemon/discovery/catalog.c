@@ -783,6 +783,7 @@ osm_dcat *osm_dcat_free(osm_dcat *c) {
 void osm_dcat_get_stats(osm_dcat *c, osm_dcat_stats *st) {
         *st = c->counters;
         st->services = c->n_services;
+        st->gateway_services = c->n_gateway_services;
         st->services_listed = c->n_listed;
         st->peers = c->n_peers;
         st->peers_present = st->peers_conflicting = 0;

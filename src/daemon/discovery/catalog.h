@@ -97,6 +97,7 @@ int osm_dcat_load(osm_dcat *c, json_t *doc, size_t *skipped, osm_error *err);
 
 typedef struct osm_dcat_stats {
         size_t services;                /* entries, resolved or not */
+        size_t gateway_services;        /* of them, _osmose._tcp ones (room apart: max_peers) */
         size_t services_listed;         /* resolved */
         size_t peers;
         size_t peers_present;
