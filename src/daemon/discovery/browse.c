@@ -116,7 +116,8 @@ static void job_queue(osm_discovery *disc, int iface, int proto, const char *nam
         osm_resolve_job *j;
 
         /* As many as the catalog holds: its services, and its gateways' records apart. */
-        if (disc->n_queued + disc->n_inflight >= disc->d->cfg.discovery_max_services + disc->d->cfg.discovery_max_peers) {
+        const osm_config *cfg = &disc->d->cfg;
+        if (disc->n_queued + disc->n_inflight >= cfg->discovery_max_services + cfg->discovery_max_peers) {
                 disc->dropped_resolves++;
                 return;
         }

@@ -298,9 +298,9 @@ static int write_u64(const char *dir, const char *file, uint64_t v) {
 
 static int set_limits(osm_cg_ctrl c, osm_limit_mode mode, const char *dir, bool memsw,
                       uint64_t memory, uint64_t pids, uint64_t cpu_percent) {
-        bool unlimited_mem = memory == 0 || memory == UINT64_MAX;
-        bool unlimited_pids = pids == 0 || pids == UINT64_MAX;
-        bool unlimited_cpu = cpu_percent == 0 || cpu_percent == UINT64_MAX;
+        bool unlimited_mem = osm_cg_unlimited(memory);
+        bool unlimited_pids = osm_cg_unlimited(pids);
+        bool unlimited_cpu = osm_cg_unlimited(cpu_percent);
         int r = 0;
         char buf[64];
         switch (c) {

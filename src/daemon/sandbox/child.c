@@ -177,6 +177,15 @@ static int run_op(const op *o) {
         return r < 0 && !(o->optional && errno == ENOENT) ? errno : 0;
 }
 
+/* Run ops[0..n), or fail on the first that fails, naming it. */
+static void run_steps(child_ctx *c, const op *ops, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int e = run_op(&ops[i]);
+                if (e)
+                        child_fail(c, ops[i].shown, NULL, e);
+        }
+}
+
 /* Nothing we mount may propagate back to the host: made so before the first mount (by an
  * init cloned ahead, before the steps it runs ahead). */
 static bool mounts_private;
@@ -478,12 +487,8 @@ int osm_sb_child_main(void *arg) {
         int e = make_mounts_private();
         if (e)
                 child_fail(c, "mount", "/ private", e);
-        for (size_t i = 0; i < c->n_common; i++)
-                if ((e = run_op(&c->common[i])) != 0)
-                        child_fail(c, c->common[i].shown, NULL, e);
-        for (size_t i = 0; i < c->n_ops; i++)
-                if ((e = run_op(&c->ops[i])) != 0)
-                        child_fail(c, c->ops[i].shown, NULL, e);
+        run_steps(c, c->common, c->n_common);
+        run_steps(c, c->ops, c->n_ops);
         /* pivot_root(".", "."): the old root ends up stacked on the new one and is
          * detached at once; no directory is needed for it. */
         if (chdir(c->root) < 0)

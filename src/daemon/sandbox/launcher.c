@@ -22,9 +22,10 @@
  * While it waits, and once told (a byte on that socket, sent when no launch is building
  * its root: mounts in every namespace take one kernel lock in turn), it builds what every
  * minimal root begins with — the stage's tmpfs, /usr, /etc's fixed files, /proc and its
- * masks, /dev and its nodes — from a list made once (mounts.c, osm_sb_ahead). The
- * plan still holds every step; the init skips those it has built. A plan of a bundle's
- * rootfs begins with a bare stage: the built one is detached first.
+ * masks, /dev and its nodes — from a list made once (mounts.c, osm_sb_ahead). A plan of
+ * a minimal root points to that list (every copy of the daemon has it) and the init
+ * skips the steps it has built. A plan of a bundle's rootfs begins with a bare stage:
+ * the built one is detached first.
  *
  * The init is a child of the launcher thread: the daemon's main thread reaps it (a thread
  * may wait for the children of the other threads of its process), and its parent-death
@@ -197,10 +198,6 @@ static void drop_prefork(launcher_slot *s) {
                 return;
         s->has_pre = false;
         osm_prefork_discard(&s->pre);
-}
-
-static bool lim_unlimited(uint64_t v) {
-        return v == 0 || v == UINT64_MAX;
 }
 
 /* Tell the slot's init to build the common part of its root now (child.c): one byte, the
@@ -422,7 +419,7 @@ osm_cgroup *osm_launcher_take(osm_launcher *l, const char *name, uint64_t memory
         for (int k = 0; s && k < 3; k++) {
                 if (want[k] == s->lim[k])
                         continue;
-                if (lim_unlimited(want[k]) && !lim_unlimited(s->lim[k]))
+                if (osm_cg_unlimited(want[k]) && !osm_cg_unlimited(s->lim[k]))
                         s = NULL;
                 else
                         write[k] = want[k];

@@ -161,14 +161,19 @@ static void add_dev(builder *b) {
         add(b, OP_SYMLINK, "/proc/self/fd/2", "/dev/stderr", NULL, 0, NULL, 0, false, "symlink");
 }
 
+/* The stage's tmpfs, where every root is built. */
+static void add_stage(builder *b, const char *stage) {
+        b->root = "";
+        add(b, OP_MOUNT, "tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m", 0, false,
+            "mount tmpfs on the stage");
+}
+
 /* The steps every minimal root begins with, whatever the spec: the stage's tmpfs (the
  * root itself), the host's /usr read-only with the merged-/usr links, the skeleton's
  * directories, the fixed files of /etc, /proc and /dev. An init cloned ahead runs them
  * while it waits for its plan (osm_sb_ahead_make); a launch's own steps follow them. */
 static void add_common_root(builder *b, const char *stage) {
-        b->root = "";
-        add(b, OP_MOUNT, "tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m", 0, false,
-            "mount tmpfs on the stage");
+        add_stage(b, stage);
         b->root = stage;
         add(b, OP_MKDIR, NULL, "/usr", NULL, 0, NULL, 0755, false, "mkdir");
         add(b, OP_BIND, "/usr", "/usr", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV, NULL, 0, false, "bind /usr");
@@ -238,9 +243,7 @@ int osm_sb_build_ops(const osm_sandbox *sb, const osm_sandbox_spec *spec, const 
                 /* A bundle's rootfs: overlaid read-only with a skeleton on top that holds
                  * the mount points. The skeleton wins over the bundle, so a bundle cannot
                  * turn /proc or /data into a symlink that sends our mounts elsewhere. */
-                b->root = "";
-                add(b, OP_MOUNT, "tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m", 0, false,
-                    "mount tmpfs on the stage");
+                add_stage(b, stage);
                 _cleanup_free_ char *skel = dupcat(stage, "/skel");
                 root = dupcat(stage, "/root");
                 if (!skel || !root)

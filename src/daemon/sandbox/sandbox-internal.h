@@ -72,6 +72,10 @@ int osm_cg_create(const osm_cg_host *host, const char *name, uint64_t memory, ui
 /* Put pid into every controller of cg but those it was born in (v2: CLONE_INTO_CGROUP;
  * v1: cloned by a launcher thread). 0 or -errno. */
 int osm_cg_attach(const osm_cgroup *cg, pid_t pid, bool v2_done, bool v1_done);
+/* A limit of 0 or UINT64_MAX is none: osm_cg_create and osm_cg_limit write nothing for it. */
+static inline bool osm_cg_unlimited(uint64_t v) {
+        return v == 0 || v == UINT64_MAX;
+}
 /* Write the limits of an instance (as osm_cg_create) into the directories of cg. 0 or -errno. */
 int osm_cg_limit(const osm_cg_host *host, const osm_cgroup *cg, uint64_t memory, uint64_t pids, uint64_t cpu_percent);
 /* Rename cg's directories (same parent) to name; on failure nothing is renamed. 0 or -errno. */
@@ -97,8 +101,8 @@ typedef struct osm_launcher osm_launcher;
 /* Start the threads if a controller is in a v1 hierarchy of host (which must outlive the
  * launcher); NULL otherwise, or if they cannot be made (launches then migrate). With
  * prefork_inits (a root daemon) each thread also clones an init ahead into its spare,
- * which unmaps the daemon's heap from heap_start (0: unknown) at its birth, then runs
- * ahead[0..n_ahead) (osm_sb_ahead, which must outlive the launcher). */
+ * cloned without the daemon's heap from heap_start (0: unknown), which runs
+ * ahead[0..n_ahead) (osm_sb_ahead, which must outlive the launcher) once told to. */
 osm_launcher *osm_launcher_new(const osm_cg_host *host, bool prefork_inits, uintptr_t heap_start,
                                const op *ahead, size_t n_ahead);
 

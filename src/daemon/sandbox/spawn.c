@@ -329,7 +329,8 @@ static bool plan_filter(plan_buf *pb, const struct sock_fprog *f, struct sock_fp
 }
 
 /* A deep copy of c into the plan, its fds by their place in the message (fds[], *n_fds);
- * false if it does not fit. */
+ * false if it does not fit. c->common is not copied: it points into the list made once
+ * (osm_sb_ahead), at the same address in the init, a copy of the daemon. */
 static bool plan_write(osm_sb_plan *plan, const child_ctx *c, int *fds, size_t *n_fds) {
         plan_buf b = { .data = plan->data, .cap = PLAN_MAX - offsetof(osm_sb_plan, data) }, *pb = &b;
         pthread_sigmask(SIG_SETMASK, NULL, &plan->mask);

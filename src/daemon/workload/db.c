@@ -326,7 +326,8 @@ static int record_new(wl_instance *i) {
                 i->id = NULL;
                 return -ENOMEM;
         }
-        _cleanup_reset_ sqlite3_stmt *up = osm_db_stmt(&w->hist_stmts, w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2");
+        _cleanup_reset_ sqlite3_stmt *up =
+                osm_db_stmt(&w->hist_stmts, w->hist, "UPDATE instances SET id = ?1 WHERE seq = ?2");
         if (!up)
                 return -EIO;
         sqlite3_bind_text(up, 1, i->id, -1, SQLITE_STATIC);

@@ -494,8 +494,9 @@ static void on_exit_check(wl_instance *i) {
         /* Answer first (after_run ends the instance and tells its waiters, or schedules
          * its restart), then read and account its usage (a dozen cgroup files, then a
          * synchronous commit) and remove its cgroups: none of it is in the caller's
-         * critical path, and no answer carries the usage (ps reads it from i->last). A restart comes from a timer,
-         * after both. i stays allocated until its handles have closed, past this call. */
+         * critical path, and no answer carries the usage (ps reads it from i->last). A
+         * restart comes from a timer, after both. i stays allocated until its handles
+         * have closed, past this call. */
         osm_sandbox_proc *proc = i->proc;
         i->proc = NULL;
         uv_timer_stop(&i->timer);
